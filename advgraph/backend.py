@@ -1,0 +1,119 @@
+"""The Backend protocol and backend discovery through the `advgraph.backends` entry points.
+
+A backend turns a Program into a Trainer. Trainers speak NumPy at their boundary (checkpoints,
+samples) and keep everything else on their device. The training loop (train.py) owns the
+schedules, the data order and the run directory; a trainer only executes steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import BackendError
+from .ir import Op, Program
+
+GROUP = "advgraph.backends"
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Static optimiser settings; the per-step lr and momentum come with each step."""
+
+    kind: str  # "sgd" | "adam"
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+
+@runtime_checkable
+class Trainer(Protocol):
+    def load_data(self, x: np.ndarray) -> None:
+        """Keep the training set (N, *shape) on the device."""
+
+    def set_order(self, order: np.ndarray) -> None:
+        """The permutation of example indices for the current epoch."""
+
+    def d_step(self, pos: int, lr: float, momentum: float, z: np.ndarray | None = None) -> None:
+        """One D update on examples order[pos:pos+m] and m noise samples (drawn if z is None)."""
+
+    def g_step(self, lr: float, momentum: float, z: np.ndarray | None = None) -> None:
+        """One G update on m fresh noise samples (or the given z)."""
+
+    def read_metrics(self) -> dict[str, float]:
+        """Means since the last read of d_loss, g_loss, d_real, d_fake; resets the sums.
+        Also `finite`: 1.0 when every parameter is finite. The only host sync of training."""
+
+    def generate(self, z: np.ndarray) -> np.ndarray:
+        """G(z) in inference mode (no dropout, running batchnorm statistics)."""
+
+    def discriminate(self, x: np.ndarray) -> np.ndarray:
+        """D(x) probabilities in inference mode, shape (N,)."""
+
+    def sample_noise(self, n: int) -> np.ndarray:
+        """n draws from the prior with the trainer's generator."""
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Parameters, buffers, optimiser slots and RNG state, by stable name."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what state_dict gave (parameters alone are enough to start from)."""
+
+
+class Backend(Protocol):
+    name: str
+
+    def available(self) -> tuple[bool, str]:
+        """(usable here?, why not)."""
+
+    def supports(self, op: Op) -> bool: ...
+
+    def build(self, program: Program, device: str, seed: int, batch_size: int,
+              optim: dict[str, OptimConfig]) -> Trainer: ...
+
+
+def _entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def list_backends() -> list[tuple[str, bool, str]]:
+    """(name, available, reason) for every installed backend."""
+    out = []
+    for name, ep in sorted(_entry_points().items()):
+        try:
+            ok, why = ep.load()().available()
+        except Exception as e:  # a broken plugin must not break listing the others
+            ok, why = False, f"failed to load: {type(e).__name__}: {e}"
+        out.append((name, ok, why))
+    return out
+
+
+def get_backend(name: str) -> Backend:
+    eps = _entry_points()
+    if name not in eps:
+        listing = ", ".join(f"{n}" + ("" if ok else f" (unavailable: {why})")
+                            for n, ok, why in list_backends()) or "none"
+        raise BackendError(f"unknown backend {name!r}; installed: {listing}")
+    try:
+        backend = eps[name].load()()
+        ok, why = backend.available()
+    except Exception as e:
+        raise BackendError(f"backend {name!r} failed to load: {type(e).__name__}: {e}") from None
+    if not ok:
+        others = ", ".join(n for n, avail, _ in list_backends() if avail and n != name)
+        raise BackendError(f"backend {name!r} is unavailable: {why}"
+                           + (f"; available: {others}" if others else ""))
+    return backend
+
+
+def check_supported(backend: Backend, program: Program) -> None:
+    """An op the backend lacks is a compile-time error naming op, node and backend."""
+    from .errors import LoweringError
+
+    for g in (program.G, program.D):
+        for node in g.nodes:
+            if not backend.supports(node.op):
+                raise LoweringError(node.name, node.op.value, backend.name)

@@ -1,0 +1,296 @@
+"""The `advgraph` command line. Thin: parse, call the library, print.
+
+AdvGraphError → a message on stderr and its exit code (2 for spec/usage problems, 1 otherwise),
+never a traceback. `--help` and `check` import neither torch nor cupy (backends load lazily).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import AdvGraphError, UsageError
+
+app = typer.Typer(
+    help="Generative adversarial nets (Goodfellow et al., 2014) declared in YAML.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+SetOpt = typer.Option(None, "--set", metavar="PATH=VALUE",
+                      help="Override a spec value, e.g. --set training.optimizer.lr=0.05 "
+                           "(repeatable; validated like the file).")
+RunsDirOpt = typer.Option(None, "--runs-dir", envvar="ADVGRAPH_RUNS",
+                          help="Where runs live [default: ./runs].")
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except AdvGraphError as e:
+        for line in e.render().splitlines():
+            err.print("error: " + line, markup=False, soft_wrap=True)
+        raise typer.Exit(e.exit_code) from None
+
+
+def _runs_root(runs_dir: Optional[Path]) -> Path:
+    from .runs import default_root
+
+    return runs_dir if runs_dir is not None else default_root()
+
+
+# ---- check ----------------------------------------------------------------------------------
+
+
+def _graph_rows(graph) -> list[dict[str, Any]]:
+    from .ir.shapes import flops
+
+    rows = []
+    for n in graph.nodes:
+        in_shape = graph.node(n.inputs[0]).shape if n.inputs else n.shape
+        rows.append({
+            "name": n.name, "op": n.op.value, "shape": list(n.shape),
+            "params": sum(t.size for t in n.params),
+            "flops": flops(n, in_shape) if n.inputs else 0,
+            "attrs": {k: (list(v) if isinstance(v, tuple) else v) for k, v in n.attrs.items()},
+        })
+    return rows
+
+
+@app.command()
+def check(
+    spec: Path = typer.Argument(..., help="The spec file."),
+    set_: Optional[List[str]] = SetOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Validate a spec and show both graphs with shapes, parameters and FLOPs."""
+    from .compile import compile_spec
+    from .ir.shapes import graph_flops, iteration_flops
+    from .spec import load_file
+
+    with _errors():
+        loaded = load_file(spec, set_ or [])
+        program = compile_spec(loaded)
+    t = loaded.spec.training
+    summary = {
+        "spec": str(spec),
+        "data_shape": list(program.data_shape),
+        "prior": {"type": program.prior.kind, "dim": program.prior.dim},
+        "G": {"nodes": _graph_rows(program.G), "params": program.G.num_params(),
+              "flops_per_example": graph_flops(program.G)},
+        "D": {"nodes": _graph_rows(program.D), "params": program.D.num_params(),
+              "flops_per_example": graph_flops(program.D)},
+        "batch_size": t.batch_size, "k": t.k,
+        "flops_per_iteration": iteration_flops(program.G, program.D, t.batch_size, t.k),
+    }
+    if as_json:
+        out.print_json(json.dumps(summary))
+        return
+    for key, title in (("G", "generator"), ("D", "discriminator")):
+        table = Table(title=f"{key} ({title})", title_justify="left")
+        table.add_column("node")
+        table.add_column("op")
+        table.add_column("output", justify="right")
+        table.add_column("params", justify="right")
+        table.add_column("FLOPs/example", justify="right")
+        for r in summary[key]["nodes"]:
+            attrs = ", ".join(f"{k}={v}" for k, v in r["attrs"].items())
+            table.add_row(r["name"], r["op"] + (f" ({attrs})" if attrs else ""),
+                          "(B, " + ", ".join(map(str, r["shape"])) + ")",
+                          f"{r['params']:,}" if r["params"] else "",
+                          f"{r['flops']:,}" if r["flops"] else "")
+        out.print(table)
+    out.print(f"G parameters: {summary['G']['params']:,}")
+    out.print(f"D parameters: {summary['D']['params']:,}")
+    out.print(f"estimated FLOPs per training iteration (m={t.batch_size}, k={t.k}): "
+              f"{summary['flops_per_iteration']:,} "
+              f"({summary['flops_per_iteration'] / 1e9:.2f} GFLOP)")
+    out.print(f"{spec}: ok")
+
+
+# ---- train ----------------------------------------------------------------------------------
+
+
+class _Display:
+    """Progress on a terminal; plain metric lines otherwise (CI logs, pipes)."""
+
+    def __init__(self) -> None:
+        self.live = err.is_terminal
+        self.progress = None
+        self.task = None
+        self._last = 0.0
+        self.row: dict[str, Any] = {}
+
+    def start(self, run, session) -> None:
+        t = session.spec.training
+        if t.stop.steps is not None:
+            self.total, self.unit = t.stop.steps, "steps"
+        else:
+            self.total, self.unit = t.stop.epochs, "epochs"
+        err.print(f"run {run.name}: {run.path}  (stop after {self.total} {self.unit}; "
+                  f"{session.stream.per_epoch} minibatches per epoch)")
+        if self.live:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("[bold]{task.fields[name]}"), BarColumn(),
+                TextColumn("step {task.fields[step]} · epoch {task.fields[epoch]:.2f}"),
+                TextColumn("{task.fields[stats]}"), TimeRemainingColumn(),
+                console=err, transient=False)
+            done = session.step if self.unit == "steps" else session.stream.epoch_float
+            self.task = self.progress.add_task("train", total=self.total, completed=done,
+                                               name=run.name, step=session.step,
+                                               epoch=session.stream.epoch_float, stats="")
+            self.progress.start()
+
+    def tick(self, step: int, epoch: float) -> None:
+        if self.progress is None:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.2:
+            return
+        self._last = now
+        self.progress.update(self.task, completed=step if self.unit == "steps" else epoch,
+                             step=step, epoch=epoch)
+
+    def report(self, row: dict[str, Any]) -> None:
+        stats = (f"D {row['d_loss']:.4f} G {row['g_loss']:.4f} "
+                 f"D(x) {row['d_real']:.3f} D(G(z)) {row['d_fake']:.3f} "
+                 f"{row['steps_per_s']:.1f} steps/s")
+        if self.progress is not None:
+            self.progress.update(self.task, stats=stats)
+        else:
+            err.print(f"step {row['step']} epoch {row['epoch']:.2f}: {stats}")
+
+    def warn(self, msg: str) -> None:
+        err.print(f"warning: {msg}", markup=False)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+@app.command()
+def train(
+    spec: Optional[Path] = typer.Argument(None, help="The spec file (omit with --resume)."),
+    backend: Optional[str] = typer.Option(None, "--backend", "-b",
+                                          help="Backend plugin [default: torch, or the "
+                                               "run's own on --resume]."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N "
+                                                                "[default: cpu]."),
+    data_root: Optional[str] = typer.Option(None, "--data-root", help="Directory holding the "
+                                            "dataset's files (overrides data.root)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run name [default: run1, run2, …]."),
+    resume: Optional[str] = typer.Option(None, "--resume", metavar="RUN",
+                                         help="Continue RUN from its latest good checkpoint."),
+    set_: Optional[List[str]] = SetOpt,
+    runs_dir: Optional[Path] = RunsDirOpt,
+) -> None:
+    """Train G and D with Algorithm 1 into runs/<name>/ (Ctrl-C checkpoints and stops)."""
+    from . import train as T
+
+    display = _Display()
+    hooks = T.Hooks()
+    hooks.start, hooks.warn, hooks.report, hooks.tick = (display.start, display.warn,
+                                                         display.report, display.tick)
+    root = _runs_root(runs_dir)
+    with _errors():
+        try:
+            if resume is not None:
+                if spec is not None:
+                    raise UsageError("give either a spec file or --resume RUN, not both")
+                if name is not None:
+                    raise UsageError("--name cannot rename a resumed run")
+                run, outcome = T.resume(root, resume, backend, device, data_root, set_ or [],
+                                        hooks)
+            else:
+                if spec is None:
+                    raise UsageError("missing spec file (or --resume RUN)")
+                from .spec import load_file
+
+                loaded = load_file(spec, set_ or [])
+                run, outcome = T.start(loaded, root, name, backend or "torch", device or "cpu",
+                                       data_root, hooks)
+        finally:
+            display.stop()
+    last = outcome.last or {}
+    summary = ", ".join(f"{k} {last[k]:.4f}" for k in ("d_loss", "g_loss", "d_real", "d_fake")
+                        if k in last)
+    if outcome.status == "interrupted":
+        err.print(f"interrupted at step {outcome.step}; checkpoint saved. "
+                  f"Continue with: advgraph train --resume {run.name}")
+        raise typer.Exit(130)
+    out.print(f"run {run.name} finished: step {outcome.step}, epoch {outcome.epoch}"
+              + (f" ({summary})" if summary else "") + f" → {run.path}")
+
+
+# ---- runs, backends -------------------------------------------------------------------------
+
+
+@app.command()
+def runs(runs_dir: Optional[Path] = RunsDirOpt,
+         as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """List runs with status, step, epoch and last metrics."""
+    from .runs import list_runs
+
+    root = _runs_root(runs_dir)
+    rows = []
+    with _errors():
+        for r in list_runs(root):
+            info = r.info()
+            last = info.get("last_metrics") or {}
+            rows.append({"name": r.name, "status": info.get("status", "?"),
+                         "step": info.get("step", 0), "epoch": info.get("epoch", 0),
+                         "backend": info.get("backend", ""), "d_loss": last.get("d_loss"),
+                         "g_loss": last.get("g_loss"), "d_real": last.get("d_real"),
+                         "d_fake": last.get("d_fake"), "updated": info.get("updated", "")})
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    if not rows:
+        out.print(f"no runs in {root}")
+        return
+    table = Table()
+    for col in ("name", "status", "step", "epoch", "backend", "D loss", "G loss", "D(x)",
+                "D(G(z))", "updated"):
+        table.add_column(col, justify="right" if col not in ("name", "status", "backend") else "left")
+    fmt = lambda v: "" if v is None else f"{v:.4f}"  # noqa: E731
+    for r in rows:
+        table.add_row(r["name"], r["status"], str(r["step"]), str(r["epoch"]), r["backend"],
+                      fmt(r["d_loss"]), fmt(r["g_loss"]), fmt(r["d_real"]), fmt(r["d_fake"]),
+                      r["updated"])
+    out.print(table)
+
+
+@app.command()
+def backends() -> None:
+    """List installed backends and whether they can run here."""
+    from .backend import list_backends
+
+    for name, ok, why in list_backends():
+        out.print(f"{name}: " + ("available" if ok else f"unavailable ({why})"))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""A user's own examples: one array (N, ...) in an .npz file."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+
+def _pick_key(path: Path, keys: list[str], key: str | None) -> str:
+    if key is not None:
+        if key not in keys:
+            raise DataError(f"{path}: no array named {key!r}; the file has: {', '.join(keys)}")
+        return key
+    if len(keys) != 1:
+        raise DataError(f"{path}: holds {len(keys)} arrays ({', '.join(keys)}); "
+                        "name one with data.key")
+    return keys[0]
+
+
+def peek_shape(path: Path, key: str | None) -> tuple[int, ...]:
+    """The array's full shape, read from the .npy header without loading the data."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            keys = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
+            k = _pick_key(path, keys, key)
+            with zf.open(k + ".npy") as f:
+                version = np.lib.format.read_magic(f)
+                shape, _, _ = np.lib.format._read_array_header(f, version)  # type: ignore[attr-defined]
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (zipfile.BadZipFile, ValueError, OSError, KeyError) as e:
+        raise DataError(f"{path}: not a readable .npz file: {e}") from None
+    return tuple(shape)
+
+
+def load(path: Path, key: str | None) -> np.ndarray:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            k = _pick_key(path, list(z.keys()), key)
+            arr = z[k]
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npz file (truncated or corrupt?): {e}") from None
+    if arr.ndim < 2:
+        raise DataError(f"{path}: array {k!r} has shape {arr.shape}; expected (N, features...)")
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise DataError(f"{path}: array {k!r} has dtype {arr.dtype}; expected real numbers")
+    arr = arr.astype(np.float32)
+    if not np.isfinite(arr).all():
+        raise DataError(f"{path}: array {k!r} contains NaN or infinite values")
+    return arr

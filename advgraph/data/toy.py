@@ -1,0 +1,23 @@
+"""Toy data made by code, deterministic in the data's own seed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def gaussian1d(n: int, mean: float, std: float, rng: np.random.Generator) -> np.ndarray:
+    return (mean + std * rng.standard_normal((n, 1))).astype(np.float32)
+
+
+def ring2d(n: int, modes: int, radius: float, std: float,
+           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Points and their mode index: mode j is centred at radius·(cos 2πj/modes, sin 2πj/modes)."""
+    which = rng.integers(0, modes, size=n)
+    angle = 2 * np.pi * which / modes
+    centres = radius * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    return (centres + std * rng.standard_normal((n, 2))).astype(np.float32), which
+
+
+def ring2d_centres(modes: int, radius: float) -> np.ndarray:
+    angle = 2 * np.pi * np.arange(modes) / modes
+    return radius * np.stack([np.cos(angle), np.sin(angle)], axis=1)

@@ -1,0 +1,89 @@
+"""Errors a user can cause and fix. The CLI prints them without a traceback.
+
+Every error carries an exit code: 2 for a bad spec or bad command-line usage (the same code
+typer/click use for usage errors), 1 for everything else the user can fix (data, runs, backend).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class AdvGraphError(Exception):
+    """Base class: a problem the user can fix, reported without a traceback."""
+
+    exit_code = 1
+
+    def render(self) -> str:
+        return str(self)
+
+
+@dataclass
+class Problem:
+    """One located problem in a spec: file:line:col: dotted.path: message."""
+
+    path: str  # dotted path inside the spec, e.g. "generator.layers[2].units" ("" = document root)
+    msg: str
+    source: str | None = None  # file name, or "--set" for command-line overrides
+    line: int | None = None  # 1-based
+    col: int | None = None  # 1-based
+
+    def __str__(self) -> str:
+        where = ""
+        if self.source:
+            where = self.source
+            if self.line is not None:
+                where += f":{self.line}"
+                if self.col is not None:
+                    where += f":{self.col}"
+            where += ": "
+        path = f"{self.path}: " if self.path else ""
+        return f"{where}{path}{self.msg}"
+
+
+class SpecError(AdvGraphError):
+    """One or more problems in a spec (or in --set overrides), each located."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem] | Problem):
+        self.problems = [problems] if isinstance(problems, Problem) else list(problems)
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        return "\n".join(str(p) for p in self.problems)
+
+
+class UsageError(AdvGraphError):
+    """A bad command-line argument that click cannot catch by itself."""
+
+    exit_code = 2
+
+
+class DataError(AdvGraphError):
+    """Missing, corrupt or unsuitable data files."""
+
+
+class RunError(AdvGraphError):
+    """A run directory that does not exist, is damaged, or cannot be written."""
+
+
+class CheckpointError(RunError):
+    """A checkpoint that is missing, truncated or fails its checksum."""
+
+
+class BackendError(AdvGraphError):
+    """An unknown or unavailable backend."""
+
+
+class LoweringError(AdvGraphError):
+    """A backend cannot lower an op of the graph (never a silent fallback)."""
+
+    def __init__(self, node: str, op: str, backend: str, msg: str = ""):
+        self.node, self.op, self.backend = node, op, backend
+        text = f"node {node!r}: op {op!r} is not supported by backend {backend!r}"
+        super().__init__(text + (f": {msg}" if msg else ""))
+
+
+class TrainingDiverged(AdvGraphError):
+    """A loss or parameter became NaN/Inf; the last good checkpoint is kept."""

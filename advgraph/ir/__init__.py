@@ -1,0 +1,6 @@
+"""The intermediate graph. Imports neither torch, cupy, nor the spec layer."""
+
+from .graph import Graph, Init, Node, Prior, Program, Tensor
+from .ops import Op
+
+__all__ = ["Graph", "Init", "Node", "Op", "Prior", "Program", "Tensor"]

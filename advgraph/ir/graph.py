@@ -1,0 +1,127 @@
+"""Typed graph: nodes with op, inputs, attributes, static shape (batch axis symbolic), dtype."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .ops import Op
+
+
+@dataclass(frozen=True)
+class Init:
+    """How a tensor starts: uniform(range) | normal(std) | xavier(gain) | const(value) |
+    marginals (logit of the training data's per-feature mean, set by the trainer)."""
+
+    kind: str
+    args: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A parameter (trainable) or buffer (state, e.g. batchnorm running statistics)."""
+
+    name: str  # full, stable name: "G.h0.weight"
+    shape: tuple[int, ...]
+    init: Init
+    trainable: bool = True
+    dtype: str = "float32"
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+
+@dataclass
+class Node:
+    name: str  # "G.h0"
+    op: Op
+    inputs: tuple[str, ...]
+    shape: tuple[int, ...]  # per example; the batch axis is symbolic
+    attrs: dict[str, Any] = field(default_factory=dict)
+    tensors: dict[str, Tensor] = field(default_factory=dict)  # local name ("weight") → Tensor
+    dtype: str = "float32"
+    origin: tuple[Any, ...] = ()  # where it came from in the spec (a path), for messages
+
+    @property
+    def params(self) -> list[Tensor]:
+        return [t for t in self.tensors.values() if t.trainable]
+
+
+@dataclass
+class Graph:
+    name: str  # "G" or "D"
+    nodes: list[Node]  # in topological order
+    output: str
+    logits: str | None = None  # D: the node whose output is the logit of the final sigmoid
+
+    def __post_init__(self) -> None:
+        self._by_name = {n.name: n for n in self.nodes}
+
+    def node(self, name: str) -> Node:
+        return self._by_name[name]
+
+    @property
+    def input(self) -> Node:
+        return self.nodes[0]
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        return self.nodes[0].shape
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.node(self.output).shape
+
+    def tensors(self) -> list[Tensor]:
+        return [t for n in self.nodes for t in n.tensors.values()]
+
+    def params(self) -> list[Tensor]:
+        return [t for t in self.tensors() if t.trainable]
+
+    def buffers(self) -> list[Tensor]:
+        return [t for t in self.tensors() if not t.trainable]
+
+    def num_params(self) -> int:
+        return sum(t.size for t in self.params())
+
+    def has_op(self, *ops: Op) -> bool:
+        return any(n.op in ops for n in self.nodes)
+
+    def verify(self) -> None:
+        """Structural invariants the compiler guarantees (a failure here is our bug)."""
+        seen: set[str] = set()
+        assert self.nodes and self.nodes[0].op is Op.INPUT, "first node must be the input"
+        for n in self.nodes:
+            assert n.name not in seen, f"duplicate node {n.name}"
+            for i in n.inputs:
+                assert i in seen, f"{n.name} uses {i} before it is defined"
+            seen.add(n.name)
+        assert self.output in seen
+
+
+@dataclass(frozen=True)
+class Prior:
+    """Noise prior: kind 'uniform' (a=low, b=high) or 'gaussian' (a=mean, b=std)."""
+
+    kind: str
+    dim: int
+    a: float
+    b: float
+
+
+@dataclass
+class Program:
+    """What a backend needs to build a trainer: both graphs, the prior and the loss."""
+
+    G: Graph
+    D: Graph
+    prior: Prior
+    g_loss: str  # "non_saturating" | "minimax"
+    data_shape: tuple[int, ...]
+
+    def tensors(self) -> list[Tensor]:
+        return self.G.tensors() + self.D.tensors()

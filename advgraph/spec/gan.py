@@ -1,0 +1,189 @@
+"""The root of a spec: prior, data, the two networks, and the training schedule."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+
+from .layers import SQRT3, Network, Strict
+
+# ---- noise prior ----------------------------------------------------------------------------
+
+
+class UniformPrior(Strict):
+    """U(low, high)^dim; the default ±√3 has unit variance (the original MNIST setting)."""
+
+    type: Literal["uniform"]
+    dim: PositiveInt
+    low: float = -SQRT3
+    high: float = SQRT3
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "UniformPrior":
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be smaller than high ({self.high})")
+        return self
+
+
+class GaussianPrior(Strict):
+    type: Literal["gaussian"]
+    dim: PositiveInt
+    mean: float = 0.0
+    std: Annotated[float, Field(gt=0)] = 1.0
+
+
+Prior = Annotated[Union[UniformPrior, GaussianPrior], Field(discriminator="type")]
+
+# ---- data -----------------------------------------------------------------------------------
+
+MNIST_TRAIN_FILE_SIZE = 60_000
+
+
+class IdxData(Strict):
+    """MNIST or Fashion-MNIST from the official IDX files, pixels scaled to [0, 1].
+
+    train = the first `train` examples of the official training file, valid = the `valid`
+    examples after them (default: the last 10,000), test = the official test file (optionally
+    only its first `test` examples).
+    """
+
+    dataset: Literal["mnist", "fashion-mnist"]
+    root: str | None = None
+    train: PositiveInt = 50_000
+    valid: NonNegativeInt = 10_000
+    test: PositiveInt | None = None
+    flatten: bool = True
+    download: bool = True
+
+    @model_validator(mode="after")
+    def _fits(self) -> "IdxData":
+        if self.train + self.valid > MNIST_TRAIN_FILE_SIZE:
+            raise ValueError(
+                f"train + valid = {self.train + self.valid} exceeds the "
+                f"{MNIST_TRAIN_FILE_SIZE:,} examples of the official training file"
+            )
+        return self
+
+
+class _ToySplits(Strict):
+    train: PositiveInt = 50_000
+    valid: NonNegativeInt = 10_000
+    test: NonNegativeInt = 10_000
+    seed: int = 0  # the data's own seed, independent of the training seed
+
+
+class Gaussian1dData(_ToySplits):
+    """The paper's Figure 1 setting: a 1-D Gaussian."""
+
+    dataset: Literal["toy-gaussian1d"]
+    mean: float = 4.0
+    std: Annotated[float, Field(gt=0)] = 0.5
+
+
+class Ring2dData(_ToySplits):
+    """A mixture of `modes` isotropic Gaussians on a circle: the standard mode-collapse probe."""
+
+    dataset: Literal["toy-ring2d"]
+    modes: Annotated[int, Field(ge=1, le=1000)] = 8
+    radius: Annotated[float, Field(gt=0)] = 2.0
+    std: Annotated[float, Field(gt=0)] = 0.02
+
+
+class NpzData(Strict):
+    """A user's own examples: one array (N, ...) in an .npz file. Relative paths are taken from
+    the spec file's directory. valid/test are taken from the end of the array."""
+
+    dataset: Literal["npz"]
+    path: str
+    key: str | None = None  # default: the file's only array
+    valid: NonNegativeInt = 0
+    test: NonNegativeInt = 0
+    flatten: bool = True
+
+
+Data = Annotated[
+    Union[IdxData, Gaussian1dData, Ring2dData, NpzData], Field(discriminator="dataset")
+]
+
+# ---- training -------------------------------------------------------------------------------
+
+
+class MomentumRamp(Strict):
+    """Pylearn2's MomentumAdjustor: `init` until epoch `start`, linear to `final` at `saturate`."""
+
+    init: Annotated[float, Field(ge=0, lt=1)]
+    final: Annotated[float, Field(ge=0, lt=1)]
+    start: NonNegativeInt = 1
+    saturate: PositiveInt
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "MomentumRamp":
+        if self.saturate <= self.start:
+            raise ValueError(f"saturate ({self.saturate}) must come after start ({self.start})")
+        return self
+
+
+class SGD(Strict):
+    """SGD with momentum as the original code: v ← μ·v − lr·g; θ ← θ + v.
+
+    lr_t = max(lr / lr_decay^t, min_lr), t = updates so far of this network's optimiser.
+    """
+
+    type: Literal["sgd"]
+    lr: Annotated[float, Field(gt=0)]
+    lr_decay: Annotated[float, Field(ge=1)] = 1.0
+    min_lr: Annotated[float, Field(ge=0)] = 0.0
+    momentum: Annotated[float, Field(ge=0, lt=1)] | MomentumRamp = 0.0
+
+
+class Adam(Strict):
+    type: Literal["adam"]
+    lr: Annotated[float, Field(gt=0)] = 2e-4
+    beta1: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    beta2: Annotated[float, Field(ge=0, lt=1)] = 0.999
+    eps: Annotated[float, Field(gt=0)] = 1e-8
+
+
+Optimizer = Annotated[Union[SGD, Adam], Field(discriminator="type")]
+
+
+class Every(Strict):
+    """An interval: exactly one of `epochs` or `steps` (steps = iterations of Algorithm 1)."""
+
+    epochs: PositiveInt | None = None
+    steps: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Every":
+        if (self.epochs is None) == (self.steps is None):
+            raise ValueError("give exactly one of 'epochs' or 'steps'")
+        return self
+
+
+class Training(Strict):
+    batch_size: PositiveInt = 100
+    k: PositiveInt = 1  # D steps per G step
+    g_loss: Literal["non_saturating", "minimax"] = "non_saturating"
+    optimizer: Optimizer
+    d_optimizer: Optimizer | None = None  # per-network overrides of `optimizer`
+    g_optimizer: Optimizer | None = None
+    stop: Every
+    seed: int = 0
+    checkpoint: Every = Field(default_factory=lambda: Every(epochs=1))
+    keep_checkpoints: PositiveInt = 5
+    log_every: PositiveInt = 100  # steps between metric lines
+
+    def optimizer_for(self, net: Literal["G", "D"]):
+        own = self.g_optimizer if net == "G" else self.d_optimizer
+        return own if own is not None else self.optimizer
+
+
+class GanSpec(Strict):
+    name: str | None = None
+    description: str | None = None
+    prior: Prior
+    data: Data
+    generator: Network
+    discriminator: Network
+    training: Training

@@ -1,0 +1,152 @@
+"""One pydantic model per layer kind; a network is an ordered list, a tagged union on `type`."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors (reported with a did-you-mean suggestion by the loader)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---- weight initialisation -------------------------------------------------------------------
+
+
+class UniformInit(Strict):
+    """U(-range, range), Pylearn2's `irange`."""
+
+    type: Literal["uniform"]
+    range: Annotated[float, Field(gt=0)]
+
+
+class NormalInit(Strict):
+    """N(0, std²)."""
+
+    type: Literal["normal"]
+    std: Annotated[float, Field(gt=0)]
+
+
+class XavierInit(Strict):
+    """Glorot & Bengio uniform: U(±gain·√(6 / (fan_in + fan_out)))."""
+
+    type: Literal["xavier"]
+    gain: Annotated[float, Field(gt=0)] = 1.0
+
+
+Init = Annotated[Union[UniformInit, NormalInit, XavierInit], Field(discriminator="type")]
+
+
+def _default_init() -> XavierInit:
+    return XavierInit(type="xavier")
+
+
+# ---- layers ---------------------------------------------------------------------------------
+
+
+class _Layer(Strict):
+    name: Name | None = None
+
+
+class Dense(_Layer):
+    """Affine map x·W + b with W of shape (in, units)."""
+
+    type: Literal["dense"]
+    units: PositiveInt
+    init: Init = Field(default_factory=_default_init)
+    # A constant, or "marginals": the logit of each output's mean over the training data
+    # (the original MNIST generator's sigmoid bias). Only valid right before G's sigmoid output.
+    bias: float | Literal["marginals"] = 0.0
+
+
+class Maxout(_Layer):
+    """Dense to units·pieces, then the max over each unit's `pieces` consecutive columns."""
+
+    type: Literal["maxout"]
+    units: PositiveInt
+    pieces: Annotated[int, Field(ge=2)]
+    init: Init = Field(default_factory=_default_init)
+    bias: float = 0.0
+
+
+class Relu(_Layer):
+    type: Literal["relu"]
+
+
+class LeakyRelu(_Layer):
+    type: Literal["leaky_relu"]
+    slope: Annotated[float, Field(gt=0, lt=1)] = 0.2
+
+
+class Tanh(_Layer):
+    type: Literal["tanh"]
+
+
+class Sigmoid(_Layer):
+    type: Literal["sigmoid"]
+
+
+class Linear(_Layer):
+    """Identity: marks a linear (unsquashed) output."""
+
+    type: Literal["linear"]
+
+
+class Dropout(_Layer):
+    """Keep each input with probability `keep` and multiply kept inputs by `scale`.
+
+    The original code kept D's input pixels with 0.8 (scale 1.25) and hidden inputs with 0.5
+    (scale 2). Active only while training; sampling and evaluation see the full network.
+    """
+
+    type: Literal["dropout"]
+    keep: Annotated[float, Field(gt=0, le=1)]
+    scale: Annotated[float, Field(gt=0)] | None = None  # default 1/keep
+
+    @property
+    def effective_scale(self) -> float:
+        return self.scale if self.scale is not None else 1.0 / self.keep
+
+
+class Reshape(_Layer):
+    type: Literal["reshape"]
+    shape: Annotated[list[PositiveInt], Field(min_length=1, max_length=4)]
+
+
+class BatchNorm(_Layer):
+    """Batch normalisation over the feature axis (batch statistics while training)."""
+
+    type: Literal["batchnorm"]
+    eps: Annotated[float, Field(gt=0)] = 1e-5
+    momentum: Annotated[float, Field(gt=0, lt=1)] = 0.1
+
+
+Layer = Annotated[
+    Union[Dense, Maxout, Relu, LeakyRelu, Tanh, Sigmoid, Linear, Dropout, Reshape, BatchNorm],
+    Field(discriminator="type"),
+]
+
+LAYER_TYPES: dict[str, type[BaseModel]] = {
+    cls.model_fields["type"].annotation.__args__[0]: cls  # type: ignore[union-attr]
+    for cls in (Dense, Maxout, Relu, LeakyRelu, Tanh, Sigmoid, Linear, Dropout, Reshape, BatchNorm)
+}
+
+
+class InputSpec(Strict):
+    """Optional explicit input shape (without the batch axis); checked against the prior/data."""
+
+    shape: Annotated[list[PositiveInt], Field(min_length=1, max_length=4)]
+
+
+class Network(Strict):
+    input: InputSpec | None = None
+    layers: Annotated[list[Layer], Field(min_length=1)]
+
+
+SQRT3 = math.sqrt(3.0)

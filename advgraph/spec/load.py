@@ -1,0 +1,330 @@
+"""YAML → GanSpec with every problem located as file:line:col plus a dotted path.
+
+PyYAML's composer gives each node a start mark; we build plain Python data and, beside it, a
+map from the path of every value (a tuple of keys and list indices) to its position. Pydantic's
+error locations are mapped back through that table.
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ..errors import Problem, SpecError
+from .gan import GanSpec
+
+PathT = tuple[Any, ...]
+
+
+def dotted(path: PathT) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+@dataclass
+class Positions:
+    """Where each value (and each mapping key) of a document starts."""
+
+    source: str
+    values: dict[PathT, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[PathT, tuple[int, int]] = field(default_factory=dict)
+    overrides: set[PathT] = field(default_factory=set)  # paths set by --set
+
+    def locate(self, path: PathT, msg: str, at_key: bool = False) -> Problem:
+        # A path set on the command line is reported as such.
+        for i in range(len(path), -1, -1):
+            if path[:i] in self.overrides:
+                return Problem(dotted(path), msg, source="--set")
+        table = self.keys if at_key and path in self.keys else self.values
+        for i in range(len(path), -1, -1):  # nearest located ancestor
+            pos = table.get(path[:i]) or self.values.get(path[:i])
+            if pos is not None:
+                return Problem(dotted(path), msg, self.source, pos[0], pos[1])
+        return Problem(dotted(path), msg, self.source)
+
+
+def _build(node: yaml.Node, path: PathT, pos: Positions) -> Any:
+    pos.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for knode, vnode in node.value:
+            if not isinstance(knode, yaml.ScalarNode):
+                raise SpecError(Problem(dotted(path), "mapping keys must be plain names",
+                                        pos.source, knode.start_mark.line + 1,
+                                        knode.start_mark.column + 1))
+            key = knode.value
+            if key in out:
+                raise SpecError(Problem(dotted(path + (key,)), "duplicate key", pos.source,
+                                        knode.start_mark.line + 1, knode.start_mark.column + 1))
+            pos.keys[path + (key,)] = (knode.start_mark.line + 1, knode.start_mark.column + 1)
+            out[key] = _build(vnode, path + (key,), pos)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(v, path + (i,), pos) for i, v in enumerate(node.value)]
+    return yaml.SafeLoader.construct_object(_SCALAR_LOADER, node)  # type: ignore[arg-type]
+
+
+_SCALAR_LOADER = yaml.SafeLoader("")
+
+
+def parse_yaml(text: str, source: str) -> tuple[Any, Positions]:
+    pos = Positions(source)
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        msg = f"invalid YAML: {e.problem or e.context}"
+        if mark is not None:
+            raise SpecError(Problem("", msg, source, mark.line + 1, mark.column + 1)) from None
+        raise SpecError(Problem("", msg, source)) from None
+    except yaml.YAMLError as e:
+        raise SpecError(Problem("", f"invalid YAML: {e}", source)) from None
+    if node is None:
+        raise SpecError(Problem("", "the spec is empty", source))
+    try:
+        data = _build(node, (), pos)
+    except yaml.constructor.ConstructorError as e:
+        mark = e.problem_mark
+        raise SpecError(Problem("", f"invalid YAML: {e.problem}", source,
+                                mark.line + 1 if mark else None,
+                                mark.column + 1 if mark else None)) from None
+    return data, pos
+
+
+# ---- --set overrides -----------------------------------------------------------------------
+
+
+def parse_override_path(text: str) -> PathT:
+    """'generator.layers[2].units' → ('generator', 'layers', 2, 'units')."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z_][\w-]*(\[\d+\])*(\.[A-Za-z_][\w-]*(\[\d+\])*)*", text):
+        raise SpecError(Problem(text, "not a dotted path (e.g. training.optimizer.lr or "
+                                      "generator.layers[2].units)", source="--set"))
+    out: list[Any] = []
+    for part in text.split("."):
+        name, *idx = part.split("[")
+        out.append(name)
+        out.extend(int(i.rstrip("]")) for i in idx)
+    return tuple(out)
+
+
+def apply_overrides(data: Any, overrides: list[str], pos: Positions) -> Any:
+    """Apply `path=value` overrides (values parsed as YAML scalars/flow collections)."""
+    for item in overrides:
+        if "=" not in item:
+            raise SpecError(Problem(item, "expected PATH=VALUE, e.g. training.optimizer.lr=0.05",
+                                    source="--set"))
+        key, raw = item.split("=", 1)
+        path = parse_override_path(key.strip())
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as e:
+            raise SpecError(Problem(key, f"value is not valid YAML: {e}", source="--set")) from None
+        node = data
+        for i, part in enumerate(path[:-1]):
+            nxt = path[i + 1]
+            if isinstance(part, int):
+                if not isinstance(node, list) or not 0 <= part < len(node):
+                    raise SpecError(Problem(dotted(path[: i + 1]), "no such list item",
+                                            source="--set"))
+                if not isinstance(node[part], (dict, list)):
+                    node[part] = [] if isinstance(nxt, int) else {}
+                node = node[part]
+            else:
+                if not isinstance(node, dict):
+                    raise SpecError(Problem(dotted(path[: i + 1]), "not a mapping",
+                                            source="--set"))
+                if not isinstance(node.get(part), (dict, list)):
+                    node[part] = [] if isinstance(nxt, int) else {}
+                node = node[part]
+        last = path[-1]
+        if isinstance(last, int):
+            if not isinstance(node, list) or not 0 <= last < len(node):
+                raise SpecError(Problem(dotted(path), "no such list item", source="--set"))
+        elif not isinstance(node, dict):
+            raise SpecError(Problem(dotted(path), "not a mapping", source="--set"))
+        node[last] = value
+        pos.overrides.add(path)
+    return data
+
+
+# ---- pydantic errors → located problems ----------------------------------------------------
+
+
+def _unwrap(tp: Any) -> list[Any]:
+    """The model classes an annotation may hold (through Optional, Union, Annotated, list)."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(tp)[0])
+    if origin in (typing.Union, list) or str(origin) == "<class 'types.UnionType'>":
+        return [m for a in typing.get_args(tp) for m in _unwrap(a)]
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [tp]
+    return []
+
+
+def _model_at(raw: Any, path: PathT) -> type[BaseModel] | None:
+    """The model class that validates the mapping at `path` of the raw document."""
+    candidates: list[type[BaseModel]] = [GanSpec]
+    node = raw
+    for part in path:
+        if isinstance(part, int):
+            node = node[part] if isinstance(node, list) and 0 <= part < len(node) else None
+            continue
+        model = _pick(candidates, node)
+        fld = model.model_fields.get(part) if model is not None else None
+        if fld is None:
+            return None
+        node = node.get(part) if isinstance(node, dict) else None
+        candidates = _unwrap(fld.annotation)
+    return _pick(candidates, node)
+
+
+def _pick(candidates: list[type[BaseModel]], node: Any) -> type[BaseModel] | None:
+    """Choose the union member a raw mapping selects by its tag (type/dataset)."""
+    if len(candidates) == 1:
+        return candidates[0]
+    if isinstance(node, dict):
+        for cls in candidates:
+            for tag in ("type", "dataset"):
+                fld = cls.model_fields.get(tag)
+                if fld is not None and node.get(tag) in typing.get_args(fld.annotation):
+                    return cls
+    return None
+
+
+def _raw_path(raw: Any, loc: tuple[Any, ...]) -> PathT:
+    """Drop pydantic's union-member segments ('dense', 'function-after[...]') from a loc."""
+    out: list[Any] = []
+    node = raw
+    for part in loc:
+        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and not _looks_internal(part, node):
+            out.append(part)  # a missing key: report at its parent
+            node = None
+    return tuple(out)
+
+
+def _looks_internal(part: str, node: dict) -> bool:
+    tags = {node.get("type"), node.get("dataset")}
+    return part in tags or "[" in part or part in {"float", "str", "int", "bool", "list"} or \
+        part.startswith(("function-", "literal[", "constrained-"))
+
+
+def _message(err: dict[str, Any], raw: Any, path: PathT) -> tuple[str, bool]:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        key = path[-1] if path else "?"
+        model = _model_at(raw, path[:-1])
+        hint = ""
+        if model is not None:
+            names = list(model.model_fields)
+            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (expected one of: {', '.join(names)})"
+        return f"unknown key {key!r}{hint}", True
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        ctx = err.get("ctx", {})
+        tag = ctx.get("discriminator", "'type'").strip("'")
+        expected = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",")]
+        if kind == "union_tag_not_found":
+            return f"missing {tag!r} (one of: {', '.join(expected)})", False
+        given = ctx.get("tag")
+        close = difflib.get_close_matches(str(given), expected, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unknown {tag} {given!r}{hint} (expected one of: {', '.join(expected)})", False
+    if kind == "missing":
+        return "required key is missing", False
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return msg, False
+
+
+def problems_from_validation(e: ValidationError, raw: Any, pos: Positions) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for err in e.errors():
+        path = _raw_path(raw, tuple(err["loc"]))
+        if err["type"] in ("union_tag_invalid",):
+            tag = err.get("ctx", {}).get("discriminator", "'type'").strip("'")
+            path = path + (tag,)
+        msg, at_key = _message(err, raw, path)
+        p = pos.locate(path, msg, at_key=at_key)
+        if str(p) not in seen:
+            seen.add(str(p))
+            problems.append(p)
+    return problems
+
+
+# ---- entry points ---------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedSpec:
+    spec: GanSpec
+    positions: Positions
+    path: Path | None  # the spec file (None when read from text)
+
+    def problem(self, path: PathT, msg: str) -> Problem:
+        return self.positions.locate(path, msg)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent if self.path is not None else Path.cwd()
+
+
+def load_text(text: str, source: str = "<spec>", overrides: list[str] | None = None,
+              path: Path | None = None) -> LoadedSpec:
+    raw, pos = parse_yaml(text, source)
+    if not isinstance(raw, dict):
+        raise SpecError(Problem("", "a spec must be a mapping (key: value) at the top level",
+                                source, 1, 1))
+    if overrides:
+        apply_overrides(raw, overrides, pos)
+    try:
+        spec = GanSpec.model_validate(raw)
+    except ValidationError as e:
+        raise SpecError(problems_from_validation(e, raw, pos)) from None
+    return LoadedSpec(spec, pos, path)
+
+
+def load_file(path: str | Path, overrides: list[str] | None = None) -> LoadedSpec:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(Problem("", "no such spec file", str(path))) from None
+    except IsADirectoryError:
+        raise SpecError(Problem("", "is a directory, not a spec file", str(path))) from None
+    except UnicodeDecodeError as e:
+        raise SpecError(Problem("", f"not UTF-8 text ({e.reason} at byte {e.start})",
+                                str(path))) from None
+    except OSError as e:
+        raise SpecError(Problem("", f"cannot read: {e.strerror}", str(path))) from None
+    return load_text(text, str(path), overrides, p)
+
+
+def dump_resolved(spec: GanSpec) -> str:
+    """The spec with every default filled in, as YAML (written into each run directory)."""
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)

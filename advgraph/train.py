@@ -1,0 +1,393 @@
+"""Algorithm 1 over the Backend protocol: schedules, data order, checkpoints, metrics.
+
+One *step* is one iteration of Algorithm 1: k D-updates, each on a fresh minibatch of m
+examples and m noise samples, then one G-update on fresh noise. An *epoch* is one pass over the
+(shuffled) training set by the D-updates' minibatches.
+"""
+
+from __future__ import annotations
+
+import platform
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from . import __version__
+from .backend import OptimConfig, Trainer, check_supported, get_backend
+from .compile import compile_spec
+from .data import Splits, load_data
+from .errors import RunError, TrainingDiverged, UsageError
+from .ir import Program
+from .params import init_params
+from .runs import RunDir
+from .spec import LoadedSpec, dump_resolved, load_file
+from .spec.gan import SGD, Adam, GanSpec, IdxData, MomentumRamp, NpzData
+
+# ---- schedules ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """lr and momentum for the t-th update (t from 0) in a given completed-epoch count."""
+
+    opt: SGD | Adam
+
+    def lr(self, t: int) -> float:
+        if isinstance(self.opt, SGD):
+            return max(self.opt.lr / self.opt.lr_decay ** t, self.opt.min_lr)
+        return self.opt.lr
+
+    def momentum(self, epoch: int) -> float:
+        if isinstance(self.opt, Adam):
+            return 0.0
+        mom = self.opt.momentum
+        if not isinstance(mom, MomentumRamp):
+            return float(mom)
+        # Pylearn2's MomentumAdjustor: init until `start`, linear to `final` at `saturate`.
+        alpha = min(max((epoch - mom.start) / (mom.saturate - mom.start), 0.0), 1.0)
+        return (1 - alpha) * mom.init + alpha * mom.final
+
+    def config(self) -> OptimConfig:
+        if isinstance(self.opt, Adam):
+            return OptimConfig("adam", self.opt.beta1, self.opt.beta2, self.opt.eps)
+        return OptimConfig("sgd")
+
+
+# ---- data order -----------------------------------------------------------------------------
+
+
+class DataStream:
+    """Epochs of shuffled minibatch positions; the partial batch at an epoch's end is dropped."""
+
+    def __init__(self, n: int, m: int, rng: np.random.Generator):
+        self.n, self.m, self.rng = n, m, rng
+        self.per_epoch = n // m
+        self.batches = 0  # minibatches drawn so far
+        self.order = rng.permutation(n)
+
+    @property
+    def epoch(self) -> int:
+        """Completed epochs."""
+        return self.batches // self.per_epoch
+
+    @property
+    def epoch_float(self) -> float:
+        return self.batches / self.per_epoch
+
+    def next(self, trainer: Trainer) -> int:
+        i = self.batches % self.per_epoch
+        if i == 0 and self.batches > 0:
+            self.order = self.rng.permutation(self.n)
+            trainer.set_order(self.order)
+        self.batches += 1
+        return i * self.m
+
+    def state(self) -> dict[str, Any]:
+        return {"batches": self.batches, "rng": self.rng.bit_generator.state}
+
+    def restore(self, state: dict[str, Any], order: np.ndarray) -> None:
+        self.batches = int(state["batches"])
+        self.rng.bit_generator.state = state["rng"]
+        self.order = np.asarray(order, dtype=np.int64)
+
+
+# ---- setup ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Session:
+    """Everything a training run needs, built from a spec."""
+
+    spec: GanSpec
+    program: Program
+    splits: Splits
+    trainer: Trainer
+    stream: DataStream
+    sched: dict[str, Schedule]
+    updates: dict[str, int] = field(default_factory=lambda: {"D": 0, "G": 0})
+    step: int = 0
+    elapsed: float = 0.0
+
+
+def seeds(seed: int) -> tuple[np.random.Generator, np.random.Generator, int]:
+    """Independent streams for parameter init, data order, and the backend's noise/dropout."""
+    init_ss, data_ss, backend_ss = np.random.SeedSequence(seed).spawn(3)
+    return (np.random.default_rng(init_ss), np.random.default_rng(data_ss),
+            int(backend_ss.generate_state(1, np.uint64)[0] >> np.uint64(1)))
+
+
+def absolute_paths(spec: GanSpec, base_dir: Path) -> GanSpec:
+    """Make data paths absolute, so the run's copy of the spec works from anywhere."""
+    from .data.registry import resolve_path
+
+    data = spec.data
+    if isinstance(data, NpzData):
+        data = data.model_copy(update={"path": str(resolve_path(data.path, base_dir).resolve())})
+    elif isinstance(data, IdxData) and data.root:
+        data = data.model_copy(update={"root": str(resolve_path(data.root, base_dir).resolve())})
+    return spec.model_copy(update={"data": data})
+
+
+def build_session(loaded: LoadedSpec, backend_name: str, device: str,
+                  data_root: str | None) -> Session:
+    spec = loaded.spec
+    program = compile_spec(loaded)
+    backend = get_backend(backend_name)
+    check_supported(backend, program)
+    splits = load_data(spec.data, loaded.base_dir, data_root)
+    m = spec.training.batch_size
+    if m > len(splits.train):
+        raise UsageError(f"training.batch_size = {m} is larger than the training set "
+                         f"({len(splits.train)} examples)")
+    init_rng, data_rng, backend_seed = seeds(spec.training.seed)
+    sched = {g: Schedule(spec.training.optimizer_for(g)) for g in ("G", "D")}
+    trainer = backend.build(program, device, backend_seed, m,
+                            {g: s.config() for g, s in sched.items()})
+    trainer.load_state_dict(init_params(program, init_rng, splits.train))
+    trainer.load_data(splits.train)
+    stream = DataStream(len(splits.train), m, data_rng)
+    trainer.set_order(stream.order)
+    return Session(spec, program, splits, trainer, stream, sched)
+
+
+def versions(backend: str) -> dict[str, str]:
+    out = {"advgraph": __version__, "python": platform.python_version(), "numpy": np.__version__}
+    if "torch" in sys.modules:
+        out["torch"] = sys.modules["torch"].__version__
+    out["backend"] = backend
+    return out
+
+
+# ---- interruption ---------------------------------------------------------------------------
+
+
+class _Interrupt:
+    """First SIGINT/SIGTERM: finish the current step, checkpoint, stop. Second: stop now."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+
+@contextmanager
+def _graceful() -> Iterator[_Interrupt]:
+    flag = _Interrupt()
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            old[sig] = signal.signal(sig, flag)
+        except ValueError:  # not the main thread
+            pass
+    try:
+        yield flag
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+# ---- the loop -------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    status: str  # finished | interrupted
+    step: int
+    epoch: int
+    last: dict[str, Any] | None
+
+
+def save(run: RunDir, s: Session, backend: str, device: str) -> None:
+    tensors = s.trainer.state_dict()
+    bad = [n for n, a in tensors.items() if a.dtype.kind == "f" and not np.isfinite(a).all()]
+    if bad:
+        raise TrainingDiverged(
+            f"step {s.step}: non-finite values in {bad[0]}"
+            + (f" and {len(bad) - 1} more tensor(s)" if len(bad) > 1 else "")
+            + "; not saved, the last good checkpoint is kept")
+    tensors["data/order"] = s.stream.order.astype(np.int64)
+    state = {"step": s.step, "epoch": s.stream.epoch, "stream": s.stream.state(),
+             "updates": dict(s.updates), "seed": s.spec.training.seed, "backend": backend,
+             "device": device, "elapsed_s": round(s.elapsed, 3), "versions": versions(backend)}
+    run.save_checkpoint(s.step, tensors, state, keep=s.spec.training.keep_checkpoints)
+
+
+def run_loop(run: RunDir, s: Session, backend: str, device: str,
+             report: Callable[[dict[str, Any]], None] | None = None,
+             tick: Callable[[int, float], None] | None = None) -> Outcome:
+    """Train until the stop condition or an interrupt. `report` gets each metrics row, `tick`
+    (step, epoch) after every step (keep it cheap)."""
+    t = s.spec.training
+    k, log_every = t.k, t.log_every
+    stop_steps, stop_epochs = t.stop.steps, t.stop.epochs
+    ck_steps, ck_epochs = t.checkpoint.steps, t.checkpoint.epochs
+    trainer, stream, sd, sg = s.trainer, s.stream, s.sched["D"], s.sched["G"]
+
+    def done() -> bool:
+        return (stop_steps is not None and s.step >= stop_steps) or \
+               (stop_epochs is not None and stream.epoch >= stop_epochs)
+
+    last: dict[str, Any] | None = None
+    t0, interval_t0, interval_step = time.perf_counter(), time.perf_counter(), s.step
+    elapsed0 = s.elapsed
+    status = "finished"
+    with _graceful() as interrupt:
+        while not done():
+            epoch_before = stream.epoch
+            mom_d, mom_g = sd.momentum(stream.epoch), sg.momentum(stream.epoch)
+            for _ in range(k):
+                trainer.d_step(stream.next(trainer), sd.lr(s.updates["D"]), mom_d)
+                s.updates["D"] += 1
+            trainer.g_step(sg.lr(s.updates["G"]), mom_g)
+            s.updates["G"] += 1
+            s.step += 1
+            s.elapsed = elapsed0 + time.perf_counter() - t0
+            if tick is not None:
+                tick(s.step, stream.epoch_float)
+
+            if s.step % log_every == 0 or done() or interrupt.requested:
+                now = time.perf_counter()
+                m = trainer.read_metrics()
+                last = {"step": s.step, "epoch": round(stream.epoch_float, 4),
+                        **{key: m[key] for key in ("d_loss", "g_loss", "d_real", "d_fake")},
+                        "lr_d": sd.lr(s.updates["D"]), "lr_g": sg.lr(s.updates["G"]),
+                        "momentum": mom_d,
+                        "steps_per_s": round((s.step - interval_step) / max(now - interval_t0, 1e-9), 2),
+                        "time_s": round(s.elapsed, 3)}
+                interval_t0, interval_step = now, s.step
+                if not (m["finite"] and all(np.isfinite(last[key]) for key in
+                                            ("d_loss", "g_loss", "d_real", "d_fake"))):
+                    run.append_metrics(last)
+                    run.write_info(status="diverged", step=s.step, epoch=stream.epoch)
+                    good = run.checkpoints()
+                    raise TrainingDiverged(
+                        f"step {s.step}: training diverged (d_loss={last['d_loss']}, "
+                        f"g_loss={last['g_loss']}, parameters finite: {bool(m['finite'])}); "
+                        + (f"the last good checkpoint (step {good[-1].step}) is kept"
+                           if good else "no checkpoint had been written")
+                        + "; try a smaller learning rate")
+                run.append_metrics(last)
+                if report:
+                    report(last)
+
+            new_epoch = stream.epoch > epoch_before
+            if (ck_steps is not None and s.step % ck_steps == 0) or \
+               (ck_epochs is not None and new_epoch and stream.epoch % ck_epochs == 0) or \
+               done() or interrupt.requested:
+                save(run, s, backend, device)
+                run.write_info(status="running", step=s.step, epoch=stream.epoch,
+                               last_metrics=last)
+            if interrupt.requested:
+                status = "interrupted"
+                break
+    run.write_info(status=status, step=s.step, epoch=stream.epoch, last_metrics=last,
+                   elapsed_s=round(s.elapsed, 3))
+    return Outcome(status, s.step, stream.epoch, last)
+
+
+# ---- entry points used by the CLI -----------------------------------------------------------
+
+
+def start(loaded: LoadedSpec, runs_root: Path, name: str | None, backend: str, device: str,
+          data_root: str | None, hooks: "Hooks | None" = None) -> tuple[RunDir, Outcome]:
+    spec = absolute_paths(loaded.spec, loaded.base_dir)
+    loaded = LoadedSpec(spec, loaded.positions, loaded.path)
+    session = build_session(loaded, backend, device, data_root)  # fails before any directory
+    run = RunDir.create(runs_root, name)
+    from .runs import atomic_write
+
+    atomic_write(run.spec_path, dump_resolved(spec).encode())
+    run.write_info(status="running", step=0, epoch=0, backend=backend, device=device,
+                   data_root=data_root, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                   spec_source=str(loaded.path) if loaded.path else None,
+                   versions=versions(backend))
+    hooks = hooks or Hooks()
+    hooks.start(run, session)
+    return run, run_loop(run, session, backend, device, hooks.report, hooks.tick)
+
+
+# Keys that may change when a run is resumed: when it stops, how it logs and checkpoints.
+RESUMABLE = ("stop", "checkpoint", "keep_checkpoints", "log_every")
+
+
+def resume(runs_root: Path, name: str, backend: str | None, device: str | None,
+           data_root: str | None, overrides: list[str],
+           hooks: "Hooks | None" = None) -> tuple[RunDir, Outcome]:
+    run = RunDir.open(runs_root, name)
+    info = run.info()
+    if not run.spec_path.is_file():
+        raise RunError(f"{run.spec_path}: missing; cannot resume")
+    loaded = load_file(run.spec_path, overrides)
+    original = load_file(run.spec_path).spec
+    changed = _changed_paths(original.model_dump(), loaded.spec.model_dump())
+    illegal = [p for p in changed if not any(p.startswith(f"training.{k}") for k in RESUMABLE)]
+    if illegal:
+        raise UsageError("on --resume only training." + "/".join(RESUMABLE)
+                         + f" may change; --set changes {', '.join(illegal)}")
+    backend = backend or info.get("backend") or "torch"
+    device = device or info.get("device") or "cpu"
+    data_root = data_root or info.get("data_root")
+    session = build_session(loaded, backend, device, data_root)
+    hooks = hooks or Hooks()
+    ckpt, tensors, state = run.latest_checkpoint(warn=hooks.warn)
+    session.trainer.load_state_dict(tensors)
+    order = tensors.get("data/order")
+    if order is None or len(order) != len(session.splits.train):
+        raise RunError(f"{ckpt.state_path}: its data order does not fit the training set "
+                       f"({len(session.splits.train)} examples)")
+    session.stream.restore(state["stream"], order)
+    session.trainer.set_order(session.stream.order)
+    session.step = int(state["step"])
+    session.updates = {g: int(state["updates"][g]) for g in ("D", "G")}
+    session.elapsed = float(state.get("elapsed_s", 0.0))
+    if changed:
+        from .runs import atomic_write
+
+        atomic_write(run.spec_path, dump_resolved(loaded.spec).encode())
+    run.truncate_metrics(session.step)
+    run.write_info(status="running", step=session.step, epoch=session.stream.epoch,
+                   backend=backend, device=device, resumed_from=ckpt.step)
+    hooks.start(run, session)
+    return run, run_loop(run, session, backend, device, hooks.report, hooks.tick)
+
+
+def load_trainer(run: RunDir, step: int | None = None, backend: str | None = None,
+                 device: str | None = None, warn=None) -> tuple[Session, int]:
+    """A session whose trainer holds a run's checkpoint (latest good one, or `step`)."""
+    info = run.info()
+    loaded = load_file(run.spec_path)
+    session = build_session(loaded, backend or info.get("backend") or "torch",
+                            device or "cpu", info.get("data_root"))
+    ckpt, tensors, state = run.latest_checkpoint(step, warn=warn)
+    session.trainer.load_state_dict(tensors)
+    session.step = ckpt.step
+    return session, ckpt.step
+
+
+class Hooks:
+    """What a front end (the CLI's progress display) is told while training runs."""
+
+    def start(self, run: RunDir, session: Session) -> None: ...
+
+    def warn(self, msg: str) -> None: ...
+
+    report: Callable[[dict[str, Any]], None] | None = None
+    tick: Callable[[int, float], None] | None = None
+
+
+def _changed_paths(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b)):
+            out += _changed_paths(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else key)
+        return out
+    return [] if a == b else [prefix]

@@ -1,0 +1,198 @@
+"""TorchBackend: builds a Trainer that runs Algorithm 1's steps with PyTorch autograd."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from advgraph.backend import OptimConfig
+from advgraph.errors import BackendError
+from advgraph.ir import Op, Program
+from advgraph.ir.ops import BATCH_COUPLED
+
+
+class TorchBackend:
+    name = "torch"
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            import torch  # noqa: F401
+        except Exception as e:  # pragma: no cover - depends on the install
+            return False, f"torch cannot be imported: {e}"
+        return True, ""
+
+    def supports(self, op: Op) -> bool:
+        from .lower import OPS
+
+        return op in OPS
+
+    def build(self, program: Program, device: str, seed: int, batch_size: int,
+              optim: dict[str, OptimConfig]) -> "TorchTrainer":
+        return TorchTrainer(program, device, seed, batch_size, optim)
+
+
+def _device(name: str):
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        raise BackendError(f"torch: bad device {name!r}: {e}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise BackendError(f"torch: device {name!r} requested but no CUDA device is available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise BackendError(f"torch: device {name!r} does not exist "
+                               f"({torch.cuda.device_count()} CUDA device(s))")
+    elif dev.type != "cpu":
+        raise BackendError(f"torch: device {name!r} is not supported (use cpu or cuda[:N])")
+    return dev
+
+
+class TorchTrainer:
+    def __init__(self, program: Program, device: str, seed: int, batch_size: int,
+                 optim: dict[str, OptimConfig]):
+        import torch
+
+        from .lower import Ctx, Net
+        from .optim import Optimizer
+
+        self.torch = torch
+        self.program = program
+        self.device = _device(device)
+        self.m = batch_size
+        self.gen = torch.Generator(self.device)
+        self.gen.manual_seed(seed)
+        self.tensors: dict[str, torch.Tensor] = {}
+        for t in program.tensors():
+            self.tensors[t.name] = torch.zeros(t.shape, dtype=torch.float32, device=self.device,
+                                               requires_grad=t.trainable)
+        self.G = Net(program.G, self.tensors)
+        self.D = Net(program.D, self.tensors)
+        self._names = {g: [t.name for t in getattr(program, g).params()] for g in ("G", "D")}
+        self._params = {g: [self.tensors[n] for n in names] for g, names in self._names.items()}
+        self.opt = {g: Optimizer(optim[g], self._names[g], self._params[g]) for g in ("G", "D")}
+        self._train_ctx = Ctx(train=True, update_stats=True, gen=self.gen)
+        self._frozen_ctx = Ctx(train=True, update_stats=False, gen=self.gen)  # D inside a G step
+        self._eval_ctx = Ctx(train=False, update_stats=False, gen=None)
+        # Real and fake halves may share one D pass unless an op couples examples of a batch.
+        self._joint_d = not program.D.has_op(*BATCH_COUPLED)
+        self._z = torch.empty((batch_size, program.prior.dim), device=self.device)
+        self._sums = torch.zeros(4, device=self.device)  # d_loss, d_real, d_fake, g_loss
+        self._counts = [0, 0]
+        self.data: Any = None
+        self.order: Any = None
+
+    # ---- data and noise ---------------------------------------------------------------------
+
+    def load_data(self, x: np.ndarray) -> None:
+        self.data = self.torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32),
+                                         device=self.device)
+
+    def set_order(self, order: np.ndarray) -> None:
+        self.order = self.torch.as_tensor(order, dtype=self.torch.int64, device=self.device)
+
+    def _noise(self, z: np.ndarray | None, n: int):
+        if z is not None:
+            return self.torch.as_tensor(z, dtype=self.torch.float32, device=self.device)
+        buf = self._z if n == self.m else self.torch.empty((n, self.program.prior.dim),
+                                                            device=self.device)
+        p = self.program.prior
+        if p.kind == "uniform":
+            return buf.uniform_(p.a, p.b, generator=self.gen)
+        return buf.normal_(p.a, p.b, generator=self.gen)
+
+    def sample_noise(self, n: int) -> np.ndarray:
+        return self._noise(None, n).cpu().numpy().copy()
+
+    # ---- Algorithm 1 steps ------------------------------------------------------------------
+
+    def d_step(self, pos: int, lr: float, momentum: float, z: np.ndarray | None = None) -> None:
+        torch, F = self.torch, self.torch.nn.functional
+        x = self.data.index_select(0, self.order[pos:pos + self.m])
+        z = self._noise(z, self.m)
+        with torch.no_grad():
+            fake = self.G(z, self._train_ctx)
+        if self._joint_d:
+            logits = self.D(torch.cat([x, fake]), self._train_ctx, logits=True)
+            l_real, l_fake = logits[: len(x)], logits[len(x):]
+        else:
+            l_real = self.D(x, self._train_ctx, logits=True)
+            l_fake = self.D(fake, self._train_ctx, logits=True)
+        # −[log D(x) + log(1 − D(G(z)))] = softplus(−l_real) + softplus(l_fake)
+        loss = F.softplus(-l_real).mean() + F.softplus(l_fake).mean()
+        grads = torch.autograd.grad(loss, self._params["D"])
+        self.opt["D"].step(list(grads), lr, momentum)
+        with torch.no_grad():
+            self._sums[:3] += torch.stack(
+                [loss, torch.sigmoid(l_real).mean(), torch.sigmoid(l_fake).mean()])
+        self._counts[0] += 1
+
+    def g_step(self, lr: float, momentum: float, z: np.ndarray | None = None) -> None:
+        torch, F = self.torch, self.torch.nn.functional
+        z = self._noise(z, self.m)
+        l_fake = self.D(self.G(z, self._train_ctx), self._frozen_ctx, logits=True)
+        if self.program.g_loss == "non_saturating":
+            loss = F.softplus(-l_fake).mean()  # −log D(G(z))
+        else:
+            loss = -F.softplus(l_fake).mean()  # log(1 − D(G(z)))
+        grads = torch.autograd.grad(loss, self._params["G"])
+        self.opt["G"].step(list(grads), lr, momentum)
+        with torch.no_grad():
+            self._sums[3] += loss
+        self._counts[1] += 1
+
+    def read_metrics(self) -> dict[str, float]:
+        torch = self.torch
+        with torch.no_grad():
+            finite = torch.stack([torch.isfinite(p).all() for ps in self._params.values()
+                                  for p in ps]).all()
+            s = self._sums.tolist()
+        nd, ng = max(self._counts[0], 1), max(self._counts[1], 1)
+        out = {"d_loss": s[0] / nd, "d_real": s[1] / nd, "d_fake": s[2] / nd,
+               "g_loss": s[3] / ng, "finite": float(bool(finite))}
+        self._sums.zero_()
+        self._counts = [0, 0]
+        return out
+
+    # ---- inference --------------------------------------------------------------------------
+
+    def generate(self, z: np.ndarray) -> np.ndarray:
+        with self.torch.no_grad():
+            return self.G(self._noise(z, len(z)), self._eval_ctx).cpu().numpy()
+
+    def discriminate(self, x: np.ndarray) -> np.ndarray:
+        with self.torch.no_grad():
+            x = self.torch.as_tensor(np.asarray(x, np.float32), device=self.device)
+            return self.D(x, self._eval_ctx).reshape(-1).cpu().numpy()
+
+    # ---- state ------------------------------------------------------------------------------
+
+    def _rng_key(self) -> str:
+        return f"rng/torch/{self.device.type}"
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        out = {n: t.detach().cpu().numpy().copy() for n, t in self.tensors.items()}
+        for g in ("G", "D"):
+            out.update({k: v.cpu().numpy().copy() for k, v in self.opt[g].state(f"optim/{g}").items()})
+        out[self._rng_key()] = self.gen.get_state().numpy().copy()
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        torch = self.torch
+        missing = [n for n in self.tensors if n not in state]
+        if missing:
+            raise BackendError(f"state lacks {len(missing)} tensor(s), e.g. {missing[0]!r}")
+        with torch.no_grad():
+            for n, t in self.tensors.items():
+                src = np.asarray(state[n])
+                if tuple(src.shape) != tuple(t.shape):
+                    raise BackendError(f"{n}: shape {tuple(src.shape)} in the state, "
+                                       f"{tuple(t.shape)} in the graph")
+                t.copy_(torch.as_tensor(src))
+        for g in ("G", "D"):
+            self.opt[g].load(f"optim/{g}", state)
+        key = self._rng_key()
+        if key in state:
+            self.gen.set_state(torch.as_tensor(np.asarray(state[key], dtype=np.uint8)).cpu())

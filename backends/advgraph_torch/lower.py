@@ -1,0 +1,86 @@
+"""IR → PyTorch: one function per op, applied in graph order.
+
+Parameters are plain leaf tensors named as in the IR (no nn.Module), so the optimiser and the
+checkpoint see exactly the IR's names. The op table is the whole lowering.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from advgraph.ir import Graph, Node, Op
+
+# fn(x, node, params, ctx) -> y; ctx carries the training flags and the generator.
+OpFn = Callable[[torch.Tensor, Node, dict[str, torch.Tensor], "Ctx"], torch.Tensor]
+
+
+class Ctx:
+    __slots__ = ("train", "update_stats", "gen")
+
+    def __init__(self, train: bool, update_stats: bool, gen: torch.Generator | None):
+        self.train, self.update_stats, self.gen = train, update_stats, gen
+
+
+def _dense(x, n, p, ctx):
+    return torch.addmm(p[n.name + ".bias"], x, p[n.name + ".weight"])
+
+
+def _maxout(x, n, p, ctx):
+    a = torch.addmm(p[n.name + ".bias"], x, p[n.name + ".weight"])
+    return a.view(x.shape[0], n.attrs["units"], n.attrs["pieces"]).amax(dim=2)
+
+
+def _dropout(x, n, p, ctx):
+    if not ctx.train:
+        return x
+    keep, scale = n.attrs["keep"], n.attrs["scale"]
+    if keep >= 1.0:
+        return x * scale if scale != 1.0 else x
+    mask = torch.empty_like(x).bernoulli_(keep, generator=ctx.gen)
+    return x * mask.mul_(scale)
+
+
+def _batchnorm(x, n, p, ctx):
+    stats = ctx.train and ctx.update_stats
+    return F.batch_norm(
+        x,
+        p[n.name + ".running_mean"] if (stats or not ctx.train) else None,
+        p[n.name + ".running_var"] if (stats or not ctx.train) else None,
+        p[n.name + ".weight"], p[n.name + ".bias"],
+        training=ctx.train, momentum=n.attrs["momentum"], eps=n.attrs["eps"])
+
+
+OPS: dict[Op, OpFn] = {
+    Op.INPUT: lambda x, n, p, ctx: x,
+    Op.LINEAR: lambda x, n, p, ctx: x,
+    Op.DENSE: _dense,
+    Op.MAXOUT: _maxout,
+    Op.RELU: lambda x, n, p, ctx: torch.relu(x),
+    Op.LEAKY_RELU: lambda x, n, p, ctx: F.leaky_relu(x, n.attrs["slope"]),
+    Op.TANH: lambda x, n, p, ctx: torch.tanh(x),
+    Op.SIGMOID: lambda x, n, p, ctx: torch.sigmoid(x),
+    Op.DROPOUT: _dropout,
+    Op.RESHAPE: lambda x, n, p, ctx: x.reshape(x.shape[0], *n.attrs["shape"]),
+    Op.BATCHNORM: _batchnorm,
+}
+
+
+class Net:
+    """A lowered graph: a list of (fn, node) steps over a shared parameter table."""
+
+    def __init__(self, graph: Graph, params: dict[str, torch.Tensor]):
+        self.graph = graph
+        self.params = params
+        self.steps = [(OPS[n.op], n) for n in graph.nodes[1:]]
+        names = [n.name for n in graph.nodes[1:]]
+        self.logit_steps = self.steps[: names.index(graph.logits) + 1] if graph.logits else None
+
+    def __call__(self, x: torch.Tensor, ctx: Ctx, logits: bool = False) -> torch.Tensor:
+        steps = self.logit_steps if logits else self.steps
+        p = self.params
+        for fn, node in steps:  # type: ignore[union-attr]
+            x = fn(x, node, p, ctx)
+        return x
