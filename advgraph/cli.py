@@ -26,8 +26,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SetOpt = typer.Option(None, "--set", metavar="PATH=VALUE",
                       help="Override a spec value, e.g. --set training.optimizer.lr=0.05 "
@@ -263,15 +263,17 @@ def runs(runs_dir: Optional[Path] = RunsDirOpt,
     if not rows:
         out.print(f"no runs in {root}")
         return
-    table = Table()
+    from rich import box
+
+    table = Table(box=box.SIMPLE_HEAD)
     for col in ("name", "status", "step", "epoch", "backend", "D loss", "G loss", "D(x)",
-                "D(G(z))", "updated"):
-        table.add_column(col, justify="right" if col not in ("name", "status", "backend") else "left")
+                "D(G(z))"):
+        table.add_column(col, no_wrap=True,
+                         justify="left" if col in ("name", "status", "backend") else "right")
     fmt = lambda v: "" if v is None else f"{v:.4f}"  # noqa: E731
     for r in rows:
         table.add_row(r["name"], r["status"], str(r["step"]), str(r["epoch"]), r["backend"],
-                      fmt(r["d_loss"]), fmt(r["g_loss"]), fmt(r["d_real"]), fmt(r["d_fake"]),
-                      r["updated"])
+                      fmt(r["d_loss"]), fmt(r["g_loss"]), fmt(r["d_real"]), fmt(r["d_fake"]))
     out.print(table)
 
 

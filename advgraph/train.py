@@ -213,7 +213,7 @@ def save(run: RunDir, s: Session, backend: str, device: str) -> None:
         raise TrainingDiverged(
             f"step {s.step}: non-finite values in {bad[0]}"
             + (f" and {len(bad) - 1} more tensor(s)" if len(bad) > 1 else "")
-            + "; not saved, the last good checkpoint is kept")
+            + ", not saved")
     tensors["data/order"] = s.stream.order.astype(np.int64)
     state = {"step": s.step, "epoch": s.stream.epoch, "stream": s.stream.state(),
              "updates": dict(s.updates), "seed": s.spec.training.seed, "backend": backend,
@@ -240,55 +240,58 @@ def run_loop(run: RunDir, s: Session, backend: str, device: str,
     t0, interval_t0, interval_step = time.perf_counter(), time.perf_counter(), s.step
     elapsed0 = s.elapsed
     status = "finished"
-    with _graceful() as interrupt:
-        while not done():
-            epoch_before = stream.epoch
-            mom_d, mom_g = sd.momentum(stream.epoch), sg.momentum(stream.epoch)
-            for _ in range(k):
-                trainer.d_step(stream.next(trainer), sd.lr(s.updates["D"]), mom_d)
-                s.updates["D"] += 1
-            trainer.g_step(sg.lr(s.updates["G"]), mom_g)
-            s.updates["G"] += 1
-            s.step += 1
-            s.elapsed = elapsed0 + time.perf_counter() - t0
-            if tick is not None:
-                tick(s.step, stream.epoch_float)
+    try:
+        with _graceful() as interrupt:
+            while not done():
+                epoch_before = stream.epoch
+                mom_d, mom_g = sd.momentum(stream.epoch), sg.momentum(stream.epoch)
+                for _ in range(k):
+                    trainer.d_step(stream.next(trainer), sd.lr(s.updates["D"]), mom_d)
+                    s.updates["D"] += 1
+                trainer.g_step(sg.lr(s.updates["G"]), mom_g)
+                s.updates["G"] += 1
+                s.step += 1
+                s.elapsed = elapsed0 + time.perf_counter() - t0
+                if tick is not None:
+                    tick(s.step, stream.epoch_float)
 
-            if s.step % log_every == 0 or done() or interrupt.requested:
-                now = time.perf_counter()
-                m = trainer.read_metrics()
-                last = {"step": s.step, "epoch": round(stream.epoch_float, 4),
-                        **{key: m[key] for key in ("d_loss", "g_loss", "d_real", "d_fake")},
-                        "lr_d": sd.lr(s.updates["D"]), "lr_g": sg.lr(s.updates["G"]),
-                        "momentum": mom_d,
-                        "steps_per_s": round((s.step - interval_step) / max(now - interval_t0, 1e-9), 2),
-                        "time_s": round(s.elapsed, 3)}
-                interval_t0, interval_step = now, s.step
-                if not (m["finite"] and all(np.isfinite(last[key]) for key in
-                                            ("d_loss", "g_loss", "d_real", "d_fake"))):
+                if s.step % log_every == 0 or done() or interrupt.requested:
+                    now = time.perf_counter()
+                    m = trainer.read_metrics()
+                    last = {"step": s.step, "epoch": round(stream.epoch_float, 4),
+                            **{key: m[key] for key in ("d_loss", "g_loss", "d_real", "d_fake")},
+                            "lr_d": sd.lr(s.updates["D"]), "lr_g": sg.lr(s.updates["G"]),
+                            "momentum": mom_d,
+                            "steps_per_s": round((s.step - interval_step)
+                                                 / max(now - interval_t0, 1e-9), 2),
+                            "time_s": round(s.elapsed, 3)}
+                    interval_t0, interval_step = now, s.step
                     run.append_metrics(last)
-                    run.write_info(status="diverged", step=s.step, epoch=stream.epoch)
-                    good = run.checkpoints()
-                    raise TrainingDiverged(
-                        f"step {s.step}: training diverged (d_loss={last['d_loss']}, "
-                        f"g_loss={last['g_loss']}, parameters finite: {bool(m['finite'])}); "
-                        + (f"the last good checkpoint (step {good[-1].step}) is kept"
-                           if good else "no checkpoint had been written")
-                        + "; try a smaller learning rate")
-                run.append_metrics(last)
-                if report:
-                    report(last)
+                    if not (m["finite"] and all(np.isfinite(last[key]) for key in
+                                                ("d_loss", "g_loss", "d_real", "d_fake"))):
+                        raise TrainingDiverged(
+                            f"step {s.step}: training diverged (d_loss={last['d_loss']}, "
+                            f"g_loss={last['g_loss']}, parameters finite: {bool(m['finite'])})")
+                    if report:
+                        report(last)
 
-            new_epoch = stream.epoch > epoch_before
-            if (ck_steps is not None and s.step % ck_steps == 0) or \
-               (ck_epochs is not None and new_epoch and stream.epoch % ck_epochs == 0) or \
-               done() or interrupt.requested:
-                save(run, s, backend, device)
-                run.write_info(status="running", step=s.step, epoch=stream.epoch,
-                               last_metrics=last)
-            if interrupt.requested:
-                status = "interrupted"
-                break
+                new_epoch = stream.epoch > epoch_before
+                if (ck_steps is not None and s.step % ck_steps == 0) or \
+                   (ck_epochs is not None and new_epoch and stream.epoch % ck_epochs == 0) or \
+                   done() or interrupt.requested:
+                    save(run, s, backend, device)  # refuses non-finite tensors
+                    run.write_info(status="running", step=s.step, epoch=stream.epoch,
+                                   last_metrics=last)
+                if interrupt.requested:
+                    status = "interrupted"
+                    break
+    except TrainingDiverged as e:
+        run.write_info(status="diverged", step=s.step, epoch=stream.epoch, last_metrics=last)
+        good = run.checkpoints()
+        raise TrainingDiverged(
+            f"{e}; " + (f"the last good checkpoint (step {good[-1].step}) is kept"
+                        if good else "no checkpoint had been written")
+            + "; try a smaller learning rate") from None
     run.write_info(status=status, step=s.step, epoch=stream.epoch, last_metrics=last,
                    elapsed_s=round(s.elapsed, 3))
     return Outcome(status, s.step, stream.epoch, last)

@@ -157,7 +157,8 @@ class Every(Strict):
     @model_validator(mode="after")
     def _exactly_one(self) -> "Every":
         if (self.epochs is None) == (self.steps is None):
-            raise ValueError("give exactly one of 'epochs' or 'steps'")
+            raise ValueError("give exactly one of 'epochs' or 'steps' (to switch on the command "
+                             "line, replace the whole mapping: --set 'training.stop={steps: 1000}')")
         return self
 
 

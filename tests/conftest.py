@@ -1,0 +1,55 @@
+"""Shared fixtures. Tests never touch the network nor the user's runs or caches."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "specs"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADVGRAPH_OFFLINE", "1")
+    monkeypatch.setenv("ADVGRAPH_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("ADVGRAPH_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def write_idx(path: Path, arr: np.ndarray, compress: bool = True) -> Path:
+    """An IDX file (uint8) as the MNIST distribution ships them."""
+    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    payload = bytes([0, 0, 0x08, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.tobytes()
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(payload))
+    else:
+        path.write_bytes(payload)
+    return path
+
+
+def make_mnist_dir(root: Path, n_train: int = 300, n_test: int = 60, seed: int = 0,
+                   compress: bool = True) -> Path:
+    """A small MNIST-shaped dataset: digit-like blobs, one bright square per class."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, size=n).astype(np.uint8)
+        imgs = (rng.random((n, 28, 28)) * 40).astype(np.uint8)
+        for i, c in enumerate(labels):
+            r, q = divmod(int(c), 5)
+            imgs[i, 4 + 10 * r: 12 + 10 * r, 2 + 5 * q: 6 + 5 * q] = 255
+        write_idx(root / f"{split}-images-idx3-ubyte", imgs, compress)
+        write_idx(root / f"{split}-labels-idx1-ubyte", labels, compress)
+    return root
+
+
+@pytest.fixture
+def mnist_dir(tmp_path) -> Path:
+    return make_mnist_dir(tmp_path / "mnist")

@@ -1,0 +1,206 @@
+"""`advgraph train` as a user runs it: learning, run directories, resume, interruption, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from advgraph.runs import RunDir  # noqa: E402
+from advgraph.train import load_trainer  # noqa: E402
+from tests.conftest import SPECS  # noqa: E402
+from tests.helpers import cli  # noqa: E402
+
+FAST = ["--set", "data.train=2000", "--set", "data.valid=100", "--set", "data.test=100",
+        "--set", "training.log_every=10", "--set", "training.checkpoint={steps: 20}"]
+
+
+def runs_root() -> Path:
+    return Path(os.environ["ADVGRAPH_RUNS"])
+
+
+def final_tensors(name: str) -> dict[str, np.ndarray]:
+    return RunDir(runs_root() / name).latest_checkpoint()[1]
+
+
+def test_toy1d_learns_the_data_distribution():
+    r = cli("train", SPECS / "toy1d.yaml")
+    assert r.exit_code == 0, r.stderr
+    assert "run run1 finished: step 3000" in r.stdout
+    session, step = load_trainer(RunDir(runs_root() / "run1"))
+    x = session.trainer.generate(session.trainer.sample_noise(20_000))[:, 0]
+    assert step == 3000
+    assert abs(x.mean() - 4.0) < 0.1 * 4.0
+    assert abs(x.std() - 0.5) < 0.1 * 0.5
+    # D is near 1/2 on the data, as at the game's equilibrium.
+    d = session.trainer.discriminate(session.splits.test)
+    assert abs(d.mean() - 0.5) < 0.1
+
+
+def test_run_directory_layout_and_runs_listing():
+    r = cli("train", SPECS / "ring2d.yaml", "--name", "ring", *FAST,
+            "--set", "training.stop.steps=40")
+    assert r.exit_code == 0, r.stderr
+    run = runs_root() / "ring"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "step-0000020.json", "step-0000020.safetensors",
+        "step-0000040.json", "step-0000040.safetensors"]
+    spec = (run / "spec.yaml").read_text()
+    assert "batch_size: 256" in spec and "keep_checkpoints: 5" in spec  # resolved defaults
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [10, 20, 30, 40]
+    assert {"d_loss", "g_loss", "d_real", "d_fake", "lr_d", "momentum", "steps_per_s"} <= set(rows[0])
+    state = json.loads((run / "checkpoints" / "step-0000040.json").read_text())
+    assert state["step"] == 40 and state["backend"] == "torch" and len(state["sha256"]) == 64
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "finished" and info["step"] == 40
+    listing = cli("runs")
+    assert listing.exit_code == 0 and "ring" in listing.stdout and "finished" in listing.stdout
+    data = json.loads(cli("runs", "--json").stdout)
+    assert data[0]["name"] == "ring" and data[0]["step"] == 40
+
+
+def test_same_seed_same_result_and_seed_matters():
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        r = cli("train", SPECS / "ring2d.yaml", "--name", name, *FAST,
+                "--set", "training.stop.steps=20", "--set", f"training.seed={seed}")
+        assert r.exit_code == 0, r.stderr
+    a, b, c = final_tensors("a"), final_tensors("b"), final_tensors("c")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert not np.array_equal(a["G.h0.weight"], c["G.h0.weight"])
+
+
+def test_resume_equals_an_uninterrupted_run():
+    spec = SPECS / "ring2d.yaml"
+    assert cli("train", spec, "--name", "full", *FAST, "--set", "training.stop.steps=60").exit_code == 0
+    assert cli("train", spec, "--name", "half", *FAST, "--set", "training.stop.steps=30").exit_code == 0
+    r = cli("train", "--resume", "half", "--set", "training.stop.steps=60")
+    assert r.exit_code == 0, r.stderr
+    full, half = final_tensors("full"), final_tensors("half")
+    assert set(full) == set(half)
+    for k in full:
+        np.testing.assert_array_equal(full[k], half[k], err_msg=k)
+    steps = [json.loads(x)["step"] for x in (runs_root() / "half" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [10, 20, 30, 40, 50, 60]
+
+
+def test_sgd_momentum_run_resumes_exactly_across_epochs(mnist_dir):
+    """The paper's MNIST spec on small IDX files: SGD, momentum ramp, dropout, marginals."""
+    common = ["--data-root", mnist_dir, "--set", "data.train=250", "--set", "data.valid=50",
+              "--set", "training.checkpoint={steps: 2}", "--set", "training.log_every=2",
+              "--set", "training.optimizer.momentum.saturate=3"]
+    spec = SPECS / "mnist.yaml"
+    assert cli("train", spec, "--name", "full", *common, "--set", "training.stop={steps: 8}").exit_code == 0
+    assert cli("train", spec, "--name", "part", *common, "--set", "training.stop={steps: 5}").exit_code == 0
+    assert cli("train", "--resume", "part", "--set", "training.stop.steps=8").exit_code == 0
+    full, part = final_tensors("full"), final_tensors("part")
+    for k in full:
+        np.testing.assert_array_equal(full[k], part[k], err_msg=k)
+    rows = RunDir(runs_root() / "full").metrics()
+    assert rows[-1]["epoch"] == pytest.approx(8 / 2) and rows[-1]["momentum"] > 0.5
+
+
+def test_marginal_bias_is_the_logit_of_the_pixel_means(mnist_dir):
+    from advgraph.spec import load_file
+    from advgraph.train import build_session
+
+    loaded = load_file(SPECS / "mnist.yaml", ["data.train=250", "data.valid=50"])
+    s = build_session(loaded, "torch", "cpu", str(mnist_dir))
+    mean = np.clip(s.splits.train.mean(0, dtype=np.float64), 1e-7, 1 - 1e-7)
+    np.testing.assert_allclose(s.trainer.state_dict()["G.y.bias"], np.log(mean / (1 - mean)),
+                               rtol=1e-5)
+    w = s.trainer.state_dict()["D.h0.weight"]
+    assert w.shape == (784, 1200) and np.abs(w).max() <= 0.005
+
+
+def test_interrupt_checkpoints_and_resume_continues_exactly(tmp_path):
+    """SIGINT (what Ctrl-C sends) mid-run: exit 130, a checkpoint, then an exact resume."""
+    spec = SPECS / "ring2d.yaml"
+    args = [*FAST, "--set", "training.checkpoint={steps: 100000}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "advgraph", "train", str(spec), "--name", "int",
+                             *args, "--set", "training.stop.steps=1000000"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = runs_root() / "int" / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Continue with: advgraph train --resume int" in err and "Traceback" not in err
+    info = json.loads((runs_root() / "int" / "run.json").read_text())
+    stopped = info["step"]
+    assert info["status"] == "interrupted" and stopped >= 30
+    assert RunDir(runs_root() / "int").latest_checkpoint()[0].step == stopped
+
+    target = stopped + 25
+    r = cli("train", "--resume", "int", "--set", f"training.stop.steps={target}")
+    assert r.exit_code == 0, r.stderr
+    r = cli("train", spec, "--name", "ref", *args, "--set", f"training.stop.steps={target}")
+    assert r.exit_code == 0, r.stderr
+    a, b = final_tensors("int"), final_tensors("ref")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_divergence_stops_and_keeps_the_last_good_checkpoint():
+    r = cli("train", SPECS / "ring2d.yaml", "--name", "nan", *FAST,
+            "--set", "training.optimizer={type: sgd, lr: 50, momentum: 0.9}",
+            "--set", "training.stop.steps=200",
+            "--set", "training.checkpoint={steps: 1}", "--set", "training.log_every=1")
+    assert r.exit_code == 1
+    assert "diverged" in r.stderr and "Traceback" not in r.stderr
+    run = RunDir(runs_root() / "nan")
+    assert run.info()["status"] == "diverged"
+    ckpt, tensors, _ = run.latest_checkpoint()
+    assert all(np.isfinite(v).all() for k, v in tensors.items() if v.dtype.kind == "f")
+    assert ckpt.step < run.info()["step"]
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (["--backend", "cupy"], 1, "error: unknown backend 'cupy'; installed: torch"),
+    (["--device", "cuda:7"], 1, "error: torch: device 'cuda:7'"),
+    (["--name", "../escape"], 2, "error: invalid run name '../escape'"),
+    (["--set", "training.batch_size=999999"], 2, "exceeds the"),
+])
+def test_bad_arguments_are_clear_errors(args, code, message):
+    r = cli("train", SPECS / "toy1d.yaml", *args)
+    if "batch_size" in " ".join(args):  # a batch larger than the data: an error before any run
+        assert r.exit_code == 2 and "larger than the training set" in r.stderr
+        assert not runs_root().exists() or not any(runs_root().iterdir())
+        return
+    assert r.exit_code == code, r.stderr
+    assert r.stderr.startswith(message)
+    assert "Traceback" not in r.stderr
+    assert not runs_root().exists() or not any(runs_root().iterdir())  # nothing half-created
+
+
+def test_missing_mnist_files_explain_where_to_put_them(tmp_path):
+    r = cli("train", SPECS / "mnist.yaml", "--data-root", tmp_path / "nowhere")
+    assert r.exit_code == 1
+    assert "mnist: the IDX files were not found in" in r.stderr
+    assert "train-images-idx3-ubyte.gz" in r.stderr
+
+
+def test_resume_errors():
+    r = cli("train", "--resume", "ghost")
+    assert r.exit_code == 1 and "no run named 'ghost'" in r.stderr
+    assert cli("train", SPECS / "ring2d.yaml", "--name", "x", *FAST,
+               "--set", "training.stop.steps=20").exit_code == 0
+    r = cli("train", "--resume", "x", "--set", "generator.layers[0].units=64")
+    assert r.exit_code == 2 and "generator.layers" in r.stderr
+    r = cli("train", SPECS / "ring2d.yaml", "--resume", "x")
+    assert r.exit_code == 2 and "not both" in r.stderr
+    r = cli("train", SPECS / "ring2d.yaml", "--name", "x")
+    assert r.exit_code == 1 and "already exists" in r.stderr

@@ -1,0 +1,60 @@
+"""`advgraph check` and `--help`: what they print, and that they never import torch or cupy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import SPECS
+from tests.helpers import cli
+
+PROBE = """
+import sys
+from advgraph.cli import app
+try:
+    app(sys.argv[1:])
+except SystemExit as e:
+    code = e.code
+heavy = sorted(m for m in ("torch", "cupy") if m in sys.modules)
+print("HEAVY=" + ",".join(heavy))
+sys.exit(code)
+"""
+
+
+def _probe(*args):
+    return subprocess.run([sys.executable, "-c", PROBE, *map(str, args)], capture_output=True,
+                          text=True)
+
+
+def test_check_and_help_import_neither_torch_nor_cupy():
+    r = _probe("check", SPECS / "mnist.yaml")
+    assert r.returncode == 0, r.stderr
+    assert "HEAVY=\n" in r.stdout
+    r = _probe("--help")
+    assert r.returncode == 0 and "HEAVY=\n" in r.stdout
+
+
+def test_check_prints_graphs_and_totals():
+    r = cli("check", SPECS / "mnist.yaml")
+    assert r.exit_code == 0
+    assert "G parameters: 2,503,984" in r.stdout
+    assert "D parameters: 1,231,441" in r.stdout
+    assert "maxout (units=240, pieces=5)" in r.stdout
+    assert "estimated FLOPs per training iteration" in r.stdout
+
+
+def test_check_json():
+    r = cli("check", SPECS / "mnist.yaml", "--json")
+    data = json.loads(r.stdout)
+    assert data["G"]["params"] == 2_503_984 and data["D"]["params"] == 1_231_441
+    assert [n["name"] for n in data["G"]["nodes"]][:2] == ["G.input", "G.h0"]
+    assert data["G"]["nodes"][1]["shape"] == [1200]
+    # G forward per example: 2·(100·1200 + 1200·1200 + 1200·784) multiply-adds + activations.
+    assert data["G"]["flops_per_example"] == 2 * (100 * 1200 + 1200 * 1200 + 1200 * 784) + 1200 + 1200 + 784
+    assert data["flops_per_iteration"] > 0
+
+
+def test_check_with_override():
+    r = cli("check", SPECS / "mnist.yaml", "--set", "generator.layers[0].units=600", "--json")
+    assert json.loads(r.stdout)["G"]["params"] == 2_503_984 - 600 * 101 - 600 * 1200
