@@ -211,7 +211,7 @@ def save(run: RunDir, s: Session, backend: str, device: str) -> None:
     bad = [n for n, a in tensors.items() if a.dtype.kind == "f" and not np.isfinite(a).all()]
     if bad:
         raise TrainingDiverged(
-            f"step {s.step}: non-finite values in {bad[0]}"
+            f"step {s.step}: training diverged: non-finite values in {bad[0]}"
             + (f" and {len(bad) - 1} more tensor(s)" if len(bad) > 1 else "")
             + ", not saved")
     tensors["data/order"] = s.stream.order.astype(np.int64)

@@ -154,11 +154,12 @@ def test_interrupt_checkpoints_and_resume_continues_exactly(tmp_path):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
-def test_divergence_stops_and_keeps_the_last_good_checkpoint():
+@pytest.mark.parametrize("log_every", [1, 1000], ids=["caught-by-metrics", "caught-at-save"])
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(log_every):
     r = cli("train", SPECS / "ring2d.yaml", "--name", "nan", *FAST,
             "--set", "training.optimizer={type: sgd, lr: 50, momentum: 0.9}",
             "--set", "training.stop.steps=200",
-            "--set", "training.checkpoint={steps: 1}", "--set", "training.log_every=1")
+            "--set", "training.checkpoint={steps: 1}", "--set", f"training.log_every={log_every}")
     assert r.exit_code == 1
     assert "diverged" in r.stderr and "Traceback" not in r.stderr
     run = RunDir(runs_root() / "nan")
