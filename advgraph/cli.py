@@ -44,6 +44,9 @@ def _errors() -> Iterator[None]:
         for line in e.render().splitlines():
             err.print("error: " + line, markup=False, soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
+    except MemoryError:
+        err.print("error: out of memory; try a smaller batch size or smaller layers", markup=False)
+        raise typer.Exit(1) from None
 
 
 def _runs_root(runs_dir: Optional[Path]) -> Path:
@@ -146,14 +149,13 @@ class _Display:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.progress = Progress(
-                TextColumn("[bold]{task.fields[name]}"), BarColumn(),
+                TextColumn("[bold]{task.fields[name]}"), BarColumn(bar_width=30),
                 TextColumn("step {task.fields[step]} · epoch {task.fields[epoch]:.2f}"),
-                TextColumn("{task.fields[stats]}"), TimeRemainingColumn(),
-                console=err, transient=False)
+                TimeRemainingColumn(), console=err, transient=False)
             done = session.step if self.unit == "steps" else session.stream.epoch_float
             self.task = self.progress.add_task("train", total=self.total, completed=done,
                                                name=run.name, step=session.step,
-                                               epoch=session.stream.epoch_float, stats="")
+                                               epoch=session.stream.epoch_float)
             self.progress.start()
 
     def tick(self, step: int, epoch: float) -> None:
@@ -167,13 +169,11 @@ class _Display:
                              step=step, epoch=epoch)
 
     def report(self, row: dict[str, Any]) -> None:
-        stats = (f"D {row['d_loss']:.4f} G {row['g_loss']:.4f} "
-                 f"D(x) {row['d_real']:.3f} D(G(z)) {row['d_fake']:.3f} "
-                 f"{row['steps_per_s']:.1f} steps/s")
-        if self.progress is not None:
-            self.progress.update(self.task, stats=stats)
-        else:
-            err.print(f"step {row['step']} epoch {row['epoch']:.2f}: {stats}")
+        # One line per logging interval; on a terminal it scrolls above the progress bar.
+        err.print(f"step {row['step']} epoch {row['epoch']:.2f}: "
+                  f"D {row['d_loss']:.4f} G {row['g_loss']:.4f} "
+                  f"D(x) {row['d_real']:.3f} D(G(z)) {row['d_fake']:.3f} "
+                  f"{row['steps_per_s']:.1f} steps/s", markup=False)
 
     def warn(self, msg: str) -> None:
         err.print(f"warning: {msg}", markup=False)

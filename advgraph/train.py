@@ -7,6 +7,7 @@ examples and m noise samples, then one G-update on fresh noise. An *epoch* is on
 
 from __future__ import annotations
 
+import os
 import platform
 import signal
 import sys
@@ -138,6 +139,7 @@ def build_session(loaded: LoadedSpec, backend_name: str, device: str,
                   data_root: str | None) -> Session:
     spec = loaded.spec
     program = compile_spec(loaded)
+    _check_memory(program, spec, device)
     backend = get_backend(backend_name)
     check_supported(backend, program)
     splits = load_data(spec.data, loaded.base_dir, data_root)
@@ -154,6 +156,24 @@ def build_session(loaded: LoadedSpec, backend_name: str, device: str,
     stream = DataStream(len(splits.train), m, data_rng)
     trainer.set_order(stream.order)
     return Session(spec, program, splits, trainer, stream, sched)
+
+
+def _check_memory(program: Program, spec: GanSpec, device: str) -> None:
+    """Refuse, before allocating anything, nets that cannot fit in this machine's memory."""
+    from .ir.shapes import training_bytes
+
+    need = training_bytes(program.G, program.D, spec.training.batch_size)
+    if not device.startswith("cpu"):
+        return  # device memory is the backend's to judge (it raises a clear error)
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return
+    if need > have:
+        raise UsageError(f"G ({program.G.num_params():,} parameters) and D "
+                         f"({program.D.num_params():,}) need at least {need / 2**30:.1f} GiB to "
+                         f"train with batch size {spec.training.batch_size}; this machine has "
+                         f"{have / 2**30:.1f} GiB")
 
 
 def versions(backend: str) -> dict[str, str]:
@@ -309,6 +329,8 @@ def start(loaded: LoadedSpec, runs_root: Path, name: str | None, backend: str, d
     from .runs import atomic_write
 
     atomic_write(run.spec_path, dump_resolved(spec).encode())
+    if data_root is not None:  # the run must find its data again from any directory
+        data_root = str(Path(data_root).expanduser().resolve())
     run.write_info(status="running", step=0, epoch=0, backend=backend, device=device,
                    data_root=data_root, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                    spec_source=str(loaded.path) if loaded.path else None,

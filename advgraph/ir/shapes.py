@@ -85,3 +85,12 @@ def _fmt(shape: tuple[int, ...]) -> str:
 
 
 fmt_shape = _fmt
+
+
+def training_bytes(G: Graph, D: Graph, batch: int, optimizer_slots: int = 2) -> int:
+    """A lower bound on the memory one trainer needs (float32): parameters with their gradients
+    and optimiser slots, plus activations of a D-step (2m examples) and a G-step (m)."""
+    params = G.num_params() + D.num_params()
+    acts_g = sum(prod(n.shape) for n in G.nodes)
+    acts_d = sum(prod(n.shape) for n in D.nodes)
+    return 4 * (params * (2 + optimizer_slots) + batch * (3 * acts_g + 3 * acts_d))

@@ -54,7 +54,14 @@ class Positions:
         return Problem(dotted(path), msg, self.source)
 
 
+MAX_VALUES = 100_000  # a spec has hundreds; more means aliases expanding ("billion laughs")
+
+
 def _build(node: yaml.Node, path: PathT, pos: Positions) -> Any:
+    if len(pos.values) >= MAX_VALUES:
+        raise SpecError(Problem(dotted(path), f"the document expands to more than {MAX_VALUES:,} "
+                                              "values (nested YAML aliases?)", pos.source,
+                                node.start_mark.line + 1, node.start_mark.column + 1))
     pos.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -94,10 +101,14 @@ def parse_yaml(text: str, source: str) -> tuple[Any, Positions]:
         raise SpecError(Problem("", msg, source)) from None
     except yaml.YAMLError as e:
         raise SpecError(Problem("", f"invalid YAML: {e}", source)) from None
+    except RecursionError:
+        raise SpecError(Problem("", "invalid YAML: nested too deeply", source)) from None
     if node is None:
         raise SpecError(Problem("", "the spec is empty", source))
     try:
         data = _build(node, (), pos)
+    except RecursionError:
+        raise SpecError(Problem("", "nested too deeply", source)) from None
     except yaml.constructor.ConstructorError as e:
         mark = e.problem_mark
         raise SpecError(Problem("", f"invalid YAML: {e.problem}", source,

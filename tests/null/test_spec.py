@@ -181,3 +181,12 @@ def test_cli_check_missing_file():
     r = cli("check", "nope.yaml")
     assert r.exit_code == 2
     assert r.stderr.strip() == "error: nope.yaml: no such spec file"
+
+
+def test_alias_bombs_and_deep_nesting_are_refused_quickly():
+    bomb = "a: &a [1,1,1,1,1,1,1,1,1,1]\n" + "".join(
+        f"{n}: &{n} [{', '.join(['*' + p] * 10)}]\n" for p, n in zip("abcde", "bcdef"))
+    out = problems(bomb)
+    assert len(out) == 1 and "expands to more than 100,000 values" in out[0]
+    deep = "a: " + "[" * 5000 + "]" * 5000 + "\n"
+    assert problems(deep) == ["x.yaml: invalid YAML: nested too deeply"]
