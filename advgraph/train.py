@@ -135,22 +135,30 @@ def absolute_paths(spec: GanSpec, base_dir: Path) -> GanSpec:
     return spec.model_copy(update={"data": data})
 
 
-def build_session(loaded: LoadedSpec, backend_name: str, device: str,
-                  data_root: str | None) -> Session:
+def make_trainer(loaded: LoadedSpec, backend_name: str, device: str
+                 ) -> tuple[Program, Trainer, dict[str, Schedule]]:
+    """Compile the spec and build an (uninitialised) trainer on the backend."""
     spec = loaded.spec
     program = compile_spec(loaded)
     _check_memory(program, spec, device)
     backend = get_backend(backend_name)
     check_supported(backend, program)
+    sched = {g: Schedule(spec.training.optimizer_for(g)) for g in ("G", "D")}
+    trainer = backend.build(program, device, seeds(spec.training.seed)[2],
+                            spec.training.batch_size, {g: s.config() for g, s in sched.items()})
+    return program, trainer, sched
+
+
+def build_session(loaded: LoadedSpec, backend_name: str, device: str,
+                  data_root: str | None) -> Session:
+    spec = loaded.spec
+    program, trainer, sched = make_trainer(loaded, backend_name, device)
     splits = load_data(spec.data, loaded.base_dir, data_root)
     m = spec.training.batch_size
     if m > len(splits.train):
         raise UsageError(f"training.batch_size = {m} is larger than the training set "
                          f"({len(splits.train)} examples)")
-    init_rng, data_rng, backend_seed = seeds(spec.training.seed)
-    sched = {g: Schedule(spec.training.optimizer_for(g)) for g in ("G", "D")}
-    trainer = backend.build(program, device, backend_seed, m,
-                            {g: s.config() for g, s in sched.items()})
+    init_rng, data_rng, _ = seeds(spec.training.seed)
     trainer.load_state_dict(init_params(program, init_rng, splits.train))
     trainer.load_data(splits.train)
     stream = DataStream(len(splits.train), m, data_rng)
@@ -385,17 +393,31 @@ def resume(runs_root: Path, name: str, backend: str | None, device: str | None,
     return run, run_loop(run, session, backend, device, hooks.report, hooks.tick)
 
 
+@dataclass
+class Loaded:
+    """A trained model restored from a run, for sampling and evaluation."""
+
+    run: RunDir
+    spec: GanSpec
+    program: Program
+    trainer: Trainer
+    step: int
+    splits: Splits | None  # None unless data was asked for
+    device: str
+
+
 def load_trainer(run: RunDir, step: int | None = None, backend: str | None = None,
-                 device: str | None = None, warn=None) -> tuple[Session, int]:
-    """A session whose trainer holds a run's checkpoint (latest good one, or `step`)."""
+                 device: str | None = None, data: bool = False, warn=None) -> Loaded:
+    """A run's checkpoint (the latest good one, or `step`) in a trainer, with its data splits
+    when `data` is true. Without data, nothing but the checkpoint is read."""
     info = run.info()
     loaded = load_file(run.spec_path)
-    session = build_session(loaded, backend or info.get("backend") or "torch",
-                            device or "cpu", info.get("data_root"))
-    ckpt, tensors, state = run.latest_checkpoint(step, warn=warn)
-    session.trainer.load_state_dict(tensors)
-    session.step = ckpt.step
-    return session, ckpt.step
+    device = device or "cpu"
+    program, trainer, _ = make_trainer(loaded, backend or info.get("backend") or "torch", device)
+    ckpt, tensors, _ = run.latest_checkpoint(step, warn=warn)
+    trainer.load_state_dict(tensors)
+    splits = load_data(loaded.spec.data, loaded.base_dir, info.get("data_root")) if data else None
+    return Loaded(run, loaded.spec, program, trainer, ckpt.step, splits, device)
 
 
 class Hooks:

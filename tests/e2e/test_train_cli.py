@@ -36,13 +36,13 @@ def test_toy1d_learns_the_data_distribution():
     r = cli("train", SPECS / "toy1d.yaml")
     assert r.exit_code == 0, r.stderr
     assert "run run1 finished: step 3000" in r.stdout
-    session, step = load_trainer(RunDir(runs_root() / "run1"))
-    x = session.trainer.generate(session.trainer.sample_noise(20_000))[:, 0]
-    assert step == 3000
+    loaded = load_trainer(RunDir(runs_root() / "run1"), data=True)
+    x = loaded.trainer.generate(loaded.trainer.sample_noise(20_000))[:, 0]
+    assert loaded.step == 3000
     assert abs(x.mean() - 4.0) < 0.1 * 4.0
     assert abs(x.std() - 0.5) < 0.1 * 0.5
     # D is near 1/2 on the data, as at the game's equilibrium.
-    d = session.trainer.discriminate(session.splits.test)
+    d = loaded.trainer.discriminate(loaded.splits.test)
     assert abs(d.mean() - 0.5) < 0.1
 
 

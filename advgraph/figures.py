@@ -1,0 +1,128 @@
+"""Figures: PNG image grids (Pillow) and plots (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def to_images(x: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
+    """(N, features) in [0, 1] → uint8 (N, H, W) or (N, H, W, 3)."""
+    imgs = np.clip(np.asarray(x, np.float64).reshape(len(x), *image_shape), 0.0, 1.0)
+    if imgs.ndim == 4:  # (N, C, H, W)
+        imgs = imgs[:, 0] if imgs.shape[1] == 1 else imgs.transpose(0, 2, 3, 1)
+    return np.round(imgs * 255).astype(np.uint8)
+
+
+def grid(images: np.ndarray, rows: int, cols: int, pad: int = 2, scale: int = 2,
+         separator_after: int | None = None) -> "Image":  # noqa: F821
+    """Tile rows × cols images (row-major) with `pad` pixels of gap; an optional wider gap and
+    a light rule after column `separator_after` (the nearest-neighbour column of Figure 2)."""
+    from PIL import Image
+
+    h, w = images.shape[1:3]
+    colour = images.ndim == 4
+    sep = 3 * pad if separator_after is not None else 0
+    H = rows * h + (rows + 1) * pad
+    W = cols * w + (cols + 1) * pad + sep
+    canvas = np.zeros((H, W, 3) if colour else (H, W), np.uint8)
+    for k in range(min(len(images), rows * cols)):
+        r, c = divmod(k, cols)
+        x0 = pad + c * (w + pad) + (sep if separator_after is not None and c >= separator_after else 0)
+        y0 = pad + r * (h + pad)
+        canvas[y0:y0 + h, x0:x0 + w] = images[k]
+    if separator_after is not None:
+        x = pad + separator_after * (w + pad) + sep // 2 - 1
+        canvas[:, x] = 255
+    img = Image.fromarray(canvas)
+    return img.resize((W * scale, H * scale), Image.NEAREST) if scale > 1 else img
+
+
+def save_png(img, path: Path) -> Path:
+    from .runs import atomic_write
+    import io
+
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    atomic_write(path, buf.getvalue())
+    return path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_fig(fig, path: Path) -> Path:
+    import io
+
+    from .runs import atomic_write
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    atomic_write(path, buf.getvalue())
+    return path
+
+
+def plot_1d(samples: np.ndarray, data: np.ndarray, path: Path, density=None, title: str = "") -> Path:
+    """Histogram of G's samples against the data (and its true density when known)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    lo = min(samples.min(), data.min())
+    hi = max(samples.max(), data.max())
+    bins = np.linspace(lo, hi, 80)
+    ax.hist(data.ravel(), bins=bins, density=True, alpha=0.4, color="k", label="data")
+    ax.hist(samples.ravel(), bins=bins, density=True, alpha=0.5, color="g", label="G(z)")
+    if density is not None:
+        xs = np.linspace(lo, hi, 400)
+        ax.plot(xs, density(xs), "k--", lw=1, label="p_data")
+    ax.set_xlabel("x")
+    ax.set_ylabel("density")
+    ax.legend()
+    ax.set_title(title)
+    out = _save_fig(fig, path)
+    plt.close(fig)
+    return out
+
+
+def plot_2d(samples: np.ndarray, data: np.ndarray, path: Path, centres=None, title: str = "") -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(data[:, 0], data[:, 1], s=2, c="k", alpha=0.3, label="data")
+    ax.scatter(samples[:, 0], samples[:, 1], s=2, c="g", alpha=0.5, label="G(z)")
+    if centres is not None:
+        ax.scatter(centres[:, 0], centres[:, 1], marker="x", c="r", s=40, label="modes")
+    ax.set_aspect("equal")
+    ax.legend(loc="upper right")
+    ax.set_title(title)
+    out = _save_fig(fig, path)
+    plt.close(fig)
+    return out
+
+
+def plot_metrics(rows: list[dict], path: Path, title: str = "") -> Path:
+    """Losses and mean D outputs against training steps."""
+    plt = _pyplot()
+    steps = [r["step"] for r in rows]
+    fig, (a, b) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    a.plot(steps, [r["d_loss"] for r in rows], label="D loss")
+    a.plot(steps, [r["g_loss"] for r in rows], label="G loss")
+    a.axhline(np.log(4), color="grey", lw=0.8, ls="--", label="log 4 (D at equilibrium)")
+    a.set_ylabel("loss")
+    a.legend()
+    b.plot(steps, [r["d_real"] for r in rows], label="mean D(x)")
+    b.plot(steps, [r["d_fake"] for r in rows], label="mean D(G(z))")
+    b.axhline(0.5, color="grey", lw=0.8, ls="--")
+    b.set_ylim(0, 1)
+    b.set_xlabel("step")
+    b.set_ylabel("D output")
+    b.legend()
+    a.set_title(title)
+    out = _save_fig(fig, path)
+    plt.close(fig)
+    return out
