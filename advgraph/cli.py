@@ -26,7 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-out = Console(highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SetOpt = typer.Option(None, "--set", metavar="PATH=VALUE",
@@ -100,7 +100,7 @@ def check(
         "flops_per_iteration": iteration_flops(program.G, program.D, t.batch_size, t.k),
     }
     if as_json:
-        out.print_json(json.dumps(summary))
+        console.print_json(json.dumps(summary))
         return
     for key, title in (("G", "generator"), ("D", "discriminator")):
         table = Table(title=f"{key} ({title})", title_justify="left")
@@ -115,13 +115,13 @@ def check(
                           "(B, " + ", ".join(map(str, r["shape"])) + ")",
                           f"{r['params']:,}" if r["params"] else "",
                           f"{r['flops']:,}" if r["flops"] else "")
-        out.print(table)
-    out.print(f"G parameters: {summary['G']['params']:,}")
-    out.print(f"D parameters: {summary['D']['params']:,}")
-    out.print(f"estimated FLOPs per training iteration (m={t.batch_size}, k={t.k}): "
+        console.print(table)
+    console.print(f"G parameters: {summary['G']['params']:,}")
+    console.print(f"D parameters: {summary['D']['params']:,}")
+    console.print(f"estimated FLOPs per training iteration (m={t.batch_size}, k={t.k}): "
               f"{summary['flops_per_iteration']:,} "
               f"({summary['flops_per_iteration'] / 1e9:.2f} GFLOP)")
-    out.print(f"{spec}: ok")
+    console.print(f"{spec}: ok")
 
 
 # ---- train ----------------------------------------------------------------------------------
@@ -233,8 +233,177 @@ def train(
         err.print(f"interrupted at step {outcome.step}; checkpoint saved. "
                   f"Continue with: advgraph train --resume {run.name}")
         raise typer.Exit(130)
-    out.print(f"run {run.name} finished: step {outcome.step}, epoch {outcome.epoch}"
+    console.print(f"run {run.name} finished: step {outcome.step}, epoch {outcome.epoch}"
               + (f" ({summary})" if summary else "") + f" → {run.path}")
+
+
+# ---- sample, interpolate, eval, plot ---------------------------------------------------------
+
+CheckpointOpt = typer.Option(None, "--checkpoint", metavar="STEP",
+                             help="Use the checkpoint at STEP [default: the latest good one].")
+DeviceOpt = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N.")
+SeedOpt = typer.Option(0, "--seed", help="Seed of the noise drawn for this command.")
+OutOpt = typer.Option(None, "--out", help="Where to write the figure [default: under the run].")
+DataRootOpt = typer.Option(None, "--data-root", help="Where the run's dataset is now "
+                                                     "[default: where it was trained from].")
+
+
+def _load(run: str, runs_dir: Optional[Path], checkpoint: Optional[int], device: str,
+          data_root: Optional[str]):
+    from .runs import RunDir
+    from .train import load_trainer
+
+    r = RunDir.open(_runs_root(runs_dir), run)
+    return load_trainer(r, checkpoint, device=device, data_root=data_root,
+                        warn=lambda m: err.print(f"warning: {m}", markup=False))
+
+
+def _positive(name: str, value: int) -> None:
+    if value < 1:
+        raise UsageError(f"{name} must be at least 1, got {value}")
+
+
+@app.command()
+def sample(
+    run: str = typer.Argument(..., help="Run name."),
+    grid: bool = typer.Option(False, "--grid", help="A PNG grid of fair random samples (the "
+                                                    "default unless --npz is given)."),
+    rows: int = typer.Option(4, "--rows"), cols: int = typer.Option(5, "--cols"),
+    nearest: bool = typer.Option(False, "--nearest", help="Add a column with, for the sample "
+                                 "beside it, the nearest training example (Figure 2)."),
+    n: Optional[int] = typer.Option(None, "--n", help="Number of samples for --npz or a toy plot."),
+    npz: Optional[Path] = typer.Option(None, "--npz", help="Save raw samples to this .npz."),
+    seed: int = SeedOpt, out: Optional[Path] = OutOpt, checkpoint: Optional[int] = CheckpointOpt,
+    device: str = DeviceOpt, data_root: Optional[str] = DataRootOpt,
+    runs_dir: Optional[Path] = RunsDirOpt,
+) -> None:
+    """Draw samples from G: an image grid (or a plot for 1-D/2-D toy data), or raw arrays."""
+    from .evaluate import commands as C
+
+    with _errors():
+        _positive("--rows", rows)
+        _positive("--cols", cols)
+        if n is not None:
+            _positive("--n", n)
+        loaded = _load(run, runs_dir, checkpoint, device, data_root)
+        paths = C.sample(loaded, rows=rows, cols=cols, seed=seed, nearest=nearest, n=n, npz=npz,
+                         out=out if (grid or out or npz is None or nearest) else None)
+    for p in paths:
+        out_console_path(p)
+
+
+def out_console_path(p: Path) -> None:
+    console.print(f"wrote {p}")
+
+
+@app.command()
+def interpolate(
+    run: str = typer.Argument(..., help="Run name."),
+    rows: int = typer.Option(4, "--rows", help="Number of interpolation paths."),
+    steps: int = typer.Option(10, "--steps", help="Images per path, endpoints included."),
+    slerp: bool = typer.Option(False, "--slerp", help="Spherical interpolation (for Gaussian priors)."),
+    seed: int = SeedOpt, out: Optional[Path] = OutOpt, checkpoint: Optional[int] = CheckpointOpt,
+    device: str = DeviceOpt, runs_dir: Optional[Path] = RunsDirOpt,
+) -> None:
+    """Figure 3: images decoded along straight lines between pairs of z drawn from the prior."""
+    from .evaluate import commands as C
+
+    with _errors():
+        _positive("--rows", rows)
+        if steps < 2:
+            raise UsageError(f"--steps must be at least 2, got {steps}")
+        loaded = _load(run, runs_dir, checkpoint, device, None)
+        out_console_path(C.interpolate(loaded, rows=rows, steps=steps, seed=seed,
+                                       spherical=slerp, out=out))
+
+
+@app.command("eval")
+def eval_(
+    run: str = typer.Argument(..., help="Run name."),
+    parzen: bool = typer.Option(False, "--parzen", help="Parzen-window log-likelihood (Table 1)."),
+    theory: bool = typer.Option(False, "--theory", help="1-D runs: D vs D*, JSD, C(G) (Figure 1)."),
+    samples: int = typer.Option(10_000, "--samples", help="Samples drawn from G."),
+    sigmas: Optional[str] = typer.Option(None, "--sigmas", help="Comma-separated σ grid "
+                                         "[default: logspace(-1, 0, 10)]."),
+    sigma: Optional[float] = typer.Option(None, "--sigma", help="Fix σ (no selection)."),
+    valid_limit: Optional[int] = typer.Option(1000, "--valid-limit", help="Validation points "
+                                              "used to choose σ (0: all)."),
+    split: str = typer.Option("test", "--split", help="Split to score: test, valid or train."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="'train': score training "
+                                           "examples used as samples, the reference to read "
+                                           "G's figure against."),
+    seed: int = SeedOpt, out: Optional[Path] = OutOpt, checkpoint: Optional[int] = CheckpointOpt,
+    device: str = DeviceOpt, data_root: Optional[str] = DataRootOpt,
+    runs_dir: Optional[Path] = RunsDirOpt,
+) -> None:
+    """Evaluate a run: --parzen (any data) and/or --theory (1-D data)."""
+    from .evaluate import commands as C
+
+    with _errors():
+        if not (parzen or theory):
+            raise UsageError("choose --parzen and/or --theory")
+        _positive("--samples", samples)
+        if split not in ("test", "valid", "train"):
+            raise UsageError(f"--split must be test, valid or train, not {split!r}")
+        if baseline not in (None, "train"):
+            raise UsageError(f"--baseline must be 'train', not {baseline!r}")
+        grid = None
+        if sigmas is not None:
+            try:
+                grid = [float(v) for v in sigmas.split(",") if v.strip()]
+            except ValueError:
+                raise UsageError(f"--sigmas: not a comma-separated list of numbers: {sigmas!r}") from None
+            if not grid or any(not (v > 0) or v != v or v == float("inf") for v in grid):
+                raise UsageError("--sigmas: give positive, finite values")
+        if sigma is not None and not (0 < sigma < float("inf")):
+            raise UsageError(f"--sigma must be positive and finite, got {sigma}")
+        if valid_limit is not None and valid_limit < 0:
+            raise UsageError(f"--valid-limit must be ≥ 0, got {valid_limit}")
+        loaded = _load(run, runs_dir, checkpoint, device, data_root)
+        if parzen:
+            rep = C.parzen(loaded, samples=samples, sigmas=grid, sigma=sigma,
+                           valid_limit=valid_limit or None, split=split, baseline=baseline,
+                           seed=seed)
+            table = Table(title=f"Parzen window — run {rep['run']}, step {rep['checkpoint_step']}",
+                          title_justify="left")
+            table.add_column("σ", justify="right")
+            table.add_column("mean valid log-lik", justify="right")
+            for row in rep["valid_scores"]:
+                mark = " ← chosen" if row["sigma"] == rep["sigma"] else ""
+                table.add_row(f"{row['sigma']:.4g}", f"{row['mean_log_likelihood']:.2f}{mark}")
+            if rep["valid_scores"]:
+                console.print(table)
+            console.print(f"{rep['evaluated_split']} log-likelihood: {rep['mean_log_likelihood']:.2f} "
+                      f"± {rep['stderr']:.2f} nats (σ = {rep['sigma']:.4g}, {rep['source']}, "
+                      f"{rep['n_evaluated']} points, {rep['seconds']:.1f} s)")
+            console.print(f"caveat: {rep['caveat']}")
+            out_console_path(Path(rep["written"]))
+        if theory:
+            rep = C.theory(loaded, samples=samples, seed=seed, out=out)
+            console.print(f"mean |D − D*| over the data's support: {rep['mean_abs_d_minus_dstar']:.4f}")
+            console.print(f"JSD(p_data ‖ p_g): {rep['jsd']:.5f}")
+            console.print(f"C(G) = −log 4 + 2·JSD: {rep['c_of_g']:.5f}   (minimum −log 4 = "
+                      f"{rep['min_c']:.5f})")
+            console.print(f"V(D, G) with the trained D: {rep['v_measured']:.5f}")
+            console.print(f"p_data mean/std {rep['data_mean']:.3f}/{rep['data_std']:.3f}, "
+                      f"p_g mean/std {rep['g_mean']:.3f}/{rep['g_std']:.3f}")
+            out_console_path(Path(rep["figure"]))
+
+
+@app.command()
+def plot(run: str = typer.Argument(..., help="Run name."), out: Optional[Path] = OutOpt,
+         runs_dir: Optional[Path] = RunsDirOpt) -> None:
+    """Loss and D-output curves from metrics.jsonl as a PNG."""
+    from .figures import plot_metrics
+    from .runs import RunDir
+
+    with _errors():
+        r = RunDir.open(_runs_root(runs_dir), run)
+        rows = [x for x in r.metrics() if all(k in x for k in ("step", "d_loss", "g_loss"))]
+        if not rows:
+            raise UsageError(f"run {run!r} has no metrics yet")
+        out_console_path(plot_metrics(rows, out or r.path / "plots" / "metrics.png",
+                                      title=f"run {run}"))
 
 
 # ---- runs, backends -------------------------------------------------------------------------
@@ -258,10 +427,10 @@ def runs(runs_dir: Optional[Path] = RunsDirOpt,
                          "g_loss": last.get("g_loss"), "d_real": last.get("d_real"),
                          "d_fake": last.get("d_fake"), "updated": info.get("updated", "")})
     if as_json:
-        out.print_json(json.dumps(rows))
+        console.print_json(json.dumps(rows))
         return
     if not rows:
-        out.print(f"no runs in {root}")
+        console.print(f"no runs in {root}")
         return
     from rich import box
 
@@ -274,7 +443,7 @@ def runs(runs_dir: Optional[Path] = RunsDirOpt,
     for r in rows:
         table.add_row(r["name"], r["status"], str(r["step"]), str(r["epoch"]), r["backend"],
                       fmt(r["d_loss"]), fmt(r["g_loss"]), fmt(r["d_real"]), fmt(r["d_fake"]))
-    out.print(table)
+    console.print(table)
 
 
 @app.command()
@@ -283,7 +452,7 @@ def backends() -> None:
     from .backend import list_backends
 
     for name, ok, why in list_backends():
-        out.print(f"{name}: " + ("available" if ok else f"unavailable ({why})"))
+        console.print(f"{name}: " + ("available" if ok else f"unavailable ({why})"))
 
 
 def main() -> None:

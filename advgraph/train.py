@@ -393,31 +393,38 @@ def resume(runs_root: Path, name: str, backend: str | None, device: str | None,
     return run, run_loop(run, session, backend, device, hooks.report, hooks.tick)
 
 
-@dataclass
 class Loaded:
-    """A trained model restored from a run, for sampling and evaluation."""
+    """A trained model restored from a run, for sampling and evaluation. The data splits are
+    read only when first asked for."""
 
-    run: RunDir
-    spec: GanSpec
-    program: Program
-    trainer: Trainer
-    step: int
-    splits: Splits | None  # None unless data was asked for
-    device: str
+    def __init__(self, run: RunDir, loaded: LoadedSpec, program: Program, trainer: Trainer,
+                 step: int, device: str, data_root: str | None):
+        self.run, self.spec, self.program, self.trainer = run, loaded.spec, program, trainer
+        self.step, self.device = step, device
+        self._base_dir, self._data_root = loaded.base_dir, data_root
+        self._splits: Splits | None = None
+
+    @property
+    def splits(self) -> Splits:
+        if self._splits is None:
+            self._splits = load_data(self.spec.data, self._base_dir, self._data_root)
+        return self._splits
 
 
 def load_trainer(run: RunDir, step: int | None = None, backend: str | None = None,
-                 device: str | None = None, data: bool = False, warn=None) -> Loaded:
-    """A run's checkpoint (the latest good one, or `step`) in a trainer, with its data splits
-    when `data` is true. Without data, nothing but the checkpoint is read."""
+                 device: str | None = None, data_root: str | None = None,
+                 warn=None) -> Loaded:
+    """A run's checkpoint (the latest good one, or `step`) in a trainer."""
     info = run.info()
+    if not run.spec_path.is_file():
+        raise RunError(f"{run.spec_path}: missing")
     loaded = load_file(run.spec_path)
     device = device or "cpu"
     program, trainer, _ = make_trainer(loaded, backend or info.get("backend") or "torch", device)
     ckpt, tensors, _ = run.latest_checkpoint(step, warn=warn)
     trainer.load_state_dict(tensors)
-    splits = load_data(loaded.spec.data, loaded.base_dir, info.get("data_root")) if data else None
-    return Loaded(run, loaded.spec, program, trainer, ckpt.step, splits, device)
+    return Loaded(run, loaded, program, trainer, ckpt.step, device,
+                  data_root or info.get("data_root"))
 
 
 class Hooks:

@@ -61,6 +61,17 @@ def sample_shape(data: Any, base_dir: Path, loaded: "LoadedSpec | None" = None) 
     raise AssertionError(f"unhandled dataset {data!r}")  # pragma: no cover
 
 
+def image_shape(data: Any, data_shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """How to draw one example as an image ((H, W) or (C, H, W)), or None for non-image data."""
+    if isinstance(data, IdxData):
+        return IMAGE_SHAPE
+    if len(data_shape) == 3 and data_shape[0] in (1, 3):
+        return data_shape
+    if len(data_shape) == 2:
+        return data_shape
+    return None
+
+
 def load_data(data: Any, base_dir: Path, data_root: str | None = None) -> Splits:
     if isinstance(data, IdxData):
         return _load_idx(data, base_dir, data_root)

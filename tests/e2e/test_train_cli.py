@@ -36,7 +36,7 @@ def test_toy1d_learns_the_data_distribution():
     r = cli("train", SPECS / "toy1d.yaml")
     assert r.exit_code == 0, r.stderr
     assert "run run1 finished: step 3000" in r.stdout
-    loaded = load_trainer(RunDir(runs_root() / "run1"), data=True)
+    loaded = load_trainer(RunDir(runs_root() / "run1"))
     x = loaded.trainer.generate(loaded.trainer.sample_noise(20_000))[:, 0]
     assert loaded.step == 3000
     assert abs(x.mean() - 4.0) < 0.1 * 4.0

@@ -1,0 +1,146 @@
+"""sample, interpolate, eval and plot as a user runs them, on briefly trained runs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from PIL import Image  # noqa: E402
+
+from advgraph.evaluate import commands as C  # noqa: E402
+from advgraph.figures import to_images  # noqa: E402
+from advgraph.params import init_params  # noqa: E402
+from advgraph.runs import RunDir  # noqa: E402
+from advgraph.spec import load_file  # noqa: E402
+from advgraph.train import Loaded, load_trainer, make_trainer  # noqa: E402
+from tests.conftest import SPECS  # noqa: E402
+from tests.helpers import cli  # noqa: E402
+
+
+def runs_root() -> Path:
+    return Path(os.environ["ADVGRAPH_RUNS"])
+
+
+@pytest.fixture
+def ring_run():
+    r = cli("train", SPECS / "ring2d.yaml", "--name", "ring", "--set", "data.train=3000",
+            "--set", "data.valid=500", "--set", "data.test=500", "--set", "training.stop.steps=150",
+            "--set", "training.checkpoint={steps: 75}", "--set", "training.log_every=25")
+    assert r.exit_code == 0, r.stderr
+    return "ring"
+
+
+@pytest.fixture
+def mnist_run(mnist_dir):
+    r = cli("train", SPECS / "mnist.yaml", "--name", "digits", "--data-root", mnist_dir,
+            "--set", "data.train=250", "--set", "data.valid=50",
+            "--set", "training.stop={steps: 10}", "--set", "training.checkpoint={steps: 5}")
+    assert r.exit_code == 0, r.stderr
+    return "digits"
+
+
+def test_toy_sample_plot_npz_and_metrics_plot(ring_run, tmp_path):
+    r = cli("sample", ring_run)
+    assert r.exit_code == 0, r.stderr
+    png = runs_root() / "ring" / "samples" / "step-0000150-seed0.png"
+    assert r.stdout.strip() == f"wrote {png}" and Image.open(png).size[0] > 200
+    r = cli("sample", ring_run, "--npz", tmp_path / "s.npz", "--n", "123", "--seed", "4")
+    assert r.exit_code == 0
+    with np.load(tmp_path / "s.npz") as z:
+        assert z["samples"].shape == (123, 2) and int(z["step"]) == 150
+    r = cli("sample", ring_run, "--checkpoint", "75", "--out", tmp_path / "early.png")
+    assert r.exit_code == 0 and (tmp_path / "early.png").exists()
+    r = cli("plot", ring_run)
+    assert r.exit_code == 0 and (runs_root() / "ring" / "plots" / "metrics.png").exists()
+
+
+def test_parzen_eval_writes_provenance(ring_run):
+    r = cli("eval", ring_run, "--parzen", "--samples", "1000", "--valid-limit", "200")
+    assert r.exit_code == 0, r.stderr
+    assert "test log-likelihood:" in r.stdout and "← chosen" in r.stdout
+    rep = json.loads((runs_root() / "ring" / "eval" / "parzen.json").read_text())
+    assert rep["checkpoint_step"] == 150 and rep["samples"] == 1000
+    assert len(rep["sigma_grid"]) == 10 and rep["valid_used"] == 200
+    assert rep["n_evaluated"] == 500 and rep["split_sizes"] == {"train": 3000, "valid": 500, "test": 500}
+    best = max(rep["valid_scores"], key=lambda row: row["mean_log_likelihood"])
+    assert rep["sigma"] == best["sigma"] and len(rep["valid_scores"]) == 10
+    assert rep["stderr"] > 0 and rep["seed"] == 0 and "seconds" in rep
+    # The reference every figure should be read against.
+    r = cli("eval", ring_run, "--parzen", "--samples", "1000", "--baseline", "train", "--sigma", "0.1")
+    assert r.exit_code == 0, r.stderr
+    base = json.loads((runs_root() / "ring" / "eval" / "parzen-baseline-train.json").read_text())
+    assert base["sigma_fixed"] and base["baseline"] == "train"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--parzen", "--sigmas", "0.1,x"], "not a comma-separated list"),
+    (["--parzen", "--sigmas", "-1"], "positive"),
+    (["--parzen", "--split", "nope"], "--split must be"),
+    ([], "choose --parzen and/or --theory"),
+    (["--theory"], "--theory needs 1-D data"),
+    (["--parzen", "--checkpoint", "3"], "no checkpoint at step 3"),
+])
+def test_eval_argument_errors(ring_run, args, message):
+    r = cli("eval", ring_run, *args)
+    assert r.exit_code in (1, 2) and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unknown_run():
+    r = cli("sample", "ghost")
+    assert r.exit_code == 1 and "no run named 'ghost'" in r.stderr
+
+
+def test_image_grid_with_nearest_neighbour_column(mnist_run):
+    r = cli("sample", mnist_run, "--grid", "--nearest", "--rows", "3", "--cols", "4", "--seed", "7")
+    assert r.exit_code == 0, r.stderr
+    png = Path(r.stdout.split("wrote ")[1].strip())
+    img = np.asarray(Image.open(png))[::2, ::2]  # undo the ×2 display scale
+    pad, sep = 2, 6
+    assert img.shape == (3 * 28 + 4 * pad, 5 * 28 + 6 * pad + sep)
+    loaded = load_trainer(RunDir(runs_root() / mnist_run))
+    samples = C.generate(loaded, 12, 7)
+    train = loaded.splits.train
+    for row in range(3):
+        neighbour = samples[row * 4 + 3]
+        want = ((train.astype(np.float64) - neighbour) ** 2).sum(1).argmin()
+        y0, x0 = pad + row * 30, pad + 4 * 30 + sep
+        cell = img[y0:y0 + 28, x0:x0 + 28]
+        np.testing.assert_array_equal(cell, to_images(train[want:want + 1], (28, 28))[0])
+
+
+def test_interpolation_grid(mnist_run):
+    r = cli("interpolate", mnist_run, "--rows", "2", "--steps", "6", "--slerp")
+    assert r.exit_code == 0, r.stderr
+    png = Path(r.stdout.split("wrote ")[1].strip())
+    assert png.name.endswith("-slerp.png")
+    assert Image.open(png).size == ((6 * 28 + 7 * 2) * 2, (2 * 28 + 3 * 2) * 2)
+    r = cli("interpolate", mnist_run, "--steps", "1")
+    assert r.exit_code == 2 and "--steps must be at least 2" in r.stderr
+
+
+def test_theory_shrinks_with_training():
+    """Figure 1 measured: trained D is closer to D*, and p_g closer to p_data, than at init."""
+    r = cli("train", SPECS / "toy1d.yaml", "--name", "fig1", "--set", "training.stop.steps=1500",
+            "--set", "data.train=10000")
+    assert r.exit_code == 0, r.stderr
+    r = cli("eval", "fig1", "--theory", "--samples", "20000")
+    assert r.exit_code == 0, r.stderr
+    assert "JSD(p_data ‖ p_g)" in r.stdout
+    trained = json.loads((runs_root() / "fig1" / "eval" / "theory.json").read_text())
+    assert Path(trained["figure"]).exists()
+
+    run = RunDir(runs_root() / "fig1")
+    spec = load_file(run.spec_path)
+    program, trainer, _ = make_trainer(spec, "torch", "cpu")
+    trainer.load_state_dict(init_params(program, np.random.default_rng(0), None))
+    untrained = C.theory(Loaded(run, spec, program, trainer, 0, "cpu", None), samples=20000,
+                         seed=0, out=None)
+    assert trained["jsd"] < 0.5 * untrained["jsd"]
+    assert trained["mean_abs_d_minus_dstar"] < untrained["mean_abs_d_minus_dstar"]
+    assert trained["c_of_g"] < untrained["c_of_g"]

@@ -1,0 +1,70 @@
+"""Figures and the pieces behind them: grid geometry, nearest neighbours, interpolation,
+and the Figure 1 theory measures on distributions with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from advgraph.evaluate import theory as T  # noqa: E402
+from advgraph.evaluate.nearest import nearest  # noqa: E402
+from advgraph.figures import grid, to_images  # noqa: E402
+from advgraph.sampling import lerp, slerp  # noqa: E402
+
+
+def test_grid_geometry_and_cells():
+    imgs = to_images(np.random.default_rng(0).random((12, 784)), (28, 28))
+    img = grid(imgs, rows=3, cols=4, pad=2, scale=2)
+    assert img.size == ((4 * 28 + 5 * 2) * 2, (3 * 28 + 4 * 2) * 2)
+    a = np.asarray(img)[::2, ::2]
+    r, c = 1, 2  # cell (1, 2) holds image 1·4 + 2
+    y0, x0 = 2 + r * 30, 2 + c * 30
+    np.testing.assert_array_equal(a[y0:y0 + 28, x0:x0 + 28], imgs[6])
+
+
+def test_nearest_finds_planted_neighbours_across_chunks():
+    rng = np.random.default_rng(1)
+    train = rng.random((1000, 64)).astype(np.float32)
+    plant = np.array([3, 999, 500, 0, 731])
+    q = train[plant] + 1e-3 * rng.standard_normal((5, 64)).astype(np.float32)
+    idx, d2 = nearest(q, train, chunk=37)
+    np.testing.assert_array_equal(idx, plant)
+    brute = ((train[None].astype(np.float64) - q[:, None]) ** 2).sum(2)
+    np.testing.assert_array_equal(idx, brute.argmin(1))
+    np.testing.assert_allclose(d2, brute.min(1), rtol=1e-9)
+
+
+def test_interpolation_paths():
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal(100), rng.standard_normal(100)
+    for f in (lerp, slerp):
+        p = f(a, b, 7)
+        assert p.shape == (7, 100)
+        np.testing.assert_allclose(p[0], a, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(p[-1], b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(lerp(a, b, 3)[1], (a + b) / 2, rtol=1e-6)
+    # slerp between equal-norm endpoints stays on the sphere
+    b2 = b / np.linalg.norm(b) * np.linalg.norm(a)
+    norms = np.linalg.norm(slerp(a, b2, 9), axis=1)
+    np.testing.assert_allclose(norms, np.linalg.norm(a), rtol=1e-5)
+
+
+def test_theory_measures_known_cases():
+    rng = np.random.default_rng(3)
+    data = rng.normal(4, 0.5, 20000)
+    pdf = lambda xs: T.normal_pdf(xs, 4, 0.5)  # noqa: E731
+    # p_g = p_data and D = 1/2: at Theorem 1's optimum.
+    same = rng.normal(4, 0.5, 20000)
+    half = lambda x: np.full(len(x), 0.5)  # noqa: E731
+    th, _ = T.measure(half, same, data, pdf)
+    assert th.jsd < 2e-3 and abs(th.c_of_g + np.log(4)) < 4e-3
+    assert th.mean_abs_d_minus_dstar < 0.03
+    assert th.v_measured == pytest.approx(-np.log(4), abs=1e-9)
+    # Disjoint supports: JSD → log 2, C(G) → 0, and D* is 1 on the data.
+    far = rng.normal(40, 0.5, 20000)
+    th2, curves = T.measure(half, far, data, pdf)
+    assert th2.jsd == pytest.approx(np.log(2), abs=1e-3) and abs(th2.c_of_g) < 2e-3
+    on_data = curves["p_data"] > 1e-3 * curves["p_data"].max()
+    assert curves["D_star"][on_data].min() > 0.999
