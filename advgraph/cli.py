@@ -286,8 +286,9 @@ def sample(
         if n is not None:
             _positive("--n", n)
         loaded = _load(run, runs_dir, checkpoint, device, data_root)
-        paths = C.sample(loaded, rows=rows, cols=cols, seed=seed, nearest=nearest, n=n, npz=npz,
-                         out=out if (grid or out or npz is None or nearest) else None)
+        figure = grid or nearest or out is not None or npz is None
+        paths = C.sample(loaded, figure=figure, rows=rows, cols=cols, seed=seed, nearest=nearest,
+                         n=n, npz=npz, out=out)
     for p in paths:
         out_console_path(p)
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_write
 
 
 def to_images(x: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
@@ -40,9 +43,6 @@ def grid(images: np.ndarray, rows: int, cols: int, pad: int = 2, scale: int = 2,
 
 
 def save_png(img, path: Path) -> Path:
-    from .runs import atomic_write
-    import io
-
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     atomic_write(path, buf.getvalue())
@@ -59,10 +59,6 @@ def _pyplot():
 
 
 def _save_fig(fig, path: Path) -> Path:
-    import io
-
-    from .runs import atomic_write
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     atomic_write(path, buf.getvalue())

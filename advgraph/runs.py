@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_write
 from .errors import CheckpointError, RunError, UsageError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 CKPT_RE = re.compile(r"^step-(\d{7,})\.json$")
 FORMAT = 1
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 def default_root() -> Path:
@@ -42,30 +40,6 @@ def check_name(name: str) -> str:
         raise UsageError(f"invalid run name {name!r}: use letters, digits, '.', '_' or '-' "
                          "(one path component, at most 100 characters)")
     return name
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
 
 
 def _json_bytes(obj: Any) -> bytes:

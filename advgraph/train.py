@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from . import __version__
+from .atomic import atomic_write
 from .backend import OptimConfig, Trainer, check_supported, get_backend
 from .compile import compile_spec
 from .data import Splits, load_data
@@ -334,8 +335,6 @@ def start(loaded: LoadedSpec, runs_root: Path, name: str | None, backend: str, d
     loaded = LoadedSpec(spec, loaded.positions, loaded.path)
     session = build_session(loaded, backend, device, data_root)  # fails before any directory
     run = RunDir.create(runs_root, name)
-    from .runs import atomic_write
-
     atomic_write(run.spec_path, dump_resolved(spec).encode())
     if data_root is not None:  # the run must find its data again from any directory
         data_root = str(Path(data_root).expanduser().resolve())
@@ -383,9 +382,7 @@ def resume(runs_root: Path, name: str, backend: str | None, device: str | None,
     session.updates = {g: int(state["updates"][g]) for g in ("D", "G")}
     session.elapsed = float(state.get("elapsed_s", 0.0))
     if changed:
-        from .runs import atomic_write
-
-        atomic_write(run.spec_path, dump_resolved(loaded.spec).encode())
+            atomic_write(run.spec_path, dump_resolved(loaded.spec).encode())
     run.truncate_metrics(session.step)
     run.write_info(status="running", step=session.step, epoch=session.stream.epoch,
                    backend=backend, device=device, resumed_from=ckpt.step)

@@ -12,7 +12,6 @@ import gzip
 import hashlib
 import os
 import struct
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..errors import DataError
 
 _DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -165,7 +165,7 @@ def download_dataset(dataset: str, target: Path, timeout: float = 20.0) -> str |
             if got != md5:
                 last = f"{mirror}{stem}.gz: checksum mismatch (md5 {got}, expected {md5})"
                 continue
-            _atomic_write(dest, payload)
+            atomic_write(dest, payload)
             break
         else:
             return last
@@ -174,19 +174,6 @@ def download_dataset(dataset: str, target: Path, timeout: float = 20.0) -> str |
 
 def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
-
-
-def _atomic_write(dest: Path, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_images(files: dict[str, Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -13,7 +13,8 @@ import numpy as np
 
 from ..data.registry import image_shape
 from ..errors import DataError, UsageError
-from ..runs import RunDir, atomic_write
+from ..atomic import atomic_write
+from ..runs import RunDir
 from ..sampling import lerp, sample_prior, slerp
 from ..spec.gan import Gaussian1dData, Ring2dData
 from ..train import Loaded
@@ -34,8 +35,9 @@ def generate(loaded: Loaded, n: int, seed: int, batch: int = 1000) -> np.ndarray
 # ---- sample ---------------------------------------------------------------------------------
 
 
-def sample(loaded: Loaded, *, rows: int, cols: int, seed: int, out: Path | None,
+def sample(loaded: Loaded, *, figure: bool, rows: int, cols: int, seed: int, out: Path | None,
            nearest: bool, n: int | None, npz: Path | None) -> list[Path]:
+    """Raw samples to `npz` and/or a figure (an image grid, or a plot for toy data)."""
     written: list[Path] = []
     run = loaded.run
     if npz is not None:
@@ -47,8 +49,8 @@ def sample(loaded: Loaded, *, rows: int, cols: int, seed: int, out: Path | None,
         np.savez(buf, samples=x, step=np.int64(loaded.step), seed=np.int64(seed))
         atomic_write(Path(npz), buf.getvalue())
         written.append(Path(npz))
-        if out is None and not nearest:
-            return written
+    if not figure:
+        return written
     shape = image_shape(loaded.spec.data, loaded.program.data_shape)
     tag = f"step-{loaded.step:07d}-seed{seed}"
     if shape is None:

@@ -51,9 +51,11 @@ def test_toy_sample_plot_npz_and_metrics_plot(ring_run, tmp_path):
     png = runs_root() / "ring" / "samples" / "step-0000150-seed0.png"
     assert r.stdout.strip() == f"wrote {png}" and Image.open(png).size[0] > 200
     r = cli("sample", ring_run, "--npz", tmp_path / "s.npz", "--n", "123", "--seed", "4")
-    assert r.exit_code == 0
+    assert r.exit_code == 0 and r.stdout.strip() == f"wrote {tmp_path / 's.npz'}"
     with np.load(tmp_path / "s.npz") as z:
         assert z["samples"].shape == (123, 2) and int(z["step"]) == 150
+    r = cli("sample", ring_run, "--npz", tmp_path / "t.npz", "--grid", "--seed", "4")
+    assert r.exit_code == 0 and len(r.stdout.strip().splitlines()) == 2  # both written
     r = cli("sample", ring_run, "--checkpoint", "75", "--out", tmp_path / "early.png")
     assert r.exit_code == 0 and (tmp_path / "early.png").exists()
     r = cli("plot", ring_run)
