@@ -422,7 +422,7 @@ def runs(runs_dir: Optional[Path] = RunsDirOpt,
         for r in list_runs(root):
             info = r.info()
             last = info.get("last_metrics") or {}
-            rows.append({"name": r.name, "status": info.get("status", "?"),
+            rows.append({"name": r.name, "status": r.status(),
                          "step": info.get("step", 0), "epoch": info.get("epoch", 0),
                          "backend": info.get("backend", ""), "d_loss": last.get("d_loss"),
                          "g_loss": last.get("g_loss"), "d_real": last.get("d_real"),

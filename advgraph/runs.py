@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import re
 import time
 from dataclasses import dataclass
@@ -148,6 +149,19 @@ class RunDir:
             return {"name": self.name, "status": "unknown"}
         except (OSError, ValueError) as e:
             raise RunError(f"{self.path / 'run.json'}: unreadable: {e}") from None
+
+    def status(self) -> str:
+        """The recorded status, or 'stopped' for a 'running' run whose process is gone."""
+        info = self.info()
+        status = info.get("status", "unknown")
+        if status == "running" and info.get("host") == platform.node() and info.get("pid"):
+            try:
+                os.kill(int(info["pid"]), 0)
+            except ProcessLookupError:
+                return "stopped"
+            except (PermissionError, ValueError, OverflowError):
+                pass
+        return status
 
     def write_info(self, **updates: Any) -> dict[str, Any]:
         info = self.info() if (self.path / "run.json").exists() else {"name": self.name}

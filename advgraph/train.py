@@ -7,6 +7,7 @@ examples and m noise samples, then one G-update on fresh noise. An *epoch* is on
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import signal
@@ -42,7 +43,8 @@ class Schedule:
 
     def lr(self, t: int) -> float:
         if isinstance(self.opt, SGD):
-            return max(self.opt.lr / self.opt.lr_decay ** t, self.opt.min_lr)
+            # lr / decay^t in log space: decay^t overflows a float long before a run ends.
+            return max(self.opt.lr * math.exp(-t * math.log(self.opt.lr_decay)), self.opt.min_lr)
         return self.opt.lr
 
     def momentum(self, epoch: int) -> float:
@@ -339,12 +341,17 @@ def start(loaded: LoadedSpec, runs_root: Path, name: str | None, backend: str, d
     if data_root is not None:  # the run must find its data again from any directory
         data_root = str(Path(data_root).expanduser().resolve())
     run.write_info(status="running", step=0, epoch=0, backend=backend, device=device,
-                   data_root=data_root, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                   data_root=data_root, **_owner(), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                    spec_source=str(loaded.path) if loaded.path else None,
                    versions=versions(backend))
     hooks = hooks or Hooks()
     hooks.start(run, session)
     return run, run_loop(run, session, backend, device, hooks.report, hooks.tick)
+
+
+def _owner() -> dict[str, Any]:
+    """Who is training the run, so `advgraph runs` can tell a killed run from a live one."""
+    return {"pid": os.getpid(), "host": platform.node()}
 
 
 # Keys that may change when a run is resumed: when it stops, how it logs and checkpoints.
@@ -376,16 +383,27 @@ def resume(runs_root: Path, name: str, backend: str | None, device: str | None,
     if order is None or len(order) != len(session.splits.train):
         raise RunError(f"{ckpt.state_path}: its data order does not fit the training set "
                        f"({len(session.splits.train)} examples)")
-    session.stream.restore(state["stream"], order)
+    try:
+        session.stream.restore(state["stream"], order)
+        session.step = int(state["step"])
+        session.updates = {g: int(state["updates"][g]) for g in ("D", "G")}
+        session.elapsed = float(state.get("elapsed_s", 0.0))
+    except (KeyError, TypeError, ValueError) as e:
+        raise RunError(f"{ckpt.state_path}: incomplete checkpoint state ({type(e).__name__}: "
+                       f"{e})") from None
     session.trainer.set_order(session.stream.order)
-    session.step = int(state["step"])
-    session.updates = {g: int(state["updates"][g]) for g in ("D", "G")}
-    session.elapsed = float(state.get("elapsed_s", 0.0))
+    stop = loaded.spec.training.stop
+    if (stop.steps is not None and session.step >= stop.steps) or \
+       (stop.epochs is not None and session.stream.epoch >= stop.epochs):
+        what = f"{stop.steps} steps" if stop.steps is not None else f"{stop.epochs} epochs"
+        raise UsageError(f"run {name!r} already reached its stop ({what}) at step "
+                         f"{session.step}; train further with e.g. --set "
+                         f"training.stop.{'steps' if stop.steps is not None else 'epochs'}=N")
     if changed:
-            atomic_write(run.spec_path, dump_resolved(loaded.spec).encode())
+        atomic_write(run.spec_path, dump_resolved(loaded.spec).encode())
     run.truncate_metrics(session.step)
     run.write_info(status="running", step=session.step, epoch=session.stream.epoch,
-                   backend=backend, device=device, resumed_from=ckpt.step)
+                   backend=backend, device=device, resumed_from=ckpt.step, **_owner())
     hooks.start(run, session)
     return run, run_loop(run, session, backend, device, hooks.report, hooks.tick)
 

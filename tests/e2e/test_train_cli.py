@@ -202,3 +202,5 @@ def test_resume_errors():
     assert r.exit_code == 2 and "not both" in r.stderr
     r = cli("train", SPECS / "ring2d.yaml", "--name", "x")
     assert r.exit_code == 1 and "already exists" in r.stderr
+    r = cli("train", "--resume", "x")
+    assert r.exit_code == 2 and "already reached its stop (20 steps)" in r.stderr

@@ -61,3 +61,21 @@ def test_metrics_truncation_on_resume(tmp_path):
         run.append_metrics({"step": s})
     run.truncate_metrics(20)
     assert [r["step"] for r in run.metrics()] == [10, 20]
+
+
+def test_a_killed_run_shows_as_stopped(tmp_path):
+    import platform
+    import subprocess
+    import sys
+
+    run = RunDir.create(tmp_path, "r")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    run.write_info(status="running", pid=int(dead), host=platform.node())
+    assert run.status() == "stopped"
+    import os
+
+    run.write_info(status="running", pid=os.getpid(), host=platform.node())
+    assert run.status() == "running"
+    run.write_info(status="finished")
+    assert run.status() == "finished"

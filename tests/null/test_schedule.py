@@ -17,6 +17,9 @@ def test_lr_decay_and_floor_as_the_original():
     # 0.1/1.000004^t reaches 1e-6 at t = ln(1e5)/ln(1.000004) ≈ 2.878M updates.
     t_floor = int(np.ceil(np.log(1e5) / np.log(1.000004)))
     assert s.lr(t_floor + 10) == 1e-6 and s.lr(t_floor - 1000) > 1e-6
+    assert s.lr(10**12) == 1e-6  # no overflow however long the run
+    steep = Schedule(SGD(type="sgd", lr=0.1, lr_decay=1.01))
+    assert steep.lr(10**6) == 0.0
 
 
 def test_momentum_ramp_like_pylearn2():
