@@ -170,6 +170,13 @@ class _Display:
 
     def report(self, row: dict[str, Any]) -> None:
         # One line per logging interval; on a terminal it scrolls above the progress bar.
+        if "parzen_valid" in row:
+            v = row["parzen_valid"]
+            err.print(f"step {row['step']} epoch {row['epoch']:.2f}: Parzen log-likelihood of "
+                      f"validation data (σ {row['parzen_sigma']}, {row['parzen_samples']} "
+                      f"samples): " + ("n/a (no validation data)" if v is None else f"{v:.2f}"),
+                      markup=False)
+            return
         err.print(f"step {row['step']} epoch {row['epoch']:.2f}: "
                   f"D {row['d_loss']:.4f} G {row['g_loss']:.4f} "
                   f"D(x) {row['d_real']:.3f} D(G(z)) {row['d_fake']:.3f} "
@@ -401,10 +408,11 @@ def plot(run: str = typer.Argument(..., help="Run name."), out: Optional[Path] =
     with _errors():
         r = RunDir.open(_runs_root(runs_dir), run)
         rows = [x for x in r.metrics() if all(k in x for k in ("step", "d_loss", "g_loss"))]
+        parzen = [x for x in r.metrics() if x.get("parzen_valid") is not None]
         if not rows:
             raise UsageError(f"run {run!r} has no metrics yet")
         out_console_path(plot_metrics(rows, out or r.path / "plots" / "metrics.png",
-                                      title=f"run {run}"))
+                                      title=f"run {run}", parzen=parzen))
 
 
 # ---- runs, backends -------------------------------------------------------------------------

@@ -101,11 +101,14 @@ def plot_2d(samples: np.ndarray, data: np.ndarray, path: Path, centres=None, tit
     return out
 
 
-def plot_metrics(rows: list[dict], path: Path, title: str = "") -> Path:
-    """Losses and mean D outputs against training steps."""
+def plot_metrics(rows: list[dict], path: Path, title: str = "",
+                 parzen: list[dict] | None = None) -> Path:
+    """Losses, mean D outputs and (when monitored) the validation Parzen estimate by step."""
     plt = _pyplot()
     steps = [r["step"] for r in rows]
-    fig, (a, b) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    n = 3 if parzen else 2
+    fig, axes = plt.subplots(n, 1, figsize=(8, 3 * n), sharex=True)
+    a, b = axes[0], axes[1]
     a.plot(steps, [r["d_loss"] for r in rows], label="D loss")
     a.plot(steps, [r["g_loss"] for r in rows], label="G loss")
     a.axhline(np.log(4), color="grey", lw=0.8, ls="--", label="log 4 (D at equilibrium)")
@@ -115,9 +118,15 @@ def plot_metrics(rows: list[dict], path: Path, title: str = "") -> Path:
     b.plot(steps, [r["d_fake"] for r in rows], label="mean D(G(z))")
     b.axhline(0.5, color="grey", lw=0.8, ls="--")
     b.set_ylim(0, 1)
-    b.set_xlabel("step")
     b.set_ylabel("D output")
     b.legend()
+    if parzen:
+        c = axes[2]
+        c.plot([r["step"] for r in parzen], [r["parzen_valid"] for r in parzen], "o-",
+               label=f"validation Parzen log-lik (σ {parzen[-1]['parzen_sigma']})")
+        c.set_ylabel("nats")
+        c.legend()
+    axes[-1].set_xlabel("step")
     a.set_title(title)
     out = _save_fig(fig, path)
     plt.close(fig)

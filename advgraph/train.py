@@ -252,6 +252,30 @@ def save(run: RunDir, s: Session, backend: str, device: str) -> None:
     run.save_checkpoint(s.step, tensors, state, keep=s.spec.training.keep_checkpoints)
 
 
+def _due(every, step: int, epoch: int, new_epoch: bool) -> bool:
+    if every.steps is not None:
+        return step % every.steps == 0
+    return new_epoch and epoch % every.epochs == 0
+
+
+def monitor_parzen(s: Session, pz) -> dict[str, Any]:
+    """Parzen log-likelihood of validation data under a few samples of G. The noise comes from
+    its own generator keyed by (seed, step), so monitoring never changes the training run."""
+    from .evaluate.parzen import log_densities
+    from .sampling import sample_prior
+
+    valid = s.splits.valid[: pz.valid] if pz.valid else s.splits.valid
+    row: dict[str, Any] = {"step": s.step, "epoch": round(s.stream.epoch_float, 4),
+                           "parzen_sigma": pz.sigma, "parzen_samples": pz.samples}
+    if len(valid) == 0:
+        row["parzen_valid"] = None
+        return row
+    rng = np.random.default_rng([s.spec.training.seed, s.step, 0x7A])
+    mu = s.trainer.generate(sample_prior(s.program.prior, pz.samples, rng))
+    row["parzen_valid"] = float(log_densities(valid, mu, [pz.sigma])[0].mean())
+    return row
+
+
 def run_loop(run: RunDir, s: Session, backend: str, device: str,
              report: Callable[[dict[str, Any]], None] | None = None,
              tick: Callable[[int, float], None] | None = None) -> Outcome:
@@ -261,6 +285,7 @@ def run_loop(run: RunDir, s: Session, backend: str, device: str,
     k, log_every = t.k, t.log_every
     stop_steps, stop_epochs = t.stop.steps, t.stop.epochs
     ck_steps, ck_epochs = t.checkpoint.steps, t.checkpoint.epochs
+    pz = t.monitor.parzen
     trainer, stream, sd, sg = s.trainer, s.stream, s.sched["D"], s.sched["G"]
 
     def done() -> bool:
@@ -307,6 +332,11 @@ def run_loop(run: RunDir, s: Session, backend: str, device: str,
                         report(last)
 
                 new_epoch = stream.epoch > epoch_before
+                if pz is not None and _due(pz.every, s.step, stream.epoch, new_epoch):
+                    row = monitor_parzen(s, pz)
+                    run.append_metrics(row)
+                    if report:
+                        report(row)
                 if (ck_steps is not None and s.step % ck_steps == 0) or \
                    (ck_epochs is not None and new_epoch and stream.epoch % ck_epochs == 0) or \
                    done() or interrupt.requested:
@@ -355,7 +385,7 @@ def _owner() -> dict[str, Any]:
 
 
 # Keys that may change when a run is resumed: when it stops, how it logs and checkpoints.
-RESUMABLE = ("stop", "checkpoint", "keep_checkpoints", "log_every")
+RESUMABLE = ("stop", "checkpoint", "keep_checkpoints", "log_every", "monitor")
 
 
 def resume(runs_root: Path, name: str, backend: str | None, device: str | None,

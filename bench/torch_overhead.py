@@ -92,7 +92,8 @@ def plain_loop(data: torch.Tensor, steps: int, state: dict) -> float:
 
 def advgraph_session(data_np: np.ndarray) -> Session:
     loaded = load_file(ROOT / "specs" / "mnist.yaml",
-                       ["training.checkpoint={steps: 100000000}", "training.log_every=100"])
+                       ["training.checkpoint={steps: 100000000}", "training.log_every=100",
+                        "training.monitor={}"])
     program = compile_spec(loaded)
     init_rng, data_rng, bseed = seeds(0)
     sched = {g: Schedule(loaded.spec.training.optimizer_for(g)) for g in ("G", "D")}

@@ -162,6 +162,20 @@ class Every(Strict):
         return self
 
 
+class ParzenMonitor(Strict):
+    """A Parzen estimate on validation data during training, as the original code monitored
+    (each epoch, 100 samples, σ = 0.2). Its own noise stream: training is unaffected."""
+
+    every: Every = Field(default_factory=lambda: Every(epochs=1))
+    samples: PositiveInt = 100
+    sigma: Annotated[float, Field(gt=0)] = 0.2
+    valid: PositiveInt | None = None  # validation examples used [default: all]
+
+
+class Monitor(Strict):
+    parzen: ParzenMonitor | None = None
+
+
 class Training(Strict):
     batch_size: PositiveInt = 100
     k: PositiveInt = 1  # D steps per G step
@@ -174,6 +188,7 @@ class Training(Strict):
     checkpoint: Every = Field(default_factory=lambda: Every(epochs=1))
     keep_checkpoints: PositiveInt = 5
     log_every: PositiveInt = 100  # steps between metric lines
+    monitor: Monitor = Field(default_factory=Monitor)
 
     def optimizer_for(self, net: Literal["G", "D"]):
         own = self.g_optimizer if net == "G" else self.d_optimizer

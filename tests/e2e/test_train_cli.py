@@ -107,7 +107,14 @@ def test_sgd_momentum_run_resumes_exactly_across_epochs(mnist_dir):
     for k in full:
         np.testing.assert_array_equal(full[k], part[k], err_msg=k)
     rows = RunDir(runs_root() / "full").metrics()
-    assert rows[-1]["epoch"] == pytest.approx(8 / 2) and rows[-1]["momentum"] > 0.5
+    losses = [r for r in rows if "d_loss" in r]
+    assert losses[-1]["epoch"] == pytest.approx(8 / 2) and losses[-1]["momentum"] > 0.5
+    # The spec's Parzen monitor ran each epoch (2 minibatches here), identically after resume.
+    parzen = [(r["step"], r["parzen_valid"]) for r in rows if "parzen_valid" in r]
+    resumed = [(r["step"], r["parzen_valid"]) for r in RunDir(runs_root() / "part").metrics()
+               if "parzen_valid" in r]
+    assert [s for s, _ in parzen] == [2, 4, 6, 8] and parzen == resumed
+    assert all(np.isfinite(v) for _, v in parzen)
 
 
 def test_marginal_bias_is_the_logit_of_the_pixel_means(mnist_dir):
@@ -204,3 +211,19 @@ def test_resume_errors():
     assert r.exit_code == 1 and "already exists" in r.stderr
     r = cli("train", "--resume", "x")
     assert r.exit_code == 2 and "already reached its stop (20 steps)" in r.stderr
+
+
+def test_parzen_monitor_leaves_training_unchanged():
+    base = [SPECS / "ring2d.yaml", *FAST, "--set", "training.stop.steps=30"]
+    assert cli("train", *base, "--name", "plain").exit_code == 0
+    r = cli("train", *base, "--name", "mon",
+            "--set", "training.monitor={parzen: {every: {steps: 10}, samples: 50, sigma: 0.1}}")
+    assert r.exit_code == 0, r.stderr
+    assert "Parzen log-likelihood of validation data (σ 0.1, 50 samples)" in r.stderr
+    a, b = final_tensors("plain"), final_tensors("mon")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    rows = [x for x in RunDir(runs_root() / "mon").metrics() if "parzen_valid" in x]
+    assert [x["step"] for x in rows] == [10, 20, 30]
+    r = cli("plot", "mon")
+    assert r.exit_code == 0 and (runs_root() / "mon" / "plots" / "metrics.png").exists()
