@@ -65,6 +65,7 @@ class Trainer(Protocol):
 
 class Backend(Protocol):
     name: str
+    distributed: bool  # can train data-parallel over torch.distributed ranks
 
     def available(self) -> tuple[bool, str]:
         """(usable here?, why not)."""
@@ -72,7 +73,10 @@ class Backend(Protocol):
     def supports(self, op: Op) -> bool: ...
 
     def build(self, program: Program, device: str, seed: int, batch_size: int,
-              optim: dict[str, OptimConfig]) -> Trainer: ...
+              optim: dict[str, OptimConfig], dist=None) -> Trainer:
+        """`dist` (advgraph.distributed.Dist) is given only to backends that declare
+        `distributed = True`: the trainer then trains on its rank's slice of each global
+        minibatch and averages gradients over ranks."""
 
 
 def _entry_points() -> dict[str, Any]:

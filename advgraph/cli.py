@@ -205,15 +205,29 @@ def train(
                                          help="Continue RUN from its latest good checkpoint."),
     set_: Optional[List[str]] = SetOpt,
     runs_dir: Optional[Path] = RunsDirOpt,
+    nproc: int = typer.Option(1, "--nproc", help="Data-parallel processes on this machine "
+                              "(torch.distributed: gloo on CPU, NCCL on CUDA). The spec's batch "
+                              "size is the global one."),
 ) -> None:
     """Train G and D with Algorithm 1 into runs/<name>/ (Ctrl-C checkpoints and stops)."""
     from . import train as T
+    from .distributed import world_from_env
+
+    root = _runs_root(runs_dir)
+    with _errors():
+        if nproc < 1:
+            raise UsageError(f"--nproc must be at least 1, got {nproc}")
+        rank, world, _ = world_from_env()
+        if nproc > 1 and world == 1:
+            raise typer.Exit(_launch(nproc, spec, resume, backend, set_ or []))
+    if world > 1:
+        _train_rank(spec, backend, device, data_root, name, resume, set_ or [], root)
+        return
 
     display = _Display()
     hooks = T.Hooks()
     hooks.start, hooks.warn, hooks.report, hooks.tick = (display.start, display.warn,
                                                          display.report, display.tick)
-    root = _runs_root(runs_dir)
     with _errors():
         try:
             if resume is not None:
@@ -242,6 +256,76 @@ def train(
         raise typer.Exit(130)
     console.print(f"run {run.name} finished: step {outcome.step}, epoch {outcome.epoch}"
               + (f" ({summary})" if summary else "") + f" → {run.path}")
+
+
+def _launch(nproc: int, spec: Optional[Path], resume: Optional[str], backend: Optional[str],
+            overrides: list[str]) -> int:
+    """Check what can be checked once, then start `nproc` ranks of this same command."""
+    from .distributed import launch
+
+    if (backend or "torch") != "torch":
+        raise UsageError(f"--nproc needs the torch backend; {backend!r} trains on one device only")
+    if spec is not None and resume is None:  # spec errors once, not once per rank
+        from .compile import compile_spec
+        from .spec import load_file
+
+        loaded = load_file(spec, overrides)
+        compile_spec(loaded)
+        m = loaded.spec.training.batch_size
+        if m % nproc:
+            raise UsageError(f"training.batch_size = {m} does not split evenly over {nproc} "
+                             "processes")
+    argv, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            argv.append(a)
+    return launch(argv, nproc)
+
+
+def _train_rank(spec, backend, device, data_root, name, resume, overrides, root) -> None:
+    """One rank of a distributed run (launched by --nproc or torchrun)."""
+    from . import distributed
+    from . import train as T
+
+    rank = distributed.world_from_env()[0]
+    dist = None
+    hooks = T.Hooks()
+    if rank == 0:
+        display = _Display()
+        hooks.start, hooks.warn, hooks.report, hooks.tick = (display.start, display.warn,
+                                                             display.report, display.tick)
+    try:
+        dist = distributed.init(device or "cpu")
+        if resume is not None:
+            run, outcome = T.resume(root, resume, backend, device, data_root, overrides, hooks,
+                                    dist=dist)
+        else:
+            if spec is None:
+                raise UsageError("missing spec file (or --resume RUN)")
+            from .spec import load_file
+
+            run, outcome = T.start(load_file(spec, overrides), root, name, backend or "torch",
+                                   device or "cpu", data_root, hooks, dist=dist)
+    except AdvGraphError as e:
+        for line in e.render().splitlines():
+            err.print(("error: " if rank == 0 else f"error (rank {rank}): ") + line)
+        raise typer.Exit(e.exit_code) from None
+    finally:
+        if dist is not None:
+            dist.close()
+    if rank == 0:
+        if outcome.status == "interrupted":
+            err.print(f"interrupted at step {outcome.step}; checkpoint saved. "
+                      f"Continue with: advgraph train --resume {run.name} --nproc {dist.world}")
+            raise typer.Exit(130)
+        console.print(f"run {run.name} finished: step {outcome.step}, epoch {outcome.epoch} "
+                      f"({dist.world} processes) → {run.path}")
+    elif outcome.status == "interrupted":
+        raise typer.Exit(130)
 
 
 # ---- sample, interpolate, eval, plot ---------------------------------------------------------

@@ -117,6 +117,11 @@ class Session:
     updates: dict[str, int] = field(default_factory=lambda: {"D": 0, "G": 0})
     step: int = 0
     elapsed: float = 0.0
+    dist: Any = None  # advgraph.distributed.Dist when data-parallel
+
+    @property
+    def is_main(self) -> bool:
+        return self.dist is None or self.dist.is_main
 
 
 def seeds(seed: int) -> tuple[np.random.Generator, np.random.Generator, int]:
@@ -138,7 +143,14 @@ def absolute_paths(spec: GanSpec, base_dir: Path) -> GanSpec:
     return spec.model_copy(update={"data": data})
 
 
-def make_trainer(loaded: LoadedSpec, backend_name: str, device: str
+def rank_seed(seed: int, rank: int) -> int:
+    """The backend seed (noise, dropout) of a rank; rank 0 keeps the single-process one."""
+    if rank == 0:
+        return seeds(seed)[2]
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def make_trainer(loaded: LoadedSpec, backend_name: str, device: str, dist=None
                  ) -> tuple[Program, Trainer, dict[str, Schedule]]:
     """Compile the spec and build an (uninitialised) trainer on the backend."""
     spec = loaded.spec
@@ -147,15 +159,26 @@ def make_trainer(loaded: LoadedSpec, backend_name: str, device: str
     backend = get_backend(backend_name)
     check_supported(backend, program)
     sched = {g: Schedule(spec.training.optimizer_for(g)) for g in ("G", "D")}
-    trainer = backend.build(program, device, seeds(spec.training.seed)[2],
-                            spec.training.batch_size, {g: s.config() for g, s in sched.items()})
+    optim = {g: s.config() for g, s in sched.items()}
+    if dist is None:
+        trainer = backend.build(program, device, seeds(spec.training.seed)[2],
+                                spec.training.batch_size, optim)
+    else:
+        if not getattr(backend, "distributed", False):
+            raise UsageError(f"backend {backend.name!r} trains on one device only; "
+                             "--nproc needs the torch backend")
+        if spec.training.batch_size % dist.world:
+            raise UsageError(f"training.batch_size = {spec.training.batch_size} does not split "
+                             f"evenly over {dist.world} processes")
+        trainer = backend.build(program, device, rank_seed(spec.training.seed, dist.rank),
+                                spec.training.batch_size, optim, dist=dist)
     return program, trainer, sched
 
 
 def build_session(loaded: LoadedSpec, backend_name: str, device: str,
-                  data_root: str | None) -> Session:
+                  data_root: str | None, dist=None) -> Session:
     spec = loaded.spec
-    program, trainer, sched = make_trainer(loaded, backend_name, device)
+    program, trainer, sched = make_trainer(loaded, backend_name, device, dist)
     splits = load_data(spec.data, loaded.base_dir, data_root)
     m = spec.training.batch_size
     if m > len(splits.train):
@@ -166,7 +189,7 @@ def build_session(loaded: LoadedSpec, backend_name: str, device: str,
     trainer.load_data(splits.train)
     stream = DataStream(len(splits.train), m, data_rng)
     trainer.set_order(stream.order)
-    return Session(spec, program, splits, trainer, stream, sched)
+    return Session(spec, program, splits, trainer, stream, sched, dist=dist)
 
 
 def _check_memory(program: Program, spec: GanSpec, device: str) -> None:
@@ -238,7 +261,16 @@ class Outcome:
 
 
 def save(run: RunDir, s: Session, backend: str, device: str) -> None:
+    """Checkpoint. Collective when distributed: parameters are identical on every rank, so each
+    checks them itself; every rank's RNG state is gathered; rank 0 alone writes."""
     tensors = s.trainer.state_dict()
+    if s.dist is not None:
+        rngs = s.dist.gather({k: v for k, v in tensors.items() if k.startswith("rng/")})
+        if not s.is_main:
+            tensors = {k: v for k, v in tensors.items() if not k.startswith("rng/")}
+        else:
+            for part in rngs or []:
+                tensors.update(part)
     bad = [n for n, a in tensors.items() if a.dtype.kind == "f" and not np.isfinite(a).all()]
     if bad:
         raise TrainingDiverged(
@@ -248,8 +280,29 @@ def save(run: RunDir, s: Session, backend: str, device: str) -> None:
     tensors["data/order"] = s.stream.order.astype(np.int64)
     state = {"step": s.step, "epoch": s.stream.epoch, "stream": s.stream.state(),
              "updates": dict(s.updates), "seed": s.spec.training.seed, "backend": backend,
-             "device": device, "elapsed_s": round(s.elapsed, 3), "versions": versions(backend)}
-    run.save_checkpoint(s.step, tensors, state, keep=s.spec.training.keep_checkpoints)
+             "device": device, "elapsed_s": round(s.elapsed, 3), "versions": versions(backend),
+             "world_size": s.dist.world if s.dist is not None else 1}
+    if s.is_main:
+        run.save_checkpoint(s.step, tensors, state, keep=s.spec.training.keep_checkpoints)
+
+
+class _ReadOnlyRun:
+    """A run directory as a non-main rank sees it: readable, never written."""
+
+    def __init__(self, run: RunDir):
+        self._run = run
+
+    def __getattr__(self, name: str):
+        return getattr(self._run, name)
+
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        pass
+
+    def write_info(self, **updates: Any) -> dict[str, Any]:
+        return {}
+
+    def truncate_metrics(self, step: int) -> None:
+        pass
 
 
 def _due(every, step: int, epoch: int, new_epoch: bool) -> bool:
@@ -287,6 +340,8 @@ def run_loop(run: RunDir, s: Session, backend: str, device: str,
     ck_steps, ck_epochs = t.checkpoint.steps, t.checkpoint.epochs
     pz = t.monitor.parzen
     trainer, stream, sd, sg = s.trainer, s.stream, s.sched["D"], s.sched["G"]
+    if not s.is_main:  # other ranks train in lockstep but write nothing and report nothing
+        run, report, tick, pz = _ReadOnlyRun(run), None, None, None  # type: ignore[assignment]
 
     def done() -> bool:
         return (stop_steps is not None and s.step >= stop_steps) or \
@@ -310,8 +365,11 @@ def run_loop(run: RunDir, s: Session, backend: str, device: str,
                 s.elapsed = elapsed0 + time.perf_counter() - t0
                 if tick is not None:
                     tick(s.step, stream.epoch_float)
+                # Ranks must stop at the same step: agree on whether anyone was interrupted.
+                stop_now = (interrupt.requested if s.dist is None
+                            else s.dist.any(interrupt.requested))
 
-                if s.step % log_every == 0 or done() or interrupt.requested:
+                if s.step % log_every == 0 or done() or stop_now:
                     now = time.perf_counter()
                     m = trainer.read_metrics()
                     last = {"step": s.step, "epoch": round(stream.epoch_float, 4),
@@ -339,11 +397,11 @@ def run_loop(run: RunDir, s: Session, backend: str, device: str,
                         report(row)
                 if (ck_steps is not None and s.step % ck_steps == 0) or \
                    (ck_epochs is not None and new_epoch and stream.epoch % ck_epochs == 0) or \
-                   done() or interrupt.requested:
+                   done() or stop_now:
                     save(run, s, backend, device)  # refuses non-finite tensors
                     run.write_info(status="running", step=s.step, epoch=stream.epoch,
                                    last_metrics=last)
-                if interrupt.requested:
+                if stop_now:
                     status = "interrupted"
                     break
     except TrainingDiverged as e:
@@ -362,19 +420,33 @@ def run_loop(run: RunDir, s: Session, backend: str, device: str,
 
 
 def start(loaded: LoadedSpec, runs_root: Path, name: str | None, backend: str, device: str,
-          data_root: str | None, hooks: "Hooks | None" = None) -> tuple[RunDir, Outcome]:
+          data_root: str | None, hooks: "Hooks | None" = None,
+          dist=None) -> tuple[RunDir, Outcome]:
     spec = absolute_paths(loaded.spec, loaded.base_dir)
     loaded = LoadedSpec(spec, loaded.positions, loaded.path)
-    session = build_session(loaded, backend, device, data_root)  # fails before any directory
-    run = RunDir.create(runs_root, name)
+    session = build_session(loaded, backend, device, data_root, dist)  # before any directory
+    hooks = hooks or Hooks()
+    if not session.is_main:
+        created = dist.broadcast(None)
+        if created is None:
+            raise RunError("rank 0 could not create the run directory")
+        run = RunDir(runs_root / created)
+        return run, run_loop(run, session, backend, device)
+    try:
+        run = RunDir.create(runs_root, name)
+    except BaseException:
+        if dist is not None:
+            dist.broadcast(None)
+        raise
+    if dist is not None:
+        dist.broadcast(run.name)
     atomic_write(run.spec_path, dump_resolved(spec).encode())
     if data_root is not None:  # the run must find its data again from any directory
         data_root = str(Path(data_root).expanduser().resolve())
     run.write_info(status="running", step=0, epoch=0, backend=backend, device=device,
                    data_root=data_root, **_owner(), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                    spec_source=str(loaded.path) if loaded.path else None,
-                   versions=versions(backend))
-    hooks = hooks or Hooks()
+                   versions=versions(backend), world_size=dist.world if dist else 1)
     hooks.start(run, session)
     return run, run_loop(run, session, backend, device, hooks.report, hooks.tick)
 
@@ -390,7 +462,7 @@ RESUMABLE = ("stop", "checkpoint", "keep_checkpoints", "log_every", "monitor")
 
 def resume(runs_root: Path, name: str, backend: str | None, device: str | None,
            data_root: str | None, overrides: list[str],
-           hooks: "Hooks | None" = None) -> tuple[RunDir, Outcome]:
+           hooks: "Hooks | None" = None, dist=None) -> tuple[RunDir, Outcome]:
     run = RunDir.open(runs_root, name)
     info = run.info()
     if not run.spec_path.is_file():
@@ -405,9 +477,9 @@ def resume(runs_root: Path, name: str, backend: str | None, device: str | None,
     backend = backend or info.get("backend") or "torch"
     device = device or info.get("device") or "cpu"
     data_root = data_root or info.get("data_root")
-    session = build_session(loaded, backend, device, data_root)
+    session = build_session(loaded, backend, device, data_root, dist)
     hooks = hooks or Hooks()
-    ckpt, tensors, state = run.latest_checkpoint(warn=hooks.warn)
+    ckpt, tensors, state = run.latest_checkpoint(warn=hooks.warn if session.is_main else None)
     session.trainer.load_state_dict(tensors)
     order = tensors.get("data/order")
     if order is None or len(order) != len(session.splits.train):
@@ -429,11 +501,14 @@ def resume(runs_root: Path, name: str, backend: str | None, device: str | None,
         raise UsageError(f"run {name!r} already reached its stop ({what}) at step "
                          f"{session.step}; train further with e.g. --set "
                          f"training.stop.{'steps' if stop.steps is not None else 'epochs'}=N")
+    if not session.is_main:
+        return run, run_loop(run, session, backend, device)
     if changed:
         atomic_write(run.spec_path, dump_resolved(loaded.spec).encode())
     run.truncate_metrics(session.step)
     run.write_info(status="running", step=session.step, epoch=session.stream.epoch,
-                   backend=backend, device=device, resumed_from=ckpt.step, **_owner())
+                   backend=backend, device=device, resumed_from=ckpt.step, **_owner(),
+                   world_size=dist.world if dist else 1)
     hooks.start(run, session)
     return run, run_loop(run, session, backend, device, hooks.report, hooks.tick)
 

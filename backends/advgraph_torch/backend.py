@@ -14,6 +14,7 @@ from advgraph.ir.ops import BATCH_COUPLED
 
 class TorchBackend:
     name = "torch"
+    distributed = True
 
     def available(self) -> tuple[bool, str]:
         try:
@@ -28,8 +29,8 @@ class TorchBackend:
         return op in OPS
 
     def build(self, program: Program, device: str, seed: int, batch_size: int,
-              optim: dict[str, OptimConfig]) -> "TorchTrainer":
-        return TorchTrainer(program, device, seed, batch_size, optim)
+              optim: dict[str, OptimConfig], dist=None) -> "TorchTrainer":
+        return TorchTrainer(program, device, seed, batch_size, optim, dist)
 
 
 def _device(name: str):
@@ -52,7 +53,9 @@ def _device(name: str):
 
 class TorchTrainer:
     def __init__(self, program: Program, device: str, seed: int, batch_size: int,
-                 optim: dict[str, OptimConfig]):
+                 optim: dict[str, OptimConfig], dist=None):
+        """`batch_size` is the global m; with `dist` (advgraph.distributed.Dist) this rank
+        trains on its slice of every minibatch and gradients are averaged over ranks."""
         import torch
 
         from .lower import Ctx, Net
@@ -60,8 +63,13 @@ class TorchTrainer:
 
         self.torch = torch
         self.program = program
-        self.device = _device(device)
-        self.m = batch_size
+        self.dist = dist
+        self.device = _device(dist.device if dist is not None else device)
+        world, rank = (dist.world, dist.rank) if dist is not None else (1, 0)
+        if batch_size % world:
+            raise BackendError(f"batch size {batch_size} does not split evenly over {world} ranks")
+        self.m = batch_size // world  # this rank's share
+        self.offset = rank * self.m
         self.gen = torch.Generator(self.device)
         self.gen.manual_seed(seed)
         self.tensors: dict[str, torch.Tensor] = {}
@@ -78,7 +86,7 @@ class TorchTrainer:
         self._eval_ctx = Ctx(train=False, update_stats=False, gen=None)
         # Real and fake halves may share one D pass unless an op couples examples of a batch.
         self._joint_d = not program.D.has_op(*BATCH_COUPLED)
-        self._z = torch.empty((batch_size, program.prior.dim), device=self.device)
+        self._z = torch.empty((self.m, program.prior.dim), device=self.device)
         self._sums = torch.zeros(4, device=self.device)  # d_loss, d_real, d_fake, g_loss
         self._counts = [0, 0]
         self.data: Any = None
@@ -110,7 +118,8 @@ class TorchTrainer:
 
     def d_step(self, pos: int, lr: float, momentum: float, z: np.ndarray | None = None) -> None:
         torch, F = self.torch, self.torch.nn.functional
-        x = self.data.index_select(0, self.order[pos:pos + self.m])
+        start = pos + self.offset
+        x = self.data.index_select(0, self.order[start:start + self.m])
         z = self._noise(z, self.m)
         with torch.no_grad():
             fake = self.G(z, self._train_ctx)
@@ -122,8 +131,10 @@ class TorchTrainer:
             l_fake = self.D(fake, self._train_ctx, logits=True)
         # −[log D(x) + log(1 − D(G(z)))] = softplus(−l_real) + softplus(l_fake)
         loss = F.softplus(-l_real).mean() + F.softplus(l_fake).mean()
-        grads = torch.autograd.grad(loss, self._params["D"])
-        self.opt["D"].step(list(grads), lr, momentum)
+        grads = list(torch.autograd.grad(loss, self._params["D"]))
+        if self.dist is not None:
+            self.dist.average_(grads)
+        self.opt["D"].step(grads, lr, momentum)
         with torch.no_grad():
             self._sums[:3] += torch.stack(
                 [loss, torch.sigmoid(l_real).mean(), torch.sigmoid(l_fake).mean()])
@@ -137,8 +148,10 @@ class TorchTrainer:
             loss = F.softplus(-l_fake).mean()  # −log D(G(z))
         else:
             loss = -F.softplus(l_fake).mean()  # log(1 − D(G(z)))
-        grads = torch.autograd.grad(loss, self._params["G"])
-        self.opt["G"].step(list(grads), lr, momentum)
+        grads = list(torch.autograd.grad(loss, self._params["G"]))
+        if self.dist is not None:
+            self.dist.average_(grads)
+        self.opt["G"].step(grads, lr, momentum)
         with torch.no_grad():
             self._sums[3] += loss
         self._counts[1] += 1
@@ -148,6 +161,8 @@ class TorchTrainer:
         with torch.no_grad():
             finite = torch.stack([torch.isfinite(p).all() for ps in self._params.values()
                                   for p in ps]).all()
+            if self.dist is not None:  # every rank's shard counts equally
+                self.dist.average_([self._sums])
             s = self._sums.tolist()
         nd, ng = max(self._counts[0], 1), max(self._counts[1], 1)
         out = {"d_loss": s[0] / nd, "d_real": s[1] / nd, "d_fake": s[2] / nd,
@@ -170,7 +185,8 @@ class TorchTrainer:
     # ---- state ------------------------------------------------------------------------------
 
     def _rng_key(self) -> str:
-        return f"rng/torch/{self.device.type}"
+        rank = self.dist.rank if self.dist is not None else 0
+        return f"rng/torch/{self.device.type}" + (f"/rank{rank}" if rank else "")
 
     def state_dict(self) -> dict[str, np.ndarray]:
         out = {n: t.detach().cpu().numpy().copy() for n, t in self.tensors.items()}

@@ -1,0 +1,74 @@
+"""Data-parallel training with torch.distributed (gloo, 2 CPU processes)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.multiprocessing as mp  # noqa: E402
+
+from advgraph.backend import OptimConfig, get_backend  # noqa: E402
+from advgraph.compile import compile_spec  # noqa: E402
+from advgraph.params import init_params  # noqa: E402
+from advgraph.spec import load_text  # noqa: E402
+from tests.null.test_spec import BASE  # noqa: E402
+
+M = 8
+SGD = {"G": OptimConfig("sgd"), "D": OptimConfig("sgd")}
+
+
+def _inputs():
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(M, 2)).astype(np.float32)
+    zd = rng.normal(size=(M, 8)).astype(np.float32)
+    zg = rng.normal(size=(M, 8)).astype(np.float32)
+    return x, zd, zg
+
+
+def _one_step(trainer, x, zd, zg, rank=0, world=1):
+    trainer.load_data(x)
+    trainer.set_order(np.arange(M))
+    shard = slice(rank * M // world, (rank + 1) * M // world)
+    trainer.d_step(0, 0.1, 0.5, z=zd[shard])
+    trainer.g_step(0.1, 0.5, z=zg[shard])
+    return trainer.state_dict()
+
+
+def _rank(rank, world, port, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    from advgraph import distributed
+
+    dist = distributed.init("cpu")
+    program = compile_spec(load_text(BASE, "x.yaml"))
+    tr = get_backend("torch").build(program, "cpu", 0, M, SGD, dist=dist)
+    tr.load_state_dict(init_params(program, np.random.default_rng(0), None))
+    state = _one_step(tr, *_inputs(), rank=rank, world=world)
+    np.savez(os.path.join(out_dir, f"rank{rank}.npz"),
+             **{k.replace("/", "|"): v for k, v in state.items()})
+    dist.close()
+
+
+def test_one_distributed_step_equals_one_single_process_step(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_rank, args=(2, port, str(tmp_path)), nprocs=2, join=True,
+                       start_method="spawn")
+    program = compile_spec(load_text(BASE, "x.yaml"))
+    single = get_backend("torch").build(program, "cpu", 0, M, SGD)
+    single.load_state_dict(init_params(program, np.random.default_rng(0), None))
+    want = _one_step(single, *_inputs())
+    ranks = [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(2)]
+    for t in program.tensors():
+        for got in ranks:  # every rank holds the same parameters …
+            np.testing.assert_allclose(got[t.name], want[t.name], rtol=1e-5, atol=1e-7,
+                                       err_msg=t.name)
+        np.testing.assert_array_equal(ranks[0][t.name], ranks[1][t.name])
+    # … and the momentum buffers of the global-batch gradient.
+    key = "optim|D|velocity|D.h0.weight"
+    np.testing.assert_allclose(ranks[0][key], want[key.replace("|", "/")], rtol=1e-5, atol=1e-7)
