@@ -261,8 +261,6 @@ def train(
 def _launch(nproc: int, spec: Optional[Path], resume: Optional[str], backend: Optional[str],
             overrides: list[str]) -> int:
     """Check what can be checked once, then start `nproc` ranks of this same command."""
-    from .distributed import launch
-
     if (backend or "torch") != "torch":
         raise UsageError(f"--nproc needs the torch backend; {backend!r} trains on one device only")
     if spec is not None and resume is None:  # spec errors once, not once per rank
@@ -275,6 +273,13 @@ def _launch(nproc: int, spec: Optional[Path], resume: Optional[str], backend: Op
         if m % nproc:
             raise UsageError(f"training.batch_size = {m} does not split evenly over {nproc} "
                              "processes")
+    return _relaunch(nproc)
+
+
+def _relaunch(nproc: int) -> int:
+    """This very command line, minus --nproc, as `nproc` ranks."""
+    from .distributed import launch
+
     argv, skip = [], False
     for a in sys.argv[1:]:
         if skip:
@@ -284,6 +289,25 @@ def _launch(nproc: int, spec: Optional[Path], resume: Optional[str], backend: Op
         elif not a.startswith("--nproc="):
             argv.append(a)
     return launch(argv, nproc)
+
+
+@contextmanager
+def _ranks(nproc: int, device: str) -> Iterator[Any]:
+    """For sample/eval: relaunch as `nproc` ranks, or join the group when launched as one.
+    Yields the Dist (None when single-process)."""
+    from . import distributed
+
+    if nproc < 1:
+        raise UsageError(f"--nproc must be at least 1, got {nproc}")
+    _, world, _ = distributed.world_from_env()
+    if nproc > 1 and world == 1:
+        raise typer.Exit(_relaunch(nproc))
+    dist = distributed.init(device) if world > 1 else None
+    try:
+        yield dist
+    finally:
+        if dist is not None:
+            dist.close()
 
 
 def _train_rank(spec, backend, device, data_root, name, resume, overrides, root) -> None:
@@ -366,20 +390,21 @@ def sample(
     npz: Optional[Path] = typer.Option(None, "--npz", help="Save raw samples to this .npz."),
     seed: int = SeedOpt, out: Optional[Path] = OutOpt, checkpoint: Optional[int] = CheckpointOpt,
     device: str = DeviceOpt, data_root: Optional[str] = DataRootOpt,
-    runs_dir: Optional[Path] = RunsDirOpt,
+    runs_dir: Optional[Path] = RunsDirOpt, nproc: int = typer.Option(
+        1, "--nproc", help="Share the --nearest search over this many processes."),
 ) -> None:
     """Draw samples from G: an image grid (or a plot for 1-D/2-D toy data), or raw arrays."""
     from .evaluate import commands as C
 
-    with _errors():
+    with _errors(), _ranks(nproc, device) as dist:
         _positive("--rows", rows)
         _positive("--cols", cols)
         if n is not None:
             _positive("--n", n)
-        loaded = _load(run, runs_dir, checkpoint, device, data_root)
+        loaded = _load(run, runs_dir, checkpoint, dist.device if dist else device, data_root)
         figure = grid or nearest or out is not None or npz is None
         paths = C.sample(loaded, figure=figure, rows=rows, cols=cols, seed=seed, nearest=nearest,
-                         n=n, npz=npz, out=out)
+                         n=n, npz=npz, out=out, dist=dist)
     for p in paths:
         out_console_path(p)
 
@@ -426,12 +451,13 @@ def eval_(
                                            "G's figure against."),
     seed: int = SeedOpt, out: Optional[Path] = OutOpt, checkpoint: Optional[int] = CheckpointOpt,
     device: str = DeviceOpt, data_root: Optional[str] = DataRootOpt,
-    runs_dir: Optional[Path] = RunsDirOpt,
+    runs_dir: Optional[Path] = RunsDirOpt, nproc: int = typer.Option(
+        1, "--nproc", help="Share the Parzen distance work over this many processes."),
 ) -> None:
     """Evaluate a run: --parzen (any data) and/or --theory (1-D data)."""
     from .evaluate import commands as C
 
-    with _errors():
+    with _errors(), _ranks(nproc, device) as dist:
         if not (parzen or theory):
             raise UsageError("choose --parzen and/or --theory")
         _positive("--samples", samples)
@@ -451,11 +477,13 @@ def eval_(
             raise UsageError(f"--sigma must be positive and finite, got {sigma}")
         if valid_limit is not None and valid_limit < 0:
             raise UsageError(f"--valid-limit must be ≥ 0, got {valid_limit}")
-        loaded = _load(run, runs_dir, checkpoint, device, data_root)
+        loaded = _load(run, runs_dir, checkpoint, dist.device if dist else device, data_root)
         if parzen:
             rep = C.parzen(loaded, samples=samples, sigmas=grid, sigma=sigma,
                            valid_limit=valid_limit or None, split=split, baseline=baseline,
-                           seed=seed)
+                           seed=seed, dist=dist)
+            if dist is not None and not dist.is_main:
+                return
             table = Table(title=f"Parzen window — run {rep['run']}, step {rep['checkpoint_step']}",
                           title_justify="left")
             table.add_column("σ", justify="right")
@@ -470,7 +498,7 @@ def eval_(
                       f"{rep['n_evaluated']} points, {rep['seconds']:.1f} s)")
             console.print(f"caveat: {rep['caveat']}")
             out_console_path(Path(rep["written"]))
-        if theory:
+        if theory and (dist is None or dist.is_main):
             rep = C.theory(loaded, samples=samples, seed=seed, out=out)
             console.print(f"mean |D − D*| over the data's support: {rep['mean_abs_d_minus_dstar']:.4f}")
             console.print(f"JSD(p_data ‖ p_g): {rep['jsd']:.5f}")

@@ -36,8 +36,16 @@ def generate(loaded: Loaded, n: int, seed: int, batch: int = 1000) -> np.ndarray
 
 
 def sample(loaded: Loaded, *, figure: bool, rows: int, cols: int, seed: int, out: Path | None,
-           nearest: bool, n: int | None, npz: Path | None) -> list[Path]:
-    """Raw samples to `npz` and/or a figure (an image grid, or a plot for toy data)."""
+           nearest: bool, n: int | None, npz: Path | None, dist=None) -> list[Path]:
+    """Raw samples to `npz` and/or a figure (an image grid, or a plot for toy data). With
+    `dist`, the nearest-neighbour search is shared over the ranks and rank 0 writes."""
+    if dist is not None and not dist.is_main:
+        if nearest and image_shape(loaded.spec.data, loaded.program.data_shape) is not None:
+            from .nearest import nearest as nn
+
+            neighbours = generate(loaded, rows * cols, seed).reshape(rows, cols, -1)[:, -1]
+            nn(neighbours, loaded.splits.train, device=loaded.device, dist=dist)
+        return []
     written: list[Path] = []
     run = loaded.run
     if npz is not None:
@@ -63,7 +71,7 @@ def sample(loaded: Loaded, *, figure: bool, rows: int, cols: int, seed: int, out
         from .nearest import nearest as nn
 
         neighbours = samples.reshape(rows, cols, -1)[:, -1]
-        idx, _ = nn(neighbours, loaded.splits.train, device=loaded.device)
+        idx, _ = nn(neighbours, loaded.splits.train, device=loaded.device, dist=dist)
         train_imgs = _images(loaded.splits.train[idx], shape)
         imgs = np.concatenate([imgs.reshape(rows, cols, *imgs.shape[1:]),
                                train_imgs[:, None]], axis=1).reshape(rows * (cols + 1), *imgs.shape[1:])
@@ -143,7 +151,9 @@ def interpolate(loaded: Loaded, *, rows: int, steps: int, seed: int, spherical: 
 
 def parzen(loaded: Loaded, *, samples: int, sigmas: list[float] | None, sigma: float | None,
            valid_limit: int | None, split: str, baseline: str | None, seed: int,
-           chunk: int = 1000) -> dict[str, Any]:
+           chunk: int = 1000, dist=None) -> dict[str, Any]:
+    """The paper's Table 1 protocol. With `dist`, every rank draws the same samples (same
+    checkpoint, same seed) and scores its share of the points; rank 0 reports and writes."""
     from .parzen import PAPER_SIGMAS, select_and_score
 
     sp = loaded.splits
@@ -165,7 +175,7 @@ def parzen(loaded: Loaded, *, samples: int, sigmas: list[float] | None, sigma: f
         mu = generate(loaded, samples, seed)
         source = f"{samples} samples of G"
     grid = list(sigmas) if sigmas else list(PAPER_SIGMAS)
-    res = select_and_score(mu, valid, evaluate, grid, sigma, chunk, loaded.device)
+    res = select_and_score(mu, valid, evaluate, grid, sigma, chunk, loaded.device, dist)
     took = time.perf_counter() - t0
     report = {
         "run": loaded.run.name, "checkpoint_step": loaded.step, "mean_log_likelihood": res.mean,
@@ -178,11 +188,14 @@ def parzen(loaded: Loaded, *, samples: int, sigmas: list[float] | None, sigma: f
         "valid_used": 0 if sigma is not None else len(valid),
         "split_sizes": {"train": len(sp.train), "valid": len(sp.valid), "test": len(sp.test)},
         "data": sp.source, "seed": seed, "device": loaded.device, "seconds": round(took, 3),
+        "processes": dist.world if dist is not None else 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version(),
         "caveat": "Parzen-window estimates have high variance, work poorly in high dimensions "
                   "and reward memorisation; compare with --baseline train.",
     }
     name = "parzen-baseline-train.json" if baseline == "train" else "parzen.json"
+    if dist is not None and not dist.is_main:
+        return report
     atomic_write(loaded.run.path / "eval" / name, (json.dumps(report, indent=2) + "\n").encode())
     report["written"] = str(loaded.run.path / "eval" / name)
     return report

@@ -89,18 +89,30 @@ class ParzenResult:
     valid_scores: dict[float, float]  # σ → mean validation log-likelihood
 
 
+def sharded_log_densities(x: np.ndarray, mu: np.ndarray, sigmas, chunk: int = 1000,
+                          device: str = "cpu", dist=None) -> np.ndarray:
+    """log_densities, with the points split over the ranks of `dist` (every rank gets the
+    whole result back)."""
+    if dist is None:
+        return log_densities(x, mu, sigmas, chunk, device)
+    parts = np.array_split(np.arange(len(x)), dist.world)
+    mine = log_densities(x[parts[dist.rank]], mu, sigmas, chunk, device)
+    gathered = dist.gather(mine)
+    return dist.broadcast(np.concatenate(gathered, axis=1) if dist.is_main else None)
+
+
 def select_and_score(samples: np.ndarray, valid: np.ndarray | None, evaluate: np.ndarray,
                      sigmas=PAPER_SIGMAS, sigma: float | None = None, chunk: int = 1000,
-                     device: str = "cpu") -> ParzenResult:
+                     device: str = "cpu", dist=None) -> ParzenResult:
     """Pick σ by mean validation log-likelihood (unless fixed), then score `evaluate`:
-    mean and standard error std/√N."""
+    mean and standard error std/√N. With `dist`, the points are shared out over the ranks."""
     scores: dict[float, float] = {}
     if sigma is None:
         if valid is None or len(valid) == 0:
             raise ValueError("choosing σ needs validation points")
-        ll = log_densities(valid, samples, sigmas, chunk, device)
+        ll = sharded_log_densities(valid, samples, sigmas, chunk, device, dist)
         scores = {float(s): float(v) for s, v in zip(sigmas, ll.mean(1))}
         sigma = max(scores, key=scores.get)
-    ll = log_densities(evaluate, samples, [sigma], chunk, device)[0]
+    ll = sharded_log_densities(evaluate, samples, [sigma], chunk, device, dist)[0]
     return ParzenResult(float(sigma), float(ll.mean()), float(ll.std() / np.sqrt(len(ll))),
                         len(ll), scores)

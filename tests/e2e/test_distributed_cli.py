@@ -90,3 +90,27 @@ def test_distributed_refusals(args, message):
     r = cli_proc("train", SPECS / "ring2d.yaml", "--nproc", "2", *args)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
     assert r.stderr.count("error:") == 1  # reported once, not once per rank
+
+
+def test_parzen_and_nearest_shared_over_ranks_agree_with_one_process(mnist_dir, tmp_path):
+    r = cli_proc("train", SPECS / "mnist.yaml", "--name", "m", "--data-root", mnist_dir,
+                 "--set", "data.train=250", "--set", "data.valid=50",
+                 "--set", "training.stop={steps: 4}", "--set", "training.checkpoint={steps: 4}")
+    assert r.returncode == 0, r.stderr
+    evals = []
+    for nproc in ("1", "2"):
+        r = cli_proc("eval", "m", "--parzen", "--samples", "300", "--nproc", nproc)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.count("test log-likelihood") == 1  # printed by rank 0 only
+        evals.append(json.loads((runs_root() / "m" / "eval" / "parzen.json").read_text()))
+    one, two = evals
+    assert two["processes"] == 2 and one["sigma"] == two["sigma"]
+    assert two["mean_log_likelihood"] == pytest.approx(one["mean_log_likelihood"], abs=1e-4)
+    assert two["stderr"] == pytest.approx(one["stderr"], rel=1e-5)
+    pngs = []
+    for nproc in ("1", "2"):
+        out = tmp_path / f"nn{nproc}.png"
+        r = cli_proc("sample", "m", "--nearest", "--nproc", nproc, "--out", out)
+        assert r.returncode == 0, r.stderr
+        pngs.append(out.read_bytes())
+    assert pngs[0] == pngs[1]
