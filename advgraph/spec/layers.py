@@ -13,7 +13,7 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
 class Strict(BaseModel):
     """Unknown keys are errors (reported with a did-you-mean suggestion by the loader)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # ---- weight initialisation -------------------------------------------------------------------
