@@ -50,7 +50,6 @@ class Dist:
 
     def average_(self, tensors: list) -> None:
         """In place: each tensor becomes the mean over ranks (one flat all-reduce)."""
-        import torch
         import torch.distributed as td
         from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
@@ -59,7 +58,6 @@ class Dist:
         flat.div_(self.world)
         for t, f in zip(tensors, _unflatten_dense_tensors(flat, tensors)):
             t.copy_(f)
-        del torch
 
     def any(self, flag: bool) -> bool:
         """True on every rank when it is true on any rank."""

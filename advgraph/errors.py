@@ -68,6 +68,10 @@ class RunError(AdvGraphError):
     """A run directory that does not exist, is damaged, or cannot be written."""
 
 
+class WriteError(RunError):
+    """A file could not be written (full disk, no permission, …)."""
+
+
 class CheckpointError(RunError):
     """A checkpoint that is missing, truncated or fails its checksum."""
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_write
-from .errors import CheckpointError, RunError, UsageError
+from .errors import CheckpointError, RunError, UsageError, WriteError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 CKPT_RE = re.compile(r"^step-(\d{7,})\.json$")
@@ -219,9 +219,11 @@ class RunDir:
         try:
             atomic_write(ckpt.tensors_path, blob)
             atomic_write(ckpt.state_path, _json_bytes(state))  # last: marks it complete
-        except OSError as e:
-            raise RunError(f"cannot write checkpoint {ckpt.tensors_path}: {e.strerror}; "
-                           "earlier checkpoints are intact") from None
+        except WriteError as e:
+            if not ckpt.state_path.exists():  # no tensors without their state
+                ckpt.tensors_path.unlink(missing_ok=True)
+            raise RunError(f"checkpoint at step {step} not saved: {e}; earlier checkpoints are "
+                           "intact") from None
         for old in self.checkpoints()[:-keep]:
             old.state_path.unlink(missing_ok=True)
             old.tensors_path.unlink(missing_ok=True)

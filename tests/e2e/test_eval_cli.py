@@ -60,6 +60,10 @@ def test_toy_sample_plot_npz_and_metrics_plot(ring_run, tmp_path):
     assert r.exit_code == 0 and (tmp_path / "early.png").exists()
     r = cli("plot", ring_run)
     assert r.exit_code == 0 and (runs_root() / "ring" / "plots" / "metrics.png").exists()
+    (tmp_path / "adir").mkdir()
+    for args in (["--npz", tmp_path / "adir"], ["--out", tmp_path / "adir"]):
+        r = cli("sample", ring_run, *args)
+        assert r.exit_code == 1 and r.stderr.strip() == f"error: cannot write {tmp_path / 'adir'}: Is a directory"
 
 
 def test_parzen_eval_writes_provenance(ring_run):

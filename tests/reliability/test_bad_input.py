@@ -94,8 +94,8 @@ def mutated_specs(draw):
                     "units": draw(st.integers(-2, 40)), "pieces": draw(st.integers(0, 4)),
                     "shape": draw(st.lists(st.integers(-1, 20), max_size=5)),
                     "keep": draw(st.floats(-1, 2))})
-        except (KeyError, IndexError, TypeError):
-            continue
+        except (KeyError, IndexError, TypeError, AttributeError):
+            continue  # the mutation did not apply to what earlier mutations left
     return doc
 
 
