@@ -81,7 +81,7 @@ def check(
 ) -> None:
     """Validate a spec and show both graphs with shapes, parameters and FLOPs."""
     from .compile import compile_spec
-    from .ir.shapes import graph_flops, iteration_flops
+    from .ir.shapes import graph_flops, iteration_flops, training_bytes
     from .spec import load_file
 
     with _errors():
@@ -98,6 +98,7 @@ def check(
               "flops_per_example": graph_flops(program.D)},
         "batch_size": t.batch_size, "k": t.k,
         "flops_per_iteration": iteration_flops(program.G, program.D, t.batch_size, t.k),
+        "training_bytes_min": training_bytes(program.G, program.D, t.batch_size),
     }
     if as_json:
         console.print_json(json.dumps(summary))
@@ -121,6 +122,8 @@ def check(
     console.print(f"estimated FLOPs per training iteration (m={t.batch_size}, k={t.k}): "
               f"{summary['flops_per_iteration']:,} "
               f"({summary['flops_per_iteration'] / 1e9:.2f} GFLOP)")
+    console.print(f"memory to train, at least (parameters, gradients, optimiser slots, "
+                  f"activations): {summary['training_bytes_min'] / 2**20:,.1f} MiB")
     console.print(f"{spec}: ok")
 
 

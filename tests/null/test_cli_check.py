@@ -53,6 +53,10 @@ def test_check_json():
     # G forward per example: 2·(100·1200 + 1200·1200 + 1200·784) multiply-adds + activations.
     assert data["G"]["flops_per_example"] == 2 * (100 * 1200 + 1200 * 1200 + 1200 * 784) + 1200 + 1200 + 784
     assert data["flops_per_iteration"] > 0
+    # float32 parameters × (value, gradient, two optimiser slots) + activations of 3m passes
+    acts_g, acts_d = 100 + 4 * 1200 + 2 * 784, 2 * 784 + 4 * 240 + 2
+    want = 4 * ((2_503_984 + 1_231_441) * 4 + 100 * 3 * (acts_g + acts_d))
+    assert data["training_bytes_min"] == want
 
 
 def test_check_with_override():
