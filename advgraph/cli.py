@@ -530,6 +530,54 @@ def plot(run: str = typer.Argument(..., help="Run name."), out: Optional[Path] =
                                       title=f"run {run}", parzen=parzen))
 
 
+@app.command()
+def parity(
+    spec: Path = typer.Argument(..., help="The spec file."),
+    backends_: str = typer.Option("torch,cupy", "--backends", help="Two backends, A,B."),
+    devices: str = typer.Option("cpu", "--devices", help="Device for both, or one each: A,B."),
+    batch: int = typer.Option(64, "--batch", help="Examples in the compared minibatch."),
+    tol: float = typer.Option(1e-4, "--tol", help="Pass when max |a − b| ≤ tol × the tensor's "
+                                                   "largest magnitude."),
+    set_: Optional[List[str]] = SetOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+) -> None:
+    """Compare two backends from identical weights, inputs and noise: forward outputs,
+    gradients, and one optimiser step, per tensor (dropout off: masks cannot match)."""
+    from .compile import compile_spec
+    from .parity import compare
+    from .spec import load_file
+
+    with _errors():
+        names = tuple(x.strip() for x in backends_.split(","))
+        devs = tuple(x.strip() for x in devices.split(","))
+        if len(names) != 2 or not all(names):
+            raise UsageError(f"--backends wants two names, A,B; got {backends_!r}")
+        if len(devs) == 1:
+            devs = devs * 2
+        if len(devs) != 2:
+            raise UsageError(f"--devices wants one device or two, A,B; got {devices!r}")
+        _positive("--batch", batch)
+        if not tol > 0:
+            raise UsageError(f"--tol must be positive, got {tol}")
+        loaded = load_file(spec, set_ or [])
+        rows = compare(compile_spec(loaded), loaded.spec.training, names, devs, batch, tol)  # type: ignore[arg-type]
+    failed = [r for r in rows if not r.ok]
+    if as_json:
+        console.print_json(json.dumps([r.__dict__ for r in rows]))
+    else:
+        table = Table(title=f"parity {names[0]} ({devs[0]}) vs {names[1]} ({devs[1]}), tol {tol:g}",
+                      title_justify="left")
+        for col in ("stage", "tensor", "max |a − b|", "max rel", ""):
+            table.add_column(col, justify="right" if col.startswith("max") else "left")
+        for r in rows:
+            table.add_row(r.stage, r.tensor, f"{r.max_abs:.3g}", f"{r.max_rel:.3g}",
+                          "ok" if r.ok else "FAIL")
+        console.print(table)
+        console.print(f"{len(rows) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
 # ---- runs, backends -------------------------------------------------------------------------
 
 

@@ -1,0 +1,101 @@
+"""`advgraph parity`: two backends, identical weights, inputs and noise; how far apart are the
+forward outputs, the gradients and one optimiser step?
+
+Dropout is switched off (keep 1, scale 1) for the comparison: each backend draws its masks from
+its own generator, so masks cannot match; everything else is the spec's own. Gradients are read
+through the Trainer protocol as the change of one plain SGD step with lr = 1 and momentum 0.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backend import OptimConfig, get_backend, check_supported
+from .ir import Op, Program
+from .params import init_params
+from .train import Schedule, seeds
+
+
+@dataclass
+class Row:
+    stage: str  # forward | gradient | step
+    tensor: str
+    max_abs: float
+    max_rel: float
+    ok: bool
+
+
+def without_dropout(program: Program) -> Program:
+    p = copy.deepcopy(program)
+    for g in (p.G, p.D):
+        for n in g.nodes:
+            if n.op is Op.DROPOUT:
+                n.attrs = {**n.attrs, "keep": 1.0, "scale": 1.0}
+    return p
+
+
+def _diff(stage: str, name: str, a: np.ndarray, b: np.ndarray, tol: float) -> Row:
+    """Max absolute and relative difference; pass when max |a − b| ≤ tol · max(|a|, |b|)."""
+    a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    d = np.abs(a64 - b64)
+    scale = np.maximum(np.abs(a64), np.abs(b64))
+    rel = float((d / np.maximum(scale, 1e-12)).max()) if d.size else 0.0
+    mx = float(d.max()) if d.size else 0.0
+    # pass when every difference is within tol of the tensor's largest magnitude: float32
+    # rounding stays inside it, a wrong kernel does not
+    ok = bool(np.all(d <= tol * max(float(scale.max()) if scale.size else 0.0, 1e-30)))
+    return Row(stage, name, mx, rel, ok)
+
+
+def compare(program: Program, spec_training, backends: tuple[str, str],
+            devices: tuple[str, str], batch: int, tol: float, seed: int = 0) -> list[Row]:
+    program = without_dropout(program)
+    rng = np.random.default_rng(seed)
+    data = rng.random((batch, *program.data_shape)).astype(np.float32)
+    params = init_params(program, seeds(seed)[0], data)
+    z_d = rng.standard_normal((batch, program.prior.dim)).astype(np.float32)
+    z_g = rng.standard_normal((batch, program.prior.dim)).astype(np.float32)
+    plain = {"G": OptimConfig("sgd"), "D": OptimConfig("sgd")}
+    sched = {g: Schedule(spec_training.optimizer_for(g)) for g in ("G", "D")}
+    own = {g: s.config() for g, s in sched.items()}
+
+    def build(i: int, optim):
+        be = get_backend(backends[i])
+        check_supported(be, program)
+        tr = be.build(program, devices[i], seeds(seed)[2], batch, optim)
+        tr.load_state_dict(params)
+        tr.load_data(data)
+        tr.set_order(np.arange(batch))
+        return tr
+
+    rows: list[Row] = []
+    a, b = build(0, plain), build(1, plain)
+    rows.append(_diff("forward", "G(z)", a.generate(z_d), b.generate(z_d), tol))
+    rows.append(_diff("forward", "D(x)", a.discriminate(data), b.discriminate(data), tol))
+    # Gradients: θ0 − θ1 after one SGD step with lr 1, momentum 0.
+    for tr in (a, b):
+        tr.d_step(0, 1.0, 0.0, z=z_d)
+    sa, sb = a.state_dict(), b.state_dict()
+    for t in program.D.params():
+        rows.append(_diff("gradient", t.name, params[t.name] - sa[t.name],
+                          params[t.name] - sb[t.name], tol))
+    a, b = build(0, plain), build(1, plain)
+    for tr in (a, b):
+        tr.g_step(1.0, 0.0, z=z_g)
+    sa, sb = a.state_dict(), b.state_dict()
+    for t in program.G.params():
+        rows.append(_diff("gradient", t.name, params[t.name] - sa[t.name],
+                          params[t.name] - sb[t.name], tol))
+    # One iteration with the spec's own optimisers and their first-step hyperparameters.
+    a, b = build(0, own), build(1, own)
+    for tr in (a, b):
+        tr.d_step(0, sched["D"].lr(0), sched["D"].momentum(0), z=z_d)
+        tr.g_step(sched["G"].lr(0), sched["G"].momentum(0), z=z_g)
+    sa, sb = a.state_dict(), b.state_dict()
+    for key in sorted(k for k in sa if not k.startswith("rng/") and k in sb):
+        if sa[key].dtype.kind == "f":
+            rows.append(_diff("step", key, sa[key], sb[key], tol))
+    return rows

@@ -1,0 +1,118 @@
+// Activations' backward, maxout, dropout, row gathering and small utilities.
+#include "common.cuh"
+
+// y = f(x) for an activation that follows something other than a dense layer (after a dense
+// layer it is fused into the GEMM's epilogue).
+extern "C" __global__ void act_fwd(const float* __restrict__ x, float* __restrict__ y, int n,
+                                   int mode, float slope) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float v = x[i];
+    switch (mode) {
+        case EP_BIAS_RELU: v = fmaxf(v, 0.f); break;
+        case EP_BIAS_SIGMOID: v = sigmoidf_(v); break;
+        case EP_BIAS_TANH: v = tanhf(v); break;
+        case EP_BIAS_LEAKY: v = v > 0.f ? v : slope * v; break;
+        default: break;
+    }
+    y[i] = v;
+}
+
+// dX = dY · f'(x), written in terms of the forward output y (what the forward kept).
+extern "C" __global__ void act_bwd(const float* __restrict__ y, const float* __restrict__ dy,
+                                   float* __restrict__ dx, int n, int mode, float slope) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float g = dy[i], v = y[i];
+    switch (mode) {
+        case EP_BIAS_RELU: g = v > 0.f ? g : 0.f; break;
+        case EP_BIAS_SIGMOID: g = g * v * (1.f - v); break;
+        case EP_BIAS_TANH: g = g * (1.f - v * v); break;
+        case EP_BIAS_LEAKY: g = v > 0.f ? g : slope * g; break;
+        default: break;
+    }
+    dx[i] = g;
+}
+
+// y[m, u] = max_p a[m, u·P + p]; arg keeps the winning p for the backward.
+extern "C" __global__ void maxout_fwd(const float* __restrict__ a, float* __restrict__ y,
+                                      int* __restrict__ arg, int rows, int units, int pieces) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= rows * units) return;
+    const float* p = a + (size_t)i * pieces;  // units·pieces columns per row, unit-major
+    float best = p[0];
+    int which = 0;
+    for (int k = 1; k < pieces; ++k)
+        if (p[k] > best) { best = p[k]; which = k; }
+    y[i] = best;
+    arg[i] = which;
+}
+
+// da[m, u·P + p] = dy[m, u] if p is the winner, else 0.
+extern "C" __global__ void maxout_bwd(const float* __restrict__ dy, const int* __restrict__ arg,
+                                      float* __restrict__ da, int rows, int units, int pieces) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= rows * units * pieces) return;
+    int i = j / pieces, p = j % pieces;
+    da[j] = (arg[i] == p) ? dy[i] : 0.f;
+}
+
+// Training-mode dropout: y = x · m · scale with m ~ Bernoulli(keep), m kept for the backward.
+extern "C" __global__ void dropout_fwd(const float* __restrict__ x, float* __restrict__ y,
+                                       unsigned char* __restrict__ mask, int n, float keep,
+                                       float scale, const unsigned int* __restrict__ rng,
+                                       unsigned int stream) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    int base = i * 4;
+    if (base >= n) return;
+    u4 r = draw4(rng, stream, (unsigned int)i);
+    unsigned int v[4] = {r.x, r.y, r.z, r.w};
+    #pragma unroll
+    for (int k = 0; k < 4; ++k) {
+        int j = base + k;
+        if (j < n) {
+            unsigned char m = u01(v[k]) <= keep;
+            mask[j] = m;
+            y[j] = m ? x[j] * scale : 0.f;
+        }
+    }
+}
+
+extern "C" __global__ void dropout_bwd(const float* __restrict__ dy,
+                                       const unsigned char* __restrict__ mask,
+                                       float* __restrict__ dx, int n, float scale) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) dx[i] = mask[i] ? dy[i] * scale : 0.f;
+}
+
+// out[r, :] = data[order[pos[0] + r], :] for the r-th example of this rank's minibatch.
+// The position lives on the device so graph replays walk through the epoch's order.
+extern "C" __global__ void gather_rows(const float* __restrict__ data, const long long* __restrict__ order,
+                                       const int* __restrict__ pos, float* __restrict__ out,
+                                       int rows, int cols) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= rows * cols) return;
+    int r = i / cols, c = i % cols;
+    long long src = order[pos[0] + r];
+    out[i] = data[src * cols + c];
+}
+
+// pos[0] += step: after each minibatch, in-graph.
+extern "C" __global__ void advance_pos(int* __restrict__ pos, int step) {
+    if (threadIdx.x == 0 && blockIdx.x == 0) pos[0] += step;
+}
+
+// The 64-bit RNG offset in rng[2..3] += 1: once per iteration, in-graph.
+extern "C" __global__ void advance_rng(unsigned int* __restrict__ rng) {
+    if (threadIdx.x == 0 && blockIdx.x == 0) {
+        unsigned long long off = ((unsigned long long)rng[3] << 32) | rng[2];
+        off += 1;
+        rng[2] = (unsigned int)off;
+        rng[3] = (unsigned int)(off >> 32);
+    }
+}
+
+extern "C" __global__ void fill(float* __restrict__ x, int n, float v) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] = v;
+}

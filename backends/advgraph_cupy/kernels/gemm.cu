@@ -1,0 +1,86 @@
+// C[M,N] = epilogue(op(A)[M,K] · op(B)[K,N]) with op = identity or transpose, row-major.
+// Our own tiled SGEMM (CuPy cannot capture cuBLAS in a CUDA graph): 64×64 tiles, BK = 16,
+// 256 threads each computing a 4×4 micro-tile; any M, N, K (edges are zero-filled).
+// Dense forward:      C = X·W (+bias, activation)       transA=0, transB=0
+// Input gradient:     dX = dY·Wᵀ                        transA=0, transB=1
+// Weight gradient:    dW = Xᵀ·dY                        transA=1, transB=0
+#include "common.cuh"
+
+#define TM 64
+#define TN 64
+#define TK 16
+
+extern "C" __global__ void __launch_bounds__(256)
+gemm(const float* __restrict__ A, const float* __restrict__ B, float* __restrict__ C,
+     const float* __restrict__ bias, int M, int N, int K, int lda, int ldb, int ldc,
+     int transA, int transB, int epilogue, float slope) {
+    __shared__ float As[TK][TM + 4];
+    __shared__ float Bs[TK][TN + 4];
+    const int tid = threadIdx.x;
+    const int tx = tid % 16, ty = tid / 16;
+    const int row0 = blockIdx.y * TM, col0 = blockIdx.x * TN;
+    float acc[4][4] = {{0.f}};
+
+    for (int k0 = 0; k0 < K; k0 += TK) {
+        // 64×16 tile of op(A) and 16×64 tile of op(B): 1024 values each, 4 per thread.
+        #pragma unroll
+        for (int l = 0; l < 4; ++l) {
+            int e = tid + l * 256;
+            int m = e / TK, k = e % TK;              // A tile element (m, k)
+            int gm = row0 + m, gk = k0 + k;
+            float a = 0.f;
+            if (gm < M && gk < K) a = transA ? A[(size_t)gk * lda + gm] : A[(size_t)gm * lda + gk];
+            As[k][m] = a;
+            int kb = e / TN, n = e % TN;             // B tile element (kb, n)
+            int gkb = k0 + kb, gn = col0 + n;
+            float b = 0.f;
+            if (gkb < K && gn < N) b = transB ? B[(size_t)gn * ldb + gkb] : B[(size_t)gkb * ldb + gn];
+            Bs[kb][n] = b;
+        }
+        __syncthreads();
+        #pragma unroll
+        for (int k = 0; k < TK; ++k) {
+            float a[4], b[4];
+            #pragma unroll
+            for (int i = 0; i < 4; ++i) a[i] = As[k][ty * 4 + i];
+            #pragma unroll
+            for (int j = 0; j < 4; ++j) b[j] = Bs[k][tx * 4 + j];
+            #pragma unroll
+            for (int i = 0; i < 4; ++i)
+                #pragma unroll
+                for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+        }
+        __syncthreads();
+    }
+
+    #pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        int r = row0 + ty * 4 + i;
+        if (r >= M) continue;
+        #pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            int c = col0 + tx * 4 + j;
+            if (c >= N) continue;
+            float v = acc[i][j];
+            if (epilogue != EP_NONE) v += bias[c];
+            switch (epilogue) {
+                case EP_BIAS_RELU: v = fmaxf(v, 0.f); break;
+                case EP_BIAS_SIGMOID: v = sigmoidf_(v); break;
+                case EP_BIAS_TANH: v = tanhf(v); break;
+                case EP_BIAS_LEAKY: v = v > 0.f ? v : slope * v; break;
+                default: break;
+            }
+            C[(size_t)r * ldc + c] = v;
+        }
+    }
+}
+
+// db[n] = Σ_m dY[m, n]: the bias gradient (threads along n, coalesced reads).
+extern "C" __global__ void bias_grad(const float* __restrict__ dY, float* __restrict__ db,
+                                     int M, int N) {
+    int n = blockIdx.x * blockDim.x + threadIdx.x;
+    if (n >= N) return;
+    float s = 0.f;
+    for (int m = 0; m < M; ++m) s += dY[(size_t)m * N + n];
+    db[n] = s;
+}

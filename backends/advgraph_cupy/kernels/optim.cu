@@ -1,0 +1,31 @@
+// One fused update over a network's flat parameter buffer. The per-step hyperparameters live
+// in device memory (hp), written by the host before each graph replay, so the captured graph
+// never changes: hp[0] = lr, hp[1] = momentum (SGD) or bias-corrected step size (Adam).
+#include "common.cuh"
+
+// The original Pylearn2 rule: v ← μ·v − lr·g; θ ← θ + v.
+extern "C" __global__ void sgd_momentum(float* __restrict__ p, float* __restrict__ v,
+                                        const float* __restrict__ g, int n,
+                                        const float* __restrict__ hp) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float vi = hp[1] * v[i] - hp[0] * g[i];
+    v[i] = vi;
+    p[i] += vi;
+}
+
+// Adam: m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²; θ ← θ − α_t·m / (√v + ε·√(1−β2^t)),
+// with α_t = lr·√(1−β2^t)/(1−β1^t) in hp[1] and ε·√(1−β2^t) in hp[2] (the same update as
+// m̂ / (√v̂ + ε) with the bias corrections folded into scalars).
+extern "C" __global__ void adam(float* __restrict__ p, float* __restrict__ m, float* __restrict__ v,
+                                const float* __restrict__ g, int n, float beta1, float beta2,
+                                const float* __restrict__ hp) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float gi = g[i];
+    float mi = beta1 * m[i] + (1.f - beta1) * gi;
+    float vi = beta2 * v[i] + (1.f - beta2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] -= hp[1] * mi / (sqrtf(vi) + hp[2]);
+}

@@ -1,0 +1,25 @@
+// The noise prior: uniform(a, b) or gaussian(mean a, std b) (Box-Muller), from Philox.
+#include "common.cuh"
+
+extern "C" __global__ void noise(float* __restrict__ z, int n, int gaussian, float a, float b,
+                                 const unsigned int* __restrict__ rng, unsigned int stream) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    int base = i * 4;
+    if (base >= n) return;
+    u4 r = draw4(rng, stream, (unsigned int)i);
+    float v[4];
+    if (gaussian) {
+        float r1 = sqrtf(-2.f * logf(u01(r.x))), t1 = 6.2831853071795865f * u01(r.y);
+        float r2 = sqrtf(-2.f * logf(u01(r.z))), t2 = 6.2831853071795865f * u01(r.w);
+        v[0] = r1 * cosf(t1); v[1] = r1 * sinf(t1); v[2] = r2 * cosf(t2); v[3] = r2 * sinf(t2);
+        #pragma unroll
+        for (int k = 0; k < 4; ++k) v[k] = a + b * v[k];
+    } else {
+        unsigned int u[4] = {r.x, r.y, r.z, r.w};
+        #pragma unroll
+        for (int k = 0; k < 4; ++k) v[k] = a + (b - a) * u01(u[k]);
+    }
+    #pragma unroll
+    for (int k = 0; k < 4; ++k)
+        if (base + k < n) z[base + k] = v[k];
+}

@@ -1,0 +1,197 @@
+"""The kernels' semantics in NumPy, and an interpreter for launch plans.
+
+This is the CuPy backend's oracle: every kernel in kernels/*.cu has a NumPy twin here with the
+same arguments, so a launch plan can run on the CPU. That checks the lowering (buffer wiring,
+transposes, leading dimensions, offsets) against the torch backend on any machine, and on a GPU
+each CUDA kernel is checked against its twin.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from .plan import Buf, Launch, Plan
+
+M0, M1, W0, W1 = 0xD2511F53, 0xCD9E8D57, 0x9E3779B9, 0xBB67AE85
+MASK32 = np.uint64(0xFFFFFFFF)
+
+
+def philox4x32_10(c: np.ndarray, k0: int, k1: int) -> np.ndarray:
+    """Philox4x32-10 on an (N, 4) uint32 array of counters."""
+    c = c.astype(np.uint64)
+    k0, k1 = np.uint64(k0), np.uint64(k1)
+    for _ in range(10):
+        p0 = np.uint64(M0) * c[:, 0]
+        p1 = np.uint64(M1) * c[:, 2]
+        hi0, lo0 = p0 >> np.uint64(32), p0 & MASK32
+        hi1, lo1 = p1 >> np.uint64(32), p1 & MASK32
+        c = np.stack([hi1 ^ c[:, 1] ^ k0, lo1, hi0 ^ c[:, 3] ^ k1, lo0], axis=1)
+        k0 = (k0 + np.uint64(W0)) & MASK32
+        k1 = (k1 + np.uint64(W1)) & MASK32
+    return c.astype(np.uint32)
+
+
+def draw4(rng: np.ndarray, stream: int, count: int) -> np.ndarray:
+    """The four uint32 of threads 0..count-1 (the device's draw4), flattened in thread order."""
+    i = np.arange(count, dtype=np.uint64)
+    c = np.stack([i, np.full_like(i, stream), np.full_like(i, rng[2]), np.full_like(i, rng[3])], 1)
+    return philox4x32_10(c, int(rng[0]), int(rng[1])).reshape(-1)
+
+
+def u01(v: np.ndarray) -> np.ndarray:
+    return (((v >> np.uint32(8)).astype(np.float32) + 1.0) * np.float32(1.0 / 16777216.0))
+
+
+def _act(x: np.ndarray, mode: int, slope: float) -> np.ndarray:
+    if mode == 2:
+        return np.maximum(x, 0)
+    if mode == 3:
+        return (1 / (1 + np.exp(-x.astype(np.float64)))).astype(np.float32)
+    if mode == 4:
+        return np.tanh(x)
+    if mode == 5:
+        return np.where(x > 0, x, slope * x).astype(np.float32)
+    return x
+
+
+def _act_grad(y: np.ndarray, dy: np.ndarray, mode: int, slope: float) -> np.ndarray:
+    if mode == 2:
+        return np.where(y > 0, dy, 0).astype(np.float32)
+    if mode == 3:
+        return dy * y * (1 - y)
+    if mode == 4:
+        return dy * (1 - y * y)
+    if mode == 5:
+        return np.where(y > 0, dy, slope * dy).astype(np.float32)
+    return dy
+
+
+def _softplus(x):
+    return np.logaddexp(0, x.astype(np.float64))
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x.astype(np.float64)))
+
+
+def k_gemm(A, B, C, bias, M, N, K, lda, ldb, ldc, transA, transB, ep, slope):
+    a = A[: K * lda].reshape(K, lda)[:, :M].T if transA else A[: M * lda].reshape(M, lda)[:, :K]
+    b = B[: N * ldb].reshape(N, ldb)[:, :K].T if transB else B[: K * ldb].reshape(K, ldb)[:, :N]
+    v = a.astype(np.float64) @ b.astype(np.float64)
+    if ep != 0:
+        v = v + bias[:N]
+    C[: M * ldc].reshape(M, ldc)[:, :N] = _act(v.astype(np.float32), ep, slope)
+
+
+def k_bias_grad(dY, db, M, N):
+    db[:N] = dY[: M * N].reshape(M, N).astype(np.float64).sum(0)
+
+
+def k_act_fwd(x, y, n, mode, slope):
+    y[:n] = _act(x[:n], mode, slope)
+
+
+def k_act_bwd(y, dy, dx, n, mode, slope):
+    dx[:n] = _act_grad(y[:n], dy[:n], mode, slope)
+
+
+def k_maxout_fwd(a, y, arg, rows, units, pieces):
+    v = a[: rows * units * pieces].reshape(rows * units, pieces)
+    arg[: rows * units] = v.argmax(1)
+    y[: rows * units] = v.max(1)
+
+
+def k_maxout_bwd(dy, arg, da, rows, units, pieces):
+    out = np.zeros((rows * units, pieces), np.float32)
+    out[np.arange(rows * units), arg[: rows * units]] = dy[: rows * units]
+    da[: rows * units * pieces] = out.reshape(-1)
+
+
+def k_dropout_fwd(x, y, mask, n, keep, scale, rng, stream):
+    u = u01(draw4(rng, int(stream), -(-n // 4)))[:n]
+    m = (u <= keep).astype(np.uint8)
+    mask[:n] = m
+    y[:n] = np.where(m, x[:n] * scale, 0).astype(np.float32)
+
+
+def k_dropout_bwd(dy, mask, dx, n, scale):
+    dx[:n] = np.where(mask[:n] != 0, dy[:n] * scale, 0).astype(np.float32)
+
+
+def k_gather_rows(data, order, pos, out, rows, cols):
+    idx = order[pos[0]: pos[0] + rows]
+    out[: rows * cols] = data.reshape(-1, cols)[idx].reshape(-1)
+
+
+def k_advance_pos(pos, step):
+    pos[0] += step
+
+
+def k_advance_rng(rng):
+    off = (int(rng[3]) << 32 | int(rng[2])) + 1
+    rng[2], rng[3] = off & 0xFFFFFFFF, (off >> 32) & 0xFFFFFFFF
+
+
+def k_fill(x, n, v):
+    x[:n] = v
+
+
+def k_noise(z, n, gaussian, a, b, rng, stream):
+    r = draw4(rng, int(stream), -(-n // 4)).reshape(-1, 4)
+    if gaussian:
+        r1 = np.sqrt(-2 * np.log(u01(r[:, 0])))
+        t1 = 2 * np.pi * u01(r[:, 1])
+        r2 = np.sqrt(-2 * np.log(u01(r[:, 2])))
+        t2 = 2 * np.pi * u01(r[:, 3])
+        v = np.stack([r1 * np.cos(t1), r1 * np.sin(t1), r2 * np.cos(t2), r2 * np.sin(t2)], 1)
+        v = a + b * v
+    else:
+        v = a + (b - a) * u01(r)
+    z[:n] = v.reshape(-1)[:n].astype(np.float32)
+
+
+def k_bce_d(l_real, l_fake, g_real, g_fake, m, metrics):
+    lr, lf = l_real[:m], l_fake[:m]
+    g_real[:m] = (_sigmoid(lr) - 1) / m
+    g_fake[:m] = _sigmoid(lf) / m
+    metrics[0] += (_softplus(-lr) + _softplus(lf)).mean()
+    metrics[1] += _sigmoid(lr).mean()
+    metrics[2] += _sigmoid(lf).mean()
+
+
+def k_bce_g(l_fake, g_fake, m, ns, metrics):
+    lf = l_fake[:m]
+    s = _sigmoid(lf)
+    g_fake[:m] = ((s - 1) if ns else -s) / m
+    metrics[3] += (_softplus(-lf) if ns else -_softplus(lf)).mean()
+
+
+def k_sgd_momentum(p, v, g, n, hp):
+    v[:n] = hp[1] * v[:n] - hp[0] * g[:n]
+    p[:n] += v[:n]
+
+
+def k_adam(p, m, v, g, n, beta1, beta2, hp):
+    m[:n] = beta1 * m[:n] + (1 - beta1) * g[:n]
+    v[:n] = beta2 * v[:n] + (1 - beta2) * g[:n] * g[:n]
+    p[:n] -= hp[1] * m[:n] / (np.sqrt(v[:n]) + hp[2])
+
+
+KERNELS: dict[str, Callable[..., None]] = {
+    name[2:]: fn for name, fn in globals().items() if name.startswith("k_") and callable(fn)}
+
+
+def allocate(plan: Plan, sizes: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+    """Zeroed host buffers for a plan (`sizes` for the ones the plan leaves to the runtime)."""
+    sizes = sizes or {}
+    return {name: np.zeros(sizes.get(name, spec.size), dtype=spec.dtype)
+            for name, spec in plan.buffers.items()}
+
+
+def run(launches: list[Launch], bufs: dict[str, np.ndarray]) -> None:
+    for launch in launches:
+        args: list[Any] = [bufs[a.name][a.offset:] if isinstance(a, Buf) else a.item()
+                           for a in launch.args]
+        KERNELS[launch.kernel](*args)

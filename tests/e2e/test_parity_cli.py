@@ -1,0 +1,74 @@
+"""`advgraph parity`: the comparison machinery, run here with the torch backend on both sides
+(CI has no GPU for cupy), and shown to catch a backend that computes something else."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from advgraph import parity  # noqa: E402
+from advgraph.backend import get_backend  # noqa: E402
+from tests.conftest import SPECS  # noqa: E402
+from tests.helpers import cli  # noqa: E402
+
+
+def test_identical_backends_agree_exactly():
+    r = cli("parity", SPECS / "mnist.yaml", "--backends", "torch,torch", "--batch", "16", "--json")
+    assert r.exit_code == 0, r.stderr
+    rows = json.loads(r.stdout)
+    stages = {row["stage"] for row in rows}
+    assert stages == {"forward", "gradient", "step"}
+    assert {row["tensor"] for row in rows if row["stage"] == "gradient"} >= {"D.h0.weight", "G.y.bias"}
+    assert any(row["tensor"] == "optim/D/velocity/D.h0.weight" for row in rows)
+    assert all(row["ok"] and row["max_abs"] == 0 for row in rows)
+
+
+class _Skewed:
+    """The torch backend with D's gradient step scaled: what a buggy kernel would do."""
+
+    name = "skewed"
+    distributed = False
+
+    def __init__(self):
+        self.inner = get_backend("torch")
+
+    def available(self):
+        return True, ""
+
+    def supports(self, op):
+        return self.inner.supports(op)
+
+    def build(self, *a, **kw):
+        tr = self.inner.build(*a, **kw)
+        d_step = tr.d_step
+        tr.d_step = lambda pos, lr, mom, z=None: d_step(pos, lr * 1.01, mom, z)
+        return tr
+
+
+def test_a_wrong_backend_fails(monkeypatch):
+    real = parity.get_backend
+    monkeypatch.setattr(parity, "get_backend",
+                        lambda name: _Skewed() if name == "skewed" else real(name))
+    from advgraph.compile import compile_spec
+    from advgraph.spec import load_file
+
+    loaded = load_file(SPECS / "ring2d.yaml")
+    rows = parity.compare(compile_spec(loaded), loaded.spec.training, ("torch", "skewed"),
+                          ("cpu", "cpu"), 32, 1e-4)
+    bad = {(r.stage, r.tensor) for r in rows if not r.ok}
+    assert {t.name for t in compile_spec(loaded).D.params()} == \
+        {t for s, t in bad if s == "gradient"}  # every D gradient is off by 1 %, and only those
+    assert all(r.ok for r in rows if r.stage == "forward")
+    d = next(r for r in rows if r.stage == "gradient" and r.tensor == "D.y.weight")
+    assert np.isclose(d.max_rel, 0.01 / 1.01, rtol=1e-2)
+
+
+def test_parity_argument_errors():
+    r = cli("parity", SPECS / "ring2d.yaml")
+    assert r.exit_code == 1 and "unknown backend 'cupy'; installed: torch" in r.stderr
+    r = cli("parity", SPECS / "ring2d.yaml", "--backends", "torch")
+    assert r.exit_code == 2 and "two names" in r.stderr
