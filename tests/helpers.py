@@ -14,6 +14,11 @@ from advgraph.cli import app
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def runs_root() -> Path:
+    """The runs directory the autouse fixture points ADVGRAPH_RUNS at."""
+    return Path(os.environ["ADVGRAPH_RUNS"])
+
+
 def cli(*args: str):
     """Run the CLI in-process; returns click's Result (exit_code, stdout, stderr)."""
     return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)

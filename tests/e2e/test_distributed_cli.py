@@ -4,12 +4,10 @@ checkpoints with every rank's state, exact resume, interruption, and clear refus
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,14 +16,11 @@ pytest.importorskip("torch")
 
 from advgraph.runs import RunDir  # noqa: E402
 from tests.conftest import SPECS  # noqa: E402
-from tests.helpers import cli_proc  # noqa: E402
+from tests.helpers import cli_proc, runs_root  # noqa: E402
 
 FAST = ["--set", "data.train=4000", "--set", "data.valid=100", "--set", "data.test=100",
         "--set", "training.log_every=10", "--set", "training.checkpoint={steps: 20}"]
 
-
-def runs_root() -> Path:
-    return Path(os.environ["ADVGRAPH_RUNS"])
 
 
 def tensors(name):

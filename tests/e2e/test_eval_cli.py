@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +19,8 @@ from advgraph.runs import RunDir  # noqa: E402
 from advgraph.spec import load_file  # noqa: E402
 from advgraph.train import Loaded, load_trainer, make_trainer  # noqa: E402
 from tests.conftest import SPECS  # noqa: E402
-from tests.helpers import cli  # noqa: E402
+from tests.helpers import cli, runs_root  # noqa: E402
 
-
-def runs_root() -> Path:
-    return Path(os.environ["ADVGRAPH_RUNS"])
 
 
 @pytest.fixture

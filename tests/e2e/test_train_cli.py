@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,14 +17,11 @@ pytest.importorskip("torch")
 from advgraph.runs import RunDir  # noqa: E402
 from advgraph.train import load_trainer  # noqa: E402
 from tests.conftest import SPECS  # noqa: E402
-from tests.helpers import cli  # noqa: E402
+from tests.helpers import cli, runs_root  # noqa: E402
 
 FAST = ["--set", "data.train=2000", "--set", "data.valid=100", "--set", "data.test=100",
         "--set", "training.log_every=10", "--set", "training.checkpoint={steps: 20}"]
 
-
-def runs_root() -> Path:
-    return Path(os.environ["ADVGRAPH_RUNS"])
 
 
 def final_tensors(name: str) -> dict[str, np.ndarray]:

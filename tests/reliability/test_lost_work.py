@@ -20,14 +20,11 @@ pytest.importorskip("torch")
 
 from advgraph.runs import RunDir  # noqa: E402
 from tests.conftest import ROOT, SPECS  # noqa: E402
-from tests.helpers import cli  # noqa: E402
+from tests.helpers import cli, runs_root  # noqa: E402
 
 FAST = ["--set", "data.train=2000", "--set", "data.valid=100", "--set", "data.test=100",
         "--set", "training.log_every=1", "--set", "training.checkpoint={steps: 10}"]
 
-
-def runs_root() -> Path:
-    return Path(os.environ["ADVGRAPH_RUNS"])
 
 
 def final(name):

@@ -53,3 +53,14 @@ __device__ __forceinline__ float softplusf_(float x) {
 #define EP_BIAS_SIGMOID 3
 #define EP_BIAS_TANH 4
 #define EP_BIAS_LEAKY 5
+
+// The activation of an epilogue / activation code (EP_NONE and EP_BIAS: identity).
+__device__ __forceinline__ float apply_act(float v, int mode, float slope) {
+    switch (mode) {
+        case EP_BIAS_RELU: return fmaxf(v, 0.f);
+        case EP_BIAS_SIGMOID: return sigmoidf_(v);
+        case EP_BIAS_TANH: return tanhf(v);
+        case EP_BIAS_LEAKY: return v > 0.f ? v : slope * v;
+        default: return v;
+    }
+}

@@ -6,16 +6,7 @@
 extern "C" __global__ void act_fwd(const float* __restrict__ x, float* __restrict__ y, int n,
                                    int mode, float slope) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    float v = x[i];
-    switch (mode) {
-        case EP_BIAS_RELU: v = fmaxf(v, 0.f); break;
-        case EP_BIAS_SIGMOID: v = sigmoidf_(v); break;
-        case EP_BIAS_TANH: v = tanhf(v); break;
-        case EP_BIAS_LEAKY: v = v > 0.f ? v : slope * v; break;
-        default: break;
-    }
-    y[i] = v;
+    if (i < n) y[i] = apply_act(x[i], mode, slope);
 }
 
 // dX = dY · f'(x), written in terms of the forward output y (what the forward kept).

@@ -63,14 +63,7 @@ gemm(const float* __restrict__ A, const float* __restrict__ B, float* __restrict
             if (c >= N) continue;
             float v = acc[i][j];
             if (epilogue != EP_NONE) v += bias[c];
-            switch (epilogue) {
-                case EP_BIAS_RELU: v = fmaxf(v, 0.f); break;
-                case EP_BIAS_SIGMOID: v = sigmoidf_(v); break;
-                case EP_BIAS_TANH: v = tanhf(v); break;
-                case EP_BIAS_LEAKY: v = v > 0.f ? v : slope * v; break;
-                default: break;
-            }
-            C[(size_t)r * ldc + c] = v;
+            C[(size_t)r * ldc + c] = apply_act(v, epilogue, slope);
         }
     }
 }
