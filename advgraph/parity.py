@@ -75,20 +75,16 @@ def compare(program: Program, spec_training, backends: tuple[str, str],
     a, b = build(0, plain), build(1, plain)
     rows.append(_diff("forward", "G(z)", a.generate(z_d), b.generate(z_d), tol))
     rows.append(_diff("forward", "D(x)", a.discriminate(data), b.discriminate(data), tol))
-    # Gradients: θ0 − θ1 after one SGD step with lr 1, momentum 0.
-    for tr in (a, b):
-        tr.d_step(0, 1.0, 0.0, z=z_d)
-    sa, sb = a.state_dict(), b.state_dict()
-    for t in program.D.params():
-        rows.append(_diff("gradient", t.name, params[t.name] - sa[t.name],
-                          params[t.name] - sb[t.name], tol))
-    a, b = build(0, plain), build(1, plain)
-    for tr in (a, b):
-        tr.g_step(1.0, 0.0, z=z_g)
-    sa, sb = a.state_dict(), b.state_dict()
-    for t in program.G.params():
-        rows.append(_diff("gradient", t.name, params[t.name] - sa[t.name],
-                          params[t.name] - sb[t.name], tol))
+    # Gradients: θ0 − θ1 after one SGD step with lr 1 and momentum 0, from fresh trainers.
+    steps = {"D": lambda tr: tr.d_step(0, 1.0, 0.0, z=z_d), "G": lambda tr: tr.g_step(1.0, 0.0, z=z_g)}
+    for net, step in steps.items():
+        a, b = build(0, plain), build(1, plain)
+        step(a)
+        step(b)
+        sa, sb = a.state_dict(), b.state_dict()
+        for t in getattr(program, net).params():
+            rows.append(_diff("gradient", t.name, params[t.name] - sa[t.name],
+                              params[t.name] - sb[t.name], tol))
     # One iteration with the spec's own optimisers and their first-step hyperparameters.
     a, b = build(0, own), build(1, own)
     for tr in (a, b):
