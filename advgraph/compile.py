@@ -18,7 +18,9 @@ from .spec.load import LoadedSpec
 _OP_OF = {
     L.Dense: Op.DENSE, L.Maxout: Op.MAXOUT, L.Relu: Op.RELU, L.LeakyRelu: Op.LEAKY_RELU,
     L.Tanh: Op.TANH, L.Sigmoid: Op.SIGMOID, L.Linear: Op.LINEAR, L.Dropout: Op.DROPOUT,
-    L.Reshape: Op.RESHAPE, L.BatchNorm: Op.BATCHNORM,
+    L.Reshape: Op.RESHAPE, L.BatchNorm: Op.BATCHNORM, L.Conv2d: Op.CONV2D,
+    L.ConvTranspose2d: Op.CONV_T2D, L.MaxoutConv: Op.MAXOUT_CONV, L.MaxPool: Op.MAX_POOL,
+    L.Flatten: Op.FLATTEN,
 }
 
 
@@ -35,18 +37,28 @@ def _attrs(layer: Any) -> dict[str, Any]:
         return {"shape": tuple(layer.shape)}
     if isinstance(layer, L.BatchNorm):
         return {"eps": layer.eps, "momentum": layer.momentum}
+    if isinstance(layer, L._Conv):
+        a = {"channels": layer.channels, "kernel": layer.kernel, "stride": layer.stride,
+             "pad": layer.pad}
+        if isinstance(layer, L.MaxoutConv):
+            a["pieces"] = layer.pieces
+        if isinstance(layer, L.ConvTranspose2d):
+            a["output_pad"] = layer.output_pad
+        return a
+    if isinstance(layer, L.MaxPool):
+        return {"kernel": layer.kernel, "stride": layer.stride or layer.kernel, "pad": layer.pad}
     return {}
 
 
 def _init_of(layer: Any, local: str) -> Init:
-    if local == "weight" and isinstance(layer, (L.Dense, L.Maxout)):
+    if local == "weight" and isinstance(layer, (L.Dense, L.Maxout, L._Conv)):
         init = layer.init
         if isinstance(init, L.UniformInit):
             return Init("uniform", {"range": init.range})
         if isinstance(init, L.NormalInit):
             return Init("normal", {"std": init.std})
         return Init("xavier", {"gain": init.gain})
-    if local == "bias" and isinstance(layer, (L.Dense, L.Maxout)):
+    if local == "bias" and isinstance(layer, (L.Dense, L.Maxout, L._Conv)):
         if layer.bias == "marginals":
             return Init("marginals")
         return Init("const", {"value": float(layer.bias)})

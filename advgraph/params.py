@@ -20,8 +20,11 @@ def init_tensor(t: Tensor, rng: np.random.Generator,
     if kind == "normal":
         return (args["std"] * rng.standard_normal(t.shape)).astype(np.float32)
     if kind == "xavier":
-        fan_in, fan_out = t.shape[0], t.shape[-1]
-        r = args.get("gain", 1.0) * np.sqrt(6.0 / (fan_in + fan_out))
+        if len(t.shape) == 4:  # conv (out, in, k, k) or transposed conv (in, out, k, k)
+            fans = (t.shape[0] + t.shape[1]) * t.shape[2] * t.shape[3]
+        else:  # dense (in, out)
+            fans = t.shape[0] + t.shape[-1]
+        r = args.get("gain", 1.0) * np.sqrt(6.0 / fans)
         return rng.uniform(-r, r, size=t.shape).astype(np.float32)
     if kind == "const":
         return np.full(t.shape, args["value"], dtype=np.float32)

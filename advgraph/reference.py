@@ -50,7 +50,59 @@ def apply(node: Node, x: np.ndarray, params: dict[str, np.ndarray], *, train: bo
             mean, var = p("running_mean"), p("running_var")
         xhat = (x - mean.reshape(bshape)) / np.sqrt(var.reshape(bshape) + a["eps"])
         return xhat * p("weight").reshape(bshape) + p("bias").reshape(bshape)
+    if op is Op.FLATTEN:
+        return x.reshape(len(x), -1)
+    if op in (Op.CONV2D, Op.MAXOUT_CONV):
+        y = conv2d(x, p("weight"), a["stride"], a["pad"]) + p("bias")[None, :, None, None]
+        if op is Op.MAXOUT_CONV:
+            b, _, h, w = y.shape
+            y = y.reshape(b, a["channels"], a["pieces"], h, w).max(axis=2)
+        return y
+    if op is Op.CONV_T2D:
+        return conv_transpose2d(x, p("weight"), a["stride"], a["pad"], a["output_pad"]) + \
+            p("bias")[None, :, None, None]
+    if op is Op.MAX_POOL:
+        return max_pool(x, a["kernel"], a["stride"], a["pad"])
     raise NotImplementedError(op)  # pragma: no cover
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, stride: int, pad: int) -> np.ndarray:
+    """Cross-correlation, written as a sum over kernel offsets (plain and obviously right)."""
+    b, c, h, wd = x.shape
+    o, _, k, _ = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    oh, ow = (h + 2 * pad - k) // stride + 1, (wd + 2 * pad - k) // stride + 1
+    out = np.zeros((b, o, oh, ow))
+    for i in range(k):
+        for j in range(k):
+            patch = xp[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride]  # (b, c, oh, ow)
+            out += np.einsum("bchw,oc->bohw", patch, w[:, :, i, j])
+    return out
+
+
+def conv_transpose2d(x: np.ndarray, w: np.ndarray, stride: int, pad: int,
+                     output_pad: int) -> np.ndarray:
+    """Each input pixel scatters weight·value onto a kernel-sized window of the output."""
+    b, c, h, wd = x.shape
+    _, o, k, _ = w.shape
+    full_h, full_w = (h - 1) * stride + k + output_pad, (wd - 1) * stride + k + output_pad
+    out = np.zeros((b, o, full_h, full_w))
+    for i in range(k):
+        for j in range(k):
+            out[:, :, i:i + stride * h:stride, j:j + stride * wd:stride] += \
+                np.einsum("bchw,co->bohw", x, w[:, :, i, j])
+    return out[:, :, pad:full_h - pad, pad:full_w - pad]
+
+
+def max_pool(x: np.ndarray, k: int, stride: int, pad: int) -> np.ndarray:
+    b, c, h, w = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=-np.inf)
+    oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    out = np.full((b, c, oh, ow), -np.inf)
+    for i in range(k):
+        for j in range(k):
+            out = np.maximum(out, xp[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride])
+    return out
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -21,6 +21,17 @@ given here, which are also the checkpoint layouts (backend-neutral):
               and updates running_mean/running_var (unbiased) with `momentum`; otherwise uses
               the running statistics.  y = (x − μ)/√(σ² + eps)·weight + bias.
               weight, bias, running_mean, running_var: (C,).  attrs: eps, momentum.
+- CONV2D      x: (B, C, H, W) → (B, channels, H', W'), H' = ⌊(H + 2·pad − kernel)/stride⌋ + 1;
+              cross-correlation with zero padding.  weight: (channels, C, k, k), bias: (channels,).
+              attrs: channels, kernel, stride, pad.
+- CONV_T2D    the transpose (gradient) of CONV2D: H' = (H − 1)·stride − 2·pad + kernel +
+              output_pad.  weight: (C, channels, k, k), bias: (channels,).
+              attrs: channels, kernel, stride, pad, output_pad.
+- MAXOUT_CONV CONV2D to channels·pieces maps; map c·pieces + p is piece p of channel c;
+              y[:, c] = max_p.  weight: (channels·pieces, C, k, k).  attrs: as CONV2D + pieces.
+- MAX_POOL    max over kernel × kernel windows moved by stride, padding counts as −∞.
+              attrs: kernel, stride, pad.
+- FLATTEN     y = x.reshape(B, −1).
 """
 
 from __future__ import annotations
@@ -40,6 +51,11 @@ class Op(str, Enum):
     DROPOUT = "dropout"
     RESHAPE = "reshape"
     BATCHNORM = "batchnorm"
+    CONV2D = "conv2d"
+    CONV_T2D = "conv_transpose2d"
+    MAXOUT_CONV = "maxout_conv"
+    MAX_POOL = "max_pool"
+    FLATTEN = "flatten"
 
     def __str__(self) -> str:
         return self.value

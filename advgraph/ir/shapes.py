@@ -30,6 +30,29 @@ def infer(op: Op, in_shape: tuple[int, ...], attrs: dict[str, Any]) -> tuple[int
         return shape
     if op is Op.BATCHNORM:
         return in_shape
+    if op is Op.FLATTEN:
+        return (prod(in_shape),)
+    if op in (Op.CONV2D, Op.MAXOUT_CONV, Op.CONV_T2D, Op.MAX_POOL):
+        if len(in_shape) != 3:
+            raise ShapeError(f"{op.value} needs images (channels, height, width), got "
+                             f"{_fmt(in_shape)}; add a reshape layer first")
+        c, h, w = in_shape
+        k, s, p = attrs["kernel"], attrs["stride"], attrs["pad"]
+        if op is Op.CONV_T2D:
+            oh = (h - 1) * s - 2 * p + k + attrs["output_pad"]
+            ow = (w - 1) * s - 2 * p + k + attrs["output_pad"]
+            if attrs["output_pad"] >= s:
+                raise ShapeError(f"output_pad ({attrs['output_pad']}) must be smaller than "
+                                 f"stride ({s})")
+            if oh < 1 or ow < 1:
+                raise ShapeError(f"padding {p} leaves no output from a {h}×{w} input")
+            return (attrs["channels"], oh, ow)
+        if op is Op.MAX_POOL and 2 * p > k:
+            raise ShapeError(f"pad {p} is more than half the kernel {k}")
+        if h + 2 * p < k or w + 2 * p < k:
+            raise ShapeError(f"kernel {k} larger than input {h}×{w} after padding {p}")
+        oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        return (c if op is Op.MAX_POOL else attrs["channels"], oh, ow)
     raise ShapeError(f"no shape rule for op {op.value}")  # pragma: no cover
 
 
@@ -42,6 +65,13 @@ def param_shapes(op: Op, in_shape: tuple[int, ...], attrs: dict[str, Any]) -> di
     if op is Op.BATCHNORM:
         c = in_shape[0]
         return {"weight": (c,), "bias": (c,), "running_mean": (c,), "running_var": (c,)}
+    if op in (Op.CONV2D, Op.MAXOUT_CONV):
+        out = attrs["channels"] * attrs.get("pieces", 1)
+        k = attrs["kernel"]
+        return {"weight": (out, in_shape[0], k, k), "bias": (out,)}
+    if op is Op.CONV_T2D:
+        k = attrs["kernel"]
+        return {"weight": (in_shape[0], attrs["channels"], k, k), "bias": (attrs["channels"],)}
     return {}
 
 
@@ -54,6 +84,15 @@ def flops(node: Node, in_shape: tuple[int, ...]) -> int:
         return 2 * in_shape[0] * width + width
     if node.op is Op.BATCHNORM:
         return 4 * prod(in_shape)
+    if node.op in (Op.CONV2D, Op.MAXOUT_CONV):
+        k = node.attrs["kernel"]
+        maps = node.attrs["channels"] * node.attrs.get("pieces", 1)
+        return 2 * in_shape[0] * k * k * maps * node.shape[1] * node.shape[2]
+    if node.op is Op.CONV_T2D:
+        k = node.attrs["kernel"]
+        return 2 * prod(in_shape) * node.attrs["channels"] * k * k
+    if node.op is Op.MAX_POOL:
+        return prod(node.shape) * node.attrs["kernel"] ** 2
     if node.op in ELEMENTWISE:
         return prod(in_shape)
     return 0

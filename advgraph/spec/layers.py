@@ -127,14 +127,58 @@ class BatchNorm(_Layer):
     momentum: Annotated[float, Field(gt=0, lt=1)] = 0.1
 
 
+class _Conv(_Layer):
+    channels: PositiveInt
+    kernel: Annotated[int, Field(ge=1, le=64)]
+    stride: Annotated[int, Field(ge=1, le=64)] = 1
+    pad: Annotated[int, Field(ge=0, le=64)] = 0
+    init: Init = Field(default_factory=_default_init)
+    bias: float = 0.0
+
+
+class Conv2d(_Conv):
+    """2-D convolution over (C, H, W) inputs; weight (channels, C_in, kernel, kernel)."""
+
+    type: Literal["conv2d"]
+
+
+class ConvTranspose2d(_Conv):
+    """The paper's "deconvolution": out = (in − 1)·stride − 2·pad + kernel + output_pad;
+    weight (C_in, channels, kernel, kernel)."""
+
+    type: Literal["conv_transpose2d"]
+    output_pad: Annotated[int, Field(ge=0, le=63)] = 0
+
+
+class MaxoutConv(_Conv):
+    """Convolution to channels·pieces maps, then the max over each channel's `pieces`
+    consecutive maps (Pylearn2's MaxoutConvC01B)."""
+
+    type: Literal["maxout_conv"]
+    pieces: Annotated[int, Field(ge=2)]
+
+
+class MaxPool(_Layer):
+    type: Literal["max_pool"]
+    kernel: Annotated[int, Field(ge=1, le=64)]
+    stride: Annotated[int, Field(ge=1, le=64)] | None = None  # default: kernel
+    pad: Annotated[int, Field(ge=0, le=32)] = 0
+
+
+class Flatten(_Layer):
+    type: Literal["flatten"]
+
+
 Layer = Annotated[
-    Union[Dense, Maxout, Relu, LeakyRelu, Tanh, Sigmoid, Linear, Dropout, Reshape, BatchNorm],
+    Union[Dense, Maxout, Relu, LeakyRelu, Tanh, Sigmoid, Linear, Dropout, Reshape, BatchNorm,
+          Conv2d, ConvTranspose2d, MaxoutConv, MaxPool, Flatten],
     Field(discriminator="type"),
 ]
 
 LAYER_TYPES: dict[str, type[BaseModel]] = {
     cls.model_fields["type"].annotation.__args__[0]: cls  # type: ignore[union-attr]
-    for cls in (Dense, Maxout, Relu, LeakyRelu, Tanh, Sigmoid, Linear, Dropout, Reshape, BatchNorm)
+    for cls in (Dense, Maxout, Relu, LeakyRelu, Tanh, Sigmoid, Linear, Dropout, Reshape, BatchNorm,
+                Conv2d, ConvTranspose2d, MaxoutConv, MaxPool, Flatten)
 }
 
 

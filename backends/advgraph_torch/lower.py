@@ -53,7 +53,32 @@ def _batchnorm(x, n, p, ctx):
         training=ctx.train, momentum=n.attrs["momentum"], eps=n.attrs["eps"])
 
 
+def _conv(x, n, p, ctx):
+    a = n.attrs
+    y = F.conv2d(x, p[n.name + ".weight"], p[n.name + ".bias"], stride=a["stride"], padding=a["pad"])
+    if n.op is Op.MAXOUT_CONV:
+        b, _, h, w = y.shape
+        y = y.view(b, a["channels"], a["pieces"], h, w).amax(dim=2)
+    return y
+
+
+def _conv_t(x, n, p, ctx):
+    a = n.attrs
+    return F.conv_transpose2d(x, p[n.name + ".weight"], p[n.name + ".bias"], stride=a["stride"],
+                              padding=a["pad"], output_padding=a["output_pad"])
+
+
+def _max_pool(x, n, p, ctx):
+    a = n.attrs
+    return F.max_pool2d(x, a["kernel"], a["stride"], a["pad"])
+
+
 OPS: dict[Op, OpFn] = {
+    Op.CONV2D: _conv,
+    Op.MAXOUT_CONV: _conv,
+    Op.CONV_T2D: _conv_t,
+    Op.MAX_POOL: _max_pool,
+    Op.FLATTEN: lambda x, n, p, ctx: x.reshape(x.shape[0], -1),
     Op.INPUT: lambda x, n, p, ctx: x,
     Op.LINEAR: lambda x, n, p, ctx: x,
     Op.DENSE: _dense,

@@ -121,6 +121,12 @@ def test_toy_data_is_deterministic_and_right():
 def test_npz(tmp_path):
     x = np.random.default_rng(0).random((50, 3, 4))
     np.savez(tmp_path / "d.npz", x=x)
+    from advgraph.data.npz import peek_shape
+    from advgraph.data.registry import sample_shape
+
+    assert peek_shape(tmp_path / "d.npz", None) == (50, 3, 4)  # from the header alone
+    assert sample_shape(NpzData(dataset="npz", path="d.npz"), tmp_path) == (12,)
+    assert sample_shape(NpzData(dataset="npz", path="d.npz", flatten=False), tmp_path) == (3, 4)
     s = load_data(NpzData(dataset="npz", path="d.npz", valid=5, test=5), tmp_path)
     assert s.train.shape == (40, 12) and s.valid.shape == (5, 12)
     np.savez(tmp_path / "two.npz", a=x, b=x)

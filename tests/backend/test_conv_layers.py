@@ -1,0 +1,170 @@
+"""Convolutional layers: shape inference against the torch backend's real output shapes, each
+op's torch lowering against the NumPy reference, located geometry errors, and a CIFAR-shaped
+conv GAN (the paper's geometry) trained end to end through the CLI on small generated data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from PIL import Image  # noqa: E402
+
+from advgraph import reference as R  # noqa: E402
+from advgraph.backend import OptimConfig, get_backend  # noqa: E402
+from advgraph.compile import compile_spec  # noqa: E402
+from advgraph.errors import SpecError  # noqa: E402
+from advgraph.ir import Op  # noqa: E402
+from advgraph.params import init_params  # noqa: E402
+from advgraph.spec import load_text  # noqa: E402
+from tests.helpers import cli  # noqa: E402
+
+# The paper's CIFAR-10 convolutional D geometry, and its "deconvolutional" G (80×10×10 → 3×32×32
+# by a 5×5 transposed convolution with stride 3), with fewer channels so it trains in seconds.
+CONV_GAN = """\
+prior: {{type: gaussian, dim: 16}}
+data: {{dataset: npz, path: {path}, valid: 8, test: 8, flatten: false}}
+generator:
+  layers:
+    - {{type: dense, name: h0, units: 64, init: {{type: uniform, range: 0.05}}}}
+    - {{type: relu}}
+    - {{type: dense, name: h1, units: 800, init: {{type: uniform, range: 0.05}}}}
+    - {{type: sigmoid}}
+    - {{type: reshape, shape: [8, 10, 10]}}
+    - {{type: conv_transpose2d, name: y, channels: 3, kernel: 5, stride: 3, init: {{type: uniform, range: 0.05}}}}
+    - {{type: linear}}
+discriminator:
+  layers:
+    - {{type: maxout_conv, name: c0, channels: 4, pieces: 2, kernel: 8, pad: 4}}
+    - {{type: max_pool, kernel: 4, stride: 2}}
+    - {{type: maxout_conv, name: c1, channels: 4, pieces: 2, kernel: 8, pad: 3}}
+    - {{type: max_pool, kernel: 4, stride: 2}}
+    - {{type: maxout_conv, name: c2, channels: 6, pieces: 2, kernel: 5, pad: 3}}
+    - {{type: max_pool, kernel: 2, stride: 2}}
+    - {{type: flatten}}
+    - {{type: maxout, name: h3, units: 20, pieces: 5}}
+    - {{type: dense, name: y, units: 1}}
+    - {{type: sigmoid}}
+training:
+  batch_size: 8
+  optimizer: {{type: sgd, lr: 0.004, momentum: 0.5}}
+  stop: {{steps: 3}}
+  checkpoint: {{steps: 3}}
+  log_every: 1
+"""
+
+
+@pytest.fixture
+def conv_spec(tmp_path):
+    x = np.random.default_rng(0).random((48, 3, 32, 32)).astype(np.float32)
+    np.savez(tmp_path / "cifar_like.npz", x=x)
+    spec = tmp_path / "conv.yaml"
+    spec.write_text(CONV_GAN.format(path=tmp_path / "cifar_like.npz"))
+    return spec
+
+
+def test_shape_inference_matches_torch(conv_spec):
+    from advgraph.spec import load_file
+
+    program = compile_spec(load_file(conv_spec))
+    shapes = {n.name: n.shape for n in program.D.nodes}
+    # the paper's D geometry: 33×33 → pool 15 → 14 → pool 6 → 8 → pool 4
+    assert [shapes[k] for k in ("D.c0", "D.l1", "D.c1", "D.l3", "D.c2", "D.l5", "D.l6")] == [
+        (4, 33, 33), (4, 15, 15), (4, 14, 14), (4, 6, 6), (6, 8, 8), (6, 4, 4), (96,)]
+    assert program.G.node("G.y").shape == (3, 32, 32)
+    tr = get_backend("torch").build(program, "cpu", 0, 4, {"G": OptimConfig("sgd"),
+                                                           "D": OptimConfig("sgd")})
+    tr.load_state_dict(init_params(program, np.random.default_rng(0), None))
+    from advgraph_torch.lower import Ctx
+
+    for net, x in ((tr.G, torch.randn(4, 16)), (tr.D, torch.rand(4, 3, 32, 32))):
+        h = x
+        for fn, node in net.steps:
+            h = fn(h, node, tr.tensors, Ctx(False, False, None))
+            assert tuple(h.shape[1:]) == node.shape, node.name
+
+
+CASES = [
+    (Op.CONV2D, (3, 9, 9), {"channels": 5, "kernel": 3, "stride": 2, "pad": 1}),
+    (Op.CONV2D, (2, 7, 7), {"channels": 4, "kernel": 4, "stride": 1, "pad": 0}),
+    (Op.MAXOUT_CONV, (3, 8, 8), {"channels": 4, "pieces": 2, "kernel": 3, "stride": 1, "pad": 2}),
+    (Op.CONV_T2D, (4, 5, 5), {"channels": 3, "kernel": 5, "stride": 3, "pad": 0, "output_pad": 0}),
+    (Op.CONV_T2D, (2, 4, 4), {"channels": 2, "kernel": 3, "stride": 2, "pad": 1, "output_pad": 1}),
+    (Op.MAX_POOL, (3, 9, 9), {"kernel": 4, "stride": 2, "pad": 0}),
+    (Op.MAX_POOL, (2, 7, 7), {"kernel": 3, "stride": 2, "pad": 1}),
+    (Op.FLATTEN, (2, 3, 4), {}),
+]
+
+
+@pytest.mark.parametrize("op,in_shape,attrs", CASES, ids=[f"{c[0].value}-{i}" for i, c in enumerate(CASES)])
+def test_each_conv_op_matches_the_reference(op, in_shape, attrs):
+    from advgraph.ir.shapes import param_shapes
+    from tests.backend.test_torch_backend import build, one_op_program
+
+    program = one_op_program(op, in_shape, attrs, param_shapes(op, in_shape, attrs))
+    tr, params = build(program)
+    x = np.random.default_rng(1).normal(size=(3, *in_shape)).astype(np.float32)
+    np.testing.assert_allclose(tr.generate(x), R.forward(program.G, params, x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("layer,message", [
+    ("{type: conv2d, channels: 4, kernel: 8}", "kernel 8 larger than input 6×6 after padding 0"),
+    ("{type: max_pool, kernel: 2, pad: 2}", "pad 2 is more than half the kernel 2"),
+    ("{type: conv_transpose2d, channels: 2, kernel: 3, stride: 2, output_pad: 2}",
+     "output_pad (2) must be smaller than stride (2)"),
+])
+def test_impossible_geometry_is_located(layer, message):
+    text = f"""\
+prior: {{type: uniform, dim: 4}}
+data: {{dataset: toy-ring2d}}
+generator:
+  layers: [{{type: dense, units: 2}}]
+discriminator:
+  layers:
+    - {{type: dense, units: 36}}
+    - {{type: reshape, shape: [1, 6, 6]}}
+    - {layer}
+    - {{type: flatten}}
+    - {{type: dense, units: 1}}
+    - {{type: sigmoid}}
+training: {{optimizer: {{type: sgd, lr: 0.1}}, stop: {{steps: 1}}}}
+"""
+    with pytest.raises(SpecError) as e:
+        compile_spec(load_text(text, "x.yaml"))
+    assert [str(p) for p in e.value.problems] == [f"x.yaml:9:7: discriminator.layers[2]: {message}"]
+
+
+def test_dense_after_images_says_to_flatten():
+    text = CONV_GAN.format(path="x.npz").replace("    - {type: flatten}\n", "")
+    with pytest.raises(SpecError, match=r"discriminator.layers\[6\]: maxout needs a flat input "
+                                        r"\(features,\), got \(6, 4, 4\)"):
+        compile_spec(load_text(text, "x.yaml"), data_shape=(3, 32, 32))
+
+
+def test_cifar_shaped_conv_gan_trains_end_to_end(conv_spec):
+    r = cli("train", conv_spec, "--name", "conv")
+    assert r.exit_code == 0, r.stderr
+    assert "run conv finished: step 3" in r.stdout
+    r = cli("sample", "conv", "--rows", "2", "--cols", "3")
+    assert r.exit_code == 0, r.stderr
+    img = Image.open(r.stdout.split("wrote ")[1].strip())
+    assert img.mode == "RGB" and img.size == ((3 * 32 + 4 * 2) * 2, (2 * 32 + 3 * 2) * 2)
+    r = cli("parity", conv_spec, "--backends", "torch,torch", "--batch", "4")
+    assert r.exit_code == 0, r.stderr
+
+
+def test_cupy_lowering_refuses_conv_ops(conv_spec):
+    import sys
+
+    from advgraph.errors import LoweringError
+    from advgraph.spec import load_file
+    from tests.conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "backends"))
+    from advgraph_cupy.plan import lower
+
+    with pytest.raises(LoweringError, match="node 'G.y': op 'conv_transpose2d' is not supported "
+                                            "by backend 'cupy'"):
+        lower(compile_spec(load_file(conv_spec)), 8, {"G": OptimConfig("sgd"),
+                                                      "D": OptimConfig("sgd")})
