@@ -30,7 +30,7 @@ from .ir import Program
 from .params import init_params
 from .runs import RunDir
 from .spec import LoadedSpec, dump_resolved, load_file
-from .spec.gan import SGD, Adam, GanSpec, IdxData, MomentumRamp, NpzData
+from .spec.gan import SGD, Adam, Cifar10Data, GanSpec, IdxData, MomentumRamp, NpzData
 
 # ---- schedules ------------------------------------------------------------------------------
 
@@ -138,7 +138,7 @@ def absolute_paths(spec: GanSpec, base_dir: Path) -> GanSpec:
     data = spec.data
     if isinstance(data, NpzData):
         data = data.model_copy(update={"path": str(resolve_path(data.path, base_dir).resolve())})
-    elif isinstance(data, IdxData) and data.root:
+    elif isinstance(data, (IdxData, Cifar10Data)) and data.root:
         data = data.model_copy(update={"root": str(resolve_path(data.root, base_dir).resolve())})
     return spec.model_copy(update={"data": data})
 

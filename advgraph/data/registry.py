@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import DataError, Problem, SpecError
-from ..spec.gan import Gaussian1dData, IdxData, NpzData, Ring2dData
+from ..spec.gan import Cifar10Data, Gaussian1dData, IdxData, NpzData, Ring2dData
 
 if TYPE_CHECKING:
     from ..spec.load import LoadedSpec
@@ -41,6 +41,8 @@ def resolve_path(p: str, base_dir: Path) -> Path:
 def sample_shape(data: Any, base_dir: Path, loaded: "LoadedSpec | None" = None) -> tuple[int, ...]:
     if isinstance(data, IdxData):
         return (IMAGE_SHAPE[0] * IMAGE_SHAPE[1],) if data.flatten else (1, *IMAGE_SHAPE)
+    if isinstance(data, Cifar10Data):
+        return (3 * 32 * 32,) if data.flatten else (3, 32, 32)
     if isinstance(data, Gaussian1dData):
         return (1,)
     if isinstance(data, Ring2dData):
@@ -65,6 +67,8 @@ def image_shape(data: Any, data_shape: tuple[int, ...]) -> tuple[int, ...] | Non
     """How to draw one example as an image ((H, W) or (C, H, W)), or None for non-image data."""
     if isinstance(data, IdxData):
         return IMAGE_SHAPE
+    if isinstance(data, Cifar10Data):
+        return (3, 32, 32)
     if len(data_shape) == 3 and data_shape[0] in (1, 3):
         return data_shape
     if len(data_shape) == 2:
@@ -75,6 +79,8 @@ def image_shape(data: Any, data_shape: tuple[int, ...]) -> tuple[int, ...] | Non
 def load_data(data: Any, base_dir: Path, data_root: str | None = None) -> Splits:
     if isinstance(data, IdxData):
         return _load_idx(data, base_dir, data_root)
+    if isinstance(data, Cifar10Data):
+        return _load_cifar(data, base_dir, data_root)
     if isinstance(data, Gaussian1dData):
         from .toy import gaussian1d
 
@@ -124,7 +130,9 @@ def _load_idx(data: IdxData, base_dir: Path, data_root: str | None) -> Splits:
 
     def prep(a: np.ndarray) -> np.ndarray:
         x = a.astype(np.float32) / 255.0
-        return x.reshape(len(x), -1) if data.flatten else x.reshape(len(x), 1, *IMAGE_SHAPE)
+        if data.flatten:  # explicit width: an empty split (valid 0) must keep its shape
+            return x.reshape(len(x), int(np.prod(x.shape[1:])))
+        return x.reshape(len(x), 1, *IMAGE_SHAPE)
 
     # The original split: train = first `train`, valid = the `valid` after them.
     train = prep(train_imgs[: data.train])
@@ -132,3 +140,24 @@ def _load_idx(data: IdxData, base_dir: Path, data_root: str | None) -> Splits:
     test = prep(test_imgs[: data.test] if data.test else test_imgs)
     return Splits(data.dataset, train, valid, test, image_shape=IMAGE_SHAPE,
                   source=str(files["train_images"].parent))
+
+
+def _load_cifar(data: Cifar10Data, base_dir: Path, data_root: str | None) -> Splits:
+    from .cifar10 import FILES, global_contrast_normalize, locate, read_batch
+
+    folder = locate(data_root, resolve_path(data.root, base_dir) if data.root else None,
+                    data.download)
+    train_imgs = np.concatenate([read_batch(folder / f)[0] for f in FILES[:5]])
+    test_imgs = read_batch(folder / FILES[5])[0]
+    if data.test:
+        test_imgs = test_imgs[: data.test]
+
+    def prep(a: np.ndarray) -> np.ndarray:
+        x = a.astype(np.float32) / 255.0
+        if data.gcn is not None:
+            x = global_contrast_normalize(x, data.gcn)
+        return x.reshape(len(x), int(np.prod(x.shape[1:]))) if data.flatten else x
+
+    return Splits("cifar10", prep(train_imgs[: data.train]),
+                  prep(train_imgs[data.train: data.train + data.valid]), prep(test_imgs),
+                  image_shape=(3, 32, 32), source=str(folder))

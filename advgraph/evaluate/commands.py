@@ -16,7 +16,7 @@ from ..errors import DataError, UsageError
 from ..atomic import atomic_write
 from ..runs import RunDir
 from ..sampling import lerp, sample_prior, slerp
-from ..spec.gan import Gaussian1dData, Ring2dData
+from ..spec.gan import Cifar10Data, Gaussian1dData, Ring2dData
 from ..train import Loaded
 
 
@@ -64,7 +64,8 @@ def sample(loaded: Loaded, *, figure: bool, rows: int, cols: int, seed: int, out
     if shape is None:
         return written + [_toy_plot(loaded, seed, n or 5000, _out_path(run, out, "samples", f"{tag}.png"))]
     samples = generate(loaded, rows * cols, seed)
-    imgs = _images(samples, shape)
+    per_image = _contrast_normalised(loaded)
+    imgs = _images(samples, shape, per_image)
     if nearest:
         # Figure 2: the rightmost column shows the nearest training example of the sample
         # beside it (the last sample of each row).
@@ -72,7 +73,7 @@ def sample(loaded: Loaded, *, figure: bool, rows: int, cols: int, seed: int, out
 
         neighbours = samples.reshape(rows, cols, -1)[:, -1]
         idx, _ = nn(neighbours, loaded.splits.train, device=loaded.device, dist=dist)
-        train_imgs = _images(loaded.splits.train[idx], shape)
+        train_imgs = _images(loaded.splits.train[idx], shape, per_image)
         imgs = np.concatenate([imgs.reshape(rows, cols, *imgs.shape[1:]),
                                train_imgs[:, None]], axis=1).reshape(rows * (cols + 1), *imgs.shape[1:])
         from ..figures import grid
@@ -90,13 +91,21 @@ def sample(loaded: Loaded, *, figure: bool, rows: int, cols: int, seed: int, out
     return written
 
 
-def _images(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def _images(x: np.ndarray, shape: tuple[int, ...], per_image: bool = False) -> np.ndarray:
     from ..figures import to_images
 
-    lo, hi = float(np.min(x)), float(np.max(x))
-    if lo < -1e-3 or hi > 1 + 1e-3:  # not [0, 1] data: stretch for display
-        x = (x - lo) / max(hi - lo, 1e-12)
+    x = np.asarray(x, np.float64).reshape(len(x), -1)
+    if per_image:  # contrast-normalised data, shown as the original did: each image by its max |x|
+        x = 0.5 + 0.5 * x / np.maximum(np.abs(x).max(axis=1, keepdims=True), 1e-12)
+    else:
+        lo, hi = float(np.min(x)), float(np.max(x))
+        if lo < -1e-3 or hi > 1 + 1e-3:  # not [0, 1] data: stretch for display
+            x = (x - lo) / max(hi - lo, 1e-12)
     return to_images(x, shape)
+
+
+def _contrast_normalised(loaded: Loaded) -> bool:
+    return isinstance(loaded.spec.data, Cifar10Data) and loaded.spec.data.gcn is not None
 
 
 def _toy_plot(loaded: Loaded, seed: int, n: int, path: Path) -> Path:
@@ -140,7 +149,7 @@ def interpolate(loaded: Loaded, *, rows: int, steps: int, seed: int, spherical: 
     z = np.concatenate([path_fn(ends[2 * r], ends[2 * r + 1], steps) for r in range(rows)])
     from ..figures import grid, save_png
 
-    img = grid(_images(loaded.trainer.generate(z), shape), rows, steps)
+    img = grid(_images(loaded.trainer.generate(z), shape, _contrast_normalised(loaded)), rows, steps)
     kind = "slerp" if spherical else "lerp"
     return save_png(img, _out_path(loaded.run, out, "samples",
                                    f"interp-step-{loaded.step:07d}-seed{seed}-{kind}.png"))

@@ -66,6 +66,29 @@ class IdxData(Strict):
         return self
 
 
+class Cifar10Data(Strict):
+    """CIFAR-10 from the python batches: train = the first `train` of the 50,000 training
+    images, valid = the `valid` after them, test = the 10,000 test images. Pixels in [0, 1],
+    or with `gcn: 55` the paper's global contrast normalisation (each image centred, L2 norm
+    55). The original trained on all 50,000 (valid 0)."""
+
+    dataset: Literal["cifar10"]
+    root: str | None = None
+    train: PositiveInt = 50_000
+    valid: NonNegativeInt = 0
+    test: PositiveInt | None = None
+    gcn: Annotated[float, Field(gt=0)] | None = None
+    flatten: bool = True
+    download: bool = True
+
+    @model_validator(mode="after")
+    def _fits(self) -> "Cifar10Data":
+        if self.train + self.valid > 50_000:
+            raise ValueError(f"train + valid = {self.train + self.valid} exceeds the 50,000 "
+                             "training images")
+        return self
+
+
 class _ToySplits(Strict):
     train: PositiveInt = 50_000
     valid: NonNegativeInt = 10_000
@@ -103,7 +126,8 @@ class NpzData(Strict):
 
 
 Data = Annotated[
-    Union[IdxData, Gaussian1dData, Ring2dData, NpzData], Field(discriminator="dataset")
+    Union[IdxData, Cifar10Data, Gaussian1dData, Ring2dData, NpzData],
+    Field(discriminator="dataset")
 ]
 
 # ---- training -------------------------------------------------------------------------------

@@ -37,7 +37,8 @@ def problems(text: str, overrides=None) -> list[str]:
     return [str(p) for p in e.value.problems]
 
 
-@pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "toy1d", "ring2d"])
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "toy1d", "ring2d", "cifar10-fc",
+                                  "cifar10-conv"])
 def test_shipped_specs_compile(name):
     program = compile_spec(load_file(SPECS / f"{name}.yaml"))
     assert program.D.logits is not None
