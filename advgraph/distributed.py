@@ -84,11 +84,6 @@ class Dist:
         td.gather_object(obj, out, dst=0)
         return out
 
-    def barrier(self) -> None:
-        import torch.distributed as td
-
-        td.barrier()
-
     def close(self) -> None:
         import torch.distributed as td
 

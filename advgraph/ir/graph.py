@@ -65,14 +65,6 @@ class Graph:
         return self._by_name[name]
 
     @property
-    def input(self) -> Node:
-        return self.nodes[0]
-
-    @property
-    def in_shape(self) -> tuple[int, ...]:
-        return self.nodes[0].shape
-
-    @property
     def out_shape(self) -> tuple[int, ...]:
         return self.node(self.output).shape
 
@@ -81,9 +73,6 @@ class Graph:
 
     def params(self) -> list[Tensor]:
         return [t for t in self.tensors() if t.trainable]
-
-    def buffers(self) -> list[Tensor]:
-        return [t for t in self.tensors() if not t.trainable]
 
     def num_params(self) -> int:
         return sum(t.size for t in self.params())

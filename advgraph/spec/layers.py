@@ -175,12 +175,6 @@ Layer = Annotated[
     Field(discriminator="type"),
 ]
 
-LAYER_TYPES: dict[str, type[BaseModel]] = {
-    cls.model_fields["type"].annotation.__args__[0]: cls  # type: ignore[union-attr]
-    for cls in (Dense, Maxout, Relu, LeakyRelu, Tanh, Sigmoid, Linear, Dropout, Reshape, BatchNorm,
-                Conv2d, ConvTranspose2d, MaxoutConv, MaxPool, Flatten)
-}
-
 
 class InputSpec(Strict):
     """Optional explicit input shape (without the batch axis); checked against the prior/data."""

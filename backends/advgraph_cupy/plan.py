@@ -270,24 +270,18 @@ class Lowering:
                     out.append(_gemm(dpre, self._param(f"{n.name}.weight"), dx, Buf("metrics"),
                                      rows, k_in, width, False, True, "none", 0.0, f"d {n.name}.input"))
                     g = dx
-            elif kind == "dropout":
+            elif want_dx:  # dropout or a standalone activation: one elementwise kernel
                 size = rows * int(np.prod(n.shape))
-                if want_dx:
-                    dx = input_grad if first else \
-                        self.plan.buffer(f"{n.name}{tag}.dx", "float32", size)
-                    gg, b = _ew(size)
+                dx = input_grad if first else self.plan.buffer(f"{n.name}{tag}.dx", "float32", size)
+                gg, b = _ew(size)
+                if kind == "dropout":
                     out.append(Launch("dropout_bwd", gg, b, (g, ex["mask"], dx, _i(size),
                                                              _f(ex["scale"])), n.name))
-                    g = dx
-            elif kind == "act":
-                size = rows * int(np.prod(n.shape))
-                if want_dx:
-                    dx = input_grad if first else \
-                        self.plan.buffer(f"{n.name}{tag}.dx", "float32", size)
-                    gg, b = _ew(size)
-                    out.append(Launch("act_bwd", gg, b, (y, g, dx, _i(size), _i(EPILOGUES[ex["act"]]),
-                                                         _f(ex["slope"])), n.name))
-                    g = dx
+                else:
+                    out.append(Launch("act_bwd", gg, b, (y, g, dx, _i(size),
+                                                         _i(EPILOGUES[ex["act"]]), _f(ex["slope"])),
+                                      n.name))
+                g = dx
             if first and input_grad is not None and g is not input_grad:
                 raise AssertionError("input gradient not produced")  # pragma: no cover
 
