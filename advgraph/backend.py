@@ -31,27 +31,32 @@ class OptimConfig:
 
 @runtime_checkable
 class Trainer(Protocol):
-    def load_data(self, x: np.ndarray) -> None:
-        """Keep the training set (N, *shape) on the device."""
+    def load_data(self, x: np.ndarray, y: np.ndarray | None = None) -> None:
+        """Keep the training set (N, *shape) on the device, with its labels (N,) when the
+        program is conditional."""
 
     def set_order(self, order: np.ndarray) -> None:
         """The permutation of example indices for the current epoch."""
 
     def d_step(self, pos: int, lr: float, momentum: float, z: np.ndarray | None = None) -> None:
-        """One D update on examples order[pos:pos+m] and m noise samples (drawn if z is None)."""
+        """One D update on examples order[pos:pos+m] and m noise samples (drawn if z is None).
+        Conditional: G's samples get the labels of the real examples."""
 
-    def g_step(self, lr: float, momentum: float, z: np.ndarray | None = None) -> None:
-        """One G update on m fresh noise samples (or the given z)."""
+    def g_step(self, lr: float, momentum: float, z: np.ndarray | None = None,
+               y: np.ndarray | None = None) -> None:
+        """One G update on m fresh noise samples (or the given z). Conditional: on labels y,
+        or m labels drawn from the training labels."""
 
     def read_metrics(self) -> dict[str, float]:
         """Means since the last read of d_loss, g_loss, d_real, d_fake; resets the sums.
         Also `finite`: 1.0 when every parameter is finite. The only host sync of training."""
 
-    def generate(self, z: np.ndarray) -> np.ndarray:
-        """G(z) in inference mode (no dropout, running batchnorm statistics)."""
+    def generate(self, z: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        """G(z) in inference mode (no dropout, running batchnorm statistics); G(z|y) with the
+        labels y (N,) of a conditional program (required there)."""
 
-    def discriminate(self, x: np.ndarray) -> np.ndarray:
-        """D(x) probabilities in inference mode, shape (N,)."""
+    def discriminate(self, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        """D(x) (or D(x|y)) probabilities in inference mode, shape (N,)."""
 
     def sample_noise(self, n: int) -> np.ndarray:
         """n draws from the prior with the trainer's generator."""

@@ -69,6 +69,7 @@ def _graph_rows(graph) -> list[dict[str, Any]]:
             "params": sum(t.size for t in n.params),
             "flops": flops(n, in_shape) if n.inputs else 0,
             "attrs": {k: (list(v) if isinstance(v, tuple) else v) for k, v in n.attrs.items()},
+            "inputs": list(n.inputs),
         })
     return rows
 
@@ -112,6 +113,8 @@ def check(
         table.add_column("FLOPs/example", justify="right")
         for r in summary[key]["nodes"]:
             attrs = ", ".join(f"{k}={v}" for k, v in r["attrs"].items())
+            if len(r["inputs"]) > 1:
+                attrs = " + ".join(r["inputs"])
             table.add_row(r["name"], r["op"] + (f" ({attrs})" if attrs else ""),
                           "(B, " + ", ".join(map(str, r["shape"])) + ")",
                           f"{r['params']:,}" if r["params"] else "",
@@ -362,6 +365,8 @@ CheckpointOpt = typer.Option(None, "--checkpoint", metavar="STEP",
 DeviceOpt = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N.")
 SeedOpt = typer.Option(0, "--seed", help="Seed of the noise drawn for this command.")
 OutOpt = typer.Option(None, "--out", help="Where to write the figure [default: under the run].")
+LabelOpt = typer.Option(None, "--label", metavar="CLASS",
+                        help="Conditional runs: the class every sample is drawn for.")
 DataRootOpt = typer.Option(None, "--data-root", help="Where the run's dataset is now "
                                                      "[default: where it was trained from].")
 
@@ -391,6 +396,9 @@ def sample(
                                  "beside it, the nearest training example (Figure 2)."),
     n: Optional[int] = typer.Option(None, "--n", help="Number of samples for --npz or a toy plot."),
     npz: Optional[Path] = typer.Option(None, "--npz", help="Save raw samples to this .npz."),
+    label: Optional[int] = LabelOpt,
+    by_label: bool = typer.Option(False, "--by-label", help="Conditional runs: one row per "
+                                  "class (each column shares its z)."),
     seed: int = SeedOpt, out: Optional[Path] = OutOpt, checkpoint: Optional[int] = CheckpointOpt,
     device: str = DeviceOpt, data_root: Optional[str] = DataRootOpt,
     runs_dir: Optional[Path] = RunsDirOpt, nproc: int = typer.Option(
@@ -407,7 +415,7 @@ def sample(
         loaded = _load(run, runs_dir, checkpoint, dist.device if dist else device, data_root)
         figure = grid or nearest or out is not None or npz is None
         paths = C.sample(loaded, figure=figure, rows=rows, cols=cols, seed=seed, nearest=nearest,
-                         n=n, npz=npz, out=out, dist=dist)
+                         n=n, npz=npz, out=out, dist=dist, label=label, per_label=by_label)
     for p in paths:
         out_console_path(p)
 
@@ -422,6 +430,7 @@ def interpolate(
     rows: int = typer.Option(4, "--rows", help="Number of interpolation paths."),
     steps: int = typer.Option(10, "--steps", help="Images per path, endpoints included."),
     slerp: bool = typer.Option(False, "--slerp", help="Spherical interpolation (for Gaussian priors)."),
+    label: Optional[int] = LabelOpt,
     seed: int = SeedOpt, out: Optional[Path] = OutOpt, checkpoint: Optional[int] = CheckpointOpt,
     device: str = DeviceOpt, runs_dir: Optional[Path] = RunsDirOpt,
 ) -> None:
@@ -434,7 +443,7 @@ def interpolate(
             raise UsageError(f"--steps must be at least 2, got {steps}")
         loaded = _load(run, runs_dir, checkpoint, device, None)
         out_console_path(C.interpolate(loaded, rows=rows, steps=steps, seed=seed,
-                                       spherical=slerp, out=out))
+                                       spherical=slerp, out=out, label=label))
 
 
 @app.command("eval")
@@ -452,6 +461,8 @@ def eval_(
     baseline: Optional[str] = typer.Option(None, "--baseline", help="'train': score training "
                                            "examples used as samples, the reference to read "
                                            "G's figure against."),
+    by_label: bool = typer.Option(False, "--by-label", help="Conditional runs: a Parzen "
+                                  "figure per class, from samples of G(·|class)."),
     seed: int = SeedOpt, out: Optional[Path] = OutOpt, checkpoint: Optional[int] = CheckpointOpt,
     device: str = DeviceOpt, data_root: Optional[str] = DataRootOpt,
     runs_dir: Optional[Path] = RunsDirOpt, nproc: int = typer.Option(
@@ -463,6 +474,8 @@ def eval_(
     with _errors(), _ranks(nproc, device) as dist:
         if not (parzen or theory):
             raise UsageError("choose --parzen and/or --theory")
+        if by_label and not parzen:
+            raise UsageError("--by-label goes with --parzen")
         _positive("--samples", samples)
         if split not in ("test", "valid", "train"):
             raise UsageError(f"--split must be test, valid or train, not {split!r}")
@@ -484,21 +497,13 @@ def eval_(
         if parzen:
             rep = C.parzen(loaded, samples=samples, sigmas=grid, sigma=sigma,
                            valid_limit=valid_limit or None, split=split, baseline=baseline,
-                           seed=seed, dist=dist)
+                           seed=seed, dist=dist, per_label=by_label)
             if dist is not None and not dist.is_main:
                 return
-            table = Table(title=f"Parzen window — run {rep['run']}, step {rep['checkpoint_step']}",
-                          title_justify="left")
-            table.add_column("σ", justify="right")
-            table.add_column("mean valid log-lik", justify="right")
-            for row in rep["valid_scores"]:
-                mark = " ← chosen" if row["sigma"] == rep["sigma"] else ""
-                table.add_row(f"{row['sigma']:.4g}", f"{row['mean_log_likelihood']:.2f}{mark}")
-            if rep["valid_scores"]:
-                console.print(table)
-            console.print(f"{rep['evaluated_split']} log-likelihood: {rep['mean_log_likelihood']:.2f} "
-                      f"± {rep['stderr']:.2f} nats (σ = {rep['sigma']:.4g}, {rep['source']}, "
-                      f"{rep['n_evaluated']} points, {rep['seconds']:.1f} s)")
+            if by_label:
+                _print_by_label(rep)
+            else:
+                _print_parzen(rep)
             console.print(f"caveat: {rep['caveat']}")
             out_console_path(Path(rep["written"]))
         if theory and (dist is None or dist.is_main):
@@ -511,6 +516,37 @@ def eval_(
             console.print(f"p_data mean/std {rep['data_mean']:.3f}/{rep['data_std']:.3f}, "
                       f"p_g mean/std {rep['g_mean']:.3f}/{rep['g_std']:.3f}")
             out_console_path(Path(rep["figure"]))
+
+
+def _print_parzen(rep: dict[str, Any]) -> None:
+    table = Table(title=f"Parzen window — run {rep['run']}, step {rep['checkpoint_step']}",
+                  title_justify="left")
+    table.add_column("σ", justify="right")
+    table.add_column("mean valid log-lik", justify="right")
+    for row in rep["valid_scores"]:
+        mark = " ← chosen" if row["sigma"] == rep["sigma"] else ""
+        table.add_row(f"{row['sigma']:.4g}", f"{row['mean_log_likelihood']:.2f}{mark}")
+    if rep["valid_scores"]:
+        console.print(table)
+    console.print(f"{rep['evaluated_split']} log-likelihood: {rep['mean_log_likelihood']:.2f} "
+              f"± {rep['stderr']:.2f} nats (σ = {rep['sigma']:.4g}, {rep['source']}, "
+              f"{rep['n_evaluated']} points, {rep['seconds']:.1f} s)")
+
+
+def _print_by_label(rep: dict[str, Any]) -> None:
+    table = Table(title=f"Parzen window by class — run {rep['run']}, step "
+                        f"{rep['checkpoint_step']}", title_justify="left")
+    for col in ("class", "points", "σ", f"{rep['evaluated_split']} log-lik"):
+        table.add_column(col, justify="right")
+    for r in rep["by_label"]:
+        if r["n_evaluated"] == 0:
+            table.add_row(str(r["label"]), "0", "", "no points")
+            continue
+        table.add_row(str(r["label"]), str(r["n_evaluated"]), f"{r['sigma']:.4g}",
+                      f"{r['mean_log_likelihood']:.2f} ± {r['stderr']:.2f}")
+    console.print(table)
+    console.print(f"{rep['source']}; σ {'fixed' if rep['sigma_fixed'] else 'chosen per class on its validation points'}; "
+                  f"{rep['seconds']:.1f} s")
 
 
 @app.command()

@@ -6,11 +6,12 @@ dotted path), and all of them are reported at once.
 
 from __future__ import annotations
 
+from difflib import get_close_matches
 from typing import Any
 
 from .errors import Problem, SpecError
 from .ir import Graph, Init, Node, Op, Prior, Program, Tensor
-from .ir.shapes import ShapeError, fmt_shape, infer, param_shapes
+from .ir.shapes import ShapeError, fmt_shape, infer, infer_concat, param_shapes
 from .spec import layers as L
 from .spec.gan import GanSpec, UniformPrior
 from .spec.load import LoadedSpec
@@ -67,39 +68,125 @@ def _init_of(layer: Any, local: str) -> Init:
     return Init("const", {"value": 0.0})
 
 
-def _lower(net_name: str, key: str, layers: list[Any], in_shape: tuple[int, ...],
+class _Builder:
+    """Lowers one network (layer chain or graph of blocks) to a Graph, collecting problems."""
+
+    def __init__(self, net_name: str, key: str, inputs: dict[str, tuple[int, ...]],
+                 loaded: LoadedSpec, problems: list[Problem]):
+        self.net, self.key, self.loaded, self.problems = net_name, key, loaded, problems
+        self.nodes: list[Node] = []
+        self.names: dict[str, str] = {}  # spec-level name (input or block) → node name
+        for source, shape in inputs.items():
+            name = f"{net_name}.input" if source != "y" else f"{net_name}.label"
+            self.nodes.append(Node(name, Op.INPUT, (), shape, {"source": source}, origin=(key,)))
+            self.names[source] = name
+        self.ok = True
+
+    def problem(self, path: tuple, msg: str) -> None:
+        self.problems.append(self.loaded.problem(path, msg))
+        self.ok = False
+
+    def shape(self, node_name: str) -> tuple[int, ...]:
+        return next(n.shape for n in self.nodes if n.name == node_name)
+
+    def block(self, prefix: str, sources: list[str], layers: list[Any], path: tuple,
+              inputs_path: tuple) -> str | None:
+        """Nodes for one block; returns its output node's name (None after a problem)."""
+        node_names = []
+        for j, src in enumerate(sources):
+            if src == "y" and src not in self.names:  # no condition: reported with the spec's
+                self.ok = False                      # condition check, once
+                return None
+            if src not in self.names:
+                known = list(self.names)
+                near = get_close_matches(src, known, n=1)
+                self.problem(inputs_path + ((j,) if len(sources) > 1 else ()),
+                             f"unknown input {src!r}" + (f" (did you mean {near[0]!r}?)" if near
+                                                         else f"; known here: {', '.join(known)}"))
+                return None
+            node_names.append(self.names[src])
+        if len(node_names) > 1:
+            try:
+                shape = infer_concat([self.shape(n) for n in node_names])
+            except ShapeError as e:
+                self.problem(inputs_path, str(e))
+                return None
+            cur = f"{self.net}.{prefix}concat"
+            self.nodes.append(Node(cur, Op.CONCAT, tuple(node_names), shape, origin=inputs_path))
+        else:
+            cur = node_names[0]
+            shape = self.shape(cur)
+        used: dict[str, int] = {}
+        for i, layer in enumerate(layers):
+            lpath = path + (i,)
+            local = layer.name if layer.name is not None else f"l{i}"
+            if local in used:
+                where = lpath + ("name",) if layer.name is not None else lpath
+                self.problem(where, f"layer name {local!r} is already used by "
+                                    f"layers[{used[local]}]")
+                continue
+            used[local] = i
+            op = _OP_OF[type(layer)]
+            attrs = _attrs(layer)
+            try:
+                out = infer(op, shape, attrs)
+            except ShapeError as e:
+                self.problem(lpath, str(e))
+                return None  # later shapes would only repeat the problem
+            name = f"{self.net}.{prefix}{local}"
+            if any(n.name == name for n in self.nodes):
+                self.problem(lpath + ("name",), f"layer name {local!r} is reserved here "
+                                                f"(node {name} already exists)")
+                continue
+            tensors = {
+                t: Tensor(f"{name}.{t}", sh, _init_of(layer, t), trainable=t in ("weight", "bias"))
+                for t, sh in param_shapes(op, shape, attrs).items()
+            }
+            self.nodes.append(Node(name, op, (cur,), out, attrs, tensors, origin=lpath))
+            cur, shape = name, out
+        return cur
+
+
+def _lower(net_name: str, key: str, net: L.Network, inputs: dict[str, tuple[int, ...]],
            loaded: LoadedSpec, problems: list[Problem]) -> Graph | None:
-    nodes = [Node(f"{net_name}.input", Op.INPUT, (), in_shape, origin=(key,))]
-    used: dict[str, int] = {}
-    shape = in_shape
-    ok = True
-    for i, layer in enumerate(layers):
-        path = (key, "layers", i)
-        local = layer.name if layer.name is not None else f"l{i}"
-        if local in used:
-            where = path + ("name",) if layer.name is not None else path
-            problems.append(loaded.problem(
-                where, f"layer name {local!r} is already used by layers[{used[local]}]"))
-            ok = False
-            continue
-        used[local] = i
-        op = _OP_OF[type(layer)]
-        attrs = _attrs(layer)
-        try:
-            out = infer(op, shape, attrs)
-        except ShapeError as e:
-            problems.append(loaded.problem(path, str(e)))
-            return None  # later shapes would only repeat the problem
-        name = f"{net_name}.{local}"
-        tensors = {
-            t: Tensor(f"{name}.{t}", s, _init_of(layer, t), trainable=t in ("weight", "bias"))
-            for t, s in param_shapes(op, shape, attrs).items()
-        }
-        nodes.append(Node(name, op, (nodes[-1].name,), out, attrs, tensors, origin=path))
-        shape = out
-    if not ok:
+    """`inputs`: the network's input names and shapes, main input first ("z" or "x"), then "y"
+    in a conditional GAN."""
+    b = _Builder(net_name, key, inputs, loaded, problems)
+    if net.layers is not None:
+        # A chain; in a conditional GAN the label is concatenated to the input.
+        out = b.block("", list(inputs), net.layers, (key, "layers"), (key,))
+        return Graph(net_name, b.nodes, output=out) if out is not None and b.ok else None
+    assert net.graph is not None
+    out = None
+    for i, blk in enumerate(net.graph):
+        path = (key, "graph", i)
+        if blk.name in b.names:
+            what = "an input" if blk.name in inputs else "an earlier block"
+            b.problem(path + ("name",), f"block name {blk.name!r} is already {what}'s name")
+            return None
+        if not blk.layers and len(blk.inputs) < 2:
+            b.problem(path, "a block needs layers, or several inputs to concatenate")
+            return None
+        out = b.block(f"{blk.name}.", blk.inputs, blk.layers, path + ("layers",),
+                      path + ("inputs",))
+        if out is None:
+            return None
+        b.names[blk.name] = out
+    if not b.ok:
         return None
-    return Graph(net_name, nodes, output=nodes[-1].name)
+    # Every input and block must reach the output: an unused one is almost surely a mistake
+    # (a condition that silently never enters the network, a branch left dangling).
+    used = {i for n in b.nodes for i in n.inputs} | {out}
+    for j, blk in enumerate(net.graph):
+        if b.names[blk.name] not in used:
+            b.problem((key, "graph", j, "name"), f"block {blk.name!r} is not used by the output "
+                      f"(the last block, {net.graph[-1].name!r})")
+    for source in inputs:
+        if b.names[source] not in used:
+            what = "the condition y" if source == "y" else f"the input {source}"
+            b.problem((key, "graph"), f"{what} never enters {net_name}: name it in some "
+                                      "block's inputs")
+    return Graph(net_name, b.nodes, output=out) if b.ok else None
 
 
 def _check_input(decl: Any, expected: tuple[int, ...], what: str, key: str,
@@ -123,36 +210,38 @@ def compile_spec(loaded: LoadedSpec, data_shape: tuple[int, ...] | None = None) 
                  problems)
     _check_input(spec.discriminator.input, data_shape, "the data's shape", "discriminator",
                  loaded, problems)
-    G = _lower("G", "generator", spec.generator.layers, z_shape, loaded, problems)
-    D = _lower("D", "discriminator", spec.discriminator.layers, data_shape, loaded, problems)
+    classes = _check_condition(spec, loaded, problems)
+    label = {"y": (classes,)} if classes is not None else {}
+    G = _lower("G", "generator", spec.generator, {"z": z_shape, **label}, loaded, problems)
+    D = _lower("D", "discriminator", spec.discriminator, {"x": data_shape, **label}, loaded,
+               problems)
 
     if G is not None:
-        last = len(spec.generator.layers) - 1
+        where, layers = spec.generator.last_layers()
         if G.out_shape != data_shape:
             problems.append(loaded.problem(
-                ("generator", "layers", last),
+                ("generator", *where, len(layers) - 1),
                 f"G's output {fmt_shape(G.out_shape)} does not match the data's shape "
                 f"{fmt_shape(data_shape)}"))
         _check_marginals(spec, loaded, problems)
     if D is not None:
-        last = len(spec.discriminator.layers) - 1
-        final = spec.discriminator.layers[last]
+        where, layers = spec.discriminator.last_layers()
+        final = layers[-1] if layers else None
+        at = ("discriminator", *where, len(layers) - 1) if layers else ("discriminator", "graph")
         if not isinstance(final, L.Sigmoid):
             problems.append(loaded.problem(
-                ("discriminator", "layers", last),
-                f"D must end in a sigmoid (one probability per example), not {final.type!r}"))
+                at, "D must end in a sigmoid (one probability per example), not "
+                    + (repr(final.type) if final is not None else "a concat")))
         elif D.out_shape != (1,):
             problems.append(loaded.problem(
-                ("discriminator", "layers", last),
-                f"D must output one probability per example, got {fmt_shape(D.out_shape)}"))
+                at, f"D must output one probability per example, got {fmt_shape(D.out_shape)}"))
         else:
-            D.logits = D.nodes[-2].name
+            D.logits = D.node(D.output).inputs[0]
     # Marginal biases in D make no sense (there is no target to take marginals of).
-    for i, layer in enumerate(spec.discriminator.layers):
+    for path, layer in _all_layers(spec.discriminator, "discriminator"):
         if getattr(layer, "bias", None) == "marginals":
             problems.append(loaded.problem(
-                ("discriminator", "layers", i, "bias"),
-                "bias 'marginals' is only meaningful for G's output layer"))
+                path + ("bias",), "bias 'marginals' is only meaningful for G's output layer"))
 
     if problems:
         raise SpecError(problems)
@@ -162,17 +251,56 @@ def compile_spec(loaded: LoadedSpec, data_shape: tuple[int, ...] | None = None) 
     p = spec.prior
     prior = (Prior("uniform", p.dim, p.low, p.high) if isinstance(p, UniformPrior)
              else Prior("gaussian", p.dim, p.mean, p.std))
-    return Program(G=G, D=D, prior=prior, g_loss=spec.training.g_loss, data_shape=data_shape)
+    return Program(G=G, D=D, prior=prior, g_loss=spec.training.g_loss, data_shape=data_shape,
+                   classes=classes)
+
+
+def _all_layers(net: L.Network, key: str):
+    """(spec path, layer) of every layer of a network, in either form."""
+    if net.layers is not None:
+        for i, layer in enumerate(net.layers):
+            yield (key, "layers", i), layer
+    for j, blk in enumerate(net.graph or []):
+        for i, layer in enumerate(blk.layers):
+            yield (key, "graph", j, "layers", i), layer
+
+
+def _check_condition(spec: GanSpec, loaded: LoadedSpec, problems: list[Problem]) -> int | None:
+    """The number of classes of a conditional GAN (None without a condition)."""
+    from .data.registry import num_classes
+
+    cond = spec.condition
+    if cond is None:
+        for net, key in ((spec.generator, "generator"), (spec.discriminator, "discriminator")):
+            for j, blk in enumerate(net.graph or []):
+                if "y" in blk.inputs:
+                    problems.append(loaded.problem(
+                        (key, "graph", j, "inputs"),
+                        "y is the condition, and this spec has none: add "
+                        "'condition: {type: label, classes: N}'"))
+        return None
+    have = num_classes(spec.data)
+    if have is None:
+        hint = ("; name the labels array with data.labels" if spec.data.dataset == "npz"
+                else "")
+        problems.append(loaded.problem(("condition",), f"dataset {spec.data.dataset!r} has no "
+                                                       f"labels to condition on{hint}"))
+    elif have and have != cond.classes:
+        problems.append(loaded.problem(("condition", "classes"),
+                                       f"{spec.data.dataset} has {have} classes, not "
+                                       f"{cond.classes}"))
+    return cond.classes
 
 
 def _check_marginals(spec: GanSpec, loaded: LoadedSpec, problems: list[Problem]) -> None:
-    layers = spec.generator.layers
-    for i, layer in enumerate(layers):
+    where, last = spec.generator.last_layers()
+    for path, layer in _all_layers(spec.generator, "generator"):
         if getattr(layer, "bias", None) != "marginals":
             continue
-        is_output = (i == len(layers) - 2 and isinstance(layers[-1], L.Sigmoid))
+        is_output = (path == ("generator", *where, len(last) - 2)
+                     and isinstance(last[-1], L.Sigmoid))
         if not is_output:
             problems.append(loaded.problem(
-                ("generator", "layers", i, "bias"),
+                path + ("bias",),
                 "bias 'marginals' (logit of each pixel's mean) needs this to be G's last "
                 "dense layer, followed only by the final sigmoid"))

@@ -86,11 +86,18 @@ def plot_1d(samples: np.ndarray, data: np.ndarray, path: Path, density=None, tit
     return out
 
 
-def plot_2d(samples: np.ndarray, data: np.ndarray, path: Path, centres=None, title: str = "") -> Path:
+def plot_2d(samples: np.ndarray, data: np.ndarray, path: Path, centres=None, title: str = "",
+            labels: np.ndarray | None = None) -> Path:
+    """Samples over the data; a conditional G's samples coloured by the label they were
+    drawn for."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.scatter(data[:, 0], data[:, 1], s=2, c="k", alpha=0.3, label="data")
-    ax.scatter(samples[:, 0], samples[:, 1], s=2, c="g", alpha=0.5, label="G(z)")
+    if labels is None:
+        ax.scatter(samples[:, 0], samples[:, 1], s=2, c="g", alpha=0.5, label="G(z)")
+    else:
+        ax.scatter(samples[:, 0], samples[:, 1], s=2, c=labels, cmap="tab10", alpha=0.6,
+                   label="G(z|y), colour = y")
     if centres is not None:
         ax.scatter(centres[:, 0], centres[:, 1], marker="x", c="r", s=40, label="modes")
     ax.set_aspect("equal")

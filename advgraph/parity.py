@@ -58,6 +58,8 @@ def compare(program: Program, spec_training, backends: tuple[str, str],
     params = init_params(program, seeds(seed)[0], data)
     z_d = rng.standard_normal((batch, program.prior.dim)).astype(np.float32)
     z_g = rng.standard_normal((batch, program.prior.dim)).astype(np.float32)
+    y = rng.integers(0, program.classes, batch) if program.conditional else None
+    y_g = rng.integers(0, program.classes, batch) if program.conditional else None
     plain = {"G": OptimConfig("sgd"), "D": OptimConfig("sgd")}
     sched = {g: Schedule(spec_training.optimizer_for(g)) for g in ("G", "D")}
     own = {g: s.config() for g, s in sched.items()}
@@ -67,16 +69,22 @@ def compare(program: Program, spec_training, backends: tuple[str, str],
         check_supported(be, program)
         tr = be.build(program, devices[i], seeds(seed)[2], batch, optim)
         tr.load_state_dict(params)
-        tr.load_data(data)
+        tr.load_data(data, y)
         tr.set_order(np.arange(batch))
         return tr
 
     rows: list[Row] = []
     a, b = build(0, plain), build(1, plain)
-    rows.append(_diff("forward", "G(z)", a.generate(z_d), b.generate(z_d), tol))
-    rows.append(_diff("forward", "D(x)", a.discriminate(data), b.discriminate(data), tol))
+    rows.append(_diff("forward", "G(z)", a.generate(z_d, y), b.generate(z_d, y), tol))
+    rows.append(_diff("forward", "D(x)", a.discriminate(data, y), b.discriminate(data, y), tol))
     # Gradients: θ0 − θ1 after one SGD step with lr 1 and momentum 0, from fresh trainers.
-    steps = {"D": lambda tr: tr.d_step(0, 1.0, 0.0, z=z_d), "G": lambda tr: tr.g_step(1.0, 0.0, z=z_g)}
+    def g_step(tr, lr: float, mom: float) -> None:
+        if y_g is None:  # a backend without conditioning need not know the argument
+            tr.g_step(lr, mom, z=z_g)
+        else:
+            tr.g_step(lr, mom, z=z_g, y=y_g)
+
+    steps = {"D": lambda tr: tr.d_step(0, 1.0, 0.0, z=z_d), "G": lambda tr: g_step(tr, 1.0, 0.0)}
     for net, step in steps.items():
         a, b = build(0, plain), build(1, plain)
         step(a)
@@ -89,7 +97,7 @@ def compare(program: Program, spec_training, backends: tuple[str, str],
     a, b = build(0, own), build(1, own)
     for tr in (a, b):
         tr.d_step(0, sched["D"].lr(0), sched["D"].momentum(0), z=z_d)
-        tr.g_step(sched["G"].lr(0), sched["G"].momentum(0), z=z_g)
+        g_step(tr, sched["G"].lr(0), sched["G"].momentum(0))
     sa, sb = a.state_dict(), b.state_dict()
     for key in sorted(k for k in sa if not k.startswith("rng/") and k in sb):
         if sa[key].dtype.kind == "f":

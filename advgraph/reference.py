@@ -119,26 +119,54 @@ def softplus(x: np.ndarray) -> np.ndarray:
     return np.logaddexp(0.0, x)
 
 
+def concat(xs: list[np.ndarray]) -> np.ndarray:
+    """CONCAT along axis 1; flat inputs among images become constant maps."""
+    images = [x for x in xs if x.ndim == 4]
+    if images:
+        _, _, h, w = images[0].shape
+        xs = [x if x.ndim == 4 else np.broadcast_to(x[:, :, None, None], (*x.shape, h, w))
+              for x in xs]
+    return np.concatenate(xs, axis=1)
+
+
+def one_hot(y: np.ndarray, classes: int) -> np.ndarray:
+    return np.eye(classes)[np.asarray(y, dtype=np.int64)]
+
+
 def forward(graph: Graph, params: dict[str, np.ndarray], x: np.ndarray, *, train: bool = False,
-            rng: np.random.Generator | None = None, upto: str | None = None) -> np.ndarray:
-    """Run the graph on a batch; `upto` stops after that node (e.g. D's logits)."""
-    h = np.asarray(x, dtype=np.float64)
+            rng: np.random.Generator | None = None, upto: str | None = None,
+            y: np.ndarray | None = None) -> np.ndarray:
+    """Run the graph on a batch; `upto` stops after that node (e.g. D's logits). `y`: the
+    class labels (N,) of a conditional graph."""
+    env: dict[str, np.ndarray] = {}
     for node in graph.nodes:
-        h = apply(node, h, params, train=train, rng=rng)
+        if node.op is Op.INPUT:
+            if node.attrs.get("source") == "y":
+                if y is None:
+                    raise ValueError(f"{graph.name} is conditional: give the labels y")
+                h = one_hot(y, node.shape[0])
+            else:
+                h = np.asarray(x, dtype=np.float64)
+        elif node.op is Op.CONCAT:
+            h = concat([env[i] for i in node.inputs])
+        else:
+            h = apply(node, env[node.inputs[0]], params, train=train, rng=rng)
+        env[node.name] = h
         if node.name == upto:
-            break
-    return h
+            return h
+    return env[graph.output]
 
 
 def d_loss(D: Graph, params: dict[str, np.ndarray], x_real: np.ndarray,
-           x_fake: np.ndarray) -> float:
-    """−(1/m)Σ[log D(x) + log(1 − D(G(z)))], through logits (no dropout)."""
-    lr = forward(D, params, x_real, upto=D.logits)
-    lf = forward(D, params, x_fake, upto=D.logits)
+           x_fake: np.ndarray, y: np.ndarray | None = None) -> float:
+    """−(1/m)Σ[log D(x|y) + log(1 − D(G(z|y)|y))], through logits (no dropout)."""
+    lr = forward(D, params, x_real, upto=D.logits, y=y)
+    lf = forward(D, params, x_fake, upto=D.logits, y=y)
     return float(softplus(-lr).mean() + softplus(lf).mean())
 
 
-def g_loss(G: Graph, D: Graph, params: dict[str, np.ndarray], z: np.ndarray, kind: str) -> float:
+def g_loss(G: Graph, D: Graph, params: dict[str, np.ndarray], z: np.ndarray, kind: str,
+           y: np.ndarray | None = None) -> float:
     """non_saturating: −(1/m)Σ log D(G(z));  minimax: (1/m)Σ log(1 − D(G(z)))."""
-    lf = forward(D, params, forward(G, params, z), upto=D.logits)
+    lf = forward(D, params, forward(G, params, z, y=y), upto=D.logits, y=y)
     return float(softplus(-lf).mean() if kind == "non_saturating" else -softplus(lf).mean())

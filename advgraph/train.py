@@ -30,7 +30,7 @@ from .ir import Program
 from .params import init_params
 from .runs import RunDir
 from .spec import LoadedSpec, dump_resolved, load_file
-from .spec.gan import SGD, Adam, Cifar10Data, GanSpec, IdxData, MomentumRamp, NpzData
+from .spec.gan import SGD, Adam, Cifar10Data, GanSpec, IdxData, MomentumRamp, NpzData, TfdData
 
 # ---- schedules ------------------------------------------------------------------------------
 
@@ -136,7 +136,7 @@ def absolute_paths(spec: GanSpec, base_dir: Path) -> GanSpec:
     from .data.registry import resolve_path
 
     data = spec.data
-    if isinstance(data, NpzData):
+    if isinstance(data, NpzData) or (isinstance(data, TfdData) and data.path):
         data = data.model_copy(update={"path": str(resolve_path(data.path, base_dir).resolve())})
     elif isinstance(data, (IdxData, Cifar10Data)) and data.root:
         data = data.model_copy(update={"root": str(resolve_path(data.root, base_dir).resolve())})
@@ -184,9 +184,11 @@ def build_session(loaded: LoadedSpec, backend_name: str, device: str,
     if m > len(splits.train):
         raise UsageError(f"training.batch_size = {m} is larger than the training set "
                          f"({len(splits.train)} examples)")
+    if program.conditional:
+        splits.check_labels(program.classes)  # type: ignore[arg-type]
     init_rng, data_rng, _ = seeds(spec.training.seed)
     trainer.load_state_dict(init_params(program, init_rng, splits.train))
-    trainer.load_data(splits.train)
+    trainer.load_data(splits.train, splits.train_y if program.conditional else None)
     stream = DataStream(len(splits.train), m, data_rng)
     trainer.set_order(stream.order)
     return Session(spec, program, splits, trainer, stream, sched, dist=dist)
@@ -324,7 +326,11 @@ def monitor_parzen(s: Session, pz) -> dict[str, Any]:
         row["parzen_valid"] = None
         return row
     rng = np.random.default_rng([s.spec.training.seed, s.step, 0x7A])
-    mu = s.trainer.generate(sample_prior(s.program.prior, pz.samples, rng))
+    z = sample_prior(s.program.prior, pz.samples, rng)
+    y = None
+    if s.program.conditional:  # the model's marginal: labels as often as in the training data
+        y = s.splits.train_y[rng.integers(0, len(s.splits.train_y), pz.samples)]  # type: ignore[index]
+    mu = s.trainer.generate(z, y)
     row["parzen_valid"] = float(log_densities(valid, mu, [pz.sigma])[0].mean())
     return row
 

@@ -10,23 +10,24 @@ import numpy as np
 from ..errors import DataError
 
 
-def _pick_key(path: Path, keys: list[str], key: str | None) -> str:
+def _pick_key(path: Path, keys: list[str], key: str | None, exclude: str | None = None) -> str:
     if key is not None:
         if key not in keys:
             raise DataError(f"{path}: no array named {key!r}; the file has: {', '.join(keys)}")
         return key
+    keys = [k for k in keys if k != exclude]  # the labels array is not the examples
     if len(keys) != 1:
         raise DataError(f"{path}: holds {len(keys)} arrays ({', '.join(keys)}); "
                         "name one with data.key")
     return keys[0]
 
 
-def peek_shape(path: Path, key: str | None) -> tuple[int, ...]:
+def peek_shape(path: Path, key: str | None, exclude: str | None = None) -> tuple[int, ...]:
     """The array's full shape, read from the .npy header without loading the data."""
     try:
         with zipfile.ZipFile(path) as zf:
             keys = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
-            k = _pick_key(path, keys, key)
+            k = _pick_key(path, keys, key, exclude)
             with zf.open(k + ".npy") as f:
                 version = np.lib.format.read_magic(f)
                 if version == (1, 0):
@@ -34,7 +35,7 @@ def peek_shape(path: Path, key: str | None) -> tuple[int, ...]:
                 elif version == (2, 0):
                     shape, _, _ = np.lib.format.read_array_header_2_0(f)
                 else:  # a format without a public header reader: load it (no pickle)
-                    return tuple(load(path, key).shape)
+                    return tuple(load(path, key, exclude).shape)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except (zipfile.BadZipFile, ValueError, OSError, KeyError) as e:
@@ -42,10 +43,10 @@ def peek_shape(path: Path, key: str | None) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def load(path: Path, key: str | None) -> np.ndarray:
+def load(path: Path, key: str | None, exclude: str | None = None) -> np.ndarray:
     try:
         with np.load(path, allow_pickle=False) as z:
-            k = _pick_key(path, list(z.keys()), key)
+            k = _pick_key(path, list(z.keys()), key, exclude)
             arr = z[k]
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
@@ -61,3 +62,30 @@ def load(path: Path, key: str | None) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise DataError(f"{path}: array {k!r} contains NaN or infinite values")
     return arr
+
+
+def load_labels(path: Path, key: str, n: int) -> np.ndarray:
+    """The integer class of each of the n examples, from array `key` of the same file."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            y = z[_pick_key(path, list(z.keys()), key)]
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npz file (truncated or corrupt?): {e}") from None
+    return as_labels(y, n, f"{path}: labels {key!r}")
+
+
+def as_labels(y: np.ndarray, n: int, what: str) -> np.ndarray:
+    """Class indices as int64 (n,); integers only (a float array must hold whole numbers)."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or len(y) != n:
+        raise DataError(f"{what}: shape {y.shape}, expected one label per example ({n},)")
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all() or (y != np.round(y)).any():
+            raise DataError(f"{what}: labels must be whole numbers")
+    elif y.dtype.kind not in "iub":
+        raise DataError(f"{what}: dtype {y.dtype}; expected integer class indices")
+    return y.astype(np.int64)

@@ -26,44 +26,115 @@ def _out_path(run: RunDir, given: Path | None, sub: str, name: str) -> Path:
     return run.path / sub / name
 
 
-def generate(loaded: Loaded, n: int, seed: int, batch: int = 1000) -> np.ndarray:
+def check_label(loaded: Loaded, label: int | None, flag: str = "--label") -> None:
+    classes = loaded.program.classes
+    if classes is None:
+        if label is not None:
+            raise UsageError(f"{flag}: run {loaded.run.name!r} is not a conditional GAN (its "
+                             "spec has no condition)")
+        return
+    if label is not None and not 0 <= label < classes:
+        raise UsageError(f"{flag} must be one of 0..{classes - 1}, got {label}")
+
+
+def _classes(loaded: Loaded, flag: str) -> int:
+    if loaded.program.classes is None:
+        raise UsageError(f"{flag}: run {loaded.run.name!r} is not a conditional GAN (its spec "
+                         "has no condition)")
+    return loaded.program.classes
+
+
+def draw_labels(loaded: Loaded, n: int, rng: np.random.Generator,
+                label: int | None = None) -> np.ndarray | None:
+    """Labels for n samples of a conditional G: all `label`, or uniform over the classes
+    (None for an unconditional G)."""
+    check_label(loaded, label)
+    classes = loaded.program.classes
+    if classes is None:
+        return None
+    return np.full(n, label) if label is not None else rng.integers(0, classes, n)
+
+
+def decode(loaded: Loaded, z: np.ndarray, y: np.ndarray | None, batch: int = 1000) -> np.ndarray:
+    """G(z) (or G(z|y)) in batches."""
+    return np.concatenate([loaded.trainer.generate(z[i:i + batch],
+                                                   None if y is None else y[i:i + batch])
+                           for i in range(0, len(z), batch)])
+
+
+def generate(loaded: Loaded, n: int, seed: int, batch: int = 1000, label: int | None = None,
+             labels: np.ndarray | None = None) -> np.ndarray:
+    """n samples; a conditional G gets `labels`, or all `label`, or uniform labels."""
     rng = np.random.default_rng(seed)
-    z = sample_prior(loaded.program.prior, n, rng)
-    return np.concatenate([loaded.trainer.generate(z[i:i + batch]) for i in range(0, n, batch)])
+    z = sample_prior(loaded.program.prior, n, rng)  # before the labels: same z as unconditional
+    y = labels if labels is not None else draw_labels(loaded, n, rng, label)
+    return decode(loaded, z, y, batch)
+
+
+def by_label(loaded: Loaded, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """per_class samples of every class, class-major; column j of every class shares its z,
+    so a row of a grid shows one class and a column one z across the classes."""
+    classes = _classes(loaded, "--by-label")
+    z = sample_prior(loaded.program.prior, per_class, np.random.default_rng(seed))
+    y = np.repeat(np.arange(classes), per_class)
+    return decode(loaded, np.tile(z, (classes, 1)), y), y
 
 
 # ---- sample ---------------------------------------------------------------------------------
 
 
 def sample(loaded: Loaded, *, figure: bool, rows: int, cols: int, seed: int, out: Path | None,
-           nearest: bool, n: int | None, npz: Path | None, dist=None) -> list[Path]:
+           nearest: bool, n: int | None, npz: Path | None, dist=None, label: int | None = None,
+           per_label: bool = False) -> list[Path]:
     """Raw samples to `npz` and/or a figure (an image grid, or a plot for toy data). With
-    `dist`, the nearest-neighbour search is shared over the ranks and rank 0 writes."""
+    `dist`, the nearest-neighbour search is shared over the ranks and rank 0 writes.
+    Conditional runs: `label` fixes the class of every sample; `per_label` draws one grid row
+    per class (rows = the number of classes)."""
+    check_label(loaded, label)
+    if per_label:
+        if label is not None:
+            raise UsageError("give either --label or --by-label, not both")
+        rows = _classes(loaded, "--by-label")
+
+    def grid_samples() -> np.ndarray:
+        if per_label:
+            return by_label(loaded, cols, seed)[0]
+        return generate(loaded, rows * cols, seed, label=label)
+
     if dist is not None and not dist.is_main:
         if nearest and image_shape(loaded.spec.data, loaded.program.data_shape) is not None:
             from .nearest import nearest as nn
 
-            neighbours = generate(loaded, rows * cols, seed).reshape(rows, cols, -1)[:, -1]
+            neighbours = grid_samples().reshape(rows, cols, -1)[:, -1]
             nn(neighbours, loaded.splits.train, device=loaded.device, dist=dist)
         return []
     written: list[Path] = []
     run = loaded.run
+    suffix = f"-label{label}" if label is not None else ("-by-label" if per_label else "")
     if npz is not None:
         count = n or rows * cols
-        x = generate(loaded, count, seed)
+        if per_label:
+            x, y = by_label(loaded, -(-count // rows), seed)
+        else:
+            rng = np.random.default_rng(seed)
+            z = sample_prior(loaded.program.prior, count, rng)
+            y = draw_labels(loaded, count, rng, label)
+            x = decode(loaded, z, y)
         import io
 
+        extra = {"labels": y.astype(np.int64)} if y is not None else {}
         buf = io.BytesIO()
-        np.savez(buf, samples=x, step=np.int64(loaded.step), seed=np.int64(seed))
+        np.savez(buf, samples=x, step=np.int64(loaded.step), seed=np.int64(seed), **extra)
         atomic_write(Path(npz), buf.getvalue())
         written.append(Path(npz))
     if not figure:
         return written
     shape = image_shape(loaded.spec.data, loaded.program.data_shape)
-    tag = f"step-{loaded.step:07d}-seed{seed}"
+    tag = f"step-{loaded.step:07d}-seed{seed}{suffix}"
     if shape is None:
-        return written + [_toy_plot(loaded, seed, n or 5000, _out_path(run, out, "samples", f"{tag}.png"))]
-    samples = generate(loaded, rows * cols, seed)
+        return written + [_toy_plot(loaded, seed, n or 5000, _out_path(run, out, "samples", f"{tag}.png"),
+                                    label)]
+    samples = grid_samples()
     per_image = _contrast_normalised(loaded)
     imgs = _images(samples, shape, per_image)
     if nearest:
@@ -108,11 +179,16 @@ def _contrast_normalised(loaded: Loaded) -> bool:
     return isinstance(loaded.spec.data, Cifar10Data) and loaded.spec.data.gcn is not None
 
 
-def _toy_plot(loaded: Loaded, seed: int, n: int, path: Path) -> Path:
+def _toy_plot(loaded: Loaded, seed: int, n: int, path: Path, label: int | None = None) -> Path:
     from ..figures import plot_1d, plot_2d
 
-    x = generate(loaded, n, seed)
+    rng = np.random.default_rng(seed)
+    z = sample_prior(loaded.program.prior, n, rng)
+    y = draw_labels(loaded, n, rng, label)
+    x = decode(loaded, z, y)
     data = loaded.splits.train[:n]
+    if label is not None and loaded.splits.train_y is not None:
+        data = loaded.splits.train[loaded.splits.train_y == label][:n]
     d = loaded.program.data_shape[0] if len(loaded.program.data_shape) == 1 else 0
     title = f"{loaded.run.name}, step {loaded.step}"
     if d == 1:
@@ -129,7 +205,7 @@ def _toy_plot(loaded: Loaded, seed: int, n: int, path: Path) -> Path:
             from ..data.toy import ring2d_centres
 
             centres = ring2d_centres(loaded.spec.data.modes, loaded.spec.data.radius)
-        return plot_2d(x, data, path, centres, title)
+        return plot_2d(x, data, path, centres, title, labels=y if label is None else None)
     raise UsageError(f"cannot draw {loaded.program.data_shape}-shaped non-image data; "
                      "use --npz PATH to save raw samples")
 
@@ -138,7 +214,10 @@ def _toy_plot(loaded: Loaded, seed: int, n: int, path: Path) -> Path:
 
 
 def interpolate(loaded: Loaded, *, rows: int, steps: int, seed: int, spherical: bool,
-                out: Path | None) -> Path:
+                out: Path | None, label: int | None = None) -> Path:
+    """Figure 3. A conditional G keeps the class fixed along each path: `label`, or else
+    class r mod classes on row r."""
+    check_label(loaded, label)
     shape = image_shape(loaded.spec.data, loaded.program.data_shape)
     if shape is None:
         raise UsageError("interpolate draws images; this run's data "
@@ -149,10 +228,16 @@ def interpolate(loaded: Loaded, *, rows: int, steps: int, seed: int, spherical: 
     z = np.concatenate([path_fn(ends[2 * r], ends[2 * r + 1], steps) for r in range(rows)])
     from ..figures import grid, save_png
 
-    img = grid(_images(loaded.trainer.generate(z), shape, _contrast_normalised(loaded)), rows, steps)
+    y = None
+    if loaded.program.classes is not None:
+        row_label = (np.full(rows, label) if label is not None
+                     else np.arange(rows) % loaded.program.classes)
+        y = np.repeat(row_label, steps)
+    img = grid(_images(decode(loaded, z, y), shape, _contrast_normalised(loaded)), rows, steps)
     kind = "slerp" if spherical else "lerp"
+    suffix = f"-label{label}" if label is not None else ""
     return save_png(img, _out_path(loaded.run, out, "samples",
-                                   f"interp-step-{loaded.step:07d}-seed{seed}-{kind}.png"))
+                                   f"interp-step-{loaded.step:07d}-seed{seed}-{kind}{suffix}.png"))
 
 
 # ---- eval -----------------------------------------------------------------------------------
@@ -160,49 +245,94 @@ def interpolate(loaded: Loaded, *, rows: int, steps: int, seed: int, spherical: 
 
 def parzen(loaded: Loaded, *, samples: int, sigmas: list[float] | None, sigma: float | None,
            valid_limit: int | None, split: str, baseline: str | None, seed: int,
-           chunk: int = 1000, dist=None) -> dict[str, Any]:
+           chunk: int = 1000, dist=None, per_label: bool = False) -> dict[str, Any]:
     """The paper's Table 1 protocol. With `dist`, every rank draws the same samples (same
-    checkpoint, same seed) and scores its share of the points; rank 0 reports and writes."""
+    checkpoint, same seed) and scores its share of the points; rank 0 reports and writes.
+
+    A conditional G is scored as the model of p(x) it defines, Σ_y p(y)·p(x|y): its samples
+    take their labels from the training labels. `per_label`: for each class c, `samples`
+    samples of G(·|c) score the points of class c, with σ chosen on the validation points of
+    class c."""
     from .parzen import PAPER_SIGMAS, select_and_score
 
     sp = loaded.splits
     evaluate = getattr(sp, split)
     if len(evaluate) == 0:
         raise DataError(f"the {split} split of this run's data is empty")
-    valid = sp.valid[:valid_limit] if valid_limit else sp.valid
-    if sigma is None and len(valid) == 0:
+    if sigma is None and len(sp.valid) == 0:
         raise DataError("choosing σ needs validation data and the valid split is empty; "
                         "give --sigma")
-    t0 = time.perf_counter()
-    if baseline == "train":
-        if samples > len(sp.train):
-            raise UsageError(f"--baseline train: only {len(sp.train)} training examples "
-                             f"for --samples {samples}")
-        mu = sp.train[np.random.default_rng(seed).permutation(len(sp.train))[:samples]]
-        source = f"{samples} training examples used as samples (baseline)"
-    else:
-        mu = generate(loaded, samples, seed)
-        source = f"{samples} samples of G"
+    if baseline == "train" and samples > len(sp.train) and not per_label:
+        raise UsageError(f"--baseline train: only {len(sp.train)} training examples "
+                         f"for --samples {samples}")
     grid = list(sigmas) if sigmas else list(PAPER_SIGMAS)
-    res = select_and_score(mu, valid, evaluate, grid, sigma, chunk, loaded.device, dist)
-    took = time.perf_counter() - t0
-    report = {
-        "run": loaded.run.name, "checkpoint_step": loaded.step, "mean_log_likelihood": res.mean,
-        "stderr": res.stderr, "sigma": res.sigma, "sigma_fixed": sigma is not None,
-        "sigma_grid": grid if sigma is None else None,
-        "valid_scores": [{"sigma": k, "mean_log_likelihood": v}
-                         for k, v in res.valid_scores.items()],
-        "samples": samples, "source": source, "baseline": baseline,
-        "evaluated_split": split, "n_evaluated": res.n_eval,
-        "valid_used": 0 if sigma is not None else len(valid),
+    t0 = time.perf_counter()
+    report: dict[str, Any] = {"run": loaded.run.name, "checkpoint_step": loaded.step}
+    if per_label:
+        classes = _classes(loaded, "--by-label")
+        ey, vy, ty = sp.labels(split), sp.labels("valid"), sp.train_y
+        if ey is None or (sigma is None and vy is None):
+            raise DataError(f"--by-label needs the labels of the {split} and valid splits")
+        rows = []
+        for c in range(classes):
+            points = evaluate[ey == c]
+            if len(points) == 0:
+                rows.append({"label": c, "n_evaluated": 0, "mean_log_likelihood": None,
+                             "stderr": None, "sigma": None, "valid_used": 0})
+                continue
+            valid = sp.valid[vy == c] if vy is not None else sp.valid[:0]
+            valid = valid[:valid_limit] if valid_limit else valid
+            if sigma is None and len(valid) == 0:
+                raise DataError(f"class {c} has no validation points to choose σ on; "
+                                "give --sigma")
+            if baseline == "train":
+                own = sp.train[ty == c] if ty is not None else sp.train[:0]
+                mu = own[np.random.default_rng([seed, c]).permutation(len(own))[:samples]]
+            else:
+                mu = generate(loaded, samples, seed + c, label=c)
+            res = select_and_score(mu, valid, points, grid, sigma, chunk, loaded.device, dist)
+            rows.append({"label": c, "n_evaluated": res.n_eval,
+                         "mean_log_likelihood": res.mean, "stderr": res.stderr,
+                         "sigma": res.sigma, "valid_used": 0 if sigma is not None else len(valid),
+                         "samples": len(mu),
+                         "valid_scores": [{"sigma": k, "mean_log_likelihood": v}
+                                          for k, v in res.valid_scores.items()]})
+        report["by_label"] = rows
+        source = (f"per class: up to {samples} training examples of that class (baseline)"
+                  if baseline == "train" else f"per class: {samples} samples of G(·|class)")
+        name = "parzen-by-label" + ("-baseline-train" if baseline == "train" else "") + ".json"
+    else:
+        valid = sp.valid[:valid_limit] if valid_limit else sp.valid
+        if baseline == "train":
+            mu = sp.train[np.random.default_rng(seed).permutation(len(sp.train))[:samples]]
+            source = f"{samples} training examples used as samples (baseline)"
+        else:
+            labels = None
+            if loaded.program.classes is not None:
+                sp.check_labels(loaded.program.classes)
+                rng = np.random.default_rng([seed, 0x1AB])
+                labels = sp.train_y[rng.integers(0, len(sp.train_y), samples)]  # type: ignore[index]
+            mu = generate(loaded, samples, seed, labels=labels)
+            source = f"{samples} samples of G" + (
+                ", labels drawn from the training labels" if labels is not None else "")
+        res = select_and_score(mu, valid, evaluate, grid, sigma, chunk, loaded.device, dist)
+        report.update({
+            "mean_log_likelihood": res.mean, "stderr": res.stderr, "sigma": res.sigma,
+            "valid_scores": [{"sigma": k, "mean_log_likelihood": v}
+                             for k, v in res.valid_scores.items()],
+            "n_evaluated": res.n_eval, "valid_used": 0 if sigma is not None else len(valid)})
+        name = "parzen-baseline-train.json" if baseline == "train" else "parzen.json"
+    report.update({
+        "sigma_fixed": sigma is not None, "sigma_grid": grid if sigma is None else None,
+        "samples": samples, "source": source, "baseline": baseline, "evaluated_split": split,
         "split_sizes": {"train": len(sp.train), "valid": len(sp.valid), "test": len(sp.test)},
-        "data": sp.source, "seed": seed, "device": loaded.device, "seconds": round(took, 3),
+        "data": sp.source, "seed": seed, "device": loaded.device,
+        "seconds": round(time.perf_counter() - t0, 3),
         "processes": dist.world if dist is not None else 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version(),
         "caveat": "Parzen-window estimates have high variance, work poorly in high dimensions "
                   "and reward memorisation; compare with --baseline train.",
-    }
-    name = "parzen-baseline-train.json" if baseline == "train" else "parzen.json"
+    })
     if dist is not None and not dist.is_main:
         return report
     atomic_write(loaded.run.path / "eval" / name, (json.dumps(report, indent=2) + "\n").encode())
@@ -215,6 +345,9 @@ def theory(loaded: Loaded, *, samples: int, seed: int, out: Path | None) -> dict
 
     if loaded.program.data_shape != (1,):
         raise UsageError(f"--theory needs 1-D data; this run's data is {loaded.program.data_shape}")
+    if loaded.program.conditional:
+        raise UsageError("--theory compares D with D* of an unconditional GAN; this run is "
+                         "conditional")
     g = generate(loaded, samples, seed)
     data = loaded.splits.test if len(loaded.splits.test) else loaded.splits.train
     spec = loaded.spec.data

@@ -65,6 +65,18 @@ class Graph:
         return self._by_name[name]
 
     @property
+    def inputs(self) -> list[Node]:
+        return [n for n in self.nodes if n.op is Op.INPUT]
+
+    def input_of(self, source: str) -> Node | None:
+        """The INPUT node fed from `source` ("z", "x" or "y"), if the graph has one."""
+        return next((n for n in self.inputs if n.attrs.get("source") == source), None)
+
+    def is_chain(self) -> bool:
+        """One input, and every other node reads the node just before it."""
+        return all(n.inputs == (prev.name,) for prev, n in zip(self.nodes, self.nodes[1:]))
+
+    @property
     def out_shape(self) -> tuple[int, ...]:
         return self.node(self.output).shape
 
@@ -83,13 +95,19 @@ class Graph:
     def verify(self) -> None:
         """Structural invariants the compiler guarantees (a failure here is our bug)."""
         seen: set[str] = set()
-        assert self.nodes and self.nodes[0].op is Op.INPUT, "first node must be the input"
+        assert self.nodes and self.nodes[0].op is Op.INPUT, "first node must be an input"
+        used: set[str] = set()
         for n in self.nodes:
             assert n.name not in seen, f"duplicate node {n.name}"
+            assert (n.op is Op.INPUT) == (not n.inputs), f"{n.name}: inputs do not fit its op"
+            assert len(n.inputs) == 1 or n.op in (Op.INPUT, Op.CONCAT), f"{n.name}: arity"
             for i in n.inputs:
                 assert i in seen, f"{n.name} uses {i} before it is defined"
+            used.update(n.inputs)
             seen.add(n.name)
         assert self.output in seen
+        dead = [n.name for n in self.nodes if n.name not in used and n.name != self.output]
+        assert not dead, f"nodes that reach no output: {dead}"
 
 
 @dataclass(frozen=True)
@@ -111,6 +129,11 @@ class Program:
     prior: Prior
     g_loss: str  # "non_saturating" | "minimax"
     data_shape: tuple[int, ...]
+    classes: int | None = None  # conditional GAN: y is a one-hot label of this many classes
+
+    @property
+    def conditional(self) -> bool:
+        return self.classes is not None
 
     def tensors(self) -> list[Tensor]:
         return self.G.tensors() + self.D.tensors()

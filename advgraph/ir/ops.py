@@ -3,7 +3,8 @@
 Semantics, for an input batch x of shape (B, *in_shape); parameters are stored in the layouts
 given here, which are also the checkpoint layouts (backend-neutral):
 
-- INPUT       the network's input; attrs: none. G's input is the noise z, D's the data x.
+- INPUT       an input of the network; attrs: source = "z" (G's noise), "x" (D's data) or "y"
+              (the condition: a one-hot label of shape (classes,), the same y for G and D).
 - DENSE       y = x @ W + b.  W: (in, units), b: (units,).  attrs: units.
 - MAXOUT      a = x @ W + b with W: (in, units·pieces), b: (units·pieces,); the pieces of unit u
               are the consecutive columns u·pieces … u·pieces+pieces−1 (Pylearn2's layout);
@@ -32,6 +33,10 @@ given here, which are also the checkpoint layouts (backend-neutral):
 - MAX_POOL    max over kernel × kernel windows moved by stride, padding counts as −∞.
               attrs: kernel, stride, pad.
 - FLATTEN     y = x.reshape(B, −1).
+- CONCAT      the only op with several inputs: concatenation along axis 1 (the features of flat
+              inputs, the channels of images), in the order of `inputs`. When images
+              (C, H, W) meet flat vectors (F,), each vector is broadcast to F constant H × W
+              maps first (how a label enters a convolutional net).
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ class Op(str, Enum):
     MAXOUT_CONV = "maxout_conv"
     MAX_POOL = "max_pool"
     FLATTEN = "flatten"
+    CONCAT = "concat"
 
     def __str__(self) -> str:
         return self.value

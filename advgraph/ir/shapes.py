@@ -56,6 +56,23 @@ def infer(op: Op, in_shape: tuple[int, ...], attrs: dict[str, Any]) -> tuple[int
     raise ShapeError(f"no shape rule for op {op.value}")  # pragma: no cover
 
 
+def infer_concat(shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+    """CONCAT: flat inputs add features; images of one size add channels, and flat inputs
+    among images become constant maps."""
+    images = [s for s in shapes if len(s) == 3]
+    if not images:
+        if any(len(s) != 1 for s in shapes):
+            raise ShapeError("concat needs flat inputs (features,) or images (channels, height, "
+                             f"width), got {', '.join(_fmt(s) for s in shapes)}")
+        return (sum(s[0] for s in shapes),)
+    hw = images[0][1:]
+    for s in shapes:
+        if len(s) not in (1, 3) or (len(s) == 3 and s[1:] != hw):
+            raise ShapeError(f"cannot concatenate {', '.join(_fmt(s) for s in shapes)}: images "
+                             "must share height and width (flat vectors are broadcast over them)")
+    return (sum(s[0] for s in shapes), *hw)
+
+
 def param_shapes(op: Op, in_shape: tuple[int, ...], attrs: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     if op is Op.DENSE:
         return {"weight": (in_shape[0], attrs["units"]), "bias": (attrs["units"],)}
@@ -99,10 +116,7 @@ def flops(node: Node, in_shape: tuple[int, ...]) -> int:
 
 
 def graph_flops(g: Graph) -> int:
-    total = 0
-    for n in g.nodes[1:]:
-        total += flops(n, g.node(n.inputs[0]).shape)
-    return total
+    return sum(flops(n, g.node(n.inputs[0]).shape) for n in g.nodes if n.inputs)
 
 
 def iteration_flops(G: Graph, D: Graph, batch: int, k: int) -> int:

@@ -113,20 +113,36 @@ class Ring2dData(_ToySplits):
     std: Annotated[float, Field(gt=0)] = 0.02
 
 
+class TfdData(Strict):
+    """The Toronto Face Database, 48×48 grey faces, from a file the user supplies (it is not
+    publicly downloadable): `TFD_48x48.mat` as distributed (MATLAB v5; reading it needs scipy)
+    or an .npz with the same arrays: images (N, 48, 48) uint8, folds (N, 5) with 0 = unlabeled,
+    1 = train, 2 = valid, 3 = test in each of the 5 official folds, and labs_ex (N, 1), the
+    expression 1–7 (−1 where unlabeled). Pixels are scaled to [0, 1]."""
+
+    dataset: Literal["tfd"]
+    path: str | None = None  # default: TFD_48x48.{mat,npz} in --data-root, $ADVGRAPH_DATA[/tfd], the cache
+    fold: Annotated[int, Field(ge=0, le=4)] = 0
+    # Which of the fold's sets G is trained on (Pylearn2's `which_set`).
+    train_on: Literal["unlabeled", "train", "train+unlabeled"] = "unlabeled"
+    flatten: bool = True
+
+
 class NpzData(Strict):
     """A user's own examples: one array (N, ...) in an .npz file. Relative paths are taken from
     the spec file's directory. valid/test are taken from the end of the array."""
 
     dataset: Literal["npz"]
     path: str
-    key: str | None = None  # default: the file's only array
+    key: str | None = None  # default: the file's only array when `labels` is not given
+    labels: str | None = None  # an integer array (N,) in the same file: the class of each example
     valid: NonNegativeInt = 0
     test: NonNegativeInt = 0
     flatten: bool = True
 
 
 Data = Annotated[
-    Union[IdxData, Cifar10Data, Gaussian1dData, Ring2dData, NpzData],
+    Union[IdxData, Cifar10Data, TfdData, Gaussian1dData, Ring2dData, NpzData],
     Field(discriminator="dataset")
 ]
 
@@ -219,9 +235,19 @@ class Training(Strict):
         return own if own is not None else self.optimizer
 
 
+class LabelCondition(Strict):
+    """A conditional GAN (Mirza & Osindero 2014): G and D both see the example's class as a
+    one-hot vector y. With `layers` networks y is concatenated to the input; a `graph` network
+    says itself where y enters (an input named y)."""
+
+    type: Literal["label"]
+    classes: Annotated[int, Field(ge=2, le=100_000)]
+
+
 class GanSpec(Strict):
     name: str | None = None
     description: str | None = None
+    condition: LabelCondition | None = None
     prior: Prior
     data: Data
     generator: Network

@@ -87,6 +87,10 @@ class TorchTrainer:
         # Real and fake halves may share one D pass unless an op couples examples of a batch.
         self._joint_d = not program.D.has_op(*BATCH_COUPLED)
         self._z = torch.empty((self.m, program.prior.dim), device=self.device)
+        self.classes = program.classes
+        self._eye = (torch.eye(program.classes, device=self.device) if program.conditional
+                     else None)
+        self.labels: Any = None
         self._sums = torch.zeros(4, device=self.device)  # d_loss, d_real, d_fake, g_loss
         self._counts = [0, 0]
         self.data: Any = None
@@ -94,9 +98,41 @@ class TorchTrainer:
 
     # ---- data and noise ---------------------------------------------------------------------
 
-    def load_data(self, x: np.ndarray) -> None:
+    def load_data(self, x: np.ndarray, y: np.ndarray | None = None) -> None:
         self.data = self.torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32),
                                          device=self.device)
+        if self.classes is not None:
+            if y is None or len(y) != len(x):
+                raise BackendError("a conditional GAN needs one label per training example")
+            self.labels = self._label_tensor(y)
+
+    def _label_tensor(self, y) -> Any:
+        y = self.torch.as_tensor(np.asarray(y, dtype=np.int64), device=self.device)
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.classes):
+            raise BackendError(f"labels must lie in 0..{self.classes - 1}")
+        return y
+
+    def _one_hot(self, y) -> Any:
+        """One-hot rows for label indices (a tensor), or None for an unconditional GAN."""
+        return None if self._eye is None else self._eye.index_select(0, y)
+
+    def _labels_for(self, y: np.ndarray | None, n: int) -> Any:
+        """The given labels, or n drawn from the training labels (y ~ p_data(y))."""
+        if self.classes is None:
+            return None
+        if y is not None:
+            if len(y) != n:
+                raise BackendError(f"{len(y)} labels for {n} examples")
+            return self._one_hot(self._label_tensor(y))
+        idx = self.torch.randint(0, len(self.labels), (n,), generator=self.gen,
+                                 device=self.device)
+        return self._one_hot(self.labels.index_select(0, idx))
+
+    def _need_labels(self, y: np.ndarray | None, n: int) -> Any:
+        if self.classes is not None and y is None:
+            raise BackendError(f"this GAN is conditional on {self.classes} classes: give the "
+                               "labels")
+        return self._labels_for(y, n)
 
     def set_order(self, order: np.ndarray) -> None:
         self.order = self.torch.as_tensor(order, dtype=self.torch.int64, device=self.device)
@@ -119,16 +155,20 @@ class TorchTrainer:
     def d_step(self, pos: int, lr: float, momentum: float, z: np.ndarray | None = None) -> None:
         torch, F = self.torch, self.torch.nn.functional
         start = pos + self.offset
-        x = self.data.index_select(0, self.order[start:start + self.m])
+        idx = self.order[start:start + self.m]
+        x = self.data.index_select(0, idx)
+        # The fake half is conditioned on the real half's labels: y ~ p_data(y) for both.
+        y = self._one_hot(self.labels.index_select(0, idx)) if self.classes is not None else None
         z = self._noise(z, self.m)
         with torch.no_grad():
-            fake = self.G(z, self._train_ctx)
+            fake = self.G(z, self._train_ctx, y=y)
         if self._joint_d:
-            logits = self.D(torch.cat([x, fake]), self._train_ctx, logits=True)
+            yy = torch.cat([y, y]) if y is not None else None
+            logits = self.D(torch.cat([x, fake]), self._train_ctx, logits=True, y=yy)
             l_real, l_fake = logits[: len(x)], logits[len(x):]
         else:
-            l_real = self.D(x, self._train_ctx, logits=True)
-            l_fake = self.D(fake, self._train_ctx, logits=True)
+            l_real = self.D(x, self._train_ctx, logits=True, y=y)
+            l_fake = self.D(fake, self._train_ctx, logits=True, y=y)
         # −[log D(x) + log(1 − D(G(z)))] = softplus(−l_real) + softplus(l_fake)
         loss = F.softplus(-l_real).mean() + F.softplus(l_fake).mean()
         grads = list(torch.autograd.grad(loss, self._params["D"]))
@@ -140,10 +180,12 @@ class TorchTrainer:
                 [loss, torch.sigmoid(l_real).mean(), torch.sigmoid(l_fake).mean()])
         self._counts[0] += 1
 
-    def g_step(self, lr: float, momentum: float, z: np.ndarray | None = None) -> None:
+    def g_step(self, lr: float, momentum: float, z: np.ndarray | None = None,
+               y: np.ndarray | None = None) -> None:
         torch, F = self.torch, self.torch.nn.functional
         z = self._noise(z, self.m)
-        l_fake = self.D(self.G(z, self._train_ctx), self._frozen_ctx, logits=True)
+        yo = self._labels_for(y, self.m)
+        l_fake = self.D(self.G(z, self._train_ctx, y=yo), self._frozen_ctx, logits=True, y=yo)
         if self.program.g_loss == "non_saturating":
             loss = F.softplus(-l_fake).mean()  # −log D(G(z))
         else:
@@ -173,14 +215,16 @@ class TorchTrainer:
 
     # ---- inference --------------------------------------------------------------------------
 
-    def generate(self, z: np.ndarray) -> np.ndarray:
+    def generate(self, z: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        yo = self._need_labels(y, len(z))
         with self.torch.no_grad():
-            return self.G(self._noise(z, len(z)), self._eval_ctx).cpu().numpy()
+            return self.G(self._noise(z, len(z)), self._eval_ctx, y=yo).cpu().numpy()
 
-    def discriminate(self, x: np.ndarray) -> np.ndarray:
+    def discriminate(self, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        yo = self._need_labels(y, len(x))
         with self.torch.no_grad():
             x = self.torch.as_tensor(np.asarray(x, np.float32), device=self.device)
-            return self.D(x, self._eval_ctx).reshape(-1).cpu().numpy()
+            return self.D(x, self._eval_ctx, y=yo).reshape(-1).cpu().numpy()
 
     # ---- state ------------------------------------------------------------------------------
 

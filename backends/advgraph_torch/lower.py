@@ -73,7 +73,7 @@ def _max_pool(x, n, p, ctx):
     return F.max_pool2d(x, a["kernel"], a["stride"], a["pad"])
 
 
-OPS: dict[Op, OpFn] = {
+OPS: dict[Op, OpFn | None] = {
     Op.CONV2D: _conv,
     Op.MAXOUT_CONV: _conv,
     Op.CONV_T2D: _conv_t,
@@ -90,22 +90,59 @@ OPS: dict[Op, OpFn] = {
     Op.DROPOUT: _dropout,
     Op.RESHAPE: lambda x, n, p, ctx: x.reshape(x.shape[0], *n.attrs["shape"]),
     Op.BATCHNORM: _batchnorm,
+    Op.CONCAT: None,  # several inputs: Net concatenates them itself
 }
 
 
+def concat(xs: list[torch.Tensor]) -> torch.Tensor:
+    """CONCAT along dim 1; flat inputs among images become constant maps."""
+    images = [x for x in xs if x.dim() == 4]
+    if images:
+        h, w = images[0].shape[2:]
+        xs = [x if x.dim() == 4 else x[:, :, None, None].expand(-1, -1, h, w) for x in xs]
+    return torch.cat(xs, dim=1)
+
+
 class Net:
-    """A lowered graph: a list of (fn, node) steps over a shared parameter table."""
+    """A lowered graph: (fn, node) steps over a shared parameter table. A chain passes one
+    tensor along; a graph with branches keeps each value until its last reader has run."""
 
     def __init__(self, graph: Graph, params: dict[str, torch.Tensor]):
         self.graph = graph
         self.params = params
-        self.steps = [(OPS[n.op], n) for n in graph.nodes[1:]]
-        names = [n.name for n in graph.nodes[1:]]
+        self.chain = graph.is_chain()
+        body = [n for n in graph.nodes if n.op is not Op.INPUT]
+        self.steps = [(OPS.get(n.op), n) for n in body]
+        names = [n.name for n in body]
         self.logit_steps = self.steps[: names.index(graph.logits) + 1] if graph.logits else None
+        self.y_node = graph.input_of("y")
+        self.x_node = graph.inputs[0].name
+        last_use: dict[str, int] = {}
+        for i, n in enumerate(body):
+            for src in n.inputs:
+                last_use[src] = i
+        self.free = [[src for src in n.inputs if last_use[src] == i] for i, n in enumerate(body)]
 
-    def __call__(self, x: torch.Tensor, ctx: Ctx, logits: bool = False) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, ctx: Ctx, logits: bool = False,
+                 y: torch.Tensor | None = None) -> torch.Tensor:
+        """`y`: the one-hot labels of a conditional graph."""
         steps = self.logit_steps if logits else self.steps
         p = self.params
-        for fn, node in steps:  # type: ignore[union-attr]
-            x = fn(x, node, p, ctx)
-        return x
+        if self.chain:
+            for fn, node in steps:  # type: ignore[union-attr]
+                x = fn(x, node, p, ctx)
+            return x
+        env = {self.x_node: x}
+        if self.y_node is not None:
+            if y is None:
+                raise ValueError(f"{self.graph.name} is conditional: give the labels")
+            env[self.y_node.name] = y
+        for i, (fn, node) in enumerate(steps):  # type: ignore[arg-type]
+            if fn is None:  # CONCAT
+                out = concat([env[s] for s in node.inputs])
+            else:
+                out = fn(env[node.inputs[0]], node, p, ctx)
+            for src in self.free[i]:
+                del env[src]
+            env[node.name] = out
+        return out

@@ -88,6 +88,14 @@ def test_unsupported_op_is_a_lowering_error():
         P.lower(program, 64, SGD)
 
 
+def test_conditional_programs_are_a_lowering_error():
+    """The CuPy plan has no CONCAT kernel yet: a conditional GAN is refused at compile time."""
+    program = compile_spec(load_file(SPECS / "ring2d-cgan.yaml"))
+    with pytest.raises(LoweringError, match="node 'G.concat': op 'concat' is not supported by "
+                                            "backend 'cupy'"):
+        P.lower(program, 64, SGD)
+
+
 def test_philox_known_answers():
     """Random123's known-answer vectors for Philox4x32-10."""
     cases = [((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),

@@ -21,30 +21,35 @@ M = 8
 SGD = {"G": OptimConfig("sgd"), "D": OptimConfig("sgd")}
 
 
+COND = "condition: {type: label, classes: 8}\n" + BASE  # the label concatenated to x and z
+
+
 def _inputs():
     rng = np.random.default_rng(11)
     x = rng.normal(size=(M, 2)).astype(np.float32)
     zd = rng.normal(size=(M, 8)).astype(np.float32)
     zg = rng.normal(size=(M, 8)).astype(np.float32)
-    return x, zd, zg
+    y, yg = rng.integers(0, 8, M), rng.integers(0, 8, M)
+    return x, zd, zg, y, yg
 
 
-def _one_step(trainer, x, zd, zg, rank=0, world=1):
-    trainer.load_data(x)
+def _one_step(trainer, x, zd, zg, y, yg, rank=0, world=1):
+    cond = trainer.program.conditional
+    trainer.load_data(x, y if cond else None)
     trainer.set_order(np.arange(M))
     shard = slice(rank * M // world, (rank + 1) * M // world)
     trainer.d_step(0, 0.1, 0.5, z=zd[shard])
-    trainer.g_step(0.1, 0.5, z=zg[shard])
+    trainer.g_step(0.1, 0.5, z=zg[shard], y=yg[shard] if cond else None)
     return trainer.state_dict()
 
 
-def _rank(rank, world, port, out_dir):
+def _rank(rank, world, port, out_dir, text=BASE):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     from advgraph import distributed
 
     dist = distributed.init("cpu")
-    program = compile_spec(load_text(BASE, "x.yaml"))
+    program = compile_spec(load_text(text, "x.yaml"))
     tr = get_backend("torch").build(program, "cpu", 0, M, SGD, dist=dist)
     tr.load_state_dict(init_params(program, np.random.default_rng(0), None))
     state = _one_step(tr, *_inputs(), rank=rank, world=world)
@@ -53,13 +58,14 @@ def _rank(rank, world, port, out_dir):
     dist.close()
 
 
-def test_one_distributed_step_equals_one_single_process_step(tmp_path):
+@pytest.mark.parametrize("text", [BASE, COND], ids=["plain", "conditional"])
+def test_one_distributed_step_equals_one_single_process_step(tmp_path, text):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.start_processes(_rank, args=(2, port, str(tmp_path)), nprocs=2, join=True,
+    mp.start_processes(_rank, args=(2, port, str(tmp_path), text), nprocs=2, join=True,
                        start_method="spawn")
-    program = compile_spec(load_text(BASE, "x.yaml"))
+    program = compile_spec(load_text(text, "x.yaml"))
     single = get_backend("torch").build(program, "cpu", 0, M, SGD)
     single.load_state_dict(init_params(program, np.random.default_rng(0), None))
     want = _one_step(single, *_inputs())

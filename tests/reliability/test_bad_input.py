@@ -46,6 +46,7 @@ def test_corpus_covers_the_cases():
 
 
 VALID = yaml.safe_load((HERE / "valid.yaml").read_text())
+VALID_GRAPH = yaml.safe_load((HERE / "valid_graph.yaml").read_text())  # conditional, branches
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12),
                     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
                     st.lists(st.integers(-3, 3), max_size=3))
@@ -61,16 +62,14 @@ def _paths(node, prefix=()):
             yield from _paths(v, prefix + (i,))
 
 
-ALL_PATHS = [p for p in _paths(VALID) if p]
-
-
 @st.composite
-def mutated_specs(draw):
+def mutated_specs(draw, base=VALID):
     import copy
 
-    doc = copy.deepcopy(VALID)
+    doc = copy.deepcopy(base)
+    all_paths = [p for p in _paths(base) if p]
     for _ in range(draw(st.integers(1, 4))):
-        path = draw(st.sampled_from(ALL_PATHS))
+        path = draw(st.sampled_from(all_paths))
         parent = doc
         try:
             for part in path[:-1]:
@@ -100,7 +99,7 @@ def mutated_specs(draw):
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
-@given(mutated_specs())
+@given(st.one_of(mutated_specs(), mutated_specs(VALID_GRAPH)))
 def test_fuzzed_specs_validate_or_fail_cleanly(doc):
     text = yaml.safe_dump(doc, sort_keys=False)
     try:
