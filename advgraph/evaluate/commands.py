@@ -26,15 +26,9 @@ def _out_path(run: RunDir, given: Path | None, sub: str, name: str) -> Path:
     return run.path / sub / name
 
 
-def check_label(loaded: Loaded, label: int | None, flag: str = "--label") -> None:
-    classes = loaded.program.classes
-    if classes is None:
-        if label is not None:
-            raise UsageError(f"{flag}: run {loaded.run.name!r} is not a conditional GAN (its "
-                             "spec has no condition)")
-        return
-    if label is not None and not 0 <= label < classes:
-        raise UsageError(f"{flag} must be one of 0..{classes - 1}, got {label}")
+def check_label(loaded: Loaded, label: int | None) -> None:
+    if label is not None and not 0 <= label < _classes(loaded, "--label"):
+        raise UsageError(f"--label must be one of 0..{loaded.program.classes - 1}, got {label}")
 
 
 def _classes(loaded: Loaded, flag: str) -> int:
@@ -62,13 +56,19 @@ def decode(loaded: Loaded, z: np.ndarray, y: np.ndarray | None, batch: int = 100
                            for i in range(0, len(z), batch)])
 
 
-def generate(loaded: Loaded, n: int, seed: int, batch: int = 1000, label: int | None = None,
-             labels: np.ndarray | None = None) -> np.ndarray:
-    """n samples; a conditional G gets `labels`, or all `label`, or uniform labels."""
+def draw(loaded: Loaded, n: int, seed: int, label: int | None = None,
+         labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """n samples and the labels they were drawn for: a conditional G gets `labels`, or all
+    `label`, or uniform labels."""
     rng = np.random.default_rng(seed)
     z = sample_prior(loaded.program.prior, n, rng)  # before the labels: same z as unconditional
     y = labels if labels is not None else draw_labels(loaded, n, rng, label)
-    return decode(loaded, z, y, batch)
+    return decode(loaded, z, y), y
+
+
+def generate(loaded: Loaded, n: int, seed: int, label: int | None = None,
+             labels: np.ndarray | None = None) -> np.ndarray:
+    return draw(loaded, n, seed, label, labels)[0]
 
 
 def by_label(loaded: Loaded, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -116,10 +116,7 @@ def sample(loaded: Loaded, *, figure: bool, rows: int, cols: int, seed: int, out
         if per_label:
             x, y = by_label(loaded, -(-count // rows), seed)
         else:
-            rng = np.random.default_rng(seed)
-            z = sample_prior(loaded.program.prior, count, rng)
-            y = draw_labels(loaded, count, rng, label)
-            x = decode(loaded, z, y)
+            x, y = draw(loaded, count, seed, label)
         import io
 
         extra = {"labels": y.astype(np.int64)} if y is not None else {}
@@ -182,10 +179,7 @@ def _contrast_normalised(loaded: Loaded) -> bool:
 def _toy_plot(loaded: Loaded, seed: int, n: int, path: Path, label: int | None = None) -> Path:
     from ..figures import plot_1d, plot_2d
 
-    rng = np.random.default_rng(seed)
-    z = sample_prior(loaded.program.prior, n, rng)
-    y = draw_labels(loaded, n, rng, label)
-    x = decode(loaded, z, y)
+    x, y = draw(loaded, n, seed, label)
     data = loaded.splits.train[:n]
     if label is not None and loaded.splits.train_y is not None:
         data = loaded.splits.train[loaded.splits.train_y == label][:n]
