@@ -73,21 +73,23 @@ class _Builder:
 
     def __init__(self, net_name: str, key: str, inputs: dict[str, tuple[int, ...]],
                  loaded: LoadedSpec, problems: list[Problem]):
-        self.net, self.key, self.loaded, self.problems = net_name, key, loaded, problems
+        self.net, self.loaded, self.problems = net_name, loaded, problems
         self.nodes: list[Node] = []
+        self.shapes: dict[str, tuple[int, ...]] = {}  # node name → shape
         self.names: dict[str, str] = {}  # spec-level name (input or block) → node name
         for source, shape in inputs.items():
             name = f"{net_name}.input" if source != "y" else f"{net_name}.label"
-            self.nodes.append(Node(name, Op.INPUT, (), shape, {"source": source}, origin=(key,)))
+            self.add(Node(name, Op.INPUT, (), shape, {"source": source}, origin=(key,)))
             self.names[source] = name
         self.ok = True
+
+    def add(self, node: Node) -> None:
+        self.nodes.append(node)
+        self.shapes[node.name] = node.shape
 
     def problem(self, path: tuple, msg: str) -> None:
         self.problems.append(self.loaded.problem(path, msg))
         self.ok = False
-
-    def shape(self, node_name: str) -> tuple[int, ...]:
-        return next(n.shape for n in self.nodes if n.name == node_name)
 
     def block(self, prefix: str, sources: list[str], layers: list[Any], path: tuple,
               inputs_path: tuple) -> str | None:
@@ -107,15 +109,15 @@ class _Builder:
             node_names.append(self.names[src])
         if len(node_names) > 1:
             try:
-                shape = infer_concat([self.shape(n) for n in node_names])
+                shape = infer_concat([self.shapes[n] for n in node_names])
             except ShapeError as e:
                 self.problem(inputs_path, str(e))
                 return None
             cur = f"{self.net}.{prefix}concat"
-            self.nodes.append(Node(cur, Op.CONCAT, tuple(node_names), shape, origin=inputs_path))
+            self.add(Node(cur, Op.CONCAT, tuple(node_names), shape, origin=inputs_path))
         else:
             cur = node_names[0]
-            shape = self.shape(cur)
+            shape = self.shapes[cur]
         used: dict[str, int] = {}
         for i, layer in enumerate(layers):
             lpath = path + (i,)
@@ -134,7 +136,7 @@ class _Builder:
                 self.problem(lpath, str(e))
                 return None  # later shapes would only repeat the problem
             name = f"{self.net}.{prefix}{local}"
-            if any(n.name == name for n in self.nodes):
+            if name in self.shapes:
                 self.problem(lpath + ("name",), f"layer name {local!r} is reserved here "
                                                 f"(node {name} already exists)")
                 continue
@@ -142,7 +144,7 @@ class _Builder:
                 t: Tensor(f"{name}.{t}", sh, _init_of(layer, t), trainable=t in ("weight", "bias"))
                 for t, sh in param_shapes(op, shape, attrs).items()
             }
-            self.nodes.append(Node(name, op, (cur,), out, attrs, tensors, origin=lpath))
+            self.add(Node(name, op, (cur,), out, attrs, tensors, origin=lpath))
             cur, shape = name, out
         return cur
 

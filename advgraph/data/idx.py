@@ -108,7 +108,8 @@ def candidate_dirs(dataset: str, cli_root: str | None, spec_root: Path | None) -
     if env:
         out += [Path(env).expanduser() / dataset, Path(env).expanduser()]
     out.append(cache_dir(dataset))
-    out += [Path(d) for d in SOURCES[dataset].system_dirs]
+    if dataset in SOURCES:
+        out += [Path(d) for d in SOURCES[dataset].system_dirs]
     return out
 
 

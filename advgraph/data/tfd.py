@@ -7,7 +7,6 @@ machines without scipy) and says exactly what it expected when it finds neither.
 
 from __future__ import annotations
 
-import os
 import zipfile
 from pathlib import Path
 
@@ -36,15 +35,11 @@ def locate(path: Path | None, cli_root: str | None) -> Path:
         if not path.is_file():
             raise DataError(f"{path}: no such file.\n{EXPECTED}")
         return path
-    dirs: list[Path] = []
-    if cli_root:
-        dirs.append(Path(cli_root).expanduser())
-    env = os.environ.get("ADVGRAPH_DATA")
-    if env:
-        dirs += [Path(env).expanduser() / "tfd", Path(env).expanduser()]
-    from .idx import cache_dir
+    from .idx import candidate_dirs
 
-    dirs.append(cache_dir("tfd"))
+    dirs = candidate_dirs("tfd", cli_root, None)
+    if cli_root:  # a named directory is the only place looked at, as for the IDX files
+        dirs = dirs[:1]
     for d in dirs:
         for name in NAMES:
             if (d / name).is_file():
