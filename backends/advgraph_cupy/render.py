@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from . import codes
+
 KERNEL_DIR = Path(__file__).parent / "kernels"
-HEADERS = ("common.cuh",)
+HEADERS = ("common.cuh",)  # in KERNEL_DIR; codes.cuh is generated (generated_headers)
 ARCHS = ("sm_80", "sm_90")
 OPTIONS = ("-std=c++17", "--use_fast_math")
 
-# Epilogue / activation codes: the #defines of common.cuh.
-EPILOGUES = {"none": 0, "bias": 1, "relu": 2, "sigmoid": 3, "tanh": 4, "leaky_relu": 5}
+EPILOGUES = codes.EPILOGUES  # re-exported: the codes of a GEMM epilogue / activation
 
 
 class KernelCompileError(RuntimeError):
@@ -32,8 +33,31 @@ def sources() -> dict[str, str]:
     return {p.name: p.read_text() for p in sorted(KERNEL_DIR.glob("*.cu"))}
 
 
+def generated_headers() -> dict[str, str]:
+    """Headers made from Python tables; a compiler finds them beside the kernels' own."""
+    return {"codes.cuh": codes.header()}
+
+
 def header_sources() -> dict[str, str]:
-    return {h: (KERNEL_DIR / h).read_text() for h in HEADERS}
+    return {**{h: (KERNEL_DIR / h).read_text() for h in HEADERS}, **generated_headers()}
+
+
+def expanded_source(name: str) -> str:
+    """One kernel file with its #include "…" of our headers inlined (each once): a single
+    translation unit for cupy.RawModule, which then needs no include path."""
+    heads = header_sources()
+    done: set[str] = set()
+
+    def expand(text: str) -> str:
+        def sub(m: re.Match) -> str:
+            h = m.group(1)
+            if h in done:
+                return ""
+            done.add(h)
+            return expand(heads[h].replace("#pragma once", ""))
+        return re.sub(r'^\s*#include\s+"([^"]+)"\s*$', sub, text, flags=re.M)
+
+    return expand(sources()[name])
 
 
 @dataclass(frozen=True)
@@ -102,5 +126,5 @@ def compile_ptx(name: str, arch: str) -> str:
 
 
 def module_options() -> tuple[str, ...]:
-    """Options for cupy.RawModule at run time (same flags, headers from KERNEL_DIR)."""
-    return (*OPTIONS, f"-I{KERNEL_DIR}")
+    """Options for cupy.RawModule at run time over expanded_source() (the same flags)."""
+    return OPTIONS

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .codes import EPILOGUES as EP
 from .plan import Buf, Launch, Plan
 
 M0, M1, W0, W1 = 0xD2511F53, 0xCD9E8D57, 0x9E3779B9, 0xBB67AE85
@@ -45,25 +46,25 @@ def u01(v: np.ndarray) -> np.ndarray:
 
 
 def _act(x: np.ndarray, mode: int, slope: float) -> np.ndarray:
-    if mode == 2:
+    if mode == EP["relu"]:
         return np.maximum(x, 0)
-    if mode == 3:
+    if mode == EP["sigmoid"]:
         return (1 / (1 + np.exp(-x.astype(np.float64)))).astype(np.float32)
-    if mode == 4:
+    if mode == EP["tanh"]:
         return np.tanh(x)
-    if mode == 5:
+    if mode == EP["leaky_relu"]:
         return np.where(x > 0, x, slope * x).astype(np.float32)
     return x
 
 
 def _act_grad(y: np.ndarray, dy: np.ndarray, mode: int, slope: float) -> np.ndarray:
-    if mode == 2:
+    if mode == EP["relu"]:
         return np.where(y > 0, dy, 0).astype(np.float32)
-    if mode == 3:
+    if mode == EP["sigmoid"]:
         return dy * y * (1 - y)
-    if mode == 4:
+    if mode == EP["tanh"]:
         return dy * (1 - y * y)
-    if mode == 5:
+    if mode == EP["leaky_relu"]:
         return np.where(y > 0, dy, slope * dy).astype(np.float32)
     return dy
 
@@ -80,7 +81,7 @@ def k_gemm(A, B, C, bias, M, N, K, lda, ldb, ldc, transA, transB, ep, slope):
     a = A[: K * lda].reshape(K, lda)[:, :M].T if transA else A[: M * lda].reshape(M, lda)[:, :K]
     b = B[: N * ldb].reshape(N, ldb)[:, :K].T if transB else B[: K * ldb].reshape(K, ldb)[:, :N]
     v = a.astype(np.float64) @ b.astype(np.float64)
-    if ep != 0:
+    if ep != EP["none"]:
         v = v + bias[:N]
     C[: M * ldc].reshape(M, ldc)[:, :N] = _act(v.astype(np.float32), ep, slope)
 
@@ -120,13 +121,53 @@ def k_dropout_bwd(dy, mask, dx, n, scale):
     dx[:n] = np.where(mask[:n] != 0, dy[:n] * scale, 0).astype(np.float32)
 
 
-def k_gather_rows(data, order, pos, out, rows, cols):
-    idx = order[pos[0]: pos[0] + rows]
-    out[: rows * cols] = data.reshape(-1, cols)[idx].reshape(-1)
+def _minibatch(order, pos, rows, n):
+    """order[pos[0] + r] for r < rows, or -1 where the position or the index is out of range."""
+    p = int(pos[0]) + np.arange(rows)
+    ok = (p >= 0) & (p < n)
+    src = np.full(rows, -1, np.int64)
+    src[ok] = order[p[ok]]
+    src[(src < 0) | (src >= n)] = -1
+    return src
 
 
-def k_advance_pos(pos, step):
-    pos[0] += step
+def k_gather_rows(data, order, pos, out, rows, cols, n):
+    src = _minibatch(order, pos, rows, n)
+    v = np.full((rows, cols), np.nan, np.float32)
+    v[src >= 0] = data[: n * cols].reshape(n, cols)[src[src >= 0]]
+    out[: rows * cols] = v.reshape(-1)
+
+
+def _one_hot(y, classes):
+    return (np.asarray(y)[:, None] == np.arange(classes)[None, :]).astype(np.float32)
+
+
+def k_gather_onehot(labels, order, pos, out, rows, classes, n):
+    src = _minibatch(order, pos, rows, n)
+    v = np.full((rows, classes), np.nan, np.float32)
+    v[src >= 0] = _one_hot(labels[src[src >= 0]], classes)
+    out[: rows * classes] = v.reshape(-1)
+
+
+def k_draw_onehot(labels, n, out, rows, classes, rng, stream):
+    d = draw4(rng, int(stream), rows).reshape(-1, 4)[:, 0].astype(np.uint64)
+    j = (d * np.uint64(n)) >> np.uint64(32)
+    out[: rows * classes] = _one_hot(labels[j.astype(np.int64)], classes).reshape(-1)
+
+
+def k_copy2d(src, dst, rows, cols, ld_src, ld_dst, accumulate):
+    if rows == 0 or cols == 0:
+        return
+    s = np.lib.stride_tricks.as_strided(src, (rows, cols), (ld_src * 4, 4))
+    d = np.lib.stride_tricks.as_strided(dst, (rows, cols), (ld_dst * 4, 4))
+    if accumulate:
+        d += s
+    else:
+        d[...] = s
+
+
+def k_count_nonfinite(x, n, count):
+    count[0] += np.float32((~np.isfinite(x[:n])).sum())
 
 
 def k_advance_rng(rng):
@@ -141,10 +182,10 @@ def k_fill(x, n, v):
 def k_noise(z, n, gaussian, a, b, rng, stream):
     r = draw4(rng, int(stream), -(-n // 4)).reshape(-1, 4)
     if gaussian:
-        r1 = np.sqrt(-2 * np.log(u01(r[:, 0])))
-        t1 = 2 * np.pi * u01(r[:, 1])
-        r2 = np.sqrt(-2 * np.log(u01(r[:, 2])))
-        t2 = 2 * np.pi * u01(r[:, 3])
+        r1 = np.sqrt(np.maximum(-2 * np.log(u01(r[:, 0])), 0))
+        t1 = np.float32(np.pi) * (2 * u01(r[:, 1]) - 1)
+        r2 = np.sqrt(np.maximum(-2 * np.log(u01(r[:, 2])), 0))
+        t2 = np.float32(np.pi) * (2 * u01(r[:, 3]) - 1)
         v = np.stack([r1 * np.cos(t1), r1 * np.sin(t1), r2 * np.cos(t2), r2 * np.sin(t2)], 1)
         v = a + b * v
     else:

@@ -1,5 +1,7 @@
 // Shared device helpers. Included by every kernel file (NVRTC include path: this folder).
 #pragma once
+// EP_* epilogue/activation codes and METRIC_* slots: generated from codes.py.
+#include "codes.cuh"
 
 // Philox4x32-10 (Salmon et al., 2011): a counter-based RNG, so no curand headers are needed
 // and every (key, counter) gives the same numbers on every replay of a captured graph.
@@ -46,13 +48,6 @@ __device__ __forceinline__ float softplusf_(float x) {
     return fmaxf(x, 0.f) + log1pf(__expf(-fabsf(x)));
 }
 
-// Epilogue / activation codes shared with render.py (EPILOGUES).
-#define EP_NONE 0
-#define EP_BIAS 1
-#define EP_BIAS_RELU 2
-#define EP_BIAS_SIGMOID 3
-#define EP_BIAS_TANH 4
-#define EP_BIAS_LEAKY 5
 
 // The activation of an epilogue / activation code (EP_NONE and EP_BIAS: identity).
 __device__ __forceinline__ float apply_act(float v, int mode, float slope) {

@@ -1,4 +1,5 @@
-// Activations' backward, maxout, dropout, row gathering and small utilities.
+// Activations' backward, maxout, dropout, row and label gathering, strided copies and small
+// utilities.
 #include "common.cuh"
 
 // y = f(x) for an activation that follows something other than a dense layer (after a dense
@@ -76,24 +77,67 @@ extern "C" __global__ void dropout_bwd(const float* __restrict__ dy,
     if (i < n) dx[i] = mask[i] ? dy[i] * scale : 0.f;
 }
 
-// out[r, :] = data[order[pos[0] + r], :] for the r-th example of this rank's minibatch.
-// The position lives on the device so graph replays walk through the epoch's order.
+// out[r, :] = data[order[pos[0] + r], :] for the r-th example of the minibatch. The host writes
+// the position of each D-update into its own pos slot before the replay; an index outside the
+// n examples (a broken contract) gives NaN rows instead of a read out of bounds.
 extern "C" __global__ void gather_rows(const float* __restrict__ data, const long long* __restrict__ order,
                                        const int* __restrict__ pos, float* __restrict__ out,
-                                       int rows, int cols) {
+                                       int rows, int cols, int n) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= rows * cols) return;
     int r = i / cols, c = i % cols;
-    long long src = order[pos[0] + r];
-    out[i] = data[src * cols + c];
+    long long p = (long long)pos[0] + r;
+    long long src = (p >= 0 && p < n) ? order[p] : -1;
+    out[i] = (src >= 0 && src < n) ? data[src * cols + c] : __int_as_float(0x7fc00000);
 }
 
-// pos[0] += step: after each minibatch, in-graph.
-extern "C" __global__ void advance_pos(int* __restrict__ pos, int step) {
-    if (threadIdx.x == 0 && blockIdx.x == 0) pos[0] += step;
+// out[r, :] = one_hot(labels[order[pos[0] + r]]): the conditions of the real minibatch.
+extern "C" __global__ void gather_onehot(const long long* __restrict__ labels,
+                                         const long long* __restrict__ order,
+                                         const int* __restrict__ pos, float* __restrict__ out,
+                                         int rows, int classes, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= rows * classes) return;
+    int r = i / classes, c = i % classes;
+    long long p = (long long)pos[0] + r;
+    long long src = (p >= 0 && p < n) ? order[p] : -1;
+    out[i] = (src >= 0 && src < n) ? (labels[src] == c ? 1.f : 0.f) : __int_as_float(0x7fc00000);
 }
 
-// The 64-bit RNG offset in rng[2..3] += 1: once per iteration, in-graph.
+// out[r, :] = one_hot(labels[j]) with j uniform over the n training examples: y ~ p_data(y)
+// for a G-step. j = ⌊u·n / 2^32⌋ from one 32-bit Philox draw per row.
+extern "C" __global__ void draw_onehot(const long long* __restrict__ labels, int n,
+                                       float* __restrict__ out, int rows, int classes,
+                                       const unsigned int* __restrict__ rng, unsigned int stream) {
+    int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= rows) return;
+    u4 d = draw4(rng, stream, (unsigned int)r);
+    long long j = (long long)(((unsigned long long)d.x * (unsigned long long)n) >> 32);
+    long long y = labels[j];
+    for (int c = 0; c < classes; ++c) out[(size_t)r * classes + c] = (y == c) ? 1.f : 0.f;
+}
+
+// dst[r, c] = src[r, c] (or += with accumulate) for a rows × cols block of two row-major
+// matrices with leading dimensions ld_src, ld_dst: concat's forward (into a column range of
+// its output), its backward (out of one), and the sum of a gradient over several readers.
+extern "C" __global__ void copy2d(const float* __restrict__ src, float* __restrict__ dst,
+                                  int rows, int cols, int ld_src, int ld_dst, int accumulate) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= rows * cols) return;
+    int r = i / cols, c = i % cols;
+    float v = src[(size_t)r * ld_src + c];
+    float* d = dst + (size_t)r * ld_dst + c;
+    *d = accumulate ? *d + v : v;
+}
+
+// count[0] += the number of non-finite values among x[0..n): the `finite` metric.
+extern "C" __global__ void count_nonfinite(const float* __restrict__ x, int n,
+                                           float* __restrict__ count) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n && !isfinite(x[i])) atomicAdd(count, 1.f);
+}
+
+// The 64-bit RNG offset in rng[2..3] += 1: once per phase (D-update or G-update), in-graph.
 extern "C" __global__ void advance_rng(unsigned int* __restrict__ rng) {
     if (threadIdx.x == 0 && blockIdx.x == 0) {
         unsigned long long off = ((unsigned long long)rng[3] << 32) | rng[2];

@@ -1,6 +1,6 @@
 // The numerically stable GAN losses (from logits, never log of a sigmoid) and their
 // gradients with respect to the logits, for batches of m logits. Sums for the metrics are
-// accumulated into metrics[]: [0] D loss, [1] mean D(x), [2] mean D(G(z)), [3] G loss.
+// accumulated into metrics[METRIC_*] (codes.py).
 #include "common.cuh"
 
 // D descends softplus(−l_real) + softplus(l_fake) (means over m each).
@@ -14,9 +14,9 @@ extern "C" __global__ void bce_d(const float* __restrict__ l_real, const float* 
     float inv = 1.f / (float)m;
     g_real[i] = (sr - 1.f) * inv;  // d softplus(−l)/dl = −σ(−l) = σ(l) − 1
     g_fake[i] = sf * inv;          // d softplus(l)/dl = σ(l)
-    atomicAdd(&metrics[0], (softplusf_(-lr) + softplusf_(lf)) * inv);
-    atomicAdd(&metrics[1], sr * inv);
-    atomicAdd(&metrics[2], sf * inv);
+    atomicAdd(&metrics[METRIC_D_LOSS], (softplusf_(-lr) + softplusf_(lf)) * inv);
+    atomicAdd(&metrics[METRIC_D_REAL], sr * inv);
+    atomicAdd(&metrics[METRIC_D_FAKE], sf * inv);
 }
 
 // G: non_saturating (ns = 1) descends softplus(−l) = −log D(G(z));
@@ -27,5 +27,5 @@ extern "C" __global__ void bce_g(const float* __restrict__ l_fake, float* __rest
     if (i >= m) return;
     float l = l_fake[i], s = sigmoidf_(l), inv = 1.f / (float)m;
     g_fake[i] = (ns ? (s - 1.f) : -s) * inv;
-    atomicAdd(&metrics[3], (ns ? softplusf_(-l) : -softplusf_(l)) * inv);
+    atomicAdd(&metrics[METRIC_G_LOSS], (ns ? softplusf_(-l) : -softplusf_(l)) * inv);
 }

@@ -1,0 +1,23 @@
+"""The integer codes the kernels and the Python side share: one table, from which the kernels'
+`#define`s (the generated header codes.cuh), the launch plan and the NumPy twins all read."""
+
+from __future__ import annotations
+
+# Epilogue of a GEMM, or the activation of act_fwd/act_bwd. NONE: C = A·B; BIAS: + bias;
+# the others: + bias, then the activation.
+EPILOGUES: dict[str, int] = {"none": 0, "bias": 1, "relu": 2, "sigmoid": 3, "tanh": 4,
+                             "leaky_relu": 5}
+_MACROS = {"none": "EP_NONE", "bias": "EP_BIAS", "relu": "EP_BIAS_RELU",
+           "sigmoid": "EP_BIAS_SIGMOID", "tanh": "EP_BIAS_TANH", "leaky_relu": "EP_BIAS_LEAKY"}
+
+# metrics[] slots written by the loss kernels and read by the trainer.
+METRICS = ("d_loss", "d_real", "d_fake", "g_loss", "finite")
+
+
+def header() -> str:
+    """codes.cuh: the #defines of the table above (never edited by hand)."""
+    lines = ["// Generated from advgraph_cupy/codes.py: do not edit.", "#pragma once"]
+    lines += [f"#define {_MACROS[k]} {v}" for k, v in EPILOGUES.items()]
+    lines += [f"#define METRIC_{k.upper()} {i}" for i, k in enumerate(METRICS)]
+    lines.append(f"#define METRIC_COUNT {len(METRICS)}")
+    return "\n".join(lines) + "\n"
