@@ -1,5 +1,9 @@
-"""The CuPy backend of advgraph: the IR lowered to our own CUDA kernels (kernels/*.cu), compiled
-with NVRTC. What is here: the kernels, their compilation, and the lowering of a Program to a
-typed launch plan for one training iteration. The runtime that executes the plan on a GPU (and
-captures it as one CUDA graph) is not written yet; the backend is not registered until it is.
+"""The CuPy backend of advgraph: the IR lowered to our own CUDA kernels (kernels/*.cu).
+
+- plan.py: a Program → typed launch plans (one training iteration, inference), checked against
+  the kernels' signatures and footprints (footprint.py); codes.py: the codes kernels share.
+- runtime.py: one runtime over three executors of a plan: CUDA (NVRTC + cupy, CUDA graphs), the
+  host executor (host/: the same sources compiled as C++ and run on the CPU), and the NumPy
+  twins (simulate.py), the oracle of the other two.
+- backend.py: the `cupy` backend and its Trainer (`--device cuda[:N]` or `--device cpu`).
 """

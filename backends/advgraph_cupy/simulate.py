@@ -1,19 +1,18 @@
-"""The kernels' semantics in NumPy, and an interpreter for launch plans.
+"""The kernels' semantics in NumPy: the CuPy backend's oracle.
 
-This is the CuPy backend's oracle: every kernel in kernels/*.cu has a NumPy twin here with the
-same arguments, so a launch plan can run on the CPU. That checks the lowering (buffer wiring,
-transposes, leading dimensions, offsets) against the torch backend on any machine, and on a GPU
-each CUDA kernel is checked against its twin.
+Every kernel in kernels/*.cu has a NumPy twin here with the same arguments (views for pointers),
+so a launch plan runs on the CPU through runtime.TwinExecutor. That checks the lowering (buffer
+wiring, transposes, leading dimensions, offsets) against the torch backend on any machine, and
+each kernel, on the host executor or a GPU, against its twin.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
 from .codes import EPILOGUES as EP
-from .plan import Buf, Launch, Plan
 
 M0, M1, W0, W1 = 0xD2511F53, 0xCD9E8D57, 0x9E3779B9, 0xBB67AE85
 MASK32 = np.uint64(0xFFFFFFFF)
@@ -222,17 +221,3 @@ def k_adam(p, m, v, g, n, beta1, beta2, hp):
 
 KERNELS: dict[str, Callable[..., None]] = {
     name[2:]: fn for name, fn in globals().items() if name.startswith("k_") and callable(fn)}
-
-
-def allocate(plan: Plan, sizes: dict[str, int] | None = None) -> dict[str, np.ndarray]:
-    """Zeroed host buffers for a plan (`sizes` for the ones the plan leaves to the runtime)."""
-    sizes = sizes or {}
-    return {name: np.zeros(sizes.get(name, spec.size), dtype=spec.dtype)
-            for name, spec in plan.buffers.items()}
-
-
-def run(launches: list[Launch], bufs: dict[str, np.ndarray]) -> None:
-    for launch in launches:
-        args: list[Any] = [bufs[a.name][a.offset:] if isinstance(a, Buf) else a.item()
-                           for a in launch.args]
-        KERNELS[launch.kernel](*args)

@@ -1,0 +1,330 @@
+"""CupyBackend: the Trainer protocol over the launch plans, on a GPU or on the host executor.
+
+`--device cuda[:N]` runs the kernels through NVRTC and cupy with each training iteration
+captured as a CUDA graph; `--device cpu` runs the very same kernel sources compiled as C++ on
+the CPU, for testing and debugging the kernels without a GPU (slow: not for real training).
+
+Training steps are deferred so that one iteration is one replay: d_step records its position
+and hyperparameters in the next slot; g_step then runs the k recorded D-updates and the G-update
+as one captured iteration. Anything that must see the D-updates' effect first (a new data
+order, metrics, state, inference, a D-update with given noise) executes the pending ones one
+phase at a time, which gives the same result (see plan.py's contract).
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import numpy as np
+
+from advgraph.backend import OptimConfig
+from advgraph.errors import BackendError
+from advgraph.ir import Op, Program
+
+from . import plan as P
+from .codes import METRICS
+
+_BUCKETS = (64, 256, 1024)  # inference batch sizes: a request is split/padded into these
+
+
+class CupyBackend:
+    name = "cupy"
+    distributed = False
+
+    def available(self) -> tuple[bool, str]:
+        if shutil.which("g++") is None and not _cuda_count():
+            return False, "neither a CUDA device (cupy) nor g++ for the host executor was found"
+        return True, ""
+
+    def supports(self, op: Op) -> bool:
+        return op in P.SUPPORTED
+
+    def build(self, program: Program, device: str, seed: int, batch_size: int,
+              optim: dict[str, OptimConfig], dist=None) -> "CupyTrainer":
+        if dist is not None:
+            raise BackendError("the cupy backend trains on one device only")
+        return CupyTrainer(program, _executor(device), seed, batch_size, optim)
+
+
+def _cuda_count() -> int:
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount()
+    except Exception:
+        return 0
+
+
+def _executor(device: str):
+    from .runtime import CudaExecutor, HostExecutor
+
+    if device == "cpu":
+        if shutil.which("g++") is None:
+            raise BackendError("cupy: --device cpu runs the kernels as C++ and needs g++")
+        return HostExecutor()
+    if device == "cuda" or device.startswith("cuda:"):
+        index = device.partition(":")[2]
+        if index and not index.isdigit():
+            raise BackendError(f"cupy: bad device {device!r} (use cpu, cuda or cuda:N)")
+        n = _cuda_count()
+        if n == 0:
+            raise BackendError(f"cupy: device {device!r} requested but no CUDA device is "
+                               "available (cupy finds none); --device cpu runs the kernels on "
+                               "the host")
+        if int(index or 0) >= n:
+            raise BackendError(f"cupy: device {device!r} does not exist ({n} CUDA device(s))")
+        return CudaExecutor(int(index or 0))
+    raise BackendError(f"cupy: device {device!r} is not supported (use cpu, cuda or cuda:N)")
+
+
+class CupyTrainer:
+    def __init__(self, program: Program, executor, seed: int, batch_size: int,
+                 optim: dict[str, OptimConfig]):
+        from .runtime import Runtime
+
+        self.program, self.m, self.optim = program, batch_size, optim
+        self.lowering = P.Lowering(program, batch_size, optim)
+        self.plan = self.lowering.lower()
+        P.check(self.plan)
+        self.rt = Runtime(executor)
+        self.rt.ensure(self.plan)
+        self.rt.upload("rng", np.array([seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF, 0, 0],
+                                       np.uint32))
+        self.classes = program.classes
+        self.n = 0  # training examples loaded
+        self.t = {"G": 0, "D": 0}  # updates so far (Adam's bias correction)
+        self._pending: list[tuple[int, np.ndarray]] = []  # D-updates recorded, not yet run
+        self._counts = [0, 0]
+        self._infer: dict[tuple[str, int], P.Plan] = {}
+
+    # ---- data -------------------------------------------------------------------------------
+
+    def load_data(self, x: np.ndarray, y: np.ndarray | None = None) -> None:
+        self.flush()
+        x = np.ascontiguousarray(x, dtype=np.float32).reshape(len(x), -1)
+        sizes = {"data": x.size, "order": len(x)}
+        if self.classes is not None:
+            if y is None or len(y) != len(x):
+                raise BackendError("a conditional GAN needs one label per training example")
+            y = self._check_labels(y)
+            sizes["labels"] = len(y)
+        self.rt.ensure(self.plan, sizes)
+        self.rt.upload("data", x)
+        if self.classes is not None:
+            self.rt.upload("labels", y)
+        self.n = len(x)
+
+    def _check_labels(self, y) -> np.ndarray:
+        y = np.asarray(y, dtype=np.int64).reshape(-1)
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.classes):  # type: ignore[operator]
+            raise BackendError(f"labels must lie in 0..{self.classes - 1}")  # type: ignore[operator]
+        return y
+
+    def set_order(self, order: np.ndarray) -> None:
+        self.flush()  # pending D-updates read the old order
+        order = np.asarray(order, dtype=np.int64)
+        if len(order) != self.n:
+            raise BackendError(f"an order of {len(order)} indices for {self.n} examples")
+        self.rt.upload("order", order)
+
+    # ---- Algorithm 1 steps ------------------------------------------------------------------
+
+    def _hp(self, net: str, lr: float, momentum: float) -> np.ndarray:
+        self.t[net] += 1
+        return P.hparams(self.optim[net], lr, momentum, self.t[net])
+
+    def d_step(self, pos: int, lr: float, momentum: float, z: np.ndarray | None = None) -> None:
+        if not 0 <= pos <= self.n - self.m:
+            raise BackendError(f"minibatch position {pos} outside 0..{self.n - self.m}")
+        hp = self._hp("D", lr, momentum)
+        self._counts[0] += 1
+        if z is None:
+            self._pending.append((pos, hp))
+            return
+        self.flush()
+        self._upload_noise(z)
+        self._run_d(pos, hp, given_z=True)
+
+    def g_step(self, lr: float, momentum: float, z: np.ndarray | None = None,
+               y: np.ndarray | None = None) -> None:
+        hp = self._hp("G", lr, momentum)
+        self._counts[1] += 1
+        if z is not None or y is not None:
+            self.flush()
+            if z is not None:
+                self._upload_noise(z)
+            if y is not None:
+                if self.classes is None:
+                    raise BackendError("labels given to an unconditional GAN")
+                self.rt.upload("y.g", self._one_hot(self._check_labels(y), self.m))
+            self.rt.upload("G.hp", hp)
+            skip = ({"noise"} if z is not None else set()) | ({"draw_onehot"} if y is not None
+                                                              else set())
+            launches = [l for l in self.plan.g_step if l.kernel not in skip]
+            self.rt.run(("g", tuple(sorted(skip))), self.plan, launches)
+            return
+        k = len(self._pending)
+        self.rt.upload("G.hp", hp)
+        if k:
+            if self._grow_slots(k):
+                self.rt.ensure(self.plan)
+            self.rt.upload("D.hp", np.concatenate([h for _, h in self._pending]))
+            self.rt.upload("pos", np.array([p for p, _ in self._pending], np.int32))
+            self._pending.clear()
+        self.rt.run(("iteration", k), self.plan,
+                    self.plan.iteration(k) if k else list(self.plan.g_step))
+
+    def _grow_slots(self, k: int) -> bool:
+        before = self.plan.buffers["pos"].size
+        self.plan.iteration(k)
+        return self.plan.buffers["pos"].size != before
+
+    def _run_d(self, pos: int, hp: np.ndarray, given_z: bool = False) -> None:
+        self.rt.upload("D.hp", hp)
+        self.rt.upload("pos", np.array([pos], np.int32))
+        launches = [l for l in self.plan.d_step if not (given_z and l.kernel == "noise")]
+        self.rt.run(("d", given_z), self.plan, launches)
+
+    def flush(self) -> None:
+        """Run the recorded D-updates now, one phase each."""
+        pending, self._pending = self._pending, []
+        for pos, hp in pending:
+            self._run_d(pos, hp)
+
+    def _upload_noise(self, z: np.ndarray) -> None:
+        z = np.asarray(z, np.float32)
+        if z.shape != (self.m, self.program.prior.dim):
+            raise BackendError(f"noise of shape {z.shape}; the step needs "
+                               f"({self.m}, {self.program.prior.dim})")
+        self.rt.upload("z", z)
+
+    def read_metrics(self) -> dict[str, float]:
+        self.flush()
+        self.rt.run("finite", self.plan, self.plan.phases["finite"])
+        s = self.rt.download("metrics").astype(np.float64)
+        self.rt.run("reset_metrics", self.plan, self.plan.phases["reset_metrics"])
+        nd, ng = max(self._counts[0], 1), max(self._counts[1], 1)
+        i = METRICS.index
+        out = {"d_loss": s[i("d_loss")] / nd, "d_real": s[i("d_real")] / nd,
+               "d_fake": s[i("d_fake")] / nd, "g_loss": s[i("g_loss")] / ng,
+               "finite": float(s[i("finite")] == 0)}
+        self._counts = [0, 0]
+        return {k: float(v) for k, v in out.items()}
+
+    # ---- inference --------------------------------------------------------------------------
+
+    def _one_hot(self, y: np.ndarray, rows: int) -> np.ndarray:
+        out = np.zeros((rows, self.classes), np.float32)  # type: ignore[arg-type]
+        out[np.arange(len(y)), y] = 1.0
+        return out
+
+    def _forward(self, net: str, inp: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+        self.flush()
+        if self.classes is not None:
+            if y is None:
+                raise BackendError(f"this GAN is conditional on {self.classes} classes: give "
+                                   "the labels")
+            y = self._check_labels(y)
+            if len(y) != len(inp):
+                raise BackendError(f"{len(y)} labels for {len(inp)} examples")
+        outs, start = [], 0
+        while start < len(inp):
+            left = len(inp) - start
+            rows = next((b for b in _BUCKETS if b >= left), _BUCKETS[-1])
+            n = min(rows, left)
+            plan = self._infer.get((net, rows))
+            if plan is None:
+                plan = self._infer[(net, rows)] = P.lower_inference(self.program, net, rows)
+                self.rt.ensure(plan)
+            chunk = np.zeros((rows, inp.shape[1]), np.float32)
+            chunk[:n] = inp[start:start + n]
+            src = plan.io["z" if net == "G" else "x"]
+            self.rt.upload(src.name, chunk)
+            if y is not None:
+                self.rt.upload(plan.io["y"].name, self._one_hot(y[start:start + n], rows))
+            self.rt.run(("forward", net, rows), plan, plan.phases["forward"])
+            out = plan.io["out"]
+            outs.append(self.rt.download(out.name, 0, out.extent).reshape(rows, -1)[:n])
+            start += n
+        width = outs[0].shape[1] if outs else 0
+        return np.concatenate(outs) if outs else np.zeros((0, width), np.float32)
+
+    def generate(self, z: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        z = np.asarray(z, np.float32).reshape(len(z), -1)
+        out = self._forward("G", z, y)
+        return out.reshape(len(z), *self.program.G.out_shape)
+
+    def discriminate(self, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        x = np.asarray(x, np.float32).reshape(len(x), -1)
+        return self._forward("D", x, y).reshape(-1)
+
+    def sample_noise(self, n: int) -> np.ndarray:
+        """n draws from the prior by the noise kernel, with the trainer's RNG stream."""
+        pr = self.program.prior
+        key = ("noise", n)
+        plan = self._infer.get(key)
+        if plan is None:
+            plan = P.Plan(buffers=dict(self.plan.buffers))
+            z = plan.buffer(f"noise{n}", "float32", n * pr.dim, "host_out")
+            g, b = P._ew(n * pr.dim, 4)
+            plan.phases["noise"] = [
+                P.Launch("noise", g, b, (z, np.int32(n * pr.dim), np.int32(pr.kind == "gaussian"),
+                                         np.float32(pr.a), np.float32(pr.b), plan.view("rng"),
+                                         np.uint32(0xFFFF)), "z ~ prior"),
+                P.Launch("advance_rng", (1, 1, 1), (1, 1, 1), (plan.view("rng"),), "")]
+            self._infer[key] = plan
+            self.rt.ensure(plan)
+        self.flush()
+        self.rt.run(key, plan, plan.phases["noise"])
+        return self.rt.download(f"noise{n}").reshape(n, pr.dim)
+
+    # ---- state ------------------------------------------------------------------------------
+
+    def _slots(self, net: str) -> tuple[str, ...]:
+        return ("velocity",) if self.optim[net].kind == "sgd" else ("m", "v")
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        self.flush()
+        out: dict[str, np.ndarray] = {}
+        for net in ("G", "D"):
+            flat = {s: self.rt.download(f"{net}.{s}") for s in ("params", *self._slots(net))}
+            for t in getattr(self.program, net).params():
+                _, off, size = self.plan.param_offsets[t.name]
+                out[t.name] = flat["params"][off:off + size].reshape(t.shape).copy()
+                for s in self._slots(net):
+                    out[f"optim/{net}/{s}/{t.name}"] = \
+                        flat[s][off:off + size].reshape(t.shape).copy()
+            out[f"optim/{net}/t"] = np.array([self.t[net]], np.int64)
+        out["rng/cupy"] = self.rt.download("rng")
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.flush()
+        names = [t.name for t in self.program.tensors()]
+        missing = [n for n in names if n not in state]
+        if missing:
+            raise BackendError(f"state lacks {len(missing)} tensor(s), e.g. {missing[0]!r}")
+        for net in ("G", "D"):
+            size = self.plan.buffers[f"{net}.params"].size
+            flat = {s: np.zeros(size, np.float32) for s in ("params", *self._slots(net))}
+            for t in getattr(self.program, net).params():
+                _, off, n = self.plan.param_offsets[t.name]
+                src = np.asarray(state[t.name])
+                if tuple(src.shape) != tuple(t.shape):
+                    raise BackendError(f"{t.name}: shape {tuple(src.shape)} in the state, "
+                                       f"{tuple(t.shape)} in the graph")
+                flat["params"][off:off + n] = src.reshape(-1)
+                for s in self._slots(net):
+                    key = f"optim/{net}/{s}/{t.name}"
+                    if key in state:
+                        flat[s][off:off + n] = np.asarray(state[key], np.float32).reshape(-1)
+            for s, arr in flat.items():
+                self.rt.upload(f"{net}.{s}", arr)
+            if f"optim/{net}/t" in state:
+                self.t[net] = int(np.asarray(state[f"optim/{net}/t"]).reshape(-1)[0])
+        if "rng/cupy" in state:
+            rng = np.asarray(state["rng/cupy"])
+            if rng.shape != (4,):
+                raise BackendError(f"rng/cupy: shape {rng.shape} in the state, (4,) expected")
+            self.rt.upload("rng", rng.astype(np.uint32))

@@ -1,0 +1,57 @@
+"""How many elements each kernel touches through each pointer parameter, from its scalar
+arguments: what lets a launch plan be checked to stay inside its buffer views (a sanitizer cannot
+see an overflow from one view into its neighbour inside one buffer), and `__restrict__`
+arguments to be checked not to overlap.
+
+A footprint is the highest element index touched, plus one; a test fails when a kernel lacks one.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .codes import EPILOGUES, METRICS
+
+
+def _strided(rows: int, cols: int, ld: int) -> int:
+    """Elements spanned by a rows × cols block of a row-major matrix with leading dimension ld."""
+    return 0 if rows <= 0 or cols <= 0 else (rows - 1) * ld + cols
+
+
+def _gemm(s):
+    M, N, K = s["M"], s["N"], s["K"]
+    return {"A": _strided(K, M, s["lda"]) if s["transA"] else _strided(M, K, s["lda"]),
+            "B": _strided(N, K, s["ldb"]) if s["transB"] else _strided(K, N, s["ldb"]),
+            "C": _strided(M, N, s["ldc"]),
+            "bias": 0 if s["epilogue"] == EPILOGUES["none"] else N}
+
+
+_M = len(METRICS)
+FOOTPRINTS: dict[str, Callable[[dict[str, int]], dict[str, int]]] = {
+    "gemm": _gemm,
+    "bias_grad": lambda s: {"dY": s["M"] * s["N"], "db": s["N"]},
+    "act_fwd": lambda s: {"x": s["n"], "y": s["n"]},
+    "act_bwd": lambda s: {"y": s["n"], "dy": s["n"], "dx": s["n"]},
+    "maxout_fwd": lambda s: {"a": s["rows"] * s["units"] * s["pieces"],
+                             "y": s["rows"] * s["units"], "arg": s["rows"] * s["units"]},
+    "maxout_bwd": lambda s: {"dy": s["rows"] * s["units"], "arg": s["rows"] * s["units"],
+                             "da": s["rows"] * s["units"] * s["pieces"]},
+    "dropout_fwd": lambda s: {"x": s["n"], "y": s["n"], "mask": s["n"], "rng": 4},
+    "dropout_bwd": lambda s: {"dy": s["n"], "mask": s["n"], "dx": s["n"]},
+    "gather_rows": lambda s: {"data": s["n"] * s["cols"], "order": s["n"], "pos": 1,
+                              "out": s["rows"] * s["cols"]},
+    "gather_onehot": lambda s: {"labels": s["n"], "order": s["n"], "pos": 1,
+                                "out": s["rows"] * s["classes"]},
+    "draw_onehot": lambda s: {"labels": s["n"], "out": s["rows"] * s["classes"], "rng": 4},
+    "copy2d": lambda s: {"src": _strided(s["rows"], s["cols"], s["ld_src"]),
+                         "dst": _strided(s["rows"], s["cols"], s["ld_dst"])},
+    "count_nonfinite": lambda s: {"x": s["n"], "count": 1},
+    "advance_rng": lambda s: {"rng": 4},
+    "fill": lambda s: {"x": s["n"]},
+    "noise": lambda s: {"z": s["n"], "rng": 4},
+    "bce_d": lambda s: {"l_real": s["m"], "l_fake": s["m"], "g_real": s["m"], "g_fake": s["m"],
+                        "metrics": _M},
+    "bce_g": lambda s: {"l_fake": s["m"], "g_fake": s["m"], "metrics": _M},
+    "sgd_momentum": lambda s: {"p": s["n"], "v": s["n"], "g": s["n"], "hp": 4},
+    "adam": lambda s: {"p": s["n"], "m": s["n"], "v": s["n"], "g": s["n"], "hp": 4},
+}

@@ -1,0 +1,278 @@
+"""One runtime, three executors of the same launch plans.
+
+An executor knows how to allocate a buffer, hand a kernel a view of it, copy to and from the
+host, launch a kernel, and capture a list of launches for replay:
+- CudaExecutor: NVRTC-compiled kernels through cupy.RawModule, cupy arrays, a phase captured as
+  a CUDA graph and replayed with one launch.
+- HostExecutor: the same .cu files compiled as C++ (host/), run on the CPU; "capture" records
+  the bound launches. Optional guard zones (a signalling-NaN pattern around every buffer) catch
+  writes outside a buffer without a sanitizer.
+- TwinExecutor: the kernels' NumPy twins (simulate.py), the oracle for the other two.
+
+The Runtime owns the named buffers of one or more plans and the captured phases; everything
+else (which phase to run when, what to upload) is the trainer's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from .plan import Buf, Launch, Plan, bind_scalars, check
+
+
+class Executor(Protocol):
+    name: str
+
+    def alloc(self, dtype: str, size: int) -> Any: ...
+
+    def view(self, array: Any, buf: Buf) -> Any:
+        """The kernel argument for the view `buf` of `array`."""
+
+    def upload(self, array: Any, host: np.ndarray, offset: int = 0) -> None: ...
+
+    def download(self, array: Any, offset: int, size: int) -> np.ndarray: ...
+
+    def launch(self, kernel: str, grid: tuple[int, int, int], block: tuple[int, int, int],
+               args: Sequence[Any]) -> None: ...
+
+    def capture(self, bound: list[tuple[str, tuple, tuple, tuple]]) -> Any: ...
+
+    def replay(self, captured: Any) -> None: ...
+
+
+# ---- NumPy twins -------------------------------------------------------------------------------
+
+
+class TwinExecutor:
+    name = "twins"
+
+    def __init__(self) -> None:
+        from .simulate import KERNELS
+
+        self.kernels = KERNELS
+
+    def alloc(self, dtype: str, size: int) -> np.ndarray:
+        return np.zeros(size, dtype)
+
+    def view(self, array: np.ndarray, buf: Buf) -> np.ndarray:
+        return array[buf.offset: buf.offset + buf.extent] if buf.extent else array[buf.offset:]
+
+    def upload(self, array: np.ndarray, host: np.ndarray, offset: int = 0) -> None:
+        flat = np.ascontiguousarray(host, dtype=array.dtype).reshape(-1)
+        array[offset: offset + flat.size] = flat
+
+    def download(self, array: np.ndarray, offset: int, size: int) -> np.ndarray:
+        return array[offset: offset + size].copy()
+
+    def launch(self, kernel, grid, block, args) -> None:
+        self.kernels[kernel](*[a.item() if isinstance(a, np.generic) else a for a in args])
+
+    def capture(self, bound):
+        return list(bound)
+
+    def replay(self, captured) -> None:
+        for launch in captured:
+            self.launch(*launch)
+
+
+# ---- the host executor -------------------------------------------------------------------------
+
+# Guard zones: this many elements on each side of every buffer, filled with a pattern no kernel
+# writes (a signalling NaN for floats, and its bytes for the other types).
+GUARD = 64
+_GUARD_BYTE = np.frombuffer(np.array([0x7FA5A5A5], np.uint32).tobytes(), np.uint8)
+
+
+class GuardViolation(RuntimeError):
+    pass
+
+
+class HostExecutor:
+    """`variant`: release | exact | asan | tsan (host/ builds); `order`: natural | reversed |
+    random thread and block order; `guard`: check the guard zones after every launch."""
+
+    name = "host"
+
+    def __init__(self, variant: str = "release", order: str = "natural", seed: int = 0,
+                 guard: bool = False):
+        from .host import HostKernels
+
+        self.kernels = HostKernels(variant=variant, order=order, seed=seed)
+        self.guard = guard
+        self._owners: list[tuple[np.ndarray, np.ndarray]] = []  # (whole allocation, view)
+        self._names: dict[int, str] = {}
+
+    def alloc(self, dtype: str, size: int) -> np.ndarray:
+        itemsize = np.dtype(dtype).itemsize
+        if not self.guard:
+            return np.zeros(max(size, 1), dtype)[:size]
+        raw = np.empty((size + 2 * GUARD) * itemsize, np.uint8)
+        raw[:] = np.resize(_GUARD_BYTE, raw.size)
+        whole = raw.view(dtype)
+        view = whole[GUARD: GUARD + size]
+        view[...] = 0
+        self._owners.append((whole, view))
+        return view
+
+    def name_buffer(self, array: np.ndarray, name: str) -> None:
+        self._names[array.__array_interface__["data"][0]] = name
+
+    def view(self, array: np.ndarray, buf: Buf) -> int:
+        return array.__array_interface__["data"][0] + buf.offset * array.itemsize
+
+    def upload(self, array: np.ndarray, host: np.ndarray, offset: int = 0) -> None:
+        flat = np.ascontiguousarray(host, dtype=array.dtype).reshape(-1)
+        array[offset: offset + flat.size] = flat
+
+    def download(self, array: np.ndarray, offset: int, size: int) -> np.ndarray:
+        return array[offset: offset + size].copy()
+
+    def launch(self, kernel, grid, block, args) -> None:
+        self.kernels.launch(kernel, grid, block, args)
+        if self.guard:
+            self.check_guards(kernel)
+
+    def capture(self, bound):
+        return list(bound)
+
+    def replay(self, captured) -> None:
+        for launch in captured:
+            self.launch(*launch)
+
+    def check_guards(self, after: str = "") -> None:
+        for whole, view in self._owners:
+            raw = whole.view(np.uint8)
+            g = GUARD * whole.itemsize
+            pattern = np.resize(_GUARD_BYTE, g)
+            for side, zone in (("before", raw[:g]), ("after", raw[raw.size - g:])):
+                if not np.array_equal(zone, pattern):
+                    name = self._names.get(view.__array_interface__["data"][0], "a buffer")
+                    raise GuardViolation(f"{after}: wrote outside {name} ({side} its "
+                                         f"{view.size} elements)")
+
+
+# ---- CUDA --------------------------------------------------------------------------------------
+
+
+class CudaExecutor:
+    name = "cuda"
+
+    def __init__(self, device: int = 0):
+        import cupy
+
+        from .render import expanded_source, module_options, sources
+
+        self.cp = cupy
+        self.device = cupy.cuda.Device(device)
+        self.device.use()
+        self.stream = cupy.cuda.Stream(non_blocking=True)
+        self.fns: dict[str, Any] = {}
+        from .render import signatures
+
+        sigs = signatures()
+        for name in sources():
+            mod = cupy.RawModule(code=expanded_source(name), options=module_options())
+            for kernel in sigs:
+                if f" {kernel}(" in sources()[name] or f"\n{kernel}(" in sources()[name]:
+                    self.fns[kernel] = mod.get_function(kernel)
+
+    def alloc(self, dtype: str, size: int):
+        with self.device:
+            return self.cp.zeros(size, dtype)
+
+    def view(self, array, buf: Buf):
+        return array[buf.offset: buf.offset + buf.extent] if buf.extent else array[buf.offset:]
+
+    def upload(self, array, host: np.ndarray, offset: int = 0) -> None:
+        flat = np.ascontiguousarray(host, dtype=array.dtype).reshape(-1)
+        array[offset: offset + flat.size].set(flat, stream=self.stream)
+
+    def download(self, array, offset: int, size: int) -> np.ndarray:
+        out = array[offset: offset + size].get(stream=self.stream)
+        self.stream.synchronize()
+        return out
+
+    def launch(self, kernel, grid, block, args) -> None:
+        with self.stream:
+            self.fns[kernel](grid, block, tuple(args))
+
+    def capture(self, bound):
+        with self.stream:
+            self.stream.begin_capture()
+            try:
+                for kernel, grid, block, args in bound:
+                    self.fns[kernel](grid, block, tuple(args))
+            finally:
+                graph = self.stream.end_capture()
+        return graph
+
+    def replay(self, captured) -> None:
+        captured.launch(stream=self.stream)
+
+    def synchronize(self) -> None:
+        self.stream.synchronize()
+
+
+# ---- the runtime -------------------------------------------------------------------------------
+
+
+class Runtime:
+    def __init__(self, executor: Executor):
+        self.ex = executor
+        self.arrays: dict[str, Any] = {}
+        self.sizes: dict[str, int] = {}
+        self.dtypes: dict[str, str] = {}
+        self._captured: dict[Any, Any] = {}
+
+    def ensure(self, plan: Plan, sizes: dict[str, int] | None = None) -> None:
+        """Allocate the plan's buffers not allocated yet; grow those written by the host
+        (keeping their contents). Growing drops every captured phase (they hold pointers)."""
+        sizes = sizes or {}
+        for name, spec in plan.buffers.items():
+            size = sizes.get(name, max(spec.size, self.sizes.get(name, 0)))
+            if name in self.arrays:
+                if self.dtypes[name] != spec.dtype:
+                    raise AssertionError(f"buffer {name}: {self.dtypes[name]} vs {spec.dtype}")
+                if self.sizes[name] == size:
+                    continue
+                if spec.role not in ("host_in", "host_out"):
+                    raise AssertionError(f"buffer {name} ({spec.role}) cannot be resized")
+                old = self.ex.download(self.arrays[name], 0, min(self.sizes[name], size))
+                self._captured.clear()
+            else:
+                old = None
+            arr = self.ex.alloc(spec.dtype, size)
+            if hasattr(self.ex, "name_buffer"):
+                self.ex.name_buffer(arr, name)
+            if old is not None and old.size:
+                self.ex.upload(arr, old)
+            self.arrays[name], self.sizes[name], self.dtypes[name] = arr, size, spec.dtype
+
+    def bind(self, launches: list[Launch]) -> list[tuple[str, tuple, tuple, tuple]]:
+        out = []
+        for launch in bind_scalars(launches, self.sizes.get("order", 0)):
+            args = tuple(self.ex.view(self.arrays[a.name], a) if isinstance(a, Buf) else a
+                         for a in launch.args)
+            out.append((launch.kernel, launch.grid, launch.block, args))
+        return out
+
+    def phase(self, key: Any, plan: Plan, launches: list[Launch]) -> Any:
+        """The captured form of `launches`, checked against the real buffer sizes and captured
+        on first use."""
+        got = self._captured.get(key)
+        if got is None:
+            check(plan, self.sizes, {str(key): launches})
+            got = self._captured[key] = self.ex.capture(self.bind(launches))
+        return got
+
+    def run(self, key: Any, plan: Plan, launches: list[Launch]) -> None:
+        self.ex.replay(self.phase(key, plan, launches))
+
+    def upload(self, name: str, host: np.ndarray, offset: int = 0) -> None:
+        self.ex.upload(self.arrays[name], host, offset)
+
+    def download(self, name: str, offset: int = 0, size: int | None = None) -> np.ndarray:
+        size = self.sizes[name] - offset if size is None else size
+        return self.ex.download(self.arrays[name], offset, size)
