@@ -71,6 +71,7 @@ class Trainer(Protocol):
 class Backend(Protocol):
     name: str
     distributed: bool  # can train data-parallel over torch.distributed ranks
+    about: str  # one line for `advgraph backends`: its devices and what each is for
 
     def available(self) -> tuple[bool, str]:
         """(usable here?, why not)."""
@@ -88,15 +89,18 @@ def _entry_points() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=GROUP)}
 
 
-def list_backends() -> list[tuple[str, bool, str]]:
-    """(name, available, reason) for every installed backend."""
-    out = []
+def list_backends(about: bool = False) -> list[tuple]:
+    """(name, available, reason) for every installed backend; with `about`, its line too."""
+    out: list[tuple] = []
     for name, ep in sorted(_entry_points().items()):
+        text = ""
         try:
-            ok, why = ep.load()().available()
+            backend = ep.load()()
+            ok, why = backend.available()
+            text = getattr(backend, "about", "")
         except Exception as e:  # a broken plugin must not break listing the others
             ok, why = False, f"failed to load: {type(e).__name__}: {e}"
-        out.append((name, ok, why))
+        out.append((name, ok, why, text) if about else (name, ok, why))
     return out
 
 

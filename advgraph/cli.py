@@ -659,8 +659,11 @@ def backends() -> None:
     """List installed backends and whether they can run here."""
     from .backend import list_backends
 
-    for name, ok, why in list_backends():
-        console.print(f"{name}: " + ("available" if ok else f"unavailable ({why})"))
+    for name, ok, why, about in list_backends(about=True):
+        console.print(f"{name}: " + (("available" + (f" ({why})" if why else "")) if ok
+                                     else f"unavailable ({why})"))
+        if about:
+            console.print(f"  {about}")
 
 
 def main() -> None:

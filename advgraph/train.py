@@ -214,8 +214,9 @@ def _check_memory(program: Program, spec: GanSpec, device: str) -> None:
 
 def versions(backend: str) -> dict[str, str]:
     out = {"advgraph": __version__, "python": platform.python_version(), "numpy": np.__version__}
-    if "torch" in sys.modules:
-        out["torch"] = sys.modules["torch"].__version__
+    for lib in ("torch", "cupy"):
+        if lib in sys.modules:
+            out[lib] = sys.modules[lib].__version__
     out["backend"] = backend
     return out
 

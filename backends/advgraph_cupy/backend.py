@@ -31,11 +31,14 @@ _BUCKETS = (64, 256, 1024)  # inference batch sizes: a request is split/padded i
 class CupyBackend:
     name = "cupy"
     distributed = False
+    about = ("our own CUDA kernels: --device cuda[:N] (NVRTC, each iteration one CUDA graph) or "
+             "--device cpu (the same kernels compiled as C++ and run on the CPU: for testing and "
+             "debugging the kernels without a GPU, not for speed)")
 
     def available(self) -> tuple[bool, str]:
         if shutil.which("g++") is None and not _cuda_count():
             return False, "neither a CUDA device (cupy) nor g++ for the host executor was found"
-        return True, ""
+        return True, "" if _cuda_count() else "no CUDA device here: --device cpu only"
 
     def supports(self, op: Op) -> bool:
         return op in P.SUPPORTED

@@ -15,6 +15,7 @@ from advgraph.ir.ops import BATCH_COUPLED
 class TorchBackend:
     name = "torch"
     distributed = True
+    about = "PyTorch autograd: --device cpu or cuda[:N]; data-parallel with --nproc"
 
     def available(self) -> tuple[bool, str]:
         try:
