@@ -363,6 +363,9 @@ def _train_rank(spec, backend, device, data_root, name, resume, overrides, root)
 CheckpointOpt = typer.Option(None, "--checkpoint", metavar="STEP",
                              help="Use the checkpoint at STEP [default: the latest good one].")
 DeviceOpt = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N.")
+EvalBackendOpt = typer.Option(None, "--backend", "-b", help="Backend to run G and D on "
+                              "[default: the one the run trained on]; checkpoints are "
+                              "backend-neutral.")
 SeedOpt = typer.Option(0, "--seed", help="Seed of the noise drawn for this command.")
 OutOpt = typer.Option(None, "--out", help="Where to write the figure [default: under the run].")
 LabelOpt = typer.Option(None, "--label", metavar="CLASS",
@@ -372,12 +375,12 @@ DataRootOpt = typer.Option(None, "--data-root", help="Where the run's dataset is
 
 
 def _load(run: str, runs_dir: Optional[Path], checkpoint: Optional[int], device: str,
-          data_root: Optional[str]):
+          data_root: Optional[str], backend: Optional[str] = None):
     from .runs import RunDir
     from .train import load_trainer
 
     r = RunDir.open(_runs_root(runs_dir), run)
-    return load_trainer(r, checkpoint, device=device, data_root=data_root,
+    return load_trainer(r, checkpoint, backend=backend, device=device, data_root=data_root,
                         warn=lambda m: err.print(f"warning: {m}", markup=False))
 
 
@@ -400,7 +403,8 @@ def sample(
     by_label: bool = typer.Option(False, "--by-label", help="Conditional runs: one row per "
                                   "class (each column shares its z)."),
     seed: int = SeedOpt, out: Optional[Path] = OutOpt, checkpoint: Optional[int] = CheckpointOpt,
-    device: str = DeviceOpt, data_root: Optional[str] = DataRootOpt,
+    device: str = DeviceOpt, backend: Optional[str] = EvalBackendOpt,
+    data_root: Optional[str] = DataRootOpt,
     runs_dir: Optional[Path] = RunsDirOpt, nproc: int = typer.Option(
         1, "--nproc", help="Share the --nearest search over this many processes."),
 ) -> None:
@@ -412,7 +416,8 @@ def sample(
         _positive("--cols", cols)
         if n is not None:
             _positive("--n", n)
-        loaded = _load(run, runs_dir, checkpoint, dist.device if dist else device, data_root)
+        loaded = _load(run, runs_dir, checkpoint, dist.device if dist else device, data_root,
+                       backend)
         figure = grid or nearest or out is not None or npz is None
         paths = C.sample(loaded, figure=figure, rows=rows, cols=cols, seed=seed, nearest=nearest,
                          n=n, npz=npz, out=out, dist=dist, label=label, per_label=by_label)
@@ -432,7 +437,8 @@ def interpolate(
     slerp: bool = typer.Option(False, "--slerp", help="Spherical interpolation (for Gaussian priors)."),
     label: Optional[int] = LabelOpt,
     seed: int = SeedOpt, out: Optional[Path] = OutOpt, checkpoint: Optional[int] = CheckpointOpt,
-    device: str = DeviceOpt, runs_dir: Optional[Path] = RunsDirOpt,
+    device: str = DeviceOpt, backend: Optional[str] = EvalBackendOpt,
+    runs_dir: Optional[Path] = RunsDirOpt,
 ) -> None:
     """Figure 3: images decoded along straight lines between pairs of z drawn from the prior."""
     from .evaluate import commands as C
@@ -441,7 +447,7 @@ def interpolate(
         _positive("--rows", rows)
         if steps < 2:
             raise UsageError(f"--steps must be at least 2, got {steps}")
-        loaded = _load(run, runs_dir, checkpoint, device, None)
+        loaded = _load(run, runs_dir, checkpoint, device, None, backend)
         out_console_path(C.interpolate(loaded, rows=rows, steps=steps, seed=seed,
                                        spherical=slerp, out=out, label=label))
 
@@ -464,7 +470,8 @@ def eval_(
     by_label: bool = typer.Option(False, "--by-label", help="Conditional runs: a Parzen "
                                   "figure per class, from samples of G(·|class)."),
     seed: int = SeedOpt, out: Optional[Path] = OutOpt, checkpoint: Optional[int] = CheckpointOpt,
-    device: str = DeviceOpt, data_root: Optional[str] = DataRootOpt,
+    device: str = DeviceOpt, backend: Optional[str] = EvalBackendOpt,
+    data_root: Optional[str] = DataRootOpt,
     runs_dir: Optional[Path] = RunsDirOpt, nproc: int = typer.Option(
         1, "--nproc", help="Share the Parzen distance work over this many processes."),
 ) -> None:
@@ -493,7 +500,8 @@ def eval_(
             raise UsageError(f"--sigma must be positive and finite, got {sigma}")
         if valid_limit is not None and valid_limit < 0:
             raise UsageError(f"--valid-limit must be ≥ 0, got {valid_limit}")
-        loaded = _load(run, runs_dir, checkpoint, dist.device if dist else device, data_root)
+        loaded = _load(run, runs_dir, checkpoint, dist.device if dist else device, data_root,
+                       backend)
         if parzen:
             rep = C.parzen(loaded, samples=samples, sigmas=grid, sigma=sigma,
                            valid_limit=valid_limit or None, split=split, baseline=baseline,

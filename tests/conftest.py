@@ -13,9 +13,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"
 
 
+@pytest.fixture(scope="session")
+def host_kernel_cache(request, tmp_path_factory) -> Path:
+    """The host executor's compiled kernels, shared by every test (keyed by a hash of every
+    input, so a stale build is never used): pytest's cache, or one temporary directory."""
+    cache = getattr(request.config, "cache", None)
+    return cache.mkdir("advgraph-host") if cache is not None else tmp_path_factory.mktemp("host")
+
+
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
+def _isolated(tmp_path, monkeypatch, host_kernel_cache):
     monkeypatch.setenv("ADVGRAPH_OFFLINE", "1")
+    monkeypatch.setenv("ADVGRAPH_CACHE", str(host_kernel_cache))
     monkeypatch.setenv("ADVGRAPH_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("ADVGRAPH_DATA", raising=False)

@@ -91,7 +91,7 @@ class GuardViolation(RuntimeError):
 
 class HostExecutor:
     """`variant`: release | exact | asan | tsan (host/ builds); `order`: natural | reversed |
-    random thread and block order; `guard`: check the guard zones after every launch."""
+    shuffled thread and block order; `guard`: check the guard zones after every launch."""
 
     name = "host"
 

@@ -68,7 +68,7 @@ def test_a_wrong_backend_fails(monkeypatch):
 
 
 def test_parity_argument_errors():
-    r = cli("parity", SPECS / "ring2d.yaml")
-    assert r.exit_code == 1 and "unknown backend 'cupy'; installed: torch" in r.stderr
+    r = cli("parity", SPECS / "ring2d.yaml", "--backends", "torch,tensorflow")
+    assert r.exit_code == 1 and "unknown backend 'tensorflow'; installed: cupy" in r.stderr
     r = cli("parity", SPECS / "ring2d.yaml", "--backends", "torch")
     assert r.exit_code == 2 and "two names" in r.stderr

@@ -43,11 +43,15 @@ __device__ __forceinline__ float sigmoidf_(float x) {
     return x >= 0.f ? 1.f / (1.f + __expf(-x)) : __expf(x) / (1.f + __expf(x));
 }
 
-// softplus(x) = log(1 + e^x), stable on both tails.
-__device__ __forceinline__ float softplusf_(float x) {
-    return fmaxf(x, 0.f) + log1pf(__expf(-fabsf(x)));
+// σ and softplus(x) = log(1 + e^x), stable on both tails, in double: for the per-example losses
+// (few values, whose gradients must be correctly rounded).
+__device__ __forceinline__ double sigmoid_d(double x) {
+    return x >= 0.0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
 }
 
+__device__ __forceinline__ double softplus_d(double x) {
+    return fmax(x, 0.0) + log1p(exp(-fabs(x)));
+}
 
 // The activation of an epilogue / activation code (EP_NONE and EP_BIAS: identity).
 __device__ __forceinline__ float apply_act(float v, int mode, float slope) {

@@ -1,0 +1,247 @@
+"""The kernel suite of the host executor: every kernel in kernels/*.cu, run by the g++-compiled
+kernels (advgraph_cupy.host) and by its NumPy twin (advgraph_cupy.simulate) on shapes that are
+not tile multiples, compared exactly where the twin is exact. Shared by test_host_executor.py and
+the sanitizer subprocesses of test_host_sanitizers.py (`python -m tests.backend.host_cases VARIANT`).
+
+Buffers are exact-size NumPy allocations, so ASan sees one element past the end."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT / "backends") not in sys.path:
+    sys.path.insert(0, str(ROOT / "backends"))
+
+from advgraph_cupy import simulate  # noqa: E402
+from advgraph_cupy.codes import EPILOGUES, METRICS  # noqa: E402
+
+i32, u32, f32 = np.int32, np.uint32, np.float32
+BLOCK = (256, 1, 1)
+
+
+def ptr(a: np.ndarray, offset: int = 0) -> int:
+    return a.ctypes.data + offset * a.itemsize
+
+
+def grid1(threads: int, block: int = 256) -> tuple[int, int, int]:
+    return (max(1, -(-threads // block)), 1, 1)
+
+
+def same(a, b, what=""):
+    assert a.dtype == b.dtype, what
+    ok = np.array_equal(a.view(np.uint8), b.view(np.uint8)) if a.dtype.kind == "f" else np.array_equal(a, b)
+    if not ok:
+        bad = np.flatnonzero(~((a == b) | (np.isnan(a) & np.isnan(b)))) if a.dtype.kind == "f" else np.flatnonzero(a != b)
+        raise AssertionError(f"{what}: {len(bad)} of {a.size} differ, first at {bad[:5]}: "
+                             f"{a.reshape(-1)[bad[:5]]} vs {b.reshape(-1)[bad[:5]]}")
+
+
+def close(a, b, rtol, what="", atol=0.0, scale=None):
+    """|a - b| <= rtol × max(1, max|b|) (or × scale: e.g. the size of an activation's input)."""
+    if scale is None:
+        scale = max(1.0, float(np.nanmax(np.abs(b)))) if b.size else 1.0
+    err = float(np.nanmax(np.abs(a.astype(np.float64) - b))) if a.size else 0.0
+    assert np.array_equal(np.isnan(a), np.isnan(b)), f"{what}: NaNs differ"
+    assert err <= rtol * scale + atol, f"{what}: max error {err:.3g} > {rtol:.1g} × {scale:.3g}"
+
+
+def both(hk, kernel, grid, block, bufs: dict, scalars: list, order: list, exact: bool, rtol=1e-6):
+    """Run `kernel` on copies of bufs through the host and through the twin; compare every buffer.
+    order: the argument list as names of bufs or indices into scalars."""
+    mine = {k: v.copy() for k, v in bufs.items()}
+    twin = {k: v.copy() for k, v in bufs.items()}
+    hk.launch(kernel, grid, block, [ptr(mine[a]) if isinstance(a, str) else scalars[a] for a in order])
+    simulate.KERNELS[kernel](*[twin[a] if isinstance(a, str) else scalars[a].item() for a in order])
+    for k in bufs:
+        if exact:
+            same(mine[k], twin[k], f"{kernel}.{k}")
+        else:
+            close(mine[k], twin[k], rtol, f"{kernel}.{k}")
+    return mine
+
+
+# ---- the cases --------------------------------------------------------------------------------
+
+GEMM_SHAPES = [(100, 1200, 784), (37, 5, 3), (65, 129, 17), (1, 1, 1)]
+GEMM_SMALL = [(37, 5, 3), (65, 129, 17), (1, 1, 1)]
+
+
+def case_gemm(hk, rng, exact, small=False, shapes=None, epilogues=None):
+    for M, N, K in shapes or (GEMM_SMALL if small else GEMM_SHAPES):
+        for tA in (0, 1):
+            for tB in (0, 1):
+                rows_a, cols_a = (K, M) if tA else (M, K)
+                rows_b, cols_b = (N, K) if tB else (K, N)
+                lda, ldb, ldc = cols_a + 3, cols_b + 1, N + 2  # padded leading dimensions
+                A = rng.standard_normal(rows_a * lda).astype(f32)
+                B = rng.standard_normal(rows_b * ldb).astype(f32)
+                bias = rng.standard_normal(N).astype(f32)
+                pre = np.zeros(M * ldc, f32)  # the activations' input sets the error's scale
+                simulate.k_gemm(A, B, pre, bias, M, N, K, lda, ldb, ldc, tA, tB, EPILOGUES["bias"], 0.0)
+                scale = max(1.0, float(np.abs(pre).max()))
+                for ep in (epilogues or EPILOGUES.values()):
+                    C0 = rng.standard_normal(M * ldc).astype(f32)  # the padding must survive
+                    s = [i32(v) for v in (M, N, K, lda, ldb, ldc, tA, tB, ep)] + [f32(0.1)]
+                    mine = C0.copy()
+                    hk.launch("gemm", (-(-N // 64), -(-M // 64), 1), BLOCK,
+                              [ptr(A), ptr(B), ptr(mine), ptr(bias)] + s)
+                    twin = C0.copy()
+                    simulate.k_gemm(A, B, twin, bias, *[v.item() for v in s])
+                    close(mine, twin, 1e-5, f"gemm {M}x{N}x{K} tA={tA} tB={tB} ep={ep}", scale=scale)
+
+
+def case_bias_grad(hk, rng, exact, small=False):
+    M, N = 37, 300
+    dY = rng.standard_normal(M * N).astype(f32)
+    both(hk, "bias_grad", grid1(N), BLOCK, {"dY": dY, "db": np.zeros(N, f32)}, [i32(M), i32(N)],
+         ["dY", "db", 0, 1], False, 1e-5)
+
+
+def case_act(hk, rng, exact, small=False):
+    n = 1000
+    x = (rng.standard_normal(n) * 3).astype(f32)
+    for mode in EPILOGUES.values():
+        ex = exact and mode not in (EPILOGUES["sigmoid"], EPILOGUES["tanh"])
+        y = both(hk, "act_fwd", grid1(n), BLOCK, {"x": x, "y": np.zeros(n, f32)},
+                 [i32(n), i32(mode), f32(0.2)], ["x", "y", 0, 1, 2], ex)["y"]
+        dy = rng.standard_normal(n).astype(f32)
+        both(hk, "act_bwd", grid1(n), BLOCK, {"y": y, "dy": dy, "dx": np.zeros(n, f32)},
+             [i32(n), i32(mode), f32(0.2)], ["y", "dy", "dx", 0, 1, 2], exact)
+
+
+def case_maxout(hk, rng, exact, small=False):
+    rows, units, pieces = 37, 13, 5
+    a = rng.standard_normal(rows * units * pieces).astype(f32)
+    s = [i32(rows), i32(units), i32(pieces)]
+    out = both(hk, "maxout_fwd", grid1(rows * units), BLOCK,
+               {"a": a, "y": np.zeros(rows * units, f32), "arg": np.zeros(rows * units, np.int32)},
+               s, ["a", "y", "arg", 0, 1, 2], True)
+    dy = rng.standard_normal(rows * units).astype(f32)
+    both(hk, "maxout_bwd", grid1(rows * units * pieces), BLOCK,
+         {"dy": dy, "arg": out["arg"], "da": np.full(rows * units * pieces, 7, f32)},
+         s, ["dy", "arg", "da", 0, 1, 2], True)
+
+
+def _rng_state(seed=(12345, 678, 3, 0)):
+    return np.array(seed, np.uint32)
+
+
+def case_dropout(hk, rng, exact, small=False):
+    n = 1001
+    x = rng.standard_normal(n).astype(f32)
+    s = [i32(n), f32(0.8), f32(1.25), u32(7)]
+    out = both(hk, "dropout_fwd", grid1(-(-n // 4)), BLOCK,
+               {"x": x, "y": np.zeros(n, f32), "mask": np.zeros(n, np.uint8), "rng": _rng_state()},
+               s, ["x", "y", "mask", 0, 1, 2, "rng", 3], True)
+    assert 0.7 < out["mask"].mean() < 0.9
+    dy = rng.standard_normal(n).astype(f32)
+    both(hk, "dropout_bwd", grid1(n), BLOCK, {"dy": dy, "mask": out["mask"], "dx": np.zeros(n, f32)},
+         [i32(n), f32(1.25)], ["dy", "mask", "dx", 0, 1], True)
+
+
+def case_noise(hk, rng, exact, small=False):
+    n = 1003
+    for gaussian, a, b in ((0, -1.0, 1.0), (1, 0.5, 2.0)):
+        s = [i32(n), i32(gaussian), f32(a), f32(b), u32(3)]
+        z = both(hk, "noise", grid1(-(-n // 4)), BLOCK, {"z": np.zeros(n, f32), "rng": _rng_state()},
+                 s, ["z", 0, 1, 2, 3, "rng", 4], exact and not gaussian, 2e-6)["z"]
+        assert np.isfinite(z).all() and abs(z.mean() - (0.5 if gaussian else 0.0)) < 0.3
+
+
+def case_gathers(hk, rng, exact, small=False):
+    n, cols, rows, classes = 50, 7, 13, 10
+    data = rng.standard_normal(n * cols).astype(f32)
+    labels = rng.integers(0, classes, n).astype(np.int64)
+    order = rng.permutation(n).astype(np.int64)
+    order[3] = n + 5  # a broken contract: NaN rows, no read out of bounds
+    for p in (0, 40, -2):  # rows past the end / before the start: NaN
+        pos = np.array([p], np.int32)
+        both(hk, "gather_rows", grid1(rows * cols), BLOCK,
+             {"data": data, "order": order, "pos": pos, "out": np.zeros(rows * cols, f32)},
+             [i32(rows), i32(cols), i32(n)], ["data", "order", "pos", "out", 0, 1, 2], True)
+        both(hk, "gather_onehot", grid1(rows * classes), BLOCK,
+             {"labels": labels, "order": order, "pos": pos, "out": np.zeros(rows * classes, f32)},
+             [i32(rows), i32(classes), i32(n)], ["labels", "order", "pos", "out", 0, 1, 2], True)
+    both(hk, "draw_onehot", grid1(rows), BLOCK,
+         {"labels": labels, "out": np.zeros(rows * classes, f32), "rng": _rng_state()},
+         [i32(n), i32(rows), i32(classes), u32(5)], ["labels", 0, "out", 1, 2, "rng", 3], True)
+
+
+def case_copy2d(hk, rng, exact, small=False):
+    rows, cols, ld_src, ld_dst = 19, 33, 40, 50
+    src = rng.standard_normal((rows - 1) * ld_src + cols).astype(f32)  # exactly what is read
+    dst = rng.standard_normal((rows - 1) * ld_dst + cols).astype(f32)
+    for acc in (0, 1):
+        both(hk, "copy2d", grid1(rows * cols), BLOCK, {"src": src, "dst": dst},
+             [i32(rows), i32(cols), i32(ld_src), i32(ld_dst), i32(acc)],
+             ["src", "dst", 0, 1, 2, 3, 4], True)
+
+
+def case_count_nonfinite(hk, rng, exact, small=False):
+    n = 1500
+    x = rng.standard_normal(n).astype(f32)
+    x[rng.choice(n, 40, replace=False)] = np.nan
+    x[rng.choice(n, 30, replace=False)] = np.inf
+    x[5] = -np.inf
+    out = both(hk, "count_nonfinite", grid1(n), BLOCK, {"x": x, "count": np.array([2.0], f32)},
+               [i32(n)], ["x", 0, "count"], True)
+    assert out["count"][0] == 2 + int((~np.isfinite(x)).sum())
+
+
+def case_bce(hk, rng, exact, small=False):
+    m = 600
+    lr = (rng.standard_normal(m) * 4).astype(f32)
+    lf = (rng.standard_normal(m) * 4).astype(f32)
+    metrics = rng.standard_normal(len(METRICS)).astype(f32)
+    both(hk, "bce_d", grid1(m), BLOCK,
+         {"l_real": lr, "l_fake": lf, "g_real": np.zeros(m, f32), "g_fake": np.zeros(m, f32),
+          "metrics": metrics}, [i32(m)], ["l_real", "l_fake", "g_real", "g_fake", 0, "metrics"],
+         False, 1e-5)
+    for ns in (0, 1):
+        both(hk, "bce_g", grid1(m), BLOCK, {"l_fake": lf, "g_fake": np.zeros(m, f32), "metrics": metrics},
+             [i32(m), i32(ns)], ["l_fake", "g_fake", 0, 1, "metrics"], False, 1e-5)
+
+
+def case_optim(hk, rng, exact, small=False):
+    n = 1234
+    p, v, g = (rng.standard_normal(n).astype(f32) for _ in range(3))
+    hp = np.array([0.1, 0.9, 1e-8], f32)
+    both(hk, "sgd_momentum", grid1(n), BLOCK, {"p": p, "v": v, "g": g, "hp": hp}, [i32(n)],
+         ["p", "v", "g", 0, "hp"], exact)
+    m, v2 = rng.standard_normal(n).astype(f32), np.abs(rng.standard_normal(n)).astype(f32)
+    both(hk, "adam", grid1(n), BLOCK, {"p": p, "m": m, "v": v2, "g": g, "hp": hp},
+         [i32(n), f32(0.5), f32(0.999)], ["p", "m", "v", "g", 0, 1, 2, "hp"], False, 1e-6)
+
+
+def case_small_utils(hk, rng, exact, small=False):
+    for seed in ((1, 2, 5, 9), (1, 2, 0xFFFFFFFF, 9), (1, 2, 0xFFFFFFFF, 0xFFFFFFFF)):
+        both(hk, "advance_rng", (3, 1, 1), (64, 1, 1), {"rng": _rng_state(seed)}, [], ["rng"], True)
+    n = 777
+    both(hk, "fill", grid1(n), BLOCK, {"x": rng.standard_normal(n).astype(f32)}, [i32(n), f32(-2.5)],
+         ["x", 0, 1], True)
+
+
+CASES = {name[5:]: fn for name, fn in dict(globals()).items() if name.startswith("case_")}
+# What the reversed/shuffled order runs: a barrier kernel, atomics, and gathers.
+ORDER_SUBSET = ("gemm", "bce", "count_nonfinite", "maxout", "gathers")
+
+
+def run_suite(hk, exact=False, small=False, names=None, seed=0):
+    for name in names or CASES:
+        kwargs = {"small": small}
+        CASES[name](hk, np.random.default_rng(seed), exact, **kwargs)
+
+
+if __name__ == "__main__":  # python -m tests.backend.host_cases VARIANT [CACHE_DIR]
+    from advgraph_cupy.host import HostKernels
+
+    variant = sys.argv[1]
+    cache = sys.argv[2] if len(sys.argv) > 2 else None
+    for order in ("natural", "shuffled"):
+        hk = HostKernels(variant, order=order, seed=1, cache_dir=cache)
+        run_suite(hk, exact=variant in ("exact", "asan", "tsan"), small=True)
+    print(f"host kernel suite passed under {variant}")
