@@ -96,10 +96,11 @@ class HostExecutor:
     name = "host"
 
     def __init__(self, variant: str = "release", order: str = "natural", seed: int = 0,
-                 guard: bool = False):
+                 guard: bool = False, kernels=None):
         from .host import HostKernels
 
-        self.kernels = HostKernels(variant=variant, order=order, seed=seed)
+        # `kernels`: a HostKernels of one's own (e.g. built from modified sources, in tests)
+        self.kernels = kernels or HostKernels(variant=variant, order=order, seed=seed)
         self.guard = guard
         self._owners: list[tuple[np.ndarray, np.ndarray]] = []  # (whole allocation, view)
         self._names: dict[int, str] = {}

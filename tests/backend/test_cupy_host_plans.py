@@ -1,0 +1,110 @@
+"""Whole launch plans on the host executor: the toy1d and ring2d plans run clean under
+ASan+UBSan and TSan; training is independent of thread and block order; guard zones catch a
+kernel that writes past its buffer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "backends"))
+from advgraph_cupy import render  # noqa: E402
+from advgraph_cupy.host import HostKernels, available, variant_env  # noqa: E402
+from advgraph_cupy.host.build import sanitizer_runtime  # noqa: E402
+from advgraph_cupy.runtime import GuardViolation, HostExecutor  # noqa: E402
+
+pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
+
+# A few iterations of a spec's plan, then inference, on a given executor (argv: spec, variant,
+# order). Printed last: a digest of the trained parameters.
+PLAN = r"""
+import sys, hashlib
+import numpy as np
+sys.path.insert(0, "backends")
+from advgraph.compile import compile_spec
+from advgraph.spec import load_file
+from advgraph.params import init_params
+from advgraph.train import Schedule
+from advgraph_cupy.backend import CupyTrainer
+from advgraph_cupy.runtime import HostExecutor
+
+spec, variant, order = sys.argv[1:4]
+loaded = load_file(f"specs/{spec}.yaml", ["training.batch_size=40", "training.k=2"])
+program = compile_spec(loaded)
+sched = {g: Schedule(loaded.spec.training.optimizer_for(g)) for g in ("G", "D")}
+rng = np.random.default_rng(0)
+data = rng.normal(size=(130, *program.data_shape)).astype(np.float32)
+tr = CupyTrainer(program, HostExecutor(variant, order=order, seed=5, guard=True), 7, 40,
+                 {g: s.config() for g, s in sched.items()})
+tr.load_state_dict(init_params(program, np.random.default_rng(1), data))
+tr.load_data(data)
+tr.set_order(rng.permutation(130))
+b = 0
+for it in range(3):
+    for _ in range(2):
+        if b and b % 3 == 0:
+            tr.set_order(rng.permutation(130))  # an epoch ends inside an iteration
+        tr.d_step((b % 3) * 40, sched["D"].lr(b), 0.5)
+        b += 1
+    tr.g_step(sched["G"].lr(it), 0.5)
+metrics = tr.read_metrics()
+assert metrics["finite"] == 1.0, metrics
+tr.generate(rng.uniform(-1, 1, (70, program.prior.dim)).astype(np.float32))
+tr.discriminate(data[:70])
+state = tr.state_dict()
+h = hashlib.sha256(b"".join(state[k].tobytes() for k in sorted(state) if "rng" not in k))
+print("plan ran clean", h.hexdigest())
+"""
+
+
+def _run(variant: str, *argv: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **variant_env(variant),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-c", PLAN, *argv, variant], cwd=ROOT, env=env,
+                          text=True, capture_output=True, timeout=600)
+
+
+@pytest.mark.parametrize("variant", ["asan", "tsan"])
+@pytest.mark.parametrize("spec", ["toy1d", "ring2d"])
+def test_plans_run_clean_under_sanitizers(spec, variant):
+    if sanitizer_runtime(variant) is None:
+        pytest.skip(f"g++ has no lib{variant}.so")
+    p = _run(variant, spec, variant, "shuffled")
+    assert p.returncode == 0, f"{p.stdout}\n{p.stderr[-6000:]}"
+    assert "plan ran clean" in p.stdout
+    assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr[-6000:]
+
+
+def test_training_does_not_depend_on_thread_or_block_order():
+    digests = set()
+    for order in ("natural", "reversed", "shuffled"):
+        p = _run("release", "ring2d", "release", order)
+        assert p.returncode == 0, p.stderr[-3000:]
+        digests.add(p.stdout.split()[-1])
+    assert len(digests) == 1
+
+
+def test_guard_zones_catch_a_write_past_a_buffer():
+    src = render.sources()
+    src["elementwise.cu"] = src["elementwise.cu"].replace(
+        "if (i < n) y[i] = apply_act(x[i], mode, slope);",
+        "if (i <= n) y[i] = apply_act(x[i], mode, slope);", 1)
+    ex = HostExecutor(guard=True, kernels=HostKernels("release", sources=src))
+    x, y = ex.alloc("float32", 100), ex.alloc("float32", 100)
+    ex.name_buffer(y, "y")
+    args = (ex.view(x, _buf(100)), ex.view(y, _buf(100)), np.int32(100), np.int32(2),
+            np.float32(0))
+    with pytest.raises(GuardViolation, match="act_fwd: wrote outside y \\(after its 100"):
+        ex.launch("act_fwd", (1, 1, 1), (256, 1, 1), args)
+
+
+def _buf(n: int):
+    from advgraph_cupy.plan import Buf
+
+    return Buf("b", 0, n)
