@@ -224,8 +224,8 @@ def test_state_roundtrip_includes_optimizer_and_rng():
 
 
 def test_unknown_backend_and_device_errors():
-    with pytest.raises(BackendError, match=r"unknown backend 'cupy'; installed: torch"):
-        get_backend("cupy")
+    with pytest.raises(BackendError, match=r"unknown backend 'jax'; installed: cupy, torch"):
+        get_backend("jax")
     import torch
 
     if not torch.cuda.is_available():

@@ -173,7 +173,7 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(log_every):
 
 
 @pytest.mark.parametrize("args,code,message", [
-    (["--backend", "cupy"], 1, "error: unknown backend 'cupy'; installed: torch"),
+    (["--backend", "jax"], 1, "error: unknown backend 'jax'; installed: cupy, torch"),
     (["--device", "cuda:7"], 1, "error: torch: device 'cuda:7'"),
     (["--name", "../escape"], 2, "error: invalid run name '../escape'"),
     (["--set", "training.batch_size=999999"], 2, "larger than the training set"),
