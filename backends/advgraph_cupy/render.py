@@ -74,21 +74,25 @@ _SIG = re.compile(r'extern\s+"C"\s+__global__\s+(?:void\s+)?(?:__launch_bounds__
                   r'(?:void\s+)?(\w+)\s*\(([^)]*)\)', re.S)
 
 
+def kernels_of(text: str) -> list[tuple[str, list[Param]]]:
+    """The kernels one source defines, in order, with their parsed parameters."""
+    out = []
+    for name, params in _SIG.findall(text):
+        plist = []
+        for raw in params.split(","):
+            raw = " ".join(raw.replace("__restrict__", "").split())
+            ctype, pname = raw.rsplit(" ", 1)
+            if pname.startswith("*"):
+                ctype, pname = ctype + "*", pname[1:]
+            plist.append(Param(ctype.replace(" *", "*"), pname))
+        out.append((name, plist))
+    return out
+
+
 def signatures() -> dict[str, list[Param]]:
     """Every kernel's parameters, parsed from the sources (the launch plan is checked
     against these)."""
-    out: dict[str, list[Param]] = {}
-    for text in sources().values():
-        for name, params in _SIG.findall(text):
-            plist = []
-            for raw in params.split(","):
-                raw = " ".join(raw.replace("__restrict__", "").split())
-                ctype, pname = raw.rsplit(" ", 1)
-                if pname.startswith("*"):
-                    ctype, pname = ctype + "*", pname[1:]
-                plist.append(Param(ctype.replace(" *", "*"), pname))
-            out[name] = plist
-    return out
+    return {name: params for text in sources().values() for name, params in kernels_of(text)}
 
 
 @lru_cache(maxsize=1)

@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import render
-from .build import (VARIANTS, HostBuildError, build_library, compiler_version, kernels_of,
+from .build import (VARIANTS, HostBuildError, build_library, compiler_version,
                     sanitizer_runtime)
 
 __all__ = ["HostKernels", "HostKernelError", "HostBuildError", "build_library", "variant_env",
@@ -149,7 +149,7 @@ class HostKernels:
         self._lock = threading.Lock()
         self._kernels: dict[str, _Kernel] = {}
         for text in srcs.values():
-            for name, params in kernels_of(text):
+            for name, params in render.kernels_of(text):
                 self._kernels[name] = self._prepare(name, params)
         self.set_order(order, seed)
 
