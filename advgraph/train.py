@@ -501,6 +501,11 @@ def resume(runs_root: Path, name: str, backend: str | None, device: str | None,
         raise RunError(f"{ckpt.state_path}: incomplete checkpoint state ({type(e).__name__}: "
                        f"{e})") from None
     session.trainer.set_order(session.stream.order)
+    if state.get("backend") not in (None, backend) and session.is_main:
+        hooks.warn(f"resuming a {state['backend']} checkpoint on {backend}: parameters, optimiser "
+                   f"state and data order carry over; the noise and dropout streams start afresh "
+                   f"(each backend has its own generator), so the run is valid but not what "
+                   f"{state['backend']} would have computed")
     stop = loaded.spec.training.stop
     if (stop.steps is not None and session.step >= stop.steps) or \
        (stop.epochs is not None and session.stream.epoch >= stop.epochs):
@@ -515,7 +520,7 @@ def resume(runs_root: Path, name: str, backend: str | None, device: str | None,
     run.truncate_metrics(session.step)
     run.write_info(status="running", step=session.step, epoch=session.stream.epoch,
                    backend=backend, device=device, resumed_from=ckpt.step, **_owner(),
-                   world_size=dist.world if dist else 1)
+                   versions=versions(backend), world_size=dist.world if dist else 1)
     hooks.start(run, session)
     return run, run_loop(run, session, backend, device, hooks.report, hooks.tick)
 
@@ -525,9 +530,9 @@ class Loaded:
     read only when first asked for."""
 
     def __init__(self, run: RunDir, loaded: LoadedSpec, program: Program, trainer: Trainer,
-                 step: int, device: str, data_root: str | None):
+                 step: int, device: str, data_root: str | None, backend: str = "torch"):
         self.run, self.spec, self.program, self.trainer = run, loaded.spec, program, trainer
-        self.step, self.device = step, device
+        self.step, self.device, self.backend = step, device, backend
         self._base_dir, self._data_root = loaded.base_dir, data_root
         self._splits: Splits | None = None
 
@@ -547,11 +552,12 @@ def load_trainer(run: RunDir, step: int | None = None, backend: str | None = Non
         raise RunError(f"{run.spec_path}: missing")
     loaded = load_file(run.spec_path)
     device = device or "cpu"
-    program, trainer, _ = make_trainer(loaded, backend or info.get("backend") or "torch", device)
+    backend = backend or info.get("backend") or "torch"
+    program, trainer, _ = make_trainer(loaded, backend, device)
     ckpt, tensors, _ = run.latest_checkpoint(step, warn=warn)
     trainer.load_state_dict(tensors)
     return Loaded(run, loaded, program, trainer, ckpt.step, device,
-                  data_root or info.get("data_root"))
+                  data_root or info.get("data_root"), backend)
 
 
 class Hooks:

@@ -320,7 +320,7 @@ def parzen(loaded: Loaded, *, samples: int, sigmas: list[float] | None, sigma: f
         "sigma_fixed": sigma is not None, "sigma_grid": grid if sigma is None else None,
         "samples": samples, "source": source, "baseline": baseline, "evaluated_split": split,
         "split_sizes": {"train": len(sp.train), "valid": len(sp.valid), "test": len(sp.test)},
-        "data": sp.source, "seed": seed, "device": loaded.device,
+        "data": sp.source, "seed": seed, "backend": loaded.backend, "device": loaded.device,
         "seconds": round(time.perf_counter() - t0, 3),
         "processes": dist.world if dist is not None else 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version(),

@@ -13,7 +13,6 @@ phase at a time, which gives the same result (see plan.py's contract).
 
 from __future__ import annotations
 
-import shutil
 from typing import Any
 
 import numpy as np
@@ -36,9 +35,14 @@ class CupyBackend:
              "debugging the kernels without a GPU, not for speed)")
 
     def available(self) -> tuple[bool, str]:
-        if shutil.which("g++") is None and not _cuda_count():
-            return False, "neither a CUDA device (cupy) nor g++ for the host executor was found"
-        return True, "" if _cuda_count() else "no CUDA device here: --device cpu only"
+        from .host import available as host_missing
+
+        cuda, host_why = _cuda_count(), host_missing()
+        if not cuda and host_why:
+            return False, f"no CUDA device (cupy finds none), and {host_why}"
+        if not cuda:
+            return True, "no CUDA device here: --device cpu only"
+        return True, "" if host_why is None else f"--device cuda only: {host_why}"
 
     def supports(self, op: Op) -> bool:
         return op in P.SUPPORTED
@@ -63,12 +67,15 @@ def _executor(device: str):
     from .runtime import CudaExecutor, HostExecutor
 
     if device == "cpu":
-        if shutil.which("g++") is None:
-            raise BackendError("cupy: --device cpu runs the kernels as C++ and needs g++")
+        from .host import available as host_missing
+
+        why = host_missing()
+        if why:
+            raise BackendError(f"cupy: --device cpu runs the kernels as C++ on the host, but {why}")
         return HostExecutor()
     if device == "cuda" or device.startswith("cuda:"):
-        index = device.partition(":")[2]
-        if index and not index.isdigit():
+        index = device[5:]
+        if device != "cuda" and not (index.isdigit() and index.isascii()):
             raise BackendError(f"cupy: bad device {device!r} (use cpu, cuda or cuda:N)")
         n = _cuda_count()
         if n == 0:
@@ -119,7 +126,10 @@ class CupyTrainer:
         self.n = len(x)
 
     def _check_labels(self, y) -> np.ndarray:
-        y = np.asarray(y, dtype=np.int64).reshape(-1)
+        y = np.asarray(y)
+        if y.size and y.dtype.kind not in "iu":
+            raise BackendError(f"labels must be integers, got {y.dtype}")
+        y = y.astype(np.int64).reshape(-1)
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.classes):  # type: ignore[operator]
             raise BackendError(f"labels must lie in 0..{self.classes - 1}")  # type: ignore[operator]
         return y
@@ -140,27 +150,33 @@ class CupyTrainer:
     def d_step(self, pos: int, lr: float, momentum: float, z: np.ndarray | None = None) -> None:
         if not 0 <= pos <= self.n - self.m:
             raise BackendError(f"minibatch position {pos} outside 0..{self.n - self.m}")
+        z = None if z is None else self._noise(z)
         hp = self._hp("D", lr, momentum)
         self._counts[0] += 1
         if z is None:
             self._pending.append((pos, hp))
             return
         self.flush()
-        self._upload_noise(z)
+        self.rt.upload("z", z)
         self._run_d(pos, hp, given_z=True)
 
     def g_step(self, lr: float, momentum: float, z: np.ndarray | None = None,
                y: np.ndarray | None = None) -> None:
+        z = None if z is None else self._noise(z)
+        if y is not None:
+            if self.classes is None:
+                raise BackendError("labels given to an unconditional GAN")
+            y = self._check_labels(y)
+            if len(y) != self.m:
+                raise BackendError(f"{len(y)} labels for a minibatch of {self.m}")
         hp = self._hp("G", lr, momentum)
         self._counts[1] += 1
         if z is not None or y is not None:
             self.flush()
             if z is not None:
-                self._upload_noise(z)
+                self.rt.upload("z", z)
             if y is not None:
-                if self.classes is None:
-                    raise BackendError("labels given to an unconditional GAN")
-                self.rt.upload("y.g", self._one_hot(self._check_labels(y), self.m))
+                self.rt.upload("y.g", self._one_hot(y, self.m))
             self.rt.upload("G.hp", hp)
             skip = ({"noise"} if z is not None else set()) | ({"draw_onehot"} if y is not None
                                                               else set())
@@ -195,12 +211,12 @@ class CupyTrainer:
         for pos, hp in pending:
             self._run_d(pos, hp)
 
-    def _upload_noise(self, z: np.ndarray) -> None:
+    def _noise(self, z: np.ndarray) -> np.ndarray:
         z = np.asarray(z, np.float32)
         if z.shape != (self.m, self.program.prior.dim):
             raise BackendError(f"noise of shape {z.shape}; the step needs "
                                f"({self.m}, {self.program.prior.dim})")
-        self.rt.upload("z", z)
+        return z
 
     def read_metrics(self) -> dict[str, float]:
         self.flush()
@@ -223,6 +239,10 @@ class CupyTrainer:
         return out
 
     def _forward(self, net: str, inp: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+        want = self.program.prior.dim if net == "G" else int(np.prod(self.program.data_shape))
+        if inp.ndim != 2 or inp.shape[1] != want:
+            raise BackendError(f"{net} takes rows of {want} values; got an array of shape "
+                               f"{inp.shape}")
         self.flush()
         if self.classes is not None:
             if y is None:
@@ -254,12 +274,14 @@ class CupyTrainer:
         return np.concatenate(outs) if outs else np.zeros((0, width), np.float32)
 
     def generate(self, z: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
-        z = np.asarray(z, np.float32).reshape(len(z), -1)
+        z = np.asarray(z, np.float32)
+        z = z.reshape(len(z), -1) if z.ndim >= 2 else z
         out = self._forward("G", z, y)
         return out.reshape(len(z), *self.program.G.out_shape)
 
     def discriminate(self, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
-        x = np.asarray(x, np.float32).reshape(len(x), -1)
+        x = np.asarray(x, np.float32)
+        x = x.reshape(len(x), -1) if x.ndim >= 2 else x
         return self._forward("D", x, y).reshape(-1)
 
     def sample_noise(self, n: int) -> np.ndarray:
@@ -321,13 +343,18 @@ class CupyTrainer:
                 for s in self._slots(net):
                     key = f"optim/{net}/{s}/{t.name}"
                     if key in state:
-                        flat[s][off:off + n] = np.asarray(state[key], np.float32).reshape(-1)
+                        slot = np.asarray(state[key])
+                        if tuple(slot.shape) != tuple(t.shape):
+                            raise BackendError(f"{key}: shape {tuple(slot.shape)} in the state, "
+                                               f"{tuple(t.shape)} expected")
+                        flat[s][off:off + n] = slot.astype(np.float32).reshape(-1)
             for s, arr in flat.items():
                 self.rt.upload(f"{net}.{s}", arr)
             if f"optim/{net}/t" in state:
                 self.t[net] = int(np.asarray(state[f"optim/{net}/t"]).reshape(-1)[0])
         if "rng/cupy" in state:
             rng = np.asarray(state["rng/cupy"])
-            if rng.shape != (4,):
-                raise BackendError(f"rng/cupy: shape {rng.shape} in the state, (4,) expected")
-            self.rt.upload("rng", rng.astype(np.uint32))
+            if rng.shape != (4,) or rng.dtype != np.uint32:
+                raise BackendError(f"rng/cupy: {rng.dtype} {rng.shape} in the state; four "
+                                   "uint32 (seed, offset) expected")
+            self.rt.upload("rng", rng)

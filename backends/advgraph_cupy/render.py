@@ -89,9 +89,10 @@ def kernels_of(text: str) -> list[tuple[str, list[Param]]]:
     return out
 
 
+@lru_cache(maxsize=1)
 def signatures() -> dict[str, list[Param]]:
     """Every kernel's parameters, parsed from the sources (the launch plan is checked
-    against these)."""
+    against these; read once per process)."""
     return {name: params for text in sources().values() for name, params in kernels_of(text)}
 
 

@@ -19,6 +19,8 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
+from advgraph.errors import BackendError
+
 from .plan import Buf, Launch, Plan, bind_scalars, check
 
 
@@ -85,8 +87,8 @@ GUARD = 64
 _GUARD_BYTE = np.frombuffer(np.array([0x7FA5A5A5], np.uint32).tobytes(), np.uint8)
 
 
-class GuardViolation(RuntimeError):
-    pass
+class GuardViolation(BackendError):
+    """A kernel wrote outside its buffer (seen in a guard zone)."""
 
 
 class HostExecutor:
@@ -180,7 +182,9 @@ class CudaExecutor:
                 self.fns[kernel] = mod.get_function(kernel)
 
     def alloc(self, dtype: str, size: int):
-        with self.device:
+        # zeroed on our (non-blocking) stream: on the null stream the zeroing would be
+        # unordered with the uploads and launches that follow on ours
+        with self.device, self.stream:
             return self.cp.zeros(size, dtype)
 
     def view(self, array, buf: Buf):
@@ -217,9 +221,6 @@ class CudaExecutor:
                 self.launch(*launch)
         else:
             captured.launch(stream=self.stream)
-
-    def synchronize(self) -> None:
-        self.stream.synchronize()
 
 
 # ---- the runtime -------------------------------------------------------------------------------

@@ -335,6 +335,31 @@ def test_metrics_report_non_finite_parameters_and_reset():
     assert tr.read_metrics()["finite"] == 0.0
 
 
+def test_bad_inputs_and_state_are_refused():
+    program, sched, optim, data, y, params = _setup("toy1d.yaml")
+    tr = CupyTrainer(program, TwinExecutor(), 1, 16, optim)
+    tr.load_state_dict(params)
+    with pytest.raises(BackendError, match=r"G takes rows of 4 values; got an array of shape "
+                                           r"\(3, 5\)"):
+        tr.generate(np.zeros((3, 5), np.float32))
+    with pytest.raises(BackendError, match="D takes rows of 1 values"):
+        tr.discriminate(np.zeros((4, 3), np.float32))
+    bad = {**tr.state_dict(), "rng/cupy": np.array([1.5, 2, 3, 4], np.float32)}
+    with pytest.raises(BackendError, match="four uint32"):
+        tr.load_state_dict(bad)
+    bad = {**tr.state_dict(), "optim/D/m/D.y.bias": np.zeros(5, np.float32)}
+    with pytest.raises(BackendError, match=r"optim/D/m/D.y.bias: shape \(5,\)"):
+        tr.load_state_dict(bad)
+    t_before = tr.t["G"]
+    with pytest.raises(BackendError, match="noise of shape"):
+        tr.g_step(0.1, 0.5, z=np.zeros((2, 4), np.float32))
+    assert tr.t["G"] == t_before  # a refused step changes nothing
+    cond = _setup("ring2d-cgan.yaml")
+    tc = CupyTrainer(cond[0], TwinExecutor(), 1, 16, cond[2])
+    with pytest.raises(BackendError, match="labels must be integers"):
+        tc.generate(np.zeros((3, 16), np.float32), np.array([0.5, 1.7, 2.2]))
+
+
 def test_minibatch_positions_outside_the_data_are_refused():
     program, sched, optim, data, y, params = _setup("toy1d.yaml")
     tr = CupyTrainer(program, TwinExecutor(), 1, 16, optim)

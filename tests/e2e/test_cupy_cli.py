@@ -76,6 +76,9 @@ def test_checkpoints_cross_backends():
     np.testing.assert_allclose(a, b, atol=1e-4)  # same G, same z, two backends
     r = cli("train", "--resume", "c", "--backend", "torch", "--set", "training.stop.steps=30")
     assert r.exit_code == 0, r.stderr
+    assert "resuming a cupy checkpoint on torch" in r.stderr  # noise streams start afresh
+    info = RunDir(runs_root() / "c").info()
+    assert info["backend"] == "torch" and "torch" in info["versions"]
     r = cli("train", SPECS / "ring2d.yaml", "--name", "t", *SMALL, "--set", "training.stop.steps=20")
     assert r.exit_code == 0, r.stderr
     r = cli("train", "--resume", "t", *CUPY, "--set", "training.stop.steps=30")
@@ -100,11 +103,19 @@ def test_parity_works_out_of_the_box():
     assert r.exit_code == 0, r.stdout + r.stderr
 
 
-def test_errors_are_located_and_clean():
+def test_errors_are_located_and_clean(tmp_path, monkeypatch):
     r = cli("train", SPECS / "toy1d.yaml", "--backend", "cupy", "--device", "cuda")
     assert r.exit_code != 0 and "no CUDA device is available" in r.stderr
     r = cli("train", SPECS / "toy1d.yaml", "--backend", "cupy", "--device", "tpu")
     assert r.exit_code != 0 and "not supported (use cpu, cuda or cuda:N)" in r.stderr
+    r = cli("train", SPECS / "toy1d.yaml", "--backend", "cupy", "--device", "cuda:")
+    assert r.exit_code != 0 and "bad device 'cuda:'" in r.stderr
     r = cli("train", SPECS / "cifar10-conv.yaml", *CUPY)
     assert r.exit_code != 0 and "is not supported by backend 'cupy'" in r.stderr
     assert not (runs_root()).exists() or not any(runs_root().iterdir())
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    monkeypatch.setenv("ADVGRAPH_CACHE", str(blocker))
+    r = cli("train", SPECS / "toy1d.yaml", *CUPY)
+    assert r.exit_code == 1 and "cannot build its kernels under" in r.stderr
+    assert "Traceback" not in r.stderr

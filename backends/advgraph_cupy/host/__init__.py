@@ -27,6 +27,8 @@ from typing import Sequence
 
 import numpy as np
 
+from advgraph.errors import BackendError
+
 from .. import render
 from .build import (VARIANTS, HostBuildError, build_library, compiler_version,
                     sanitizer_runtime)
@@ -45,7 +47,7 @@ _SCALARS: dict[str, tuple[type, str]] = {
 }
 
 
-class HostKernelError(RuntimeError):
+class HostKernelError(BackendError):
     """A launch the scheduler refused or could not finish (e.g. a divergent barrier)."""
 
 

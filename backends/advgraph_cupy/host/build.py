@@ -18,6 +18,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from advgraph.errors import BackendError
+
 from .. import render
 
 HERE = Path(__file__).parent
@@ -27,8 +29,8 @@ COMMON = ("-std=c++17", "-fPIC", "-fvisibility=hidden", "-Wall", "-Wno-unknown-p
 VARIANTS = ("release", "exact", "asan", "tsan")
 
 
-class HostBuildError(RuntimeError):
-    pass
+class HostBuildError(BackendError):
+    """The host executor's library could not be built (compiler, cache directory)."""
 
 
 def compiler() -> str:
@@ -151,8 +153,13 @@ def build_library(variant: str = "release", sources: dict[str, str] | None = Non
     lib = final / LIBNAME
     if lib.exists():
         return lib
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".build-{variant}-", dir=base))
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".build-{variant}-", dir=base))
+    except OSError as e:
+        raise HostBuildError(f"cupy host executor: cannot build its kernels under {base}: "
+                             f"{e.strerror or e} (set ADVGRAPH_CACHE to a writable directory)"
+                             ) from None
     try:
         for name, text in files.items():
             (tmp / name).write_text(text)
@@ -173,6 +180,7 @@ def build_library(variant: str = "release", sources: dict[str, str] | None = Non
             link.append("-Wl,-z,defs")
         _run_all([link], tmp, 1)
         (tmp / "BUILD").write_text(f"{variant}\n{version}\n{' '.join(kflags)}\n")
+        tmp.chmod(0o755)  # mkdtemp made it private; the cache may be shared
         try:
             os.rename(tmp, final)
         except OSError:  # another process won the race: theirs is as good as ours
