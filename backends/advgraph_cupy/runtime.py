@@ -44,10 +44,28 @@ class Executor(Protocol):
     def replay(self, captured: Any) -> None: ...
 
 
+class _HostMemory:
+    """Buffers in this process's memory (NumPy arrays); "capture" records the bound launches."""
+
+    def upload(self, array: np.ndarray, host: np.ndarray, offset: int = 0) -> None:
+        flat = np.ascontiguousarray(host, dtype=array.dtype).reshape(-1)
+        array[offset: offset + flat.size] = flat
+
+    def download(self, array: np.ndarray, offset: int, size: int) -> np.ndarray:
+        return array[offset: offset + size].copy()
+
+    def capture(self, bound):
+        return list(bound)
+
+    def replay(self, captured) -> None:
+        for launch in captured:
+            self.launch(*launch)  # type: ignore[attr-defined]
+
+
 # ---- NumPy twins -------------------------------------------------------------------------------
 
 
-class TwinExecutor:
+class TwinExecutor(_HostMemory):
     name = "twins"
 
     def __init__(self) -> None:
@@ -61,22 +79,9 @@ class TwinExecutor:
     def view(self, array: np.ndarray, buf: Buf) -> np.ndarray:
         return array[buf.offset: buf.offset + buf.extent] if buf.extent else array[buf.offset:]
 
-    def upload(self, array: np.ndarray, host: np.ndarray, offset: int = 0) -> None:
-        flat = np.ascontiguousarray(host, dtype=array.dtype).reshape(-1)
-        array[offset: offset + flat.size] = flat
-
-    def download(self, array: np.ndarray, offset: int, size: int) -> np.ndarray:
-        return array[offset: offset + size].copy()
-
     def launch(self, kernel, grid, block, args) -> None:
         self.kernels[kernel](*[a.item() if isinstance(a, np.generic) else a for a in args])
 
-    def capture(self, bound):
-        return list(bound)
-
-    def replay(self, captured) -> None:
-        for launch in captured:
-            self.launch(*launch)
 
 
 # ---- the host executor -------------------------------------------------------------------------
@@ -91,7 +96,7 @@ class GuardViolation(BackendError):
     """A kernel wrote outside its buffer (seen in a guard zone)."""
 
 
-class HostExecutor:
+class HostExecutor(_HostMemory):
     """`variant`: release | exact | asan | tsan (host/ builds); `order`: natural | reversed |
     shuffled thread and block order; `guard`: check the guard zones after every launch."""
 
@@ -125,24 +130,11 @@ class HostExecutor:
     def view(self, array: np.ndarray, buf: Buf) -> int:
         return array.__array_interface__["data"][0] + buf.offset * array.itemsize
 
-    def upload(self, array: np.ndarray, host: np.ndarray, offset: int = 0) -> None:
-        flat = np.ascontiguousarray(host, dtype=array.dtype).reshape(-1)
-        array[offset: offset + flat.size] = flat
-
-    def download(self, array: np.ndarray, offset: int, size: int) -> np.ndarray:
-        return array[offset: offset + size].copy()
-
     def launch(self, kernel, grid, block, args) -> None:
         self.kernels.launch(kernel, grid, block, args)
         if self.guard:
             self.check_guards(kernel)
 
-    def capture(self, bound):
-        return list(bound)
-
-    def replay(self, captured) -> None:
-        for launch in captured:
-            self.launch(*launch)
 
     def check_guards(self, after: str = "") -> None:
         for whole, view in self._owners:

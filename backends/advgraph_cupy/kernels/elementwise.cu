@@ -77,6 +77,15 @@ extern "C" __global__ void dropout_bwd(const float* __restrict__ dy,
     if (i < n) dx[i] = mask[i] ? dy[i] * scale : 0.f;
 }
 
+// order[pos[0] + r]: the r-th example of the minibatch, or -1 where the position or the index
+// lies outside the n examples.
+__device__ __forceinline__ long long example_of(const long long* order, const int* pos, int r,
+                                                int n) {
+    long long p = (long long)pos[0] + r;
+    long long src = (p >= 0 && p < n) ? order[p] : -1;
+    return (src >= 0 && src < n) ? src : -1;
+}
+
 // out[r, :] = data[order[pos[0] + r], :] for the r-th example of the minibatch. The host writes
 // the position of each D-update into its own pos slot before the replay; an index outside the
 // n examples (a broken contract) gives NaN rows instead of a read out of bounds.
@@ -86,9 +95,8 @@ extern "C" __global__ void gather_rows(const float* __restrict__ data, const lon
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= rows * cols) return;
     int r = i / cols, c = i % cols;
-    long long p = (long long)pos[0] + r;
-    long long src = (p >= 0 && p < n) ? order[p] : -1;
-    out[i] = (src >= 0 && src < n) ? data[src * cols + c] : __int_as_float(0x7fc00000);
+    long long src = example_of(order, pos, r, n);
+    out[i] = src >= 0 ? data[src * cols + c] : __int_as_float(0x7fc00000);
 }
 
 // out[r, :] = one_hot(labels[order[pos[0] + r]]): the conditions of the real minibatch.
@@ -99,9 +107,8 @@ extern "C" __global__ void gather_onehot(const long long* __restrict__ labels,
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= rows * classes) return;
     int r = i / classes, c = i % classes;
-    long long p = (long long)pos[0] + r;
-    long long src = (p >= 0 && p < n) ? order[p] : -1;
-    out[i] = (src >= 0 && src < n) ? (labels[src] == c ? 1.f : 0.f) : __int_as_float(0x7fc00000);
+    long long src = example_of(order, pos, r, n);
+    out[i] = src >= 0 ? (labels[src] == c ? 1.f : 0.f) : __int_as_float(0x7fc00000);
 }
 
 // out[r, :] = one_hot(labels[j]) with j uniform over the n training examples: y ~ p_data(y)
