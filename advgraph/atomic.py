@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -15,8 +16,30 @@ os.umask(_UMASK)
 def atomic_write(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same directory, fsync, then rename over `path`.
     Any OS failure (full disk, no permission, a directory in the way) is a WriteError naming
-    the file; the old file, if any, is untouched and no temporary file is left behind."""
+    the file; the old file, if any, is untouched and no temporary file is left behind.
+
+    Only regular files are replaced: a symbolic link is followed (the file it points to is
+    replaced, the link stays), a character device (/dev/null, a terminal) is written through,
+    and a FIFO, socket or block device is refused."""
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as e:
+        raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
+    if mode is not None and stat.S_ISCHR(mode):
+        try:
+            with open(path, "wb") as f:
+                f.write(data)
+        except OSError as e:
+            raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
+        return
+    if mode is not None and not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise WriteError(f"cannot write {path}: {kind} (refusing to replace it)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -47,9 +47,11 @@ class Trainer(Protocol):
         """One G update on m fresh noise samples (or the given z). Conditional: on labels y,
         or m labels drawn from the training labels."""
 
-    def read_metrics(self) -> dict[str, float]:
-        """Means since the last read of d_loss, g_loss, d_real, d_fake; resets the sums.
-        Also `finite`: 1.0 when every parameter is finite. The only host sync of training."""
+    def read_metrics(self, reset: bool = True) -> dict[str, float]:
+        """Means since the last reset of d_loss, g_loss, d_real, d_fake; `reset` starts new
+        sums. Also `finite`: 1.0 when every parameter is finite. The only host sync of
+        training. The running sums and counts are part of state_dict ("metrics/sums",
+        "metrics/counts"), so a resumed run's next interval is the uninterrupted one's."""
 
     def generate(self, z: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
         """G(z) in inference mode (no dropout, running batchnorm statistics); G(z|y) with the

@@ -366,7 +366,8 @@ DeviceOpt = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N.")
 EvalBackendOpt = typer.Option(None, "--backend", "-b", help="Backend to run G and D on "
                               "[default: the one the run trained on]; checkpoints are "
                               "backend-neutral.")
-SeedOpt = typer.Option(0, "--seed", help="Seed of the noise drawn for this command.")
+SeedOpt = typer.Option(0, "--seed", min=0, max=2**63 - 1,  # as training.seed: 0 … 2^63 − 1
+                       help="Seed of the noise drawn for this command (0 … 2^63 − 1).")
 OutOpt = typer.Option(None, "--out", help="Where to write the figure [default: under the run].")
 LabelOpt = typer.Option(None, "--label", metavar="CLASS",
                         help="Conditional runs: the class every sample is drawn for.")
@@ -561,15 +562,18 @@ def _print_by_label(rep: dict[str, Any]) -> None:
 def plot(run: str = typer.Argument(..., help="Run name."), out: Optional[Path] = OutOpt,
          runs_dir: Optional[Path] = RunsDirOpt) -> None:
     """Loss and D-output curves from metrics.jsonl as a PNG."""
+    from .errors import RunError
     from .figures import plot_metrics
     from .runs import RunDir
 
     with _errors():
         r = RunDir.open(_runs_root(runs_dir), run)
-        rows = [x for x in r.metrics() if all(k in x for k in ("step", "d_loss", "g_loss"))]
-        parzen = [x for x in r.metrics() if x.get("parzen_valid") is not None]
+        metrics = r.metrics()  # a damaged metrics.jsonl: an error naming the file and line
+        rows = [x for x in metrics
+                if all(k in x for k in ("step", "d_loss", "g_loss", "d_real", "d_fake"))]
+        parzen = [x for x in metrics if x.get("parzen_valid") is not None]
         if not rows:
-            raise UsageError(f"run {run!r} has no metrics yet")
+            raise RunError(f"{r.metrics_path}: no training metrics yet (run {run!r})")
         out_console_path(plot_metrics(rows, out or r.path / "plots" / "metrics.png",
                                       title=f"run {run}", parzen=parzen))
 
@@ -628,20 +632,12 @@ def parity(
 @app.command()
 def runs(runs_dir: Optional[Path] = RunsDirOpt,
          as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
-    """List runs with status, step, epoch and last metrics."""
+    """List runs with status, step, epoch and last metrics (a damaged run as `damaged`)."""
     from .runs import list_runs
 
     root = _runs_root(runs_dir)
-    rows = []
     with _errors():
-        for r in list_runs(root):
-            info = r.info()
-            last = info.get("last_metrics") or {}
-            rows.append({"name": r.name, "status": r.status(),
-                         "step": info.get("step", 0), "epoch": info.get("epoch", 0),
-                         "backend": info.get("backend", ""), "d_loss": last.get("d_loss"),
-                         "g_loss": last.get("g_loss"), "d_real": last.get("d_real"),
-                         "d_fake": last.get("d_fake"), "updated": info.get("updated", "")})
+        rows = [_run_row(r) for r in list_runs(root)]
     if as_json:
         console.print_json(json.dumps(rows))
         return
@@ -657,9 +653,42 @@ def runs(runs_dir: Optional[Path] = RunsDirOpt,
                          justify="left" if col in ("name", "status", "backend") else "right")
     fmt = lambda v: "" if v is None else f"{v:.4f}"  # noqa: E731
     for r in rows:
-        table.add_row(r["name"], r["status"], str(r["step"]), str(r["epoch"]), r["backend"],
+        table.add_row(r["name"], r["status"], "" if r["step"] is None else str(r["step"]),
+                      "" if r["epoch"] is None else str(r["epoch"]), r["backend"] or "",
                       fmt(r["d_loss"]), fmt(r["g_loss"]), fmt(r["d_real"]), fmt(r["d_fake"]))
-    console.print(table)
+    # Never cut a cell short: wider than the terminal (or than 80 columns when piped) the
+    # lines run long rather than lose a run's name or status.
+    width = max(console.width,
+                console.measure(table, options=console.options.update_width(10**5)).maximum)
+    Console(file=console.file, width=width, highlight=False, soft_wrap=True,
+            markup=False).print(table, crop=False)  # print(width=) caps at console.width
+    damaged = [r for r in rows if r["status"] == "damaged"]
+    for r in damaged:
+        err.print(f"warning: run {r['name']} is damaged: {r['error']}", markup=False)
+
+
+def _run_row(r) -> dict[str, Any]:
+    """One run for `advgraph runs`: from its run.json (and a check of its metrics.jsonl); a
+    damaged run is a row with status `damaged` and the problem, never an error for the list."""
+    from .errors import RunError
+
+    try:
+        info = r.info()
+    except RunError as e:
+        return {"name": r.name, "status": "damaged", "step": None, "epoch": None,
+                "backend": None, "d_loss": None, "g_loss": None, "d_real": None,
+                "d_fake": None, "updated": None, "error": str(e)}
+    last = info.get("last_metrics") or {}
+    row = {"name": r.name, "status": r.status(info),
+           "step": info.get("step", 0), "epoch": info.get("epoch", 0),
+           "backend": info.get("backend") or "", "d_loss": last.get("d_loss"),
+           "g_loss": last.get("g_loss"), "d_real": last.get("d_real"),
+           "d_fake": last.get("d_fake"), "updated": info.get("updated", ""), "error": None}
+    try:
+        r.metrics()  # damaged lines are worth knowing about before `plot` or a resume
+    except RunError as e:
+        row.update(status="damaged", error=str(e))
+    return row
 
 
 @app.command()

@@ -6,7 +6,9 @@ runs/<name>/
   metrics.jsonl                  one JSON line per logging interval
   checkpoints/step-0000100.safetensors + step-0000100.json
                                  tensors (no pickle) + state; the JSON is written last and holds
-                                 the tensors' SHA-256, so a checkpoint counts only when complete
+                                 the tensors' SHA-256 and its own (over everything else in it),
+                                 so a checkpoint counts only when complete and unaltered
+  .lock                          held (flock) by the one process writing the run
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import os
 import platform
 import re
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +29,13 @@ import numpy as np
 from .atomic import atomic_write
 from .errors import CheckpointError, RunError, UsageError, WriteError
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-CKPT_RE = re.compile(r"^step-(\d{7,})\.json$")
-FORMAT = 1
+_LOCKS: dict[str, int] = {}  # run path → the descriptor holding its writer lock
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # always fullmatch: `$` admits "x\n"
+CKPT_RE = re.compile(r"step-(\d{7,})\.json")
+# atomic_write's temporary files: mkstemp(prefix=f".{name}.", suffix=".tmp")
+TMP_RE = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp", re.DOTALL)
+# 2: the state JSON carries `state_sha256` over the rest of itself (format 1 did not)
+FORMAT = 2
 
 
 def default_root() -> Path:
@@ -37,7 +44,7 @@ def default_root() -> Path:
 
 def check_name(name: str) -> str:
     """A run name is one path component: it can never point outside the runs directory."""
-    if not NAME_RE.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name in (".", ".."):
         raise UsageError(f"invalid run name {name!r}: use letters, digits, '.', '_' or '-' "
                          "(one path component, at most 100 characters)")
     return name
@@ -47,6 +54,19 @@ def _json_bytes(obj: Any) -> bytes:
     return (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode()
 
 
+def state_digest(state: dict[str, Any]) -> str:
+    """SHA-256 of a checkpoint's state without its own digest, in a canonical form (sorted
+    keys, no whitespace), so it survives re-indenting but not a changed value."""
+    body = {k: v for k, v in state.items() if k != "state_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"),
+                                     allow_nan=False).encode()).hexdigest()
+
+
+class Vanished(CheckpointError):
+    """A checkpoint's file disappeared while it was read (pruned by a training run): not
+    damage; the reader looks again."""
+
+
 @dataclass
 class Checkpoint:
     step: int
@@ -54,19 +74,36 @@ class Checkpoint:
     state_path: Path
 
     def state(self) -> dict[str, Any]:
+        """The state JSON, checked against its schema and (format 2 on) its own checksum."""
+        from .rundata import parse_checkpoint_state
+
         try:
-            return json.loads(self.state_path.read_text())
-        except (OSError, ValueError) as e:
-            raise CheckpointError(f"{self.state_path}: unreadable checkpoint state: {e}") from None
+            blob = self.state_path.read_bytes()
+        except FileNotFoundError:
+            raise Vanished(f"{self.state_path}: vanished") from None
+        except OSError as e:
+            raise CheckpointError(f"{self.state_path}: unreadable checkpoint state: "
+                                  f"{e.strerror or e}") from None
+        parse_checkpoint_state(self.state_path, blob)
+        state = json.loads(blob)
+        fmt = state["format"]
+        if fmt > FORMAT or fmt < 1:
+            raise CheckpointError(f"{self.state_path}: unknown checkpoint format {fmt!r}")
+        if fmt >= 2 and state.get("state_sha256") != state_digest(state):
+            raise CheckpointError(f"{self.state_path}: checksum mismatch (the state was changed "
+                                  "or damaged after it was written)")
+        return state
 
     def load(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Tensors and state, after verifying the tensors' checksum."""
+        """Tensors and state, after verifying both checksums."""
         from safetensors import SafetensorError
         from safetensors.numpy import load as st_load
 
         state = self.state()
         try:
             blob = self.tensors_path.read_bytes()
+        except FileNotFoundError:
+            raise Vanished(f"{self.tensors_path}: vanished") from None
         except OSError as e:
             raise CheckpointError(f"{self.tensors_path}: cannot read: {e.strerror}") from None
         want = state.get("sha256")
@@ -140,19 +177,60 @@ class RunDir:
             raise RunError(f"no run named {name!r} in {root} (runs: {known})")
         return cls(path)
 
+    # ---- the writer's lock -------------------------------------------------------------------
+
+    def lock(self) -> None:
+        """Take the run's exclusive writer lock (an advisory flock on `.lock`, released by the
+        kernel when the process dies, so a killed run is never locked for ever). A second
+        writer is refused with the holder's pid."""
+        import fcntl
+
+        path = self.path / ".lock"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise RunError(f"cannot lock {path}: {e.strerror or e}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").split() or ["?"]
+            os.close(fd)
+            where = f" on {holder[1]}" if len(holder) > 1 else ""
+            raise RunError(f"run {self.name!r} is being written by process {holder[0]}{where}; "
+                           "wait for it to finish or stop it first") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {platform.node()}\n".encode(), 0)
+        _LOCKS[str(self.path)] = fd
+
+    def unlock(self) -> None:
+        fd = _LOCKS.pop(str(self.path), None)
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the flock
+
     # ---- metadata ---------------------------------------------------------------------------
 
-    def info(self) -> dict[str, Any]:
-        try:
-            return json.loads((self.path / "run.json").read_text())
-        except FileNotFoundError:
-            return {"name": self.name, "status": "unknown"}
-        except (OSError, ValueError) as e:
-            raise RunError(f"{self.path / 'run.json'}: unreadable: {e}") from None
+    @property
+    def info_path(self) -> Path:
+        return self.path / "run.json"
 
-    def status(self) -> str:
+    def info(self) -> dict[str, Any]:
+        """run.json as written, after checking it against its schema (rundata.RunInfo): a
+        damaged one (not UTF-8, not JSON, not an object, a field of the wrong type) is a
+        RunError naming the file and the problem."""
+        from .rundata import parse_run_info, read_json
+
+        try:
+            data = read_json(self.info_path)
+        except RunError:
+            if not self.info_path.exists():
+                return {"name": self.name, "status": "unknown"}
+            raise
+        parse_run_info(self.info_path, data)
+        return data
+
+    def status(self, info: dict[str, Any] | None = None) -> str:
         """The recorded status, or 'stopped' for a 'running' run whose process is gone."""
-        info = self.info()
+        info = self.info() if info is None else info
         status = info.get("status", "unknown")
         if status == "running" and info.get("host") == platform.node() and info.get("pid"):
             try:
@@ -173,25 +251,69 @@ class RunDir:
     # ---- metrics ----------------------------------------------------------------------------
 
     def append_metrics(self, row: dict[str, Any]) -> None:
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        try:
+            with open(self.metrics_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+        except OSError as e:
+            raise WriteError(f"cannot write {self.metrics_path}: {e.strerror or e}") from None
 
     def metrics(self) -> list[dict[str, Any]]:
-        if not self.metrics_path.exists():
-            return []
-        rows = []
-        for line in self.metrics_path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                continue  # a line cut short by a crash
-        return rows
+        """The rows of metrics.jsonl, each checked against its schema (rundata.read_metrics):
+        a last line cut short by a crash is skipped; any other damage is a RunError naming the
+        file, the line and the problem."""
+        from .rundata import read_metrics
 
-    def truncate_metrics(self, step: int) -> None:
-        """Drop lines logged after `step` (work lost since that checkpoint will be redone)."""
+        return read_metrics(self.metrics_path)
+
+    # ---- leftovers of interrupted writes -----------------------------------------------------
+
+    def clean_stale_tmp(self, older_than: float = 0.0) -> list[Path]:
+        """Remove the temporary files (`.NAME.XXXXXXXX.tmp`, see atomic.atomic_write) that a
+        writer killed mid-write left in the run directory and checkpoints/; returns them.
+
+        Call it while holding the run's writer lock (RunDir.lock): then no live process is
+        writing there and every such file is stale. Without the lock, pass `older_than`
+        (seconds since the file was last modified) so a live writer's file is left alone."""
+        now = time.time()
+        removed = []
+        for d in (self.path, self.ckpt_dir):
+            try:
+                entries = list(d.iterdir())
+            except OSError:
+                continue
+            for p in entries:
+                if not TMP_RE.fullmatch(p.name):
+                    continue
+                try:
+                    st = p.lstat()
+                    if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+                        continue
+                    if now - st.st_mtime < older_than:
+                        continue
+                    p.unlink()
+                except FileNotFoundError:
+                    continue  # renamed into place or removed meanwhile
+                except OSError:
+                    continue  # not ours to remove (permissions): harmless, left as it is
+                removed.append(p)
+        return removed
+
+    def truncate_metrics(self, step: int, log_every: int | None = None) -> None:
+        """Drop lines logged after `step` (work lost since that checkpoint will be redone), and
+        a training line logged off the `log_every` schedule at `step` itself (by an interrupt
+        or the stop): the resumed run logs that interval on schedule, as an uninterrupted run
+        does."""
         if not self.metrics_path.exists():
             return
-        keep = [json.dumps(r) for r in self.metrics() if r.get("step", 0) <= step]
+
+        def keep_row(r: dict[str, Any]) -> bool:
+            s = r.get("step", 0)
+            if s == step and log_every and step % log_every and "d_loss" in r:
+                return False
+            return s <= step
+
+        keep = [json.dumps(r) for r in self.metrics() if keep_row(r)]
         atomic_write(self.metrics_path, "".join(line + "\n" for line in keep).encode())
 
     # ---- checkpoints ------------------------------------------------------------------------
@@ -202,7 +324,7 @@ class RunDir:
             return []
         out = []
         for p in self.ckpt_dir.iterdir():
-            m = CKPT_RE.match(p.name)
+            m = CKPT_RE.fullmatch(p.name)
             if m:
                 out.append(Checkpoint(int(m.group(1)), p.with_suffix(".safetensors"), p))
         return sorted(out, key=lambda c: c.step)
@@ -216,6 +338,7 @@ class RunDir:
         ckpt = Checkpoint(step, self.ckpt_dir / f"{stem}.safetensors", self.ckpt_dir / f"{stem}.json")
         state = {"format": FORMAT, **state, "sha256": hashlib.sha256(blob).hexdigest(),
                  "tensors": ckpt.tensors_path.name}
+        state["state_sha256"] = state_digest(state)
         try:
             atomic_write(ckpt.tensors_path, blob)
             atomic_write(ckpt.state_path, _json_bytes(state))  # last: marks it complete
@@ -241,23 +364,53 @@ class RunDir:
                 raise CheckpointError(f"run {self.name!r} has no checkpoint at step {step} "
                                       f"(have: {have})")
         errors = []
-        for c in reversed(ckpts):
-            try:
-                tensors, state = c.load()
-                return c, tensors, state
-            except CheckpointError as e:
-                errors.append(str(e))
-                if warn is not None:
-                    warn(f"skipping damaged checkpoint: {e}")
+        for attempt in range(5):
+            errors, vanished = [], False
+            for c in reversed(ckpts):
+                try:
+                    tensors, state = c.load()
+                    return c, tensors, state
+                except Vanished:
+                    vanished = True  # pruned by a run still training: look again
+                    break
+                except CheckpointError as e:
+                    errors.append(str(e))
+                    if warn is not None:
+                        warn(f"skipping damaged checkpoint: {e}")
+            if not vanished:
+                break
+            ckpts = self.checkpoints() if step is None else \
+                [c for c in self.checkpoints() if c.step == step]
+            if step is not None and not ckpts:
+                raise CheckpointError(f"run {self.name!r}: the checkpoint at step {step} was "
+                                      "removed (the run is still training and prunes old ones)")
         if errors:
             raise CheckpointError("no usable checkpoint:\n" + "\n".join(errors))
         raise CheckpointError(f"run {self.name!r} has no checkpoint yet")
 
 
 def list_runs(root: Path) -> list[RunDir]:
+    """Run directories (those holding a run.json) under `root`, run1, run2, … first. A
+    directory whose run.json cannot even be looked at is listed too: reading it names the
+    problem."""
     if not root.is_dir():
         return []
-    runs = [RunDir(p) for p in root.iterdir() if p.is_dir() and (p / "run.json").exists()]
+
+    def is_run(p: Path) -> bool:
+        try:
+            if not p.is_dir():
+                return False
+            os.lstat(p / "run.json")
+            return True
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError:
+            return True  # there, but not readable: reading it says so
+
+    try:
+        runs = [RunDir(p) for p in root.iterdir() if is_run(p)]
+    except OSError as e:
+        raise RunError(f"cannot list the runs directory {root}: {e.strerror or e}") from None
 
     def key(r: RunDir):
         m = re.fullmatch(r"run(\d+)", r.name)

@@ -25,7 +25,7 @@ from .atomic import atomic_write
 from .backend import OptimConfig, Trainer, check_supported, get_backend
 from .compile import compile_spec
 from .data import Splits, load_data
-from .errors import RunError, TrainingDiverged, UsageError
+from .errors import AdvGraphError, CheckpointError, RunError, TrainingDiverged, UsageError
 from .ir import Program
 from .params import init_params
 from .runs import RunDir
@@ -284,7 +284,10 @@ def save(run: RunDir, s: Session, backend: str, device: str) -> None:
     state = {"step": s.step, "epoch": s.stream.epoch, "stream": s.stream.state(),
              "updates": dict(s.updates), "seed": s.spec.training.seed, "backend": backend,
              "device": device, "elapsed_s": round(s.elapsed, 3), "versions": versions(backend),
-             "world_size": s.dist.world if s.dist is not None else 1}
+             "world_size": s.dist.world if s.dist is not None else 1,
+             # the resolved spec it was trained with (as nanoGPT embeds its config): a resume
+             # refuses a spec.yaml edited outside the keys that may change
+             "spec": s.spec.model_dump(mode="json")}
     if s.is_main:
         run.save_checkpoint(s.step, tensors, state, keep=s.spec.training.keep_checkpoints)
 
@@ -376,9 +379,12 @@ def run_loop(run: RunDir, s: Session, backend: str, device: str,
                 stop_now = (interrupt.requested if s.dist is None
                             else s.dist.any(interrupt.requested))
 
-                if s.step % log_every == 0 or done() or stop_now:
+                on_schedule = s.step % log_every == 0
+                if on_schedule or done() or stop_now:
                     now = time.perf_counter()
-                    m = trainer.read_metrics()
+                    # Off the schedule (a stop, an interrupt) the sums run on: they are
+                    # checkpointed, and a resumed run logs the whole interval on schedule.
+                    m = trainer.read_metrics(reset=on_schedule)
                     last = {"step": s.step, "epoch": round(stream.epoch_float, 4),
                             **{key: m[key] for key in ("d_loss", "g_loss", "d_real", "d_fake")},
                             "lr_d": sd.lr(s.updates["D"]), "lr_g": sg.lr(s.updates["G"]),
@@ -447,6 +453,16 @@ def start(loaded: LoadedSpec, runs_root: Path, name: str | None, backend: str, d
         raise
     if dist is not None:
         dist.broadcast(run.name)
+    run.lock()
+    try:
+        run.clean_stale_tmp()
+        return run, _start(run, session, loaded, spec, backend, device, data_root, hooks, dist)
+    finally:
+        run.unlock()
+
+
+def _start(run: RunDir, session: Session, loaded: LoadedSpec, spec: GanSpec, backend: str,
+           device: str, data_root: str | None, hooks: "Hooks", dist) -> Outcome:
     atomic_write(run.spec_path, dump_resolved(spec).encode())
     if data_root is not None:  # the run must find its data again from any directory
         data_root = str(Path(data_root).expanduser().resolve())
@@ -455,7 +471,7 @@ def start(loaded: LoadedSpec, runs_root: Path, name: str | None, backend: str, d
                    spec_source=str(loaded.path) if loaded.path else None,
                    versions=versions(backend), world_size=dist.world if dist else 1)
     hooks.start(run, session)
-    return run, run_loop(run, session, backend, device, hooks.report, hooks.tick)
+    return run_loop(run, session, backend, device, hooks.report, hooks.tick)
 
 
 def _owner() -> dict[str, Any]:
@@ -471,6 +487,20 @@ def resume(runs_root: Path, name: str, backend: str | None, device: str | None,
            data_root: str | None, overrides: list[str],
            hooks: "Hooks | None" = None, dist=None) -> tuple[RunDir, Outcome]:
     run = RunDir.open(runs_root, name)
+    writer = dist is None or dist.is_main
+    if writer:
+        run.lock()  # before anything is read: a run being trained is refused
+        run.clean_stale_tmp()  # left by a writer killed mid-write
+    try:
+        return run, _resume(run, name, backend, device, data_root, overrides, hooks, dist)
+    finally:
+        if writer:
+            run.unlock()
+
+
+def _resume(run: RunDir, name: str, backend: str | None, device: str | None,
+            data_root: str | None, overrides: list[str], hooks: "Hooks | None",
+            dist) -> Outcome:
     info = run.info()
     if not run.spec_path.is_file():
         raise RunError(f"{run.spec_path}: missing; cannot resume")
@@ -487,19 +517,14 @@ def resume(runs_root: Path, name: str, backend: str | None, device: str | None,
     session = build_session(loaded, backend, device, data_root, dist)
     hooks = hooks or Hooks()
     ckpt, tensors, state = run.latest_checkpoint(warn=hooks.warn if session.is_main else None)
-    session.trainer.load_state_dict(tensors)
-    order = tensors.get("data/order")
-    if order is None or len(order) != len(session.splits.train):
-        raise RunError(f"{ckpt.state_path}: its data order does not fit the training set "
-                       f"({len(session.splits.train)} examples)")
+    _check_spec_unchanged(run, ckpt, state, original)
+    same_stream = (state.get("backend") == backend and state.get("device") == device
+                   and state.get("world_size", 1) == (dist.world if dist else 1))
+    check_resumable(ckpt, tensors, state, session, same_stream)
     try:
-        session.stream.restore(state["stream"], order)
-        session.step = int(state["step"])
-        session.updates = {g: int(state["updates"][g]) for g in ("D", "G")}
-        session.elapsed = float(state.get("elapsed_s", 0.0))
-    except (KeyError, TypeError, ValueError) as e:
-        raise RunError(f"{ckpt.state_path}: incomplete checkpoint state ({type(e).__name__}: "
-                       f"{e})") from None
+        session.trainer.load_state_dict(tensors)
+    except (AdvGraphError, RuntimeError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{ckpt.tensors_path}: {e}") from None
     session.trainer.set_order(session.stream.order)
     if state.get("backend") not in (None, backend) and session.is_main:
         hooks.warn(f"resuming a {state['backend']} checkpoint on {backend}: parameters, optimiser "
@@ -514,15 +539,82 @@ def resume(runs_root: Path, name: str, backend: str | None, device: str | None,
                          f"{session.step}; train further with e.g. --set "
                          f"training.stop.{'steps' if stop.steps is not None else 'epochs'}=N")
     if not session.is_main:
-        return run, run_loop(run, session, backend, device)
+        return run_loop(run, session, backend, device)
     if changed:
         atomic_write(run.spec_path, dump_resolved(loaded.spec).encode())
-    run.truncate_metrics(session.step)
+    run.truncate_metrics(session.step, original.training.log_every)
     run.write_info(status="running", step=session.step, epoch=session.stream.epoch,
                    backend=backend, device=device, resumed_from=ckpt.step, **_owner(),
                    versions=versions(backend), world_size=dist.world if dist else 1)
     hooks.start(run, session)
-    return run, run_loop(run, session, backend, device, hooks.report, hooks.tick)
+    return run_loop(run, session, backend, device, hooks.report, hooks.tick)
+
+
+def _check_spec_unchanged(run: RunDir, ckpt, state: dict[str, Any], on_disk: GanSpec) -> None:
+    """The run's spec.yaml against the spec its checkpoint was trained with: a change outside
+    the keys that may change on resume (an edited learning rate, say) is refused, as it is
+    through --set."""
+    trained = state.get("spec")
+    if trained is None:  # checkpoints from before specs were embedded
+        return
+    changed = _changed_paths(trained, on_disk.model_dump(mode="json"))
+    illegal = [p for p in changed if not any(p.startswith(f"training.{k}") for k in RESUMABLE)]
+    if illegal:
+        raise UsageError(f"{run.spec_path}: edited since the checkpoint at step {ckpt.step} "
+                         f"outside the keys that may change on resume (training."
+                         + "/".join(RESUMABLE) + f"): {', '.join(illegal)}; restore it, or "
+                         "train a new run with the new spec")
+
+
+def check_resumable(ckpt, tensors: dict[str, np.ndarray], state: dict[str, Any],
+                    session: Session, same_stream: bool) -> None:
+    """Everything a resume reads, against what this program and data expect: every tensor the
+    trainer keeps (names, shapes, dtypes; the noise generator's state where the backend,
+    device and world size are the same), the data order (a permutation of the training set),
+    and the counters (consistent with each other). Restores the data stream and counters.
+    Errors name the file; a missing piece is an error (parameters alone serve sample/eval)."""
+    want = session.trainer.state_dict()
+    missing, wrong = [], []
+    for key, ref in want.items():
+        if key not in tensors:
+            if key.startswith("metrics/") or (key.startswith("rng/") and not same_stream):
+                continue  # older checkpoints; another backend's or device's generator
+            missing.append(key)
+            continue
+        got = tensors[key]
+        if got.shape != ref.shape or got.dtype != ref.dtype:
+            wrong.append(f"{key} is {got.dtype}{list(got.shape)}, expected {ref.dtype}"
+                         f"{list(ref.shape)}")
+    if missing:
+        raise CheckpointError(f"{ckpt.tensors_path}: lacks {len(missing)} piece(s) of state a "
+                              f"resume needs, e.g. {missing[0]} (parameters alone serve sample "
+                              "and eval, not --resume)")
+    if wrong:
+        raise CheckpointError(f"{ckpt.tensors_path}: {wrong[0]}"
+                              + (f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""))
+    n = len(session.splits.train)
+    order = tensors.get("data/order")
+    if order is None or order.dtype != np.int64 or order.shape != (n,) or \
+            not np.array_equal(np.sort(order), np.arange(n)):
+        raise CheckpointError(f"{ckpt.tensors_path}: data/order is not a permutation of the "
+                              f"{n} training examples")
+    k = session.spec.training.k
+    try:
+        step = state["step"]
+        updates = {g: state["updates"][g] for g in ("D", "G")}
+        batches = state["stream"]["batches"]
+        ints = [step, batches, *updates.values()]
+        if not all(type(v) is int and v >= 0 for v in ints):
+            raise ValueError("counters must be non-negative integers")
+        if step != ckpt.step or updates["G"] != step or updates["D"] != k * step or \
+                batches != updates["D"]:
+            raise ValueError(f"inconsistent counters (step {step}, updates {updates}, "
+                             f"minibatches {batches}, k = {k})")
+        session.stream.restore(state["stream"], order)
+        session.step, session.updates = step, updates
+        session.elapsed = float(state.get("elapsed_s", 0.0))
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        raise CheckpointError(f"{ckpt.state_path}: unusable checkpoint state ({e})") from None
 
 
 class Loaded:
@@ -555,7 +647,10 @@ def load_trainer(run: RunDir, step: int | None = None, backend: str | None = Non
     backend = backend or info.get("backend") or "torch"
     program, trainer, _ = make_trainer(loaded, backend, device)
     ckpt, tensors, _ = run.latest_checkpoint(step, warn=warn)
-    trainer.load_state_dict(tensors)
+    try:  # parameters alone are enough here
+        trainer.load_state_dict(tensors)
+    except (AdvGraphError, RuntimeError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{ckpt.tensors_path}: {e}") from None
     return Loaded(run, loaded, program, trainer, ckpt.step, device,
                   data_root or info.get("data_root"), backend)
 

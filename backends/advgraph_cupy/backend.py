@@ -218,17 +218,20 @@ class CupyTrainer:
                                f"({self.m}, {self.program.prior.dim})")
         return z
 
-    def read_metrics(self) -> dict[str, float]:
+    def read_metrics(self, reset: bool = True) -> dict[str, float]:
         self.flush()
+        fin = METRICS.index("finite")
+        self.rt.upload("metrics", np.zeros(1, np.float32), fin)  # a fresh count
         self.rt.run("finite", self.plan, self.plan.phases["finite"])
         s = self.rt.download("metrics").astype(np.float64)
-        self.rt.run("reset_metrics", self.plan, self.plan.phases["reset_metrics"])
         nd, ng = max(self._counts[0], 1), max(self._counts[1], 1)
         i = METRICS.index
         out = {"d_loss": s[i("d_loss")] / nd, "d_real": s[i("d_real")] / nd,
                "d_fake": s[i("d_fake")] / nd, "g_loss": s[i("g_loss")] / ng,
                "finite": float(s[i("finite")] == 0)}
-        self._counts = [0, 0]
+        if reset:
+            self.rt.run("reset_metrics", self.plan, self.plan.phases["reset_metrics"])
+            self._counts = [0, 0]
         return {k: float(v) for k, v in out.items()}
 
     # ---- inference --------------------------------------------------------------------------
@@ -322,6 +325,8 @@ class CupyTrainer:
                         flat[s][off:off + size].reshape(t.shape).copy()
             out[f"optim/{net}/t"] = np.array([self.t[net]], np.int64)
         out["rng/cupy"] = self.rt.download("rng")
+        out["metrics/sums"] = self.rt.download("metrics", 0, 4)
+        out["metrics/counts"] = np.array(self._counts, np.int64)
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -358,3 +363,6 @@ class CupyTrainer:
                 raise BackendError(f"rng/cupy: {rng.dtype} {rng.shape} in the state; four "
                                    "uint32 (seed, offset) expected")
             self.rt.upload("rng", rng)
+        if "metrics/sums" in state and "metrics/counts" in state:
+            self.rt.upload("metrics", np.asarray(state["metrics/sums"], np.float32)[:4])
+            self._counts = [int(v) for v in np.asarray(state["metrics/counts"]).reshape(-1)[:2]]

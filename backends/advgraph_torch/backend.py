@@ -199,7 +199,7 @@ class TorchTrainer:
             self._sums[3] += loss
         self._counts[1] += 1
 
-    def read_metrics(self) -> dict[str, float]:
+    def read_metrics(self, reset: bool = True) -> dict[str, float]:
         torch = self.torch
         with torch.no_grad():
             finite = torch.stack([torch.isfinite(p).all() for ps in self._params.values()
@@ -210,8 +210,9 @@ class TorchTrainer:
         nd, ng = max(self._counts[0], 1), max(self._counts[1], 1)
         out = {"d_loss": s[0] / nd, "d_real": s[1] / nd, "d_fake": s[2] / nd,
                "g_loss": s[3] / ng, "finite": float(bool(finite))}
-        self._sums.zero_()
-        self._counts = [0, 0]
+        if reset:  # (after an average over ranks the sums are every rank's mean: still linear)
+            self._sums.zero_()
+            self._counts = [0, 0]
         return out
 
     # ---- inference --------------------------------------------------------------------------
@@ -238,6 +239,10 @@ class TorchTrainer:
         for g in ("G", "D"):
             out.update({k: v.cpu().numpy().copy() for k, v in self.opt[g].state(f"optim/{g}").items()})
         out[self._rng_key()] = self.gen.get_state().numpy().copy()
+        if self.dist is not None:  # collective (save() calls it on every rank): ranks' mean
+            self.dist.average_([self._sums])
+        out["metrics/sums"] = self._sums.cpu().numpy().copy()
+        out["metrics/counts"] = np.array(self._counts, np.int64)
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -257,3 +262,6 @@ class TorchTrainer:
         key = self._rng_key()
         if key in state:
             self.gen.set_state(torch.as_tensor(np.asarray(state[key], dtype=np.uint8)).cpu())
+        if "metrics/sums" in state and "metrics/counts" in state:
+            self._sums.copy_(torch.as_tensor(np.asarray(state["metrics/sums"], np.float32)))
+            self._counts = [int(v) for v in np.asarray(state["metrics/counts"]).reshape(-1)[:2]]
