@@ -7,6 +7,7 @@ dotted path), and all of them are reported at once.
 from __future__ import annotations
 
 from difflib import get_close_matches
+from math import prod
 from typing import Any
 
 from .errors import Problem, SpecError
@@ -14,6 +15,7 @@ from .ir import Graph, Init, Node, Op, Prior, Program, Tensor
 from .ir.shapes import ShapeError, fmt_shape, infer, infer_concat, param_shapes
 from .spec import layers as L
 from .spec.gan import GanSpec, UniformPrior
+from .spec.layers import MAX_SIZE
 from .spec.load import LoadedSpec
 
 _OP_OF = {
@@ -91,6 +93,19 @@ class _Builder:
         self.problems.append(self.loaded.problem(path, msg))
         self.ok = False
 
+    @staticmethod
+    def _too_big(out: tuple[int, ...], params: dict[str, tuple[int, ...]]) -> str | None:
+        """A tensor larger than 32-bit indexing allows (and than any machine's memory for a
+        batch of it): refused here, so that shape products stay far from overflowing int64."""
+        if prod(out) > MAX_SIZE:
+            return (f"output {fmt_shape(out)} has {prod(out):,} values per example, more than "
+                    f"{MAX_SIZE:,} (2^31 - 1)")
+        for t, sh in params.items():
+            if prod(sh) > MAX_SIZE:
+                return (f"{t} {fmt_shape(sh)} has {prod(sh):,} values, more than {MAX_SIZE:,} "
+                        "(2^31 - 1)")
+        return None
+
     def block(self, prefix: str, sources: list[str], layers: list[Any], path: tuple,
               inputs_path: tuple) -> str | None:
         """Nodes for one block; returns its output node's name (None after a problem)."""
@@ -112,6 +127,11 @@ class _Builder:
                 shape = infer_concat([self.shapes[n] for n in node_names])
             except ShapeError as e:
                 self.problem(inputs_path, str(e))
+                return None
+            if prod(shape) > MAX_SIZE:
+                self.problem(inputs_path, f"concatenation {fmt_shape(shape)} has "
+                                          f"{prod(shape):,} values per example, more than "
+                                          f"{MAX_SIZE:,} (2^31 - 1)")
                 return None
             cur = f"{self.net}.{prefix}concat"
             self.add(Node(cur, Op.CONCAT, tuple(node_names), shape, origin=inputs_path))
@@ -135,6 +155,10 @@ class _Builder:
             except ShapeError as e:
                 self.problem(lpath, str(e))
                 return None  # later shapes would only repeat the problem
+            too_big = self._too_big(out, param_shapes(op, shape, attrs))
+            if too_big:
+                self.problem(lpath, too_big)
+                return None
             name = f"{self.net}.{prefix}{local}"
             if name in self.shapes:
                 self.problem(lpath + ("name",), f"layer name {local!r} is reserved here "

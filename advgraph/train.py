@@ -195,21 +195,28 @@ def build_session(loaded: LoadedSpec, backend_name: str, device: str,
 
 
 def _check_memory(program: Program, spec: GanSpec, device: str) -> None:
-    """Refuse, before allocating anything, nets that cannot fit in this machine's memory."""
-    from .ir.shapes import training_bytes
+    """Refuse, before allocating anything, nets that cannot fit in the memory still available
+    (MemAvailable, or what the process's cgroup still allows, whichever is smaller)."""
+    from . import memory
 
-    need = training_bytes(program.G, program.D, spec.training.batch_size)
     if not device.startswith("cpu"):
         return  # device memory is the backend's to judge (it raises a clear error)
-    try:
-        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+    rss = memory.current_rss() or 0
+    peak = memory.training_peak(program, spec, rss)
+    # What this process already holds (the interpreter, maybe the backend) is part of the
+    # estimated peak but needs no more memory.
+    have = memory.available_bytes()
+    if have is None:  # pragma: no cover - nothing can tell
         return
-    if need > have:
+    still = peak - rss
+    if still > have:
         raise UsageError(f"G ({program.G.num_params():,} parameters) and D "
-                         f"({program.D.num_params():,}) need at least {need / 2**30:.1f} GiB to "
-                         f"train with batch size {spec.training.batch_size}; this machine has "
-                         f"{have / 2**30:.1f} GiB")
+                         f"({program.D.num_params():,}) need at least "
+                         f"{memory.describe(peak)} to train with batch size "
+                         f"{spec.training.batch_size} (parameters, gradients, optimiser state, "
+                         f"activations, the data and the runtime); "
+                         f"{memory.describe(still)} more than this process holds, but only "
+                         f"{memory.describe(have)} of memory is available")
 
 
 def versions(backend: str) -> dict[str, str]:

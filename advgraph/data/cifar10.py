@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from .files import check_fits, regular_size
 
 FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -41,6 +42,9 @@ class _Restricted(pickle.Unpickler):
 
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 (N, 3, 32, 32), labels int64 (N,)) from one batch file."""
+    # Only a regular file, and one whose unpickled arrays fit: the pickle holds its arrays'
+    # bytes, so the file, the arrays and their float32 copies take at most ~6× its size.
+    check_fits(path, 6 * regular_size(path), "unpickling this batch")
     try:
         raw = path.read_bytes()
         obj = _Restricted(io.BytesIO(raw), encoding="bytes").load()

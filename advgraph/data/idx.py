@@ -14,13 +14,16 @@ import os
 import struct
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
+from math import prod
 from pathlib import Path
 
 import numpy as np
 
 from ..atomic import atomic_write
 from ..errors import DataError
+from .files import check_fits, regular_size
 
 _DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -60,35 +63,62 @@ SOURCES = {
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Parse one IDX file (magic, dims, payload), raising DataError with the file's name."""
+    """Parse one IDX file (magic, dims, payload), raising DataError with the file's name.
+
+    Only regular files are read, and never more than the header declares (plus one byte, to
+    detect trailing data): a gzip stream is decompressed up to that bound, not to its end, and
+    a payload that would not fit in the memory available is refused before it is read."""
+    size = regular_size(path)
     try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        with open(path, "rb") as raw_file:
+            compressed = raw_file.read(2) == b"\x1f\x8b"
+            raw_file.seek(0)
+            with (gzip.GzipFile(fileobj=raw_file) if compressed else raw_file) as f:
+                magic = f.read(4)
+                if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _DTYPES:
+                    raise DataError(f"{path}: not an IDX file (bad magic number "
+                                    f"{magic.hex() or 'empty'})")
+                ndim = magic[3]
+                header = 4 + 4 * ndim
+                dims_raw = f.read(4 * ndim)
+                if ndim == 0 or len(dims_raw) < 4 * ndim:
+                    raise DataError(f"{path}: truncated IDX header")
+                dims = struct.unpack(f">{ndim}I", dims_raw)
+                dtype = np.dtype(_DTYPES[magic[2]])
+                expected = prod(dims) * dtype.itemsize  # exact: Python integers
+                if not compressed and size - header != expected:
+                    _wrong_size(path, dims, expected, size - header)
+                # the array, its float32 copy and a finiteness mask
+                check_fits(path, expected + prod(dims) * 5, f"an IDX array of dims {dims}")
+                payload = f.read(expected + 1)
+    except DataError:
+        raise
+    except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: cannot read (corrupt or truncated gzip file?): {e}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
-        raise DataError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header:
-        raise DataError(f"{path}: truncated IDX header")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    dtype = np.dtype(_DTYPES[raw[2]])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    got = len(raw) - header
-    if got != expected:
-        kind = "truncated" if got < expected else "has trailing bytes"
-        raise DataError(f"{path}: {kind}: dims {dims} need {expected:,} bytes of data, "
-                        f"found {got:,}")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+    if len(payload) != expected:
+        _wrong_size(path, dims, expected, len(payload), at_least=len(payload) > expected)
+    arr = np.frombuffer(payload, dtype=dtype).reshape(dims)
+    if dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise DataError(f"{path}: holds NaN or infinite values")
+        if np.abs(arr).max(initial=0) > np.finfo(np.float32).max:
+            raise DataError(f"{path}: holds values beyond float32's range (±3.4e38)")
+    return arr
+
+
+def _wrong_size(path: Path, dims: tuple[int, ...], expected: int, got: int,
+                at_least: bool = False) -> None:
+    kind = "truncated" if got < expected else "has trailing bytes"
+    found = f"more than {expected:,}" if at_least else f"{got:,}"
+    raise DataError(f"{path}: {kind}: dims {dims} need {expected:,} bytes of data, "
+                    f"found {found}")
 
 
 def _find(directory: Path, stem: str) -> Path | None:
     for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"),
                  stem.replace("-idx", ".idx") + ".gz"):
         p = directory / name
-        if p.is_file():
+        if p.exists():  # a FIFO or device of that name is refused by read_idx, by name
             return p
     return None
 

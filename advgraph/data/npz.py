@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import zipfile
+from math import prod
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+from .files import check_fits, regular_size
 
 
 def _pick_key(path: Path, keys: list[str], key: str | None, exclude: str | None = None) -> str:
@@ -22,51 +24,107 @@ def _pick_key(path: Path, keys: list[str], key: str | None, exclude: str | None 
     return keys[0]
 
 
+def _member_header(path: Path, zf: zipfile.ZipFile, k: str) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype an array's .npy header declares, checked against the size the zip
+    directory gives the member: a header that promises more (or less) data than the member
+    holds is refused before anything is decompressed."""
+    info = zf.getinfo(k + ".npy")
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise DataError(f"{path}: array {k!r} uses .npy format version "
+                            f"{version[0]}.{version[1]}; save it with numpy.savez (1.0 or 2.0)")
+        offset = f.tell()
+    shape = tuple(int(d) for d in shape)
+    if dtype.hasobject:
+        raise DataError(f"{path}: array {k!r} holds Python objects (dtype {dtype}); expected "
+                        "numbers")
+    stored = info.file_size - offset
+    if prod(shape) * dtype.itemsize != stored:
+        raise DataError(f"{path}: array {k!r}: its header declares shape {shape} {dtype} "
+                        f"({prod(shape) * dtype.itemsize:,} bytes) but the file stores "
+                        f"{stored:,} bytes (corrupt, or a decompression bomb)")
+    return shape, dtype
+
+
+def _open(path: Path) -> zipfile.ZipFile:
+    regular_size(path)  # never a device or a FIFO (which would read forever, or block)
+    return zipfile.ZipFile(path)
+
+
 def peek_shape(path: Path, key: str | None, exclude: str | None = None) -> tuple[int, ...]:
     """The array's full shape, read from the .npy header without loading the data."""
     try:
-        with zipfile.ZipFile(path) as zf:
+        with _open(path) as zf:
             keys = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
             k = _pick_key(path, keys, key, exclude)
-            with zf.open(k + ".npy") as f:
-                version = np.lib.format.read_magic(f)
-                if version == (1, 0):
-                    shape, _, _ = np.lib.format.read_array_header_1_0(f)
-                elif version == (2, 0):
-                    shape, _, _ = np.lib.format.read_array_header_2_0(f)
-                else:  # a format without a public header reader: load it (no pickle)
-                    return tuple(load(path, key, exclude).shape)
+            shape, _ = _member_header(path, zf, k)
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
-    except (zipfile.BadZipFile, ValueError, OSError, KeyError) as e:
+    except (zipfile.BadZipFile, ValueError, OSError, KeyError, EOFError) as e:
         raise DataError(f"{path}: not a readable .npz file: {e}") from None
-    return tuple(shape)
+    return shape
+
+
+def check_members(path: Path, keys: list[str], extra_per_value: int = 0) -> None:
+    """Refuse before decompressing: arrays whose declared size (plus `extra_per_value` bytes
+    of working copies per value) does not fit in the memory available."""
+    try:
+        with _open(path) as zf:
+            need, what = 0, []
+            names = set(zf.namelist())
+            for k in keys:
+                if k + ".npy" not in names:
+                    continue  # the caller names what is missing
+                shape, dtype = _member_header(path, zf, k)
+                need += prod(shape) * (dtype.itemsize + extra_per_value)
+                what.append(f"{k!r} {shape} {dtype}")
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (zipfile.BadZipFile, ValueError, OSError, KeyError, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npz file (truncated or corrupt?): {e}") from None
+    check_fits(path, need, "loading array " + ", ".join(what))
 
 
 def load(path: Path, key: str | None, exclude: str | None = None) -> np.ndarray:
     try:
+        with _open(path) as zf:
+            k = _pick_key(path, [n[:-4] for n in zf.namelist() if n.endswith(".npy")], key,
+                          exclude)
+        check_members(path, [k], extra_per_value=5)  # + a float32 copy and a finiteness mask
         with np.load(path, allow_pickle=False) as z:
-            k = _pick_key(path, list(z.keys()), key, exclude)
             arr = z[k]
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except DataError:
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
         raise DataError(f"{path}: not a readable .npz file (truncated or corrupt?): {e}") from None
     if arr.ndim < 2:
         raise DataError(f"{path}: array {k!r} has shape {arr.shape}; expected (N, features...)")
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise DataError(f"{path}: array {k!r} has dtype {arr.dtype}; expected real numbers")
-    arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all():
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise DataError(f"{path}: array {k!r} contains NaN or infinite values")
+    with np.errstate(over="ignore"):
+        arr = arr.astype(np.float32)
+    if not np.isfinite(arr).all():
+        raise DataError(f"{path}: array {k!r} holds values beyond float32's range (±3.4e38)")
     return arr
 
 
 def load_labels(path: Path, key: str, n: int) -> np.ndarray:
     """The integer class of each of the n examples, from array `key` of the same file."""
     try:
+        check_members(path, [key])
         with np.load(path, allow_pickle=False) as z:
             y = z[_pick_key(path, list(z.keys()), key)]
     except DataError:

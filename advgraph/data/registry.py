@@ -239,3 +239,24 @@ def _load_tfd(data: TfdData, base_dir: Path, data_root: str | None) -> Splits:
     return Splits("tfd", *(prep(parts[k][0]) for k in ("train", "valid", "test")),
                   image_shape=(tfd.SIDE, tfd.SIDE), source=f"{path} (fold {data.fold})",
                   train_y=parts["train"][1], valid_y=parts["valid"][1], test_y=parts["test"][1])
+
+
+def data_bytes(data: Any, shape: tuple[int, ...]) -> int:
+    """What loading the data set takes in memory, from the spec alone (before loading): the
+    files' raw arrays where they are read whole, and the float32 splits. 0 for an npz, whose
+    loader checks the arrays its file declares against the memory available itself."""
+    per = int(np.prod(shape)) if shape else 1
+    if isinstance(data, (Gaussian1dData, Ring2dData)):
+        n = data.train + data.valid + data.test
+        return n * per * 4 + n * 2 * 8 * 3  # float32 splits; float64 draws while making them
+    if isinstance(data, IdxData):
+        from ..spec.gan import MNIST_TRAIN_FILE_SIZE
+
+        test = data.test or 10_000
+        raw = (MNIST_TRAIN_FILE_SIZE + test) * per  # uint8 files, read whole
+        return raw + (data.train + data.valid + test) * per * 4
+    if isinstance(data, Cifar10Data):
+        return 60_000 * per * (1 + 4) + (data.train + data.valid + (data.test or 10_000)) * per * 4
+    if isinstance(data, TfdData):
+        return 102_236 * per * (1 + 4)  # the distributed file's examples
+    return 0

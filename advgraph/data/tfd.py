@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .npz import as_labels
+from .files import check_fits, regular_size
+from .npz import as_labels, check_members
 
 NAMES = ("TFD_48x48.mat", "TFD_48x48.npz")
 SIDE = 48
@@ -32,8 +33,9 @@ EXPECTED = (
 def locate(path: Path | None, cli_root: str | None) -> Path:
     """The file: data.path when given, else TFD_48x48.{mat,npz} in the usual places."""
     if path is not None:
-        if not path.is_file():
+        if not path.exists():
             raise DataError(f"{path}: no such file.\n{EXPECTED}")
+        regular_size(path)  # a device or FIFO would read forever or block
         return path
     from .idx import candidate_dirs
 
@@ -51,13 +53,18 @@ def locate(path: Path | None, cli_root: str | None) -> Path:
 
 def read(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(images uint8 (N, 48, 48), folds int (N, 5), expression labels int64 (N,), 1–7 or −1)."""
-    arrays = _read_mat(path) if path.suffix.lower() == ".mat" else _read_npz(path)
+    size = regular_size(path)
+    arrays = _read_mat(path, size) if path.suffix.lower() == ".mat" else _read_npz(path)
     missing = [k for k in ("images", "folds", "labs_ex") if k not in arrays]
     if missing:
         raise DataError(f"{path}: lacks {', '.join(missing)}.\n{EXPECTED}")
     images, folds = np.asarray(arrays["images"]), np.asarray(arrays["folds"])
     if images.ndim != 3 or images.shape[1:] != (SIDE, SIDE):
         raise DataError(f"{path}: images have shape {images.shape}, expected (N, 48, 48)")
+    if images.dtype.kind not in "uifb":
+        raise DataError(f"{path}: images have dtype {images.dtype}; expected numbers (uint8)")
+    if images.dtype.kind == "f" and not np.isfinite(images).all():
+        raise DataError(f"{path}: images contain NaN or infinite values")
     n = len(images)
     if folds.shape != (n, 5):
         raise DataError(f"{path}: folds have shape {folds.shape}, expected ({n}, 5)")
@@ -68,7 +75,10 @@ def read(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return images, folds.astype(np.int64), labels
 
 
-def _read_mat(path: Path) -> dict[str, np.ndarray]:
+def _read_mat(path: Path, size: int) -> dict[str, np.ndarray]:
+    # A v5 file may compress its arrays; the distributed file (≈ 100k uint8 48×48 images,
+    # stored as doubles) expands to about 16× its size at most in memory.
+    check_fits(path, 16 * size, "reading this MATLAB file")
     try:
         from scipy.io import loadmat
     except ImportError:
@@ -87,9 +97,14 @@ def _read_mat(path: Path) -> dict[str, np.ndarray]:
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
+        with zipfile.ZipFile(path) as zf:
+            keys = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
+        check_members(path, keys, extra_per_value=4)  # and a float32 copy of the images
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.keys()}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
         raise DataError(f"{path}: not a readable .npz file (truncated or corrupt?): {e}") from None
 
 

@@ -147,3 +147,26 @@ def training_bytes(G: Graph, D: Graph, batch: int, optimizer_slots: int = 2) -> 
     acts_g = sum(prod(n.shape) for n in G.nodes)
     acts_d = sum(prod(n.shape) for n in D.nodes)
     return 4 * (params * (2 + optimizer_slots) + batch * (3 * acts_g + 3 * acts_d))
+
+
+# What a training process holds besides the nets: the interpreter with advgraph, NumPy,
+# pydantic and the backend's library imported (torch: ≈ 235 MiB measured), plus the working
+# memory its first steps allocate (thread pools, allocator caches: ≈ 30 MiB).
+RUNTIME_BYTES = 265 * 2**20
+# Copies of the parameters a trainer holds at its peak, besides its optimiser slots: the
+# parameters and their gradients, NumPy's float64 initialisation (two float32 copies' worth)
+# and a checkpoint's snapshot with its serialised bytes (two more).
+PARAM_COPIES = 6
+
+
+def training_peak_bytes(G: Graph, D: Graph, batch: int, optimizer_slots: int = 2,
+                        data_bytes: int = 0, runtime_bytes: int = RUNTIME_BYTES) -> int:
+    """An estimate of a training process's peak resident memory (checked against measured
+    peaks in tests/reliability/test_resource_bounds.py): the runtime, `data_bytes` for the
+    data set as loaded, every copy of the parameters, and the activations with their
+    gradients of a D-step (2m examples) and a G-step (m)."""
+    params = G.num_params() + D.num_params()
+    acts_g = sum(prod(n.shape) for n in G.nodes)
+    acts_d = sum(prod(n.shape) for n in D.nodes)
+    nets = 4 * (params * (PARAM_COPIES + optimizer_slots) + batch * (3 * acts_g + 6 * acts_d))
+    return runtime_bytes + data_bytes + nets

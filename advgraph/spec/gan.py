@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
-from .layers import SQRT3, Network, Strict
+from .layers import (SQRT3, Count, Network, NonNegativeCount, NonNegativeReal, PositiveReal, Real,
+                     Seed, Size, Strict, _not_tiny)
+
+MAX_EXAMPLES = 10**9  # examples in a split
+Examples = Annotated[int, Field(gt=0, le=MAX_EXAMPLES)]
+NonNegativeExamples = Annotated[int, Field(ge=0, le=MAX_EXAMPLES)]
+MAX_TOY_EXAMPLES = 10**7  # toy data is made in memory, in float64 first
+ToyExamples = Annotated[int, Field(gt=0, le=MAX_TOY_EXAMPLES)]
+NonNegativeToyExamples = Annotated[int, Field(ge=0, le=MAX_TOY_EXAMPLES)]
+Fraction = Annotated[float, Field(ge=0, lt=1), AfterValidator(_not_tiny)]
 
 # ---- noise prior ----------------------------------------------------------------------------
 
@@ -15,9 +24,9 @@ class UniformPrior(Strict):
     """U(low, high)^dim; the default ±√3 has unit variance (the original MNIST setting)."""
 
     type: Literal["uniform"]
-    dim: PositiveInt
-    low: float = -SQRT3
-    high: float = SQRT3
+    dim: Size
+    low: Real = -SQRT3
+    high: Real = SQRT3
 
     @model_validator(mode="after")
     def _ordered(self) -> "UniformPrior":
@@ -28,9 +37,9 @@ class UniformPrior(Strict):
 
 class GaussianPrior(Strict):
     type: Literal["gaussian"]
-    dim: PositiveInt
-    mean: float = 0.0
-    std: Annotated[float, Field(gt=0)] = 1.0
+    dim: Size
+    mean: Real = 0.0
+    std: PositiveReal = 1.0
 
 
 Prior = Annotated[Union[UniformPrior, GaussianPrior], Field(discriminator="type")]
@@ -50,9 +59,9 @@ class IdxData(Strict):
 
     dataset: Literal["mnist", "fashion-mnist"]
     root: str | None = None
-    train: PositiveInt = 50_000
-    valid: NonNegativeInt = 10_000
-    test: PositiveInt | None = None
+    train: Examples = 50_000
+    valid: NonNegativeExamples = 10_000
+    test: Examples | None = None
     flatten: bool = True
     download: bool = True
 
@@ -74,10 +83,10 @@ class Cifar10Data(Strict):
 
     dataset: Literal["cifar10"]
     root: str | None = None
-    train: PositiveInt = 50_000
-    valid: NonNegativeInt = 0
-    test: PositiveInt | None = None
-    gcn: Annotated[float, Field(gt=0)] | None = None
+    train: Examples = 50_000
+    valid: NonNegativeExamples = 0
+    test: Examples | None = None
+    gcn: PositiveReal | None = None
     flatten: bool = True
     download: bool = True
 
@@ -90,18 +99,18 @@ class Cifar10Data(Strict):
 
 
 class _ToySplits(Strict):
-    train: PositiveInt = 50_000
-    valid: NonNegativeInt = 10_000
-    test: NonNegativeInt = 10_000
-    seed: int = 0  # the data's own seed, independent of the training seed
+    train: ToyExamples = 50_000
+    valid: NonNegativeToyExamples = 10_000
+    test: NonNegativeToyExamples = 10_000
+    seed: Seed = 0  # the data's own seed, independent of the training seed
 
 
 class Gaussian1dData(_ToySplits):
     """The paper's Figure 1 setting: a 1-D Gaussian."""
 
     dataset: Literal["toy-gaussian1d"]
-    mean: float = 4.0
-    std: Annotated[float, Field(gt=0)] = 0.5
+    mean: Real = 4.0
+    std: PositiveReal = 0.5
 
 
 class Ring2dData(_ToySplits):
@@ -109,8 +118,8 @@ class Ring2dData(_ToySplits):
 
     dataset: Literal["toy-ring2d"]
     modes: Annotated[int, Field(ge=1, le=1000)] = 8
-    radius: Annotated[float, Field(gt=0)] = 2.0
-    std: Annotated[float, Field(gt=0)] = 0.02
+    radius: PositiveReal = 2.0
+    std: PositiveReal = 0.02
 
 
 class TfdData(Strict):
@@ -136,8 +145,8 @@ class NpzData(Strict):
     path: str
     key: str | None = None  # default: the file's only array when `labels` is not given
     labels: str | None = None  # an integer array (N,) in the same file: the class of each example
-    valid: NonNegativeInt = 0
-    test: NonNegativeInt = 0
+    valid: NonNegativeExamples = 0
+    test: NonNegativeExamples = 0
     flatten: bool = True
 
 
@@ -152,10 +161,10 @@ Data = Annotated[
 class MomentumRamp(Strict):
     """Pylearn2's MomentumAdjustor: `init` until epoch `start`, linear to `final` at `saturate`."""
 
-    init: Annotated[float, Field(ge=0, lt=1)]
-    final: Annotated[float, Field(ge=0, lt=1)]
-    start: NonNegativeInt = 1
-    saturate: PositiveInt
+    init: Fraction
+    final: Fraction
+    start: NonNegativeCount = 1
+    saturate: Count
 
     @model_validator(mode="after")
     def _ordered(self) -> "MomentumRamp":
@@ -171,18 +180,18 @@ class SGD(Strict):
     """
 
     type: Literal["sgd"]
-    lr: Annotated[float, Field(gt=0)]
-    lr_decay: Annotated[float, Field(ge=1)] = 1.0
-    min_lr: Annotated[float, Field(ge=0)] = 0.0
-    momentum: Annotated[float, Field(ge=0, lt=1)] | MomentumRamp = 0.0
+    lr: PositiveReal
+    lr_decay: Annotated[float, Field(ge=1)] = 1.0  # lr / decay^t is computed in log space
+    min_lr: NonNegativeReal = 0.0
+    momentum: Fraction | MomentumRamp = 0.0
 
 
 class Adam(Strict):
     type: Literal["adam"]
-    lr: Annotated[float, Field(gt=0)] = 2e-4
-    beta1: Annotated[float, Field(ge=0, lt=1)] = 0.5
-    beta2: Annotated[float, Field(ge=0, lt=1)] = 0.999
-    eps: Annotated[float, Field(gt=0)] = 1e-8
+    lr: PositiveReal = 2e-4
+    beta1: Fraction = 0.5
+    beta2: Fraction = 0.999
+    eps: PositiveReal = 1e-8
 
 
 Optimizer = Annotated[Union[SGD, Adam], Field(discriminator="type")]
@@ -191,8 +200,8 @@ Optimizer = Annotated[Union[SGD, Adam], Field(discriminator="type")]
 class Every(Strict):
     """An interval: exactly one of `epochs` or `steps` (steps = iterations of Algorithm 1)."""
 
-    epochs: PositiveInt | None = None
-    steps: PositiveInt | None = None
+    epochs: Count | None = None
+    steps: Count | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Every":
@@ -207,9 +216,9 @@ class ParzenMonitor(Strict):
     (each epoch, 100 samples, σ = 0.2). Its own noise stream: training is unaffected."""
 
     every: Every = Field(default_factory=lambda: Every(epochs=1))
-    samples: PositiveInt = 100
-    sigma: Annotated[float, Field(gt=0)] = 0.2
-    valid: PositiveInt | None = None  # validation examples used [default: all]
+    samples: Annotated[int, Field(gt=0, le=1_000_000)] = 100
+    sigma: PositiveReal = 0.2
+    valid: Examples | None = None  # validation examples used [default: all]
 
 
 class Monitor(Strict):
@@ -217,17 +226,17 @@ class Monitor(Strict):
 
 
 class Training(Strict):
-    batch_size: PositiveInt = 100
-    k: PositiveInt = 1  # D steps per G step
+    batch_size: Annotated[int, Field(gt=0, le=2**24)] = 100
+    k: Annotated[int, Field(gt=0, le=10_000)] = 1  # D steps per G step
     g_loss: Literal["non_saturating", "minimax"] = "non_saturating"
     optimizer: Optimizer
     d_optimizer: Optimizer | None = None  # per-network overrides of `optimizer`
     g_optimizer: Optimizer | None = None
     stop: Every
-    seed: int = 0
+    seed: Seed = 0
     checkpoint: Every = Field(default_factory=lambda: Every(epochs=1))
-    keep_checkpoints: PositiveInt = 5
-    log_every: PositiveInt = 100  # steps between metric lines
+    keep_checkpoints: Annotated[int, Field(gt=0, le=1_000_000)] = 5
+    log_every: Count = 100  # steps between metric lines
     monitor: Monitor = Field(default_factory=Monitor)
 
     def optimizer_for(self, net: Literal["G", "D"]):

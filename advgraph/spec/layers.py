@@ -5,9 +5,51 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
+
+# ---- numeric ranges -------------------------------------------------------------------------
+# Every number of a spec gets the range its use needs, so that a value that validates can
+# neither crash nor silently misbehave later. Floats end up in float32 arithmetic (noise,
+# weights, data, optimiser constants): magnitudes are kept within ±1e30, so that sums and
+# differences (high − low of a prior, mean + 6·std of a sample) stay finite in float32 (max
+# ≈ 3.4e38), and positive values at least 1e-30, so that none rounds to 0 (float32's smallest
+# normal number is ≈ 1.2e-38). Sizes are at most 2^31 − 1 (the kernels index with 32 bits; the
+# compiler also bounds each tensor's size, so that shape products cannot overflow and the
+# memory check sees every net); seeds are 0 … 2^63 − 1 (NumPy's SeedSequence and the backends'
+# generators take unsigned 64-bit seeds).
+
+F32_LIMIT = 1e30
+F32_TINY = 1e-30
+MAX_SIZE = 2**31 - 1
+MAX_SEED = 2**63 - 1
+MAX_COUNT = 2**53 - 1  # steps, epochs, intervals: exact in float64 and JSON
+
+
+def _within_f32(x: float) -> float:
+    if not -F32_LIMIT <= x <= F32_LIMIT:
+        raise ValueError(f"{x:g} is out of range: values must lie within ±{F32_LIMIT:g} "
+                         "(they are used in float32 arithmetic)")
+    return x
+
+
+def _not_tiny(x: float) -> float:
+    if 0 < x < F32_TINY:
+        raise ValueError(f"{x:g} is too small: positive values must be at least {F32_TINY:g} "
+                         "(smaller ones round to 0 in float32)")
+    return x
+
+
+Real = Annotated[float, AfterValidator(_within_f32)]
+PositiveReal = Annotated[float, Field(gt=0), AfterValidator(_within_f32), AfterValidator(_not_tiny)]
+NonNegativeReal = Annotated[float, Field(ge=0), AfterValidator(_within_f32),
+                            AfterValidator(_not_tiny)]
+Size = Annotated[int, Field(gt=0, le=MAX_SIZE)]  # units, channels, dimensions
+Count = Annotated[int, Field(gt=0, le=MAX_COUNT)]
+NonNegativeCount = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+Pieces = Annotated[int, Field(ge=2, le=4096)]
 
 
 class Strict(BaseModel):
@@ -23,21 +65,21 @@ class UniformInit(Strict):
     """U(-range, range), Pylearn2's `irange`."""
 
     type: Literal["uniform"]
-    range: Annotated[float, Field(gt=0)]
+    range: PositiveReal
 
 
 class NormalInit(Strict):
     """N(0, std²)."""
 
     type: Literal["normal"]
-    std: Annotated[float, Field(gt=0)]
+    std: PositiveReal
 
 
 class XavierInit(Strict):
     """Glorot & Bengio uniform: U(±gain·√(6 / (fan_in + fan_out)))."""
 
     type: Literal["xavier"]
-    gain: Annotated[float, Field(gt=0)] = 1.0
+    gain: PositiveReal = 1.0
 
 
 Init = Annotated[Union[UniformInit, NormalInit, XavierInit], Field(discriminator="type")]
@@ -58,21 +100,21 @@ class Dense(_Layer):
     """Affine map x·W + b with W of shape (in, units)."""
 
     type: Literal["dense"]
-    units: PositiveInt
+    units: Size
     init: Init = Field(default_factory=_default_init)
     # A constant, or "marginals": the logit of each output's mean over the training data
     # (the original MNIST generator's sigmoid bias). Only valid right before G's sigmoid output.
-    bias: float | Literal["marginals"] = 0.0
+    bias: Real | Literal["marginals"] = 0.0
 
 
 class Maxout(_Layer):
     """Dense to units·pieces, then the max over each unit's `pieces` consecutive columns."""
 
     type: Literal["maxout"]
-    units: PositiveInt
-    pieces: Annotated[int, Field(ge=2)]
+    units: Size
+    pieces: Pieces
     init: Init = Field(default_factory=_default_init)
-    bias: float = 0.0
+    bias: Real = 0.0
 
 
 class Relu(_Layer):
@@ -81,7 +123,7 @@ class Relu(_Layer):
 
 class LeakyRelu(_Layer):
     type: Literal["leaky_relu"]
-    slope: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    slope: Annotated[float, Field(gt=0, lt=1), AfterValidator(_not_tiny)] = 0.2
 
 
 class Tanh(_Layer):
@@ -106,8 +148,8 @@ class Dropout(_Layer):
     """
 
     type: Literal["dropout"]
-    keep: Annotated[float, Field(gt=0, le=1)]
-    scale: Annotated[float, Field(gt=0)] | None = None  # default 1/keep
+    keep: Annotated[float, Field(gt=0, le=1), AfterValidator(_not_tiny)]
+    scale: PositiveReal | None = None  # default 1/keep
 
     @property
     def effective_scale(self) -> float:
@@ -116,24 +158,24 @@ class Dropout(_Layer):
 
 class Reshape(_Layer):
     type: Literal["reshape"]
-    shape: Annotated[list[PositiveInt], Field(min_length=1, max_length=4)]
+    shape: Annotated[list[Size], Field(min_length=1, max_length=4)]
 
 
 class BatchNorm(_Layer):
     """Batch normalisation over the feature axis (batch statistics while training)."""
 
     type: Literal["batchnorm"]
-    eps: Annotated[float, Field(gt=0)] = 1e-5
-    momentum: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    eps: PositiveReal = 1e-5
+    momentum: Annotated[float, Field(gt=0, lt=1), AfterValidator(_not_tiny)] = 0.1
 
 
 class _Conv(_Layer):
-    channels: PositiveInt
+    channels: Size
     kernel: Annotated[int, Field(ge=1, le=64)]
     stride: Annotated[int, Field(ge=1, le=64)] = 1
     pad: Annotated[int, Field(ge=0, le=64)] = 0
     init: Init = Field(default_factory=_default_init)
-    bias: float = 0.0
+    bias: Real = 0.0
 
 
 class Conv2d(_Conv):
@@ -155,7 +197,7 @@ class MaxoutConv(_Conv):
     consecutive maps (Pylearn2's MaxoutConvC01B)."""
 
     type: Literal["maxout_conv"]
-    pieces: Annotated[int, Field(ge=2)]
+    pieces: Pieces
 
 
 class MaxPool(_Layer):
@@ -179,7 +221,7 @@ Layer = Annotated[
 class InputSpec(Strict):
     """Optional explicit input shape (without the batch axis); checked against the prior/data."""
 
-    shape: Annotated[list[PositiveInt], Field(min_length=1, max_length=4)]
+    shape: Annotated[list[Size], Field(min_length=1, max_length=4)]
 
 
 class Block(Strict):

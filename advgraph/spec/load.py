@@ -79,7 +79,18 @@ def _build(node: yaml.Node, path: PathT, pos: Positions) -> Any:
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(v, path + (i,), pos) for i, v in enumerate(node.value)]
-    return yaml.SafeLoader.construct_object(_SCALAR_LOADER, node)  # type: ignore[arg-type]
+    try:
+        return yaml.SafeLoader.construct_object(_SCALAR_LOADER, node)  # type: ignore[arg-type]
+    except ValueError as e:  # e.g. an integer with thousands of digits (int() refuses it)
+        raise SpecError(Problem(dotted(path), _scalar_problem(node, e), pos.source,
+                                node.start_mark.line + 1, node.start_mark.column + 1)) from None
+
+
+def _scalar_problem(node: yaml.Node, e: ValueError) -> str:
+    text = str(getattr(node, "value", ""))
+    if "digits" in str(e):
+        return f"number too large ({len(text):,} characters); no value of a spec needs that many"
+    return f"cannot read value {text[:40]!r}: {e}"
 
 
 _SCALAR_LOADER = yaml.SafeLoader("")
@@ -147,6 +158,12 @@ def apply_overrides(data: Any, overrides: list[str], pos: Positions) -> Any:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as e:
             raise SpecError(Problem(key, f"value is not valid YAML: {e}", source="--set")) from None
+        except ValueError as e:  # e.g. an integer with thousands of digits
+            msg = ("number too large; no value of a spec needs that many digits"
+                   if "digits" in str(e) else f"value cannot be read: {e}")
+            raise SpecError(Problem(key, msg, source="--set")) from None
+        except RecursionError:
+            raise SpecError(Problem(key, "value is nested too deeply", source="--set")) from None
         node = data
         for i, part in enumerate(path[:-1]):
             nxt = path[i + 1]
