@@ -37,9 +37,10 @@ def atomic_write(path: Path, data: bytes) -> None:
         except OSError as e:
             raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
         return
+    if mode is not None and stat.S_ISDIR(mode):
+        raise WriteError(f"cannot write {path}: Is a directory")
     if mode is not None and not stat.S_ISREG(mode):
-        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
-        raise WriteError(f"cannot write {path}: {kind} (refusing to replace it)")
+        raise WriteError(f"cannot write {path}: not a regular file (refusing to replace it)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
