@@ -23,7 +23,10 @@ def atomic_write(path: Path, data: bytes) -> None:
     and a FIFO, socket or block device is refused."""
     path = Path(path)
     if path.is_symlink():
-        path = path.resolve()
+        try:
+            path = path.resolve(strict=False)
+        except (OSError, RuntimeError) as e:  # a symlink loop
+            raise WriteError(f"cannot write {path}: {e}") from None
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:

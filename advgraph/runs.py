@@ -75,7 +75,7 @@ class Checkpoint:
 
     def state(self) -> dict[str, Any]:
         """The state JSON, checked against its schema and (format 2 on) its own checksum."""
-        from .rundata import parse_checkpoint_state
+        from .rundata import decode_json, parse_checkpoint_state
 
         try:
             blob = self.state_path.read_bytes()
@@ -84,12 +84,15 @@ class Checkpoint:
         except OSError as e:
             raise CheckpointError(f"{self.state_path}: unreadable checkpoint state: "
                                   f"{e.strerror or e}") from None
-        parse_checkpoint_state(self.state_path, blob)
-        state = json.loads(blob)
-        fmt = state["format"]
-        if fmt > FORMAT or fmt < 1:
-            raise CheckpointError(f"{self.state_path}: unknown checkpoint format {fmt!r}")
-        if fmt >= 2 and state.get("state_sha256") != state_digest(state):
+        state = decode_json(blob, str(self.state_path), CheckpointError)
+        if isinstance(state, dict) and isinstance(state.get("format"), int) and \
+                state["format"] > FORMAT:
+            raise CheckpointError(f"{self.state_path}: checkpoint format {state['format']} is "
+                                  f"newer than this advgraph reads ({FORMAT}); upgrade advgraph")
+        parse_checkpoint_state(self.state_path, state)
+        if state["format"] >= 2 and "state_sha256" not in state:
+            raise CheckpointError(f"{self.state_path}: no state_sha256 (damaged)")
+        if state["format"] >= 2 and state["state_sha256"] != state_digest(state):
             raise CheckpointError(f"{self.state_path}: checksum mismatch (the state was changed "
                                   "or damaged after it was written)")
         return state
@@ -183,27 +186,36 @@ class RunDir:
         """Take the run's exclusive writer lock (an advisory flock on `.lock`, released by the
         kernel when the process dies, so a killed run is never locked for ever). A second
         writer is refused with the holder's pid."""
+        import errno
         import fcntl
 
         path = self.path / ".lock"
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as e:
             raise RunError(f"cannot lock {path}: {e.strerror or e}") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").split() or ["?"]
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise
+                holder = os.pread(fd, 200, 0).decode(errors="replace").split() or ["?"]
+                where = f" on {holder[1]}" if len(holder) > 1 else ""
+                raise RunError(f"run {self.name!r} is being written by process "
+                               f"{holder[0]}{where}; wait for it to finish or stop it first"
+                               ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {platform.node()}\n".encode(), 0)
+        except BaseException as e:
             os.close(fd)
-            where = f" on {holder[1]}" if len(holder) > 1 else ""
-            raise RunError(f"run {self.name!r} is being written by process {holder[0]}{where}; "
-                           "wait for it to finish or stop it first") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {platform.node()}\n".encode(), 0)
-        _LOCKS[str(self.path)] = fd
+            if isinstance(e, OSError):
+                raise RunError(f"cannot lock {path}: {e.strerror or e}") from None
+            raise
+        _LOCKS[str(self.path.resolve())] = fd
 
     def unlock(self) -> None:
-        fd = _LOCKS.pop(str(self.path), None)
+        fd = _LOCKS.pop(str(self.path.resolve()), None)
         if fd is not None:
             os.close(fd)  # closing the descriptor releases the flock
 
@@ -299,17 +311,17 @@ class RunDir:
                 removed.append(p)
         return removed
 
-    def truncate_metrics(self, step: int, log_every: int | None = None) -> None:
+    def truncate_metrics(self, step: int, partial_at_step: bool = False) -> None:
         """Drop lines logged after `step` (work lost since that checkpoint will be redone), and
-        a training line logged off the `log_every` schedule at `step` itself (by an interrupt
-        or the stop): the resumed run logs that interval on schedule, as an uninterrupted run
-        does."""
+        with `partial_at_step` the training line at `step` itself: logged off the schedule (by
+        an interrupt or the stop) while the checkpoint kept the interval's running sums, so the
+        resumed run logs that interval on schedule, as an uninterrupted run does."""
         if not self.metrics_path.exists():
             return
 
         def keep_row(r: dict[str, Any]) -> bool:
             s = r.get("step", 0)
-            if s == step and log_every and step % log_every and "d_loss" in r:
+            if s == step and partial_at_step and "d_loss" in r:
                 return False
             return s <= step
 
@@ -363,20 +375,29 @@ class RunDir:
                 have = ", ".join(str(c.step) for c in self.checkpoints()) or "none"
                 raise CheckpointError(f"run {self.name!r} has no checkpoint at step {step} "
                                       f"(have: {have})")
-        errors = []
-        for attempt in range(5):
-            errors, vanished = [], False
+        errors: dict[int, str] = {}  # step → why it is unusable (each warned about once)
+
+        def damaged(c: Checkpoint, why: str) -> None:
+            if c.step not in errors and warn is not None:
+                warn(f"skipping damaged checkpoint: {why}")
+            errors[c.step] = why
+
+        for _ in range(5):
+            vanished = False
             for c in reversed(ckpts):
+                if c.step in errors:
+                    continue
                 try:
                     tensors, state = c.load()
                     return c, tensors, state
-                except Vanished:
+                except Vanished as e:
+                    if c.state_path.exists():  # its state is still there: a file is missing
+                        damaged(c, f"{c.tensors_path}: missing")
+                        continue
                     vanished = True  # pruned by a run still training: look again
                     break
                 except CheckpointError as e:
-                    errors.append(str(e))
-                    if warn is not None:
-                        warn(f"skipping damaged checkpoint: {e}")
+                    damaged(c, str(e))
             if not vanished:
                 break
             ckpts = self.checkpoints() if step is None else \
@@ -385,7 +406,7 @@ class RunDir:
                 raise CheckpointError(f"run {self.name!r}: the checkpoint at step {step} was "
                                       "removed (the run is still training and prunes old ones)")
         if errors:
-            raise CheckpointError("no usable checkpoint:\n" + "\n".join(errors))
+            raise CheckpointError("no usable checkpoint:\n" + "\n".join(errors.values()))
         raise CheckpointError(f"run {self.name!r} has no checkpoint yet")
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
+from pydantic import ValidationError
 
 from . import __version__
 from .atomic import atomic_write
@@ -314,7 +315,7 @@ class _ReadOnlyRun:
     def write_info(self, **updates: Any) -> dict[str, Any]:
         return {}
 
-    def truncate_metrics(self, step: int) -> None:
+    def truncate_metrics(self, *args: Any, **kwargs: Any) -> None:
         pass
 
 
@@ -495,9 +496,17 @@ def resume(runs_root: Path, name: str, backend: str | None, device: str | None,
            hooks: "Hooks | None" = None, dist=None) -> tuple[RunDir, Outcome]:
     run = RunDir.open(runs_root, name)
     writer = dist is None or dist.is_main
+    refused = None
     if writer:
-        run.lock()  # before anything is read: a run being trained is refused
-        run.clean_stale_tmp()  # left by a writer killed mid-write
+        try:
+            run.lock()  # before anything is read: a run being trained is refused
+            run.clean_stale_tmp()  # left by a writer killed mid-write
+        except RunError as e:
+            refused = str(e)
+    if dist is not None:  # every rank stops if rank 0 could not take the lock
+        refused = dist.broadcast(refused)
+    if refused is not None:
+        raise RunError(refused)
     try:
         return run, _resume(run, name, backend, device, data_root, overrides, hooks, dist)
     finally:
@@ -514,7 +523,7 @@ def _resume(run: RunDir, name: str, backend: str | None, device: str | None,
     loaded = load_file(run.spec_path, overrides)
     original = load_file(run.spec_path).spec
     changed = _changed_paths(original.model_dump(), loaded.spec.model_dump())
-    illegal = [p for p in changed if not any(p.startswith(f"training.{k}") for k in RESUMABLE)]
+    illegal = _not_resumable(changed)
     if illegal:
         raise UsageError("on --resume only training." + "/".join(RESUMABLE)
                          + f" may change; --set changes {', '.join(illegal)}")
@@ -527,11 +536,8 @@ def _resume(run: RunDir, name: str, backend: str | None, device: str | None,
     _check_spec_unchanged(run, ckpt, state, original)
     same_stream = (state.get("backend") == backend and state.get("device") == device
                    and state.get("world_size", 1) == (dist.world if dist else 1))
-    check_resumable(ckpt, tensors, state, session, same_stream)
-    try:
-        session.trainer.load_state_dict(tensors)
-    except (AdvGraphError, RuntimeError, ValueError, TypeError) as e:
-        raise CheckpointError(f"{ckpt.tensors_path}: {e}") from None
+    validate_and_restore(ckpt, tensors, state, session, same_stream)
+    _load_state(session.trainer, ckpt, tensors)
     session.trainer.set_order(session.stream.order)
     if state.get("backend") not in (None, backend) and session.is_main:
         hooks.warn(f"resuming a {state['backend']} checkpoint on {backend}: parameters, optimiser "
@@ -549,7 +555,8 @@ def _resume(run: RunDir, name: str, backend: str | None, device: str | None,
         return run_loop(run, session, backend, device)
     if changed:
         atomic_write(run.spec_path, dump_resolved(loaded.spec).encode())
-    run.truncate_metrics(session.step, original.training.log_every)
+    counts = tensors.get("metrics/counts")
+    run.truncate_metrics(session.step, partial_at_step=counts is not None and bool(counts.any()))
     run.write_info(status="running", step=session.step, epoch=session.stream.epoch,
                    backend=backend, device=device, resumed_from=ckpt.step, **_owner(),
                    versions=versions(backend), world_size=dist.world if dist else 1)
@@ -564,8 +571,13 @@ def _check_spec_unchanged(run: RunDir, ckpt, state: dict[str, Any], on_disk: Gan
     trained = state.get("spec")
     if trained is None:  # checkpoints from before specs were embedded
         return
-    changed = _changed_paths(trained, on_disk.model_dump(mode="json"))
-    illegal = [p for p in changed if not any(p.startswith(f"training.{k}") for k in RESUMABLE)]
+    try:  # through the model: fields added by a later advgraph get their defaults
+        trained = GanSpec.model_validate(trained).model_dump(mode="json")
+    except ValidationError as e:
+        raise CheckpointError(f"{ckpt.state_path}: its embedded spec does not validate "
+                              f"({e.error_count()} problem(s), e.g. {e.errors()[0]['msg']})"
+                              ) from None
+    illegal = _not_resumable(_changed_paths(trained, on_disk.model_dump(mode="json")))
     if illegal:
         raise UsageError(f"{run.spec_path}: edited since the checkpoint at step {ckpt.step} "
                          f"outside the keys that may change on resume (training."
@@ -573,13 +585,29 @@ def _check_spec_unchanged(run: RunDir, ckpt, state: dict[str, Any], on_disk: Gan
                          "train a new run with the new spec")
 
 
-def check_resumable(ckpt, tensors: dict[str, np.ndarray], state: dict[str, Any],
-                    session: Session, same_stream: bool) -> None:
+def _not_resumable(changed: list[str]) -> list[str]:
+    """The changed spec paths that may not change on resume."""
+    return [p for p in changed if not any(p == f"training.{k}" or p.startswith(f"training.{k}.")
+                                          for k in RESUMABLE)]
+
+
+def _load_state(trainer: Trainer, ckpt, tensors: dict[str, np.ndarray]) -> None:
+    """The checkpoint's tensors into the trainer; a backend's refusal names the file."""
+    try:
+        trainer.load_state_dict(tensors)
+    except (AdvGraphError, RuntimeError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{ckpt.tensors_path}: {e}") from None
+
+
+def validate_and_restore(ckpt, tensors: dict[str, np.ndarray], state: dict[str, Any],
+                         session: Session, same_stream: bool) -> None:
     """Everything a resume reads, against what this program and data expect: every tensor the
     trainer keeps (names, shapes, dtypes; the noise generator's state where the backend,
     device and world size are the same), the data order (a permutation of the training set),
-    and the counters (consistent with each other). Restores the data stream and counters.
-    Errors name the file; a missing piece is an error (parameters alone serve sample/eval)."""
+    and the counters (consistent with each other); then restores the data stream and the
+    counters into the session. Errors name the file; a missing piece is an error (parameters
+    alone serve sample/eval). Collective when distributed (it asks the trainer for its
+    state_dict, as every rank does here)."""
     want = session.trainer.state_dict()
     missing, wrong = [], []
     for key, ref in want.items():
@@ -654,10 +682,7 @@ def load_trainer(run: RunDir, step: int | None = None, backend: str | None = Non
     backend = backend or info.get("backend") or "torch"
     program, trainer, _ = make_trainer(loaded, backend, device)
     ckpt, tensors, _ = run.latest_checkpoint(step, warn=warn)
-    try:  # parameters alone are enough here
-        trainer.load_state_dict(tensors)
-    except (AdvGraphError, RuntimeError, ValueError, TypeError) as e:
-        raise CheckpointError(f"{ckpt.tensors_path}: {e}") from None
+    _load_state(trainer, ckpt, tensors)  # parameters alone are enough here
     return Loaded(run, loaded, program, trainer, ckpt.step, device,
                   data_root or info.get("data_root"), backend)
 

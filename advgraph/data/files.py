@@ -19,7 +19,7 @@ def regular_size(path: Path) -> int:
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except OSError as e:
-        raise DataError(f"{path}: cannot read: {e.strerror}") from None
+        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
     if not stat.S_ISREG(st.st_mode):
         kind = ("a directory" if stat.S_ISDIR(st.st_mode) else
                 "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else

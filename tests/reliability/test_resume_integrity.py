@@ -306,6 +306,18 @@ def test_readers_look_again_when_a_checkpoint_vanishes(trained, monkeypatch):
     assert ckpt.step == 14 and warnings == []
 
 
+def test_a_missing_tensor_file_is_damage_not_a_vanished_checkpoint(trained):
+    """The state JSON is still there but its tensors are gone: skipped (once, with a warning)
+    for the previous checkpoint, never an endless look-again."""
+    run = _copy(trained, "m")
+    newest = run.checkpoints()[-1]
+    newest.tensors_path.unlink()
+    warnings: list[str] = []
+    ckpt, _, _ = run.latest_checkpoint(warn=warnings.append)
+    assert ckpt.step == 14
+    assert warnings == [f"skipping damaged checkpoint: {newest.tensors_path}: missing"]
+
+
 # ---- outputs -------------------------------------------------------------------------------------
 
 
