@@ -94,8 +94,7 @@ class CupyTrainer:
         from .runtime import Runtime
 
         self.program, self.m, self.optim = program, batch_size, optim
-        self.lowering = P.Lowering(program, batch_size, optim)
-        self.plan = self.lowering.lower()
+        self.plan = P.lower(program, batch_size, optim)
         P.check(self.plan)
         self.rt = Runtime(executor)
         self.rt.ensure(self.plan)
