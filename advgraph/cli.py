@@ -25,6 +25,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 console = Console(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
@@ -149,7 +150,8 @@ class _Display:
             self.total, self.unit = t.stop.steps, "steps"
         else:
             self.total, self.unit = t.stop.epochs, "epochs"
-        err.print(f"run {run.name}: {run.path}  (stop after {self.total} {self.unit}; "
+        resumed = f"resumed at step {session.step}; " if session.step else ""
+        err.print(f"run {run.name}: {run.path}  ({resumed}stop after {self.total} {self.unit}; "
                   f"{session.stream.per_epoch} minibatches per epoch)")
         if self.live:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -701,6 +703,20 @@ def backends() -> None:
                                      else f"unavailable ({why})"))
         if about:
             console.print(f"  {about}")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        console.print(f"advgraph {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print advgraph's version and exit.")) -> None:
+    """Generative adversarial nets (Goodfellow et al., 2014) declared in YAML."""
 
 
 def main() -> None:

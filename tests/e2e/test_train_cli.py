@@ -224,3 +224,11 @@ def test_parzen_monitor_leaves_training_unchanged():
     assert [x["step"] for x in rows] == [10, 20, 30]
     r = cli("plot", "mon")
     assert r.exit_code == 0 and (runs_root() / "mon" / "plots" / "metrics.png").exists()
+
+
+def test_resume_says_where_it_resumed():
+    r = cli("train", SPECS / "ring2d.yaml", "--name", "r", *FAST, "--set", "training.stop.steps=20")
+    assert r.exit_code == 0, r.stderr
+    r = cli("train", "--resume", "r", "--set", "training.stop.steps=30")
+    assert r.exit_code == 0, r.stderr
+    assert "resumed at step 20; stop after 30 steps" in r.stderr

@@ -62,3 +62,13 @@ def test_check_json():
 def test_check_with_override():
     r = cli("check", SPECS / "mnist.yaml", "--set", "generator.layers[0].units=600", "--json")
     assert json.loads(r.stdout)["G"]["params"] == 2_503_984 - 600 * 101 - 600 * 1200
+
+
+def test_version_and_short_help():
+    from advgraph import __version__
+
+    r = cli("--version")
+    assert r.exit_code == 0 and r.stdout.strip() == f"advgraph {__version__}"
+    for args in (["-h"], ["train", "-h"], ["sample", "-h"]):
+        r = cli(*args)
+        assert r.exit_code == 0 and r.stdout.startswith("Usage: ") and "-h, --help" in r.stdout, args
