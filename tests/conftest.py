@@ -31,10 +31,14 @@ def _isolated(tmp_path, monkeypatch, host_kernel_cache):
     monkeypatch.chdir(tmp_path)
 
 
-def write_idx(path: Path, arr: np.ndarray, compress: bool = True) -> Path:
-    """An IDX file (uint8) as the MNIST distribution ships them."""
-    arr = np.ascontiguousarray(arr, dtype=np.uint8)
-    payload = bytes([0, 0, 0x08, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.tobytes()
+IDX_TYPES = {0x08: np.uint8, 0x0D: ">f4", 0x0E: ">f8"}  # type code → big-endian element type
+
+
+def write_idx(path: Path, arr: np.ndarray, compress: bool = True, code: int = 0x08) -> Path:
+    """An IDX file as the MNIST distribution ships them (uint8), or of floats (code 0x0D
+    float32, 0x0E float64)."""
+    arr = np.ascontiguousarray(arr, dtype=IDX_TYPES[code])
+    payload = bytes([0, 0, code, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.tobytes()
     if compress:
         path = path.with_name(path.name + ".gz")
         path.write_bytes(gzip.compress(payload))

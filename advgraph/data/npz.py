@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import zipfile
+from contextlib import contextmanager
 from math import prod
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -51,6 +53,19 @@ def _member_header(path: Path, zf: zipfile.ZipFile, k: str) -> tuple[tuple[int, 
     return shape, dtype
 
 
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Any failure to read `path` as an .npz becomes a DataError naming it."""
+    try:
+        yield
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (zipfile.BadZipFile, ValueError, OSError, KeyError, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npz file (truncated or corrupt?): {e}") from None
+
+
 def _open(path: Path) -> zipfile.ZipFile:
     regular_size(path)  # never a device or a FIFO (which would read forever, or block)
     return zipfile.ZipFile(path)
@@ -58,56 +73,36 @@ def _open(path: Path) -> zipfile.ZipFile:
 
 def peek_shape(path: Path, key: str | None, exclude: str | None = None) -> tuple[int, ...]:
     """The array's full shape, read from the .npy header without loading the data."""
-    try:
-        with _open(path) as zf:
-            keys = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
-            k = _pick_key(path, keys, key, exclude)
-            shape, _ = _member_header(path, zf, k)
-    except DataError:
-        raise
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (zipfile.BadZipFile, ValueError, OSError, KeyError, EOFError) as e:
-        raise DataError(f"{path}: not a readable .npz file: {e}") from None
+    with _reading(path), _open(path) as zf:
+        keys = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
+        k = _pick_key(path, keys, key, exclude)
+        shape, _ = _member_header(path, zf, k)
     return shape
 
 
 def check_members(path: Path, keys: list[str], extra_per_value: int = 0) -> None:
     """Refuse before decompressing: arrays whose declared size (plus `extra_per_value` bytes
     of working copies per value) does not fit in the memory available."""
-    try:
-        with _open(path) as zf:
-            need, what = 0, []
-            names = set(zf.namelist())
-            for k in keys:
-                if k + ".npy" not in names:
-                    continue  # the caller names what is missing
-                shape, dtype = _member_header(path, zf, k)
-                need += prod(shape) * (dtype.itemsize + extra_per_value)
-                what.append(f"{k!r} {shape} {dtype}")
-    except DataError:
-        raise
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (zipfile.BadZipFile, ValueError, OSError, KeyError, EOFError) as e:
-        raise DataError(f"{path}: not a readable .npz file (truncated or corrupt?): {e}") from None
+    with _reading(path), _open(path) as zf:
+        need, what = 0, []
+        names = set(zf.namelist())
+        for k in keys:
+            if k + ".npy" not in names:
+                continue  # the caller names what is missing
+            shape, dtype = _member_header(path, zf, k)
+            need += prod(shape) * (dtype.itemsize + extra_per_value)
+            what.append(f"{k!r} {shape} {dtype}")
     check_fits(path, need, "loading array " + ", ".join(what))
 
 
 def load(path: Path, key: str | None, exclude: str | None = None) -> np.ndarray:
-    try:
+    with _reading(path):
         with _open(path) as zf:
             k = _pick_key(path, [n[:-4] for n in zf.namelist() if n.endswith(".npy")], key,
                           exclude)
         check_members(path, [k], extra_per_value=5)  # + a float32 copy and a finiteness mask
         with np.load(path, allow_pickle=False) as z:
             arr = z[k]
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except DataError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        raise DataError(f"{path}: not a readable .npz file (truncated or corrupt?): {e}") from None
     if arr.ndim < 2:
         raise DataError(f"{path}: array {k!r} has shape {arr.shape}; expected (N, features...)")
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
@@ -123,14 +118,10 @@ def load(path: Path, key: str | None, exclude: str | None = None) -> np.ndarray:
 
 def load_labels(path: Path, key: str, n: int) -> np.ndarray:
     """The integer class of each of the n examples, from array `key` of the same file."""
-    try:
+    with _reading(path):
         check_members(path, [key])
         with np.load(path, allow_pickle=False) as z:
             y = z[_pick_key(path, list(z.keys()), key)]
-    except DataError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-        raise DataError(f"{path}: not a readable .npz file (truncated or corrupt?): {e}") from None
     return as_labels(y, n, f"{path}: labels {key!r}")
 
 

@@ -179,30 +179,24 @@ class CupyTrainer:
             self.rt.upload("G.hp", hp)
             skip = ({"noise"} if z is not None else set()) | ({"draw_onehot"} if y is not None
                                                               else set())
-            launches = [l for l in self.plan.g_step if l.kernel not in skip]
-            self.rt.run(("g", tuple(sorted(skip))), self.plan, launches)
+            self.rt.run(("g", tuple(sorted(skip))), self.plan,
+                        lambda: [l for l in self.plan.g_step if l.kernel not in skip])
             return
         k = len(self._pending)
         self.rt.upload("G.hp", hp)
         if k:
-            if self._grow_slots(k):
+            if self.plan.grow_slots(k):
                 self.rt.ensure(self.plan)
             self.rt.upload("D.hp", np.concatenate([h for _, h in self._pending]))
             self.rt.upload("pos", np.array([p for p, _ in self._pending], np.int32))
             self._pending.clear()
-        self.rt.run(("iteration", k), self.plan,
-                    self.plan.iteration(k) if k else list(self.plan.g_step))
-
-    def _grow_slots(self, k: int) -> bool:
-        before = self.plan.buffers["pos"].size
-        self.plan.iteration(k)
-        return self.plan.buffers["pos"].size != before
+        self.rt.run(("iteration", k), self.plan, lambda: self.plan.iteration(k))
 
     def _run_d(self, pos: int, hp: np.ndarray, given_z: bool = False) -> None:
         self.rt.upload("D.hp", hp)
         self.rt.upload("pos", np.array([pos], np.int32))
-        launches = [l for l in self.plan.d_step if not (given_z and l.kernel == "noise")]
-        self.rt.run(("d", given_z), self.plan, launches)
+        self.rt.run(("d", given_z), self.plan,
+                    lambda: [l for l in self.plan.d_step if not (given_z and l.kernel == "noise")])
 
     def flush(self) -> None:
         """Run the recorded D-updates now, one phase each."""
@@ -221,7 +215,7 @@ class CupyTrainer:
         self.flush()
         fin = METRICS.index("finite")
         self.rt.upload("metrics", np.zeros(1, np.float32), fin)  # a fresh count
-        self.rt.run("finite", self.plan, self.plan.phases["finite"])
+        self.rt.run("finite", self.plan, lambda: self.plan.phases["finite"])
         s = self.rt.download("metrics").astype(np.float64)
         nd, ng = max(self._counts[0], 1), max(self._counts[1], 1)
         i = METRICS.index
@@ -229,7 +223,7 @@ class CupyTrainer:
                "d_fake": s[i("d_fake")] / nd, "g_loss": s[i("g_loss")] / ng,
                "finite": float(s[i("finite")] == 0)}
         if reset:
-            self.rt.run("reset_metrics", self.plan, self.plan.phases["reset_metrics"])
+            self.rt.run("reset_metrics", self.plan, lambda: self.plan.phases["reset_metrics"])
             self._counts = [0, 0]
         return {k: float(v) for k, v in out.items()}
 
@@ -268,7 +262,7 @@ class CupyTrainer:
             self.rt.upload(src.name, chunk)
             if y is not None:
                 self.rt.upload(plan.io["y"].name, self._one_hot(y[start:start + n], rows))
-            self.rt.run(("forward", net, rows), plan, plan.phases["forward"])
+            self.rt.run(("forward", net, rows), plan, lambda: plan.phases["forward"])
             out = plan.io["out"]
             outs.append(self.rt.download(out.name, 0, out.extent).reshape(rows, -1)[:n])
             start += n
@@ -303,7 +297,7 @@ class CupyTrainer:
             self._infer[key] = plan
             self.rt.ensure(plan)
         self.flush()
-        self.rt.run(key, plan, plan.phases["noise"])
+        self.rt.run(key, plan, lambda: plan.phases["noise"])
         return self.rt.download(f"noise{n}").reshape(n, pr.dim)
 
     # ---- state ------------------------------------------------------------------------------

@@ -116,11 +116,18 @@ class Plan:
     def iteration(self, k: int) -> list[Launch]:
         """Every launch of one iteration of Algorithm 1: k D-updates, one G-update. Grows the
         slotted buffers to k slots."""
+        self.grow_slots(k)
+        return [launch for u in range(k) for launch in self.d_update(u)] + self.g_step
+
+    def grow_slots(self, k: int) -> bool:
+        """Make room for k D-updates in the slotted buffers; whether any grew."""
+        grew = False
         for name, per in SLOTTED.items():
             spec = self.buffers[name]
             if spec.size < k * per:
                 self.buffers[name] = replace(spec, size=k * per)
-        return [launch for u in range(k) for launch in self.d_update(u)] + self.g_step
+                grew = True
+        return grew
 
     def buffer(self, name: str, dtype: str, size: int, role: str = "scratch") -> Buf:
         """Declare (or widen) a buffer; the whole of it as a view."""

@@ -15,7 +15,7 @@ else (which phase to run when, what to upload) is the trainer's.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -258,16 +258,17 @@ class Runtime:
             out.append((launch.kernel, launch.grid, launch.block, args))
         return out
 
-    def phase(self, key: Any, plan: Plan, launches: list[Launch]) -> Any:
-        """The captured form of `launches`, checked against the real buffer sizes and captured
-        on first use."""
+    def phase(self, key: Any, plan: Plan, launches: Callable[[], list[Launch]]) -> Any:
+        """The captured phase `key`: on first use, `launches()` is checked against the real
+        buffer sizes and captured; later uses replay it without building the list again."""
         got = self._captured.get(key)
         if got is None:
-            check(plan, self.sizes, {str(key): launches})
-            got = self._captured[key] = self.ex.capture(self.bind(launches))
+            built = launches()
+            check(plan, self.sizes, {str(key): built})
+            got = self._captured[key] = self.ex.capture(self.bind(built))
         return got
 
-    def run(self, key: Any, plan: Plan, launches: list[Launch]) -> None:
+    def run(self, key: Any, plan: Plan, launches: Callable[[], list[Launch]]) -> None:
         self.ex.replay(self.phase(key, plan, launches))
 
     def upload(self, name: str, host: np.ndarray, offset: int = 0) -> None:

@@ -21,11 +21,9 @@ pytestmark = pytest.mark.skipif(available() is not None, reason=str(available())
 
 
 @pytest.fixture(scope="session")
-def host_cache(request, tmp_path_factory):
-    """Built libraries persist in pytest's cache (keyed by a hash of every input); a fresh
-    temporary directory where the cache provider is off."""
-    cache = getattr(request.config, "cache", None)
-    return cache.mkdir("advgraph-host") if cache is not None else tmp_path_factory.mktemp("host")
+def host_cache(host_kernel_cache):
+    """The session's host-kernel cache (tests/conftest.py)."""
+    return host_kernel_cache
 
 
 @pytest.fixture(scope="module")

@@ -36,9 +36,9 @@ pytestmark = pytest.mark.skipif(_reason() is not None, reason=str(_reason()))
 
 
 @pytest.fixture(scope="session")
-def host_cache(request, tmp_path_factory):
-    cache = getattr(request.config, "cache", None)
-    return cache.mkdir("advgraph-host") if cache is not None else tmp_path_factory.mktemp("host")
+def host_cache(host_kernel_cache):
+    """The session's host-kernel cache (tests/conftest.py)."""
+    return host_kernel_cache
 
 
 def _run(variant: str, code: str, *argv: str, timeout: int = 240) -> subprocess.CompletedProcess:

@@ -16,7 +16,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import make_mnist_dir
+from tests.conftest import make_mnist_dir, write_idx
 from tests.helpers import cli
 
 HERE = Path(__file__).parent
@@ -165,22 +165,6 @@ def test_largest_seed_is_accepted():
     assert r.exit_code == 1 and "no run named 'nosuchrun'" in r.stderr  # past the option check
 
 
-def _float_idx(path: Path, arr: np.ndarray, code: int = 0x0D, compress: bool = True) -> Path:
-    import gzip
-    import struct
-
-    dt = {0x0D: ">f4", 0x0E: ">f8"}[code]
-    arr = np.ascontiguousarray(arr, dtype=dt)
-    payload = bytes([0, 0, code, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + \
-        arr.tobytes()
-    if compress:
-        path = path.with_name(path.name + ".gz")
-        path.write_bytes(gzip.compress(payload))
-    else:
-        path.write_bytes(payload)
-    return path
-
-
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e300])
 @pytest.mark.parametrize("code", [0x0D, 0x0E])
 def test_non_finite_idx_pixels_are_a_data_error(tmp_path, bad, code):
@@ -192,7 +176,7 @@ def test_non_finite_idx_pixels_are_a_data_error(tmp_path, bad, code):
         pytest.skip("float32 cannot hold 1e300")
     imgs[7, 3, 4] = bad
     (root / "train-images-idx3-ubyte.gz").unlink()
-    bad_file = _float_idx(root / "train-images-idx3-ubyte", imgs, code)
+    bad_file = write_idx(root / "train-images-idx3-ubyte", imgs, code=code)
     spec = HERE.parents[1] / "specs" / "mnist.yaml"
     r = cli("train", spec, "--data-root", root, "--set", "data.train=100", "--set",
             "data.valid=20", "--set", "training.stop={steps: 1}")
@@ -204,8 +188,8 @@ def test_non_finite_idx_pixels_are_a_data_error(tmp_path, bad, code):
 def test_finite_float_idx_trains(tmp_path):
     root = make_mnist_dir(tmp_path / "m", n_train=120, n_test=20)
     (root / "train-images-idx3-ubyte.gz").unlink()
-    _float_idx(root / "train-images-idx3-ubyte",
-               np.random.default_rng(0).random((120, 28, 28)) * 255, 0x0E, compress=False)
+    write_idx(root / "train-images-idx3-ubyte",
+              np.random.default_rng(0).random((120, 28, 28)) * 255, compress=False, code=0x0E)
     from advgraph.data.idx import read_idx
 
     arr = read_idx(root / "train-images-idx3-ubyte")
