@@ -1,7 +1,7 @@
 """The Backend protocol and backend discovery through the `advgraph.backends` entry points.
 
 A backend turns a Program into a Trainer. Trainers speak NumPy at their boundary (checkpoints,
-samples) and keep everything else on their device. The training loop (train.py) owns the
+samples) and keep everything else on their device. The training loop (advgraph.train) owns the
 schedules, the data order and the run directory; a trainer only executes steps.
 """
 
@@ -78,7 +78,8 @@ class Backend(Protocol):
     def available(self) -> tuple[bool, str]:
         """(usable here?, why not)."""
 
-    def supports(self, op: Op) -> bool: ...
+    def unsupported(self, op: Op) -> str | None:
+        """None when the backend lowers `op`; otherwise why it cannot (shown to the user)."""
 
     def build(self, program: Program, device: str, seed: int, batch_size: int,
               optim: dict[str, OptimConfig], dist=None) -> Trainer:
@@ -130,5 +131,6 @@ def check_supported(backend: Backend, program: Program) -> None:
 
     for g in (program.G, program.D):
         for node in g.nodes:
-            if not backend.supports(node.op):
-                raise LoweringError(node.name, node.op.value, backend.name)
+            why = backend.unsupported(node.op)
+            if why is not None:
+                raise LoweringError(node.name, node.op.value, backend.name, why)

@@ -11,63 +11,13 @@ from math import prod
 from typing import Any
 
 from .errors import Problem, SpecError
-from .ir import Graph, Init, Node, Op, Prior, Program, Tensor
-from .ir.shapes import ShapeError, fmt_shape, infer, infer_concat, param_shapes
-from .spec import layers as L
+from .ir import DataInfo, Graph, Node, Op, Prior, Program, Tensor
+from .ops import OPS, ShapeError, fmt_shape, of_layer
+from .ops.activation import Sigmoid
+from .spec.fields import MAX_SIZE
 from .spec.gan import GanSpec, UniformPrior
-from .spec.layers import MAX_SIZE
+from .spec.layers import Network
 from .spec.load import LoadedSpec
-
-_OP_OF = {
-    L.Dense: Op.DENSE, L.Maxout: Op.MAXOUT, L.Relu: Op.RELU, L.LeakyRelu: Op.LEAKY_RELU,
-    L.Tanh: Op.TANH, L.Sigmoid: Op.SIGMOID, L.Linear: Op.LINEAR, L.Dropout: Op.DROPOUT,
-    L.Reshape: Op.RESHAPE, L.BatchNorm: Op.BATCHNORM, L.Conv2d: Op.CONV2D,
-    L.ConvTranspose2d: Op.CONV_T2D, L.MaxoutConv: Op.MAXOUT_CONV, L.MaxPool: Op.MAX_POOL,
-    L.Flatten: Op.FLATTEN,
-}
-
-
-def _attrs(layer: Any) -> dict[str, Any]:
-    if isinstance(layer, L.Dense):
-        return {"units": layer.units}
-    if isinstance(layer, L.Maxout):
-        return {"units": layer.units, "pieces": layer.pieces}
-    if isinstance(layer, L.LeakyRelu):
-        return {"slope": layer.slope}
-    if isinstance(layer, L.Dropout):
-        return {"keep": layer.keep, "scale": layer.effective_scale}
-    if isinstance(layer, L.Reshape):
-        return {"shape": tuple(layer.shape)}
-    if isinstance(layer, L.BatchNorm):
-        return {"eps": layer.eps, "momentum": layer.momentum}
-    if isinstance(layer, L._Conv):
-        a = {"channels": layer.channels, "kernel": layer.kernel, "stride": layer.stride,
-             "pad": layer.pad}
-        if isinstance(layer, L.MaxoutConv):
-            a["pieces"] = layer.pieces
-        if isinstance(layer, L.ConvTranspose2d):
-            a["output_pad"] = layer.output_pad
-        return a
-    if isinstance(layer, L.MaxPool):
-        return {"kernel": layer.kernel, "stride": layer.stride or layer.kernel, "pad": layer.pad}
-    return {}
-
-
-def _init_of(layer: Any, local: str) -> Init:
-    if local == "weight" and isinstance(layer, (L.Dense, L.Maxout, L._Conv)):
-        init = layer.init
-        if isinstance(init, L.UniformInit):
-            return Init("uniform", {"range": init.range})
-        if isinstance(init, L.NormalInit):
-            return Init("normal", {"std": init.std})
-        return Init("xavier", {"gain": init.gain})
-    if local == "bias" and isinstance(layer, (L.Dense, L.Maxout, L._Conv)):
-        if layer.bias == "marginals":
-            return Init("marginals")
-        return Init("const", {"value": float(layer.bias)})
-    if local in ("weight", "running_var"):  # batchnorm
-        return Init("const", {"value": 1.0})
-    return Init("const", {"value": 0.0})
 
 
 class _Builder:
@@ -124,7 +74,7 @@ class _Builder:
             node_names.append(self.names[src])
         if len(node_names) > 1:
             try:
-                shape = infer_concat([self.shapes[n] for n in node_names])
+                shape = OPS[Op.CONCAT].infer([self.shapes[n] for n in node_names], {})
             except ShapeError as e:
                 self.problem(inputs_path, str(e))
                 return None
@@ -148,14 +98,15 @@ class _Builder:
                                     f"layers[{used[local]}]")
                 continue
             used[local] = i
-            op = _OP_OF[type(layer)]
-            attrs = _attrs(layer)
+            op = of_layer(layer)
+            attrs = op.attrs(layer)
             try:
-                out = infer(op, shape, attrs)
+                out = op.infer(shape, attrs)
             except ShapeError as e:
                 self.problem(lpath, str(e))
                 return None  # later shapes would only repeat the problem
-            too_big = self._too_big(out, param_shapes(op, shape, attrs))
+            shapes = op.param_shapes(shape, attrs)
+            too_big = self._too_big(out, shapes)
             if too_big:
                 self.problem(lpath, too_big)
                 return None
@@ -164,16 +115,14 @@ class _Builder:
                 self.problem(lpath + ("name",), f"layer name {local!r} is reserved here "
                                                 f"(node {name} already exists)")
                 continue
-            tensors = {
-                t: Tensor(f"{name}.{t}", sh, _init_of(layer, t), trainable=t in ("weight", "bias"))
-                for t, sh in param_shapes(op, shape, attrs).items()
-            }
-            self.add(Node(name, op, (cur,), out, attrs, tensors, origin=lpath))
+            tensors = {t: Tensor(f"{name}.{t}", sh, op.params[t].init(layer),
+                                 trainable=op.params[t].trainable) for t, sh in shapes.items()}
+            self.add(Node(name, op.op, (cur,), out, attrs, tensors, origin=lpath))
             cur, shape = name, out
         return cur
 
 
-def _lower(net_name: str, key: str, net: L.Network, inputs: dict[str, tuple[int, ...]],
+def _lower(net_name: str, key: str, net: Network, inputs: dict[str, tuple[int, ...]],
            loaded: LoadedSpec, problems: list[Problem]) -> Graph | None:
     """`inputs`: the network's input names and shapes, main input first ("z" or "x"), then "y"
     in a conditional GAN."""
@@ -223,20 +172,18 @@ def _check_input(decl: Any, expected: tuple[int, ...], what: str, key: str,
             f"declared {fmt_shape(tuple(decl.shape))} but {what} is {fmt_shape(expected)}"))
 
 
-def compile_spec(loaded: LoadedSpec, data_shape: tuple[int, ...] | None = None) -> Program:
-    """Lower a validated spec to a Program. `data_shape` defaults to the dataset's own."""
+def compile_spec(loaded: LoadedSpec, data: DataInfo) -> Program:
+    """Lower a validated spec to a Program for data of `data.shape` and `data.classes`
+    (advgraph.data.data_info(loaded) gives the spec's own data)."""
     spec: GanSpec = loaded.spec
     problems: list[Problem] = []
-    if data_shape is None:
-        from .data.registry import sample_shape
-
-        data_shape = sample_shape(spec.data, loaded.base_dir, loaded)
+    data_shape = data.shape
     z_shape = (spec.prior.dim,)
     _check_input(spec.generator.input, z_shape, "the prior's dimension", "generator", loaded,
                  problems)
     _check_input(spec.discriminator.input, data_shape, "the data's shape", "discriminator",
                  loaded, problems)
-    classes = _check_condition(spec, loaded, problems)
+    classes = _check_condition(spec, data.classes, loaded, problems)
     label = {"y": (classes,)} if classes is not None else {}
     G = _lower("G", "generator", spec.generator, {"z": z_shape, **label}, loaded, problems)
     D = _lower("D", "discriminator", spec.discriminator, {"x": data_shape, **label}, loaded,
@@ -254,7 +201,7 @@ def compile_spec(loaded: LoadedSpec, data_shape: tuple[int, ...] | None = None) 
         where, layers = spec.discriminator.last_layers()
         final = layers[-1] if layers else None
         at = ("discriminator", *where, len(layers) - 1) if layers else ("discriminator", "graph")
-        if not isinstance(final, L.Sigmoid):
+        if not isinstance(final, Sigmoid):
             problems.append(loaded.problem(
                 at, "D must end in a sigmoid (one probability per example), not "
                     + (repr(final.type) if final is not None else "a concat")))
@@ -275,13 +222,13 @@ def compile_spec(loaded: LoadedSpec, data_shape: tuple[int, ...] | None = None) 
     G.verify()
     D.verify()
     p = spec.prior
-    prior = (Prior("uniform", p.dim, p.low, p.high) if isinstance(p, UniformPrior)
-             else Prior("gaussian", p.dim, p.mean, p.std))
+    prior = (Prior.uniform(p.dim, p.low, p.high) if isinstance(p, UniformPrior)
+             else Prior.gaussian(p.dim, p.mean, p.std))
     return Program(G=G, D=D, prior=prior, g_loss=spec.training.g_loss, data_shape=data_shape,
                    classes=classes)
 
 
-def _all_layers(net: L.Network, key: str):
+def _all_layers(net: Network, key: str):
     """(spec path, layer) of every layer of a network, in either form."""
     if net.layers is not None:
         for i, layer in enumerate(net.layers):
@@ -291,10 +238,10 @@ def _all_layers(net: L.Network, key: str):
             yield (key, "graph", j, "layers", i), layer
 
 
-def _check_condition(spec: GanSpec, loaded: LoadedSpec, problems: list[Problem]) -> int | None:
-    """The number of classes of a conditional GAN (None without a condition)."""
-    from .data.registry import num_classes
-
+def _check_condition(spec: GanSpec, have: int | None, loaded: LoadedSpec,
+                     problems: list[Problem]) -> int | None:
+    """The number of classes of a conditional GAN (None without a condition), against the
+    `have` classes of the data's labels (DataInfo.classes)."""
     cond = spec.condition
     if cond is None:
         for net, key in ((spec.generator, "generator"), (spec.discriminator, "discriminator")):
@@ -305,7 +252,6 @@ def _check_condition(spec: GanSpec, loaded: LoadedSpec, problems: list[Problem])
                         "y is the condition, and this spec has none: add "
                         "'condition: {type: label, classes: N}'"))
         return None
-    have = num_classes(spec.data)
     if have is None:
         hint = ("; name the labels array with data.labels" if spec.data.dataset == "npz"
                 else "")
@@ -324,7 +270,7 @@ def _check_marginals(spec: GanSpec, loaded: LoadedSpec, problems: list[Problem])
         if getattr(layer, "bias", None) != "marginals":
             continue
         is_output = (path == ("generator", *where, len(last) - 2)
-                     and isinstance(last[-1], L.Sigmoid))
+                     and isinstance(last[-1], Sigmoid))
         if not is_output:
             problems.append(loaded.problem(
                 path + ("bias",),

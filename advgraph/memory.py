@@ -127,7 +127,7 @@ def training_peak(program, spec, rss: int | None = None) -> int:
     """The estimated peak resident memory of a process training `program` as `spec` says
     (see ir.shapes.training_peak_bytes), the data set included; `rss`: what the process
     already holds, when that is more than the runtime's usual size (tests, notebooks)."""
-    from .data.registry import data_bytes
+    from .data import dataset_for
     from .ir.shapes import training_peak_bytes
     from .spec.gan import Adam
 
@@ -136,5 +136,5 @@ def training_peak(program, spec, rss: int | None = None) -> int:
     from .ir.shapes import RUNTIME_BYTES
 
     return training_peak_bytes(program.G, program.D, spec.training.batch_size, slots,
-                               data_bytes(spec.data, program.data_shape),
+                               dataset_for(spec.data).memory_bytes(program.data_shape),
                                max(RUNTIME_BYTES, rss or 0))

@@ -19,7 +19,8 @@ import numpy as np
 from .backend import OptimConfig, get_backend, check_supported
 from .ir import Op, Program
 from .params import init_params
-from .train import Schedule, seeds
+from .train.schedule import Schedule
+from .train.rng import seeds
 
 
 @dataclass
@@ -61,7 +62,7 @@ def compare(program: Program, spec_training, backends: tuple[str, str],
     program = without_dropout(program)
     rng = np.random.default_rng(seed)
     data = rng.random((batch, *program.data_shape)).astype(np.float32)
-    params = init_params(program, seeds(seed)[0], data)
+    params = init_params(program, seeds(seed).init, data)
     z_d = rng.standard_normal((batch, program.prior.dim)).astype(np.float32)
     z_g = rng.standard_normal((batch, program.prior.dim)).astype(np.float32)
     y = rng.integers(0, program.classes, batch) if program.conditional else None
@@ -73,7 +74,7 @@ def compare(program: Program, spec_training, backends: tuple[str, str],
     def build(i: int, optim):
         be = get_backend(backends[i])
         check_supported(be, program)
-        tr = be.build(program, devices[i], seeds(seed)[2], batch, optim)
+        tr = be.build(program, devices[i], seeds(seed).backend, batch, optim)
         tr.load_state_dict(params)
         tr.load_data(data, y)
         tr.set_order(np.arange(batch))

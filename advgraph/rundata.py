@@ -36,7 +36,7 @@ class _Schema(BaseModel):
 
 
 class TrainRow(_Schema):
-    """One logging interval of training (see train.run_loop). Only `step` is required."""
+    """One logging interval of training (see train.loop.run_loop). Only `step` is required."""
 
     step: Count
     epoch: Finite = None  # type: ignore[assignment]  # absent or a number, never null
@@ -52,7 +52,7 @@ class TrainRow(_Schema):
 
 
 class ParzenRow(_Schema):
-    """One Parzen monitoring estimate (see train.monitor_parzen); `parzen_valid` is null when
+    """One Parzen monitoring estimate (see train.monitor); `parzen_valid` is null when
     there is no validation data."""
 
     step: Count
@@ -73,7 +73,7 @@ def is_parzen_row(row: dict[str, Any]) -> bool:
 
 
 class RunInfo(_Schema):
-    """run.json, as train.start / resume / run_loop write it through RunDir.write_info."""
+    """run.json, as train.starting / resuming / loop write it through RunDir.write_info."""
 
     name: Optional[Line] = None
     status: Token = "unknown"
@@ -115,8 +115,8 @@ class Updates(_Schema):
 
 
 class CheckpointState(_Schema):
-    """checkpoints/step-NNNNNNN.json (train.save + RunDir.save_checkpoint). Required: what
-    makes it a checkpoint at all (format, step, the tensors' file and checksum); what resuming
+    """checkpoints/step-NNNNNNN.json (train.checkpoint.save + RunDir.save_checkpoint).
+    Required: what makes it a checkpoint at all (format, step, the tensors' file and checksum); what resuming
     needs (stream, updates) is checked when present."""
 
     format: Positive

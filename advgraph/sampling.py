@@ -9,8 +9,8 @@ from .ir import Prior
 
 def sample_prior(prior: Prior, n: int, rng: np.random.Generator) -> np.ndarray:
     if prior.kind == "uniform":
-        return rng.uniform(prior.a, prior.b, size=(n, prior.dim)).astype(np.float32)
-    return (prior.a + prior.b * rng.standard_normal((n, prior.dim))).astype(np.float32)
+        return rng.uniform(prior.low, prior.high, size=(n, prior.dim)).astype(np.float32)
+    return (prior.mean + prior.std * rng.standard_normal((n, prior.dim))).astype(np.float32)
 
 
 def lerp(z0: np.ndarray, z1: np.ndarray, steps: int) -> np.ndarray:

@@ -34,11 +34,12 @@ VARIANTS = ("torch-eager", "cupy", "torch-compile", "torch-cudagraph")  # eager 
 
 def _program(spec: str, batch: int):
     from advgraph.compile import compile_spec
+    from advgraph.data import data_info
     from advgraph.ir.shapes import iteration_flops
     from advgraph.spec import load_file
 
     loaded = load_file(spec, [f"training.batch_size={batch}"])
-    program = compile_spec(loaded)
+    program = compile_spec(loaded, data_info(loaded))
     t = loaded.spec.training
     return loaded, program, t.k, iteration_flops(program.G, program.D, batch, t.k)
 
@@ -58,7 +59,7 @@ def _trainer_loop(backend: str, spec: str, device: str, batch: int, iters: int, 
 
     from advgraph.backend import get_backend
     from advgraph.params import init_params
-    from advgraph.train import Schedule
+    from advgraph.train.schedule import Schedule
 
     loaded, program, k, flops = _program(spec, batch)
     sched = {g: Schedule(loaded.spec.training.optimizer_for(g)) for g in ("G", "D")}
@@ -129,8 +130,8 @@ def _plain_torch(spec: str, device: str, batch: int, iters: int, warmup: int, mo
 
     def noise():
         if prior.kind == "uniform":
-            return torch.rand(batch, dz, device=dev) * (prior.b - prior.a) + prior.a
-        return torch.randn(batch, dz, device=dev) * prior.b + prior.a
+            return torch.rand(batch, dz, device=dev) * (prior.high - prior.low) + prior.low
+        return torch.randn(batch, dz, device=dev) * prior.std + prior.mean
 
     def iteration():
         for _ in range(k):

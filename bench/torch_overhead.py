@@ -30,9 +30,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from advgraph.compile import compile_spec  # noqa: E402
+from advgraph.data import data_info  # noqa: E402
 from advgraph.runs import RunDir  # noqa: E402
 from advgraph.spec import load_file  # noqa: E402
-from advgraph.train import DataStream, Schedule, Session, run_loop, seeds  # noqa: E402
+from advgraph.train.context import Context  # noqa: E402
+from advgraph.train.loop import run_loop  # noqa: E402
+from advgraph.train.schedule import Schedule  # noqa: E402
+from advgraph.train.rng import seeds  # noqa: E402
+from advgraph.train.session import Session  # noqa: E402
+from advgraph.train.stream import DataStream  # noqa: E402
 from advgraph.backend import get_backend  # noqa: E402
 from advgraph.params import init_params  # noqa: E402
 
@@ -94,7 +100,7 @@ def advgraph_session(data_np: np.ndarray) -> Session:
     loaded = load_file(ROOT / "specs" / "mnist.yaml",
                        ["training.checkpoint={steps: 100000000}", "training.log_every=100",
                         "training.monitor={}"])
-    program = compile_spec(loaded)
+    program = compile_spec(loaded, data_info(loaded))
     init_rng, data_rng, bseed = seeds(0)
     sched = {g: Schedule(loaded.spec.training.optimizer_for(g)) for g in ("G", "D")}
     tr = get_backend("torch").build(program, "cpu", bseed, M, {g: s.config() for g, s in sched.items()})
@@ -102,7 +108,8 @@ def advgraph_session(data_np: np.ndarray) -> Session:
     tr.load_data(data_np)
     stream = DataStream(len(data_np), M, data_rng)
     tr.set_order(stream.order)
-    return Session(loaded.spec, program, None, tr, stream, sched)  # type: ignore[arg-type]
+    return Session(loaded.spec, program, None, tr, stream, sched,  # type: ignore[arg-type]
+                   Context("torch", "cpu"))
 
 
 def advgraph_block(run: RunDir, s: Session, steps: int) -> float:
@@ -111,7 +118,7 @@ def advgraph_block(run: RunDir, s: Session, steps: int) -> float:
         update={"steps": stop, "epochs": None})})
     s.spec = s.spec.model_copy(update={"training": t})
     t0 = time.perf_counter()
-    run_loop(run, s, "torch", "cpu")
+    run_loop(run, s)
     return steps / (time.perf_counter() - t0)
 
 

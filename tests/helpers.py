@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -29,3 +31,21 @@ def cli_proc(*args: str, env: dict | None = None, **kw) -> subprocess.CompletedP
     full = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "advgraph", *map(str, args)], env=full,
                           capture_output=True, text=True, **kw)
+
+
+def interrupt_training(run: str, lines: int, *args: str, env: dict | None = None,
+                       poll: float = 0.05) -> tuple[int, str]:
+    """Start `python -m advgraph train ARGS` (training into run `run`), wait until its
+    metrics.jsonl has `lines` lines (at most 60 s), press Ctrl-C (SIGINT), and wait for it to
+    stop. Returns its exit code and stderr."""
+    proc = subprocess.Popen([sys.executable, "-m", "advgraph", "train", *map(str, args)],
+                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    metrics = runs_root() / run / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (metrics.exists()
+                                          and metrics.read_text().count("\n") >= lines):
+        time.sleep(poll)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err

@@ -1,5 +1,7 @@
-"""Datasets: IDX (MNIST, Fashion-MNIST), toy data made by code, a user's npz. No torch."""
+"""Datasets: IDX (MNIST, Fashion-MNIST), CIFAR-10, TFD, toy data made by code, a user's npz.
+No torch."""
 
-from .registry import Splits, load_data, sample_shape
+from .datasets import Dataset, data_info, dataset_for
+from .splits import Splits
 
-__all__ = ["Splits", "load_data", "sample_shape"]
+__all__ = ["Dataset", "Splits", "data_info", "dataset_for"]

@@ -1,4 +1,4 @@
-"""What `sample`, `interpolate`, `eval` and `plot` do, on a run restored by train.load_trainer.
+"""What `sample`, `interpolate`, `eval` and `plot` do, on a run from train.restore.restore_run.
 Every output lands under the run directory unless the user names a path."""
 
 from __future__ import annotations
@@ -6,18 +6,19 @@ from __future__ import annotations
 import json
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..data.registry import image_shape
+from ..data import dataset_for
 from ..errors import DataError, UsageError
 from ..atomic import atomic_write
 from ..runs import RunDir
 from ..sampling import lerp, sample_prior, slerp
 from ..spec.gan import Cifar10Data, Gaussian1dData, Ring2dData
-from ..train import Loaded
+from ..train.restore import RestoredRun as Loaded
 
 
 def _out_path(run: RunDir, given: Path | None, sub: str, name: str) -> Path:
@@ -49,35 +50,39 @@ def draw_labels(loaded: Loaded, n: int, rng: np.random.Generator,
     return np.full(n, label) if label is not None else rng.integers(0, classes, n)
 
 
-def decode(loaded: Loaded, z: np.ndarray, y: np.ndarray | None, batch: int = 1000) -> np.ndarray:
-    """G(z) (or G(z|y)) in batches."""
+def run_generator(loaded: Loaded, z: np.ndarray, y: np.ndarray | None,
+                  batch: int = 1000) -> np.ndarray:
+    """G(z) (or G(z|y)) for given z (and y), in batches of the trainer's `generate`."""
     return np.concatenate([loaded.trainer.generate(z[i:i + batch],
                                                    None if y is None else y[i:i + batch])
                            for i in range(0, len(z), batch)])
 
 
-def draw(loaded: Loaded, n: int, seed: int, label: int | None = None,
-         labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """n samples and the labels they were drawn for: a conditional G gets `labels`, or all
-    `label`, or uniform labels."""
+def draw_samples_and_labels(loaded: Loaded, n: int, seed: int, label: int | None = None,
+                            labels: np.ndarray | None = None
+                            ) -> tuple[np.ndarray, np.ndarray | None]:
+    """n samples of G, z drawn from the prior with `seed`, and the labels they were drawn for:
+    a conditional G gets `labels`, or all `label`, or uniform labels."""
     rng = np.random.default_rng(seed)
     z = sample_prior(loaded.program.prior, n, rng)  # before the labels: same z as unconditional
     y = labels if labels is not None else draw_labels(loaded, n, rng, label)
-    return decode(loaded, z, y), y
+    return run_generator(loaded, z, y), y
 
 
-def generate(loaded: Loaded, n: int, seed: int, label: int | None = None,
-             labels: np.ndarray | None = None) -> np.ndarray:
-    return draw(loaded, n, seed, label, labels)[0]
+def draw_samples(loaded: Loaded, n: int, seed: int, label: int | None = None,
+                 labels: np.ndarray | None = None) -> np.ndarray:
+    """draw_samples_and_labels without the labels."""
+    return draw_samples_and_labels(loaded, n, seed, label, labels)[0]
 
 
-def by_label(loaded: Loaded, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def draw_samples_per_class(loaded: Loaded, per_class: int,
+                           seed: int) -> tuple[np.ndarray, np.ndarray]:
     """per_class samples of every class, class-major; column j of every class shares its z,
     so a row of a grid shows one class and a column one z across the classes."""
     classes = _classes(loaded, "--by-label")
     z = sample_prior(loaded.program.prior, per_class, np.random.default_rng(seed))
     y = np.repeat(np.arange(classes), per_class)
-    return decode(loaded, np.tile(z, (classes, 1)), y), y
+    return run_generator(loaded, np.tile(z, (classes, 1)), y), y
 
 
 # ---- sample ---------------------------------------------------------------------------------
@@ -98,11 +103,11 @@ def sample(loaded: Loaded, *, figure: bool, rows: int, cols: int, seed: int, out
 
     def grid_samples() -> np.ndarray:
         if per_label:
-            return by_label(loaded, cols, seed)[0]
-        return generate(loaded, rows * cols, seed, label=label)
+            return draw_samples_per_class(loaded, cols, seed)[0]
+        return draw_samples(loaded, rows * cols, seed, label=label)
 
     if dist is not None and not dist.is_main:
-        if nearest and image_shape(loaded.spec.data, loaded.program.data_shape) is not None:
+        if nearest and _image_shape(loaded) is not None:
             from .nearest import nearest as nn
 
             neighbours = grid_samples().reshape(rows, cols, -1)[:, -1]
@@ -114,9 +119,9 @@ def sample(loaded: Loaded, *, figure: bool, rows: int, cols: int, seed: int, out
     if npz is not None:
         count = n or rows * cols
         if per_label:
-            x, y = by_label(loaded, -(-count // rows), seed)
+            x, y = draw_samples_per_class(loaded, -(-count // rows), seed)
         else:
-            x, y = draw(loaded, count, seed, label)
+            x, y = draw_samples_and_labels(loaded, count, seed, label)
         import io
 
         extra = {"labels": y.astype(np.int64)} if y is not None else {}
@@ -126,7 +131,7 @@ def sample(loaded: Loaded, *, figure: bool, rows: int, cols: int, seed: int, out
         written.append(Path(npz))
     if not figure:
         return written
-    shape = image_shape(loaded.spec.data, loaded.program.data_shape)
+    shape = _image_shape(loaded)
     tag = f"step-{loaded.step:07d}-seed{seed}{suffix}"
     if shape is None:
         return written + [_toy_plot(loaded, seed, n or 5000, _out_path(run, out, "samples", f"{tag}.png"),
@@ -172,6 +177,10 @@ def _images(x: np.ndarray, shape: tuple[int, ...], per_image: bool = False) -> n
     return to_images(x, shape)
 
 
+def _image_shape(loaded: Loaded) -> tuple[int, ...] | None:
+    return dataset_for(loaded.spec.data).image_shape(loaded.program.data_shape)
+
+
 def _contrast_normalised(loaded: Loaded) -> bool:
     return isinstance(loaded.spec.data, Cifar10Data) and loaded.spec.data.gcn is not None
 
@@ -179,7 +188,7 @@ def _contrast_normalised(loaded: Loaded) -> bool:
 def _toy_plot(loaded: Loaded, seed: int, n: int, path: Path, label: int | None = None) -> Path:
     from ..figures import plot_1d, plot_2d
 
-    x, y = draw(loaded, n, seed, label)
+    x, y = draw_samples_and_labels(loaded, n, seed, label)
     data = loaded.splits.train[:n]
     if label is not None and loaded.splits.train_y is not None:
         data = loaded.splits.train[loaded.splits.train_y == label][:n]
@@ -212,7 +221,7 @@ def interpolate(loaded: Loaded, *, rows: int, steps: int, seed: int, spherical: 
     """Figure 3. A conditional G keeps the class fixed along each path: `label`, or else
     class r mod classes on row r."""
     check_label(loaded, label)
-    shape = image_shape(loaded.spec.data, loaded.program.data_shape)
+    shape = _image_shape(loaded)
     if shape is None:
         raise UsageError("interpolate draws images; this run's data "
                          f"({loaded.program.data_shape}) is not images")
@@ -227,7 +236,8 @@ def interpolate(loaded: Loaded, *, rows: int, steps: int, seed: int, spherical: 
         row_label = (np.full(rows, label) if label is not None
                      else np.arange(rows) % loaded.program.classes)
         y = np.repeat(row_label, steps)
-    img = grid(_images(decode(loaded, z, y), shape, _contrast_normalised(loaded)), rows, steps)
+    img = grid(_images(run_generator(loaded, z, y), shape, _contrast_normalised(loaded)), rows,
+               steps)
     kind = "slerp" if spherical else "lerp"
     suffix = f"-label{label}" if label is not None else ""
     return save_png(img, _out_path(loaded.run, out, "samples",
@@ -247,8 +257,60 @@ def parzen(loaded: Loaded, *, samples: int, sigmas: list[float] | None, sigma: f
     take their labels from the training labels. `per_label`: for each class c, `samples`
     samples of G(·|c) score the points of class c, with σ chosen on the validation points of
     class c."""
-    from .parzen import PAPER_SIGMAS, select_and_score
+    from .parzen import PAPER_SIGMAS
 
+    evaluate = _parzen_points(loaded, split, sigma, samples, baseline, per_label)
+    est = _ParzenSetting(loaded, split, samples, list(sigmas) if sigmas else list(PAPER_SIGMAS),
+                         sigma, valid_limit, baseline, seed, chunk, dist)
+    t0 = time.perf_counter()
+    report: dict[str, Any] = {"run": loaded.run.name, "checkpoint_step": loaded.step}
+    if per_label:
+        report["by_label"], source = _parzen_by_label(est, evaluate)
+    else:
+        overall, source = _parzen_overall(est, evaluate)
+        report.update(overall)
+    report.update(_parzen_provenance(est, source, t0))
+    if dist is not None and not dist.is_main:
+        return report
+    name = ("parzen" + ("-by-label" if per_label else "")
+            + ("-baseline-train" if baseline == "train" else "") + ".json")
+    atomic_write(loaded.run.path / "eval" / name, (json.dumps(report, indent=2) + "\n").encode())
+    report["written"] = str(loaded.run.path / "eval" / name)
+    return report
+
+
+@dataclass(frozen=True)
+class _ParzenSetting:
+    """What every estimate of one `eval --parzen` shares."""
+
+    loaded: Loaded
+    split: str  # the split whose points are scored
+    samples: int
+    grid: list[float]  # the σ to choose from on the validation points
+    sigma: float | None  # a fixed σ (no choice)
+    valid_limit: int | None
+    baseline: str | None
+    seed: int
+    chunk: int
+    dist: Any
+
+    def score(self, mu: np.ndarray, valid: np.ndarray, points: np.ndarray):
+        """σ chosen on `valid` (unless fixed), then the mean log-likelihood of `points`."""
+        from .parzen import select_and_score
+
+        return select_and_score(mu, valid, points, self.grid, self.sigma, self.chunk,
+                                self.loaded.device, self.dist)
+
+    def valid_used(self, valid: np.ndarray) -> int:
+        return 0 if self.sigma is not None else len(valid)
+
+    def limited(self, valid: np.ndarray) -> np.ndarray:
+        return valid[:self.valid_limit] if self.valid_limit else valid
+
+
+def _parzen_points(loaded: Loaded, split: str, sigma: float | None, samples: int,
+                   baseline: str | None, per_label: bool) -> np.ndarray:
+    """The points to score, once the data can give what the estimate needs."""
     sp = loaded.splits
     evaluate = getattr(sp, split)
     if len(evaluate) == 0:
@@ -259,79 +321,93 @@ def parzen(loaded: Loaded, *, samples: int, sigmas: list[float] | None, sigma: f
     if baseline == "train" and samples > len(sp.train) and not per_label:
         raise UsageError(f"--baseline train: only {len(sp.train)} training examples "
                          f"for --samples {samples}")
-    grid = list(sigmas) if sigmas else list(PAPER_SIGMAS)
-    t0 = time.perf_counter()
-    report: dict[str, Any] = {"run": loaded.run.name, "checkpoint_step": loaded.step}
-    if per_label:
-        classes = _classes(loaded, "--by-label")
-        ey, vy, ty = sp.labels(split), sp.labels("valid"), sp.train_y
-        if ey is None or (sigma is None and vy is None):
-            raise DataError(f"--by-label needs the labels of the {split} and valid splits")
-        rows = []
-        for c in range(classes):
-            points = evaluate[ey == c]
-            if len(points) == 0:
-                rows.append({"label": c, "n_evaluated": 0, "mean_log_likelihood": None,
-                             "stderr": None, "sigma": None, "valid_used": 0})
-                continue
-            valid = sp.valid[vy == c] if vy is not None else sp.valid[:0]
-            valid = valid[:valid_limit] if valid_limit else valid
-            if sigma is None and len(valid) == 0:
-                raise DataError(f"class {c} has no validation points to choose σ on; "
-                                "give --sigma")
-            if baseline == "train":
-                own = sp.train[ty == c] if ty is not None else sp.train[:0]
-                mu = own[np.random.default_rng([seed, c]).permutation(len(own))[:samples]]
-            else:
-                mu = generate(loaded, samples, seed + c, label=c)
-            res = select_and_score(mu, valid, points, grid, sigma, chunk, loaded.device, dist)
-            rows.append({"label": c, "n_evaluated": res.n_eval,
-                         "mean_log_likelihood": res.mean, "stderr": res.stderr,
-                         "sigma": res.sigma, "valid_used": 0 if sigma is not None else len(valid),
-                         "samples": len(mu),
-                         "valid_scores": [{"sigma": k, "mean_log_likelihood": v}
-                                          for k, v in res.valid_scores.items()]})
-        report["by_label"] = rows
-        source = (f"per class: up to {samples} training examples of that class (baseline)"
-                  if baseline == "train" else f"per class: {samples} samples of G(·|class)")
-        name = "parzen-by-label" + ("-baseline-train" if baseline == "train" else "") + ".json"
+    return evaluate
+
+
+def _parzen_overall(est: _ParzenSetting, evaluate: np.ndarray) -> tuple[dict[str, Any], str]:
+    """One estimate over all the points, σ chosen on the validation split; the report's
+    fields and where the samples came from."""
+    valid = est.limited(est.loaded.splits.valid)
+    mu, source = _parzen_samples(est)
+    res = est.score(mu, valid, evaluate)
+    return {"mean_log_likelihood": res.mean, "stderr": res.stderr, "sigma": res.sigma,
+            "valid_scores": _valid_scores(res), "n_evaluated": res.n_eval,
+            "valid_used": est.valid_used(valid)}, source
+
+
+def _parzen_samples(est: _ParzenSetting) -> tuple[np.ndarray, str]:
+    """The window centres: training examples (the baseline) or samples of G, whose labels a
+    conditional G draws from the training labels."""
+    loaded, sp, n = est.loaded, est.loaded.splits, est.samples
+    if est.baseline == "train":
+        mu = sp.train[np.random.default_rng(est.seed).permutation(len(sp.train))[:n]]
+        return mu, f"{n} training examples used as samples (baseline)"
+    labels = None
+    if loaded.program.classes is not None:
+        sp.check_labels(loaded.program.classes)
+        rng = np.random.default_rng([est.seed, 0x1AB])
+        labels = sp.train_y[rng.integers(0, len(sp.train_y), n)]  # type: ignore[index]
+    mu = draw_samples(loaded, n, est.seed, labels=labels)
+    return mu, f"{n} samples of G" + (
+        ", labels drawn from the training labels" if labels is not None else "")
+
+
+def _parzen_by_label(est: _ParzenSetting,
+                     evaluate: np.ndarray) -> tuple[list[dict[str, Any]], str]:
+    """One estimate per class: its rows, and where the samples came from."""
+    sp = est.loaded.splits
+    classes = _classes(est.loaded, "--by-label")
+    ey, vy = sp.labels(est.split), sp.labels("valid")
+    if ey is None or (est.sigma is None and vy is None):
+        raise DataError(f"--by-label needs the labels of the {est.split} and valid splits")
+    rows = [_parzen_of_class(est, c, evaluate[ey == c], vy) for c in range(classes)]
+    source = (f"per class: up to {est.samples} training examples of that class (baseline)"
+              if est.baseline == "train" else f"per class: {est.samples} samples of G(·|class)")
+    return rows, source
+
+
+def _parzen_of_class(est: _ParzenSetting, c: int, points: np.ndarray,
+                     vy: np.ndarray | None) -> dict[str, Any]:
+    """Class c's points scored by samples of G(·|c) (or class c's training examples), σ chosen
+    on class c's validation points."""
+    if len(points) == 0:
+        return {"label": c, "n_evaluated": 0, "mean_log_likelihood": None, "stderr": None,
+                "sigma": None, "valid_used": 0}
+    sp = est.loaded.splits
+    valid = est.limited(sp.valid[vy == c] if vy is not None else sp.valid[:0])
+    if est.sigma is None and len(valid) == 0:
+        raise DataError(f"class {c} has no validation points to choose σ on; give --sigma")
+    if est.baseline == "train":
+        ty = sp.train_y
+        own = sp.train[ty == c] if ty is not None else sp.train[:0]
+        mu = own[np.random.default_rng([est.seed, c]).permutation(len(own))[:est.samples]]
     else:
-        valid = sp.valid[:valid_limit] if valid_limit else sp.valid
-        if baseline == "train":
-            mu = sp.train[np.random.default_rng(seed).permutation(len(sp.train))[:samples]]
-            source = f"{samples} training examples used as samples (baseline)"
-        else:
-            labels = None
-            if loaded.program.classes is not None:
-                sp.check_labels(loaded.program.classes)
-                rng = np.random.default_rng([seed, 0x1AB])
-                labels = sp.train_y[rng.integers(0, len(sp.train_y), samples)]  # type: ignore[index]
-            mu = generate(loaded, samples, seed, labels=labels)
-            source = f"{samples} samples of G" + (
-                ", labels drawn from the training labels" if labels is not None else "")
-        res = select_and_score(mu, valid, evaluate, grid, sigma, chunk, loaded.device, dist)
-        report.update({
-            "mean_log_likelihood": res.mean, "stderr": res.stderr, "sigma": res.sigma,
-            "valid_scores": [{"sigma": k, "mean_log_likelihood": v}
-                             for k, v in res.valid_scores.items()],
-            "n_evaluated": res.n_eval, "valid_used": 0 if sigma is not None else len(valid)})
-        name = "parzen-baseline-train.json" if baseline == "train" else "parzen.json"
-    report.update({
-        "sigma_fixed": sigma is not None, "sigma_grid": grid if sigma is None else None,
-        "samples": samples, "source": source, "baseline": baseline, "evaluated_split": split,
+        mu = draw_samples(est.loaded, est.samples, est.seed + c, label=c)
+    res = est.score(mu, valid, points)
+    return {"label": c, "n_evaluated": res.n_eval, "mean_log_likelihood": res.mean,
+            "stderr": res.stderr, "sigma": res.sigma, "valid_used": est.valid_used(valid),
+            "samples": len(mu), "valid_scores": _valid_scores(res)}
+
+
+def _valid_scores(res) -> list[dict[str, float]]:
+    return [{"sigma": k, "mean_log_likelihood": v} for k, v in res.valid_scores.items()]
+
+
+def _parzen_provenance(est: _ParzenSetting, source: str, t0: float) -> dict[str, Any]:
+    """The report's fields shared by both kinds of estimate: settings, data, where and when."""
+    loaded, sp, dist = est.loaded, est.loaded.splits, est.dist
+    return {
+        "sigma_fixed": est.sigma is not None, "sigma_grid": est.grid if est.sigma is None else None,
+        "samples": est.samples, "source": source, "baseline": est.baseline,
+        "evaluated_split": est.split,
         "split_sizes": {"train": len(sp.train), "valid": len(sp.valid), "test": len(sp.test)},
-        "data": sp.source, "seed": seed, "backend": loaded.backend, "device": loaded.device,
+        "data": sp.source, "seed": est.seed, "backend": loaded.backend, "device": loaded.device,
         "seconds": round(time.perf_counter() - t0, 3),
         "processes": dist.world if dist is not None else 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version(),
         "caveat": "Parzen-window estimates have high variance, work poorly in high dimensions "
                   "and reward memorisation; compare with --baseline train.",
-    })
-    if dist is not None and not dist.is_main:
-        return report
-    atomic_write(loaded.run.path / "eval" / name, (json.dumps(report, indent=2) + "\n").encode())
-    report["written"] = str(loaded.run.path / "eval" / name)
-    return report
+    }
 
 
 def theory(loaded: Loaded, *, samples: int, seed: int, out: Path | None) -> dict[str, Any]:
@@ -342,13 +418,13 @@ def theory(loaded: Loaded, *, samples: int, seed: int, out: Path | None) -> dict
     if loaded.program.conditional:
         raise UsageError("--theory compares D with D* of an unconditional GAN; this run is "
                          "conditional")
-    g = generate(loaded, samples, seed)
+    g = draw_samples(loaded, samples, seed)
     data = loaded.splits.test if len(loaded.splits.test) else loaded.splits.train
     spec = loaded.spec.data
     p_data = None
     if isinstance(spec, Gaussian1dData):
         p_data = lambda xs: T.normal_pdf(xs, spec.mean, spec.std)  # noqa: E731
-    fake = generate(loaded, min(samples, 20_000), seed + 1)
+    fake = draw_samples(loaded, min(samples, 20_000), seed + 1)
     th, curves = T.measure(loaded.trainer.discriminate, g, data, p_data, fake)
     png = T.plot(curves, th, _out_path(loaded.run, out, "eval", f"theory-step-{loaded.step:07d}.png"))
     report = {"run": loaded.run.name, "checkpoint_step": loaded.step, **th.as_dict(),

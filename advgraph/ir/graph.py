@@ -112,12 +112,28 @@ class Graph:
 
 @dataclass(frozen=True)
 class Prior:
-    """Noise prior: kind 'uniform' (a=low, b=high) or 'gaussian' (a=mean, b=std)."""
+    """The noise prior p_z: U(low, high)^dim or N(mean, std²)^dim. Build it with
+    `Prior.uniform` or `Prior.gaussian`; the other kind's fields are unused."""
 
-    kind: str
+    kind: str  # "uniform" | "gaussian"
     dim: int
-    a: float
-    b: float
+    low: float = 0.0
+    high: float = 0.0
+    mean: float = 0.0
+    std: float = 0.0
+
+    @classmethod
+    def uniform(cls, dim: int, low: float, high: float) -> "Prior":
+        return cls("uniform", dim, low=low, high=high)
+
+    @classmethod
+    def gaussian(cls, dim: int, mean: float, std: float) -> "Prior":
+        return cls("gaussian", dim, mean=mean, std=std)
+
+    @property
+    def pair(self) -> tuple[float, float]:
+        """(low, high) or (mean, std): the two numbers a noise kernel takes with the kind."""
+        return (self.low, self.high) if self.kind == "uniform" else (self.mean, self.std)
 
 
 @dataclass

@@ -6,8 +6,9 @@ from typing import Annotated, Literal, Union
 
 from pydantic import AfterValidator, Field, model_validator
 
-from .layers import (SQRT3, Count, Network, NonNegativeCount, NonNegativeReal, PositiveReal, Real,
-                     Seed, Size, Strict, _not_tiny)
+from .fields import (SQRT3, Count, NonNegativeCount, NonNegativeReal, PositiveReal, Real, Seed, Size,
+                     Strict, not_tiny)
+from .layers import Network
 
 MAX_EXAMPLES = 10**9  # examples in a split
 Examples = Annotated[int, Field(gt=0, le=MAX_EXAMPLES)]
@@ -15,7 +16,7 @@ NonNegativeExamples = Annotated[int, Field(ge=0, le=MAX_EXAMPLES)]
 MAX_TOY_EXAMPLES = 10**7  # toy data is made in memory, in float64 first
 ToyExamples = Annotated[int, Field(gt=0, le=MAX_TOY_EXAMPLES)]
 NonNegativeToyExamples = Annotated[int, Field(ge=0, le=MAX_TOY_EXAMPLES)]
-Fraction = Annotated[float, Field(ge=0, lt=1), AfterValidator(_not_tiny)]
+Fraction = Annotated[float, Field(ge=0, lt=1), AfterValidator(not_tiny)]
 
 # ---- noise prior ----------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from advgraph.backend import OptimConfig
 from advgraph.errors import BackendError
 from advgraph.ir import Op, Program
 
+from . import lowering as L
 from . import plan as P
 from .codes import METRICS
 
@@ -44,8 +45,8 @@ class CupyBackend:
             return True, "no CUDA device here: --device cpu only"
         return True, "" if host_why is None else f"--device cuda only: {host_why}"
 
-    def supports(self, op: Op) -> bool:
-        return op in P.SUPPORTED
+    def unsupported(self, op: Op) -> str | None:
+        return None if op in L.SUPPORTED else L.UNSUPPORTED.get(op, "no lowering")
 
     def build(self, program: Program, device: str, seed: int, batch_size: int,
               optim: dict[str, OptimConfig], dist=None) -> "CupyTrainer":
@@ -94,7 +95,7 @@ class CupyTrainer:
         from .runtime import Runtime
 
         self.program, self.m, self.optim = program, batch_size, optim
-        self.plan = P.lower(program, batch_size, optim)
+        self.plan = L.lower(program, batch_size, optim)
         P.check(self.plan)
         self.rt = Runtime(executor)
         self.rt.ensure(self.plan)
@@ -254,7 +255,7 @@ class CupyTrainer:
             n = min(rows, left)
             plan = self._infer.get((net, rows))
             if plan is None:
-                plan = self._infer[(net, rows)] = P.lower_inference(self.program, net, rows)
+                plan = self._infer[(net, rows)] = L.lower_inference(self.program, net, rows)
                 self.rt.ensure(plan)
             chunk = np.zeros((rows, inp.shape[1]), np.float32)
             chunk[:n] = inp[start:start + n]
@@ -288,11 +289,8 @@ class CupyTrainer:
         if plan is None:
             plan = P.Plan(buffers=dict(self.plan.buffers))
             z = plan.buffer(f"noise{n}", "float32", n * pr.dim, "host_out")
-            g, b = P._ew(n * pr.dim, 4)
             plan.phases["noise"] = [
-                P.Launch("noise", g, b, (z, np.int32(n * pr.dim), np.int32(pr.kind == "gaussian"),
-                                         np.float32(pr.a), np.float32(pr.b), plan.view("rng"),
-                                         np.uint32(0xFFFF)), "z ~ prior"),
+                P.noise_launch(z, n, pr, plan.view("rng"), np.uint32(0xFFFF)),
                 P.Launch("advance_rng", (1, 1, 1), (1, 1, 1), (plan.view("rng"),), "")]
             self._infer[key] = plan
             self.rt.ensure(plan)

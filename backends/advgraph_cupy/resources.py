@@ -1,8 +1,8 @@
 """Per-kernel registers, spills, shared memory and theoretical occupancy, without a GPU.
 
-Every kernel file is compiled to PTX by NVRTC (render.compile_ptx) and assembled by `ptxas -v`
-(CUDA's assembler; no GPU needed), whose report gives each kernel's registers, spill bytes and
-static shared memory. Occupancy follows the CUDA occupancy calculator for the architecture's
+Every kernel file is compiled to PTX by NVRTC (kernel_sources.compile_ptx) and assembled by
+`ptxas -v` (CUDA's assembler; no GPU needed), whose report gives each kernel's registers, spill
+bytes and static shared memory. Occupancy follows the CUDA occupancy calculator for the architecture's
 limits, at the block size the launch plans use.
 """
 
@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import render
+from . import kernel_sources
 
 # Per-SM limits (CUDA C Programming Guide, "Compute capabilities"; the occupancy calculator).
 LIMITS = {
@@ -75,9 +75,9 @@ def measure(arch: str = "sm_90") -> list[KernelResources]:
         raise RuntimeError("ptxas not found (it comes with the CUDA toolkit)")
     out: list[KernelResources] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in sorted(render.sources()):
+        for name in sorted(kernel_sources.sources()):
             ptx = Path(tmp) / f"{name}.ptx"
-            ptx.write_text(render.compile_ptx(name, arch))
+            ptx.write_text(kernel_sources.compile_ptx(name, arch))
             res = subprocess.run([exe, "-v", f"-arch={arch}", str(ptx), "-o",
                                   str(Path(tmp) / f"{name}.cubin")], capture_output=True, text=True)
             if res.returncode:

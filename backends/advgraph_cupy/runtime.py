@@ -160,7 +160,7 @@ class CudaExecutor:
     def __init__(self, device: int = 0, graphs: bool = True):
         import cupy
 
-        from .render import expanded_source, kernels_of, module_options, sources
+        from .kernel_sources import expanded_source, kernels_of, module_options, sources
 
         self.cp = cupy
         self.device = cupy.cuda.Device(device)

@@ -9,7 +9,7 @@ import numpy as np
 from advgraph.backend import OptimConfig
 from advgraph.errors import BackendError
 from advgraph.ir import Op, Program
-from advgraph.ir.ops import BATCH_COUPLED
+from advgraph.ops import BATCH_COUPLED
 
 
 class TorchBackend:
@@ -24,10 +24,10 @@ class TorchBackend:
             return False, f"torch cannot be imported: {e}"
         return True, ""
 
-    def supports(self, op: Op) -> bool:
-        from .lower import OPS
+    def unsupported(self, op: Op) -> str | None:
+        from .lower import LOWERINGS, UNSUPPORTED
 
-        return op in OPS
+        return None if op in LOWERINGS else UNSUPPORTED.get(op, "no lowering")
 
     def build(self, program: Program, device: str, seed: int, batch_size: int,
               optim: dict[str, OptimConfig], dist=None) -> "TorchTrainer":
@@ -145,8 +145,8 @@ class TorchTrainer:
                                                             device=self.device)
         p = self.program.prior
         if p.kind == "uniform":
-            return buf.uniform_(p.a, p.b, generator=self.gen)
-        return buf.normal_(p.a, p.b, generator=self.gen)
+            return buf.uniform_(p.low, p.high, generator=self.gen)
+        return buf.normal_(p.mean, p.std, generator=self.gen)
 
     def sample_noise(self, n: int) -> np.ndarray:
         return self._noise(None, n).cpu().numpy().copy()

@@ -1,7 +1,8 @@
 """IR → PyTorch: one function per op, applied in graph order.
 
 Parameters are plain leaf tensors named as in the IR (no nn.Module), so the optimiser and the
-checkpoint see exactly the IR's names. The op table is the whole lowering.
+checkpoint see exactly the IR's names. `LOWERINGS` is the whole lowering: one entry per op of
+the registry (advgraph/ops), or a reason in `UNSUPPORTED`; a test checks that every op has one.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ def _batchnorm(x, n, p, ctx):
         training=ctx.train, momentum=n.attrs["momentum"], eps=n.attrs["eps"])
 
 
+def _layernorm(x, n, p, ctx):
+    return F.layer_norm(x, x.shape[1:], p[n.name + ".weight"], p[n.name + ".bias"],
+                        eps=n.attrs["eps"])
+
+
 def _conv(x, n, p, ctx):
     a = n.attrs
     y = F.conv2d(x, p[n.name + ".weight"], p[n.name + ".bias"], stride=a["stride"], padding=a["pad"])
@@ -73,27 +79,6 @@ def _max_pool(x, n, p, ctx):
     return F.max_pool2d(x, a["kernel"], a["stride"], a["pad"])
 
 
-OPS: dict[Op, OpFn | None] = {
-    Op.CONV2D: _conv,
-    Op.MAXOUT_CONV: _conv,
-    Op.CONV_T2D: _conv_t,
-    Op.MAX_POOL: _max_pool,
-    Op.FLATTEN: lambda x, n, p, ctx: x.reshape(x.shape[0], -1),
-    Op.INPUT: lambda x, n, p, ctx: x,
-    Op.LINEAR: lambda x, n, p, ctx: x,
-    Op.DENSE: _dense,
-    Op.MAXOUT: _maxout,
-    Op.RELU: lambda x, n, p, ctx: torch.relu(x),
-    Op.LEAKY_RELU: lambda x, n, p, ctx: F.leaky_relu(x, n.attrs["slope"]),
-    Op.TANH: lambda x, n, p, ctx: torch.tanh(x),
-    Op.SIGMOID: lambda x, n, p, ctx: torch.sigmoid(x),
-    Op.DROPOUT: _dropout,
-    Op.RESHAPE: lambda x, n, p, ctx: x.reshape(x.shape[0], *n.attrs["shape"]),
-    Op.BATCHNORM: _batchnorm,
-    Op.CONCAT: None,  # several inputs: Net concatenates them itself
-}
-
-
 def concat(xs: list[torch.Tensor]) -> torch.Tensor:
     """CONCAT along dim 1; flat inputs among images become constant maps."""
     images = [x for x in xs if x.dim() == 4]
@@ -101,6 +86,29 @@ def concat(xs: list[torch.Tensor]) -> torch.Tensor:
         h, w = images[0].shape[2:]
         xs = [x if x.dim() == 4 else x[:, :, None, None].expand(-1, -1, h, w) for x in xs]
     return torch.cat(xs, dim=1)
+
+
+LOWERINGS: dict[Op, OpFn] = {
+    Op.INPUT: lambda x, n, p, ctx: x,
+    Op.CONCAT: lambda xs, n, p, ctx: concat(xs),  # the only op given the list of its inputs
+    Op.DENSE: _dense,
+    Op.MAXOUT: _maxout,
+    Op.RELU: lambda x, n, p, ctx: torch.relu(x),
+    Op.LEAKY_RELU: lambda x, n, p, ctx: F.leaky_relu(x, n.attrs["slope"]),
+    Op.TANH: lambda x, n, p, ctx: torch.tanh(x),
+    Op.SIGMOID: lambda x, n, p, ctx: torch.sigmoid(x),
+    Op.LINEAR: lambda x, n, p, ctx: x,
+    Op.DROPOUT: _dropout,
+    Op.RESHAPE: lambda x, n, p, ctx: x.reshape(x.shape[0], *n.attrs["shape"]),
+    Op.FLATTEN: lambda x, n, p, ctx: x.reshape(x.shape[0], -1),
+    Op.BATCHNORM: _batchnorm,
+    Op.LAYERNORM: _layernorm,
+    Op.CONV2D: _conv,
+    Op.MAXOUT_CONV: _conv,
+    Op.CONV_T2D: _conv_t,
+    Op.MAX_POOL: _max_pool,
+}
+UNSUPPORTED: dict[Op, str] = {}  # op → why this backend cannot run it
 
 
 class Net:
@@ -112,7 +120,7 @@ class Net:
         self.params = params
         self.chain = graph.is_chain()
         body = [n for n in graph.nodes if n.op is not Op.INPUT]
-        self.steps = [(OPS.get(n.op), n) for n in body]
+        self.steps = [(LOWERINGS[n.op], n) for n in body]
         names = [n.name for n in body]
         self.logit_steps = self.steps[: names.index(graph.logits) + 1] if graph.logits else None
         self.y_node = graph.input_of("y")
@@ -138,10 +146,8 @@ class Net:
                 raise ValueError(f"{self.graph.name} is conditional: give the labels")
             env[self.y_node.name] = y
         for i, (fn, node) in enumerate(steps):  # type: ignore[arg-type]
-            if fn is None:  # CONCAT
-                out = concat([env[s] for s in node.inputs])
-            else:
-                out = fn(env[node.inputs[0]], node, p, ctx)
+            ins = [env[s] for s in node.inputs]
+            out = fn(ins if node.op is Op.CONCAT else ins[0], node, p, ctx)
             for src in self.free[i]:
                 del env[src]
             env[node.name] = out

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("torch")
 
 from advgraph import reference as R  # noqa: E402
-from advgraph.compile import compile_spec  # noqa: E402
+from tests.programs import compile_loaded  # noqa: E402
 from advgraph.errors import BackendError  # noqa: E402
 from advgraph.ir import Op  # noqa: E402
 from advgraph.params import init_params  # noqa: E402
@@ -55,7 +55,7 @@ training:
 def branched(tmp_path):
     np.savez(tmp_path / "d.npz", x=np.zeros((20, 2, 4, 4), np.float32),
              y=np.arange(20) % 3)
-    return compile_spec(load_text(BRANCHED, str(tmp_path / "s.yaml"), path=tmp_path / "s.yaml"))
+    return compile_loaded(load_text(BRANCHED, str(tmp_path / "s.yaml"), path=tmp_path / "s.yaml"))
 
 
 def test_branches_and_concat_lower_as_declared(tmp_path):
@@ -88,7 +88,7 @@ def test_conditional_forward_matches_the_reference(tmp_path):
 
 @pytest.mark.parametrize("name", ["mnist-cgan", "ring2d-cgan"])
 def test_shipped_conditional_specs_match_the_reference(name):
-    program = compile_spec(load_file(SPECS / f"{name}.yaml"))
+    program = compile_loaded(load_file(SPECS / f"{name}.yaml"))
     data = np.random.default_rng(0).random((64, *program.data_shape)).astype(np.float32)
     tr, params = build(program, params=init_params(program, np.random.default_rng(3), data))
     z = tr.sample_noise(16)

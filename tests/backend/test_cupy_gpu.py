@@ -20,14 +20,14 @@ pytestmark = [pytest.mark.gpu,
 
 
 def _train(spec: str, executor, iters: int = 4, m: int = 32):
-    from advgraph.compile import compile_spec
+    from tests.programs import compile_loaded
     from advgraph.params import init_params
     from advgraph.spec import load_file
-    from advgraph.train import Schedule
+    from advgraph.train.schedule import Schedule
     from advgraph_cupy.backend import CupyTrainer
 
     loaded = load_file(SPECS / spec, ["training.k=2"])
-    program = compile_spec(loaded)
+    program = compile_loaded(loaded)
     sched = {g: Schedule(loaded.spec.training.optimizer_for(g)) for g in ("G", "D")}
     rng = np.random.default_rng(0)
     n = 5 * m + 3

@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "backends"))
-from advgraph_cupy import render  # noqa: E402
+from advgraph_cupy import kernel_sources  # noqa: E402
 from advgraph_cupy.host import HostKernels, available, variant_env  # noqa: E402
 from advgraph_cupy.host.build import sanitizer_runtime  # noqa: E402
 from advgraph_cupy.runtime import GuardViolation, HostExecutor  # noqa: E402
@@ -28,15 +28,16 @@ import sys, hashlib
 import numpy as np
 sys.path.insert(0, "backends")
 from advgraph.compile import compile_spec
+from advgraph.data import data_info
 from advgraph.spec import load_file
 from advgraph.params import init_params
-from advgraph.train import Schedule
+from advgraph.train.schedule import Schedule
 from advgraph_cupy.backend import CupyTrainer
 from advgraph_cupy.runtime import HostExecutor
 
 spec, variant, order = sys.argv[1:4]
 loaded = load_file(f"specs/{spec}.yaml", ["training.batch_size=40", "training.k=2"])
-program = compile_spec(loaded)
+program = compile_spec(loaded, data_info(loaded))
 sched = {g: Schedule(loaded.spec.training.optimizer_for(g)) for g in ("G", "D")}
 rng = np.random.default_rng(0)
 data = rng.normal(size=(130, *program.data_shape)).astype(np.float32)
@@ -91,7 +92,7 @@ def test_training_does_not_depend_on_thread_or_block_order():
 
 
 def test_guard_zones_catch_a_write_past_a_buffer():
-    src = render.sources()
+    src = kernel_sources.sources()
     src["elementwise.cu"] = src["elementwise.cu"].replace(
         "if (i < n) y[i] = apply_act(x[i], mode, slope);",
         "if (i <= n) y[i] = apply_act(x[i], mode, slope);", 1)

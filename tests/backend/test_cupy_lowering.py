@@ -11,16 +11,17 @@ import numpy as np
 import pytest
 
 from advgraph.backend import OptimConfig, get_backend
-from advgraph.compile import compile_spec
+from tests.programs import compile_loaded
 from advgraph.errors import BackendError, LoweringError
 from advgraph.params import init_params
 from advgraph.parity import without_dropout
 from advgraph.spec import load_file, load_text
-from advgraph.train import Schedule
+from advgraph.train.schedule import Schedule
 from tests.conftest import ROOT, SPECS
 
 sys.path.insert(0, str(ROOT / "backends"))
-from advgraph_cupy import codes, footprint, render, simulate  # noqa: E402
+from advgraph_cupy import codes, footprint, kernel_sources, simulate  # noqa: E402
+from advgraph_cupy import lowering as L  # noqa: E402
 from advgraph_cupy import plan as P  # noqa: E402
 from advgraph_cupy.backend import CupyTrainer  # noqa: E402
 from advgraph_cupy.runtime import TwinExecutor  # noqa: E402
@@ -32,25 +33,25 @@ ALL_SPECS = ["mnist", "fashion-mnist", "toy1d", "ring2d", "mnist-cgan", "ring2d-
 
 def _nvrtc_reason() -> str | None:
     try:
-        render._load_nvrtc().getVersion()
+        kernel_sources._load_nvrtc().getVersion()
     except Exception as e:  # no cupy, or no NVRTC library
         return f"NVRTC not available here ({type(e).__name__}: {e}); install .[kernels]"
     return None
 
 
 @pytest.mark.skipif(_nvrtc_reason() is not None, reason=str(_nvrtc_reason()))
-@pytest.mark.parametrize("arch", render.ARCHS)
-@pytest.mark.parametrize("name", sorted(render.sources()))
+@pytest.mark.parametrize("arch", kernel_sources.ARCHS)
+@pytest.mark.parametrize("name", sorted(kernel_sources.sources()))
 def test_every_kernel_compiles_through_nvrtc(name, arch):
-    ptx = render.compile_ptx(name, arch)
+    ptx = kernel_sources.compile_ptx(name, arch)
     entries = {line.split()[-1].rstrip("(") for line in ptx.splitlines() if ".entry" in line}
-    declared = {k for k, _ in render.kernels_of(render.sources()[name])}
+    declared = {k for k, _ in kernel_sources.kernels_of(kernel_sources.sources()[name])}
     assert declared and declared <= entries
     assert f".target {arch}" in ptx
 
 
 def test_signatures_are_parsed():
-    sig = render.signatures()
+    sig = kernel_sources.signatures()
     assert [p.ctype for p in sig["gemm"]][:4] == ["const float*", "const float*", "float*",
                                                   "const float*"]
     assert [p.name for p in sig["gemm"]][-4:] == ["transA", "transB", "epilogue", "slope"]
@@ -59,7 +60,7 @@ def test_signatures_are_parsed():
 
 def test_every_kernel_has_a_twin_and_a_footprint():
     """A kernel added without its NumPy twin or its footprint fails here."""
-    sigs = render.signatures()
+    sigs = kernel_sources.signatures()
     assert set(sigs) == set(simulate.KERNELS) == set(footprint.FOOTPRINTS)
     for name, params in sigs.items():
         scalars = {p.name: 3 for p in params if not p.is_pointer}
@@ -68,16 +69,16 @@ def test_every_kernel_has_a_twin_and_a_footprint():
 
 
 def test_codes_come_from_one_table():
-    header = render.generated_headers()["codes.cuh"]
+    header = kernel_sources.generated_headers()["codes.cuh"]
     for name, value in codes.EPILOGUES.items():
         assert f" {value}\n" in header
-    assert "#define EP_" not in (render.KERNEL_DIR / "common.cuh").read_text()
+    assert "#define EP_" not in (kernel_sources.KERNEL_DIR / "common.cuh").read_text()
     assert "#define METRIC_FINITE 4" in header
 
 
 def test_mnist_launch_plan():
-    program = compile_spec(load_file(SPECS / "mnist.yaml"))
-    plan = P.lower(program, 100, SGD)
+    program = compile_loaded(load_file(SPECS / "mnist.yaml"))
+    plan = L.lower(program, 100, SGD)
     names = [launch.kernel for launch in plan.d_step]
     assert names == (["noise"] + ["gemm"] * 3 + ["gather_rows"]
                      + ["dropout_fwd", "gemm", "maxout_fwd"] * 2 + ["dropout_fwd", "gemm", "bce_d"]
@@ -106,18 +107,18 @@ def test_mnist_launch_plan():
 @pytest.mark.parametrize("optim", [SGD, ADAM], ids=["sgd", "adam"])
 @pytest.mark.parametrize("name", ALL_SPECS)
 def test_plan_arguments_match_the_kernel_signatures(name, optim):
-    program = compile_spec(load_file(SPECS / f"{name}.yaml"))
-    plan = P.lower(program, 100, optim)
+    program = compile_loaded(load_file(SPECS / f"{name}.yaml"))
+    plan = L.lower(program, 100, optim)
     P.check(plan, phases={"iteration": plan.iteration(3)})
     P.check(plan, {"data": 1000 * int(np.prod(program.data_shape)), "order": 1000,
                    "labels": 1000})
     for net in ("G", "D"):
-        P.check(P.lower_inference(program, net, 37))
+        P.check(L.lower_inference(program, net, 37))
 
 
 def test_check_sees_views_outside_buffers_and_overlapping_restrict_pointers():
-    program = compile_spec(load_file(SPECS / "toy1d.yaml"))
-    plan = P.lower(program, 10, SGD)
+    program = compile_loaded(load_file(SPECS / "toy1d.yaml"))
+    plan = L.lower(program, 10, SGD)
     bad = plan.d_step[0]  # noise into z: give it a view one element short
     n = plan.buffers["z"].size
     short = P.Launch(bad.kernel, bad.grid, bad.block, (P.Buf("z", 0, n - 1),) + bad.args[1:])
@@ -126,7 +127,7 @@ def test_check_sees_views_outside_buffers_and_overlapping_restrict_pointers():
     outside = P.Launch(bad.kernel, bad.grid, bad.block, (P.Buf("z", 5, n),) + bad.args[1:])
     with pytest.raises(AssertionError, match=rf"view \[5, {n + 5}\) outside z \({n}\)"):
         P.check(plan, phases={"x": [outside]})
-    copy = P._copy(P.Buf("D.x", 5, 10), P.Buf("D.x", 10, 10), 1, 10, 10, 10, False, "")
+    copy = P.copy_rows(P.Buf("D.x", 5, 10), P.Buf("D.x", 10, 10), 1, 10, 10, 10, False, "")
     with pytest.raises(AssertionError, match="src and dst overlap in D.x"):
         P.check(plan, phases={"x": [copy]})
     with pytest.raises(AssertionError, match="declared as float32/scratch and as int32"):
@@ -136,16 +137,16 @@ def test_check_sees_views_outside_buffers_and_overlapping_restrict_pointers():
 def test_unsupported_op_is_a_lowering_error():
     text = (SPECS / "ring2d.yaml").read_text().replace(
         "    - {type: relu}\n", "    - {type: batchnorm, name: bn}\n", 1)
-    program = compile_spec(load_text(text, "x.yaml"))
+    program = compile_loaded(load_text(text, "x.yaml"))
     with pytest.raises(LoweringError, match="node 'G.bn': op 'batchnorm' is not supported by "
                                             "backend 'cupy'"):
-        P.lower(program, 64, SGD)
+        L.lower(program, 64, SGD)
 
 
 def test_convolutional_programs_are_a_lowering_error():
-    program = compile_spec(load_file(SPECS / "cifar10-conv.yaml"))
+    program = compile_loaded(load_file(SPECS / "cifar10-conv.yaml"))
     with pytest.raises(LoweringError, match="is not supported by backend 'cupy'"):
-        P.lower(program, 64, SGD)
+        L.lower(program, 64, SGD)
 
 
 def test_philox_known_answers():
@@ -189,7 +190,7 @@ def test_label_draws_follow_the_training_labels():
 
 def _setup(spec, overrides=(), m=16, n_batches=5, seed=0):
     loaded = load_file(SPECS / spec, list(overrides))
-    program = without_dropout(compile_spec(loaded))
+    program = without_dropout(compile_loaded(loaded))
     sched = {g: Schedule(loaded.spec.training.optimizer_for(g)) for g in ("G", "D")}
     optim = {g: s.config() for g, s in sched.items()}
     rng = np.random.default_rng(seed)
@@ -304,7 +305,7 @@ def test_deferred_iterations_equal_single_phases_across_epochs():
 @pytest.mark.parametrize("rows", [1, 70, 1500])
 def test_inference_any_batch_size(rows):
     program, sched, optim, data, y, params = _setup("mnist-cgan.yaml")
-    ours, theirs = _trainers(compile_spec(load_file(SPECS / "mnist-cgan.yaml")), optim, data, y,
+    ours, theirs = _trainers(compile_loaded(load_file(SPECS / "mnist-cgan.yaml")), optim, data, y,
                              params, 16)
     rng = np.random.default_rng(2)
     z = rng.uniform(-1, 1, (rows, program.prior.dim)).astype(np.float32)

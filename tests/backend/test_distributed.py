@@ -12,10 +12,10 @@ torch = pytest.importorskip("torch")
 import torch.multiprocessing as mp  # noqa: E402
 
 from advgraph.backend import OptimConfig, get_backend  # noqa: E402
-from advgraph.compile import compile_spec  # noqa: E402
+from tests.programs import compile_loaded  # noqa: E402
 from advgraph.params import init_params  # noqa: E402
 from advgraph.spec import load_text  # noqa: E402
-from tests.null.test_spec import BASE  # noqa: E402
+from tests.unit.test_spec import BASE  # noqa: E402
 
 M = 8
 SGD = {"G": OptimConfig("sgd"), "D": OptimConfig("sgd")}
@@ -49,7 +49,7 @@ def _rank(rank, world, port, out_dir, text=BASE):
     from advgraph import distributed
 
     dist = distributed.init("cpu")
-    program = compile_spec(load_text(text, "x.yaml"))
+    program = compile_loaded(load_text(text, "x.yaml"))
     tr = get_backend("torch").build(program, "cpu", 0, M, SGD, dist=dist)
     tr.load_state_dict(init_params(program, np.random.default_rng(0), None))
     state = _one_step(tr, *_inputs(), rank=rank, world=world)
@@ -65,7 +65,7 @@ def test_one_distributed_step_equals_one_single_process_step(tmp_path, text):
         port = s.getsockname()[1]
     mp.start_processes(_rank, args=(2, port, str(tmp_path), text), nprocs=2, join=True,
                        start_method="spawn")
-    program = compile_spec(load_text(text, "x.yaml"))
+    program = compile_loaded(load_text(text, "x.yaml"))
     single = get_backend("torch").build(program, "cpu", 0, M, SGD)
     single.load_state_dict(init_params(program, np.random.default_rng(0), None))
     want = _one_step(single, *_inputs())

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "backends"))
-from advgraph_cupy import render  # noqa: E402
+from advgraph_cupy import kernel_sources  # noqa: E402
 from advgraph_cupy.host import (HostKernelError, HostKernels, available, build_library,  # noqa: E402
                                 variant_env)
 from tests.backend import host_cases as HC  # noqa: E402
@@ -49,7 +49,7 @@ def test_every_kernel_matches_its_twin_release_variant(release, case):
 
 
 def test_every_kernel_is_covered():
-    kernels = set(render.signatures())
+    kernels = set(kernel_sources.signatures())
     text = open(HC.__file__).read()
     covered = {k for k in kernels if f'"{k}"' in text}
     assert covered == kernels, f"kernels without a host case: {sorted(kernels - covered)}"
@@ -173,12 +173,12 @@ def test_launch_checks_arguments(release):
 
 
 def test_parameter_counts_match_the_parsed_signatures(release):
-    for name, params in render.signatures().items():
+    for name, params in kernel_sources.signatures().items():
         assert getattr(release.lib, f"adv_nparams_{name}")() == len(params)
 
 
 def test_a_removed_barrier_in_gemm_gives_wrong_numbers(host_cache):
-    src = render.sources()
+    src = kernel_sources.sources()
     gemm = src["gemm.cu"]
     i = gemm.rindex("__syncthreads();")
     src["gemm.cu"] = gemm[:i] + gemm[i + len("__syncthreads();"):]
@@ -207,7 +207,7 @@ def test_sanitizer_variants_need_their_runtime(host_cache):
 def test_library_is_cached_and_keyed_by_sources(host_cache, tmp_path):
     a = build_library("release", cache_dir=host_cache)
     assert build_library("release", cache_dir=host_cache) == a
-    src = render.sources()
+    src = kernel_sources.sources()
     src["loss.cu"] += "\n// a comment\n"
     b = build_library("release", sources=src, cache_dir=host_cache)
     assert b != a and b.exists()

@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "backends"))
-from advgraph_cupy import render  # noqa: E402
+from advgraph_cupy import kernel_sources  # noqa: E402
 from advgraph_cupy.host import available, build_library, variant_env  # noqa: E402
 from advgraph_cupy.host.build import sanitizer_runtime  # noqa: E402
 
@@ -65,11 +65,11 @@ def test_kernel_suite_is_clean_under_sanitizers(variant, host_cache):
 FAULT = r"""
 import json, sys
 import numpy as np
-from advgraph_cupy import render
+from advgraph_cupy import kernel_sources
 from advgraph_cupy.host import HostKernels
 from tests.backend import host_cases as HC
 variant, cache, name, old, new, case, kwargs = sys.argv[1:8]
-src = render.sources()
+src = kernel_sources.sources()
 assert src[name].count(old) >= 1, (name, old)
 src[name] = src[name].replace(old, new, 1)
 hk = HostKernels(variant, sources=src, cache_dir=cache)
@@ -101,7 +101,7 @@ FAULTS = {
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_sanitizers_catch_injected_faults(fault, host_cache):
     variant, name, old, new, case, kwargs, report = FAULTS[fault]
-    assert old in render.sources()[name]
+    assert old in kernel_sources.sources()[name]
     p = _run(variant, FAULT, variant, str(host_cache), name, old, new, case, json.dumps(kwargs))
     assert "NOT DETECTED" not in p.stdout, f"{fault} went unnoticed under {variant}:\n{p.stdout}\n{p.stderr[-3000:]}"
     assert p.returncode != 0

@@ -10,14 +10,14 @@ import pytest
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "backends"))
-from advgraph_cupy import render, resources  # noqa: E402
+from advgraph_cupy import kernel_sources, resources  # noqa: E402
 
 
 def _reason() -> str | None:
     if resources.ptxas() is None:
         return "ptxas not found (CUDA toolkit)"
     try:
-        render._load_nvrtc().getVersion()
+        kernel_sources._load_nvrtc().getVersion()
     except Exception as e:
         return f"NVRTC not available here ({type(e).__name__}); install .[kernels]"
     return None
@@ -26,7 +26,7 @@ def _reason() -> str | None:
 @pytest.mark.skipif(_reason() is not None, reason=str(_reason()))
 def test_no_kernel_spills_on_sm90():
     rows = resources.measure("sm_90")
-    assert {r.kernel for r in rows} == set(render.signatures())
+    assert {r.kernel for r in rows} == set(kernel_sources.signatures())
     spilling = [(r.kernel, r.spill_stores, r.spill_loads) for r in rows
                 if r.spill_stores or r.spill_loads]
     assert not spilling, spilling

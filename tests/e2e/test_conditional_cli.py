@@ -13,7 +13,7 @@ pytest.importorskip("torch")
 
 from advgraph.data.toy import ring2d_centres  # noqa: E402
 from advgraph.runs import RunDir  # noqa: E402
-from advgraph.train import load_trainer  # noqa: E402
+from advgraph.train.restore import restore_run  # noqa: E402
 from tests.conftest import SPECS  # noqa: E402
 from tests.helpers import cli, runs_root  # noqa: E402
 
@@ -53,7 +53,7 @@ training:
 def mode_hits(name: str, n: int = 1000) -> np.ndarray:
     """hits[c, j]: the share of samples of G(·|c) within 0.5 of mode j (the modes are 1.53
     apart, the data's std 0.02)."""
-    loaded = load_trainer(RunDir(runs_root() / name))
+    loaded = restore_run(RunDir(runs_root() / name))
     centres = ring2d_centres(8, 2.0)
     hits = np.zeros((8, 8))
     for c in range(8):
@@ -100,7 +100,7 @@ def test_sample_interpolate_and_eval_by_label(mnist_dir):
     with np.load("s.npz") as z:
         assert z["samples"].shape == (7, 784) and (z["labels"] == 3).all()
     # the label changes the samples; the same label and seed give the same ones
-    loaded = load_trainer(RunDir(run))
+    loaded = restore_run(RunDir(run))
     zs = loaded.trainer.sample_noise(5)
     a, b = loaded.trainer.generate(zs, np.full(5, 3)), loaded.trainer.generate(zs, np.full(5, 4))
     assert not np.allclose(a, b)

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("torch")
 
 from advgraph.runs import RunDir  # noqa: E402
-from advgraph.train import load_trainer  # noqa: E402
+from advgraph.train.restore import restore_run  # noqa: E402
 from tests.conftest import ROOT, SPECS  # noqa: E402
 from tests.helpers import cli, runs_root  # noqa: E402
 
@@ -39,7 +39,7 @@ def test_toy1d_trains_to_the_equilibrium_on_the_host_executor():
                        .read_text())
     assert state["backend"] == "cupy"
     for backend in ("cupy", "torch"):  # the checkpoint is backend-neutral
-        loaded = load_trainer(RunDir(runs_root() / "run1"), backend=backend)
+        loaded = restore_run(RunDir(runs_root() / "run1"), backend=backend)
         z = np.random.default_rng(0).uniform(-1, 1, (20_000, 4)).astype(np.float32)
         x = loaded.trainer.generate(z)[:, 0]
         assert abs(x.mean() - 4.0) < 0.1 * 4.0 and abs(x.std() - 0.5) < 0.1 * 0.5, backend

@@ -4,10 +4,6 @@ checkpoints with every rank's state, exact resume, interruption, and clear refus
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -16,7 +12,7 @@ pytest.importorskip("torch")
 
 from advgraph.runs import RunDir  # noqa: E402
 from tests.conftest import SPECS  # noqa: E402
-from tests.helpers import cli_proc, runs_root  # noqa: E402
+from tests.helpers import cli_proc, interrupt_training, runs_root  # noqa: E402
 
 FAST = ["--set", "data.train=4000", "--set", "data.valid=100", "--set", "data.test=100",
         "--set", "training.log_every=10", "--set", "training.checkpoint={steps: 20}"]
@@ -60,16 +56,9 @@ def test_distributed_checkpoint_resumes_in_one_process():
 
 def test_interrupting_a_distributed_run():
     spec = SPECS / "ring2d.yaml"
-    proc = subprocess.Popen([sys.executable, "-m", "advgraph", "train", str(spec), "--nproc", "2",
-                             "--name", "int", *FAST, "--set", "training.stop.steps=1000000"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    metrics = runs_root() / "int" / "metrics.jsonl"
-    deadline = time.time() + 60
-    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    code, err = interrupt_training("int", 2, spec, "--nproc", "2", "--name", "int", *FAST,
+                                   "--set", "training.stop.steps=1000000")
+    assert code == 130, err
     assert "--resume int --nproc 2" in err and "Traceback" not in err
     info = json.loads((runs_root() / "int" / "run.json").read_text())
     assert info["status"] == "interrupted"

@@ -17,10 +17,11 @@ from advgraph.figures import to_images  # noqa: E402
 from advgraph.params import init_params  # noqa: E402
 from advgraph.runs import RunDir  # noqa: E402
 from advgraph.spec import load_file  # noqa: E402
-from advgraph.train import Loaded, load_trainer, make_trainer  # noqa: E402
+from advgraph.train.context import Context  # noqa: E402
+from advgraph.train.restore import RestoredRun, restore_run  # noqa: E402
+from advgraph.train.session import make_trainer  # noqa: E402
 from tests.conftest import SPECS  # noqa: E402
 from tests.helpers import cli, runs_root  # noqa: E402
-
 
 
 @pytest.fixture
@@ -105,8 +106,8 @@ def test_image_grid_with_nearest_neighbour_column(mnist_run):
     img = np.asarray(Image.open(png))[::2, ::2]  # undo the ×2 display scale
     pad, sep = 2, 6
     assert img.shape == (3 * 28 + 4 * pad, 5 * 28 + 6 * pad + sep)
-    loaded = load_trainer(RunDir(runs_root() / mnist_run))
-    samples = C.generate(loaded, 12, 7)
+    loaded = restore_run(RunDir(runs_root() / mnist_run))
+    samples = C.draw_samples(loaded, 12, 7)
     train = loaded.splits.train
     for row in range(3):
         neighbour = samples[row * 4 + 3]
@@ -139,9 +140,9 @@ def test_theory_shrinks_with_training():
 
     run = RunDir(runs_root() / "fig1")
     spec = load_file(run.spec_path)
-    program, trainer, _ = make_trainer(spec, "torch", "cpu")
+    program, trainer, _ = make_trainer(spec, Context("torch", "cpu"))
     trainer.load_state_dict(init_params(program, np.random.default_rng(0), None))
-    untrained = C.theory(Loaded(run, spec, program, trainer, 0, "cpu", None), samples=20000,
+    untrained = C.theory(RestoredRun(run, spec, program, trainer, 0, "cpu", None), samples=20000,
                          seed=0, out=None)
     assert trained["jsd"] < 0.5 * untrained["jsd"]
     assert trained["mean_abs_d_minus_dstar"] < untrained["mean_abs_d_minus_dstar"]

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -15,9 +10,9 @@ import pytest
 pytest.importorskip("torch")
 
 from advgraph.runs import RunDir  # noqa: E402
-from advgraph.train import load_trainer  # noqa: E402
+from advgraph.train.restore import restore_run  # noqa: E402
 from tests.conftest import SPECS  # noqa: E402
-from tests.helpers import cli, runs_root  # noqa: E402
+from tests.helpers import cli, interrupt_training, runs_root  # noqa: E402
 
 FAST = ["--set", "data.train=2000", "--set", "data.valid=100", "--set", "data.test=100",
         "--set", "training.log_every=10", "--set", "training.checkpoint={steps: 20}"]
@@ -32,7 +27,7 @@ def test_toy1d_learns_the_data_distribution():
     r = cli("train", SPECS / "toy1d.yaml")
     assert r.exit_code == 0, r.stderr
     assert "run run1 finished: step 3000" in r.stdout
-    loaded = load_trainer(RunDir(runs_root() / "run1"))
+    loaded = restore_run(RunDir(runs_root() / "run1"))
     x = loaded.trainer.generate(loaded.trainer.sample_noise(20_000))[:, 0]
     assert loaded.step == 3000
     assert abs(x.mean() - 4.0) < 0.1 * 4.0
@@ -115,10 +110,11 @@ def test_sgd_momentum_run_resumes_exactly_across_epochs(mnist_dir):
 
 def test_marginal_bias_is_the_logit_of_the_pixel_means(mnist_dir):
     from advgraph.spec import load_file
-    from advgraph.train import build_session
+    from advgraph.train.context import Context
+    from advgraph.train.session import build_session
 
     loaded = load_file(SPECS / "mnist.yaml", ["data.train=250", "data.valid=50"])
-    s = build_session(loaded, "torch", "cpu", str(mnist_dir))
+    s = build_session(loaded, Context("torch", "cpu"), str(mnist_dir))
     mean = np.clip(s.splits.train.mean(0, dtype=np.float64), 1e-7, 1 - 1e-7)
     np.testing.assert_allclose(s.trainer.state_dict()["G.y.bias"], np.log(mean / (1 - mean)),
                                rtol=1e-5)
@@ -130,17 +126,10 @@ def test_interrupt_checkpoints_and_resume_continues_exactly(tmp_path):
     """SIGINT (what Ctrl-C sends) mid-run: exit 130, a checkpoint, then an exact resume."""
     spec = SPECS / "ring2d.yaml"
     args = [*FAST, "--set", "training.checkpoint={steps: 100000}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "advgraph", "train", str(spec), "--name", "int",
-                             *args, "--set", "training.stop.steps=1000000"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    metrics = runs_root() / "int" / "metrics.jsonl"
-    deadline = time.time() + 60
-    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 3):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    code, err = interrupt_training("int", 3, spec, "--name", "int", *args,
+                                   "--set", "training.stop.steps=1000000",
+                                   env={"OMP_NUM_THREADS": "1"})
+    assert code == 130, err
     assert "Continue with: advgraph train --resume int" in err and "Traceback" not in err
     info = json.loads((runs_root() / "int" / "run.json").read_text())
     stopped = info["step"]

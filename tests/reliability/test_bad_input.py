@@ -12,7 +12,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from advgraph.compile import compile_spec
+from tests.programs import compile_loaded
 from advgraph.errors import SpecError
 from advgraph.spec import load_text
 from tests.helpers import cli
@@ -103,7 +103,7 @@ def mutated_specs(draw, base=VALID):
 def test_fuzzed_specs_validate_or_fail_cleanly(doc):
     text = yaml.safe_dump(doc, sort_keys=False)
     try:
-        compile_spec(load_text(text, "fuzz.yaml"))
+        compile_loaded(load_text(text, "fuzz.yaml"))
     except SpecError as e:
         assert e.problems and all(str(p) for p in e.problems)
         for p in e.problems:
@@ -114,7 +114,7 @@ def test_fuzzed_specs_validate_or_fail_cleanly(doc):
 @given(st.text(max_size=300))
 def test_fuzzed_text_fails_cleanly(text):
     try:
-        compile_spec(load_text(text, "fuzz.yaml"))
+        compile_loaded(load_text(text, "fuzz.yaml"))
     except SpecError:
         pass
 
@@ -123,6 +123,6 @@ def test_fuzzed_text_fails_cleanly(text):
 @given(st.lists(st.text(min_size=1, max_size=30), max_size=3))
 def test_fuzzed_overrides_fail_cleanly(overrides):
     try:
-        compile_spec(load_text((HERE / "valid.yaml").read_text(), "v.yaml", overrides))
+        compile_loaded(load_text((HERE / "valid.yaml").read_text(), "v.yaml", overrides))
     except SpecError as e:
         assert all(p.source in ("--set", "v.yaml") for p in e.problems)

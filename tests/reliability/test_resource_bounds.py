@@ -218,7 +218,7 @@ sys.exit(code)
 
 
 def _peak_and_estimate(spec: Path, sets: list[str], extra: list[str]) -> tuple[int, int]:
-    from advgraph.compile import compile_spec
+    from tests.programs import compile_loaded
     from advgraph.spec import load_file
 
     args = [sys.executable, "-c", CHILD, "train", str(spec), "--backend", "torch", "--device",
@@ -229,7 +229,7 @@ def _peak_and_estimate(spec: Path, sets: list[str], extra: list[str]) -> tuple[i
     assert r.returncode == 0, r.stderr
     peak = int(r.stdout.strip().splitlines()[-1].split()[1])
     loaded = load_file(spec, sets)
-    return peak, memory.training_peak(compile_spec(loaded), loaded.spec)
+    return peak, memory.training_peak(compile_loaded(loaded), loaded.spec)
 
 
 @pytest.mark.parametrize("which", ["ring2d", "mnist"])

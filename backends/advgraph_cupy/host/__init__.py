@@ -29,7 +29,7 @@ import numpy as np
 
 from advgraph.errors import BackendError
 
-from .. import render
+from .. import kernel_sources
 from .build import (VARIANTS, HostBuildError, build_library, compiler_version,
                     sanitizer_runtime)
 
@@ -135,7 +135,7 @@ class HostKernels:
         why = available()
         if why:
             raise HostBuildError(why)
-        srcs = dict(render.sources() if sources is None else sources)
+        srcs = dict(kernel_sources.sources() if sources is None else sources)
         srcs.update(extra_sources or {})
         self.variant = variant
         self.path = build_library(variant, srcs, headers, cache_dir)
@@ -151,7 +151,7 @@ class HostKernels:
         self._lock = threading.Lock()
         self._kernels: dict[str, _Kernel] = {}
         for text in srcs.values():
-            for name, params in render.kernels_of(text):
+            for name, params in kernel_sources.kernels_of(text):
                 self._kernels[name] = self._prepare(name, params)
         self.set_order(order, seed)
 

@@ -32,8 +32,9 @@ __device__ __forceinline__ float u01(unsigned int v) {
     return ((float)(v >> 8) + 1.0f) * (1.0f / 16777216.0f);
 }
 
-// rng[0..1]: the 64-bit seed; rng[2..3]: the 64-bit offset advanced once per iteration (in the
-// graph, by rng_advance). `stream` separates the draws of different launches in one iteration.
+// rng[0..1]: the 64-bit seed; rng[2..3]: the 64-bit offset, advanced after every update (each
+// D-update and the G-update, in the graph, by advance_rng). `stream` separates the draws of
+// different launches in one update.
 __device__ __forceinline__ u4 draw4(const unsigned int* rng, unsigned int stream, unsigned int i) {
     u4 c = {i, stream, rng[2], rng[3]};
     return philox4x32_10(c, rng[0], rng[1]);

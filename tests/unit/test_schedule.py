@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from advgraph.spec.gan import SGD, Adam, MomentumRamp
-from advgraph.train import DataStream, Schedule
+from advgraph.train.loop import next_minibatch
+from advgraph.train.schedule import Schedule
+from advgraph.train.stream import DataStream
 
 
 def test_lr_decay_and_floor_as_the_original():
@@ -48,9 +50,14 @@ def test_data_stream_visits_each_example_once_per_epoch():
     sink = _Sink()
     st = DataStream(n=103, m=10, rng=np.random.default_rng(0))
     first = st.order.copy()
-    seen = [first[st.next(sink):][:10] for _ in range(10)]
+    seen = [first[next_minibatch(st, sink):][:10] for _ in range(10)]
     assert st.epoch == 1 and not sink.orders
     assert len(np.unique(np.concatenate(seen))) == 100  # the partial batch of 3 is dropped
-    st.next(sink)
+    next_minibatch(st, sink)
     assert len(sink.orders) == 1 and not np.array_equal(sink.orders[0], first)
     assert st.epoch_float == pytest.approx(1.1)
+
+
+def test_data_stream_says_when_it_reshuffles_and_leaves_the_trainer_to_the_loop():
+    st = DataStream(n=20, m=10, rng=np.random.default_rng(0))
+    assert [st.next() for _ in range(3)] == [(0, False), (10, False), (0, True)]

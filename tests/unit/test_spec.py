@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from advgraph.compile import compile_spec
+from tests.programs import compile_loaded
 from advgraph.errors import SpecError
 from advgraph.spec import load_file, load_text
 from tests.conftest import SPECS
@@ -33,19 +33,19 @@ training:
 
 def problems(text: str, overrides=None) -> list[str]:
     with pytest.raises(SpecError) as e:
-        compile_spec(load_text(text, "x.yaml", overrides))
+        compile_loaded(load_text(text, "x.yaml", overrides))
     return [str(p) for p in e.value.problems]
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "toy1d", "ring2d", "cifar10-fc",
                                   "cifar10-conv"])
 def test_shipped_specs_compile(name):
-    program = compile_spec(load_file(SPECS / f"{name}.yaml"))
+    program = compile_loaded(load_file(SPECS / f"{name}.yaml"))
     assert program.D.logits is not None
 
 
 def test_mnist_parameter_counts_match_the_paper():
-    program = compile_spec(load_file(SPECS / "mnist.yaml"))
+    program = compile_loaded(load_file(SPECS / "mnist.yaml"))
     assert program.G.num_params() == 2_503_984
     assert program.D.num_params() == 1_231_441
     assert program.data_shape == (784,)
@@ -66,7 +66,7 @@ def test_mnist_spec_carries_the_papers_numbers():
 
 
 def test_valid_base_compiles():
-    assert compile_spec(load_text(BASE, "x.yaml")).G.num_params() == 8 * 16 + 16 + 16 * 2 + 2
+    assert compile_loaded(load_text(BASE, "x.yaml")).G.num_params() == 8 * 16 + 16 + 16 * 2 + 2
 
 
 def test_unknown_key_has_location_and_suggestion():

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from advgraph.data import load_data
+from advgraph.data import dataset_for
 from advgraph.data.cifar10 import FILES, global_contrast_normalize, read_batch
 from advgraph.errors import DataError
 from advgraph.spec.gan import Cifar10Data
@@ -31,20 +31,19 @@ def make_cifar_dir(root: Path, per_batch: int = 20) -> Path:
 
 def test_splits_and_shapes(tmp_path):
     root = make_cifar_dir(tmp_path / "c")
-    s = load_data(Cifar10Data(dataset="cifar10", train=70, valid=20, flatten=False), tmp_path,
-                  str(root))
+    s = dataset_for(Cifar10Data(dataset="cifar10", train=70, valid=20, flatten=False), tmp_path).load(str(root))
     assert s.train.shape == (70, 3, 32, 32) and s.valid.shape == (20, 3, 32, 32)
     assert s.test.shape == (20, 3, 32, 32) and s.image_shape == (3, 32, 32)
     # train = the first 70 of batches 1-5 in order, valid the 20 after them
     assert round(s.train[0, 0, 0, 0] * 255) == 0 and round(s.train[69, 0, 0, 0] * 255) == 3
     assert round(s.valid[-1, 0, 0, 0] * 255) == 4 and round(s.test[0, 0, 0, 0] * 255) == 5
-    flat = load_data(Cifar10Data(dataset="cifar10", train=10), tmp_path, str(root))
+    flat = dataset_for(Cifar10Data(dataset="cifar10", train=10), tmp_path).load(str(root))
     assert flat.train.shape == (10, 3072)
 
 
 def test_global_contrast_normalisation(tmp_path):
     root = make_cifar_dir(tmp_path / "c")
-    s = load_data(Cifar10Data(dataset="cifar10", train=50, gcn=55), tmp_path, str(root))
+    s = dataset_for(Cifar10Data(dataset="cifar10", train=50, gcn=55), tmp_path).load(str(root))
     np.testing.assert_allclose(s.train.mean(1), 0, atol=1e-4)
     np.testing.assert_allclose(np.linalg.norm(s.train, axis=1), 55, rtol=1e-5)
     flat = np.zeros((2, 12), np.float32)  # a constant image stays finite
@@ -68,10 +67,10 @@ def test_damaged_and_missing_batches(tmp_path):
     root = make_cifar_dir(tmp_path / "c")
     (root / "data_batch_3").write_bytes((root / "data_batch_3").read_bytes()[:500])
     with pytest.raises(DataError, match="data_batch_3: not a CIFAR-10 batch"):
-        load_data(Cifar10Data(dataset="cifar10", train=50), tmp_path, str(root))
+        dataset_for(Cifar10Data(dataset="cifar10", train=50), tmp_path).load(str(root))
     (root / "test_batch").unlink()
     with pytest.raises(DataError, match="cifar10: the python batches were not found"):
-        load_data(Cifar10Data(dataset="cifar10", train=50), tmp_path, str(root))
+        dataset_for(Cifar10Data(dataset="cifar10", train=50), tmp_path).load(str(root))
 
 
 def test_contrast_normalised_samples_are_shown_per_image():

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from advgraph.data import idx, load_data
+from advgraph.data import dataset_for, idx
 from advgraph.errors import DataError
 from advgraph.spec.gan import Gaussian1dData, IdxData, NpzData, Ring2dData
 from tests.conftest import make_mnist_dir, write_idx
@@ -41,7 +41,7 @@ def test_truncated_and_bad_files(tmp_path):
 def test_mnist_splits_follow_the_original(tmp_path):
     root = make_mnist_dir(tmp_path / "m", n_train=300, n_test=60)
     raw = idx.read_idx(root / "train-images-idx3-ubyte.gz")
-    s = load_data(IdxData(dataset="mnist", train=200, valid=100), tmp_path, str(root))
+    s = dataset_for(IdxData(dataset="mnist", train=200, valid=100), tmp_path).load(str(root))
     assert s.train.shape == (200, 784) and s.valid.shape == (100, 784) and s.test.shape == (60, 784)
     assert s.train.dtype == np.float32 and 0.0 <= s.train.min() and s.train.max() == 1.0
     np.testing.assert_allclose(s.train[0], raw[0].reshape(-1) / 255.0)
@@ -50,20 +50,20 @@ def test_mnist_splits_follow_the_original(tmp_path):
 
 def test_spec_root_relative_to_spec_file(tmp_path):
     make_mnist_dir(tmp_path / "specdir" / "data")
-    s = load_data(IdxData(dataset="mnist", root="data", train=100, valid=50), tmp_path / "specdir")
+    s = dataset_for(IdxData(dataset="mnist", root="data", train=100, valid=50), tmp_path / "specdir").load()
     assert len(s.train) == 100
 
 
 def test_env_var_and_subfolder(tmp_path, monkeypatch):
     make_mnist_dir(tmp_path / "store" / "fashion-mnist")
     monkeypatch.setenv("ADVGRAPH_DATA", str(tmp_path / "store"))
-    s = load_data(IdxData(dataset="fashion-mnist", train=100, valid=50), tmp_path)
+    s = dataset_for(IdxData(dataset="fashion-mnist", train=100, valid=50), tmp_path).load()
     assert str(tmp_path / "store" / "fashion-mnist") == s.source
 
 
 def test_missing_files_say_what_to_put_where(tmp_path):
     with pytest.raises(DataError) as e:
-        load_data(IdxData(dataset="mnist", train=100, valid=50), tmp_path, str(tmp_path / "empty"))
+        dataset_for(IdxData(dataset="mnist", train=100, valid=50), tmp_path).load(str(tmp_path / "empty"))
     msg = str(e.value)
     assert f"not found in {tmp_path / 'empty'}" in msg
     assert "train-images-idx3-ubyte.gz" in msg and "--data-root" in msg
@@ -72,7 +72,7 @@ def test_missing_files_say_what_to_put_where(tmp_path):
 def test_too_few_examples(tmp_path):
     root = make_mnist_dir(tmp_path / "m", n_train=100)
     with pytest.raises(DataError, match="holds 100 examples, fewer than train"):
-        load_data(IdxData(dataset="mnist", train=80, valid=50), tmp_path, str(root))
+        dataset_for(IdxData(dataset="mnist", train=80, valid=50), tmp_path).load(str(root))
 
 
 def test_download_verifies_checksums(tmp_path, monkeypatch):
@@ -94,7 +94,7 @@ def test_download_verifies_checksums(tmp_path, monkeypatch):
         url = f"http://127.0.0.1:{httpd.server_address[1]}/"
         monkeypatch.setitem(idx.SOURCES, "mnist", idx.Source(mirrors=(url,), md5=md5))
         monkeypatch.delenv("ADVGRAPH_OFFLINE")
-        s = load_data(IdxData(dataset="mnist", train=200, valid=100), tmp_path)
+        s = dataset_for(IdxData(dataset="mnist", train=200, valid=100), tmp_path).load()
         assert len(s.train) == 200
         assert s.source == str(idx.cache_dir("mnist"))
         bad = dict(md5, **{"t10k-labels-idx1-ubyte": "0" * 32})
@@ -107,11 +107,11 @@ def test_download_verifies_checksums(tmp_path, monkeypatch):
 
 
 def test_toy_data_is_deterministic_and_right():
-    a = load_data(Gaussian1dData(dataset="toy-gaussian1d", train=20000, valid=10, test=10), Path("."))
-    b = load_data(Gaussian1dData(dataset="toy-gaussian1d", train=20000, valid=10, test=10), Path("."))
+    a = dataset_for(Gaussian1dData(dataset="toy-gaussian1d", train=20000, valid=10, test=10), Path(".")).load()
+    b = dataset_for(Gaussian1dData(dataset="toy-gaussian1d", train=20000, valid=10, test=10), Path(".")).load()
     np.testing.assert_array_equal(a.train, b.train)
     assert abs(a.train.mean() - 4.0) < 0.02 and abs(a.train.std() - 0.5) < 0.01
-    r = load_data(Ring2dData(dataset="toy-ring2d", train=4000, valid=10, test=10), Path("."))
+    r = dataset_for(Ring2dData(dataset="toy-ring2d", train=4000, valid=10, test=10), Path(".")).load()
     radius = np.linalg.norm(r.train, axis=1)
     assert abs(radius.mean() - 2.0) < 0.01
     angles = np.round(np.arctan2(r.train[:, 1], r.train[:, 0]) / (2 * np.pi / 8)) % 8
@@ -122,22 +122,21 @@ def test_npz(tmp_path):
     x = np.random.default_rng(0).random((50, 3, 4))
     np.savez(tmp_path / "d.npz", x=x)
     from advgraph.data.npz import peek_shape
-    from advgraph.data.registry import sample_shape
 
     assert peek_shape(tmp_path / "d.npz", None) == (50, 3, 4)  # from the header alone
-    assert sample_shape(NpzData(dataset="npz", path="d.npz"), tmp_path) == (12,)
-    assert sample_shape(NpzData(dataset="npz", path="d.npz", flatten=False), tmp_path) == (3, 4)
-    s = load_data(NpzData(dataset="npz", path="d.npz", valid=5, test=5), tmp_path)
+    assert dataset_for(NpzData(dataset="npz", path="d.npz"), tmp_path).shape() == (12,)
+    assert dataset_for(NpzData(dataset="npz", path="d.npz", flatten=False), tmp_path).shape() == (3, 4)
+    s = dataset_for(NpzData(dataset="npz", path="d.npz", valid=5, test=5), tmp_path).load()
     assert s.train.shape == (40, 12) and s.valid.shape == (5, 12)
     np.savez(tmp_path / "two.npz", a=x, b=x)
     with pytest.raises(DataError, match="holds 2 arrays"):
-        load_data(NpzData(dataset="npz", path="two.npz"), tmp_path)
+        dataset_for(NpzData(dataset="npz", path="two.npz"), tmp_path).load()
     (tmp_path / "cut.npz").write_bytes((tmp_path / "d.npz").read_bytes()[:300])
     with pytest.raises(DataError, match="not a readable .npz"):
-        load_data(NpzData(dataset="npz", path="cut.npz"), tmp_path)
+        dataset_for(NpzData(dataset="npz", path="cut.npz"), tmp_path).load()
     np.savez(tmp_path / "nan.npz", x=np.full((4, 2), np.nan))
     with pytest.raises(DataError, match="NaN"):
-        load_data(NpzData(dataset="npz", path="nan.npz"), tmp_path)
+        dataset_for(NpzData(dataset="npz", path="nan.npz"), tmp_path).load()
     np.savez(tmp_path / "obj.npz", x=np.array([{"a": 1}] * 3, dtype=object))
     with pytest.raises(DataError):
-        load_data(NpzData(dataset="npz", path="obj.npz"), tmp_path)  # never unpickles
+        dataset_for(NpzData(dataset="npz", path="obj.npz"), tmp_path).load()  # never unpickles

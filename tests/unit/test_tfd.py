@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from advgraph.data import load_data
+from advgraph.data import dataset_for
 from advgraph.errors import DataError
 from advgraph.spec.gan import TfdData
 from tests.conftest import SPECS
@@ -36,13 +36,13 @@ def test_folds_split_as_pylearn2(tmp_path, fmt):
         np.savez(tmp_path / "TFD_48x48.npz", **a)
     fold = 2
     col = a["folds"][:, fold]
-    s = load_data(TfdData(dataset="tfd", fold=fold, train_on="train"), tmp_path, str(tmp_path))
+    s = dataset_for(TfdData(dataset="tfd", fold=fold, train_on="train"), tmp_path).load(str(tmp_path))
     for split, code in (("train", 1), ("valid", 2), ("test", 3)):
         want = a["images"][col == code].reshape(-1, 2304).astype(np.float32) / 255
         np.testing.assert_array_equal(getattr(s, split), want)
         np.testing.assert_array_equal(s.labels(split), a["labs_ex"][col == code, 0] - 1)
-    both = load_data(TfdData(dataset="tfd", fold=fold, train_on="train+unlabeled",
-                             flatten=False), tmp_path, str(tmp_path))
+    both = dataset_for(TfdData(dataset="tfd", fold=fold, train_on="train+unlabeled",
+                             flatten=False), tmp_path).load(str(tmp_path))
     assert len(both.train) == int(np.isin(col, (0, 1)).sum())
     assert both.train.shape[1:] == (1, 48, 48)
     assert s.image_shape == (48, 48)
@@ -50,7 +50,7 @@ def test_folds_split_as_pylearn2(tmp_path, fmt):
 
 def test_missing_file_says_what_is_expected(tmp_path):
     with pytest.raises(DataError) as e:
-        load_data(TfdData(dataset="tfd"), tmp_path, str(tmp_path))
+        dataset_for(TfdData(dataset="tfd"), tmp_path).load(str(tmp_path))
     msg = str(e.value)
     assert "not publicly downloadable" in msg and "TFD_48x48.mat" in msg
     assert "folds (N, 5)" in msg and "labs_ex" in msg and str(tmp_path) in msg
@@ -68,7 +68,7 @@ def test_wrong_arrays_are_named(tmp_path, change, what):
     change(a)
     np.savez(tmp_path / "TFD_48x48.npz", **a)
     with pytest.raises(DataError, match="TFD_48x48.npz") as e:
-        load_data(TfdData(dataset="tfd"), tmp_path, str(tmp_path))
+        dataset_for(TfdData(dataset="tfd"), tmp_path).load(str(tmp_path))
     assert what in str(e.value)
 
 
@@ -77,12 +77,12 @@ def test_damaged_and_hdf5_mat_files(tmp_path):
     bad = tmp_path / "TFD_48x48.mat"
     bad.write_bytes(b"MATLAB 5.0 MAT-file" + b"\0" * 50)
     with pytest.raises(DataError, match="not a readable MATLAB file"):
-        load_data(TfdData(dataset="tfd", path=str(bad)), tmp_path)
+        dataset_for(TfdData(dataset="tfd", path=str(bad)), tmp_path).load()
     # A v7.3 file: the 128-byte MATLAB header with version 0x0200, then HDF5.
     header = b"MATLAB 7.3 MAT-file".ljust(116, b" ") + b"\0" * 8 + b"\x00\x02IM"
     bad.write_bytes(header + b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
     with pytest.raises(DataError, match="v7.3"):
-        load_data(TfdData(dataset="tfd", path=str(bad)), tmp_path)
+        dataset_for(TfdData(dataset="tfd", path=str(bad)), tmp_path).load()
 
 
 def test_tfd_spec_checks_without_the_file_and_trains_on_it(tmp_path):

@@ -6,11 +6,13 @@ from __future__ import annotations
 import pytest
 
 from advgraph.compile import compile_spec
+from advgraph.ir import DataInfo
+from tests.programs import compile_loaded
 from advgraph.ir import Op
 from advgraph.ir.shapes import ShapeError, infer_concat
 from advgraph.spec import load_file, load_text
 from tests.conftest import SPECS
-from tests.null.test_spec import BASE, problems
+from tests.unit.test_spec import BASE, problems
 
 COND = "condition: {type: label, classes: 8}\n" + BASE
 
@@ -30,18 +32,18 @@ def with_g(text: str, g: str) -> str:
 
 
 def test_chain_form_concatenates_the_label_to_each_input():
-    p = compile_spec(load_text(COND, "x.yaml"))
+    p = compile_loaded(load_text(COND, "x.yaml"))
     assert p.classes == 8
     for g, main, width in ((p.G, "G.input", 8 + 8), (p.D, "D.input", 2 + 8)):
         cat = g.node(f"{g.name}.concat")
         assert cat.inputs == (main, f"{g.name}.label") and cat.shape == (width,)
     # parameter names of a chain are those of the unconditional spec
-    plain = compile_spec(load_text(BASE, "x.yaml"))
+    plain = compile_loaded(load_text(BASE, "x.yaml"))
     assert [t.name for t in p.tensors()] == [t.name for t in plain.tensors()]
 
 
 def test_the_shipped_mnist_cgan_has_mirza_and_osinderos_nets():
-    p = compile_spec(load_file(SPECS / "mnist-cgan.yaml"), data_shape=(784,))
+    p = compile_spec(load_file(SPECS / "mnist-cgan.yaml"), DataInfo((784,), 10))
     # G: 100→200, 10→1000, 1200→1200, 1200→784; D: 784→240×5, 10→50×5, 290→240×4, 240→1
     assert p.G.num_params() == (100 * 200 + 200) + (10 * 1000 + 1000) + (1200 * 1200 + 1200) \
         + (1200 * 784 + 784) == 2_413_984
@@ -129,5 +131,5 @@ def test_npz_labels_are_required_for_a_condition(tmp_path):
                         f"{{dataset: npz, path: {tmp_path / 'd.npz'}, key: x}}")
     assert any("name the labels array with data.labels" in p for p in problems(text))
     ok = text.replace("key: x}", "key: x, labels: y}")
-    p = compile_spec(load_text(ok, "x.yaml"))
+    p = compile_loaded(load_text(ok, "x.yaml"))
     assert p.classes == 8 and p.G.has_op(Op.CONCAT)

@@ -1,0 +1,95 @@
+"""`advgraph check`: validate a spec and show both graphs with shapes, parameters and FLOPs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.table import Table
+
+from . import app
+from .common import SetOpt, console, user_errors
+
+
+def _graph_rows(graph) -> list[dict[str, Any]]:
+    from ..ir.shapes import flops
+
+    rows = []
+    for n in graph.nodes:
+        in_shape = graph.node(n.inputs[0]).shape if n.inputs else n.shape
+        rows.append({
+            "name": n.name, "op": n.op.value, "shape": list(n.shape),
+            "params": sum(t.size for t in n.params),
+            "flops": flops(n, in_shape) if n.inputs else 0,
+            "attrs": {k: (list(v) if isinstance(v, tuple) else v) for k, v in n.attrs.items()},
+            "inputs": list(n.inputs),
+        })
+    return rows
+
+
+@app.command()
+def check(
+    spec: Path = typer.Argument(..., help="The spec file."),
+    set_: Optional[List[str]] = SetOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Validate a spec and show both graphs with shapes, parameters and FLOPs."""
+    from ..compile import compile_spec
+    from ..data import data_info
+    from ..spec import load_file
+
+    with user_errors():
+        loaded = load_file(spec, set_ or [])
+        program = compile_spec(loaded, data_info(loaded))
+    summary = _summary(spec, program, loaded.spec.training)
+    if as_json:
+        console.print_json(json.dumps(summary))
+        return
+    for key, title in (("G", "generator"), ("D", "discriminator")):
+        console.print(_graph_table(f"{key} ({title})", summary[key]["nodes"]))
+    console.print(f"G parameters: {summary['G']['params']:,}")
+    console.print(f"D parameters: {summary['D']['params']:,}")
+    console.print(f"estimated FLOPs per training iteration (m={summary['batch_size']}, "
+                  f"k={summary['k']}): {summary['flops_per_iteration']:,} "
+                  f"({summary['flops_per_iteration'] / 1e9:.2f} GFLOP)")
+    console.print(f"memory to train, at least (parameters, gradients, optimiser slots, "
+                  f"activations): {summary['training_bytes_min'] / 2**20:,.1f} MiB")
+    console.print(f"{spec}: ok")
+
+
+def _summary(spec: Path, program, t) -> dict[str, Any]:
+    """What --json prints and the tables show."""
+    from ..ir.shapes import graph_flops, iteration_flops, training_bytes
+
+    return {
+        "spec": str(spec),
+        "data_shape": list(program.data_shape),
+        "prior": {"type": program.prior.kind, "dim": program.prior.dim},
+        "G": {"nodes": _graph_rows(program.G), "params": program.G.num_params(),
+              "flops_per_example": graph_flops(program.G)},
+        "D": {"nodes": _graph_rows(program.D), "params": program.D.num_params(),
+              "flops_per_example": graph_flops(program.D)},
+        "batch_size": t.batch_size, "k": t.k,
+        "flops_per_iteration": iteration_flops(program.G, program.D, t.batch_size, t.k),
+        "training_bytes_min": training_bytes(program.G, program.D, t.batch_size),
+    }
+
+
+def _graph_table(title: str, nodes: list[dict[str, Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("node")
+    table.add_column("op")
+    table.add_column("output", justify="right")
+    table.add_column("params", justify="right")
+    table.add_column("FLOPs/example", justify="right")
+    for r in nodes:
+        attrs = ", ".join(f"{k}={v}" for k, v in r["attrs"].items())
+        if len(r["inputs"]) > 1:
+            attrs = " + ".join(r["inputs"])
+        table.add_row(r["name"], r["op"] + (f" ({attrs})" if attrs else ""),
+                      "(B, " + ", ".join(map(str, r["shape"])) + ")",
+                      f"{r['params']:,}" if r["params"] else "",
+                      f"{r['flops']:,}" if r["flops"] else "")
+    return table

@@ -1,0 +1,53 @@
+"""What the commands share: the consoles, errors as messages, and common options."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+
+from ..errors import AdvGraphError, UsageError
+
+console = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+SetOpt = typer.Option(None, "--set", metavar="PATH=VALUE",
+                      help="Override a spec value, e.g. --set training.optimizer.lr=0.05 "
+                           "(repeatable; validated like the file).")
+RunsDirOpt = typer.Option(None, "--runs-dir", envvar="ADVGRAPH_RUNS",
+                          help="Where runs live [default: ./runs].")
+
+
+@contextmanager
+def user_errors(rank: int = 0) -> Iterator[None]:
+    """AdvGraphError (and running out of memory) as `error:` lines and the error's exit code;
+    ranks other than 0 of a distributed run say which they are."""
+    prefix = "error: " if rank == 0 else f"error (rank {rank}): "
+    try:
+        yield
+    except AdvGraphError as e:
+        for line in e.render().splitlines():
+            err.print(prefix + line, markup=False, soft_wrap=True)
+        raise typer.Exit(e.exit_code) from None
+    except MemoryError:
+        err.print(prefix + "out of memory; try a smaller batch size or smaller layers",
+                  markup=False)
+        raise typer.Exit(1) from None
+
+
+def runs_root(runs_dir: Optional[Path]) -> Path:
+    from ..runs import default_root
+
+    return runs_dir if runs_dir is not None else default_root()
+
+
+def positive(name: str, value: int) -> None:
+    if value < 1:
+        raise UsageError(f"{name} must be at least 1, got {value}")
+
+
+def print_wrote(p: Path) -> None:
+    console.print(f"wrote {p}")

@@ -1,0 +1,242 @@
+"""`advgraph sample`, `interpolate`, `eval` and `plot`: figures and numbers from a trained run
+(the work itself is advgraph.evaluate's)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from ..errors import UsageError
+from . import app
+from .common import RunsDirOpt, console, err, positive, print_wrote, runs_root, user_errors
+from .ranks import ranks
+
+CheckpointOpt = typer.Option(None, "--checkpoint", metavar="STEP",
+                             help="Use the checkpoint at STEP [default: the latest good one].")
+DeviceOpt = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N.")
+EvalBackendOpt = typer.Option(None, "--backend", "-b", help="Backend to run G and D on "
+                              "[default: the one the run trained on]; checkpoints are "
+                              "backend-neutral.")
+SeedOpt = typer.Option(0, "--seed", min=0, max=2**63 - 1,  # as training.seed: 0 … 2^63 − 1
+                       help="Seed of the noise drawn for this command (0 … 2^63 − 1).")
+OutOpt = typer.Option(None, "--out", help="Where to write the figure [default: under the run].")
+LabelOpt = typer.Option(None, "--label", metavar="CLASS",
+                        help="Conditional runs: the class every sample is drawn for.")
+DataRootOpt = typer.Option(None, "--data-root", help="Where the run's dataset is now "
+                                                     "[default: where it was trained from].")
+
+
+def _restore(run: str, runs_dir: Optional[Path], checkpoint: Optional[int], device: str,
+             data_root: Optional[str], backend: Optional[str] = None):
+    from ..runs import RunDir
+    from ..train.restore import restore_run
+
+    r = RunDir.open(runs_root(runs_dir), run)
+    return restore_run(r, checkpoint, backend=backend, device=device, data_root=data_root,
+                       warn=lambda m: err.print(f"warning: {m}", markup=False))
+
+
+@app.command()
+def sample(
+    run: str = typer.Argument(..., help="Run name."),
+    grid: bool = typer.Option(False, "--grid", help="A PNG grid of fair random samples (the "
+                                                    "default unless --npz is given)."),
+    rows: int = typer.Option(4, "--rows"), cols: int = typer.Option(5, "--cols"),
+    nearest: bool = typer.Option(False, "--nearest", help="Add a column with, for the sample "
+                                 "beside it, the nearest training example (Figure 2)."),
+    n: Optional[int] = typer.Option(None, "--n", help="Number of samples for --npz or a toy plot."),
+    npz: Optional[Path] = typer.Option(None, "--npz", help="Save raw samples to this .npz."),
+    label: Optional[int] = LabelOpt,
+    by_label: bool = typer.Option(False, "--by-label", help="Conditional runs: one row per "
+                                  "class (each column shares its z)."),
+    seed: int = SeedOpt, out: Optional[Path] = OutOpt, checkpoint: Optional[int] = CheckpointOpt,
+    device: str = DeviceOpt, backend: Optional[str] = EvalBackendOpt,
+    data_root: Optional[str] = DataRootOpt,
+    runs_dir: Optional[Path] = RunsDirOpt, nproc: int = typer.Option(
+        1, "--nproc", help="Share the --nearest search over this many processes."),
+) -> None:
+    """Draw samples from G: an image grid (or a plot for 1-D/2-D toy data), or raw arrays."""
+    from ..evaluate import commands as C
+
+    with user_errors(), ranks(nproc, device) as dist:
+        positive("--rows", rows)
+        positive("--cols", cols)
+        if n is not None:
+            positive("--n", n)
+        restored = _restore(run, runs_dir, checkpoint, dist.device if dist else device,
+                            data_root, backend)
+        figure = grid or nearest or out is not None or npz is None
+        paths = C.sample(restored, figure=figure, rows=rows, cols=cols, seed=seed,
+                         nearest=nearest, n=n, npz=npz, out=out, dist=dist, label=label,
+                         per_label=by_label)
+    for p in paths:
+        print_wrote(p)
+
+
+@app.command()
+def interpolate(
+    run: str = typer.Argument(..., help="Run name."),
+    rows: int = typer.Option(4, "--rows", help="Number of interpolation paths."),
+    steps: int = typer.Option(10, "--steps", help="Images per path, endpoints included."),
+    slerp: bool = typer.Option(False, "--slerp", help="Spherical interpolation (for Gaussian priors)."),
+    label: Optional[int] = LabelOpt,
+    seed: int = SeedOpt, out: Optional[Path] = OutOpt, checkpoint: Optional[int] = CheckpointOpt,
+    device: str = DeviceOpt, backend: Optional[str] = EvalBackendOpt,
+    runs_dir: Optional[Path] = RunsDirOpt,
+) -> None:
+    """Figure 3: images decoded along straight lines between pairs of z drawn from the prior."""
+    from ..evaluate import commands as C
+
+    with user_errors():
+        positive("--rows", rows)
+        if steps < 2:
+            raise UsageError(f"--steps must be at least 2, got {steps}")
+        restored = _restore(run, runs_dir, checkpoint, device, None, backend)
+        print_wrote(C.interpolate(restored, rows=rows, steps=steps, seed=seed,
+                                  spherical=slerp, out=out, label=label))
+
+
+@app.command("eval")
+def eval_(
+    run: str = typer.Argument(..., help="Run name."),
+    parzen: bool = typer.Option(False, "--parzen", help="Parzen-window log-likelihood (Table 1)."),
+    theory: bool = typer.Option(False, "--theory", help="1-D runs: D vs D*, JSD, C(G) (Figure 1)."),
+    samples: int = typer.Option(10_000, "--samples", help="Samples drawn from G."),
+    sigmas: Optional[str] = typer.Option(None, "--sigmas", help="Comma-separated σ grid "
+                                         "[default: logspace(-1, 0, 10)]."),
+    sigma: Optional[float] = typer.Option(None, "--sigma", help="Fix σ (no selection)."),
+    valid_limit: Optional[int] = typer.Option(1000, "--valid-limit", help="Validation points "
+                                              "used to choose σ (0: all)."),
+    split: str = typer.Option("test", "--split", help="Split to score: test, valid or train."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="'train': score training "
+                                           "examples used as samples, the reference to read "
+                                           "G's figure against."),
+    by_label: bool = typer.Option(False, "--by-label", help="Conditional runs: a Parzen "
+                                  "figure per class, from samples of G(·|class)."),
+    seed: int = SeedOpt, out: Optional[Path] = OutOpt, checkpoint: Optional[int] = CheckpointOpt,
+    device: str = DeviceOpt, backend: Optional[str] = EvalBackendOpt,
+    data_root: Optional[str] = DataRootOpt,
+    runs_dir: Optional[Path] = RunsDirOpt, nproc: int = typer.Option(
+        1, "--nproc", help="Share the Parzen distance work over this many processes."),
+) -> None:
+    """Evaluate a run: --parzen (any data) and/or --theory (1-D data)."""
+    from ..evaluate import commands as C
+
+    with user_errors(), ranks(nproc, device) as dist:
+        grid = _check_eval_options(parzen, theory, by_label, samples, split, baseline, sigmas,
+                                   sigma, valid_limit)
+        restored = _restore(run, runs_dir, checkpoint, dist.device if dist else device,
+                            data_root, backend)
+        if parzen:
+            rep = C.parzen(restored, samples=samples, sigmas=grid, sigma=sigma,
+                           valid_limit=valid_limit or None, split=split, baseline=baseline,
+                           seed=seed, dist=dist, per_label=by_label)
+            if dist is not None and not dist.is_main:
+                return
+            if by_label:
+                _print_by_label(rep)
+            else:
+                _print_parzen(rep)
+            console.print(f"caveat: {rep['caveat']}")
+            print_wrote(Path(rep["written"]))
+        if theory and (dist is None or dist.is_main):
+            _print_theory(C.theory(restored, samples=samples, seed=seed, out=out))
+
+
+def _check_eval_options(parzen: bool, theory: bool, by_label: bool, samples: int, split: str,
+                        baseline: Optional[str], sigmas: Optional[str], sigma: Optional[float],
+                        valid_limit: Optional[int]) -> Optional[list[float]]:
+    """eval's options, checked; returns the σ grid from --sigmas (None: the default)."""
+    if not (parzen or theory):
+        raise UsageError("choose --parzen and/or --theory")
+    if by_label and not parzen:
+        raise UsageError("--by-label goes with --parzen")
+    positive("--samples", samples)
+    if split not in ("test", "valid", "train"):
+        raise UsageError(f"--split must be test, valid or train, not {split!r}")
+    if baseline not in (None, "train"):
+        raise UsageError(f"--baseline must be 'train', not {baseline!r}")
+    grid = _parse_sigmas(sigmas)
+    if sigma is not None and not (0 < sigma < float("inf")):
+        raise UsageError(f"--sigma must be positive and finite, got {sigma}")
+    if valid_limit is not None and valid_limit < 0:
+        raise UsageError(f"--valid-limit must be ≥ 0, got {valid_limit}")
+    return grid
+
+
+def _parse_sigmas(sigmas: Optional[str]) -> Optional[list[float]]:
+    """--sigmas as a list of positive, finite numbers (None when not given)."""
+    if sigmas is None:
+        return None
+    try:
+        grid = [float(v) for v in sigmas.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--sigmas: not a comma-separated list of numbers: {sigmas!r}") from None
+    if not grid or any(not (v > 0) or v != v or v == float("inf") for v in grid):
+        raise UsageError("--sigmas: give positive, finite values")
+    return grid
+
+
+def _print_theory(rep: dict[str, Any]) -> None:
+    console.print(f"mean |D − D*| over the data's support: {rep['mean_abs_d_minus_dstar']:.4f}")
+    console.print(f"JSD(p_data ‖ p_g): {rep['jsd']:.5f}")
+    console.print(f"C(G) = −log 4 + 2·JSD: {rep['c_of_g']:.5f}   (minimum −log 4 = "
+                  f"{rep['min_c']:.5f})")
+    console.print(f"V(D, G) with the trained D: {rep['v_measured']:.5f}")
+    console.print(f"p_data mean/std {rep['data_mean']:.3f}/{rep['data_std']:.3f}, "
+                  f"p_g mean/std {rep['g_mean']:.3f}/{rep['g_std']:.3f}")
+    print_wrote(Path(rep["figure"]))
+
+
+def _print_parzen(rep: dict[str, Any]) -> None:
+    table = Table(title=f"Parzen window — run {rep['run']}, step {rep['checkpoint_step']}",
+                  title_justify="left")
+    table.add_column("σ", justify="right")
+    table.add_column("mean valid log-lik", justify="right")
+    for row in rep["valid_scores"]:
+        mark = " ← chosen" if row["sigma"] == rep["sigma"] else ""
+        table.add_row(f"{row['sigma']:.4g}", f"{row['mean_log_likelihood']:.2f}{mark}")
+    if rep["valid_scores"]:
+        console.print(table)
+    console.print(f"{rep['evaluated_split']} log-likelihood: {rep['mean_log_likelihood']:.2f} "
+                  f"± {rep['stderr']:.2f} nats (σ = {rep['sigma']:.4g}, {rep['source']}, "
+                  f"{rep['n_evaluated']} points, {rep['seconds']:.1f} s)")
+
+
+def _print_by_label(rep: dict[str, Any]) -> None:
+    table = Table(title=f"Parzen window by class — run {rep['run']}, step "
+                        f"{rep['checkpoint_step']}", title_justify="left")
+    for col in ("class", "points", "σ", f"{rep['evaluated_split']} log-lik"):
+        table.add_column(col, justify="right")
+    for r in rep["by_label"]:
+        if r["n_evaluated"] == 0:
+            table.add_row(str(r["label"]), "0", "", "no points")
+            continue
+        table.add_row(str(r["label"]), str(r["n_evaluated"]), f"{r['sigma']:.4g}",
+                      f"{r['mean_log_likelihood']:.2f} ± {r['stderr']:.2f}")
+    console.print(table)
+    console.print(f"{rep['source']}; σ {'fixed' if rep['sigma_fixed'] else 'chosen per class on its validation points'}; "
+                  f"{rep['seconds']:.1f} s")
+
+
+@app.command()
+def plot(run: str = typer.Argument(..., help="Run name."), out: Optional[Path] = OutOpt,
+         runs_dir: Optional[Path] = RunsDirOpt) -> None:
+    """Loss and D-output curves from metrics.jsonl as a PNG."""
+    from ..errors import RunError
+    from ..figures import plot_metrics
+    from ..runs import RunDir
+
+    with user_errors():
+        r = RunDir.open(runs_root(runs_dir), run)
+        metrics = r.metrics()  # a damaged metrics.jsonl: an error naming the file and line
+        rows = [x for x in metrics
+                if all(k in x for k in ("step", "d_loss", "g_loss", "d_real", "d_fake"))]
+        parzen = [x for x in metrics if x.get("parzen_valid") is not None]
+        if not rows:
+            raise RunError(f"{r.metrics_path}: no training metrics yet (run {run!r})")
+        print_wrote(plot_metrics(rows, out or r.path / "plots" / "metrics.png",
+                                 title=f"run {run}", parzen=parzen))

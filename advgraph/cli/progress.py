@@ -1,0 +1,70 @@
+"""`advgraph train`'s display: the training hooks as a progress bar and metric lines."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..train.hooks import StartInfo
+from .common import err
+
+
+class Display:
+    """Progress on a terminal; plain metric lines otherwise (CI logs, pipes). Implements
+    advgraph.train.hooks.TrainingHooks."""
+
+    def __init__(self) -> None:
+        self.live = err.is_terminal
+        self.progress = None
+        self.task = None
+        self._last = 0.0
+        self.unit = "steps"
+
+    def start(self, info: StartInfo) -> None:
+        self.unit = info.unit
+        resumed = f"resumed at step {info.step}; " if info.step else ""
+        err.print(f"run {info.run_name}: {info.run_path}  ({resumed}stop after {info.total} "
+                  f"{info.unit}; {info.per_epoch} minibatches per epoch)")
+        if self.live:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("[bold]{task.fields[name]}"), BarColumn(bar_width=30),
+                TextColumn("step {task.fields[step]} · epoch {task.fields[epoch]:.2f}"),
+                TimeRemainingColumn(), console=err, transient=False)
+            done = info.step if info.unit == "steps" else info.epoch
+            self.task = self.progress.add_task("train", total=info.total, completed=done,
+                                               name=info.run_name, step=info.step,
+                                               epoch=info.epoch)
+            self.progress.start()
+
+    def tick(self, step: int, epoch: float) -> None:
+        if self.progress is None:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.2:
+            return
+        self._last = now
+        self.progress.update(self.task, completed=step if self.unit == "steps" else epoch,
+                             step=step, epoch=epoch)
+
+    def report(self, row: dict[str, Any]) -> None:
+        # One line per logging interval; on a terminal it scrolls above the progress bar.
+        if "parzen_valid" in row:
+            v = row["parzen_valid"]
+            err.print(f"step {row['step']} epoch {row['epoch']:.2f}: Parzen log-likelihood of "
+                      f"validation data (σ {row['parzen_sigma']}, {row['parzen_samples']} "
+                      f"samples): " + ("n/a (no validation data)" if v is None else f"{v:.2f}"),
+                      markup=False)
+            return
+        err.print(f"step {row['step']} epoch {row['epoch']:.2f}: "
+                  f"D {row['d_loss']:.4f} G {row['g_loss']:.4f} "
+                  f"D(x) {row['d_real']:.3f} D(G(z)) {row['d_fake']:.3f} "
+                  f"{row['steps_per_s']:.1f} steps/s", markup=False)
+
+    def warn(self, msg: str) -> None:
+        err.print(f"warning: {msg}", markup=False)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()

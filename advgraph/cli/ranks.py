@@ -1,0 +1,49 @@
+"""`--nproc N`: relaunch this very command as N ranks, or join the group when one of them."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Optional
+
+import typer
+
+from ..errors import UsageError
+
+
+@contextmanager
+def ranks(nproc: int, device: str,
+          before_launch: Optional[Callable[[], None]] = None) -> Iterator[Any]:
+    """Relaunch as `nproc` ranks (after `before_launch`, for checks better made once than once
+    per rank), or join the group when launched as one. Yields the Dist (None when
+    single-process)."""
+    from .. import distributed
+
+    if nproc < 1:
+        raise UsageError(f"--nproc must be at least 1, got {nproc}")
+    _, world, _ = distributed.world_from_env()
+    if nproc > 1 and world == 1:
+        if before_launch is not None:
+            before_launch()
+        raise typer.Exit(_relaunch(nproc))
+    dist = distributed.init(device) if world > 1 else None
+    try:
+        yield dist
+    finally:
+        if dist is not None:
+            dist.close()
+
+
+def _relaunch(nproc: int) -> int:
+    """This very command line, minus --nproc, as `nproc` ranks."""
+    from ..distributed import launch
+
+    argv, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            argv.append(a)
+    return launch(argv, nproc)

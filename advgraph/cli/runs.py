@@ -1,0 +1,142 @@
+"""`advgraph parity`, `runs` and `backends`: comparing backends, listing runs and backends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import UsageError
+from . import app
+from .common import RunsDirOpt, SetOpt, console, err, positive, runs_root, user_errors
+
+
+@app.command()
+def parity(
+    spec: Path = typer.Argument(..., help="The spec file."),
+    backends_: str = typer.Option("torch,cupy", "--backends", help="Two backends, A,B."),
+    devices: str = typer.Option("cpu", "--devices", help="Device for both, or one each: A,B."),
+    batch: int = typer.Option(64, "--batch", help="Examples in the compared minibatch."),
+    tol: float = typer.Option(1e-4, "--tol", help="Pass when max |a − b| ≤ tol × the tensor's "
+                                                   "largest magnitude."),
+    set_: Optional[List[str]] = SetOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+) -> None:
+    """Compare two backends from identical weights, inputs and noise: forward outputs,
+    gradients, and one optimiser step, per tensor (dropout off: masks cannot match)."""
+    from ..compile import compile_spec
+    from ..data import data_info
+    from ..parity import compare
+    from ..spec import load_file
+
+    with user_errors():
+        names = tuple(x.strip() for x in backends_.split(","))
+        devs = tuple(x.strip() for x in devices.split(","))
+        if len(names) != 2 or not all(names):
+            raise UsageError(f"--backends wants two names, A,B; got {backends_!r}")
+        if len(devs) == 1:
+            devs = devs * 2
+        if len(devs) != 2:
+            raise UsageError(f"--devices wants one device or two, A,B; got {devices!r}")
+        positive("--batch", batch)
+        if not tol > 0:
+            raise UsageError(f"--tol must be positive, got {tol}")
+        loaded = load_file(spec, set_ or [])
+        rows = compare(compile_spec(loaded, data_info(loaded)), loaded.spec.training, names, devs, batch, tol)  # type: ignore[arg-type]
+    if as_json:
+        console.print_json(json.dumps([r.__dict__ for r in rows]))
+    else:
+        _print_parity(rows, names, devs, tol)
+    if any(not r.ok for r in rows):
+        raise typer.Exit(1)
+
+
+def _print_parity(rows: list, names: tuple[str, ...], devs: tuple[str, ...], tol: float) -> None:
+    table = Table(title=f"parity {names[0]} ({devs[0]}) vs {names[1]} ({devs[1]}), tol {tol:g}",
+                  title_justify="left")
+    for col in ("stage", "tensor", "max |a − b|", "max rel", ""):
+        table.add_column(col, justify="right" if col.startswith("max") else "left")
+    for r in rows:
+        table.add_row(r.stage, r.tensor, f"{r.max_abs:.3g}", f"{r.max_rel:.3g}",
+                      "ok" if r.ok else "FAIL")
+    console.print(table)
+    failed = sum(not r.ok for r in rows)
+    console.print(f"{len(rows) - failed} passed, {failed} failed")
+
+
+@app.command()
+def runs(runs_dir: Optional[Path] = RunsDirOpt,
+         as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """List runs with status, step, epoch and last metrics (a damaged run as `damaged`)."""
+    from ..runs import list_runs
+
+    root = runs_root(runs_dir)
+    with user_errors():
+        rows = [_run_row(r) for r in list_runs(root)]
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    if not rows:
+        console.print(f"no runs in {root}")
+        return
+    from rich import box
+
+    table = Table(box=box.SIMPLE_HEAD)
+    for col in ("name", "status", "step", "epoch", "backend", "D loss", "G loss", "D(x)",
+                "D(G(z))"):
+        table.add_column(col, no_wrap=True,
+                         justify="left" if col in ("name", "status", "backend") else "right")
+    fmt = lambda v: "" if v is None else f"{v:.4f}"  # noqa: E731
+    for r in rows:
+        table.add_row(r["name"], r["status"], "" if r["step"] is None else str(r["step"]),
+                      "" if r["epoch"] is None else str(r["epoch"]), r["backend"] or "",
+                      fmt(r["d_loss"]), fmt(r["g_loss"]), fmt(r["d_real"]), fmt(r["d_fake"]))
+    # Never cut a cell short: wider than the terminal (or than 80 columns when piped) the
+    # lines run long rather than lose a run's name or status.
+    width = max(console.width,
+                console.measure(table, options=console.options.update_width(10**5)).maximum)
+    Console(file=console.file, width=width, highlight=False, soft_wrap=True,
+            markup=False).print(table, crop=False)  # print(width=) caps at console.width
+    damaged = [r for r in rows if r["status"] == "damaged"]
+    for r in damaged:
+        err.print(f"warning: run {r['name']} is damaged: {r['error']}", markup=False)
+
+
+def _run_row(r) -> dict[str, Any]:
+    """One run for `advgraph runs`: from its run.json (and a check of its metrics.jsonl); a
+    damaged run is a row with status `damaged` and the problem, never an error for the list."""
+    from ..errors import RunError
+
+    try:
+        info = r.info()
+    except RunError as e:
+        return {"name": r.name, "status": "damaged", "step": None, "epoch": None,
+                "backend": None, "d_loss": None, "g_loss": None, "d_real": None,
+                "d_fake": None, "updated": None, "error": str(e)}
+    last = info.get("last_metrics") or {}
+    row = {"name": r.name, "status": r.status(info),
+           "step": info.get("step", 0), "epoch": info.get("epoch", 0),
+           "backend": info.get("backend") or "", "d_loss": last.get("d_loss"),
+           "g_loss": last.get("g_loss"), "d_real": last.get("d_real"),
+           "d_fake": last.get("d_fake"), "updated": info.get("updated", ""), "error": None}
+    try:
+        r.metrics()  # damaged lines are worth knowing about before `plot` or a resume
+    except RunError as e:
+        row.update(status="damaged", error=str(e))
+    return row
+
+
+@app.command()
+def backends() -> None:
+    """List installed backends and whether they can run here."""
+    from ..backend import list_backends
+
+    for name, ok, why, about in list_backends(about=True):
+        console.print(f"{name}: " + (("available" + (f" ({why})" if why else "")) if ok
+                                     else f"unavailable ({why})"))
+        if about:
+            console.print(f"  {about}")

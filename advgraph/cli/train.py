@@ -1,0 +1,120 @@
+"""`advgraph train`: one code path for a single process and for each rank of `--nproc N`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from ..errors import UsageError
+from . import app
+from .common import RunsDirOpt, SetOpt, console, err, runs_root, user_errors
+from .ranks import ranks
+
+
+@app.command()
+def train(
+    spec: Optional[Path] = typer.Argument(None, help="The spec file (omit with --resume)."),
+    backend: Optional[str] = typer.Option(None, "--backend", "-b",
+                                          help="Backend plugin [default: torch, or the "
+                                               "run's own on --resume]."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N "
+                                                                "[default: cpu]."),
+    data_root: Optional[str] = typer.Option(None, "--data-root", help="Directory holding the "
+                                            "dataset's files (overrides data.root)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run name [default: run1, run2, …]."),
+    resume: Optional[str] = typer.Option(None, "--resume", metavar="RUN",
+                                         help="Continue RUN from its latest good checkpoint."),
+    set_: Optional[List[str]] = SetOpt,
+    runs_dir: Optional[Path] = RunsDirOpt,
+    nproc: int = typer.Option(1, "--nproc", help="Data-parallel processes on this machine "
+                              "(torch.distributed: gloo on CPU, NCCL on CUDA). The spec's batch "
+                              "size is the global one."),
+) -> None:
+    """Train G and D with Algorithm 1 into runs/<name>/ (Ctrl-C checkpoints and stops)."""
+    from ..distributed import world_from_env
+    from ..train.hooks import NO_HOOKS
+    from .progress import Display
+
+    root, overrides = runs_root(runs_dir), set_ or []
+    with user_errors():
+        rank = world_from_env()[0]
+        _check_source(spec, resume, name)
+    display = Display() if rank == 0 else None  # rank 0 alone reports
+    with user_errors(rank):
+        try:
+            with ranks(nproc, device or "cpu",
+                       lambda: _check_once(nproc, spec, resume, backend, overrides)) as dist:
+                world = dist.world if dist is not None else 1
+                run, outcome = _train(spec, resume, name, backend, device, data_root, overrides,
+                                      root, dist, display or NO_HOOKS)
+        finally:
+            if display is not None:
+                display.stop()
+    if rank == 0:
+        _print_outcome(run, outcome, world)
+    elif outcome.status == "interrupted":
+        raise typer.Exit(130)
+
+
+def _check_source(spec: Optional[Path], resume: Optional[str], name: Optional[str]) -> None:
+    """A new run from a spec, or a resumed one: not both, not neither."""
+    if resume is not None:
+        if spec is not None:
+            raise UsageError("give either a spec file or --resume RUN, not both")
+        if name is not None:
+            raise UsageError("--name cannot rename a resumed run")
+    elif spec is None:
+        raise UsageError("missing spec file (or --resume RUN)")
+
+
+def _check_once(nproc: int, spec: Optional[Path], resume: Optional[str],
+                backend: Optional[str], overrides: list[str]) -> None:
+    """Before starting `nproc` ranks, what can be checked once (not once per rank)."""
+    if (backend or "torch") != "torch":
+        raise UsageError(f"--nproc needs the torch backend; {backend!r} trains on one device only")
+    if spec is not None and resume is None:
+        from ..compile import compile_spec
+        from ..data import data_info
+        from ..spec import load_file
+
+        loaded = load_file(spec, overrides)
+        compile_spec(loaded, data_info(loaded))
+        m = loaded.spec.training.batch_size
+        if m % nproc:
+            raise UsageError(f"training.batch_size = {m} does not split evenly over {nproc} "
+                             "processes")
+
+
+def _train(spec: Optional[Path], resume: Optional[str], name: Optional[str],
+           backend: Optional[str], device: Optional[str], data_root: Optional[str],
+           overrides: list[str], root: Path, dist, hooks) -> tuple[Any, Any]:
+    if resume is not None:
+        from ..train.resuming import resume as resume_run
+
+        return resume_run(root, resume, data_root, overrides, hooks, backend=backend,
+                          device=device, dist=dist)
+    from ..spec import load_file
+    from ..train.context import Context
+    from ..train.starting import start
+
+    return start(load_file(spec, overrides), root, name,  # type: ignore[arg-type]
+                 Context(backend or "torch", device or "cpu", dist), data_root, hooks)
+
+
+def _print_outcome(run, outcome, world: int) -> None:
+    if outcome.status == "interrupted":
+        err.print(f"interrupted at step {outcome.step}; checkpoint saved. "
+                  f"Continue with: advgraph train --resume {run.name}"
+                  + (f" --nproc {world}" if world > 1 else ""))
+        raise typer.Exit(130)
+    if world > 1:
+        console.print(f"run {run.name} finished: step {outcome.step}, epoch {outcome.epoch} "
+                      f"({world} processes) → {run.path}")
+        return
+    last = outcome.last or {}
+    summary = ", ".join(f"{k} {last[k]:.4f}" for k in ("d_loss", "g_loss", "d_real", "d_fake")
+                        if k in last)
+    console.print(f"run {run.name} finished: step {outcome.step}, epoch {outcome.epoch}"
+                  + (f" ({summary})" if summary else "") + f" → {run.path}")

@@ -1,0 +1,40 @@
+"""The op registry: every op of the IR defined once, in one module per family.
+
+An `OpDef` (base.py) holds the spec's layer model, how it becomes node attributes, the shape
+rule, the parameters (shape, initial value, trainability), the forward FLOPs and the NumPy
+reference forward (the oracle every backend is tested against). The compiler, the shape
+functions and the reference are lookups in `OPS`; the spec's `Layer` union is made of the
+families' layer models. Backends keep their lowerings in their own tables keyed by `Op` and
+declare the ops they do not support. CONTRIBUTING.md says how to add an op.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from advgraph.ir.ops import Op
+
+from . import activation, conv, dense, dropout, normalization, structure
+from .base import OpDef, Param, ShapeError, fmt_shape
+
+FAMILIES = (dense, activation, dropout, structure, normalization, conv)
+OPS: dict[Op, OpDef] = {d.op: d for family in FAMILIES for d in family.DEFS}
+LAYER_MODELS: tuple[type, ...] = tuple(d.layer for d in OPS.values() if d.layer is not None)
+_BY_LAYER: dict[type, OpDef] = {d.layer: d for d in OPS.values() if d.layer is not None}
+
+ELEMENTWISE = frozenset(d.op for d in OPS.values() if d.elementwise)
+# Ops whose output for one example depends on the other examples of the batch in training.
+BATCH_COUPLED = frozenset(d.op for d in OPS.values() if d.batch_coupled)
+
+
+def definition(op: Op) -> OpDef:
+    return OPS[op]
+
+
+def of_layer(layer: Any) -> OpDef:
+    """The definition of a spec layer (a model from `LAYER_MODELS`)."""
+    return _BY_LAYER[type(layer)]
+
+
+__all__ = ["BATCH_COUPLED", "ELEMENTWISE", "FAMILIES", "LAYER_MODELS", "OPS", "OpDef", "Param",
+           "ShapeError", "definition", "fmt_shape", "of_layer"]

@@ -1,0 +1,118 @@
+"""Reading a checkpoint back: a trained model for sample and eval (restore_run), or a whole
+training session for a resume (validate_and_restore). Nothing here imports the training loop,
+so evaluation does not either."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ..backend import Trainer
+from ..data import Splits, dataset_for
+from ..errors import AdvGraphError, CheckpointError, RunError
+from ..ir import Program
+from ..runs import RunDir
+from ..spec import LoadedSpec, load_file
+from .context import Context
+from .session import Session, make_trainer
+
+
+class RestoredRun:
+    """A trained model restored from a run, for sampling and evaluation. The data splits are
+    read only when first asked for."""
+
+    def __init__(self, run: RunDir, loaded: LoadedSpec, program: Program, trainer: Trainer,
+                 step: int, device: str, data_root: str | None, backend: str = "torch"):
+        self.run, self.spec, self.program, self.trainer = run, loaded.spec, program, trainer
+        self.step, self.device, self.backend = step, device, backend
+        self._base_dir, self._data_root = loaded.base_dir, data_root
+        self._splits: Splits | None = None
+
+    @property
+    def splits(self) -> Splits:
+        if self._splits is None:
+            self._splits = dataset_for(self.spec.data, self._base_dir).load(self._data_root)
+        return self._splits
+
+
+def restore_run(run: RunDir, step: int | None = None, backend: str | None = None,
+                device: str | None = None, data_root: str | None = None,
+                warn: Callable[[str], None] | None = None) -> RestoredRun:
+    """A run's checkpoint (the latest good one, or `step`) in a trainer."""
+    info = run.info()
+    if not run.spec_path.is_file():
+        raise RunError(f"{run.spec_path}: missing")
+    loaded = load_file(run.spec_path)
+    ctx = Context(backend or info.get("backend") or "torch", device or "cpu")
+    program, trainer, _ = make_trainer(loaded, ctx)
+    ckpt, tensors, _ = run.latest_checkpoint(step, warn=warn)
+    load_state(trainer, ckpt, tensors)  # parameters alone are enough here
+    return RestoredRun(run, loaded, program, trainer, ckpt.step, ctx.device,
+                       data_root or info.get("data_root"), ctx.backend)
+
+
+def load_state(trainer: Trainer, ckpt, tensors: dict[str, np.ndarray]) -> None:
+    """The checkpoint's tensors into the trainer; a backend's refusal names the file."""
+    try:
+        trainer.load_state_dict(tensors)
+    except (AdvGraphError, RuntimeError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{ckpt.tensors_path}: {e}") from None
+
+
+def validate_and_restore(ckpt, tensors: dict[str, np.ndarray], state: dict[str, Any],
+                         session: Session, same_stream: bool) -> None:
+    """Everything a resume reads, against what this program and data expect: every tensor the
+    trainer keeps (names, shapes, dtypes; the noise generator's state where the backend,
+    device and world size are the same), the data order (a permutation of the training set),
+    and the counters (consistent with each other); then restores the data stream and the
+    counters into the session. Errors name the file; a missing piece is an error (parameters
+    alone serve sample/eval). Collective when distributed (it asks the trainer for its
+    state_dict, as every rank does here)."""
+    _check_tensors(ckpt, tensors, session.trainer.state_dict(), same_stream)
+    n = len(session.splits.train)
+    order = tensors.get("data/order")
+    if order is None or order.dtype != np.int64 or order.shape != (n,) or \
+            not np.array_equal(np.sort(order), np.arange(n)):
+        raise CheckpointError(f"{ckpt.tensors_path}: data/order is not a permutation of the "
+                              f"{n} training examples")
+    k = session.spec.training.k
+    try:
+        step = state["step"]
+        updates = {g: state["updates"][g] for g in ("D", "G")}
+        batches = state["stream"]["batches"]
+        ints = [step, batches, *updates.values()]
+        if not all(type(v) is int and v >= 0 for v in ints):
+            raise ValueError("counters must be non-negative integers")
+        if step != ckpt.step or updates["G"] != step or updates["D"] != k * step or \
+                batches != updates["D"]:
+            raise ValueError(f"inconsistent counters (step {step}, updates {updates}, "
+                             f"minibatches {batches}, k = {k})")
+        session.stream.restore(state["stream"], order)
+        session.step, session.updates = step, updates
+        session.elapsed = float(state.get("elapsed_s", 0.0))
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        raise CheckpointError(f"{ckpt.state_path}: unusable checkpoint state ({e})") from None
+
+
+def _check_tensors(ckpt, tensors: dict[str, np.ndarray], want: dict[str, np.ndarray],
+                   same_stream: bool) -> None:
+    """Every tensor the trainer keeps is in the checkpoint, with its shape and dtype."""
+    missing, wrong = [], []
+    for key, ref in want.items():
+        if key not in tensors:
+            if key.startswith("metrics/") or (key.startswith("rng/") and not same_stream):
+                continue  # older checkpoints; another backend's or device's generator
+            missing.append(key)
+            continue
+        got = tensors[key]
+        if got.shape != ref.shape or got.dtype != ref.dtype:
+            wrong.append(f"{key} is {got.dtype}{list(got.shape)}, expected {ref.dtype}"
+                         f"{list(ref.shape)}")
+    if missing:
+        raise CheckpointError(f"{ckpt.tensors_path}: lacks {len(missing)} piece(s) of state a "
+                              f"resume needs, e.g. {missing[0]} (parameters alone serve sample "
+                              "and eval, not --resume)")
+    if wrong:
+        raise CheckpointError(f"{ckpt.tensors_path}: {wrong[0]}"
+                              + (f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""))

@@ -1,0 +1,106 @@
+"""A run's working set, built from a spec: program, data, trainer, data order, schedules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..backend import Trainer, check_supported, get_backend
+from ..compile import compile_spec
+from ..data import Splits, data_info, dataset_for
+from ..errors import UsageError
+from ..ir import Program
+from ..params import init_params
+from ..spec import LoadedSpec
+from ..spec.gan import GanSpec
+from .context import Context
+from .schedule import Schedule
+from .rng import rank_seed, seeds
+from .stream import DataStream
+
+
+@dataclass
+class Session:
+    """Everything a training run needs, and its counters."""
+
+    spec: GanSpec
+    program: Program
+    splits: Splits
+    trainer: Trainer
+    stream: DataStream
+    sched: dict[str, Schedule]
+    ctx: Context
+    updates: dict[str, int] = field(default_factory=lambda: {"D": 0, "G": 0})
+    step: int = 0
+    elapsed: float = 0.0
+
+    @property
+    def is_main(self) -> bool:
+        return self.ctx.is_main
+
+
+def make_trainer(loaded: LoadedSpec, ctx: Context
+                 ) -> tuple[Program, Trainer, dict[str, Schedule]]:
+    """Compile the spec and build an (uninitialised) trainer on the backend."""
+    spec = loaded.spec
+    program = compile_spec(loaded, data_info(loaded))
+    _check_memory(program, spec, ctx.device)
+    backend = get_backend(ctx.backend)
+    check_supported(backend, program)
+    sched = {g: Schedule(spec.training.optimizer_for(g)) for g in ("G", "D")}
+    optim = {g: s.config() for g, s in sched.items()}
+    m, dist = spec.training.batch_size, ctx.dist
+    if dist is None:
+        return program, backend.build(program, ctx.device, seeds(spec.training.seed).backend, m,
+                                      optim), sched
+    if not getattr(backend, "distributed", False):
+        raise UsageError(f"backend {backend.name!r} trains on one device only; "
+                         "--nproc needs the torch backend")
+    if m % dist.world:
+        raise UsageError(f"training.batch_size = {m} does not split evenly over {dist.world} "
+                         "processes")
+    return program, backend.build(program, ctx.device, rank_seed(spec.training.seed, dist.rank),
+                                  m, optim, dist=dist), sched
+
+
+def build_session(loaded: LoadedSpec, ctx: Context, data_root: str | None) -> Session:
+    """A fresh run: initialised parameters, the data on the trainer, the first epoch's order."""
+    spec = loaded.spec
+    program, trainer, sched = make_trainer(loaded, ctx)
+    splits = dataset_for(spec.data, loaded.base_dir).load(data_root)
+    m = spec.training.batch_size
+    if m > len(splits.train):
+        raise UsageError(f"training.batch_size = {m} is larger than the training set "
+                         f"({len(splits.train)} examples)")
+    if program.conditional:
+        splits.check_labels(program.classes)  # type: ignore[arg-type]
+    rng = seeds(spec.training.seed)
+    trainer.load_state_dict(init_params(program, rng.init, splits.train))
+    trainer.load_data(splits.train, splits.train_y if program.conditional else None)
+    stream = DataStream(len(splits.train), m, rng.data)
+    trainer.set_order(stream.order)
+    return Session(spec, program, splits, trainer, stream, sched, ctx)
+
+
+def _check_memory(program: Program, spec: GanSpec, device: str) -> None:
+    """Refuse, before allocating anything, nets that cannot fit in the memory still available
+    (MemAvailable, or what the process's cgroup still allows, whichever is smaller)."""
+    from .. import memory
+
+    if not device.startswith("cpu"):
+        return  # device memory is the backend's to judge (it raises a clear error)
+    rss = memory.current_rss() or 0
+    peak = memory.training_peak(program, spec, rss)
+    # What this process already holds (the interpreter, maybe the backend) is part of the
+    # estimated peak but needs no more memory.
+    have = memory.available_bytes()
+    if have is None:  # pragma: no cover - nothing can tell
+        return
+    still = peak - rss
+    if still > have:
+        raise UsageError(f"G ({program.G.num_params():,} parameters) and D "
+                         f"({program.D.num_params():,}) need at least "
+                         f"{memory.describe(peak)} to train with batch size "
+                         f"{spec.training.batch_size} (parameters, gradients, optimiser state, "
+                         f"activations, the data and the runtime); "
+                         f"{memory.describe(still)} more than this process holds, but only "
+                         f"{memory.describe(have)} of memory is available")

@@ -1,0 +1,65 @@
+"""Starting a new run: its directory, its recorded spec and provenance, then the loop."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..atomic import atomic_write
+from ..errors import RunError
+from ..runs import RunDir
+from ..spec import LoadedSpec, dump_resolved
+from ..spec.gan import GanSpec
+from .context import Context
+from .hooks import NO_HOOKS, TrainingHooks
+from .loop import Outcome, run_loop
+from .provenance import owner, versions
+from .session import build_session
+
+
+def start(loaded: LoadedSpec, runs_root: Path, name: str | None, ctx: Context,
+          data_root: str | None, hooks: TrainingHooks = NO_HOOKS) -> tuple[RunDir, Outcome]:
+    """Train a new run of `loaded` under `runs_root`. Distributed: rank 0 creates the run
+    directory and tells the other ranks its name."""
+    spec = absolute_paths(loaded.spec, loaded.base_dir)
+    loaded = LoadedSpec(spec, loaded.positions, loaded.path)
+    session = build_session(loaded, ctx, data_root)  # before any directory
+    if not ctx.is_main:
+        created = ctx.dist.broadcast(None)  # type: ignore[union-attr]
+        if created is None:
+            raise RunError("rank 0 could not create the run directory")
+        run = RunDir(runs_root / created)
+        return run, run_loop(run, session)
+    try:
+        run = RunDir.create(runs_root, name)
+    except BaseException:
+        if ctx.dist is not None:
+            ctx.dist.broadcast(None)
+        raise
+    if ctx.dist is not None:
+        ctx.dist.broadcast(run.name)
+    run.lock()
+    try:
+        run.clean_stale_tmp()
+        _record(run, loaded, ctx, data_root)
+        return run, run_loop(run, session, hooks)
+    finally:
+        run.unlock()
+
+
+def _record(run: RunDir, loaded: LoadedSpec, ctx: Context, data_root: str | None) -> None:
+    """The resolved spec and run.json, before the first step."""
+    atomic_write(run.spec_path, dump_resolved(loaded.spec).encode())
+    if data_root is not None:  # the run must find its data again from any directory
+        data_root = str(Path(data_root).expanduser().resolve())
+    run.write_info(status="running", step=0, epoch=0, backend=ctx.backend, device=ctx.device,
+                   data_root=data_root, **owner(), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                   spec_source=str(loaded.path) if loaded.path else None,
+                   versions=versions(ctx.backend), world_size=ctx.world)
+
+
+def absolute_paths(spec: GanSpec, base_dir: Path) -> GanSpec:
+    """Make data paths absolute, so the run's copy of the spec works from anywhere."""
+    from ..data import dataset_for
+
+    return spec.model_copy(update={"data": dataset_for(spec.data, base_dir).with_absolute_paths()})
