@@ -1,3 +1,25 @@
-"""advgraph: generative adversarial nets declared in YAML, compiled to a typed graph."""
+"""advgraph: generative adversarial nets declared in YAML, compiled to a typed graph.
+
+The Python API (advgraph/api.py): `advgraph.open_run(path_or_name)` returns a `Run` with
+`generate(n, seed=…)`, `generator()` (a torch.nn.Module), `spec`, `step` and `checkpoints`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .api import Run, open_run
+
+
+def __getattr__(name: str) -> Any:  # loaded on first use: `import advgraph` stays light
+    if name in ("open_run", "Run"):
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["Run", "__version__", "open_run"]

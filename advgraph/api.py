@@ -1,0 +1,101 @@
+"""The Python API: a trained run, outside the CLI.
+
+    import advgraph
+    run = advgraph.open_run("runs/fm")          # or open_run("fm") under ./runs ($ADVGRAPH_RUNS)
+    x = run.generate(64, seed=0)                # as `advgraph sample fm --npz` draws them
+    G = run.generator()                         # a torch.nn.Module: G(z) or G(z, y)
+    run.spec, run.step, run.checkpoints         # the resolved spec, the step loaded, all steps
+
+Whatever backend trained the run: checkpoints are backend-neutral, and the run is read on the
+torch backend unless `backend` says otherwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import RunError
+from .runs import RunDir, default_root
+
+
+class Run:
+    """A run's checkpoint, ready to sample from (see `open_run`)."""
+
+    def __init__(self, restored: Any):
+        self._r = restored
+
+    @property
+    def name(self) -> str:
+        return self._r.run.name
+
+    @property
+    def path(self) -> Path:
+        return self._r.run.path
+
+    @property
+    def spec(self):
+        """The run's resolved spec (advgraph.spec.GanSpec)."""
+        return self._r.spec
+
+    @property
+    def step(self) -> int:
+        """The training step of the loaded checkpoint."""
+        return self._r.step
+
+    @property
+    def checkpoints(self) -> list[int]:
+        """The steps of every checkpoint the run keeps."""
+        return [c.step for c in self._r.run.checkpoints()]
+
+    @property
+    def classes(self) -> int | None:
+        """The number of classes of a conditional G (None otherwise)."""
+        return self._r.program.classes
+
+    def generate(self, n: int, seed: int = 0, label: int | None = None,
+                 labels: np.ndarray | None = None) -> np.ndarray:
+        """n samples (n, *data shape) drawn with `seed`, exactly as `advgraph sample --npz`
+        draws them; a conditional G draws uniform labels, or all `label`, or `labels`."""
+        from .evaluate.commands import draw_samples
+
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        return draw_samples(self._r, n, seed, label, labels)
+
+    def generator(self):
+        """G as a torch.nn.Module in inference mode (dropout off): forward(z) for z of shape
+        (N, prior dim), or forward(z, y) with class labels y for a conditional G."""
+        from advgraph_torch.module import GraphModule
+
+        return GraphModule(self._r.program.G, self._r.trainer.state_dict(),
+                           self._r.program.classes).eval()
+
+    def sample_noise(self, n: int, seed: int = 0) -> np.ndarray:
+        """n draws from the run's prior, as `generate` draws them with `seed`."""
+        from .sampling import sample_prior
+
+        return sample_prior(self._r.program.prior, n, np.random.default_rng(seed))
+
+    def __repr__(self) -> str:
+        return f"Run({self.name!r}, step={self.step}, path='{self.path}')"
+
+
+def open_run(run: str | Path, *, checkpoint: int | None = None, backend: str | None = None,
+             device: str = "cpu", runs_dir: str | Path | None = None) -> Run:
+    """Open a run by path (a directory holding run.json) or by name under `runs_dir`
+    (default ./runs, or $ADVGRAPH_RUNS); its latest good checkpoint unless `checkpoint` names a
+    step. Raises advgraph.errors.AdvGraphError subclasses with the file named."""
+    from .train.restore import restore_run
+
+    p = Path(run)
+    if (p / "run.json").is_file():
+        rd = RunDir(p)
+    else:
+        root = Path(runs_dir) if runs_dir is not None else default_root()
+        if not (root / str(run) / "run.json").is_file() and p.exists():
+            raise RunError(f"{p}: not a run directory (no run.json)")
+        rd = RunDir.open(root, str(run))
+    return Run(restore_run(rd, checkpoint, backend=backend, device=device))
