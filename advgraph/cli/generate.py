@@ -116,18 +116,31 @@ def eval_(
                                            "G's figure against."),
     by_label: bool = typer.Option(False, "--by-label", help="Conditional runs: a Parzen "
                                   "figure per class, from samples of G(·|class)."),
+    fid: bool = typer.Option(False, "--fid", help="Fréchet distance in the features of a "
+                             "classifier of the run's data (FID's form; labelled data)."),
+    prdc: bool = typer.Option(False, "--prdc", help="Precision, recall, density and coverage "
+                              "(k = 5) in the same features."),
+    score: bool = typer.Option(False, "--score", help="Classifier score exp(E KL(p(y|x) ‖ "
+                               "p(y))) (the Inception Score's form)."),
+    retrain_classifier: bool = typer.Option(False, "--retrain-classifier", help="Train the "
+                                            "data's classifier again instead of using the cached "
+                                            "one."),
     seed: int = SeedOpt, out: Optional[Path] = OutOpt, checkpoint: Optional[int] = CheckpointOpt,
     device: str = DeviceOpt, backend: Optional[str] = EvalBackendOpt,
     data_root: Optional[str] = DataRootOpt,
     runs_dir: Optional[Path] = RunsDirOpt, nproc: int = typer.Option(
         1, "--nproc", help="Share the Parzen distance work over this many processes."),
 ) -> None:
-    """Evaluate a run: --parzen (any data) and/or --theory (1-D data)."""
+    """Evaluate a run: --parzen (any data), --fid/--prdc/--score (labelled data), --theory
+    (1-D data). Every result is also appended to eval/metrics.jsonl."""
     from ..evaluate import commands as C
 
+    which = {m for m, on in (("fid", fid), ("prdc", prdc), ("score", score)) if on}
     with user_errors(), ranks(nproc, device) as dist:
-        grid = _check_eval_options(parzen, theory, by_label, samples, split, baseline, sigmas,
-                                   sigma, valid_limit)
+        grid = _check_eval_options(parzen or bool(which), theory, by_label and parzen, samples,
+                                   split, baseline, sigmas, sigma, valid_limit)
+        if by_label and which and not parzen:
+            raise UsageError("--by-label goes with --parzen")
         restored = _restore(run, runs_dir, checkpoint, dist.device if dist else device,
                             data_root, backend)
         if parzen:
@@ -142,6 +155,13 @@ def eval_(
                 _print_parzen(rep)
             console.print(f"caveat: {rep['caveat']}")
             print_wrote(Path(rep["written"]))
+        if which and (dist is None or dist.is_main):
+            rep = C.quality(restored, which=which, samples=samples, seed=seed, split=split,
+                            baseline=baseline, retrain=retrain_classifier,
+                            warn=lambda m: err.print(f"warning: {m}", markup=False),
+                            progress=lambda m: err.print(m, markup=False))
+            _print_quality(rep)
+            print_wrote(Path(rep["written"]))
         if theory and (dist is None or dist.is_main):
             _print_theory(C.theory(restored, samples=samples, seed=seed, out=out))
 
@@ -151,7 +171,7 @@ def _check_eval_options(parzen: bool, theory: bool, by_label: bool, samples: int
                         valid_limit: Optional[int]) -> Optional[list[float]]:
     """eval's options, checked; returns the σ grid from --sigmas (None: the default)."""
     if not (parzen or theory):
-        raise UsageError("choose --parzen and/or --theory")
+        raise UsageError("choose --parzen, --fid, --prdc, --score and/or --theory")
     if by_label and not parzen:
         raise UsageError("--by-label goes with --parzen")
     positive("--samples", samples)
@@ -204,6 +224,25 @@ def _print_parzen(rep: dict[str, Any]) -> None:
     console.print(f"{rep['evaluated_split']} log-likelihood: {rep['mean_log_likelihood']:.2f} "
                   f"± {rep['stderr']:.2f} nats (σ = {rep['sigma']:.4g}, {rep['source']}, "
                   f"{rep['n_evaluated']} points, {rep['seconds']:.1f} s)")
+
+
+def _print_quality(rep: dict[str, Any]) -> None:
+    clf = rep["classifier"]
+    table = Table(title=f"Sample quality in the data's classifier features — run {rep['run']}, "
+                        f"step {rep['checkpoint_step']}, against {rep['reference_n']} "
+                        f"{rep['reference_split']} examples", title_justify="left")
+    cols = [c for c in ("fid", "precision", "recall", "density", "coverage", "score")
+            if any(c in r for r in rep["rows"].values())]
+    table.add_column("")
+    table.add_column("n", justify="right")
+    for c in cols:
+        table.add_column("FID" if c == "fid" else c, justify="right")
+    for name, r in rep["rows"].items():
+        table.add_row(name, str(r["n"]), *(f"{r[c]:.4g}" for c in cols))
+    console.print(table)
+    console.print(f"classifier: test accuracy {clf['test_accuracy']:.4f} ({clf['classes']} "
+                  f"classes; {clf['path']}); lower FID and higher precision/recall are better, "
+                  "read G's row against the real data's")
 
 
 def _print_by_label(rep: dict[str, Any]) -> None:

@@ -274,9 +274,29 @@ def parzen(loaded: Loaded, *, samples: int, sigmas: list[float] | None, sigma: f
         return report
     name = ("parzen" + ("-by-label" if per_label else "")
             + ("-baseline-train" if baseline == "train" else "") + ".json")
-    atomic_write(loaded.run.path / "eval" / name, (json.dumps(report, indent=2) + "\n").encode())
-    report["written"] = str(loaded.run.path / "eval" / name)
+    _write_report(loaded.run, name, report, "parzen")
     return report
+
+
+def quality(loaded: Loaded, **kwargs: Any) -> dict[str, Any]:
+    """`eval --fid/--prdc/--score` (see evaluate/quality.py), written to eval/quality.json."""
+    from .quality import quality as measure
+
+    report = measure(loaded, **kwargs)
+    _write_report(loaded.run, "quality.json", report, "quality")
+    return report
+
+
+def _write_report(run: RunDir, name: str, report: dict[str, Any], metric: str) -> None:
+    """The latest report as eval/<name>, and one line of eval/metrics.jsonl per evaluation,
+    so results accumulate across checkpoints and settings."""
+    path = run.path / "eval" / name
+    atomic_write(path, (json.dumps(report, indent=2) + "\n").encode())
+    report["written"] = str(path)
+    line = {"metric": metric, "checkpoint_step": report.get("checkpoint_step"),
+            "report": name, **{k: v for k, v in report.items() if k != "written"}}
+    with open(run.path / "eval" / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(line) + "\n")
 
 
 @dataclass(frozen=True)
@@ -429,5 +449,5 @@ def theory(loaded: Loaded, *, samples: int, seed: int, out: Path | None) -> dict
     png = T.plot(curves, th, _out_path(loaded.run, out, "eval", f"theory-step-{loaded.step:07d}.png"))
     report = {"run": loaded.run.name, "checkpoint_step": loaded.step, **th.as_dict(),
               "samples": samples, "seed": seed, "figure": str(png)}
-    atomic_write(loaded.run.path / "eval" / "theory.json", (json.dumps(report, indent=2) + "\n").encode())
+    _write_report(loaded.run, "theory.json", report, "theory")
     return report

@@ -85,7 +85,7 @@ def test_parzen_eval_writes_provenance(ring_run):
     (["--parzen", "--sigmas", "0.1,x"], "not a comma-separated list"),
     (["--parzen", "--sigmas", "-1"], "positive"),
     (["--parzen", "--split", "nope"], "--split must be"),
-    ([], "choose --parzen and/or --theory"),
+    ([], "choose --parzen, --fid, --prdc, --score and/or --theory"),
     (["--theory"], "--theory needs 1-D data"),
     (["--parzen", "--checkpoint", "3"], "no checkpoint at step 3"),
 ])
@@ -147,3 +147,36 @@ def test_theory_shrinks_with_training():
     assert trained["jsd"] < 0.5 * untrained["jsd"]
     assert trained["mean_abs_d_minus_dstar"] < untrained["mean_abs_d_minus_dstar"]
     assert trained["c_of_g"] < untrained["c_of_g"]
+
+
+def test_feature_metrics_with_their_floor_and_history(mnist_run):
+    r = cli("eval", mnist_run, "--fid", "--prdc", "--score", "--samples", "60", "--baseline",
+            "train")
+    assert r.exit_code == 0, r.stderr
+    rep = json.loads((runs_root() / "digits" / "eval" / "quality.json").read_text())
+    rows = rep["rows"]
+    assert set(rows) == {"G", "real (valid split)", "train as samples"}
+    assert rep["classifier"]["test_accuracy"] > 0.9  # one bright square per class
+    for name, row in rows.items():
+        assert row["fid"] >= 0 and 0 <= row["precision"] <= 1 and 1 <= row["score"] <= 10, name
+    # real data lies far closer to the test data than a G trained for 10 steps
+    assert rows["real (valid split)"]["fid"] < rows["G"]["fid"]
+    assert rows["real (valid split)"]["coverage"] > rows["G"]["coverage"]
+    assert "classifier: test accuracy" in r.stdout and "FID" in r.stdout
+    assert "domain classifier: epoch 4/4" in r.stderr  # trained once…
+    r = cli("eval", mnist_run, "--fid", "--samples", "60", "--parzen", "--valid-limit", "20")
+    assert r.exit_code == 0, r.stderr
+    assert "domain classifier" not in r.stderr  # …then read from the cache
+    history = [json.loads(line) for line in
+               (runs_root() / "digits" / "eval" / "metrics.jsonl").read_text().splitlines()]
+    assert [h["metric"] for h in history] == ["quality", "parzen", "quality"]
+    assert all(h["checkpoint_step"] == 10 for h in history)
+    assert history[2]["metrics"] == ["fid"] and "precision" not in history[2]["rows"]["G"]
+
+
+def test_feature_metrics_need_labels():
+    r = cli("train", SPECS / "toy1d.yaml", "--name", "t", "--set", "training.stop={steps: 5}")
+    assert r.exit_code == 0, r.stderr
+    r = cli("eval", "t", "--fid")
+    assert r.exit_code == 1
+    assert "need labels" in r.stderr and "this data has none" in r.stderr

@@ -1,0 +1,102 @@
+"""`eval --fid --prdc --score`: G judged in the feature space of a classifier of its own data.
+
+Every row is scored against the same reference, the evaluated split (test by default): G's
+samples; held-out real data (the validation split), the floor a G is compared with; and with
+`--baseline train`, training examples used as samples. Each result carries the classifier's test
+accuracy: features of a weak classifier make weak metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from ..data import dataset_for
+from ..errors import DataError
+from .classifier import domain_classifier
+from .feature_metrics import Moments, classifier_score, frechet_distance, prdc
+
+METRICS = ("fid", "prdc", "score")
+PRDC_K = 5
+MAX_REFERENCE = 10_000  # precision/recall are O(N²) in memory: at most this many points a side
+
+
+def _classes(restored) -> int:
+    sp = restored.splits
+    if restored.program.classes is not None:
+        return restored.program.classes
+    known = dataset_for(restored.spec.data).classes
+    if known:
+        return known
+    if sp.train_y is None or (sp.train_y < 0).any():
+        hint = "; name the labels array with data.labels" if restored.spec.data.dataset == "npz" \
+            else ""
+        raise DataError(f"{sp.source}: the feature metrics (--fid, --prdc, --score) need labels "
+                        "for every training example (they train a classifier on the data's own "
+                        f"labels), and this data has none{hint}")
+    return int(sp.train_y.max()) + 1
+
+
+def _net_shape(restored) -> tuple[int, ...]:
+    """An example's shape as the classifier takes it: images as (C, H, W)."""
+    shape = restored.program.data_shape
+    image = dataset_for(restored.spec.data).image_shape(shape)
+    if image is None or len(shape) == 3:
+        return shape
+    return (1, *image) if len(image) == 2 else tuple(image)
+
+
+def _score(feats: np.ndarray, probs: np.ndarray, ref: np.ndarray, ref_moments: Moments,
+           which: set[str]) -> dict[str, float]:
+    out: dict[str, float] = {"n": len(feats)}
+    if "fid" in which:
+        out["fid"] = frechet_distance(ref_moments, Moments.of(feats))
+    if "prdc" in which:
+        out.update(prdc(ref, feats[:MAX_REFERENCE], k=PRDC_K))
+    if "score" in which:
+        out["score"] = classifier_score(probs)
+    return out
+
+
+def quality(restored, *, which: set[str], samples: int, seed: int, split: str = "test",
+            baseline: str | None = None, retrain: bool = False,
+            warn: Callable[[str], None] | None = None,
+            progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The report: per row (G, held-out real data, optionally training data) the requested
+    metrics against the `split` split, with the classifier's identity and accuracy."""
+    from .commands import draw_samples
+
+    t0 = time.perf_counter()
+    sp = restored.splits
+    classes, shape = _classes(restored), _net_shape(restored)
+    clf = domain_classifier(sp.train, sp.train_y, sp.test, sp.test_y, classes, shape,
+                            retrain=retrain, warn=warn, progress=progress)
+    ref_x = getattr(sp, split)
+    if len(ref_x) <= PRDC_K:
+        raise DataError(f"{sp.source}: the {split} split has {len(ref_x)} examples; the feature "
+                        f"metrics need more than {PRDC_K}")
+    ref_feats, ref_probs = clf.features_and_probs(ref_x[:MAX_REFERENCE])
+    ref_moments = Moments.of(ref_feats)
+    rows: dict[str, Any] = {}
+    fake = draw_samples(restored, samples, seed)
+    rows["G"] = _score(*clf.features_and_probs(fake), ref_feats, ref_moments, which)
+    held_out = "valid" if split != "valid" else "test"
+    real = getattr(sp, held_out)[:samples]
+    if len(real) > PRDC_K:
+        rows[f"real ({held_out} split)"] = _score(*clf.features_and_probs(real), ref_feats,
+                                                  ref_moments, which)
+    if baseline == "train":
+        rows["train as samples"] = _score(*clf.features_and_probs(sp.train[:samples]),
+                                          ref_feats, ref_moments, which)
+    return {
+        "run": restored.run.name, "checkpoint_step": restored.step, "metric": "quality",
+        "metrics": sorted(which), "rows": rows, "reference_split": split,
+        "reference_n": len(ref_feats), "samples": samples, "seed": seed, "prdc_k": PRDC_K,
+        "classifier": {"test_accuracy": clf.accuracy, "data_digest": clf.digest,
+                       "path": str(clf.path), "classes": classes},
+        "data": sp.source, "backend": restored.backend, "device": restored.device,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
