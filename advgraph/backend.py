@@ -81,6 +81,9 @@ class Backend(Protocol):
     def unsupported(self, op: Op) -> str | None:
         """None when the backend lowers `op`; otherwise why it cannot (shown to the user)."""
 
+    def cuda_available(self) -> bool:
+        """Whether `--device auto` should pick CUDA (optional: a backend without it is CPU)."""
+
     def build(self, program: Program, device: str, seed: int, batch_size: int,
               optim: dict[str, OptimConfig], dist=None) -> Trainer:
         """`dist` (advgraph.distributed.Dist) is given only to backends that declare
@@ -123,6 +126,14 @@ def get_backend(name: str) -> Backend:
         raise BackendError(f"backend {name!r} is unavailable: {why}"
                            + (f"; available: {others}" if others else ""))
     return backend
+
+
+def resolve_device(device: str | None, backend_name: str) -> str:
+    """`auto` (or nothing): the backend's first CUDA device when it has one, else the CPU."""
+    if device not in (None, "auto"):
+        return device  # type: ignore[return-value]
+    has_cuda = getattr(get_backend(backend_name), "cuda_available", lambda: False)
+    return "cuda" if has_cuda() else "cpu"
 
 
 def check_supported(backend: Backend, program: Program) -> None:

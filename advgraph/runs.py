@@ -144,7 +144,9 @@ class RunDir:
     # ---- creation and lookup ----------------------------------------------------------------
 
     @classmethod
-    def create(cls, root: Path, name: str | None) -> "RunDir":
+    def create(cls, root: Path, name: str | None, stem: str = "run") -> "RunDir":
+        """A new run directory: `name`, or else `<stem>-001`, `<stem>-002`, … (the spec's name
+        as stem, when it is a valid run name)."""
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -159,17 +161,20 @@ class RunDir:
             except OSError as e:
                 raise RunError(f"cannot create {root / name}: {e.strerror}") from None
             return cls(root / name)
+        if not NAME_RE.fullmatch(stem + "-000") or stem in (".", ".."):
+            stem = "run"
         taken = [int(m.group(1)) for p in root.iterdir()
-                 if (m := re.fullmatch(r"run(\d+)", p.name))]
+                 if (m := re.fullmatch(re.escape(stem) + r"-(\d+)", p.name))]
         n = max(taken, default=0) + 1
         while True:  # mkdir is the lock: two trainers never get the same name
+            path = root / f"{stem}-{n:03d}"
             try:
-                (root / f"run{n}").mkdir()
-                return cls(root / f"run{n}")
+                path.mkdir()
+                return cls(path)
             except FileExistsError:
                 n += 1
             except OSError as e:
-                raise RunError(f"cannot create {root / f'run{n}'}: {e.strerror}") from None
+                raise RunError(f"cannot create {path}: {e.strerror}") from None
 
     @classmethod
     def open(cls, root: Path, name: str) -> "RunDir":
@@ -213,6 +218,23 @@ class RunDir:
                 raise RunError(f"cannot lock {path}: {e.strerror or e}") from None
             raise
         _LOCKS[str(self.path.resolve())] = fd
+
+    def remove(self) -> None:
+        """Delete the run directory, holding its writer lock so that a run being written is
+        refused rather than pulled from under its process."""
+        import shutil
+
+        if self.path.is_symlink() or not self.path.is_dir():
+            raise RunError(f"{self.path}: not a run directory (a link or not a directory); "
+                           "remove it yourself")
+        self.lock()
+        try:
+            shutil.rmtree(self.path)
+        except OSError as e:
+            raise RunError(f"cannot delete {self.path}: {e.strerror or e} (what remains is "
+                           "listed by `advgraph runs`)") from None
+        finally:
+            self.unlock()
 
     def unlock(self) -> None:
         fd = _LOCKS.pop(str(self.path.resolve()), None)
@@ -411,7 +433,7 @@ class RunDir:
 
 
 def list_runs(root: Path) -> list[RunDir]:
-    """Run directories (those holding a run.json) under `root`, run1, run2, … first. A
+    """Run directories (those holding a run.json) under `root`, by name and counter. A
     directory whose run.json cannot even be looked at is listed too: reading it names the
     problem."""
     if not root.is_dir():
@@ -433,8 +455,8 @@ def list_runs(root: Path) -> list[RunDir]:
     except OSError as e:
         raise RunError(f"cannot list the runs directory {root}: {e.strerror or e}") from None
 
-    def key(r: RunDir):
-        m = re.fullmatch(r"run(\d+)", r.name)
-        return (0, int(m.group(1)), "") if m else (1, 0, r.name)
+    def key(r: RunDir):  # mnist-002 before mnist-010 (counters past 999 too)
+        m = re.fullmatch(r"(.*)-(\d+)", r.name)
+        return (m.group(1), int(m.group(2))) if m else (r.name, -1)
 
     return sorted(runs, key=key)

@@ -51,3 +51,10 @@ def positive(name: str, value: int) -> None:
 
 def print_wrote(p: Path) -> None:
     console.print(f"wrote {p}")
+
+
+def png_out(out: Path | None) -> None:
+    """--out names a PNG figure: an explicit other extension would be silently wrong."""
+    if out is not None and out.suffix and out.suffix.lower() != ".png":
+        raise UsageError(f"--out: figures are written as PNG; give a path ending in .png, "
+                         f"not {out.suffix!r}")

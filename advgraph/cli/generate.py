@@ -11,12 +11,14 @@ from rich.table import Table
 
 from ..errors import UsageError
 from . import app
-from .common import RunsDirOpt, console, err, positive, print_wrote, runs_root, user_errors
+from .common import (RunsDirOpt, console, err, png_out, positive, print_wrote, runs_root,
+                     user_errors)
 from .ranks import ranks
 
 CheckpointOpt = typer.Option(None, "--checkpoint", metavar="STEP",
                              help="Use the checkpoint at STEP [default: the latest good one].")
-DeviceOpt = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N.")
+DeviceOpt = typer.Option("auto", "--device", help="auto (CUDA when available, else the CPU), "
+                         "cpu, cuda or cuda:N.")
 EvalBackendOpt = typer.Option(None, "--backend", "-b", help="Backend to run G and D on "
                               "[default: the one the run trained on]; checkpoints are "
                               "backend-neutral.")
@@ -29,14 +31,20 @@ DataRootOpt = typer.Option(None, "--data-root", help="Where the run's dataset is
                                                      "[default: where it was trained from].")
 
 
+def _warn(msg: str) -> None:
+    err.print(f"warning: {msg}", markup=False)
+
+
 def _restore(run: str, runs_dir: Optional[Path], checkpoint: Optional[int], device: str,
              data_root: Optional[str], backend: Optional[str] = None):
+    from ..backend import resolve_device
     from ..runs import RunDir
     from ..train.restore import restore_run
 
     r = RunDir.open(runs_root(runs_dir), run)
+    device = resolve_device(device, backend or r.info().get("backend") or "torch")
     return restore_run(r, checkpoint, backend=backend, device=device, data_root=data_root,
-                       warn=lambda m: err.print(f"warning: {m}", markup=False))
+                       warn=_warn)
 
 
 @app.command()
@@ -62,6 +70,7 @@ def sample(
     from ..evaluate import commands as C
 
     with user_errors(), ranks(nproc, device) as dist:
+        png_out(out)
         positive("--rows", rows)
         positive("--cols", cols)
         if n is not None:
@@ -69,6 +78,13 @@ def sample(
         restored = _restore(run, runs_dir, checkpoint, dist.device if dist else device,
                             data_root, backend)
         figure = grid or nearest or out is not None or npz is None
+        toy = C.image_shape(restored) is None
+        if nearest and toy:
+            _warn("--nearest adds a column of nearest training images to an image grid; toy "
+                  "data is plotted without it")
+        if n is not None and figure and not toy and npz is None:
+            _warn("--n sets the number of samples for --npz and toy plots; an image grid shows "
+                  "--rows × --cols samples")
         paths = C.sample(restored, figure=figure, rows=rows, cols=cols, seed=seed,
                          nearest=nearest, n=n, npz=npz, out=out, dist=dist, label=label,
                          per_label=by_label)
@@ -91,10 +107,14 @@ def interpolate(
     from ..evaluate import commands as C
 
     with user_errors():
+        png_out(out)
         positive("--rows", rows)
         if steps < 2:
             raise UsageError(f"--steps must be at least 2, got {steps}")
         restored = _restore(run, runs_dir, checkpoint, device, None, backend)
+        if slerp and restored.program.prior.kind == "uniform":
+            _warn("--slerp follows great circles, which suit a Gaussian prior; this run's prior "
+                  "is uniform, and the paths leave its box")
         print_wrote(C.interpolate(restored, rows=rows, steps=steps, seed=seed,
                                   spherical=slerp, out=out, label=label))
 
@@ -137,6 +157,7 @@ def eval_(
 
     which = {m for m, on in (("fid", fid), ("prdc", prdc), ("score", score)) if on}
     with user_errors(), ranks(nproc, device) as dist:
+        png_out(out)
         grid = _check_eval_options(parzen or bool(which), theory, by_label and parzen, samples,
                                    split, baseline, sigmas, sigma, valid_limit)
         if by_label and which and not parzen:
@@ -158,7 +179,7 @@ def eval_(
         if which and (dist is None or dist.is_main):
             rep = C.quality(restored, which=which, samples=samples, seed=seed, split=split,
                             baseline=baseline, retrain=retrain_classifier,
-                            warn=lambda m: err.print(f"warning: {m}", markup=False),
+                            warn=_warn,
                             progress=lambda m: err.print(m, markup=False))
             _print_quality(rep)
             print_wrote(Path(rep["written"]))
@@ -221,6 +242,11 @@ def _print_parzen(rep: dict[str, Any]) -> None:
         table.add_row(f"{row['sigma']:.4g}", f"{row['mean_log_likelihood']:.2f}{mark}")
     if rep["valid_scores"]:
         console.print(table)
+        grid = [row["sigma"] for row in rep["valid_scores"]]
+        if len(grid) > 1 and rep["sigma"] in (min(grid), max(grid)):
+            err.print(f"warning: the chosen σ {rep['sigma']:.4g} is at the edge of the grid "
+                      f"[{min(grid):.4g}, {max(grid):.4g}]: the best σ may lie outside it; "
+                      "widen it with --sigmas", markup=False)
     console.print(f"{rep['evaluated_split']} log-likelihood: {rep['mean_log_likelihood']:.2f} "
                   f"± {rep['stderr']:.2f} nats (σ = {rep['sigma']:.4g}, {rep['source']}, "
                   f"{rep['n_evaluated']} points, {rep['seconds']:.1f} s)")
@@ -270,6 +296,7 @@ def plot(run: str = typer.Argument(..., help="Run name."), out: Optional[Path] =
     from ..runs import RunDir
 
     with user_errors():
+        png_out(out)
         r = RunDir.open(runs_root(runs_dir), run)
         metrics = r.metrics()  # a damaged metrics.jsonl: an error naming the file and line
         rows = [x for x in metrics

@@ -26,6 +26,10 @@ def ranks(nproc: int, device: str,
         if before_launch is not None:
             before_launch()
         raise typer.Exit(_relaunch(nproc))
+    if world > 1 and device == "auto":
+        from ..backend import resolve_device
+
+        device = resolve_device(device, "torch")  # ranks are torch.distributed's
     dist = distributed.init(device) if world > 1 else None
     try:
         yield dist

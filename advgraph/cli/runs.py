@@ -140,3 +140,30 @@ def backends() -> None:
                                      else f"unavailable ({why})"))
         if about:
             console.print(f"  {about}")
+
+
+@app.command("rm")
+def rm(
+    names: List[str] = typer.Argument(..., metavar="RUN...", help="Runs to delete."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    runs_dir: Optional[Path] = RunsDirOpt,
+) -> None:
+    """Delete runs, such as ones that died before their first checkpoint; a run being written
+    is refused."""
+    import sys
+
+    from ..runs import RunDir
+
+    with user_errors():
+        root = runs_root(runs_dir)
+        runs = [RunDir.open(root, n) for n in names]  # every name checked before any deletion
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UsageError("rm deletes runs for good: add --yes to confirm (no terminal "
+                                 "to ask on)")
+            listing = ", ".join(r.name for r in runs)
+            if not typer.confirm(f"delete {listing} in {root}?", default=False):
+                raise typer.Exit(1)
+        for r in runs:
+            r.remove()
+            console.print(f"deleted {r.path}")

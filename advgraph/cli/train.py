@@ -19,11 +19,13 @@ def train(
     backend: Optional[str] = typer.Option(None, "--backend", "-b",
                                           help="Backend plugin [default: torch, or the "
                                                "run's own on --resume]."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N "
-                                                                "[default: cpu]."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N "
+                                         "[default: auto (CUDA when available, else the CPU), "
+                                         "or the run's own on --resume]."),
     data_root: Optional[str] = typer.Option(None, "--data-root", help="Directory holding the "
                                             "dataset's files (overrides data.root)."),
-    name: Optional[str] = typer.Option(None, "--name", help="Run name [default: run1, run2, …]."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run name [default: the spec's "
+                                       "name and a counter, e.g. mnist-001]."),
     resume: Optional[str] = typer.Option(None, "--resume", metavar="RUN",
                                          help="Continue RUN from its latest good checkpoint."),
     set_: Optional[List[str]] = SetOpt,
@@ -41,6 +43,8 @@ def train(
     with user_errors():
         rank = world_from_env()[0]
         _check_source(spec, resume, name)
+        if resume is None or device == "auto":
+            device = _auto_device(device, backend or "torch", rank)
     display = Display() if rank == 0 else None  # rank 0 alone reports
     with user_errors(rank):
         try:
@@ -56,6 +60,16 @@ def train(
         _print_outcome(run, outcome, world)
     elif outcome.status == "interrupted":
         raise typer.Exit(130)
+
+
+def _auto_device(device: Optional[str], backend: str, rank: int) -> str:
+    from ..backend import resolve_device
+
+    chosen = resolve_device(device, backend)
+    if device in (None, "auto") and rank == 0:
+        err.print(f"device: {chosen} (--device auto: "
+                  f"{'CUDA is available' if chosen != 'cpu' else 'no CUDA device'})")
+    return chosen
 
 
 def _check_source(spec: Optional[Path], resume: Optional[str], name: Optional[str]) -> None:

@@ -107,7 +107,7 @@ def sample(loaded: Loaded, *, figure: bool, rows: int, cols: int, seed: int, out
         return draw_samples(loaded, rows * cols, seed, label=label)
 
     if dist is not None and not dist.is_main:
-        if nearest and _image_shape(loaded) is not None:
+        if nearest and image_shape(loaded) is not None:
             from .nearest import nearest as nn
 
             neighbours = grid_samples().reshape(rows, cols, -1)[:, -1]
@@ -131,7 +131,7 @@ def sample(loaded: Loaded, *, figure: bool, rows: int, cols: int, seed: int, out
         written.append(Path(npz))
     if not figure:
         return written
-    shape = _image_shape(loaded)
+    shape = image_shape(loaded)
     tag = f"step-{loaded.step:07d}-seed{seed}{suffix}"
     if shape is None:
         return written + [_toy_plot(loaded, seed, n or 5000, _out_path(run, out, "samples", f"{tag}.png"),
@@ -177,7 +177,8 @@ def _images(x: np.ndarray, shape: tuple[int, ...], per_image: bool = False) -> n
     return to_images(x, shape)
 
 
-def _image_shape(loaded: Loaded) -> tuple[int, ...] | None:
+def image_shape(loaded: Loaded) -> tuple[int, ...] | None:
+    """How an example is drawn (None: toy data, plotted instead)."""
     return dataset_for(loaded.spec.data).image_shape(loaded.program.data_shape)
 
 
@@ -221,7 +222,7 @@ def interpolate(loaded: Loaded, *, rows: int, steps: int, seed: int, spherical: 
     """Figure 3. A conditional G keeps the class fixed along each path: `label`, or else
     class r mod classes on row r."""
     check_label(loaded, label)
-    shape = _image_shape(loaded)
+    shape = image_shape(loaded)
     if shape is None:
         raise UsageError("interpolate draws images; this run's data "
                          f"({loaded.program.data_shape}) is not images")
@@ -426,7 +427,8 @@ def _parzen_provenance(est: _ParzenSetting, source: str, t0: float) -> dict[str,
         "processes": dist.world if dist is not None else 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version(),
         "caveat": "Parzen-window estimates have high variance, work poorly in high dimensions "
-                  "and reward memorisation; compare with --baseline train.",
+                  "and reward memorisation" + ("." if est.baseline == "train"
+                                               else "; compare with --baseline train."),
     }
 
 

@@ -31,7 +31,8 @@ def start(loaded: LoadedSpec, runs_root: Path, name: str | None, ctx: Context,
         run = RunDir(runs_root / created)
         return run, run_loop(run, session)
     try:
-        run = RunDir.create(runs_root, name)
+        run = RunDir.create(runs_root, name, stem=spec.name or (loaded.path.stem if loaded.path
+                                                                else "run"))
     except BaseException:
         if ctx.dist is not None:
             ctx.dist.broadcast(None)

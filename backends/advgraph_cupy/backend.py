@@ -45,6 +45,9 @@ class CupyBackend:
             return True, "no CUDA device here: --device cpu only"
         return True, "" if host_why is None else f"--device cuda only: {host_why}"
 
+    def cuda_available(self) -> bool:
+        return _cuda_count() > 0
+
     def unsupported(self, op: Op) -> str | None:
         return None if op in L.SUPPORTED else L.UNSUPPORTED.get(op, "no lowering")
 

@@ -24,6 +24,11 @@ class TorchBackend:
             return False, f"torch cannot be imported: {e}"
         return True, ""
 
+    def cuda_available(self) -> bool:
+        import torch
+
+        return torch.cuda.is_available()
+
     def unsupported(self, op: Op) -> str | None:
         from .lower import LOWERINGS, UNSUPPORTED
 

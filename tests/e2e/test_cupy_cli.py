@@ -34,12 +34,12 @@ def _tensors(name: str) -> dict[str, np.ndarray]:
 def test_toy1d_trains_to_the_equilibrium_on_the_host_executor():
     r = cli("train", SPECS / "toy1d.yaml", *CUPY)
     assert r.exit_code == 0, r.stderr
-    assert "run run1 finished: step 3000" in r.stdout
-    state = json.loads(sorted((runs_root() / "run1" / "checkpoints").glob("*.json"))[-1]
+    assert "run toy1d-001 finished: step 3000" in r.stdout
+    state = json.loads(sorted((runs_root() / "toy1d-001" / "checkpoints").glob("*.json"))[-1]
                        .read_text())
     assert state["backend"] == "cupy"
     for backend in ("cupy", "torch"):  # the checkpoint is backend-neutral
-        loaded = restore_run(RunDir(runs_root() / "run1"), backend=backend)
+        loaded = restore_run(RunDir(runs_root() / "toy1d-001"), backend=backend)
         z = np.random.default_rng(0).uniform(-1, 1, (20_000, 4)).astype(np.float32)
         x = loaded.trainer.generate(z)[:, 0]
         assert abs(x.mean() - 4.0) < 0.1 * 4.0 and abs(x.std() - 0.5) < 0.1 * 0.5, backend

@@ -180,3 +180,27 @@ def test_feature_metrics_need_labels():
     r = cli("eval", "t", "--fid")
     assert r.exit_code == 1
     assert "need labels" in r.stderr and "this data has none" in r.stderr
+
+
+def test_flags_that_do_nothing_say_so(ring_run, mnist_run, tmp_path):
+    r = cli("sample", ring_run, "--nearest")
+    assert r.exit_code == 0 and "warning: --nearest adds a column" in r.stderr
+    r = cli("sample", mnist_run, "--n", "7")
+    assert r.exit_code == 0 and "warning: --n sets the number of samples" in r.stderr
+    r = cli("interpolate", mnist_run, "--slerp", "--rows", "1", "--steps", "3")
+    assert r.exit_code == 0 and "warning: --slerp follows great circles" in r.stderr  # U prior
+    r = cli("sample", mnist_run, "--out", tmp_path / "grid.jpg")
+    assert r.exit_code == 2 and "--out: figures are written as PNG" in r.stderr
+    assert not (tmp_path / "grid.jpg").exists()
+
+
+def test_parzen_sigma_at_the_grid_edge_warns_and_the_baseline_has_no_hint(ring_run):
+    r = cli("eval", ring_run, "--parzen", "--samples", "500", "--valid-limit", "100",
+            "--sigmas", "5,6")  # far too wide for a ring of σ 0.02: the smallest wins
+    assert r.exit_code == 0, r.stderr
+    assert "warning: the chosen σ 5 is at the edge of the grid [5, 6]" in r.stderr
+    assert "compare with --baseline train" in r.stdout
+    r = cli("eval", ring_run, "--parzen", "--baseline", "train", "--samples", "500",
+            "--valid-limit", "100")
+    assert r.exit_code == 0, r.stderr
+    assert "caveat:" in r.stdout and "compare with --baseline train" not in r.stdout

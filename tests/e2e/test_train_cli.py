@@ -26,8 +26,8 @@ def final_tensors(name: str) -> dict[str, np.ndarray]:
 def test_toy1d_learns_the_data_distribution():
     r = cli("train", SPECS / "toy1d.yaml")
     assert r.exit_code == 0, r.stderr
-    assert "run run1 finished: step 3000" in r.stdout
-    loaded = restore_run(RunDir(runs_root() / "run1"))
+    assert "run toy1d-001 finished: step 3000" in r.stdout
+    loaded = restore_run(RunDir(runs_root() / "toy1d-001"))
     x = loaded.trainer.generate(loaded.trainer.sample_noise(20_000))[:, 0]
     assert loaded.step == 3000
     assert abs(x.mean() - 4.0) < 0.1 * 4.0
@@ -221,3 +221,42 @@ def test_resume_says_where_it_resumed():
     r = cli("train", "--resume", "r", "--set", "training.stop.steps=30")
     assert r.exit_code == 0, r.stderr
     assert "resumed at step 20; stop after 30 steps" in r.stderr
+
+
+def test_rm_deletes_runs_but_never_one_being_written():
+    from advgraph.runs import RunDir
+
+    for name in ("a", "b"):
+        r = cli("train", SPECS / "toy1d.yaml", "--name", name, "--set", "training.stop.steps=5")
+        assert r.exit_code == 0, r.stderr
+    r = cli("rm", "a")  # no terminal to confirm on
+    assert r.exit_code == 2 and "add --yes" in r.stderr and (runs_root() / "a").is_dir()
+    r = cli("rm", "a", "nope", "--yes")  # every name is checked before anything is deleted
+    assert r.exit_code == 1 and "no run named 'nope'" in r.stderr and (runs_root() / "a").is_dir()
+    writer = RunDir(runs_root() / "b")
+    writer.lock()
+    try:
+        r = cli("rm", "b", "--yes")
+        assert r.exit_code == 1 and "is being written by process" in r.stderr
+        assert (runs_root() / "b" / "run.json").is_file()
+    finally:
+        writer.unlock()
+    r = cli("rm", "a", "b", "-y")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.splitlines() == [f"deleted {runs_root() / 'a'}", f"deleted {runs_root() / 'b'}"]
+    assert not any(runs_root().iterdir())
+
+
+def test_device_auto_is_the_default_and_says_what_it_chose():
+    r = cli("train", SPECS / "toy1d.yaml", "--name", "auto", "--set", "training.stop.steps=5")
+    assert r.exit_code == 0, r.stderr
+    import torch
+
+    want = "cuda" if torch.cuda.is_available() else "cpu"
+    assert r.stderr.splitlines()[0].startswith(f"device: {want} (--device auto: ")
+    assert json.loads((runs_root() / "auto" / "run.json").read_text())["device"] == want
+    r = cli("train", SPECS / "toy1d.yaml", "--name", "cpu", "--device", "cpu",
+            "--set", "training.stop.steps=5")
+    assert r.exit_code == 0 and "device:" not in r.stderr  # nothing to say when chosen
+    r = cli("sample", "auto", "--npz", runs_root() / "s.npz", "--n", "3")  # auto there too
+    assert r.exit_code == 0, r.stderr

@@ -139,5 +139,5 @@ def test_a_spec_cannot_choose_where_runs_are_written():
     path.write_text(spec)
     r = cli("train", path, *FAST, "--set", "training.stop.steps=2")
     assert r.exit_code == 0, r.stderr
-    assert [p.name for p in runs_root().iterdir()] == ["run1"]
+    assert [p.name for p in runs_root().iterdir()] == ["run-001"]  # not the spec's name
     assert not (runs_root().parent.parent / "escape").exists()

@@ -17,13 +17,21 @@ def test_run_names_stay_inside_the_runs_directory(tmp_path, bad):
 
 def test_numbering_and_existing_names(tmp_path):
     a, b = RunDir.create(tmp_path, None), RunDir.create(tmp_path, None)
-    assert (a.name, b.name) == ("run1", "run2")
+    assert (a.name, b.name) == ("run-001", "run-002")
     RunDir.create(tmp_path, "exp")
     with pytest.raises(RunError, match="already exists"):
         RunDir.create(tmp_path, "exp")
     for r in (a, b):
         r.write_info(status="finished")
-    assert [r.name for r in list_runs(tmp_path)] == ["run1", "run2"]
+    assert [r.name for r in list_runs(tmp_path)] == ["run-001", "run-002"]
+
+
+def test_default_names_are_the_spec_name_and_a_counter(tmp_path):
+    names = [RunDir.create(tmp_path, None, stem="fashion-mnist").name for _ in range(2)]
+    assert names == ["fashion-mnist-001", "fashion-mnist-002"]
+    assert RunDir.create(tmp_path, None, stem="toy1d").name == "toy1d-001"  # its own counter
+    for bad in ("../escape", "", "a b", "x" * 100):  # never a path or an invalid name
+        assert RunDir.create(tmp_path, None, stem=bad).name.startswith("run-")
 
 
 def test_checkpoints_verify_and_fall_back(tmp_path):
