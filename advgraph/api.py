@@ -6,8 +6,9 @@
     G = run.generator()                         # a torch.nn.Module: G(z) or G(z, y)
     run.spec, run.step, run.checkpoints         # the resolved spec, the step loaded, all steps
 
-Whatever backend trained the run: checkpoints are backend-neutral, and the run is read on the
-torch backend unless `backend` says otherwise.
+Whatever backend trained the run: checkpoints are backend-neutral. The run is read on the
+backend that trained it unless `backend` says otherwise; `generator()` is a torch module either
+way. Warnings (a damaged checkpoint skipped for the previous one) go through `warnings.warn`.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ def open_run(run: str | Path, *, checkpoint: int | None = None, backend: str | N
     """Open a run by path (a directory holding run.json) or by name under `runs_dir`
     (default ./runs, or $ADVGRAPH_RUNS); its latest good checkpoint unless `checkpoint` names a
     step. Raises advgraph.errors.AdvGraphError subclasses with the file named."""
+    import warnings
+
     from .train.restore import restore_run
 
     p = Path(run)
@@ -98,4 +101,5 @@ def open_run(run: str | Path, *, checkpoint: int | None = None, backend: str | N
         if not (root / str(run) / "run.json").is_file() and p.exists():
             raise RunError(f"{p}: not a run directory (no run.json)")
         rd = RunDir.open(root, str(run))
-    return Run(restore_run(rd, checkpoint, backend=backend, device=device))
+    return Run(restore_run(rd, checkpoint, backend=backend, device=device,
+                           warn=lambda m: warnings.warn(m, stacklevel=3)))

@@ -132,8 +132,11 @@ def resolve_device(device: str | None, backend_name: str) -> str:
     """`auto` (or nothing): the backend's first CUDA device when it has one, else the CPU."""
     if device not in (None, "auto"):
         return device  # type: ignore[return-value]
-    has_cuda = getattr(get_backend(backend_name), "cuda_available", lambda: False)
-    return "cuda" if has_cuda() else "cpu"
+    try:
+        backend = get_backend(backend_name)
+    except BackendError:
+        return "cpu"  # building the trainer reports the unknown or unavailable backend
+    return "cuda" if getattr(backend, "cuda_available", lambda: False)() else "cpu"
 
 
 def check_supported(backend: Backend, program: Program) -> None:

@@ -109,29 +109,52 @@ def plot_2d(samples: np.ndarray, data: np.ndarray, path: Path, centres=None, tit
 
 
 def plot_metrics(rows: list[dict], path: Path, title: str = "",
-                 parzen: list[dict] | None = None) -> Path:
-    """Losses, mean D outputs and (when monitored) the validation Parzen estimate by step."""
+                 parzen: list[dict] | None = None, evals: list[dict] | None = None) -> Path:
+    """Losses, mean D outputs, (when monitored) the validation Parzen estimate by step, and the
+    history of `advgraph eval` (eval/metrics.jsonl lines): Parzen log-likelihoods with their
+    standard errors and FIDs, by checkpoint."""
     plt = _pyplot()
     steps = [r["step"] for r in rows]
-    n = 3 if parzen else 2
-    fig, axes = plt.subplots(n, 1, figsize=(8, 3 * n), sharex=True)
+    evals = evals or []
+    pz_evals = [e for e in evals if e.get("metric") == "parzen"
+                and e.get("mean_log_likelihood") is not None]
+    fid_evals = [e for e in evals if e.get("metric") == "quality"
+                 and "fid" in (e.get("rows") or {}).get("G", {})]
+    panels = 2 + bool(parzen) + bool(pz_evals) + bool(fid_evals)
+    fig, axes = plt.subplots(panels, 1, figsize=(8, 3 * panels), sharex=True)
+    mark = "o-" if len(rows) == 1 else "-"  # a single point is invisible as a line
     a, b = axes[0], axes[1]
-    a.plot(steps, [r["d_loss"] for r in rows], label="D loss")
-    a.plot(steps, [r["g_loss"] for r in rows], label="G loss")
+    a.plot(steps, [r["d_loss"] for r in rows], mark, label="D loss")
+    a.plot(steps, [r["g_loss"] for r in rows], mark, label="G loss")
     a.axhline(np.log(4), color="grey", lw=0.8, ls="--", label="log 4 (D at equilibrium)")
     a.set_ylabel("loss")
     a.legend()
-    b.plot(steps, [r["d_real"] for r in rows], label="mean D(x)")
-    b.plot(steps, [r["d_fake"] for r in rows], label="mean D(G(z))")
+    b.plot(steps, [r["d_real"] for r in rows], mark, label="mean D(x)")
+    b.plot(steps, [r["d_fake"] for r in rows], mark, label="mean D(G(z))")
     b.axhline(0.5, color="grey", lw=0.8, ls="--")
     b.set_ylim(0, 1)
     b.set_ylabel("D output")
     b.legend()
+    extra = iter(axes[2:])
     if parzen:
-        c = axes[2]
+        c = next(extra)
         c.plot([r["step"] for r in parzen], [r["parzen_valid"] for r in parzen], "o-",
                label=f"validation Parzen log-lik (σ {parzen[-1]['parzen_sigma']})")
         c.set_ylabel("nats")
+        c.legend()
+    if pz_evals:
+        c = next(extra)
+        c.errorbar([e["checkpoint_step"] for e in pz_evals],
+                   [e["mean_log_likelihood"] for e in pz_evals],
+                   yerr=[e.get("stderr") or 0.0 for e in pz_evals], fmt="s", capsize=3,
+                   label="eval --parzen (± s.e.)")
+        c.set_ylabel("nats")
+        c.legend()
+    if fid_evals:
+        c = next(extra)
+        c.plot([e["checkpoint_step"] for e in fid_evals],
+               [e["rows"]["G"]["fid"] for e in fid_evals], "s", label="eval --fid (G)")
+        c.set_ylabel("FID")
         c.legend()
     axes[-1].set_xlabel("step")
     a.set_title(title)

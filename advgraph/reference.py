@@ -12,10 +12,8 @@ import numpy as np
 
 from .ir import Graph, Node, Op
 from .ops import OPS
-from .ops.activation import sigmoid
-from .ops.structure import concat
 
-__all__ = ["apply", "concat", "d_loss", "forward", "g_loss", "one_hot", "sigmoid", "softplus"]
+__all__ = ["apply", "d_loss", "forward", "g_loss", "one_hot", "softplus"]
 
 
 def apply(node: Node, x: np.ndarray, params: dict[str, np.ndarray], *, train: bool = False,

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_write
+from .atomic import append_line, atomic_write
 from .errors import CheckpointError, RunError, UsageError, WriteError
 
 _LOCKS: dict[str, int] = {}  # run path → the descriptor holding its writer lock
@@ -285,12 +285,7 @@ class RunDir:
     # ---- metrics ----------------------------------------------------------------------------
 
     def append_metrics(self, row: dict[str, Any]) -> None:
-        try:
-            with open(self.metrics_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
-                f.flush()
-        except OSError as e:
-            raise WriteError(f"cannot write {self.metrics_path}: {e.strerror or e}") from None
+        append_line(self.metrics_path, json.dumps(row))
 
     def metrics(self) -> list[dict[str, Any]]:
         """The rows of metrics.jsonl, each checked against its schema (rundata.read_metrics):

@@ -145,6 +145,8 @@ def eval_(
     retrain_classifier: bool = typer.Option(False, "--retrain-classifier", help="Train the "
                                             "data's classifier again instead of using the cached "
                                             "one."),
+    all_checkpoints: bool = typer.Option(False, "--all-checkpoints", help="Evaluate every "
+                                         "checkpoint the run keeps, oldest first."),
     seed: int = SeedOpt, out: Optional[Path] = OutOpt, checkpoint: Optional[int] = CheckpointOpt,
     device: str = DeviceOpt, backend: Optional[str] = EvalBackendOpt,
     data_root: Optional[str] = DataRootOpt,
@@ -158,40 +160,47 @@ def eval_(
     which = {m for m, on in (("fid", fid), ("prdc", prdc), ("score", score)) if on}
     with user_errors(), ranks(nproc, device) as dist:
         png_out(out)
-        grid = _check_eval_options(parzen or bool(which), theory, by_label and parzen, samples,
-                                   split, baseline, sigmas, sigma, valid_limit)
-        if by_label and which and not parzen:
-            raise UsageError("--by-label goes with --parzen")
-        restored = _restore(run, runs_dir, checkpoint, dist.device if dist else device,
-                            data_root, backend)
-        if parzen:
-            rep = C.parzen(restored, samples=samples, sigmas=grid, sigma=sigma,
-                           valid_limit=valid_limit or None, split=split, baseline=baseline,
-                           seed=seed, dist=dist, per_label=by_label)
+        grid = _check_eval_options(parzen, which, theory, by_label, samples, split, baseline,
+                                   sigmas, sigma, valid_limit)
+        if all_checkpoints and checkpoint is not None:
+            raise UsageError("give either --checkpoint or --all-checkpoints, not both")
+        steps = [checkpoint]
+        if all_checkpoints:
+            from ..runs import RunDir
+
+            steps = [c.step for c in RunDir.open(runs_root(runs_dir), run).checkpoints()] or [None]
+        for step in steps:
+            restored = _restore(run, runs_dir, step, dist.device if dist else device,
+                                data_root, backend)
+            if parzen:
+                rep = C.parzen(restored, samples=samples, sigmas=grid, sigma=sigma,
+                               valid_limit=valid_limit or None, split=split, baseline=baseline,
+                               seed=seed, dist=dist, per_label=by_label)
+                if dist is None or dist.is_main:
+                    if by_label:
+                        _print_by_label(rep)
+                    else:
+                        _print_parzen(rep)
+                    console.print(f"caveat: {rep['caveat']}")
+                    print_wrote(Path(rep["written"]))
             if dist is not None and not dist.is_main:
-                return
-            if by_label:
-                _print_by_label(rep)
-            else:
-                _print_parzen(rep)
-            console.print(f"caveat: {rep['caveat']}")
-            print_wrote(Path(rep["written"]))
-        if which and (dist is None or dist.is_main):
-            rep = C.quality(restored, which=which, samples=samples, seed=seed, split=split,
-                            baseline=baseline, retrain=retrain_classifier,
-                            warn=_warn,
-                            progress=lambda m: err.print(m, markup=False))
-            _print_quality(rep)
-            print_wrote(Path(rep["written"]))
-        if theory and (dist is None or dist.is_main):
-            _print_theory(C.theory(restored, samples=samples, seed=seed, out=out))
+                continue
+            if which:
+                rep = C.quality(restored, which=which, samples=samples, seed=seed, split=split,
+                                baseline=baseline, retrain=retrain_classifier, warn=_warn,
+                                progress=lambda m: err.print(m, markup=False))
+                _print_quality(rep)
+                print_wrote(Path(rep["written"]))
+            if theory:
+                _print_theory(C.theory(restored, samples=samples, seed=seed, out=out))
 
 
-def _check_eval_options(parzen: bool, theory: bool, by_label: bool, samples: int, split: str,
-                        baseline: Optional[str], sigmas: Optional[str], sigma: Optional[float],
-                        valid_limit: Optional[int]) -> Optional[list[float]]:
+def _check_eval_options(parzen: bool, which: set[str], theory: bool, by_label: bool,
+                        samples: int, split: str, baseline: Optional[str], sigmas: Optional[str],
+                        sigma: Optional[float], valid_limit: Optional[int]
+                        ) -> Optional[list[float]]:
     """eval's options, checked; returns the σ grid from --sigmas (None: the default)."""
-    if not (parzen or theory):
+    if not (parzen or which or theory):
         raise UsageError("choose --parzen, --fid, --prdc, --score and/or --theory")
     if by_label and not parzen:
         raise UsageError("--by-label goes with --parzen")
@@ -266,6 +275,8 @@ def _print_quality(rep: dict[str, Any]) -> None:
     for name, r in rep["rows"].items():
         table.add_row(name, str(r["n"]), *(f"{r[c]:.4g}" for c in cols))
     console.print(table)
+    for note in rep.get("notes", []):
+        _warn(note)
     console.print(f"classifier: test accuracy {clf['test_accuracy']:.4f} ({clf['classes']} "
                   f"classes; {clf['path']}); lower FID and higher precision/recall are better, "
                   "read G's row against the real data's")
@@ -287,6 +298,30 @@ def _print_by_label(rep: dict[str, Any]) -> None:
                   f"{rep['seconds']:.1f} s")
 
 
+def _eval_history(run) -> list[dict[str, Any]]:
+    """eval/metrics.jsonl's lines; a line that does not parse (a crash mid-write) is skipped
+    with a warning, never fatal for a plot."""
+    import json
+
+    path = run.path / "eval" / "metrics.jsonl"
+    out = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    except (OSError, UnicodeDecodeError) as e:
+        _warn(f"{path}: not read ({e}); the plot leaves out the evaluations")
+        return []
+    for i, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if isinstance(row, dict) and isinstance(row.get("checkpoint_step"), int):
+            out.append(row)
+        elif line.strip():
+            _warn(f"{path}:{i}: not an evaluation record; skipped")
+    return out
+
+
 @app.command()
 def plot(run: str = typer.Argument(..., help="Run name."), out: Optional[Path] = OutOpt,
          runs_dir: Optional[Path] = RunsDirOpt) -> None:
@@ -305,4 +340,4 @@ def plot(run: str = typer.Argument(..., help="Run name."), out: Optional[Path] =
         if not rows:
             raise RunError(f"{r.metrics_path}: no training metrics yet (run {run!r})")
         print_wrote(plot_metrics(rows, out or r.path / "plots" / "metrics.png",
-                                 title=f"run {run}", parzen=parzen))
+                                 title=f"run {run}", parzen=parzen, evals=_eval_history(r)))

@@ -13,8 +13,9 @@ class Display:
     """Progress on a terminal; plain metric lines otherwise (CI logs, pipes). Implements
     advgraph.train.hooks.TrainingHooks."""
 
-    def __init__(self) -> None:
-        self.live = err.is_terminal
+    def __init__(self, console=err) -> None:
+        self.console = console
+        self.live = console.is_terminal
         self.progress = None
         self.task = None
         self._last = 0.0
@@ -23,19 +24,24 @@ class Display:
     def start(self, info: StartInfo) -> None:
         self.unit = info.unit
         resumed = f"resumed at step {info.step}; " if info.step else ""
-        err.print(f"run {info.run_name}: {info.run_path}  ({resumed}stop after {info.total} "
-                  f"{info.unit}; {info.per_epoch} minibatches per epoch)")
+        self.console.print(f"run {info.run_name}: {info.run_path}  ({resumed}on {info.device}; "
+                           f"stop after {info.total} {info.unit}; {info.per_epoch} minibatches "
+                           "per epoch)")
         if self.live:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+            of = f"/{info.total}" if info.unit == "steps" else ""
             self.progress = Progress(
                 TextColumn("[bold]{task.fields[name]}"), BarColumn(bar_width=30),
-                TextColumn("step {task.fields[step]} · epoch {task.fields[epoch]:.2f}"),
-                TimeRemainingColumn(), console=err, transient=False)
+                TextColumn("step {task.fields[step]}" + of + " · epoch {task.fields[epoch]:.2f}"
+                           + ("/" + str(info.total) if info.unit == "epochs" else "")),
+                TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[losses]}"),
+                TextColumn("ETA"), TimeRemainingColumn(), console=self.console,
+                transient=False)
             done = info.step if info.unit == "steps" else info.epoch
             self.task = self.progress.add_task("train", total=info.total, completed=done,
                                                name=info.run_name, step=info.step,
-                                               epoch=info.epoch)
+                                               epoch=info.epoch, rate="", losses="")
             self.progress.start()
 
     def tick(self, step: int, epoch: float) -> None:
@@ -49,21 +55,25 @@ class Display:
                              step=step, epoch=epoch)
 
     def report(self, row: dict[str, Any]) -> None:
-        # One line per logging interval; on a terminal it scrolls above the progress bar.
+        # One line per logging interval; on a terminal it scrolls above the progress bar, which
+        # keeps the latest losses, D outputs and speed.
         if "parzen_valid" in row:
             v = row["parzen_valid"]
-            err.print(f"step {row['step']} epoch {row['epoch']:.2f}: Parzen log-likelihood of "
+            self.console.print(f"step {row['step']} epoch {row['epoch']:.2f}: Parzen log-likelihood of "
                       f"validation data (σ {row['parzen_sigma']}, {row['parzen_samples']} "
                       f"samples): " + ("n/a (no validation data)" if v is None else f"{v:.2f}"),
                       markup=False)
             return
-        err.print(f"step {row['step']} epoch {row['epoch']:.2f}: "
-                  f"D {row['d_loss']:.4f} G {row['g_loss']:.4f} "
-                  f"D(x) {row['d_real']:.3f} D(G(z)) {row['d_fake']:.3f} "
-                  f"{row['steps_per_s']:.1f} steps/s", markup=False)
+        losses = (f"D {row['d_loss']:.4f} G {row['g_loss']:.4f} "
+                  f"D(x) {row['d_real']:.3f} D(G(z)) {row['d_fake']:.3f}")
+        self.console.print(f"step {row['step']} epoch {row['epoch']:.2f}: {losses} "
+                           f"{row['steps_per_s']:.1f} steps/s", markup=False)
+        if self.progress is not None:
+            self.progress.update(self.task, rate=f"{row['steps_per_s']:.1f} steps/s",
+                                 losses=losses)
 
     def warn(self, msg: str) -> None:
-        err.print(f"warning: {msg}", markup=False)
+        self.console.print(f"warning: {msg}", markup=False)
 
     def stop(self) -> None:
         if self.progress is not None:

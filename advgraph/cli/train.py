@@ -44,7 +44,7 @@ def train(
         rank = world_from_env()[0]
         _check_source(spec, resume, name)
         if resume is None or device == "auto":
-            device = _auto_device(device, backend or "torch", rank)
+            device = _auto_device(device, backend or "torch")
     display = Display() if rank == 0 else None  # rank 0 alone reports
     with user_errors(rank):
         try:
@@ -62,14 +62,11 @@ def train(
         raise typer.Exit(130)
 
 
-def _auto_device(device: Optional[str], backend: str, rank: int) -> str:
+def _auto_device(device: Optional[str], backend: str) -> str:
+    """What --device auto means here (the start line says where the run trains)."""
     from ..backend import resolve_device
 
-    chosen = resolve_device(device, backend)
-    if device in (None, "auto") and rank == 0:
-        err.print(f"device: {chosen} (--device auto: "
-                  f"{'CUDA is available' if chosen != 'cpu' else 'no CUDA device'})")
-    return chosen
+    return resolve_device(device, backend)
 
 
 def _check_source(spec: Optional[Path], resume: Optional[str], name: Optional[str]) -> None:
@@ -123,12 +120,8 @@ def _print_outcome(run, outcome, world: int) -> None:
                   f"Continue with: advgraph train --resume {run.name}"
                   + (f" --nproc {world}" if world > 1 else ""))
         raise typer.Exit(130)
-    if world > 1:
-        console.print(f"run {run.name} finished: step {outcome.step}, epoch {outcome.epoch} "
-                      f"({world} processes) → {run.path}")
-        return
     last = outcome.last or {}
-    summary = ", ".join(f"{k} {last[k]:.4f}" for k in ("d_loss", "g_loss", "d_real", "d_fake")
-                        if k in last)
+    summary = ", ".join([f"{k} {last[k]:.4f}" for k in ("d_loss", "g_loss", "d_real", "d_fake")
+                         if k in last] + ([f"{world} processes"] if world > 1 else []))
     console.print(f"run {run.name} finished: step {outcome.step}, epoch {outcome.epoch}"
                   + (f" ({summary})" if summary else "") + f" → {run.path}")

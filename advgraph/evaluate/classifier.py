@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -28,14 +27,17 @@ RECIPE = {"version": 1, "features": 128, "epochs": 4, "batch": 128, "lr": 1e-3, 
 
 
 def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "advgraph" / "classifiers"
+    from ..data.idx import cache_dir
+
+    return cache_dir("classifiers")
 
 
-def data_digest(x: np.ndarray, y: np.ndarray) -> str:
-    """SHA-256 of the training data, its labels and the recipe: the classifier's identity."""
+def data_digest(x: np.ndarray, y: np.ndarray, classes: int, shape: tuple[int, ...]) -> str:
+    """SHA-256 of the training data, its labels, the number of classes, the shape the net
+    takes and the recipe: the classifier's identity."""
     h = hashlib.sha256()
-    h.update(json.dumps({**RECIPE, "shape": list(x.shape)}, sort_keys=True).encode())
+    h.update(json.dumps({**RECIPE, "data": list(x.shape), "classes": classes,
+                         "input": list(shape)}, sort_keys=True).encode())
     h.update(np.ascontiguousarray(x, dtype=np.float32).tobytes())
     h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
     return h.hexdigest()
@@ -45,7 +47,7 @@ def _net(shape: tuple[int, ...], classes: int):
     import torch.nn as nn
 
     f = RECIPE["features"]
-    if len(shape) == 3 and min(shape[1:]) >= 12:
+    if len(shape) == 3 and min(shape[1:]) >= 16:  # two 5×5 convolutions and two 2×2 pools
         c, h, w = shape
         hh, ww = ((h - 4) // 2 - 4) // 2, ((w - 4) // 2 - 4) // 2
         body = nn.Sequential(nn.Conv2d(c, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
@@ -93,8 +95,16 @@ def _train(x: np.ndarray, y: np.ndarray, shape: tuple[int, ...], classes: int,
            progress: Callable[[str], None] | None):
     import torch
 
-    torch.manual_seed(RECIPE["seed"])
-    body, head = _net(shape, classes)
+    with torch.random.fork_rng():  # the caller's torch RNG stays as it was
+        torch.manual_seed(RECIPE["seed"])
+        body, head = _net(shape, classes)
+    return _fit(body, head, x, y, shape, progress)
+
+
+def _fit(body, head, x: np.ndarray, y: np.ndarray, shape: tuple[int, ...],
+         progress: Callable[[str], None] | None):
+    import torch
+
     params = list(body.parameters()) + list(head.parameters())
     opt = torch.optim.Adam(params, lr=RECIPE["lr"])
     rng = np.random.default_rng(RECIPE["seed"])
@@ -147,27 +157,28 @@ def domain_classifier(x_train: np.ndarray, y_train: np.ndarray | None, x_test: n
     from safetensors.numpy import load as st_load
     from safetensors.numpy import save as st_save
 
-    digest = data_digest(x_train, y_train)
+    digest = data_digest(x_train, y_train, classes, shape)
     root = cache_root()
     path, meta_path = root / f"{digest[:32]}.safetensors", root / f"{digest[:32]}.json"
     if not retrain and path.exists() and meta_path.exists():
         try:
             meta = json.loads(meta_path.read_text())
+            if not isinstance(meta, dict) or not isinstance(meta.get("test_accuracy"), float):
+                raise ValueError(f"{meta_path} is not a classifier record")
             blob = path.read_bytes()
-            if hashlib.sha256(blob).hexdigest() != meta["sha256"]:
+            if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
                 raise ValueError("its SHA-256 does not match the record")
             body, head = _net(shape, classes)
             _load_state(body, head, st_load(blob))
             return DomainClassifier(body, head, shape, float(meta["test_accuracy"]), digest, path)
-        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as e:
             if warn:
                 warn(f"cached domain classifier {path} is unusable ({e}); training it again")
     body, head = _train(x_train, y_train, shape, classes, progress)
     c = DomainClassifier(body, head, shape, 0.0, digest, path)
     c.accuracy = _accuracy(c, x_test, y_test)
     blob = st_save(_state(body, head))
-    root.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, blob)
+    atomic_write(path, blob)  # a WriteError names the path
     atomic_write(meta_path, (json.dumps({"sha256": hashlib.sha256(blob).hexdigest(),
                                       "test_accuracy": c.accuracy, "recipe": RECIPE,
                                       "train_examples": len(x_train), "classes": classes,

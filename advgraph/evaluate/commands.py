@@ -14,11 +14,11 @@ import numpy as np
 
 from ..data import dataset_for
 from ..errors import DataError, UsageError
-from ..atomic import atomic_write
+from ..atomic import append_line, atomic_write
 from ..runs import RunDir
 from ..sampling import lerp, sample_prior, slerp
 from ..spec.gan import Cifar10Data, Gaussian1dData, Ring2dData
-from ..train.restore import RestoredRun as Loaded
+from ..train.restore import RestoredRun
 
 
 def _out_path(run: RunDir, given: Path | None, sub: str, name: str) -> Path:
@@ -27,117 +27,117 @@ def _out_path(run: RunDir, given: Path | None, sub: str, name: str) -> Path:
     return run.path / sub / name
 
 
-def check_label(loaded: Loaded, label: int | None) -> None:
-    if label is not None and not 0 <= label < _classes(loaded, "--label"):
-        raise UsageError(f"--label must be one of 0..{loaded.program.classes - 1}, got {label}")
+def check_label(restored: RestoredRun, label: int | None) -> None:
+    if label is not None and not 0 <= label < _classes(restored, "--label"):
+        raise UsageError(f"--label must be one of 0..{restored.program.classes - 1}, got {label}")
 
 
-def _classes(loaded: Loaded, flag: str) -> int:
-    if loaded.program.classes is None:
-        raise UsageError(f"{flag}: run {loaded.run.name!r} is not a conditional GAN (its spec "
+def _classes(restored: RestoredRun, flag: str) -> int:
+    if restored.program.classes is None:
+        raise UsageError(f"{flag}: run {restored.run.name!r} is not a conditional GAN (its spec "
                          "has no condition)")
-    return loaded.program.classes
+    return restored.program.classes
 
 
-def draw_labels(loaded: Loaded, n: int, rng: np.random.Generator,
+def draw_labels(restored: RestoredRun, n: int, rng: np.random.Generator,
                 label: int | None = None) -> np.ndarray | None:
     """Labels for n samples of a conditional G: all `label`, or uniform over the classes
     (None for an unconditional G)."""
-    check_label(loaded, label)
-    classes = loaded.program.classes
+    check_label(restored, label)
+    classes = restored.program.classes
     if classes is None:
         return None
     return np.full(n, label) if label is not None else rng.integers(0, classes, n)
 
 
-def run_generator(loaded: Loaded, z: np.ndarray, y: np.ndarray | None,
+def run_generator(restored: RestoredRun, z: np.ndarray, y: np.ndarray | None,
                   batch: int = 1000) -> np.ndarray:
     """G(z) (or G(z|y)) for given z (and y), in batches of the trainer's `generate`."""
-    return np.concatenate([loaded.trainer.generate(z[i:i + batch],
+    return np.concatenate([restored.trainer.generate(z[i:i + batch],
                                                    None if y is None else y[i:i + batch])
                            for i in range(0, len(z), batch)])
 
 
-def draw_samples_and_labels(loaded: Loaded, n: int, seed: int, label: int | None = None,
+def draw_samples_and_labels(restored: RestoredRun, n: int, seed: int, label: int | None = None,
                             labels: np.ndarray | None = None
                             ) -> tuple[np.ndarray, np.ndarray | None]:
     """n samples of G, z drawn from the prior with `seed`, and the labels they were drawn for:
     a conditional G gets `labels`, or all `label`, or uniform labels."""
     rng = np.random.default_rng(seed)
-    z = sample_prior(loaded.program.prior, n, rng)  # before the labels: same z as unconditional
-    y = labels if labels is not None else draw_labels(loaded, n, rng, label)
-    return run_generator(loaded, z, y), y
+    z = sample_prior(restored.program.prior, n, rng)  # before the labels: same z as unconditional
+    y = labels if labels is not None else draw_labels(restored, n, rng, label)
+    return run_generator(restored, z, y), y
 
 
-def draw_samples(loaded: Loaded, n: int, seed: int, label: int | None = None,
+def draw_samples(restored: RestoredRun, n: int, seed: int, label: int | None = None,
                  labels: np.ndarray | None = None) -> np.ndarray:
     """draw_samples_and_labels without the labels."""
-    return draw_samples_and_labels(loaded, n, seed, label, labels)[0]
+    return draw_samples_and_labels(restored, n, seed, label, labels)[0]
 
 
-def draw_samples_per_class(loaded: Loaded, per_class: int,
+def draw_samples_per_class(restored: RestoredRun, per_class: int,
                            seed: int) -> tuple[np.ndarray, np.ndarray]:
     """per_class samples of every class, class-major; column j of every class shares its z,
     so a row of a grid shows one class and a column one z across the classes."""
-    classes = _classes(loaded, "--by-label")
-    z = sample_prior(loaded.program.prior, per_class, np.random.default_rng(seed))
+    classes = _classes(restored, "--by-label")
+    z = sample_prior(restored.program.prior, per_class, np.random.default_rng(seed))
     y = np.repeat(np.arange(classes), per_class)
-    return run_generator(loaded, np.tile(z, (classes, 1)), y), y
+    return run_generator(restored, np.tile(z, (classes, 1)), y), y
 
 
 # ---- sample ---------------------------------------------------------------------------------
 
 
-def sample(loaded: Loaded, *, figure: bool, rows: int, cols: int, seed: int, out: Path | None,
+def sample(restored: RestoredRun, *, figure: bool, rows: int, cols: int, seed: int, out: Path | None,
            nearest: bool, n: int | None, npz: Path | None, dist=None, label: int | None = None,
            per_label: bool = False) -> list[Path]:
     """Raw samples to `npz` and/or a figure (an image grid, or a plot for toy data). With
     `dist`, the nearest-neighbour search is shared over the ranks and rank 0 writes.
     Conditional runs: `label` fixes the class of every sample; `per_label` draws one grid row
     per class (rows = the number of classes)."""
-    check_label(loaded, label)
+    check_label(restored, label)
     if per_label:
         if label is not None:
             raise UsageError("give either --label or --by-label, not both")
-        rows = _classes(loaded, "--by-label")
+        rows = _classes(restored, "--by-label")
 
     def grid_samples() -> np.ndarray:
         if per_label:
-            return draw_samples_per_class(loaded, cols, seed)[0]
-        return draw_samples(loaded, rows * cols, seed, label=label)
+            return draw_samples_per_class(restored, cols, seed)[0]
+        return draw_samples(restored, rows * cols, seed, label=label)
 
     if dist is not None and not dist.is_main:
-        if nearest and image_shape(loaded) is not None:
+        if nearest and image_shape(restored) is not None:
             from .nearest import nearest as nn
 
             neighbours = grid_samples().reshape(rows, cols, -1)[:, -1]
-            nn(neighbours, loaded.splits.train, device=loaded.device, dist=dist)
+            nn(neighbours, restored.splits.train, device=restored.device, dist=dist)
         return []
     written: list[Path] = []
-    run = loaded.run
+    run = restored.run
     suffix = f"-label{label}" if label is not None else ("-by-label" if per_label else "")
     if npz is not None:
         count = n or rows * cols
         if per_label:
-            x, y = draw_samples_per_class(loaded, -(-count // rows), seed)
+            x, y = draw_samples_per_class(restored, -(-count // rows), seed)
         else:
-            x, y = draw_samples_and_labels(loaded, count, seed, label)
+            x, y = draw_samples_and_labels(restored, count, seed, label)
         import io
 
         extra = {"labels": y.astype(np.int64)} if y is not None else {}
         buf = io.BytesIO()
-        np.savez(buf, samples=x, step=np.int64(loaded.step), seed=np.int64(seed), **extra)
+        np.savez(buf, samples=x, step=np.int64(restored.step), seed=np.int64(seed), **extra)
         atomic_write(Path(npz), buf.getvalue())
         written.append(Path(npz))
     if not figure:
         return written
-    shape = image_shape(loaded)
-    tag = f"step-{loaded.step:07d}-seed{seed}{suffix}"
+    shape = image_shape(restored)
+    tag = f"step-{restored.step:07d}-seed{seed}{suffix}"
     if shape is None:
-        return written + [_toy_plot(loaded, seed, n or 5000, _out_path(run, out, "samples", f"{tag}.png"),
+        return written + [_toy_plot(restored, seed, n or 5000, _out_path(run, out, "samples", f"{tag}.png"),
                                     label)]
     samples = grid_samples()
-    per_image = _contrast_normalised(loaded)
+    per_image = _contrast_normalised(restored)
     imgs = _images(samples, shape, per_image)
     if nearest:
         # Figure 2: the rightmost column shows the nearest training example of the sample
@@ -145,8 +145,8 @@ def sample(loaded: Loaded, *, figure: bool, rows: int, cols: int, seed: int, out
         from .nearest import nearest as nn
 
         neighbours = samples.reshape(rows, cols, -1)[:, -1]
-        idx, _ = nn(neighbours, loaded.splits.train, device=loaded.device, dist=dist)
-        train_imgs = _images(loaded.splits.train[idx], shape, per_image)
+        idx, _ = nn(neighbours, restored.splits.train, device=restored.device, dist=dist)
+        train_imgs = _images(restored.splits.train[idx], shape, per_image)
         imgs = np.concatenate([imgs.reshape(rows, cols, *imgs.shape[1:]),
                                train_imgs[:, None]], axis=1).reshape(rows * (cols + 1), *imgs.shape[1:])
         from ..figures import grid
@@ -177,26 +177,26 @@ def _images(x: np.ndarray, shape: tuple[int, ...], per_image: bool = False) -> n
     return to_images(x, shape)
 
 
-def image_shape(loaded: Loaded) -> tuple[int, ...] | None:
+def image_shape(restored: RestoredRun) -> tuple[int, ...] | None:
     """How an example is drawn (None: toy data, plotted instead)."""
-    return dataset_for(loaded.spec.data).image_shape(loaded.program.data_shape)
+    return dataset_for(restored.spec.data).image_shape(restored.program.data_shape)
 
 
-def _contrast_normalised(loaded: Loaded) -> bool:
-    return isinstance(loaded.spec.data, Cifar10Data) and loaded.spec.data.gcn is not None
+def _contrast_normalised(restored: RestoredRun) -> bool:
+    return isinstance(restored.spec.data, Cifar10Data) and restored.spec.data.gcn is not None
 
 
-def _toy_plot(loaded: Loaded, seed: int, n: int, path: Path, label: int | None = None) -> Path:
+def _toy_plot(restored: RestoredRun, seed: int, n: int, path: Path, label: int | None = None) -> Path:
     from ..figures import plot_1d, plot_2d
 
-    x, y = draw_samples_and_labels(loaded, n, seed, label)
-    data = loaded.splits.train[:n]
-    if label is not None and loaded.splits.train_y is not None:
-        data = loaded.splits.train[loaded.splits.train_y == label][:n]
-    d = loaded.program.data_shape[0] if len(loaded.program.data_shape) == 1 else 0
-    title = f"{loaded.run.name}, step {loaded.step}"
+    x, y = draw_samples_and_labels(restored, n, seed, label)
+    data = restored.splits.train[:n]
+    if label is not None and restored.splits.train_y is not None:
+        data = restored.splits.train[restored.splits.train_y == label][:n]
+    d = restored.program.data_shape[0] if len(restored.program.data_shape) == 1 else 0
+    title = f"{restored.run.name}, step {restored.step}"
     if d == 1:
-        spec = loaded.spec.data
+        spec = restored.spec.data
         density = None
         if isinstance(spec, Gaussian1dData):
             from .theory import normal_pdf
@@ -205,50 +205,50 @@ def _toy_plot(loaded: Loaded, seed: int, n: int, path: Path, label: int | None =
         return plot_1d(x, data, path, density, title)
     if d == 2:
         centres = None
-        if isinstance(loaded.spec.data, Ring2dData):
+        if isinstance(restored.spec.data, Ring2dData):
             from ..data.toy import ring2d_centres
 
-            centres = ring2d_centres(loaded.spec.data.modes, loaded.spec.data.radius)
+            centres = ring2d_centres(restored.spec.data.modes, restored.spec.data.radius)
         return plot_2d(x, data, path, centres, title, labels=y if label is None else None)
-    raise UsageError(f"cannot draw {loaded.program.data_shape}-shaped non-image data; "
+    raise UsageError(f"cannot draw {restored.program.data_shape}-shaped non-image data; "
                      "use --npz PATH to save raw samples")
 
 
 # ---- interpolate ----------------------------------------------------------------------------
 
 
-def interpolate(loaded: Loaded, *, rows: int, steps: int, seed: int, spherical: bool,
+def interpolate(restored: RestoredRun, *, rows: int, steps: int, seed: int, spherical: bool,
                 out: Path | None, label: int | None = None) -> Path:
     """Figure 3. A conditional G keeps the class fixed along each path: `label`, or else
     class r mod classes on row r."""
-    check_label(loaded, label)
-    shape = image_shape(loaded)
+    check_label(restored, label)
+    shape = image_shape(restored)
     if shape is None:
         raise UsageError("interpolate draws images; this run's data "
-                         f"({loaded.program.data_shape}) is not images")
+                         f"({restored.program.data_shape}) is not images")
     rng = np.random.default_rng(seed)
-    ends = sample_prior(loaded.program.prior, 2 * rows, rng)
+    ends = sample_prior(restored.program.prior, 2 * rows, rng)
     path_fn = slerp if spherical else lerp
     z = np.concatenate([path_fn(ends[2 * r], ends[2 * r + 1], steps) for r in range(rows)])
     from ..figures import grid, save_png
 
     y = None
-    if loaded.program.classes is not None:
+    if restored.program.classes is not None:
         row_label = (np.full(rows, label) if label is not None
-                     else np.arange(rows) % loaded.program.classes)
+                     else np.arange(rows) % restored.program.classes)
         y = np.repeat(row_label, steps)
-    img = grid(_images(run_generator(loaded, z, y), shape, _contrast_normalised(loaded)), rows,
+    img = grid(_images(run_generator(restored, z, y), shape, _contrast_normalised(restored)), rows,
                steps)
     kind = "slerp" if spherical else "lerp"
     suffix = f"-label{label}" if label is not None else ""
-    return save_png(img, _out_path(loaded.run, out, "samples",
-                                   f"interp-step-{loaded.step:07d}-seed{seed}-{kind}{suffix}.png"))
+    return save_png(img, _out_path(restored.run, out, "samples",
+                                   f"interp-step-{restored.step:07d}-seed{seed}-{kind}{suffix}.png"))
 
 
 # ---- eval -----------------------------------------------------------------------------------
 
 
-def parzen(loaded: Loaded, *, samples: int, sigmas: list[float] | None, sigma: float | None,
+def parzen(restored: RestoredRun, *, samples: int, sigmas: list[float] | None, sigma: float | None,
            valid_limit: int | None, split: str, baseline: str | None, seed: int,
            chunk: int = 1000, dist=None, per_label: bool = False) -> dict[str, Any]:
     """The paper's Table 1 protocol. With `dist`, every rank draws the same samples (same
@@ -260,11 +260,11 @@ def parzen(loaded: Loaded, *, samples: int, sigmas: list[float] | None, sigma: f
     class c."""
     from .parzen import PAPER_SIGMAS
 
-    evaluate = _parzen_points(loaded, split, sigma, samples, baseline, per_label)
-    est = _ParzenSetting(loaded, split, samples, list(sigmas) if sigmas else list(PAPER_SIGMAS),
+    evaluate = _parzen_points(restored, split, sigma, samples, baseline, per_label)
+    est = _ParzenSetting(restored, split, samples, list(sigmas) if sigmas else list(PAPER_SIGMAS),
                          sigma, valid_limit, baseline, seed, chunk, dist)
     t0 = time.perf_counter()
-    report: dict[str, Any] = {"run": loaded.run.name, "checkpoint_step": loaded.step}
+    report: dict[str, Any] = {"run": restored.run.name, "checkpoint_step": restored.step}
     if per_label:
         report["by_label"], source = _parzen_by_label(est, evaluate)
     else:
@@ -275,16 +275,16 @@ def parzen(loaded: Loaded, *, samples: int, sigmas: list[float] | None, sigma: f
         return report
     name = ("parzen" + ("-by-label" if per_label else "")
             + ("-baseline-train" if baseline == "train" else "") + ".json")
-    _write_report(loaded.run, name, report, "parzen")
+    _write_report(restored.run, name, report, "parzen")
     return report
 
 
-def quality(loaded: Loaded, **kwargs: Any) -> dict[str, Any]:
+def quality(restored: RestoredRun, **kwargs: Any) -> dict[str, Any]:
     """`eval --fid/--prdc/--score` (see evaluate/quality.py), written to eval/quality.json."""
     from .quality import quality as measure
 
-    report = measure(loaded, **kwargs)
-    _write_report(loaded.run, "quality.json", report, "quality")
+    report = measure(restored, **kwargs)
+    _write_report(restored.run, "quality.json", report, "quality")
     return report
 
 
@@ -296,15 +296,14 @@ def _write_report(run: RunDir, name: str, report: dict[str, Any], metric: str) -
     report["written"] = str(path)
     line = {"metric": metric, "checkpoint_step": report.get("checkpoint_step"),
             "report": name, **{k: v for k, v in report.items() if k != "written"}}
-    with open(run.path / "eval" / "metrics.jsonl", "a", encoding="utf-8") as f:
-        f.write(json.dumps(line) + "\n")
+    append_line(run.path / "eval" / "metrics.jsonl", json.dumps(line))
 
 
 @dataclass(frozen=True)
 class _ParzenSetting:
     """What every estimate of one `eval --parzen` shares."""
 
-    loaded: Loaded
+    restored: RestoredRun
     split: str  # the split whose points are scored
     samples: int
     grid: list[float]  # the σ to choose from on the validation points
@@ -320,7 +319,7 @@ class _ParzenSetting:
         from .parzen import select_and_score
 
         return select_and_score(mu, valid, points, self.grid, self.sigma, self.chunk,
-                                self.loaded.device, self.dist)
+                                self.restored.device, self.dist)
 
     def valid_used(self, valid: np.ndarray) -> int:
         return 0 if self.sigma is not None else len(valid)
@@ -329,10 +328,10 @@ class _ParzenSetting:
         return valid[:self.valid_limit] if self.valid_limit else valid
 
 
-def _parzen_points(loaded: Loaded, split: str, sigma: float | None, samples: int,
+def _parzen_points(restored: RestoredRun, split: str, sigma: float | None, samples: int,
                    baseline: str | None, per_label: bool) -> np.ndarray:
     """The points to score, once the data can give what the estimate needs."""
-    sp = loaded.splits
+    sp = restored.splits
     evaluate = getattr(sp, split)
     if len(evaluate) == 0:
         raise DataError(f"the {split} split of this run's data is empty")
@@ -348,7 +347,7 @@ def _parzen_points(loaded: Loaded, split: str, sigma: float | None, samples: int
 def _parzen_overall(est: _ParzenSetting, evaluate: np.ndarray) -> tuple[dict[str, Any], str]:
     """One estimate over all the points, σ chosen on the validation split; the report's
     fields and where the samples came from."""
-    valid = est.limited(est.loaded.splits.valid)
+    valid = est.limited(est.restored.splits.valid)
     mu, source = _parzen_samples(est)
     res = est.score(mu, valid, evaluate)
     return {"mean_log_likelihood": res.mean, "stderr": res.stderr, "sigma": res.sigma,
@@ -356,19 +355,26 @@ def _parzen_overall(est: _ParzenSetting, evaluate: np.ndarray) -> tuple[dict[str
             "valid_used": est.valid_used(valid)}, source
 
 
+def labels_like_training(restored: RestoredRun, n: int, seed: int) -> np.ndarray | None:
+    """n labels drawn from the training labels, for a conditional G to model p(x) =
+    Σ p(y)·p(x|y) (None for an unconditional G)."""
+    if restored.program.classes is None:
+        return None
+    sp = restored.splits
+    sp.check_labels(restored.program.classes)
+    rng = np.random.default_rng([seed, 0x1AB])
+    return sp.train_y[rng.integers(0, len(sp.train_y), n)]  # type: ignore[index]
+
+
 def _parzen_samples(est: _ParzenSetting) -> tuple[np.ndarray, str]:
     """The window centres: training examples (the baseline) or samples of G, whose labels a
     conditional G draws from the training labels."""
-    loaded, sp, n = est.loaded, est.loaded.splits, est.samples
+    restored, sp, n = est.restored, est.restored.splits, est.samples
     if est.baseline == "train":
         mu = sp.train[np.random.default_rng(est.seed).permutation(len(sp.train))[:n]]
         return mu, f"{n} training examples used as samples (baseline)"
-    labels = None
-    if loaded.program.classes is not None:
-        sp.check_labels(loaded.program.classes)
-        rng = np.random.default_rng([est.seed, 0x1AB])
-        labels = sp.train_y[rng.integers(0, len(sp.train_y), n)]  # type: ignore[index]
-    mu = draw_samples(loaded, n, est.seed, labels=labels)
+    labels = labels_like_training(restored, n, est.seed)
+    mu = draw_samples(restored, n, est.seed, labels=labels)
     return mu, f"{n} samples of G" + (
         ", labels drawn from the training labels" if labels is not None else "")
 
@@ -376,8 +382,8 @@ def _parzen_samples(est: _ParzenSetting) -> tuple[np.ndarray, str]:
 def _parzen_by_label(est: _ParzenSetting,
                      evaluate: np.ndarray) -> tuple[list[dict[str, Any]], str]:
     """One estimate per class: its rows, and where the samples came from."""
-    sp = est.loaded.splits
-    classes = _classes(est.loaded, "--by-label")
+    sp = est.restored.splits
+    classes = _classes(est.restored, "--by-label")
     ey, vy = sp.labels(est.split), sp.labels("valid")
     if ey is None or (est.sigma is None and vy is None):
         raise DataError(f"--by-label needs the labels of the {est.split} and valid splits")
@@ -394,7 +400,7 @@ def _parzen_of_class(est: _ParzenSetting, c: int, points: np.ndarray,
     if len(points) == 0:
         return {"label": c, "n_evaluated": 0, "mean_log_likelihood": None, "stderr": None,
                 "sigma": None, "valid_used": 0}
-    sp = est.loaded.splits
+    sp = est.restored.splits
     valid = est.limited(sp.valid[vy == c] if vy is not None else sp.valid[:0])
     if est.sigma is None and len(valid) == 0:
         raise DataError(f"class {c} has no validation points to choose σ on; give --sigma")
@@ -403,7 +409,7 @@ def _parzen_of_class(est: _ParzenSetting, c: int, points: np.ndarray,
         own = sp.train[ty == c] if ty is not None else sp.train[:0]
         mu = own[np.random.default_rng([est.seed, c]).permutation(len(own))[:est.samples]]
     else:
-        mu = draw_samples(est.loaded, est.samples, est.seed + c, label=c)
+        mu = draw_samples(est.restored, est.samples, est.seed + c, label=c)
     res = est.score(mu, valid, points)
     return {"label": c, "n_evaluated": res.n_eval, "mean_log_likelihood": res.mean,
             "stderr": res.stderr, "sigma": res.sigma, "valid_used": est.valid_used(valid),
@@ -416,13 +422,13 @@ def _valid_scores(res) -> list[dict[str, float]]:
 
 def _parzen_provenance(est: _ParzenSetting, source: str, t0: float) -> dict[str, Any]:
     """The report's fields shared by both kinds of estimate: settings, data, where and when."""
-    loaded, sp, dist = est.loaded, est.loaded.splits, est.dist
+    restored, sp, dist = est.restored, est.restored.splits, est.dist
     return {
         "sigma_fixed": est.sigma is not None, "sigma_grid": est.grid if est.sigma is None else None,
         "samples": est.samples, "source": source, "baseline": est.baseline,
         "evaluated_split": est.split,
         "split_sizes": {"train": len(sp.train), "valid": len(sp.valid), "test": len(sp.test)},
-        "data": sp.source, "seed": est.seed, "backend": loaded.backend, "device": loaded.device,
+        "data": sp.source, "seed": est.seed, "backend": restored.backend, "device": restored.device,
         "seconds": round(time.perf_counter() - t0, 3),
         "processes": dist.world if dist is not None else 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version(),
@@ -432,24 +438,24 @@ def _parzen_provenance(est: _ParzenSetting, source: str, t0: float) -> dict[str,
     }
 
 
-def theory(loaded: Loaded, *, samples: int, seed: int, out: Path | None) -> dict[str, Any]:
+def theory(restored: RestoredRun, *, samples: int, seed: int, out: Path | None) -> dict[str, Any]:
     from . import theory as T
 
-    if loaded.program.data_shape != (1,):
-        raise UsageError(f"--theory needs 1-D data; this run's data is {loaded.program.data_shape}")
-    if loaded.program.conditional:
+    if restored.program.data_shape != (1,):
+        raise UsageError(f"--theory needs 1-D data; this run's data is {restored.program.data_shape}")
+    if restored.program.conditional:
         raise UsageError("--theory compares D with D* of an unconditional GAN; this run is "
                          "conditional")
-    g = draw_samples(loaded, samples, seed)
-    data = loaded.splits.test if len(loaded.splits.test) else loaded.splits.train
-    spec = loaded.spec.data
+    g = draw_samples(restored, samples, seed)
+    data = restored.splits.test if len(restored.splits.test) else restored.splits.train
+    spec = restored.spec.data
     p_data = None
     if isinstance(spec, Gaussian1dData):
         p_data = lambda xs: T.normal_pdf(xs, spec.mean, spec.std)  # noqa: E731
-    fake = draw_samples(loaded, min(samples, 20_000), seed + 1)
-    th, curves = T.measure(loaded.trainer.discriminate, g, data, p_data, fake)
-    png = T.plot(curves, th, _out_path(loaded.run, out, "eval", f"theory-step-{loaded.step:07d}.png"))
-    report = {"run": loaded.run.name, "checkpoint_step": loaded.step, **th.as_dict(),
+    fake = draw_samples(restored, min(samples, 20_000), seed + 1)
+    th, curves = T.measure(restored.trainer.discriminate, g, data, p_data, fake)
+    png = T.plot(curves, th, _out_path(restored.run, out, "eval", f"theory-step-{restored.step:07d}.png"))
+    report = {"run": restored.run.name, "checkpoint_step": restored.step, **th.as_dict(),
               "samples": samples, "seed": seed, "figure": str(png)}
-    _write_report(loaded.run, "theory.json", report, "theory")
+    _write_report(restored.run, "theory.json", report, "theory")
     return report

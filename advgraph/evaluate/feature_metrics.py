@@ -46,11 +46,17 @@ def _sq_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.maximum(d, 0.0)
 
 
+BLOCK = 1024  # rows per distance block: 1024 × 10,000 float64 is 80 MB, not 800
+
+
 def _kth_neighbour_radius(x: np.ndarray, k: int) -> np.ndarray:
     """Squared distance from each row of x to its k-th nearest other row."""
-    d = _sq_distances(x, x)
-    np.fill_diagonal(d, np.inf)
-    return np.partition(d, k - 1, axis=1)[:, k - 1]
+    out = np.empty(len(x))
+    for s in range(0, len(x), BLOCK):
+        d = _sq_distances(x[s:s + BLOCK], x)
+        d[np.arange(len(d)), np.arange(s, s + len(d))] = np.inf  # not its own neighbour
+        out[s:s + BLOCK] = np.partition(d, k - 1, axis=1)[:, k - 1]
+    return out
 
 
 def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, float]:
@@ -67,14 +73,19 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, float]:
         raise ValueError(f"precision/recall with k = {k} need more than {k} points per set")
     r_real = _kth_neighbour_radius(real, k)
     r_fake = _kth_neighbour_radius(fake, k)
-    d = _sq_distances(real, fake)  # (real, fake)
-    inside_real = d <= r_real[:, None]  # fake j inside the ball of real i
-    return {
-        "precision": float(inside_real.any(axis=0).mean()),
-        "recall": float((d <= r_fake[None, :]).any(axis=1).mean()),
-        "density": float(inside_real.sum(axis=0).mean() / k),
-        "coverage": float((d.min(axis=1) <= r_real).mean()),
-    }
+    in_real = np.zeros(len(fake), bool)  # fake j inside some real ball
+    balls = np.zeros(len(fake))  # how many real balls contain fake j
+    recalled = np.zeros(len(real), bool)  # real i inside some fake ball
+    nearest = np.full(len(real), np.inf)  # each real point's nearest fake point
+    for s in range(0, len(fake), BLOCK):
+        d = _sq_distances(real, fake[s:s + BLOCK])  # (real, block of fake)
+        inside = d <= r_real[:, None]
+        in_real[s:s + BLOCK] = inside.any(axis=0)
+        balls[s:s + BLOCK] = inside.sum(axis=0)
+        recalled |= (d <= r_fake[None, s:s + BLOCK]).any(axis=1)
+        np.minimum(nearest, d.min(axis=1), out=nearest)
+    return {"precision": float(in_real.mean()), "recall": float(recalled.mean()),
+            "density": float(balls.mean() / k), "coverage": float((nearest <= r_real).mean())}
 
 
 def classifier_score(probs: np.ndarray) -> float:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..data import dataset_for
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from .classifier import domain_classifier
 from .feature_metrics import Moments, classifier_score, frechet_distance, prdc
 
@@ -60,37 +60,58 @@ def _score(feats: np.ndarray, probs: np.ndarray, ref: np.ndarray, ref_moments: M
     return out
 
 
+def _check(restored, split: str, samples: int, baseline: str | None) -> None:
+    """What can be refused before minutes of classifier training."""
+    sp = restored.splits
+    if samples <= PRDC_K:
+        raise UsageError(f"--samples must be more than {PRDC_K} for the feature metrics "
+                         f"(precision/recall use the {PRDC_K} nearest neighbours), got {samples}")
+    if split == "train":
+        raise UsageError("--split train: the classifier is trained on the training split, so its "
+                         "features cannot judge samples against it; use test or valid")
+    if baseline == "train" and samples > len(sp.train):
+        raise UsageError(f"--baseline train: only {len(sp.train)} training examples for "
+                         f"--samples {samples}")
+    if len(getattr(sp, split)) <= PRDC_K:
+        raise DataError(f"{sp.source}: the {split} split has {len(getattr(sp, split))} examples; "
+                        f"the feature metrics need more than {PRDC_K}")
+
+
 def quality(restored, *, which: set[str], samples: int, seed: int, split: str = "test",
             baseline: str | None = None, retrain: bool = False,
             warn: Callable[[str], None] | None = None,
             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The report: per row (G, held-out real data, optionally training data) the requested
-    metrics against the `split` split, with the classifier's identity and accuracy."""
-    from .commands import draw_samples
+    metrics against the `split` split, with the classifier's identity and accuracy. A
+    conditional G's samples take labels drawn from the training labels, as for --parzen: the
+    model of p(x) = Σ p(y)·p(x|y) it defines."""
+    from .commands import draw_samples, labels_like_training
 
     t0 = time.perf_counter()
     sp = restored.splits
     classes, shape = _classes(restored), _net_shape(restored)
+    _check(restored, split, samples, baseline)
     clf = domain_classifier(sp.train, sp.train_y, sp.test, sp.test_y, classes, shape,
                             retrain=retrain, warn=warn, progress=progress)
-    ref_x = getattr(sp, split)
-    if len(ref_x) <= PRDC_K:
-        raise DataError(f"{sp.source}: the {split} split has {len(ref_x)} examples; the feature "
-                        f"metrics need more than {PRDC_K}")
-    ref_feats, ref_probs = clf.features_and_probs(ref_x[:MAX_REFERENCE])
+    ref_feats, _ = clf.features_and_probs(getattr(sp, split)[:MAX_REFERENCE])
     ref_moments = Moments.of(ref_feats)
     rows: dict[str, Any] = {}
-    fake = draw_samples(restored, samples, seed)
+    fake = draw_samples(restored, samples, seed, labels=labels_like_training(restored, samples,
+                                                                             seed))
     rows["G"] = _score(*clf.features_and_probs(fake), ref_feats, ref_moments, which)
     held_out = "valid" if split != "valid" else "test"
     real = getattr(sp, held_out)[:samples]
+    notes = []
     if len(real) > PRDC_K:
         rows[f"real ({held_out} split)"] = _score(*clf.features_and_probs(real), ref_feats,
                                                   ref_moments, which)
+    else:
+        notes.append(f"no held-out row: the {held_out} split has {len(real)} examples (set "
+                     f"data.valid to compare G with real data)")
     if baseline == "train":
         rows["train as samples"] = _score(*clf.features_and_probs(sp.train[:samples]),
                                           ref_feats, ref_moments, which)
-    return {
+    return {"notes": notes, 
         "run": restored.run.name, "checkpoint_step": restored.step, "metric": "quality",
         "metrics": sorted(which), "rows": rows, "reference_split": split,
         "reference_n": len(ref_feats), "samples": samples, "seed": seed, "prdc_k": PRDC_K,

@@ -122,6 +122,12 @@ class Prior:
     mean: float = 0.0
     std: float = 0.0
 
+    def __post_init__(self) -> None:
+        ok = (self.low < self.high) if self.kind == "uniform" else \
+            (self.kind == "gaussian" and self.std > 0)
+        if not ok or self.dim < 1:
+            raise ValueError(f"not a prior: {self}")  # the spec validates what users give
+
     @classmethod
     def uniform(cls, dim: int, low: float, high: float) -> "Prior":
         return cls("uniform", dim, low=low, high=high)

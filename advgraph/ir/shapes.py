@@ -6,28 +6,12 @@ Per op they are lookups in the op registry (advgraph/ops), which defines each op
 from __future__ import annotations
 
 from math import prod
-from typing import Any
-
 from advgraph.ops import OPS, ShapeError, fmt_shape
 
 from .graph import Graph, Node
-from .ops import Op
 
-__all__ = ["ShapeError", "fmt_shape", "flops", "graph_flops", "infer", "infer_concat",
-           "iteration_flops", "param_shapes", "training_bytes", "training_peak_bytes"]
-
-
-def infer(op: Op, in_shape: tuple[int, ...], attrs: dict[str, Any]) -> tuple[int, ...]:
-    return OPS[op].infer(in_shape, attrs)
-
-
-def infer_concat(shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
-    return OPS[Op.CONCAT].infer(shapes, {})
-
-
-def param_shapes(op: Op, in_shape: tuple[int, ...],
-                 attrs: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    return OPS[op].param_shapes(in_shape, attrs)
+__all__ = ["ShapeError", "fmt_shape", "flops", "graph_flops", "iteration_flops",
+           "training_bytes", "training_peak_bytes"]
 
 
 def flops(node: Node, in_shape: tuple[int, ...]) -> int:

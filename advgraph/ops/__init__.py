@@ -22,13 +22,8 @@ OPS: dict[Op, OpDef] = {d.op: d for family in FAMILIES for d in family.DEFS}
 LAYER_MODELS: tuple[type, ...] = tuple(d.layer for d in OPS.values() if d.layer is not None)
 _BY_LAYER: dict[type, OpDef] = {d.layer: d for d in OPS.values() if d.layer is not None}
 
-ELEMENTWISE = frozenset(d.op for d in OPS.values() if d.elementwise)
 # Ops whose output for one example depends on the other examples of the batch in training.
 BATCH_COUPLED = frozenset(d.op for d in OPS.values() if d.batch_coupled)
-
-
-def definition(op: Op) -> OpDef:
-    return OPS[op]
 
 
 def of_layer(layer: Any) -> OpDef:
@@ -36,5 +31,5 @@ def of_layer(layer: Any) -> OpDef:
     return _BY_LAYER[type(layer)]
 
 
-__all__ = ["BATCH_COUPLED", "ELEMENTWISE", "FAMILIES", "LAYER_MODELS", "OPS", "OpDef", "Param",
-           "ShapeError", "definition", "fmt_shape", "of_layer"]
+__all__ = ["BATCH_COUPLED", "FAMILIES", "LAYER_MODELS", "OPS", "OpDef", "Param", "ShapeError",
+           "fmt_shape", "of_layer"]

@@ -52,7 +52,7 @@ FLAT = (((6,), {}),)
 def _activation(op: Op, doc: str, layer: type[Layer], fn, attrs=lambda l: {}, examples=FLAT,
                 flops=per_element(1)) -> OpDef:
     return OpDef(op, doc, same_shape, flops, lambda x, p, a, train, rng: fn(x, a), layer=layer,
-                 attrs=attrs, elementwise=True, examples=examples)
+                 attrs=attrs, examples=examples)
 
 
 DEFS = [

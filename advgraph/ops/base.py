@@ -54,7 +54,6 @@ class OpDef:
     layer: type[F.Layer] | None = None  # the spec's layer model (None: made by the compiler)
     attrs: Callable[[Any], Attrs] = lambda layer: {}
     params: dict[str, Param] = field(default_factory=dict)
-    elementwise: bool = False  # y[i] depends on x[i] alone (and on the op's attributes)
     batch_coupled: bool = False  # training output of one example depends on the others
     # (in_shape, attrs) cases on which tests check every backend against `reference`.
     examples: tuple[tuple[Shape, Attrs], ...] = ()

@@ -40,6 +40,6 @@ DEFS = [
     OpDef(Op.DROPOUT, "training: y = x · m · scale with m ~ Bernoulli(keep) drawn per element; "
           "otherwise (sampling, evaluation) y = x.  attrs: keep, scale.",
           same_shape, per_element(1), _reference, layer=Dropout,
-          attrs=lambda l: {"keep": l.keep, "scale": l.effective_scale}, elementwise=True,
+          attrs=lambda l: {"keep": l.keep, "scale": l.effective_scale},
           examples=(((6,), {"keep": 0.5, "scale": 2.0}),)),
 ]

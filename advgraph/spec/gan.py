@@ -226,6 +226,15 @@ class Monitor(Strict):
     parzen: ParzenMonitor | None = None
 
 
+class SampleGrid(Strict):
+    """A grid of G's samples from the same noise each time, written to
+    runs/<name>/samples/training/ (a plot for toy data)."""
+
+    every: Every | None = None  # default: with every checkpoint
+    rows: Annotated[int, Field(gt=0, le=64)] = 8
+    cols: Annotated[int, Field(gt=0, le=64)] = 8
+
+
 class Training(Strict):
     batch_size: Annotated[int, Field(gt=0, le=2**24)] = 100
     k: Annotated[int, Field(gt=0, le=10_000)] = 1  # D steps per G step
@@ -239,6 +248,7 @@ class Training(Strict):
     keep_checkpoints: Annotated[int, Field(gt=0, le=1_000_000)] = 5
     log_every: Count = 100  # steps between metric lines
     monitor: Monitor = Field(default_factory=Monitor)
+    sample_grid: SampleGrid | None = Field(default_factory=SampleGrid)  # null: none
 
     def optimizer_for(self, net: Literal["G", "D"]):
         own = self.g_optimizer if net == "G" else self.d_optimizer

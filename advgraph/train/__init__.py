@@ -4,9 +4,8 @@ One *step* is one iteration of Algorithm 1: k D-updates, each on a fresh minibat
 examples and m noise samples, then one G-update on fresh noise. An *epoch* is one pass over the
 (shuffled) training set by the D-updates' minibatches.
 
-Import from the modules. The package itself imports none of them, so that reading a checkpoint
-back (`restore`, for sample and eval) never loads the training loop; `advgraph.train.NAME`
-still works for the names below, each loaded from its module when first asked for.
+Import from the modules; the package itself imports none of them, so that reading a
+checkpoint back (`restore`, for sample and eval) never loads the training loop.
 
 - `schedule`: per-update learning rates and momenta (`Schedule`)
 - `stream`: the shuffled data order (`DataStream`)
@@ -19,24 +18,5 @@ still works for the names below, each loaded from its module when first asked fo
 - `starting`, `resuming`: the entry points the CLI calls (`start`, `resume`)
 - `restore`: a checkpoint back into a trainer (`restore_run`, `RestoredRun`) or a session
 - `provenance`: versions and owner recorded in run.json and checkpoints
+- `snapshots`: the fixed-noise sample grid written while training
 """
-
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
-_HOME = {
-    "Schedule": "schedule", "DataStream": "stream", "Seeds": "rng", "seeds": "rng",
-    "rank_seed": "rng", "Context": "context", "Session": "session",
-    "build_session": "session", "make_trainer": "session", "TrainingHooks": "hooks",
-    "StartInfo": "hooks", "NoHooks": "hooks", "NO_HOOKS": "hooks", "Outcome": "loop",
-    "run_loop": "loop", "start": "starting", "resume": "resuming", "RESUMABLE": "resuming",
-    "RestoredRun": "restore", "restore_run": "restore", "validate_and_restore": "restore",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _HOME:
-        return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

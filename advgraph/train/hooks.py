@@ -18,6 +18,7 @@ class StartInfo:
     unit: str  # "steps" or "epochs"
     per_epoch: int  # minibatches per epoch
     epoch: float  # epochs done so far
+    device: str = "cpu"  # where it trains (what --device auto chose)
 
 
 class TrainingHooks(Protocol):

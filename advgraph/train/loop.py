@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import Trainer
-from ..errors import TrainingDiverged
+from ..errors import AdvGraphError, TrainingDiverged
 from ..runs import RunDir
 from .checkpoint import save
 from .context import Context
@@ -65,10 +65,13 @@ def run_loop(run: RunDir, s: Session, hooks: TrainingHooks = NO_HOOKS) -> Outcom
                     row = monitor_parzen(s, pz)
                     run.append_metrics(row)
                     hooks.report(row)
-                if ending or _checkpoint_due(s, new_epoch):
+                checkpoint = ending or _checkpoint_due(s, new_epoch)
+                if checkpoint:
                     save(run, s)  # refuses non-finite tensors
                     run.write_info(status="running", step=s.step, epoch=s.stream.epoch,
                                    last_metrics=last)
+                if s.is_main and _snapshot_due(s, checkpoint, new_epoch):
+                    _snapshot(run, s, hooks)
                 if stop_now:
                     status = "interrupted"
                     break
@@ -83,7 +86,7 @@ def start_info(run: RunDir, s: Session) -> StartInfo:
     stop = s.spec.training.stop
     total, unit = (stop.steps, "steps") if stop.steps is not None else (stop.epochs, "epochs")
     return StartInfo(run.name, run.path, s.step, total, unit,  # type: ignore[arg-type]
-                     s.stream.per_epoch, s.stream.epoch_float)
+                     s.stream.per_epoch, s.stream.epoch_float, s.ctx.device)
 
 
 def train_step(s: Session) -> float:
@@ -114,9 +117,26 @@ def _reached_stop(s: Session) -> bool:
 
 
 def _checkpoint_due(s: Session, new_epoch: bool) -> bool:
-    every = s.spec.training.checkpoint
-    return (every.steps is not None and s.step % every.steps == 0) or \
-           (every.epochs is not None and new_epoch and s.stream.epoch % every.epochs == 0)
+    return due(s.spec.training.checkpoint, s.step, s.stream.epoch, new_epoch)
+
+
+def _snapshot_due(s: Session, checkpoint: bool, new_epoch: bool) -> bool:
+    grid = s.spec.training.sample_grid
+    if grid is None:
+        return False
+    if grid.every is None:
+        return checkpoint
+    return due(grid.every, s.step, s.stream.epoch, new_epoch)
+
+
+def _snapshot(run: RunDir, s: Session, hooks: TrainingHooks) -> None:
+    """The sample grid; failing to draw or write it costs the image, not the run."""
+    from .snapshots import write_snapshot
+
+    try:
+        write_snapshot(run, s)
+    except (AdvGraphError, OSError, ValueError) as e:
+        hooks.warn(f"step {s.step}: sample grid not written: {e}")
 
 
 def _anyone(requested: bool, ctx: Context) -> bool:

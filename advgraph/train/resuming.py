@@ -20,7 +20,7 @@ from .restore import load_state, validate_and_restore
 from .session import Session, build_session
 
 # Keys that may change when a run is resumed: when it stops, how it logs and checkpoints.
-RESUMABLE = ("stop", "checkpoint", "keep_checkpoints", "log_every", "monitor")
+RESUMABLE = ("stop", "checkpoint", "keep_checkpoints", "log_every", "monitor", "sample_grid")
 
 
 def resume(runs_root: Path, name: str, data_root: str | None, overrides: list[str],

@@ -3,7 +3,8 @@
 Inference only: dropout is off and batchnorm uses its running statistics, as in `sample`. The
 forward is the torch backend's own lowering (lower.LOWERINGS), so it computes exactly what
 `sample` computes on torch. Parameters keep the IR's names, nested by their dots: G's
-`G.h0.weight` is the module's `h0.weight`, a graph block's `G.enc.l0.weight` is `enc.l0.weight`.
+`G.h0.weight` is the module's `h0.weight`, a graph block's `G.enc.l0.weight` is `enc.l0.weight`
+(a layer named like an nn.Module attribute, e.g. `training`, becomes `training_`).
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ from advgraph.ir import Graph
 from .lower import Ctx, Net
 
 
-def _owner(root: torch.nn.Module, path: list[str]) -> torch.nn.Module:
-    mod = root
-    for part in path:
-        if part not in mod._modules:
-            mod.add_module(part, torch.nn.Module())
-        mod = mod._modules[part]  # type: ignore[assignment]
-    return mod
+def _child(mod: torch.nn.Module, part: str, taken: dict) -> torch.nn.Module:
+    """The container for spec name `part` under `mod`: a name nn.Module already uses
+    ("training", "forward", …) gets trailing underscores until it is free."""
+    key = (id(mod), part)
+    if key not in taken:
+        name = part
+        while hasattr(mod, name):
+            name += "_"
+        mod.add_module(name, torch.nn.Module())
+        taken[key] = mod._modules[name]
+    return taken[key]
 
 
 class GraphModule(torch.nn.Module):
@@ -33,26 +38,32 @@ class GraphModule(torch.nn.Module):
         super().__init__()
         self.classes = classes
         params: dict[str, torch.Tensor] = {}
+        self._where: dict[str, tuple[torch.nn.Module, str]] = {}
+        taken: dict = {}
         for t in graph.tensors():
             *path, local = t.name.split(".")[1:]  # drop the graph's own name ("G")
             value = torch.as_tensor(np.asarray(tensors[t.name], dtype=np.float32)).clone()
-            owner = _owner(self, path)
+            owner = self
+            for part in path:
+                owner = _child(owner, part, taken)
+            self._where[t.name] = (owner, local)
             if t.trainable:
                 owner.register_parameter(local, torch.nn.Parameter(value, requires_grad=False))
             else:
                 owner.register_buffer(local, value)
-            params[t.name] = getattr(owner, local)
+            params[t.name] = getattr(owner, local)  # weight, bias, running_*: never a clash
         self._net = Net(graph, params)
         self._ctx = Ctx(False, False, None)
 
     def _apply(self, fn, recurse=True):  # .to(device) etc.: keep the lowering's table in step
         out = super()._apply(fn, recurse)
-        for name in self._net.params:
-            *path, local = name.split(".")[1:]
-            self._net.params[name] = getattr(_owner(self, path), local)
+        for name, (owner, local) in self._where.items():
+            self._net.params[name] = getattr(owner, local)
         return out
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        if y is not None and self.classes is not None and not torch.is_floating_point(y):
+        if y is not None and self.classes is None:
+            raise ValueError("this G is not conditional: call it without labels")
+        if y is not None and not torch.is_floating_point(y):
             y = torch.nn.functional.one_hot(y.long(), self.classes).to(z.dtype)
         return self._net(z, self._ctx, y=y)

@@ -71,3 +71,18 @@ def test_bad_runs_are_clear_errors(tmp_path):
         advgraph.open_run("nope")
     with pytest.raises(AdvGraphError, match="not a run directory"):
         advgraph.open_run(tmp_path)
+
+
+def test_layer_names_that_nn_module_uses_still_make_a_module():
+    r = cli("train", SPECS / "ring2d.yaml", "--name", "odd", *SHORT,
+            "--set", "generator.layers[0].name=training", "--set", "generator.layers[2].name=forward")
+    assert r.exit_code == 0, r.stderr
+    run = advgraph.open_run("odd")
+    G = run.generator()
+    names = [n for n, _ in G.named_parameters()]
+    assert names[:4] == ["training_.weight", "training_.bias", "forward_.weight", "forward_.bias"]
+    z = torch.as_tensor(run.sample_noise(8, seed=2))
+    with torch.no_grad():
+        np.testing.assert_array_equal(G(z).numpy(), run.generate(8, seed=2))
+        with pytest.raises(ValueError, match="not conditional"):
+            G(z, torch.zeros(8, dtype=torch.int64))

@@ -28,7 +28,8 @@ def test_distributed_run_resumes_exactly():
     r = cli_proc("train", spec, "--nproc", "2", "--name", "full", *FAST,
                  "--set", "training.stop.steps=40")
     assert r.returncode == 0, r.stderr
-    assert "run full finished: step 40, epoch 2 (2 processes)" in r.stdout
+    assert "run full finished: step 40, epoch 2 (d_loss " in r.stdout
+    assert ", 2 processes) →" in r.stdout  # the losses too, as on one process
     r = cli_proc("train", spec, "--nproc", "2", "--name", "half", *FAST,
                  "--set", "training.stop.steps=20")
     assert r.returncode == 0, r.stderr

@@ -85,6 +85,8 @@ def test_parzen_eval_writes_provenance(ring_run):
     (["--parzen", "--sigmas", "0.1,x"], "not a comma-separated list"),
     (["--parzen", "--sigmas", "-1"], "positive"),
     (["--parzen", "--split", "nope"], "--split must be"),
+    (["--theory", "--by-label"], "--by-label goes with --parzen"),
+    (["--fid", "--samples", "3"], "--samples must be more than 5"),
     ([], "choose --parzen, --fid, --prdc, --score and/or --theory"),
     (["--theory"], "--theory needs 1-D data"),
     (["--parzen", "--checkpoint", "3"], "no checkpoint at step 3"),
@@ -204,3 +206,22 @@ def test_parzen_sigma_at_the_grid_edge_warns_and_the_baseline_has_no_hint(ring_r
             "--valid-limit", "100")
     assert r.exit_code == 0, r.stderr
     assert "caveat:" in r.stdout and "compare with --baseline train" not in r.stdout
+
+
+def test_eval_all_checkpoints_accumulates_a_history(ring_run):
+    png = runs_root() / "ring" / "plots" / "metrics.png"
+    assert cli("plot", ring_run).exit_code == 0
+    height_before = Image.open(png).size[1]
+    r = cli("eval", ring_run, "--parzen", "--all-checkpoints", "--samples", "300",
+            "--valid-limit", "50")
+    assert r.exit_code == 0, r.stderr
+    assert cli("plot", ring_run).exit_code == 0  # now with a panel of the evaluations
+    assert Image.open(png).size[1] > height_before * 1.3
+    assert "step 75" in r.stdout and "step 150" in r.stdout
+    history = [json.loads(line) for line in
+               (runs_root() / "ring" / "eval" / "metrics.jsonl").read_text().splitlines()]
+    assert [(h["metric"], h["checkpoint_step"]) for h in history] == [("parzen", 75),
+                                                                     ("parzen", 150)]
+    assert all(np.isfinite(h["mean_log_likelihood"]) for h in history)
+    r = cli("eval", ring_run, "--parzen", "--all-checkpoints", "--checkpoint", "75")
+    assert r.exit_code == 2 and "not both" in r.stderr

@@ -106,6 +106,15 @@ def test_sgd_momentum_run_resumes_exactly_across_epochs(mnist_dir):
                if "parzen_valid" in r]
     assert [s for s, _ in parzen] == [2, 4, 6, 8] and parzen == resumed
     assert all(np.isfinite(v) for _, v in parzen)
+    # A sample grid at every checkpoint, from the same noise each time: a resumed run draws
+    # the very same images.
+    def grids(name):
+        return {p.name: p.read_bytes()
+                for p in (runs_root() / name / "samples" / "training").glob("*.png")}
+    assert sorted(grids("full")) == [f"step-{s:07d}.png" for s in (2, 4, 6, 8)]
+    part = grids("part")
+    assert part.pop("step-0000005.png")  # where it stopped before the resume
+    assert part == grids("full")
 
 
 def test_marginal_bias_is_the_logit_of_the_pixel_means(mnist_dir):
@@ -220,7 +229,7 @@ def test_resume_says_where_it_resumed():
     assert r.exit_code == 0, r.stderr
     r = cli("train", "--resume", "r", "--set", "training.stop.steps=30")
     assert r.exit_code == 0, r.stderr
-    assert "resumed at step 20; stop after 30 steps" in r.stderr
+    assert "resumed at step 20; on cpu; stop after 30 steps" in r.stderr
 
 
 def test_rm_deletes_runs_but_never_one_being_written():
@@ -253,10 +262,19 @@ def test_device_auto_is_the_default_and_says_what_it_chose():
     import torch
 
     want = "cuda" if torch.cuda.is_available() else "cpu"
-    assert r.stderr.splitlines()[0].startswith(f"device: {want} (--device auto: ")
+    assert r.stderr.splitlines()[0].startswith(f"run auto: {runs_root() / 'auto'}  (on {want}; ")
     assert json.loads((runs_root() / "auto" / "run.json").read_text())["device"] == want
-    r = cli("train", SPECS / "toy1d.yaml", "--name", "cpu", "--device", "cpu",
-            "--set", "training.stop.steps=5")
-    assert r.exit_code == 0 and "device:" not in r.stderr  # nothing to say when chosen
     r = cli("sample", "auto", "--npz", runs_root() / "s.npz", "--n", "3")  # auto there too
     assert r.exit_code == 0, r.stderr
+
+
+def test_sample_grid_can_be_spaced_or_switched_off():
+    common = ["--set", "training.stop.steps=6", "--set", "training.checkpoint={steps: 6}"]
+    r = cli("train", SPECS / "toy1d.yaml", "--name", "a", *common,
+            "--set", "training.sample_grid={every: {steps: 2}}")
+    assert r.exit_code == 0, r.stderr
+    pngs = sorted(p.name for p in (runs_root() / "a" / "samples" / "training").iterdir())
+    assert pngs == ["step-0000002.png", "step-0000004.png", "step-0000006.png"]  # toy: plots
+    r = cli("train", SPECS / "toy1d.yaml", "--name", "b", *common,
+            "--set", "training.sample_grid=null")
+    assert r.exit_code == 0 and not (runs_root() / "b" / "samples").exists()

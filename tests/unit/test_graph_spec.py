@@ -9,7 +9,8 @@ from advgraph.compile import compile_spec
 from advgraph.ir import DataInfo
 from tests.programs import compile_loaded
 from advgraph.ir import Op
-from advgraph.ir.shapes import ShapeError, infer_concat
+from advgraph.ops import ShapeError
+from advgraph.ops.structure import infer_concat
 from advgraph.spec import load_file, load_text
 from tests.conftest import SPECS
 from tests.unit.test_spec import BASE, problems

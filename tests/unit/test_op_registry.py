@@ -8,12 +8,13 @@ import typing
 import pytest
 
 from advgraph.ir import Op
-from advgraph.ops import LAYER_MODELS, OPS, OpDef, base
+from advgraph.ops import FAMILIES, LAYER_MODELS, OPS, OpDef, base
 from advgraph.spec.layers import Layer
 
 
 def test_every_op_has_one_definition():
     assert set(OPS) == set(Op)
+    assert sum(len(f.DEFS) for f in FAMILIES) == len(OPS), "an op is defined twice"
     for op, d in OPS.items():
         assert isinstance(d, OpDef) and d.op is op and d.doc.strip(), op
 
@@ -33,7 +34,8 @@ def test_examples_have_shapes_parameters_and_flops(op, shape, attrs):
     d = OPS[op]
     out = d.infer(shape, attrs)
     assert all(isinstance(n, int) and n > 0 for n in out)
-    assert set(d.param_shapes(shape, attrs)) == set(d.params)
+    for name, pshape in d.param_shapes(shape, attrs).items():
+        assert pshape and all(isinstance(n, int) and n > 0 for n in pshape), (op, name)
     flops = d.flops(shape, out, attrs)
     assert isinstance(flops, int) and (flops > 0 or d.flops is base.free), op
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from advgraph import reference as R
+from advgraph.ops.activation import sigmoid
 from advgraph.ir import Node, Op
 
 
@@ -33,7 +34,7 @@ def test_dense_and_activations():
 
 def test_sigmoid_and_softplus_are_stable_in_the_tails():
     x = np.array([-1000.0, -30.0, 0.0, 30.0, 1000.0])
-    s = R.sigmoid(x)
+    s = sigmoid(x)
     assert np.all(np.isfinite(s)) and s[0] == 0.0 and s[-1] == 1.0 and s[2] == 0.5
     sp = R.softplus(x)
     assert np.isfinite(sp).all() and sp[-1] == 1000.0 and abs(sp[2] - np.log(2)) < 1e-15
