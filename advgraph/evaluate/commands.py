@@ -250,7 +250,7 @@ def interpolate(restored: RestoredRun, *, rows: int, steps: int, seed: int, sphe
 
 def parzen(restored: RestoredRun, *, samples: int, sigmas: list[float] | None, sigma: float | None,
            valid_limit: int | None, split: str, baseline: str | None, seed: int,
-           chunk: int = 1000, dist=None, per_label: bool = False) -> dict[str, Any]:
+           chunk: int = 128, dist=None, per_label: bool = False) -> dict[str, Any]:
     """The paper's Table 1 protocol. With `dist`, every rank draws the same samples (same
     checkpoint, same seed) and scores its share of the points; rank 0 reports and writes.
 
