@@ -173,16 +173,9 @@ def eval_(
             restored = _restore(run, runs_dir, step, dist.device if dist else device,
                                 data_root, backend)
             if parzen:
-                rep = C.parzen(restored, samples=samples, sigmas=grid, sigma=sigma,
-                               valid_limit=valid_limit or None, split=split, baseline=baseline,
-                               seed=seed, dist=dist, per_label=by_label)
-                if dist is None or dist.is_main:
-                    if by_label:
-                        _print_by_label(rep)
-                    else:
-                        _print_parzen(rep)
-                    console.print(f"caveat: {rep['caveat']}")
-                    print_wrote(Path(rep["written"]))
+                _eval_parzen(restored, dist, by_label, samples=samples, sigmas=grid, sigma=sigma,
+                             valid_limit=valid_limit or None, split=split, baseline=baseline,
+                             seed=seed)
             if dist is not None and not dist.is_main:
                 continue
             if which:
@@ -193,6 +186,21 @@ def eval_(
                 print_wrote(Path(rep["written"]))
             if theory:
                 _print_theory(C.theory(restored, samples=samples, seed=seed, out=out))
+
+
+def _eval_parzen(restored, dist, by_label: bool, **settings: Any) -> None:
+    """One Parzen evaluation; rank 0 (or the only process) prints it."""
+    from ..evaluate import commands as C
+
+    rep = C.parzen(restored, dist=dist, per_label=by_label, **settings)
+    if dist is not None and not dist.is_main:
+        return
+    if by_label:
+        _print_by_label(rep)
+    else:
+        _print_parzen(rep)
+    console.print(f"caveat: {rep['caveat']}")
+    print_wrote(Path(rep["written"]))
 
 
 def _check_eval_options(parzen: bool, which: set[str], theory: bool, by_label: bool,

@@ -75,25 +75,31 @@ class Dataset:
         raise NotImplementedError
 
 
-class IdxDataset(Dataset):
-    """MNIST / Fashion-MNIST."""
+class _TenClassImages(Dataset):
+    """Image files of ten classes in a folder (`data.root`): IDX and CIFAR-10."""
 
-    IMAGE = (28, 28)
-
-    data: IdxData
+    IMAGE: tuple[int, ...]
 
     @property
     def classes(self) -> int | None:
         return 10
-
-    def shape(self, loaded: "LoadedSpec | None" = None) -> tuple[int, ...]:
-        return (self.IMAGE[0] * self.IMAGE[1],) if self.data.flatten else (1, *self.IMAGE)
 
     def image_shape(self, shape: tuple[int, ...]) -> tuple[int, ...] | None:
         return self.IMAGE
 
     def with_absolute_paths(self) -> Any:
         return self._absolute("root") if self.data.root else self.data
+
+
+class IdxDataset(_TenClassImages):
+    """MNIST / Fashion-MNIST."""
+
+    IMAGE = (28, 28)
+
+    data: IdxData
+
+    def shape(self, loaded: "LoadedSpec | None" = None) -> tuple[int, ...]:
+        return (self.IMAGE[0] * self.IMAGE[1],) if self.data.flatten else (1, *self.IMAGE)
 
     def memory_bytes(self, shape: tuple[int, ...]) -> int:
         from ..spec.gan import MNIST_TRAIN_FILE_SIZE
@@ -136,23 +142,13 @@ class IdxDataset(Dataset):
                       test_y=test_lab[:n_test].astype(np.int64))
 
 
-class Cifar10Dataset(Dataset):
+class Cifar10Dataset(_TenClassImages):
     IMAGE = (3, 32, 32)
 
     data: Cifar10Data
 
-    @property
-    def classes(self) -> int | None:
-        return 10
-
     def shape(self, loaded: "LoadedSpec | None" = None) -> tuple[int, ...]:
         return (3 * 32 * 32,) if self.data.flatten else self.IMAGE
-
-    def image_shape(self, shape: tuple[int, ...]) -> tuple[int, ...] | None:
-        return self.IMAGE
-
-    def with_absolute_paths(self) -> Any:
-        return self._absolute("root") if self.data.root else self.data
 
     def memory_bytes(self, shape: tuple[int, ...]) -> int:
         data, per = self.data, _per_example(shape)
