@@ -115,7 +115,7 @@ class _Builder:
                 self.problem(lpath + ("name",), f"layer name {local!r} is reserved here "
                                                 f"(node {name} already exists)")
                 continue
-            tensors = {t: Tensor(f"{name}.{t}", sh, op.params[t].init(layer),
+            tensors = {t: Tensor(f"{name}.{t}", sh, op.params[t].init(layer, sh),
                                  trainable=op.params[t].trainable) for t, sh in shapes.items()}
             self.add(Node(name, op.op, (cur,), out, attrs, tensors, origin=lpath))
             cur, shape = name, out

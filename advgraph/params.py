@@ -19,12 +19,8 @@ def init_tensor(t: Tensor, rng: np.random.Generator,
         return rng.uniform(-r, r, size=t.shape).astype(np.float32)
     if kind == "normal":
         return (args["std"] * rng.standard_normal(t.shape)).astype(np.float32)
-    if kind == "xavier":
-        if len(t.shape) == 4:  # conv (out, in, k, k) or transposed conv (in, out, k, k)
-            fans = (t.shape[0] + t.shape[1]) * t.shape[2] * t.shape[3]
-        else:  # dense (in, out)
-            fans = t.shape[0] + t.shape[-1]
-        r = args.get("gain", 1.0) * np.sqrt(6.0 / fans)
+    if kind == "xavier":  # the op gives fan-in + fan-out (ops/base.py weight_init)
+        r = args.get("gain", 1.0) * np.sqrt(6.0 / args["fans"])
         return rng.uniform(-r, r, size=t.shape).astype(np.float32)
     if kind == "const":
         return np.full(t.shape, args["value"], dtype=np.float32)

@@ -37,7 +37,7 @@ class Param:
     the optimiser trains it (a buffer such as batchnorm's running statistics is not)."""
 
     shape: Callable[[Shape, Attrs], Shape]
-    init: Callable[[Any], Init]  # layer model → Init
+    init: Callable[[Any, Shape], Init]  # (layer model, this tensor's shape) → Init
     trainable: bool = True
 
 
@@ -65,13 +65,14 @@ class OpDef:
 # ---- pieces several families share --------------------------------------------------------------
 
 
-def weight_init(init: Any) -> Init:
-    """The IR form of a layer's `init:` (uniform, normal or xavier)."""
+def weight_init(init: Any, fans: int) -> Init:
+    """The IR form of a layer's `init:` (uniform, normal or xavier). `fans`: fan-in + fan-out of
+    the weight, which only its op knows (Xavier's range is gain·√(6 / fans))."""
     if isinstance(init, F.UniformInit):
         return Init("uniform", {"range": init.range})
     if isinstance(init, F.NormalInit):
         return Init("normal", {"std": init.std})
-    return Init("xavier", {"gain": init.gain})
+    return Init("xavier", {"gain": init.gain, "fans": fans})
 
 
 def bias_init(bias: Any) -> Init:
@@ -79,8 +80,8 @@ def bias_init(bias: Any) -> Init:
     return Init("marginals") if bias == "marginals" else Init("const", {"value": float(bias)})
 
 
-def const(value: float) -> Callable[[Any], Init]:
-    return lambda layer: Init("const", {"value": value})
+def const(value: float) -> Callable[[Any, Shape], Init]:
+    return lambda layer, shape: Init("const", {"value": value})
 
 
 def same_shape(in_shape: Shape, attrs: Attrs) -> Shape:

@@ -162,15 +162,19 @@ def _maps(a) -> int:
     return a["channels"] * a.get("pieces", 1)
 
 
+def _conv_weight_init(layer, s):
+    """(out, in, k, k) or, transposed, (in, out, k, k): fans = (in + out)·k²."""
+    return weight_init(layer.init, (s[0] + s[1]) * s[2] * s[3])
+
+
 CONV_PARAMS = {
-    "weight": Param(lambda i, a: (_maps(a), i[0], a["kernel"], a["kernel"]),
-                    lambda l: weight_init(l.init)),
-    "bias": Param(lambda i, a: (_maps(a),), lambda l: bias_init(l.bias)),
+    "weight": Param(lambda i, a: (_maps(a), i[0], a["kernel"], a["kernel"]), _conv_weight_init),
+    "bias": Param(lambda i, a: (_maps(a),), lambda l, s: bias_init(l.bias)),
 }
 CONV_T_PARAMS = {
     "weight": Param(lambda i, a: (i[0], a["channels"], a["kernel"], a["kernel"]),
-                    lambda l: weight_init(l.init)),
-    "bias": Param(lambda i, a: (a["channels"],), lambda l: bias_init(l.bias)),
+                    _conv_weight_init),
+    "bias": Param(lambda i, a: (a["channels"],), lambda l, s: bias_init(l.bias)),
 }
 
 

@@ -46,8 +46,9 @@ def _infer(op: Op):
 
 
 AFFINE_PARAMS = {
-    "weight": Param(lambda i, a: (i[0], _width(a)), lambda layer: weight_init(layer.init)),
-    "bias": Param(lambda i, a: (_width(a),), lambda layer: bias_init(layer.bias)),
+    "weight": Param(lambda i, a: (i[0], _width(a)),  # (in, out): fans = in + out
+                    lambda layer, s: weight_init(layer.init, s[0] + s[1])),
+    "bias": Param(lambda i, a: (_width(a),), lambda layer, s: bias_init(layer.bias)),
 }
 
 

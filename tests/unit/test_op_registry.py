@@ -59,3 +59,24 @@ def test_cupy_lowers_every_op_or_says_why_not():
     assert set(SUPPORTED) | set(UNSUPPORTED) == set(Op)
     assert not set(SUPPORTED) & set(UNSUPPORTED)
     assert all(why.strip() for why in UNSUPPORTED.values())
+
+
+@pytest.mark.parametrize("op,shape,attrs",
+                         [(d.op, s, a) for d in OPS.values() for s, a in d.examples
+                          if d.layer is not None and "init" in d.layer.model_fields])
+def test_xavier_fans_come_from_the_op(op, shape, attrs):
+    """Glorot's fan-in + fan-out is the op's knowledge (its weight layout), not a guess from
+    the tensor's rank: dense (in, out) → in + out; conv (out, in, k, k) → (in + out)·k²."""
+    d = OPS[op]
+    layer = d.layer.model_validate({"type": op.value, **_layer_fields(d, attrs)})
+    w = d.param_shapes(shape, attrs)["weight"]
+    init = d.params["weight"].init(layer, w)
+    assert init.kind == "xavier"
+    want = (w[0] + w[1]) * (w[2] * w[3] if len(w) == 4 else 1)
+    assert init.args["fans"] == want
+
+
+def _layer_fields(d, attrs):
+    """The layer model's own fields among the node attributes."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in attrs.items()
+            if k in d.layer.model_fields}
