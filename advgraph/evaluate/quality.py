@@ -111,7 +111,7 @@ def quality(restored, *, which: set[str], samples: int, seed: int, split: str = 
     if baseline == "train":
         rows["train as samples"] = _score(*clf.features_and_probs(sp.train[:samples]),
                                           ref_feats, ref_moments, which)
-    return {"notes": notes, 
+    return {
         "run": restored.run.name, "checkpoint_step": restored.step, "metric": "quality",
         "metrics": sorted(which), "rows": rows, "reference_split": split,
         "reference_n": len(ref_feats), "samples": samples, "seed": seed, "prdc_k": PRDC_K,
@@ -119,5 +119,5 @@ def quality(restored, *, which: set[str], samples: int, seed: int, split: str = 
                        "path": str(clf.path), "classes": classes},
         "data": sp.source, "backend": restored.backend, "device": restored.device,
         "seconds": round(time.perf_counter() - t0, 3),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "notes": notes,
     }
