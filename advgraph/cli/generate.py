@@ -169,9 +169,11 @@ def eval_(
             from ..runs import RunDir
 
             steps = [c.step for c in RunDir.open(runs_root(runs_dir), run).checkpoints()] or [None]
-        for step in steps:
-            restored = _restore(run, runs_dir, step, dist.device if dist else device,
-                                data_root, backend)
+        restored = _restore(run, runs_dir, steps[0], dist.device if dist else device,
+                            data_root, backend)
+        for i, step in enumerate(steps):
+            if i:  # the same program, trainer and data: only the weights change
+                restored.load_checkpoint(step, warn=_warn)
             if parzen:
                 _eval_parzen(restored, dist, by_label, samples=samples, sigmas=grid, sigma=sigma,
                              valid_limit=valid_limit or None, split=split, baseline=baseline,

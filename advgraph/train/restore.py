@@ -29,6 +29,14 @@ class RestoredRun:
         self._base_dir, self._data_root = loaded.base_dir, data_root
         self._splits: Splits | None = None
 
+    def load_checkpoint(self, step: int | None,
+                        warn: Callable[[str], None] | None = None) -> None:
+        """Another checkpoint of this run into the same trainer: the program, the trainer and
+        the data are kept (eval --all-checkpoints builds and reads them once)."""
+        ckpt, tensors, _ = self.run.latest_checkpoint(step, warn=warn)
+        load_state(self.trainer, ckpt, tensors)
+        self.step = ckpt.step
+
     @property
     def splits(self) -> Splits:
         if self._splits is None:
