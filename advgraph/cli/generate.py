@@ -132,8 +132,10 @@ def eval_(
                                               "used to choose σ (0: all)."),
     split: str = typer.Option("test", "--split", help="Split to score: test, valid or train."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="'train': score training "
-                                           "examples used as samples, the reference to read "
-                                           "G's figure against."),
+                                           "examples used as samples; 'kmeans': k-means "
+                                           "centres of the training set (k = --samples, "
+                                           "cached): the references to read G's figure "
+                                           "against."),
     by_label: bool = typer.Option(False, "--by-label", help="Conditional runs: a Parzen "
                                   "figure per class, from samples of G(·|class)."),
     fid: bool = typer.Option(False, "--fid", help="Fréchet distance in the features of a "
@@ -177,7 +179,7 @@ def eval_(
             if parzen:
                 _eval_parzen(restored, dist, by_label, samples=samples, sigmas=grid, sigma=sigma,
                              valid_limit=valid_limit or None, split=split, baseline=baseline,
-                             seed=seed)
+                             seed=seed, progress=lambda m: err.print(m, markup=False))
             if dist is not None and not dist.is_main:
                 continue
             if which:
@@ -217,8 +219,8 @@ def _check_eval_options(parzen: bool, which: set[str], theory: bool, by_label: b
     positive("--samples", samples)
     if split not in ("test", "valid", "train"):
         raise UsageError(f"--split must be test, valid or train, not {split!r}")
-    if baseline not in (None, "train"):
-        raise UsageError(f"--baseline must be 'train', not {baseline!r}")
+    if baseline not in (None, "train", "kmeans"):
+        raise UsageError(f"--baseline must be 'train' or 'kmeans', not {baseline!r}")
     grid = _parse_sigmas(sigmas)
     if sigma is not None and not (0 < sigma < float("inf")):
         raise UsageError(f"--sigma must be positive and finite, got {sigma}")
@@ -285,6 +287,8 @@ def _print_quality(rep: dict[str, Any]) -> None:
     for name, r in rep["rows"].items():
         table.add_row(name, str(r["n"]), *(f"{r[c]:.4g}" for c in cols))
     console.print(table)
+    for name, about in rep.get("rows_about", {}).items():
+        console.print(f"{name}: {about}", markup=False)
     for note in rep.get("notes", []):
         _warn(note)
     console.print(f"classifier: test accuracy {clf['test_accuracy']:.4f} ({clf['classes']} "

@@ -8,7 +8,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -250,7 +250,8 @@ def interpolate(restored: RestoredRun, *, rows: int, steps: int, seed: int, sphe
 
 def parzen(restored: RestoredRun, *, samples: int, sigmas: list[float] | None, sigma: float | None,
            valid_limit: int | None, split: str, baseline: str | None, seed: int,
-           chunk: int = 128, dist=None, per_label: bool = False) -> dict[str, Any]:
+           chunk: int = 128, dist=None, per_label: bool = False,
+           progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The paper's Table 1 protocol. With `dist`, every rank draws the same samples (same
     checkpoint, same seed) and scores its share of the points; rank 0 reports and writes.
 
@@ -262,7 +263,7 @@ def parzen(restored: RestoredRun, *, samples: int, sigmas: list[float] | None, s
 
     evaluate = _parzen_points(restored, split, sigma, samples, baseline, per_label)
     est = _ParzenSetting(restored, split, samples, list(sigmas) if sigmas else list(PAPER_SIGMAS),
-                         sigma, valid_limit, baseline, seed, chunk, dist)
+                         sigma, valid_limit, baseline, seed, chunk, dist, progress)
     t0 = time.perf_counter()
     report: dict[str, Any] = {"run": restored.run.name, "checkpoint_step": restored.step}
     if per_label:
@@ -274,7 +275,7 @@ def parzen(restored: RestoredRun, *, samples: int, sigmas: list[float] | None, s
     if dist is not None and not dist.is_main:
         return report
     name = ("parzen" + ("-by-label" if per_label else "")
-            + ("-baseline-train" if baseline == "train" else "") + ".json")
+            + (f"-baseline-{baseline}" if baseline else "") + ".json")
     _write_report(restored.run, name, report, "parzen")
     return report
 
@@ -313,6 +314,7 @@ class _ParzenSetting:
     seed: int
     chunk: int
     dist: Any
+    progress: Callable[[str], None] | None = None
 
     def score(self, mu: np.ndarray, valid: np.ndarray, points: np.ndarray):
         """σ chosen on `valid` (unless fixed), then the mean log-likelihood of `points`."""
@@ -338,8 +340,11 @@ def _parzen_points(restored: RestoredRun, split: str, sigma: float | None, sampl
     if sigma is None and len(sp.valid) == 0:
         raise DataError("choosing σ needs validation data and the valid split is empty; "
                         "give --sigma")
-    if baseline == "train" and samples > len(sp.train) and not per_label:
-        raise UsageError(f"--baseline train: only {len(sp.train)} training examples "
+    if baseline == "kmeans" and per_label:
+        raise UsageError("--baseline kmeans scores the model of p(x); it does not go with "
+                         "--by-label (use --baseline train for a per-class reference)")
+    if baseline in ("train", "kmeans") and samples > len(sp.train) and not per_label:
+        raise UsageError(f"--baseline {baseline}: only {len(sp.train)} training examples "
                          f"for --samples {samples}")
     return evaluate
 
@@ -373,10 +378,26 @@ def _parzen_samples(est: _ParzenSetting) -> tuple[np.ndarray, str]:
     if est.baseline == "train":
         mu = sp.train[np.random.default_rng(est.seed).permutation(len(sp.train))[:n]]
         return mu, f"{n} training examples used as samples (baseline)"
+    if est.baseline == "kmeans":
+        km = kmeans_baseline(restored, n, est.seed, est.dist, est.progress)
+        return km.centres, f"{n} {km.describe()} used as samples (baseline)"
     labels = labels_like_training(restored, n, est.seed)
     mu = draw_samples(restored, n, est.seed, labels=labels)
     return mu, f"{n} samples of G" + (
         ", labels drawn from the training labels" if labels is not None else "")
+
+
+def kmeans_baseline(restored: RestoredRun, k: int, seed: int, dist=None,
+                    progress: Callable[[str], None] | None = None):
+    """k-means centres of the training set (cached); with `dist`, rank 0 computes them and
+    the other ranks receive them."""
+    from .kmeans import kmeans_centres
+
+    if dist is not None and not dist.is_main:
+        return dist.broadcast(None)
+    km = kmeans_centres(restored.splits.train, k, seed, device=restored.device,
+                        warn=progress, progress=progress)
+    return dist.broadcast(km) if dist is not None else km
 
 
 def _parzen_by_label(est: _ParzenSetting,
@@ -433,8 +454,9 @@ def _parzen_provenance(est: _ParzenSetting, source: str, t0: float) -> dict[str,
         "processes": dist.world if dist is not None else 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version(),
         "caveat": "Parzen-window estimates have high variance, work poorly in high dimensions "
-                  "and reward memorisation" + ("." if est.baseline == "train"
-                                               else "; compare with --baseline train."),
+                  "and reward memorisation" + ("." if est.baseline
+                                               else "; compare with --baseline train and "
+                                                    "--baseline kmeans."),
     }
 
 

@@ -2,7 +2,8 @@
 
 Every row is scored against the same reference, the evaluated split (test by default): G's
 samples; held-out real data (the validation split), the floor a G is compared with; and with
-`--baseline train`, training examples used as samples. Each result carries the classifier's test
+`--baseline train`, training examples used as samples, or with `--baseline kmeans`, k-means
+centres of the training set (evaluate/kmeans.py). Each result carries the classifier's test
 accuracy: features of a weak classifier make weak metrics.
 """
 
@@ -69,8 +70,8 @@ def _check(restored, split: str, samples: int, baseline: str | None) -> None:
     if split == "train":
         raise UsageError("--split train: the classifier is trained on the training split, so its "
                          "features cannot judge samples against it; use test or valid")
-    if baseline == "train" and samples > len(sp.train):
-        raise UsageError(f"--baseline train: only {len(sp.train)} training examples for "
+    if baseline in ("train", "kmeans") and samples > len(sp.train):
+        raise UsageError(f"--baseline {baseline}: only {len(sp.train)} training examples for "
                          f"--samples {samples}")
     if len(getattr(sp, split)) <= PRDC_K:
         raise DataError(f"{sp.source}: the {split} split has {len(getattr(sp, split))} examples; "
@@ -85,7 +86,7 @@ def quality(restored, *, which: set[str], samples: int, seed: int, split: str = 
     metrics against the `split` split, with the classifier's identity and accuracy. A
     conditional G's samples take labels drawn from the training labels, as for --parzen: the
     model of p(x) = Σ p(y)·p(x|y) it defines."""
-    from .commands import draw_samples, labels_like_training
+    from .commands import draw_samples, kmeans_baseline, labels_like_training
 
     t0 = time.perf_counter()
     sp = restored.splits
@@ -101,7 +102,8 @@ def quality(restored, *, which: set[str], samples: int, seed: int, split: str = 
     rows["G"] = _score(*clf.features_and_probs(fake), ref_feats, ref_moments, which)
     held_out = "valid" if split != "valid" else "test"
     real = getattr(sp, held_out)[:samples]
-    notes = []
+    notes: list[str] = []
+    about: dict[str, str] = {}  # what a baseline row is, where its name does not say it all
     if len(real) > PRDC_K:
         rows[f"real ({held_out} split)"] = _score(*clf.features_and_probs(real), ref_feats,
                                                   ref_moments, which)
@@ -111,9 +113,14 @@ def quality(restored, *, which: set[str], samples: int, seed: int, split: str = 
     if baseline == "train":
         rows["train as samples"] = _score(*clf.features_and_probs(sp.train[:samples]),
                                           ref_feats, ref_moments, which)
+    if baseline == "kmeans":
+        km = kmeans_baseline(restored, samples, seed, progress=progress)
+        about["k-means centres"] = f"{samples} {km.describe()}"
+        rows["k-means centres"] = _score(*clf.features_and_probs(km.centres), ref_feats,
+                                         ref_moments, which)
     return {
         "run": restored.run.name, "checkpoint_step": restored.step, "metric": "quality",
-        "metrics": sorted(which), "rows": rows, "reference_split": split,
+        "metrics": sorted(which), "rows": rows, "rows_about": about, "reference_split": split,
         "reference_n": len(ref_feats), "samples": samples, "seed": seed, "prdc_k": PRDC_K,
         "classifier": {"test_accuracy": clf.accuracy, "data_digest": clf.digest,
                        "path": str(clf.path), "classes": classes},

@@ -123,7 +123,9 @@ def test_sample_interpolate_and_eval_by_label(mnist_dir):
 
     for args, msg in ((["sample", "m", "--label", "10"], "--label must be one of 0..9"),
                       (["sample", "m", "--label", "1", "--by-label"], "either --label or --by-label"),
-                      (["eval", "m", "--theory", "--by-label"], "--by-label goes with --parzen")):
+                      (["eval", "m", "--theory", "--by-label"], "--by-label goes with --parzen"),
+                      (["eval", "m", "--parzen", "--by-label", "--baseline", "kmeans"],
+                       "does not go with --by-label")):
         r = cli(*args)
         assert r.exit_code == 2 and msg in r.output, r.output
 

@@ -81,6 +81,31 @@ def test_parzen_eval_writes_provenance(ring_run):
     assert base["sigma_fixed"] and base["baseline"] == "train"
 
 
+def test_kmeans_baseline_scores_the_centres(ring_run):
+    """--baseline kmeans: the figure is the Parzen estimate of k-means centres of the training
+    set, recomputed here from the cached centres with the float64 definition."""
+    from advgraph.evaluate.kmeans import kmeans_centres
+    from advgraph.evaluate.parzen import log_densities_direct
+
+    r = cli("eval", ring_run, "--parzen", "--samples", "50", "--baseline", "kmeans",
+            "--sigma", "0.1")
+    assert r.exit_code == 0, r.stderr
+    assert "k-means: round 1/20" in r.stderr and "k-means centres of the training set" in r.stdout
+    rep = json.loads((runs_root() / "ring" / "eval" / "parzen-baseline-kmeans.json").read_text())
+    assert rep["baseline"] == "kmeans" and "compare with" not in rep["caveat"]
+    restored = restore_run(RunDir(runs_root() / "ring"), None)
+    km = kmeans_centres(restored.splits.train, 50, seed=0)
+    assert km.cached and km.centres.shape == (50, 2)
+    want = log_densities_direct(restored.splits.test, km.centres, 0.1).mean()
+    assert rep["mean_log_likelihood"] == pytest.approx(want, abs=1e-3)
+    # the second evaluation reads the centres from the cache
+    r = cli("eval", ring_run, "--parzen", "--samples", "50", "--baseline", "kmeans",
+            "--sigma", "0.1")
+    assert r.exit_code == 0 and "k-means: round" not in r.stderr
+    assert json.loads((runs_root() / "ring" / "eval" / "parzen-baseline-kmeans.json")
+                      .read_text())["mean_log_likelihood"] == rep["mean_log_likelihood"]
+
+
 @pytest.mark.parametrize("args,message", [
     (["--parzen", "--sigmas", "0.1,x"], "not a comma-separated list"),
     (["--parzen", "--sigmas", "-1"], "positive"),
@@ -90,6 +115,11 @@ def test_parzen_eval_writes_provenance(ring_run):
     ([], "choose --parzen, --fid, --prdc, --score and/or --theory"),
     (["--theory"], "--theory needs 1-D data"),
     (["--parzen", "--checkpoint", "3"], "no checkpoint at step 3"),
+    (["--parzen", "--baseline", "kmean"], "--baseline must be 'train' or 'kmeans'"),
+    (["--parzen", "--baseline", "kmeans", "--samples", "3001"],
+     "--baseline kmeans: only 3000 training examples for --samples 3001"),
+    (["--fid", "--baseline", "kmeans", "--samples", "3001"],
+     "--baseline kmeans: only 3000 training examples"),
 ])
 def test_eval_argument_errors(ring_run, args, message):
     r = cli("eval", ring_run, *args)
@@ -154,6 +184,7 @@ def test_theory_shrinks_with_training():
 def test_feature_metrics_with_their_floor_and_history(mnist_run):
     r = cli("eval", mnist_run, "--fid", "--prdc", "--score", "--samples", "60", "--baseline",
             "train")
+    # (the k-means row is checked in test_feature_metrics_kmeans_row)
     assert r.exit_code == 0, r.stderr
     rep = json.loads((runs_root() / "digits" / "eval" / "quality.json").read_text())
     rows = rep["rows"]
@@ -174,6 +205,18 @@ def test_feature_metrics_with_their_floor_and_history(mnist_run):
     assert [h["metric"] for h in history] == ["quality", "parzen", "quality"]
     assert all(h["checkpoint_step"] == 10 for h in history)
     assert history[2]["metrics"] == ["fid"] and "precision" not in history[2]["rows"]["G"]
+
+
+def test_feature_metrics_kmeans_row(mnist_run):
+    r = cli("eval", mnist_run, "--fid", "--prdc", "--samples", "40", "--baseline", "kmeans")
+    assert r.exit_code == 0, r.stderr
+    rep = json.loads((runs_root() / "digits" / "eval" / "quality.json").read_text())
+    assert set(rep["rows"]) == {"G", "real (valid split)", "k-means centres"}
+    assert rep["rows"]["k-means centres"]["n"] == 40
+    assert "k-means centres: 40 k-means centres of the training set" in r.stdout
+    assert "40 k-means centres" in rep["rows_about"]["k-means centres"]
+    # averages of a few digits of one class stay near the data: far closer than a G of 10 steps
+    assert rep["rows"]["k-means centres"]["fid"] < rep["rows"]["G"]["fid"]
 
 
 def test_feature_metrics_need_labels():
