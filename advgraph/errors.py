@@ -80,6 +80,14 @@ class BackendError(AdvGraphError):
     """An unknown or unavailable backend."""
 
 
+class MissingExtra(AdvGraphError):
+    """An option needs a package from one of advgraph's optional extras that is not installed."""
+
+    def __init__(self, option: str, package: str, extra: str):
+        super().__init__(f"{option} needs the {package} package, which is not installed: "
+                         f"pip install 'advgraph[{extra}]'")
+
+
 class LoweringError(AdvGraphError):
     """A backend cannot lower an op of the graph (never a silent fallback)."""
 

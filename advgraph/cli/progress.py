@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from ..train.hooks import StartInfo
@@ -74,6 +75,9 @@ class Display:
 
     def warn(self, msg: str) -> None:
         self.console.print(f"warning: {msg}", markup=False)
+
+    def image(self, tag: str, path: Path, step: int) -> None:
+        pass  # the grid's files are listed by the run directory, not on the terminal
 
     def stop(self) -> None:
         if self.progress is not None:

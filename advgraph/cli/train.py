@@ -33,27 +33,44 @@ def train(
     nproc: int = typer.Option(1, "--nproc", help="Data-parallel processes on this machine "
                               "(torch.distributed: gloo on CPU, NCCL on CUDA). The spec's batch "
                               "size is the global one."),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write TensorBoard "
+                                     "events (metrics, Parzen monitor, sample grids) to "
+                                     "runs/<name>/tensorboard/; needs "
+                                     "'advgraph[tensorboard]'."),
 ) -> None:
     """Train G and D with Algorithm 1 into runs/<name>/ (Ctrl-C checkpoints and stops)."""
     from ..distributed import world_from_env
-    from ..train.hooks import NO_HOOKS
+    from ..train.hooks import NO_HOOKS, Fanout
     from .progress import Display
 
     root, overrides = runs_root(runs_dir), set_ or []
     with user_errors():
         rank = world_from_env()[0]
         _check_source(spec, resume, name)
+        if tensorboard:  # before any rank starts or any directory is made
+            from ..train.tensorboard import require
+
+            require()
         if resume is None or device == "auto":
             device = _auto_device(device, backend or "torch")
-    display = Display() if rank == 0 else None  # rank 0 alone reports
+    display = board = None
+    if rank == 0:  # rank 0 alone reports, and writes the run directory
+        display = Display()
+        if tensorboard:
+            from ..train.tensorboard import TensorBoardHooks
+
+            board = TensorBoardHooks(warn=display.warn)
+    hooks = Fanout(display, board) if board is not None else display or NO_HOOKS
     with user_errors(rank):
         try:
             with ranks(nproc, device or "cpu",
                        lambda: _check_once(nproc, spec, resume, backend, overrides)) as dist:
                 world = dist.world if dist is not None else 1
                 run, outcome = _train(spec, resume, name, backend, device, data_root, overrides,
-                                      root, dist, display or NO_HOOKS)
+                                      root, dist, hooks)
         finally:
+            if board is not None:
+                board.close()
             if display is not None:
                 display.stop()
     if rank == 0:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+SAMPLE_GRID = "samples/training"  # the image tag of the fixed-noise grid (snapshots.py)
+
 
 @dataclass(frozen=True)
 class StartInfo:
@@ -34,6 +36,9 @@ class TrainingHooks(Protocol):
     def warn(self, msg: str) -> None:
         """Something the user should know that does not stop the run."""
 
+    def image(self, tag: str, path: Path, step: int) -> None:
+        """An image just written into the run directory (the sample grid), as its PNG file."""
+
 
 class NoHooks:
     """Tell nobody: the default for library callers, and what non-main ranks use."""
@@ -50,5 +55,36 @@ class NoHooks:
     def warn(self, msg: str) -> None:
         pass
 
+    def image(self, tag: str, path: Path, step: int) -> None:
+        pass
+
 
 NO_HOOKS = NoHooks()
+
+
+class Fanout:
+    """Several front ends told the same things, in the order given (the display, then
+    TensorBoard)."""
+
+    def __init__(self, *hooks: TrainingHooks) -> None:
+        self.hooks = hooks
+
+    def start(self, info: StartInfo) -> None:
+        for h in self.hooks:
+            h.start(info)
+
+    def tick(self, step: int, epoch: float) -> None:
+        for h in self.hooks:
+            h.tick(step, epoch)
+
+    def report(self, row: dict[str, Any]) -> None:
+        for h in self.hooks:
+            h.report(row)
+
+    def warn(self, msg: str) -> None:
+        for h in self.hooks:
+            h.warn(msg)
+
+    def image(self, tag: str, path: Path, step: int) -> None:
+        for h in self.hooks:
+            h.image(tag, path, step)

@@ -17,7 +17,7 @@ from ..errors import AdvGraphError, TrainingDiverged
 from ..runs import RunDir
 from .checkpoint import save
 from .context import Context
-from .hooks import NO_HOOKS, StartInfo, TrainingHooks
+from .hooks import NO_HOOKS, SAMPLE_GRID, StartInfo, TrainingHooks
 from .interrupt import graceful
 from .monitor import due, monitor_parzen
 from .session import Session
@@ -134,9 +134,11 @@ def _snapshot(run: RunDir, s: Session, hooks: TrainingHooks) -> None:
     from .snapshots import write_snapshot
 
     try:
-        write_snapshot(run, s)
+        path = write_snapshot(run, s)
     except (AdvGraphError, OSError, ValueError) as e:
         hooks.warn(f"step {s.step}: sample grid not written: {e}")
+        return
+    hooks.image(SAMPLE_GRID, path, s.step)
 
 
 def _anyone(requested: bool, ctx: Context) -> bool:

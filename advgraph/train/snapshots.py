@@ -5,6 +5,7 @@ training is unaffected (and a resumed run writes the same images)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,20 @@ class _SessionView:
 
 
 def snapshot_path(run: RunDir, step: int) -> Path:
-    return run.path / "samples" / "training" / f"step-{step:07d}.png"
+    return _grid_dir(run) / f"step-{step:07d}.png"
+
+
+def written_snapshots(run: RunDir) -> dict[int, Path]:
+    """The grids on disk, by step."""
+    matches = (_SNAPSHOT_RE.fullmatch(p.name) for p in _grid_dir(run).glob("step-*.png"))
+    return {int(m.group(1)): _grid_dir(run) / m.group(0) for m in matches if m}
+
+
+_SNAPSHOT_RE = re.compile(r"step-(\d{7,})\.png")
+
+
+def _grid_dir(run: RunDir) -> Path:
+    return run.path / "samples" / "training"
 
 
 def write_snapshot(run: RunDir, s: Session) -> Path:

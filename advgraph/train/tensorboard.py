@@ -1,0 +1,129 @@
+"""TensorBoard event files beside metrics.jsonl (`train --tensorboard`): a TrainingHooks
+implementation, so the loop knows nothing of TensorBoard. Needs the optional extra
+(`pip install 'advgraph[tensorboard]'`); `require()` says so before anything is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import MissingExtra
+from ..runs import RunDir
+from .hooks import SAMPLE_GRID, StartInfo
+
+DIRNAME = "tensorboard"  # runs/<name>/tensorboard/
+
+# metrics.jsonl keys → tags; TensorBoard groups tags by what precedes the slash.
+TAGS = {"d_loss": "loss/D", "g_loss": "loss/G", "d_real": "D/real", "d_fake": "D/fake",
+        "lr_d": "lr/D", "lr_g": "lr/G", "momentum": "momentum/D",
+        "epoch": "progress/epoch", "time_s": "progress/time_s",
+        "steps_per_s": "progress/steps_per_s"}
+
+
+def require(option: str = "--tensorboard") -> None:
+    """Raise MissingExtra unless torch.utils.tensorboard imports (it needs `tensorboard`)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+    except ImportError:
+        raise MissingExtra(option, "tensorboard", "tensorboard") from None
+
+
+def scalars(row: dict[str, Any]) -> dict[str, float]:
+    """A metrics row's numeric fields by tag. A monitor row (parzen_*) gives only its own
+    values: its step and epoch are the training row's."""
+    monitor = any(k.startswith("parzen_") for k in row)
+    out = {}
+    for key, value in row.items():
+        if key == "step" or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue  # None: a Parzen estimate without validation data
+        if key.startswith("parzen_"):
+            out["parzen/" + key.removeprefix("parzen_")] = float(value)
+        elif not monitor:
+            out[TAGS.get(key, key)] = float(value)
+    return out
+
+
+class TensorBoardHooks:
+    """Every metrics row as scalars and every sample grid as an image, at their steps, in
+    runs/<name>/tensorboard/.
+
+    A resumed run purges what the event files hold from its step on (work that is redone) and
+    logs again what metrics.jsonl and the grids keep at that step; event files that do not
+    exist yet (--tensorboard first given on a resume) get the run's whole history. Events are a
+    side line: failing to write them stops them, with a warning, never the run."""
+
+    def __init__(self, warn: Callable[[str], None] | None = None, flush_secs: int = 10) -> None:
+        self._warn = warn
+        self.flush_secs = flush_secs
+        self.writer: Any = None
+
+    def start(self, info: StartInfo) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        run = RunDir(info.run_path)
+        logdir = run.path / DIRNAME
+        since = info.step if any(logdir.glob("events.out.tfevents.*")) else 0
+        try:
+            # purge_step: TensorBoard drops the events at and after it from earlier files
+            self.writer = SummaryWriter(str(logdir), purge_step=since or None,
+                                        flush_secs=self.flush_secs)
+        except OSError as e:
+            self._stopped(e)
+            return
+        if info.step:
+            self._replay(run, since, info.step)
+
+    def _replay(self, run: RunDir, since: int, step: int) -> None:
+        """What the run directory keeps from step `since` to the resumed `step`."""
+        from .snapshots import written_snapshots
+
+        for row in run.metrics():
+            if row.get("step", 0) >= since:
+                self.report(row)
+        for s, path in sorted(written_snapshots(run).items()):
+            if since <= s <= step:
+                self.image(SAMPLE_GRID, path, s)
+
+    def tick(self, step: int, epoch: float) -> None:
+        pass
+
+    def report(self, row: dict[str, Any]) -> None:
+        if self.writer is None:
+            return
+        try:
+            for tag, value in scalars(row).items():
+                self.writer.add_scalar(tag, value, row["step"])
+        except OSError as e:
+            self._stopped(e)
+
+    def warn(self, msg: str) -> None:
+        pass  # the display tells the user
+
+    def image(self, tag: str, path: Path, step: int) -> None:
+        if self.writer is None:
+            return
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                pixels = np.asarray(im.convert("RGB"))
+            self.writer.add_image(tag, pixels, step, dataformats="HWC")
+        except OSError as e:
+            self._stopped(e)
+
+    def close(self) -> None:
+        """Flush and close the event file: at the end, on an interrupt or an error alike."""
+        if self.writer is None:
+            return
+        try:
+            self.writer.close()
+        except OSError as e:
+            self._stopped(e)
+        self.writer = None
+
+    def _stopped(self, e: OSError) -> None:
+        self.writer = None
+        if self._warn is not None:
+            self._warn(f"TensorBoard events no longer written: {e}")
