@@ -12,11 +12,13 @@ checkpoint back (`restore`, for sample and eval) never loads the training loop.
 - `rng`: the random streams derived from the seed (`seeds`, `rank_seed`)
 - `context`: backend, device and process group (`Context`)
 - `session`: a run's working set built from a spec (`Session`, `build_session`, `make_trainer`)
-- `hooks`: what a front end is told while training (`TrainingHooks`, `StartInfo`, `NO_HOOKS`)
+- `hooks`: what a front end is told while training (`TrainingHooks`, `StartInfo`, `NO_HOOKS`,
+  `Fanout`)
 - `loop`: the training loop (`run_loop`, `Outcome`); `monitor`: Parzen monitoring;
   `checkpoint`: saving; `interrupt`: Ctrl-C handling
 - `starting`, `resuming`: the entry points the CLI calls (`start`, `resume`)
 - `restore`: a checkpoint back into a trainer (`restore_run`, `RestoredRun`) or a session
 - `provenance`: versions and owner recorded in run.json and checkpoints
 - `snapshots`: the fixed-noise sample grid written while training
+- `tensorboard`: the hooks as TensorBoard event files (`train --tensorboard`)
 """

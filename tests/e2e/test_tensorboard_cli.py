@@ -15,7 +15,7 @@ pytest.importorskip("torch")
 
 from advgraph.runs import RunDir  # noqa: E402
 from tests.conftest import SPECS  # noqa: E402
-from tests.helpers import cli, runs_root  # noqa: E402
+from tests.helpers import cli, cli_proc, runs_root  # noqa: E402
 
 needs_tensorboard = pytest.mark.skipif(find_spec("tensorboard") is None,
                                        reason="tensorboard is not installed "
@@ -129,3 +129,13 @@ def test_without_the_extra_it_refuses_before_anything_is_written(monkeypatch):
         assert r.stdout == ""
         assert tree(runs_root()) == before, args
         assert sorted(p.name for p in runs_root().iterdir()) == ["kept"]
+
+
+@needs_tensorboard
+@pytest.mark.slow
+def test_nproc_runs_have_one_writer():
+    r = cli_proc("train", SPEC, "--nproc", "2", "--name", "dist", "--tensorboard", *FAST,
+                 "--set", "training.stop.steps=20")
+    assert r.returncode == 0, r.stderr
+    assert len(list((runs_root() / "dist" / "tensorboard").iterdir())) == 1  # rank 0's file
+    check_mirrors_the_run("dist")
