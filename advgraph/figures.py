@@ -19,9 +19,11 @@ def to_images(x: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
 
 
 def grid(images: np.ndarray, rows: int, cols: int, pad: int = 2, scale: int = 2,
-         separator_after: int | None = None) -> "Image":  # noqa: F821
+         separator_after: int | None = None,
+         row_labels: list[str] | None = None) -> "Image":  # noqa: F821
     """Tile rows × cols images (row-major) with `pad` pixels of gap; an optional wider gap and
-    a light rule after column `separator_after` (the nearest-neighbour column of Figure 2)."""
+    a light rule after column `separator_after` (the nearest-neighbour column of Figure 2);
+    `row_labels` (one per row, e.g. the class of a conditional row) in a strip on the left."""
     from PIL import Image
 
     h, w = images.shape[1:3]
@@ -39,7 +41,57 @@ def grid(images: np.ndarray, rows: int, cols: int, pad: int = 2, scale: int = 2,
         x = pad + separator_after * (w + pad) + sep // 2 - 1
         canvas[:, x] = 255
     img = Image.fromarray(canvas)
-    return img.resize((W * scale, H * scale), Image.NEAREST) if scale > 1 else img
+    img = img.resize((W * scale, H * scale), Image.NEAREST) if scale > 1 else img
+    if row_labels is not None:
+        centres = [(pad + r * (h + pad) + h / 2) * scale for r in range(rows)]
+        img = label_strip(img, row_labels, centres, h * scale)
+    return img
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: one fixed-size bitmap font
+        return ImageFont.load_default()
+
+
+def label_strip(img, labels: list[str], centres: list[float], cell: int):
+    """`img` with a strip on its left holding each label right-aligned and vertically centred
+    at its y in `centres` (white on the grid's black); text sized to the cells, `cell` px."""
+    from PIL import Image, ImageDraw
+
+    font = _font(max(8, min(16, cell // 2)))
+    margin = 4
+    boxes = [font.getbbox(t) for t in labels]
+    width = max((b[2] for b in boxes), default=0) + 2 * margin
+    out = Image.new(img.mode, (width + img.width, img.height), 0)
+    out.paste(img, (width, 0))
+    draw = ImageDraw.Draw(out)
+    white = 255 if img.mode == "L" else (255,) * len(img.mode)
+    for text, box, y in zip(labels, boxes, centres):  # no anchors: bitmap fonts lack them
+        draw.text((width - margin - box[2], y - (box[1] + box[3]) / 2), text, fill=white,
+                  font=font)
+    return out
+
+
+def class_text(c: int, names: list[str] | None = None) -> str:
+    """How a class is shown: its index (what --label takes), and its name when the data has
+    names."""
+    return f"{c} {names[c]}" if names and 0 <= c < len(names) else str(c)
+
+
+def class_colours(classes: int) -> list:
+    """A distinct colour per class: tab10 / tab20 where they suffice, else viridis."""
+    import matplotlib
+
+    if classes <= 10:
+        return [matplotlib.colormaps["tab10"](c) for c in range(classes)]
+    if classes <= 20:
+        return [matplotlib.colormaps["tab20"](c) for c in range(classes)]
+    cmap = matplotlib.colormaps["viridis"]
+    return [cmap(c / (classes - 1)) for c in range(classes)]
 
 
 def save_png(img, path: Path) -> Path:
@@ -65,10 +117,21 @@ def _save_fig(fig, path: Path) -> Path:
     return path
 
 
+def _key(fig, **kw):
+    """The figure's legend (its colour key) outside every axes, on the right, so it never
+    covers data; `layout="constrained"` makes room for it. Scatter entries get markers big
+    enough to tell their colours apart."""
+    key = fig.legend(loc="outside right upper", **kw)
+    for h in key.legend_handles:
+        if hasattr(h, "set_sizes"):
+            h.set_sizes([25])
+    return key
+
+
 def plot_1d(samples: np.ndarray, data: np.ndarray, path: Path, density=None, title: str = "") -> Path:
     """Histogram of G's samples against the data (and its true density when known)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     lo = min(samples.min(), data.min())
     hi = max(samples.max(), data.max())
     bins = np.linspace(lo, hi, 80)
@@ -79,7 +142,7 @@ def plot_1d(samples: np.ndarray, data: np.ndarray, path: Path, density=None, tit
         ax.plot(xs, density(xs), "k--", lw=1, label="p_data")
     ax.set_xlabel("x")
     ax.set_ylabel("density")
-    ax.legend()
+    _key(fig)
     ax.set_title(title)
     out = _save_fig(fig, path)
     plt.close(fig)
@@ -87,22 +150,77 @@ def plot_1d(samples: np.ndarray, data: np.ndarray, path: Path, density=None, tit
 
 
 def plot_2d(samples: np.ndarray, data: np.ndarray, path: Path, centres=None, title: str = "",
-            labels: np.ndarray | None = None) -> Path:
+            labels: np.ndarray | None = None, classes: int | None = None,
+            names: list[str] | None = None) -> Path:
     """Samples over the data; a conditional G's samples coloured by the label they were
-    drawn for."""
+    drawn for, with a key of the colours (a colour bar beyond 20 classes)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = plt.subplots(figsize=(5, 5), layout="constrained")
     ax.scatter(data[:, 0], data[:, 1], s=2, c="k", alpha=0.3, label="data")
     if labels is None:
         ax.scatter(samples[:, 0], samples[:, 1], s=2, c="g", alpha=0.5, label="G(z)")
     else:
-        ax.scatter(samples[:, 0], samples[:, 1], s=2, c=labels, cmap="tab10", alpha=0.6,
-                   label="G(z|y), colour = y")
+        classes = classes or int(labels.max()) + 1
+        colours = class_colours(classes)
+        if classes <= 20:  # a legend entry per class
+            for c in range(classes):
+                on = labels == c
+                ax.scatter(samples[on, 0], samples[on, 1], s=2, color=colours[c], alpha=0.6,
+                           label=f"G(z|y), y = {class_text(c, names)}")
+        else:
+            sc = ax.scatter(samples[:, 0], samples[:, 1], s=2, c=labels, cmap="viridis",
+                            vmin=0, vmax=classes - 1, alpha=0.6, label="G(z|y)")
+            fig.colorbar(sc, ax=ax, label="y", location="bottom")
     if centres is not None:
         ax.scatter(centres[:, 0], centres[:, 1], marker="x", c="r", s=40, label="modes")
     ax.set_aspect("equal")
-    ax.legend(loc="upper right")
+    _key(fig)
     ax.set_title(title)
+    out = _save_fig(fig, path)
+    plt.close(fig)
+    return out
+
+
+def plot_by_label(samples: np.ndarray, labels: np.ndarray, data: np.ndarray,
+                  data_labels: np.ndarray | None, classes: int, path: Path, centres=None,
+                  title: str = "", names: list[str] | None = None) -> Path:
+    """1-D or 2-D samples of a conditional G, one panel per class on shared axes: G(·|c) in
+    the class's colour over the training data of class c (and the modes, when known)."""
+    plt = _pyplot()
+    dim = samples.shape[1]
+    ncols = min(classes, 4)
+    nrows = -(-classes // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3 * ncols, 3 * nrows), squeeze=False,
+                             layout="constrained")
+    colours = class_colours(classes)
+    both = np.concatenate([samples, data])
+    lo, hi = float(both.min()), float(both.max())  # the same square window on every panel
+    lo, hi = lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)
+    bins = np.linspace(lo, hi, 60)
+    for c, ax in enumerate(axes.flat):
+        if c >= classes:
+            ax.remove()
+            continue
+        mine = samples[labels == c]
+        real = data[data_labels == c] if data_labels is not None else data
+        if dim == 1:
+            ax.hist(real.ravel(), bins=bins, density=True, alpha=0.4, color="k",
+                    label="data of the class")
+            ax.hist(mine.ravel(), bins=bins, density=True, alpha=0.6, color=colours[c],
+                    label="G(z|y), y = the panel's class")
+        else:
+            ax.scatter(real[:, 0], real[:, 1], s=2, c="k", alpha=0.3, label="data of the class")
+            ax.scatter(mine[:, 0], mine[:, 1], s=2, color=colours[c], alpha=0.6,
+                       label="G(z|y), y = the panel's class")
+            if centres is not None:
+                ax.scatter(centres[:, 0], centres[:, 1], marker="x", c="r", s=20, label="modes")
+            ax.set_ylim(lo, hi)
+            ax.set_aspect("equal")
+        ax.set_xlim(lo, hi)
+        ax.set_title(f"y = {class_text(c, names)}", color=colours[c])
+    handles, texts = axes.flat[0].get_legend_handles_labels()
+    _key(fig, handles=handles, labels=texts)
+    fig.suptitle(title)
     out = _save_fig(fig, path)
     plt.close(fig)
     return out

@@ -17,7 +17,7 @@ from .common import console, err
 app = typer.Typer(
     help="Generative adversarial nets (Goodfellow et al., 2014) declared in YAML.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (completion.py)
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -40,7 +40,9 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 def main() -> None:
     try:
-        app()
+        # One name whatever the launcher (`python -m advgraph` too): completion scripts call
+        # back through $_ADVGRAPH_COMPLETE.
+        app(prog_name="advgraph")
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)

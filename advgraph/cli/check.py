@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from . import app
-from .common import SetOpt, console, user_errors
+from .common import SetOpt, SpecArg, console, user_errors
 
 
 def _graph_rows(graph) -> list[dict[str, Any]]:
@@ -31,7 +31,7 @@ def _graph_rows(graph) -> list[dict[str, Any]]:
 
 @app.command()
 def check(
-    spec: Path = typer.Argument(..., help="The spec file."),
+    spec: Path = SpecArg,
     set_: Optional[List[str]] = SetOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from ..errors import AdvGraphError, UsageError
+from .completion import complete_run, complete_spec
 
 console = Console(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
@@ -17,6 +18,8 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 SetOpt = typer.Option(None, "--set", metavar="PATH=VALUE",
                       help="Override a spec value, e.g. --set training.optimizer.lr=0.05 "
                            "(repeatable; validated like the file).")
+RunArg = typer.Argument(..., help="Run name.", autocompletion=complete_run)
+SpecArg = typer.Argument(..., help="The spec file.", autocompletion=complete_spec)
 RunsDirOpt = typer.Option(None, "--runs-dir", envvar="ADVGRAPH_RUNS",
                           help="Where runs live [default: ./runs].")
 

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ..errors import UsageError
 from . import app
-from .common import (RunsDirOpt, console, err, png_out, positive, print_wrote, runs_root,
+from .common import (RunArg, RunsDirOpt, console, err, png_out, positive, print_wrote, runs_root,
                      user_errors)
 from .ranks import ranks
 
@@ -49,7 +49,7 @@ def _restore(run: str, runs_dir: Optional[Path], checkpoint: Optional[int], devi
 
 @app.command()
 def sample(
-    run: str = typer.Argument(..., help="Run name."),
+    run: str = RunArg,
     grid: bool = typer.Option(False, "--grid", help="A PNG grid of fair random samples (the "
                                                     "default unless --npz is given)."),
     rows: int = typer.Option(4, "--rows"), cols: int = typer.Option(5, "--cols"),
@@ -94,7 +94,7 @@ def sample(
 
 @app.command()
 def interpolate(
-    run: str = typer.Argument(..., help="Run name."),
+    run: str = RunArg,
     rows: int = typer.Option(4, "--rows", help="Number of interpolation paths."),
     steps: int = typer.Option(10, "--steps", help="Images per path, endpoints included."),
     slerp: bool = typer.Option(False, "--slerp", help="Spherical interpolation (for Gaussian priors)."),
@@ -121,7 +121,7 @@ def interpolate(
 
 @app.command("eval")
 def eval_(
-    run: str = typer.Argument(..., help="Run name."),
+    run: str = RunArg,
     parzen: bool = typer.Option(False, "--parzen", help="Parzen-window log-likelihood (Table 1)."),
     theory: bool = typer.Option(False, "--theory", help="1-D runs: D vs D*, JSD, C(G) (Figure 1)."),
     samples: int = typer.Option(10_000, "--samples", help="Samples drawn from G."),
@@ -337,7 +337,7 @@ def _eval_history(run) -> list[dict[str, Any]]:
 
 
 @app.command()
-def plot(run: str = typer.Argument(..., help="Run name."), out: Optional[Path] = OutOpt,
+def plot(run: str = RunArg, out: Optional[Path] = OutOpt,
          runs_dir: Optional[Path] = RunsDirOpt) -> None:
     """Loss and D-output curves from metrics.jsonl as a PNG."""
     from ..errors import RunError

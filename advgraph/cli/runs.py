@@ -12,12 +12,13 @@ from rich.table import Table
 
 from ..errors import UsageError
 from . import app
-from .common import RunsDirOpt, SetOpt, console, err, positive, runs_root, user_errors
+from .common import (RunsDirOpt, SetOpt, SpecArg, console, complete_run, err, positive,
+                     runs_root, user_errors)
 
 
 @app.command()
 def parity(
-    spec: Path = typer.Argument(..., help="The spec file."),
+    spec: Path = SpecArg,
     backends_: str = typer.Option("torch,cupy", "--backends", help="Two backends, A,B."),
     devices: str = typer.Option("cpu", "--devices", help="Device for both, or one each: A,B."),
     batch: int = typer.Option(64, "--batch", help="Examples in the compared minibatch."),
@@ -144,7 +145,8 @@ def backends() -> None:
 
 @app.command("rm")
 def rm(
-    names: List[str] = typer.Argument(..., metavar="RUN...", help="Runs to delete."),
+    names: List[str] = typer.Argument(..., metavar="RUN...", help="Runs to delete.",
+                                      autocompletion=complete_run),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     runs_dir: Optional[Path] = RunsDirOpt,
 ) -> None:

@@ -9,13 +9,15 @@ import typer
 
 from ..errors import UsageError
 from . import app
-from .common import RunsDirOpt, SetOpt, console, err, runs_root, user_errors
+from .common import (RunsDirOpt, SetOpt, complete_run, complete_spec, console, err, runs_root,
+                     user_errors)
 from .ranks import ranks
 
 
 @app.command()
 def train(
-    spec: Optional[Path] = typer.Argument(None, help="The spec file (omit with --resume)."),
+    spec: Optional[Path] = typer.Argument(None, help="The spec file (omit with --resume).",
+                                         autocompletion=complete_spec),
     backend: Optional[str] = typer.Option(None, "--backend", "-b",
                                           help="Backend plugin [default: torch, or the "
                                                "run's own on --resume]."),
@@ -27,7 +29,8 @@ def train(
     name: Optional[str] = typer.Option(None, "--name", help="Run name [default: the spec's "
                                        "name and a counter, e.g. mnist-001]."),
     resume: Optional[str] = typer.Option(None, "--resume", metavar="RUN",
-                                         help="Continue RUN from its latest good checkpoint."),
+                                         help="Continue RUN from its latest good checkpoint.",
+                                         autocompletion=complete_run),
     set_: Optional[List[str]] = SetOpt,
     runs_dir: Optional[Path] = RunsDirOpt,
     nproc: int = typer.Option(1, "--nproc", help="Data-parallel processes on this machine "

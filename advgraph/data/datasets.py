@@ -42,6 +42,11 @@ class Dataset:
         """How many classes the labels have: None without labels, 0 when only the file can tell."""
         return None
 
+    @property
+    def class_names(self) -> list[str] | None:
+        """The classes' names, by label, where the dataset defines them (figures show them)."""
+        return None
+
     def shape(self, loaded: "LoadedSpec | None" = None) -> tuple[int, ...]:
         """One example's shape; `loaded` locates a problem with the data file in the spec."""
         raise NotImplementedError
@@ -75,6 +80,13 @@ class Dataset:
         raise NotImplementedError
 
 
+# The labels' meanings as the datasets' authors publish them (MNIST's labels are the digits).
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                         "Shirt", "Sneaker", "Bag", "Ankle boot")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck")
+
+
 class _TenClassImages(Dataset):
     """Image files of ten classes in a folder (`data.root`): IDX and CIFAR-10."""
 
@@ -97,6 +109,10 @@ class IdxDataset(_TenClassImages):
     IMAGE = (28, 28)
 
     data: IdxData
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return list(FASHION_MNIST_CLASSES) if self.data.dataset == "fashion-mnist" else None
 
     def shape(self, loaded: "LoadedSpec | None" = None) -> tuple[int, ...]:
         return (self.IMAGE[0] * self.IMAGE[1],) if self.data.flatten else (1, *self.IMAGE)
@@ -146,6 +162,10 @@ class Cifar10Dataset(_TenClassImages):
     IMAGE = (3, 32, 32)
 
     data: Cifar10Data
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return list(CIFAR10_CLASSES)
 
     def shape(self, loaded: "LoadedSpec | None" = None) -> tuple[int, ...]:
         return (3 * 32 * 32,) if self.data.flatten else self.IMAGE

@@ -134,9 +134,15 @@ def sample(restored: RestoredRun, *, figure: bool, rows: int, cols: int, seed: i
     shape = image_shape(restored)
     tag = f"step-{restored.step:07d}-seed{seed}{suffix}"
     if shape is None:
-        return written + [_toy_plot(restored, seed, n or 5000, _out_path(run, out, "samples", f"{tag}.png"),
-                                    label)]
+        path = _out_path(run, out, "samples", f"{tag}.png")
+        if per_label:
+            return written + [_toy_plot_by_label(restored, seed, n or 5000, path)]
+        return written + [_toy_plot(restored, seed, n or 5000, path, label)]
     samples = grid_samples()
+    # grids of a known class name it at the start of each row
+    row_labels = ([class_text(c, class_names(restored)) for c in range(rows)] if per_label else
+                  [class_text(label, class_names(restored))] * rows if label is not None else
+                  None)
     per_image = _contrast_normalised(restored)
     imgs = _images(samples, shape, per_image)
     if nearest:
@@ -151,12 +157,12 @@ def sample(restored: RestoredRun, *, figure: bool, rows: int, cols: int, seed: i
                                train_imgs[:, None]], axis=1).reshape(rows * (cols + 1), *imgs.shape[1:])
         from ..figures import grid
 
-        img = grid(imgs, rows, cols + 1, separator_after=cols)
+        img = grid(imgs, rows, cols + 1, separator_after=cols, row_labels=row_labels)
         name = f"{tag}-nearest.png"
     else:
         from ..figures import grid
 
-        img = grid(imgs, rows, cols)
+        img = grid(imgs, rows, cols, row_labels=row_labels)
         name = f"{tag}.png"
     from ..figures import save_png
 
@@ -175,6 +181,16 @@ def _images(x: np.ndarray, shape: tuple[int, ...], per_image: bool = False) -> n
         if lo < -1e-3 or hi > 1 + 1e-3:  # not [0, 1] data: stretch for display
             x = (x - lo) / max(hi - lo, 1e-12)
     return to_images(x, shape)
+
+
+def class_names(restored: RestoredRun) -> list[str] | None:
+    return dataset_for(restored.spec.data).class_names
+
+
+def class_text(c: int, names: list[str] | None) -> str:
+    from ..figures import class_text as text
+
+    return text(int(c), names)
 
 
 def image_shape(restored: RestoredRun) -> tuple[int, ...] | None:
@@ -204,14 +220,39 @@ def _toy_plot(restored: RestoredRun, seed: int, n: int, path: Path, label: int |
             density = lambda xs: normal_pdf(xs, spec.mean, spec.std)  # noqa: E731
         return plot_1d(x, data, path, density, title)
     if d == 2:
-        centres = None
-        if isinstance(restored.spec.data, Ring2dData):
-            from ..data.toy import ring2d_centres
-
-            centres = ring2d_centres(restored.spec.data.modes, restored.spec.data.radius)
-        return plot_2d(x, data, path, centres, title, labels=y if label is None else None)
+        return plot_2d(x, data, path, _ring_centres(restored), title,
+                       labels=y if label is None else None, classes=restored.program.classes,
+                       names=class_names(restored))
     raise UsageError(f"cannot draw {restored.program.data_shape}-shaped non-image data; "
                      "use --npz PATH to save raw samples")
+
+
+def _ring_centres(restored: RestoredRun) -> np.ndarray | None:
+    if not isinstance(restored.spec.data, Ring2dData):
+        return None
+    from ..data.toy import ring2d_centres
+
+    return ring2d_centres(restored.spec.data.modes, restored.spec.data.radius)
+
+
+def _toy_plot_by_label(restored: RestoredRun, seed: int, n: int, path: Path) -> Path:
+    """`sample --by-label` on 1-D/2-D data: one panel per class, n samples shared out over the
+    classes, each over the training data of its class."""
+    from ..figures import plot_by_label
+
+    classes = _classes(restored, "--by-label")
+    if len(restored.program.data_shape) != 1 or restored.program.data_shape[0] not in (1, 2):
+        raise UsageError(f"cannot draw {restored.program.data_shape}-shaped non-image data; "
+                         "use --npz PATH to save raw samples")
+    per = -(-n // classes)
+    x, y = draw_samples_per_class(restored, per, seed)
+    train, train_y = restored.splits.train, restored.splits.train_y
+    if train_y is not None:  # up to `per` training points of each class
+        keep = np.concatenate([np.flatnonzero(train_y == c)[:per] for c in range(classes)])
+        train, train_y = train[keep], train_y[keep]
+    return plot_by_label(x, y, train, train_y, classes, path, _ring_centres(restored),
+                         f"{restored.run.name}, step {restored.step}: G(z|y) by class",
+                         class_names(restored))
 
 
 # ---- interpolate ----------------------------------------------------------------------------
@@ -232,13 +273,14 @@ def interpolate(restored: RestoredRun, *, rows: int, steps: int, seed: int, sphe
     z = np.concatenate([path_fn(ends[2 * r], ends[2 * r + 1], steps) for r in range(rows)])
     from ..figures import grid, save_png
 
-    y = None
+    y, row_labels = None, None
     if restored.program.classes is not None:
         row_label = (np.full(rows, label) if label is not None
                      else np.arange(rows) % restored.program.classes)
         y = np.repeat(row_label, steps)
+        row_labels = [class_text(c, class_names(restored)) for c in row_label]
     img = grid(_images(run_generator(restored, z, y), shape, _contrast_normalised(restored)), rows,
-               steps)
+               steps, row_labels=row_labels)
     kind = "slerp" if spherical else "lerp"
     suffix = f"-label{label}" if label is not None else ""
     return save_png(img, _out_path(restored.run, out, "samples",

@@ -81,10 +81,10 @@ def measure(discriminate, samples: np.ndarray, data: np.ndarray, p_data=None,
 
 
 def plot(curves: dict, th: Theory, path, title: str = ""):
-    from ..figures import _pyplot, _save_fig
+    from ..figures import _key, _pyplot, _save_fig
 
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
     xs = curves["x"]
     ax.plot(xs, curves["p_data"], "k", lw=1.5, label="p_data")
     ax.plot(xs, curves["p_g"], "g", lw=1.5, label="p_g")
@@ -97,7 +97,7 @@ def plot(curves: dict, th: Theory, path, title: str = ""):
     ax.set_ylabel("density")
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc="upper left")
+    _key(fig, handles=h1 + h2, labels=l1 + l2)  # off the curves
     ax.set_title(title or f"mean |D − D*| = {th.mean_abs_d_minus_dstar:.3f}, "
                           f"JSD = {th.jsd:.4f}, C(G) = {th.c_of_g:.4f}, V = {th.v_measured:.4f}")
     out = _save_fig(fig, path)
