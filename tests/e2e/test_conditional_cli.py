@@ -92,8 +92,9 @@ def test_sample_interpolate_and_eval_by_label(mnist_dir):
     assert r.exit_code == 0, r.output
     png = run / "samples" / "step-0000004-seed0-by-label-nearest.png"
     w, h = Image.open(png).size
-    # one row per class (10) of 4 samples + the nearest-neighbour column; 28 px, pad 2, ×2
-    assert h == 2 * (10 * 28 + 11 * 2) and w == 2 * (5 * 28 + 6 * 2 + 6)
+    # one row per class (10) of 4 samples + the nearest-neighbour column; 28 px, pad 2, ×2;
+    # the class labels in a strip on the left (tests/e2e/test_plots_cli.py)
+    assert h == 2 * (10 * 28 + 11 * 2) and w > 2 * (5 * 28 + 6 * 2 + 6)
 
     r = cli("sample", "m", "--label", "3", "--npz", "s.npz", "--n", "7")
     assert r.exit_code == 0, r.output
