@@ -1,0 +1,151 @@
+"""The README's examples run as written, on toy-sized data.
+
+What is taken from README.md:
+- every command line in its plain code blocks (```` ``` ```` without a language, or bash/sh/
+  console): each `&&`-separated part of a line that starts with `.venv/bin/advgraph` or
+  `advgraph`, without its trailing `# comment`;
+- every command of the Commands table (its first column): these are synopses with
+  placeholders (SPEC, RUN, [optional parts]), so they are not run; instead every command they
+  name must exist and every `--option` they show must be in that command's `--help`.
+
+How a code-block command is mapped onto toy data (the command's own words never change, apart
+from the last rule):
+- `.venv/bin/advgraph ARGS` runs as `advgraph ARGS` in this process (`tests.helpers.cli`), in
+  README order, all in one runs directory and one working directory holding the repository's
+  `specs/` (so runs named by one command exist for the next);
+- `~` is a home directory made by the test, whose `~/mnist` holds small MNIST-shaped IDX files
+  (`make_mnist_dir`), and `$ADVGRAPH_DATA` points at the same files, so a spec that finds its
+  dataset by itself (fashion-mnist) finds them there; nothing is downloaded (ADVGRAPH_OFFLINE);
+- `train SPEC` (a new run) gets `--set` overrides appended that make it tiny: two steps
+  (`training.stop`), and for image datasets 250 training and 50 validation examples, for toy
+  data 1,000 / 100 / 100.
+
+A command must exit 0. A command that needs the cupy backend's host executor is skipped (with
+the reason) where that executor cannot build; no other command is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+from tests.conftest import ROOT, make_mnist_dir  # noqa: E402
+from tests.helpers import cli  # noqa: E402
+
+README = ROOT / "README.md"
+TINY = {"image": ["--set", "training.stop={steps: 2}", "--set", "data.train=250",
+                  "--set", "data.valid=50"],
+        "toy": ["--set", "training.stop={steps: 2}", "--set", "data.train=1000",
+                "--set", "data.valid=100", "--set", "data.test=100"]}
+
+
+def code_block_commands(text: str) -> list[str]:
+    """The advgraph command lines of the README's plain code blocks, in order."""
+    out, lang = [], None
+    for line in text.splitlines():
+        if line.startswith("```"):
+            lang = line[3:].strip() if lang is None else None
+            continue
+        if lang not in ("", "bash", "sh", "console"):
+            continue
+        line = re.split(r"\s#", line, maxsplit=1)[0]
+        for part in line.split("&&"):
+            words = shlex.split(part)
+            if words and words[0] in (".venv/bin/advgraph", "advgraph"):
+                out.append(shlex.join(words[1:]))
+    return out
+
+
+def table_synopses(text: str) -> list[str]:
+    """The Commands table's first column: each code span that starts with `advgraph` (or `…`,
+    the README's short form of it); a span of options alone (`--by-label`) belongs to the
+    command before it."""
+    section = text.split("## Commands", 1)[1].split("\n## ", 1)[0]
+    out: list[str] = []
+    for row in section.splitlines():
+        if not row.startswith("| `"):
+            continue
+        for span in re.findall(r"`([^`]+)`", row.split(" | ")[0]):
+            if span.startswith(("advgraph", "…")):
+                out.append("advgraph" + span.split("advgraph", 1)[-1] if "advgraph" in span
+                           else "advgraph" + span[1:])
+            elif span.startswith("-") and out:
+                out[-1] += " " + span
+    return out
+
+
+COMMANDS = code_block_commands(README.read_text(encoding="utf-8"))
+
+
+def test_the_readme_has_commands_to_check():
+    """The extraction itself: it finds the examples (a broken parser would check nothing)."""
+    assert "train specs/toy1d.yaml" in COMMANDS and "sample cgan --by-label --cols 8" in COMMANDS
+    assert len(COMMANDS) >= 10
+    assert len(table_synopses(README.read_text(encoding="utf-8"))) >= 15
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict[str, Path]:
+    """One home, data directory, runs directory and working directory for all the commands."""
+    base = tmp_path_factory.mktemp("readme")
+    home = base / "home"
+    data = make_mnist_dir(home / "mnist")
+    work = base / "work"
+    work.mkdir()
+    (work / "specs").symlink_to(ROOT / "specs")
+    return {"home": home, "data": data, "runs": base / "runs", "work": work}
+
+
+def mapped(command: str, world: dict[str, Path]) -> list[str]:
+    words = [os.path.expanduser(w) if w.startswith("~") else w for w in shlex.split(command)]
+    if words[0] == "train" and "--resume" not in words:
+        spec = next(w for w in words[1:] if w.endswith((".yaml", ".yml")))
+        toy = any(k in (ROOT / spec).read_text() for k in ("toy-gaussian1d", "toy-ring2d"))
+        words += TINY["toy" if toy else "image"]
+    return words
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", COMMANDS)
+def test_readme_command_runs_as_written(command, world, monkeypatch):
+    monkeypatch.setenv("HOME", str(world["home"]))
+    monkeypatch.setenv("ADVGRAPH_DATA", str(world["data"]))
+    monkeypatch.setenv("ADVGRAPH_RUNS", str(world["runs"]))
+    monkeypatch.chdir(world["work"])
+    if "cupy" in command.split() or command.split()[0] == "parity":
+        import sys
+
+        sys.path.insert(0, str(ROOT / "backends"))
+        from advgraph_cupy.host import available
+
+        if available() is not None:
+            pytest.skip(f"the cupy host executor cannot run here: {available()}")
+    words = mapped(command, world)
+    r = cli(*words)
+    assert r.exit_code == 0, f"advgraph {shlex.join(words)}\n{r.output}"
+
+
+def _help(command: str) -> str:
+    r = cli(*([command] if command else []), "--help")
+    assert r.exit_code == 0, f"advgraph {command} --help: {r.output}"
+    return r.stdout
+
+
+@pytest.mark.parametrize("synopsis", table_synopses(README.read_text(encoding="utf-8")))
+def test_commands_table_names_real_commands_and_options(synopsis):
+    words = synopsis.replace("\\|", "|").split()
+    at = words.index("advgraph")
+    first = words[at + 1] if at + 1 < len(words) else ""
+    commands = [""] if first.startswith("-") or first.startswith("[") else first.split("|")
+    options = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", synopsis))
+    for command in commands:
+        text = _help(command)
+        for opt in options:
+            assert re.search(rf"(?<![\w-]){re.escape(opt)}(?![\w-])", text), \
+                f"`{synopsis}`: advgraph {command} has no {opt}"
