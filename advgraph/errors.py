@@ -99,3 +99,11 @@ class LoweringError(AdvGraphError):
 
 class TrainingDiverged(AdvGraphError):
     """A loss or parameter became NaN/Inf; the last good checkpoint is kept."""
+
+
+class MissingLibrary(AdvGraphError):
+    """An optional library a command needs is not installed; the message names the extra."""
+
+
+class ExportError(AdvGraphError):
+    """A model could not be written in the format asked for (the exporter's reason)."""

@@ -4,6 +4,7 @@ AdvGraphError → a message on stderr and its exit code (2 for spec/usage proble
 never a traceback. `--help` and `check` import neither torch nor cupy (backends load lazily).
 One module per group of commands: check, train, generate (sample, interpolate, eval, plot),
 runs (parity, runs, backends); common holds what they share, completion what Tab offers.
+export, runs (parity, runs, backends); common holds what they share.
 """
 
 from __future__ import annotations
@@ -49,4 +50,4 @@ def main() -> None:
 
 
 # The commands register themselves on `app`, in the order --help lists them.
-from . import check, train, generate, runs  # noqa: E402,F401
+from . import check, train, generate, export, runs  # noqa: E402,F401

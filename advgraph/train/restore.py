@@ -23,9 +23,12 @@ class RestoredRun:
     read only when first asked for."""
 
     def __init__(self, run: RunDir, loaded: LoadedSpec, program: Program, trainer: Trainer,
-                 step: int, device: str, data_root: str | None, backend: str = "torch"):
+                 step: int, device: str, data_root: str | None, backend: str = "torch",
+                 checkpoint: Any = None, checkpoint_sha256: str | None = None):
         self.run, self.spec, self.program, self.trainer = run, loaded.spec, program, trainer
         self.step, self.device, self.backend = step, device, backend
+        # the loaded checkpoint and its tensors' SHA-256, as verified when it was read
+        self.checkpoint, self.checkpoint_sha256 = checkpoint, checkpoint_sha256
         self._base_dir, self._data_root = loaded.base_dir, data_root
         self._splits: Splits | None = None
 
@@ -33,9 +36,9 @@ class RestoredRun:
                         warn: Callable[[str], None] | None = None) -> None:
         """Another checkpoint of this run into the same trainer: the program, the trainer and
         the data are kept (eval --all-checkpoints builds and reads them once)."""
-        ckpt, tensors, _ = self.run.latest_checkpoint(step, warn=warn)
+        ckpt, tensors, state = self.run.latest_checkpoint(step, warn=warn)
         load_state(self.trainer, ckpt, tensors)
-        self.step = ckpt.step
+        self.step, self.checkpoint, self.checkpoint_sha256 = ckpt.step, ckpt, state["sha256"]
 
     @property
     def splits(self) -> Splits:
@@ -54,10 +57,10 @@ def restore_run(run: RunDir, step: int | None = None, backend: str | None = None
     loaded = load_file(run.spec_path)
     ctx = Context(backend or info.get("backend") or "torch", device or "cpu")
     program, trainer, _ = make_trainer(loaded, ctx)
-    ckpt, tensors, _ = run.latest_checkpoint(step, warn=warn)
+    ckpt, tensors, state = run.latest_checkpoint(step, warn=warn)
     load_state(trainer, ckpt, tensors)  # parameters alone are enough here
     return RestoredRun(run, loaded, program, trainer, ckpt.step, ctx.device,
-                       data_root or info.get("data_root"), ctx.backend)
+                       data_root or info.get("data_root"), ctx.backend, ckpt, state["sha256"])
 
 
 def load_state(trainer: Trainer, ckpt, tensors: dict[str, np.ndarray]) -> None:

@@ -111,16 +111,34 @@ LOWERINGS: dict[Op, OpFn] = {
 UNSUPPORTED: dict[Op, str] = {}  # op → why this backend cannot run it
 
 
+def _linear(x, n, p, ctx):
+    return F.linear(x, p[n.name + ".weight"], p[n.name + ".bias"])
+
+
+def _maxout_linear(x, n, p, ctx):
+    a = F.linear(x, p[n.name + ".weight"], p[n.name + ".bias"])
+    return a.view(x.shape[0], n.attrs["units"], n.attrs["pieces"]).amax(dim=2)
+
+
+# The affine ops on nn.Linear's (out, in) weights, for modules leaving advgraph (export). Given
+# the transposed view of the (in, out) tensor, F.linear calls addmm(b, x, W) on the very same
+# memory, so results are bit-identical; and TorchScript keeps aten::linear, whereas its
+# optimiser splits a traced addmm into mm + add, which rounds differently.
+LINEAR_LAYOUT: dict[Op, OpFn] = {Op.DENSE: _linear, Op.MAXOUT: _maxout_linear}
+
+
 class Net:
     """A lowered graph: (fn, node) steps over a shared parameter table. A chain passes one
     tensor along; a graph with branches keeps each value until its last reader has run."""
 
-    def __init__(self, graph: Graph, params: dict[str, torch.Tensor]):
+    def __init__(self, graph: Graph, params: dict[str, torch.Tensor],
+                 overrides: dict[Op, OpFn] | None = None):
         self.graph = graph
         self.params = params
         self.chain = graph.is_chain()
         body = [n for n in graph.nodes if n.op is not Op.INPUT]
-        self.steps = [(LOWERINGS[n.op], n) for n in body]
+        table = {**LOWERINGS, **(overrides or {})}
+        self.steps = [(table[n.op], n) for n in body]
         names = [n.name for n in body]
         self.logit_steps = self.steps[: names.index(graph.logits) + 1] if graph.logits else None
         self.y_node = graph.input_of("y")

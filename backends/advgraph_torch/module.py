@@ -5,6 +5,10 @@ forward is the torch backend's own lowering (lower.LOWERINGS), so it computes ex
 `sample` computes on torch. Parameters keep the IR's names, nested by their dots: G's
 `G.h0.weight` is the module's `h0.weight`, a graph block's `G.enc.l0.weight` is `enc.l0.weight`
 (a layer named like an nn.Module attribute, e.g. `training`, becomes `training_`).
+
+Weights are in the checkpoint's layouts, or with `torch_layout` in torch's usual ones: dense and
+maxout weights (in, out) become nn.Linear's (out, in) (conv weights already are nn.Conv2d's and
+nn.ConvTranspose2d's). Either way the outputs are the same, bit for bit.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import torch
 
 from advgraph.ir import Graph
 
-from .lower import Ctx, Net
+from .lower import LINEAR_LAYOUT, Ctx, Net
 
 
 def _child(mod: torch.nn.Module, part: str, taken: dict) -> torch.nn.Module:
@@ -34,15 +38,20 @@ class GraphModule(torch.nn.Module):
     """forward(z) → G(z); a conditional G takes forward(z, y) with y the class labels (int64
     (N,)) or their one-hot rows (float (N, classes))."""
 
-    def __init__(self, graph: Graph, tensors: dict[str, np.ndarray], classes: int | None = None):
+    def __init__(self, graph: Graph, tensors: dict[str, np.ndarray], classes: int | None = None,
+                 torch_layout: bool = False):
         super().__init__()
         self.classes = classes
         params: dict[str, torch.Tensor] = {}
         self._where: dict[str, tuple[torch.nn.Module, str]] = {}
         taken: dict = {}
+        linear = {n.tensors["weight"].name for n in graph.nodes
+                  if torch_layout and n.op in LINEAR_LAYOUT}
         for t in graph.tensors():
             *path, local = t.name.split(".")[1:]  # drop the graph's own name ("G")
             value = torch.as_tensor(np.asarray(tensors[t.name], dtype=np.float32)).clone()
+            if t.name in linear:  # (out, in) as a view of the (in, out) memory: see LINEAR_LAYOUT
+                value = value.t()
             owner = self
             for part in path:
                 owner = _child(owner, part, taken)
@@ -52,8 +61,13 @@ class GraphModule(torch.nn.Module):
             else:
                 owner.register_buffer(local, value)
             params[t.name] = getattr(owner, local)  # weight, bias, running_*: never a clash
-        self._net = Net(graph, params)
+        self._net = Net(graph, params, LINEAR_LAYOUT if torch_layout else None)
         self._ctx = Ctx(False, False, None)
+
+    def tensor_names(self) -> dict[str, str]:
+        """IR name ("G.h0.weight") → this module's state_dict key ("h0.weight")."""
+        key = {id(v): k for k, v in self.state_dict(keep_vars=True).items()}
+        return {name: key[id(t)] for name, t in self._net.params.items()}
 
     def _apply(self, fn, recurse=True):  # .to(device) etc.: keep the lowering's table in step
         out = super()._apply(fn, recurse)

@@ -1,0 +1,40 @@
+"""`advgraph export`: G alone as safetensors, TorchScript or ONNX (the work is advgraph.export's)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import app
+from .common import RunsDirOpt, print_wrote, runs_root, user_errors
+from .generate import CheckpointOpt, _warn
+
+
+@app.command()
+def export(
+    run: str = typer.Argument(..., help="Run name."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", metavar="FORMAT",
+                                      help="safetensors, torchscript or onnx [default: the one "
+                                           "--out's extension names, else safetensors]."),
+    out: Optional[Path] = typer.Option(None, "--out", help="The model file, or a directory for "
+                                       "it (a path without extension) [default: runs/<name>/export/G-step<STEP>.<ext>]; "
+                                       "the spec and metadata go beside it."),
+    checkpoint: Optional[int] = CheckpointOpt,
+    runs_dir: Optional[Path] = RunsDirOpt,
+) -> None:
+    """Export G alone in torch's layouts, with the resolved spec and the prior beside it. It
+    computes what `sample --backend torch` computes; onnx needs the export extra."""
+    from .. import export as E
+    from ..runs import RunDir
+    from ..train.restore import restore_run
+
+    with user_errors():
+        fmt = E.check_format(fmt, out)
+        E.require_libraries(fmt)  # before the run is read: a missing library fails fast
+        restored = restore_run(RunDir.open(runs_root(runs_dir), run), checkpoint,
+                               backend="torch", device="cpu", warn=_warn)
+        files = E.export(restored, fmt, out)
+    for p in files:
+        print_wrote(p)

@@ -1,0 +1,240 @@
+"""`advgraph export`: a run's G alone, for use without advgraph.
+
+The exported module is the torch backend's G (`GraphModule` with torch's layouts: dense and maxout
+weights (out, in) as nn.Linear's, conv weights as nn.Conv2d's / nn.ConvTranspose2d's), so it
+computes exactly what `sample --backend torch` computes:
+
+- safetensors: its state_dict (`h0.weight`, …, the names `Run.generator()` uses); the metadata
+  below is also the header's `advgraph` entry.
+- torchscript: `torch.jit.trace` of it, for `torch.jit.load` with torch alone; the metadata is
+  the archive's extra file `advgraph.json`.
+- onnx: `torch.onnx.export` (its dynamo exporter needs onnx and onnxscript: the `export` extra),
+  batch axis dynamic; the metadata is the model's `advgraph` metadata_props entry.
+
+Inputs: z float32 (N, prior dim); a conditional G also y int64 (N,), class indices. Output:
+x float32 (N, *data shape). Beside the model file `<stem>.ext`: `<stem>.spec.yaml` (the resolved
+spec) and `<stem>.json` (prior, shapes, classes, step, source run, the checkpoint's SHA-256).
+Only those three files are written (atomically), never into the run's own files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .atomic import atomic_write
+from .errors import ExportError, MissingLibrary, UsageError, WriteError
+from .train.restore import RestoredRun
+
+FORMATS = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}
+LIBRARIES = {"onnx": ("onnx", "onnxscript")}  # format → optional modules it needs
+INSTALL = "pip install 'advgraph[export]'"
+RUN_FILES = ("run.json", "spec.yaml", "metrics.jsonl", ".lock")  # never written by an export
+LAYOUT = ("torch: dense and maxout weights (out, in) as nn.Linear (y = x @ W.T + b; maxout "
+          "unit u takes the max over rows u*pieces .. u*pieces+pieces-1), conv2d and "
+          "maxout_conv weights (out, in, kh, kw) as nn.Conv2d, conv_t2d weights "
+          "(in, out, kh, kw) as nn.ConvTranspose2d")
+
+
+def check_format(fmt: str | None, out: Path | None) -> str:
+    """The format asked for; without --format, the one --out's extension names, else
+    safetensors."""
+    by_ext = {ext: f for f, ext in FORMATS.items()}
+    suffix = out.suffix.lower() if out is not None and not out.is_dir() else ""
+    if fmt is None:
+        return by_ext.get(suffix, "safetensors")
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    return fmt
+
+
+def require_libraries(fmt: str) -> None:
+    """A clear error, naming the extra, when a format's optional library is missing."""
+    missing = []
+    for mod in LIBRARIES.get(fmt, ()):
+        try:
+            importlib.import_module(mod)
+        except ImportError:
+            missing.append(mod)
+    if missing:
+        raise MissingLibrary(f"--format {fmt} needs {' and '.join(missing)}, not installed here; "
+                             f"install the export extra: {INSTALL}")
+
+
+def output_paths(restored: RestoredRun, fmt: str, out: Path | None) -> tuple[Path, Path, Path]:
+    """The model file and its two sidecars (spec, metadata); refuses the run's own files."""
+    ext = FORMATS[fmt]
+    name = f"G-step{restored.step}{ext}"
+    if out is None:
+        model = restored.run.path / "export" / name
+    elif out.is_dir() or not out.suffix:  # a directory (created when missing)
+        model = out / name
+    elif out.suffix.lower() != ext:
+        raise UsageError(f"--out: {out.suffix!r} is not the extension of {fmt} ({ext}); the "
+                         f"formats are " + ", ".join(f"{f} ({e})" for f, e in FORMATS.items()))
+    else:
+        model = out
+    stem = model.name[: -len(ext)]
+    files = (model, model.with_name(stem + ".spec.yaml"), model.with_name(stem + ".json"))
+    run = restored.run.path.resolve()
+    ckpts = restored.run.ckpt_dir.resolve()
+    for f in files:
+        r = f.resolve()
+        if ckpts == r or ckpts in r.parents or r in {run / n for n in RUN_FILES}:
+            raise UsageError(f"--out: {f} would overwrite a file of run {restored.run.name!r}; "
+                             f"export elsewhere (by default into {run / 'export'})")
+    return files
+
+
+def generator_module(restored: RestoredRun):
+    """G in torch's layouts, in inference mode (dropout off, batchnorm's running statistics)."""
+    from advgraph_torch.module import GraphModule
+
+    tensors = restored.trainer.state_dict()
+    G = restored.program.G
+    return GraphModule(G, {t.name: tensors[t.name] for t in G.tensors()},
+                       restored.program.classes, torch_layout=True).eval()
+
+
+def metadata(restored: RestoredRun, fmt: str, files: tuple[Path, Path, Path],
+             module) -> dict[str, Any]:
+    """What a user of the file needs beside the weights: the prior to draw z from, the inputs
+    and output, the graph with its tensors' names, and where the weights came from."""
+    import torch
+
+    p, prog = restored.program.prior, restored.program
+    prior = {"kind": p.kind, "dim": p.dim,
+             **({"low": p.low, "high": p.high} if p.kind == "uniform" else
+                {"mean": p.mean, "std": p.std})}
+    inputs = [{"name": "z", "dtype": "float32", "shape": ["N", p.dim],
+               "drawn_from": "the prior"}]
+    if prog.classes is not None:
+        inputs.append({"name": "y", "dtype": "int64", "shape": ["N"],
+                       "values": f"class indices 0..{prog.classes - 1} (the graph's input "
+                                 "of source y reads their one-hot rows)"})
+    names = module.tensor_names()
+    graph = [{"name": n.name.split(".", 1)[1], "op": n.op.value,
+              "inputs": [i.split(".", 1)[1] for i in n.inputs],
+              "shape": ["N", *n.shape], "attrs": n.attrs,
+              "tensors": {local: names[t.name] for local, t in n.tensors.items()}}
+             for n in prog.G.nodes]
+    ckpt = restored.checkpoint
+    return {
+        "format": fmt, "model": files[0].name, "spec": files[1].name,
+        "run": restored.run.name, "run_path": str(restored.run.path.resolve()),
+        "step": restored.step,
+        "checkpoint": str(ckpt.tensors_path.relative_to(restored.run.path)) if ckpt else None,
+        "checkpoint_sha256": restored.checkpoint_sha256,
+        "prior": prior, "inputs": inputs,
+        "output": {"name": "x", "dtype": "float32", "shape": ["N", *prog.data_shape]},
+        "data_shape": list(prog.data_shape), "classes": prog.classes,
+        "layout": LAYOUT, "graph": graph,
+        "advgraph_version": __version__, "torch_version": torch.__version__,
+    }
+
+
+def _example(restored: RestoredRun) -> tuple:
+    """Inputs to trace with: 2 rows (batch 1 would let exporters specialise the batch axis)."""
+    import torch
+
+    z = torch.zeros(2, restored.program.prior.dim)
+    if restored.program.classes is None:
+        return (z,)
+    return z, torch.arange(2, dtype=torch.int64) % restored.program.classes
+
+
+def _safetensors(module, restored: RestoredRun, meta: str) -> bytes:
+    from safetensors.numpy import save
+
+    state = {k: np.ascontiguousarray(v.detach().numpy()) for k, v in module.state_dict().items()}
+    return save(state, metadata={"format": "pt", "advgraph": meta})
+
+
+def _torchscript(module, restored: RestoredRun, meta: str) -> bytes:
+    import torch
+
+    buf = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is what was asked for
+        traced = torch.jit.trace(module, _example(restored))
+        torch.jit.save(traced, buf, _extra_files={"advgraph.json": meta})
+    return buf.getvalue()
+
+
+def _onnx(module, restored: RestoredRun, meta: str) -> bytes:
+    import torch
+
+    args = _example(restored)
+    names = ["z", "y"][: len(args)]
+    batch = torch.export.Dim("N")
+    with _quiet():
+        program = torch.onnx.export(module, args, input_names=names, output_names=["x"],
+                                    dynamic_shapes={n: {0: batch} for n in names},
+                                    dynamo=True, verbose=False)
+    model = program.model_proto
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "advgraph", meta
+    return model.SerializeToString()
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The ONNX exporter's progress lines and log warnings (e.g. that torchvision's ops are
+    skipped) are not the user's business."""
+    log = logging.getLogger("torch.onnx")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        log.setLevel(level)
+
+
+WRITERS = {"safetensors": _safetensors, "torchscript": _torchscript, "onnx": _onnx}
+
+
+def export(restored: RestoredRun, fmt: str, out: Path | None = None) -> tuple[Path, Path, Path]:
+    """Write G of `restored` as `fmt` with its spec and metadata beside it; returns the three
+    paths (model, spec, metadata). All three are written, or none is left."""
+    from .spec.load import dump_resolved
+
+    fmt = check_format(fmt, out)
+    require_libraries(fmt)
+    files = output_paths(restored, fmt, out)
+    module = generator_module(restored)
+    meta = metadata(restored, fmt, files, module)
+    text = json.dumps(meta, indent=1, default=str)
+    try:
+        blob = WRITERS[fmt](module, restored, json.dumps(meta, default=str))
+    except (RuntimeError, ValueError, TypeError, ImportError) as e:  # the exporter's refusal
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ExportError(f"run {restored.run.name!r}: G could not be exported as {fmt}: "
+                          f"{first}") from None
+    _write_all([(files[0], blob), (files[1], dump_resolved(restored.spec).encode()),
+                (files[2], (text + "\n").encode())])
+    return files
+
+
+def _write_all(items: list[tuple[Path, bytes]]) -> None:
+    """Each file atomically; when one fails, the ones written before it are removed, so a
+    model never sits beside another export's spec or metadata."""
+    done: list[Path] = []
+    try:
+        for path, data in items:
+            atomic_write(path, data)
+            done.append(path)
+    except WriteError as e:
+        for p in done:
+            p.unlink(missing_ok=True)
+        raise WriteError(f"{e}; nothing exported") from None

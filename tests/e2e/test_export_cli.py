@@ -1,0 +1,259 @@
+"""`advgraph export` as a user runs it: G exported as safetensors, TorchScript and ONNX, each
+loaded without advgraph's code (a plain torch rebuild, torch.jit.load in an interpreter where
+advgraph cannot be imported, onnxruntime or ONNX's reference evaluator) and checked against
+the samples `advgraph sample --npz` writes for the same noise."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+
+import advgraph  # noqa: E402
+from tests.conftest import SPECS  # noqa: E402
+from tests.helpers import cli  # noqa: E402
+
+SHORT = ["--set", "data.train=2000", "--set", "data.valid=200", "--set", "data.test=200",
+         "--set", "training.stop.steps=60", "--set", "training.checkpoint={steps: 30}",
+         "--set", "training.log_every=30"]
+MAXOUT_G = ["--set", "generator.layers[0]={type: maxout, name: h0, units: 64, pieces: 2, "
+                     "init: {type: xavier}}"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    """One runs directory for the module: a ring run, a conditional ring run and a ring run
+    whose G starts with maxout (exports never change a run, which the tests check)."""
+    root = tmp_path_factory.mktemp("runs")
+    for name, spec, extra in (("ring", "ring2d.yaml", []), ("cg", "ring2d-cgan.yaml", []),
+                              ("mx", "ring2d.yaml", MAXOUT_G)):
+        r = cli("train", SPECS / spec, "--name", name, "--runs-dir", root, *SHORT, *extra)
+        assert r.exit_code == 0, r.stderr
+    return root
+
+
+def sampled(runs: Path, run: str, tmp_path: Path, n: int = 50, seed: int = 7):
+    """`sample --npz`'s samples and labels, and the noise they were drawn from."""
+    r = cli("sample", run, "--runs-dir", runs, "--npz", tmp_path / "s.npz", "--n", n,
+            "--seed", seed)
+    assert r.exit_code == 0, r.stderr
+    with np.load(tmp_path / "s.npz") as f:
+        x, y = f["samples"], (f["labels"] if "labels" in f.files else None)
+    z = advgraph.open_run(runs / run).sample_noise(n, seed)
+    return z, y, x
+
+
+def export(runs: Path, run: str, *args) -> tuple[Path, dict]:
+    r = cli("export", run, "--runs-dir", runs, *args)
+    assert r.exit_code == 0, r.stderr
+    wrote = [line.split(" ", 1)[1] for line in r.stdout.splitlines() if line.startswith("wrote ")]
+    assert len(wrote) == 3 and wrote[1].endswith(".spec.yaml") and wrote[2].endswith(".json")
+    return Path(wrote[0]), json.loads(Path(wrote[2]).read_text())
+
+
+def checkpoint(runs: Path, run: str, step: int = 60) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    return load_file(runs / run / "checkpoints" / f"step-{step:07d}.safetensors")
+
+
+def fingerprint(run_dir: Path) -> dict[str, str]:
+    """Every file of a run but its exports, by content."""
+    return {str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(run_dir.rglob("*"))
+            if p.is_file() and "export" not in p.relative_to(run_dir).parts}
+
+
+def rebuild(state: dict[str, torch.Tensor], graph: list[dict], classes: int | None):
+    """G from the safetensors file and the metadata's graph, with plain torch (nn.Linear's
+    convention: y = x @ W.T + b)."""
+    def forward(z, y=None):
+        env = {}
+        for n in graph:
+            op, a, w = n["op"], n["attrs"], {k: state[v] for k, v in n["tensors"].items()}
+            ins = [env[i] for i in n["inputs"]]
+            if op == "input":
+                out = z if a["source"] == "z" else F.one_hot(y, classes).float()
+            elif op == "concat":
+                out = torch.cat(ins, dim=1)
+            elif op == "dense":
+                out = F.linear(ins[0], w["weight"], w["bias"])
+            elif op == "maxout":
+                h = F.linear(ins[0], w["weight"], w["bias"])
+                out = h.view(len(h), a["units"], a["pieces"]).amax(dim=2)
+            elif op == "relu":
+                out = torch.relu(ins[0])
+            elif op == "linear":
+                out = ins[0]
+            else:
+                raise AssertionError(f"the rebuild does not know op {op!r}")
+            env[n["name"]] = out
+        return out
+    return forward
+
+
+def test_safetensors_export_is_in_torch_layouts_and_rebuilds_sample(runs, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    before = fingerprint(runs / "ring")
+    z, _, x = sampled(runs, "ring", tmp_path)
+    path, meta = export(runs, "ring")  # the default: under the run, latest checkpoint
+    assert path == runs / "ring" / "export" / "G-step60.safetensors"
+    ck = checkpoint(runs, "ring")
+    state = load_file(path)
+    assert sorted(state) == ["h0.bias", "h0.weight", "h1.bias", "h1.weight", "y.bias", "y.weight"]
+    for name in ("h0", "h1", "y"):  # (in, out) in the checkpoint, nn.Linear's (out, in) here
+        np.testing.assert_array_equal(state[f"{name}.weight"].numpy(), ck[f"G.{name}.weight"].T)
+        np.testing.assert_array_equal(state[f"{name}.bias"].numpy(), ck[f"G.{name}.bias"])
+    assert state["h0.weight"].shape == (128, 16)
+    net = torch.nn.Sequential(torch.nn.Linear(16, 128), torch.nn.ReLU(), torch.nn.Linear(128, 128),
+                              torch.nn.ReLU(), torch.nn.Linear(128, 2))
+    net.load_state_dict({f"{i}.{k.split('.')[1]}": state[k] for i, k in
+                         ((0, "h0.weight"), (0, "h0.bias"), (2, "h1.weight"), (2, "h1.bias"),
+                          (4, "y.weight"), (4, "y.bias"))})
+    with torch.no_grad():
+        np.testing.assert_allclose(net(torch.from_numpy(z)).numpy(), x, rtol=1e-5, atol=1e-6)
+
+    ckpt_file = runs / "ring" / "checkpoints" / "step-0000060.safetensors"
+    assert meta["checkpoint_sha256"] == hashlib.sha256(ckpt_file.read_bytes()).hexdigest()
+    assert meta["step"] == 60 and meta["run"] == "ring" and meta["format"] == "safetensors"
+    assert meta["prior"] == {"kind": "gaussian", "dim": 16, "mean": 0.0, "std": 1.0}
+    assert meta["data_shape"] == [2] and meta["classes"] is None
+    assert [i["name"] for i in meta["inputs"]] == ["z"] and meta["output"]["shape"] == ["N", 2]
+    with safe_open(path, "pt") as f:  # the metadata travels in the header too
+        assert json.loads(f.metadata()["advgraph"])["checkpoint_sha256"] == meta["checkpoint_sha256"]
+    spec = yaml.safe_load((path.parent / "G-step60.spec.yaml").read_text())
+    assert spec == yaml.safe_load((runs / "ring" / "spec.yaml").read_text())
+    assert fingerprint(runs / "ring") == before
+
+
+def test_an_older_checkpoint_into_a_directory(runs, tmp_path):
+    path, meta = export(runs, "ring", "--checkpoint", "30", "--out", tmp_path / "out")
+    assert path == tmp_path / "out" / "G-step30.safetensors" and meta["step"] == 30
+    from safetensors.numpy import load_file
+
+    np.testing.assert_array_equal(load_file(path)["y.weight"], checkpoint(runs, "ring", 30)["G.y.weight"].T)
+
+
+def _without_advgraph(tmp_path: Path, code: str) -> None:
+    """Run `code` in a fresh interpreter in which advgraph and its backends cannot be
+    imported."""
+    block = "import sys; sys.modules.update(advgraph=None, advgraph_torch=None, advgraph_cupy=None)\n"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([sys.executable, "-c", block + code], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+
+
+TORCHSCRIPT = """
+import json, os, numpy as np, torch
+m = torch.jit.load("G.pt", _extra_files=(extra := {"advgraph.json": ""}))
+args = [torch.from_numpy(np.load(f)) for f in ("z.npy", "y.npy") if os.path.exists(f)]
+with torch.no_grad():
+    for _ in range(3):  # TorchScript optimises the graph after its first runs
+        out = m(*args)
+    one = m(*[a[:1] for a in args])
+np.save("out.npy", out.numpy()); np.save("one.npy", one.numpy())
+json.dump({"meta": json.loads(extra["advgraph.json"]),
+           "shapes": {k: list(v.shape) for k, v in m.state_dict().items()}}, open("info.json", "w"))
+"""
+
+
+@pytest.mark.parametrize("run", ["ring", "cg", "mx"])
+def test_torchscript_reproduces_sample_exactly(runs, tmp_path, run):
+    z, y, x = sampled(runs, run, tmp_path)
+    path, meta = export(runs, run, "--format", "torchscript", "--out", tmp_path / "G.pt")
+    np.save(tmp_path / "z.npy", z)
+    if y is not None:
+        np.save(tmp_path / "y.npy", y)
+    _without_advgraph(tmp_path, TORCHSCRIPT)
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), x)
+    np.testing.assert_allclose(np.load(tmp_path / "one.npy"), x[:1], rtol=1e-6, atol=1e-6)
+    info = json.loads((tmp_path / "info.json").read_text())
+    assert info["meta"] == meta
+    assert info["shapes"]["h0.weight"][::-1] == list(checkpoint(runs, run)["G.h0.weight"].shape)
+
+
+def test_conditional_and_maxout_safetensors_rebuild(runs, tmp_path):
+    from safetensors.torch import load_file
+
+    for run in ("cg", "mx"):
+        z, y, x = sampled(runs, run, tmp_path)
+        path, meta = export(runs, run, "--out", tmp_path / f"{run}.safetensors")
+        if run == "cg":
+            assert meta["classes"] == 8 and [i["name"] for i in meta["inputs"]] == ["z", "y"]
+            assert meta["inputs"][1]["dtype"] == "int64"
+        else:
+            assert load_file(path)["h0.weight"].shape == (128, 16)  # units·pieces rows
+        G = rebuild(load_file(path), meta["graph"], meta["classes"])
+        with torch.no_grad():
+            out = G(torch.from_numpy(z), None if y is None else torch.from_numpy(y))
+        np.testing.assert_allclose(out.numpy(), x, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("run", ["ring", "cg"])
+def test_onnx_reproduces_sample(runs, tmp_path, run):
+    onnx = pytest.importorskip("onnx", reason="onnx is not installed (the export extra)")
+    pytest.importorskip("onnxscript", reason="onnxscript is not installed (the export extra)")
+    z, y, x = sampled(runs, run, tmp_path)
+    path, meta = export(runs, run, "--out", tmp_path / "G.onnx")  # the format from --out
+    assert meta["format"] == "onnx"
+    model = onnx.load(path)
+    assert json.loads({p.key: p.value for p in model.metadata_props}["advgraph"]) == meta
+    feeds = {"z": z, **({"y": y.astype(np.int64)} if y is not None else {})}
+    try:
+        import onnxruntime
+
+        sess = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        run_onnx = lambda f: sess.run(None, f)[0]  # noqa: E731
+    except ImportError:
+        from onnx.reference import ReferenceEvaluator
+
+        ev = ReferenceEvaluator(model)
+        run_onnx = lambda f: ev.run(None, f)[0]  # noqa: E731
+    np.testing.assert_allclose(run_onnx(feeds), x, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(run_onnx({k: v[:1] for k, v in feeds.items()}), x[:1],
+                               rtol=1e-5, atol=1e-5)  # the batch axis is dynamic
+
+
+def _fails(runs, *args, code: int | None = None, match: str = "") -> str:
+    r = cli("export", *args, "--runs-dir", runs)
+    assert r.exit_code != 0 and (code is None or r.exit_code == code), (r.exit_code, r.stderr)
+    assert "Traceback" not in r.stderr + r.stdout
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and match in lines[0], r.stderr
+    return lines[0]
+
+
+def test_bad_input_is_one_line_and_leaves_the_run_alone(runs, tmp_path, monkeypatch):
+    before = fingerprint(runs / "ring")
+    _fails(runs, "ring", "--format", "pickle", code=2, match="--format must be one of")
+    _fails(runs, "nope", code=1, match="no run named 'nope'")
+    _fails(runs, "ring", "--checkpoint", "45", code=1, match="no checkpoint at step 45")
+    _fails(runs, "ring", "--out", tmp_path / "G.bin", code=2, match="'.bin'")
+    _fails(runs, "ring", "--format", "onnx", "--out", tmp_path / "G.pt", code=2, match=".onnx")
+    _fails(runs, "ring", "--out", runs / "ring" / "checkpoints" / "step-0000060.safetensors",
+           code=2, match="would overwrite a file of run 'ring'")
+    (tmp_path / "afile").write_text("")
+    _fails(runs, "ring", "--out", tmp_path / "afile" / "G.pt", code=1, match="cannot write")
+    if os.geteuid() != 0:  # root writes anywhere
+        (tmp_path / "ro").mkdir(mode=0o500)
+        _fails(runs, "ring", "--out", tmp_path / "ro" / "G.pt", code=1, match="Permission denied")
+    # all or nothing: the metadata's path is a directory, so the model and spec go again
+    (tmp_path / "partial" / "G.json").mkdir(parents=True)
+    _fails(runs, "ring", "--out", tmp_path / "partial" / "G.pt", code=1, match="nothing exported")
+    assert [p.name for p in (tmp_path / "partial").iterdir()] == ["G.json"]
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if the export extra were not installed
+    _fails(runs, "ring", "--format", "onnx", code=1, match="pip install 'advgraph[export]'")
+    assert fingerprint(runs / "ring") == before
