@@ -1,4 +1,4 @@
-"""`advgraph export`: G alone as safetensors, TorchScript or ONNX (the work is advgraph.export's)."""
+"""`advgraph export`: G alone as safetensors, TorchScript or ONNX (advgraph.export does it)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ def export(
                                       help="safetensors, torchscript or onnx [default: the one "
                                            "--out's extension names, else safetensors]."),
     out: Optional[Path] = typer.Option(None, "--out", help="The model file, or a directory for "
-                                       "it (a path without extension) [default: runs/<name>/export/G-step<STEP>.<ext>]; "
-                                       "the spec and metadata go beside it."),
+                                       "it (a path without extension) [default: "
+                                       "runs/<name>/export/G-step<STEP>.<ext>]; the spec and "
+                                       "metadata go beside it."),
     checkpoint: Optional[int] = CheckpointOpt,
     runs_dir: Optional[Path] = RunsDirOpt,
 ) -> None:
