@@ -81,11 +81,13 @@ class BackendError(AdvGraphError):
 
 
 class MissingExtra(AdvGraphError):
-    """An option needs a package from one of advgraph's optional extras that is not installed."""
+    """An option needs packages from one of advgraph's optional extras that are not installed."""
 
-    def __init__(self, option: str, package: str, extra: str):
-        super().__init__(f"{option} needs the {package} package, which is not installed: "
-                         f"pip install 'advgraph[{extra}]'")
+    def __init__(self, option: str, packages: str | list[str], extra: str):
+        names = [packages] if isinstance(packages, str) else list(packages)
+        what = (f"the {names[0]} package, which is" if len(names) == 1
+                else f"the packages {' and '.join(names)}, which are")
+        super().__init__(f"{option} needs {what} not installed: pip install 'advgraph[{extra}]'")
 
 
 class LoweringError(AdvGraphError):
@@ -99,10 +101,6 @@ class LoweringError(AdvGraphError):
 
 class TrainingDiverged(AdvGraphError):
     """A loss or parameter became NaN/Inf; the last good checkpoint is kept."""
-
-
-class MissingLibrary(AdvGraphError):
-    """An optional library a command needs is not installed; the message names the extra."""
 
 
 class ExportError(AdvGraphError):

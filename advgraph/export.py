@@ -32,12 +32,11 @@ import numpy as np
 
 from . import __version__
 from .atomic import atomic_write
-from .errors import ExportError, MissingLibrary, UsageError, WriteError
+from .errors import ExportError, MissingExtra, UsageError, WriteError
 from .train.restore import RestoredRun
 
 FORMATS = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}
 LIBRARIES = {"onnx": ("onnx", "onnxscript")}  # format → optional modules it needs
-INSTALL = "pip install 'advgraph[export]'"
 RUN_FILES = ("run.json", "spec.yaml", "metrics.jsonl", ".lock")  # never written by an export
 LAYOUT = ("torch: dense and maxout weights (out, in) as nn.Linear (y = x @ W.T + b; maxout "
           "unit u takes the max over rows u*pieces .. u*pieces+pieces-1), conv2d and "
@@ -66,8 +65,7 @@ def require_libraries(fmt: str) -> None:
         except ImportError:
             missing.append(mod)
     if missing:
-        raise MissingLibrary(f"--format {fmt} needs {' and '.join(missing)}, not installed here; "
-                             f"install the export extra: {INSTALL}")
+        raise MissingExtra(f"--format {fmt}", missing, "export")
 
 
 def output_paths(restored: RestoredRun, fmt: str, out: Path | None) -> tuple[Path, Path, Path]:

@@ -3,8 +3,8 @@
 AdvGraphError → a message on stderr and its exit code (2 for spec/usage problems, 1 otherwise),
 never a traceback. `--help` and `check` import neither torch nor cupy (backends load lazily).
 One module per group of commands: check, train, generate (sample, interpolate, eval, plot),
-runs (parity, runs, backends); common holds what they share, completion what Tab offers.
-export, runs (parity, runs, backends); common holds what they share.
+export, runs (parity, runs, backends); common holds what they share, completion what Tab
+offers.
 """
 
 from __future__ import annotations

@@ -8,13 +8,13 @@ from typing import Optional
 import typer
 
 from . import app
-from .common import RunsDirOpt, print_wrote, runs_root, user_errors
+from .common import RunArg, RunsDirOpt, print_wrote, runs_root, user_errors
 from .generate import CheckpointOpt, _warn
 
 
 @app.command()
 def export(
-    run: str = typer.Argument(..., help="Run name."),
+    run: str = RunArg,
     fmt: Optional[str] = typer.Option(None, "--format", "-f", metavar="FORMAT",
                                       help="safetensors, torchscript or onnx [default: the one "
                                            "--out's extension names, else safetensors]."),

@@ -43,7 +43,8 @@ def runs() -> Path:
 
 
 @pytest.mark.parametrize("line", ["advgraph sample ", "advgraph interpolate ", "advgraph eval ",
-                                  "advgraph plot ", "advgraph rm ", "advgraph rm mnist-001 ",
+                                  "advgraph plot ", "advgraph export ", "advgraph rm ",
+                                  "advgraph rm mnist-001 ",
                                   "advgraph train --resume ",
                                   "advgraph eval --parzen --samples 10 "])
 def test_every_run_argument_completes_run_names(runs, line):
