@@ -187,9 +187,23 @@ def apply_overrides(data: Any, overrides: list[str], pos: Positions) -> Any:
                 raise SpecError(Problem(dotted(path), "no such list item", source="--set"))
         elif not isinstance(node, dict):
             raise SpecError(Problem(dotted(path), "not a mapping", source="--set"))
+        _switch_interval(node, path, pos)
         node[last] = value
         pos.overrides.add(path)
     return data
+
+
+INTERVAL_KEYS = ("epochs", "steps")  # an interval (spec.gan.Every) holds exactly one of them
+
+
+def _switch_interval(node: dict, path: PathT, pos: Positions) -> None:
+    """Setting an interval's `steps` drops the `epochs` the spec gave it (and the other way
+    round), so `--set training.stop.steps=N` works on an epoch-based spec. Both given with
+    --set are left for validation to refuse."""
+    if path[-1] in INTERVAL_KEYS:
+        other = INTERVAL_KEYS[1 - INTERVAL_KEYS.index(path[-1])]
+        if other in node and path[:-1] + (other,) not in pos.overrides:
+            del node[other]
 
 
 # ---- pydantic errors → located problems ----------------------------------------------------

@@ -232,6 +232,19 @@ def test_resume_says_where_it_resumed():
     assert "resumed at step 20; on cpu; stop after 30 steps" in r.stderr
 
 
+def test_an_epoch_based_run_resumes_to_a_step_count():
+    """The README's `train --resume RUN --set training.stop.steps=N` on a run that stops after
+    epochs: the interval switches to steps."""
+    r = cli("train", SPECS / "ring2d.yaml", "--name", "e", *FAST, "--set", "training.stop.epochs=1")
+    assert r.exit_code == 0, r.stderr
+    one_epoch = 2000 // 256  # examples // batch size
+    assert RunDir(runs_root() / "e").checkpoints()[-1].step == one_epoch
+    r = cli("train", "--resume", "e", "--set", "training.stop.steps=30")
+    assert r.exit_code == 0, r.stderr
+    assert f"resumed at step {one_epoch}; on cpu; stop after 30 steps" in r.stderr
+    assert RunDir(runs_root() / "e").checkpoints()[-1].step == 30
+
+
 def test_rm_deletes_runs_but_never_one_being_written():
     from advgraph.runs import RunDir
 

@@ -131,6 +131,21 @@ def test_overrides_apply_and_are_validated():
     assert problems(BASE, ["training..lr=1"])[0].startswith("--set: training..lr: not a dotted path")
 
 
+def test_setting_an_intervals_steps_replaces_its_epochs():
+    """`--set training.stop.steps=N` on an epoch-based spec (the README's resume example)."""
+    spec = load_file(SPECS / "mnist.yaml").spec  # stop: {epochs: 250}
+    assert spec.training.stop.epochs == 250 and spec.training.stop.steps is None
+    switched = load_file(SPECS / "mnist.yaml", ["training.stop.steps=7",
+                                                "training.checkpoint.steps=5"]).spec.training
+    assert (switched.stop.steps, switched.stop.epochs) == (7, None)
+    assert (switched.checkpoint.steps, switched.checkpoint.epochs) == (5, None)
+    back = load_file(SPECS / "ring2d.yaml", ["training.stop.epochs=3"]).spec  # stop: {steps: 5000}
+    assert (back.training.stop.epochs, back.training.stop.steps) == (3, None)
+    # both on the command line: still refused, with the way out
+    with pytest.raises(SpecError, match="give exactly one of 'epochs' or 'steps'"):
+        load_file(SPECS / "mnist.yaml", ["training.stop.steps=7", "training.stop.epochs=2"])
+
+
 def test_generator_output_must_match_data():
     out = problems(BASE.replace("name: y, units: 2}", "name: y, units: 3}"))
     assert out == ["x.yaml:8:7: generator.layers[3]: G's output (3,) does not match the data's "
