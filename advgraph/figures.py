@@ -83,13 +83,15 @@ def class_text(c: int, names: list[str] | None = None) -> str:
 
 
 def class_colours(classes: int) -> list:
-    """A distinct colour per class: tab10 / tab20 where they suffice, else viridis."""
+    """A distinct colour per class, none of them grey or black (the data are drawn in grey,
+    the modes in black): tab10 without its grey up to 9 classes, tab20 without its two greys
+    up to 18, else viridis."""
     import matplotlib
 
-    if classes <= 10:
-        return [matplotlib.colormaps["tab10"](c) for c in range(classes)]
-    if classes <= 20:
-        return [matplotlib.colormaps["tab20"](c) for c in range(classes)]
+    if classes <= 9:
+        return [matplotlib.colormaps["tab10"](c) for c in range(10) if c != 7][:classes]
+    if classes <= 18:
+        return [matplotlib.colormaps["tab20"](c) for c in range(20) if c not in (14, 15)][:classes]
     cmap = matplotlib.colormaps["viridis"]
     return [cmap(c / (classes - 1)) for c in range(classes)]
 
@@ -172,7 +174,7 @@ def plot_2d(samples: np.ndarray, data: np.ndarray, path: Path, centres=None, tit
                             vmin=0, vmax=classes - 1, alpha=0.6, label="G(z|y)")
             fig.colorbar(sc, ax=ax, label="y", location="bottom")
     if centres is not None:
-        ax.scatter(centres[:, 0], centres[:, 1], marker="x", c="r", s=40, label="modes")
+        ax.scatter(centres[:, 0], centres[:, 1], marker="x", c="k", s=40, label="modes")
     ax.set_aspect("equal")
     _key(fig)
     ax.set_title(title)
@@ -213,7 +215,7 @@ def plot_by_label(samples: np.ndarray, labels: np.ndarray, data: np.ndarray,
             ax.scatter(mine[:, 0], mine[:, 1], s=2, color=colours[c], alpha=0.6,
                        label="G(z|y), y = the panel's class")
             if centres is not None:
-                ax.scatter(centres[:, 0], centres[:, 1], marker="x", c="r", s=20, label="modes")
+                ax.scatter(centres[:, 0], centres[:, 1], marker="x", c="k", s=30, label="modes")
             ax.set_ylim(lo, hi)
             ax.set_aspect("equal")
         ax.set_xlim(lo, hi)

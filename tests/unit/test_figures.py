@@ -68,3 +68,13 @@ def test_theory_measures_known_cases():
     assert th2.jsd == pytest.approx(np.log(2), abs=1e-3) and abs(th2.c_of_g) < 2e-3
     on_data = curves["p_data"] > 1e-3 * curves["p_data"].max()
     assert curves["D_star"][on_data].min() > 0.999
+
+
+@pytest.mark.parametrize("classes", [2, 8, 9, 10, 18, 30])
+def test_class_colours_are_distinct_and_never_the_datas_grey(classes):
+    """The data are drawn in grey and the modes in black: no class may share their colour."""
+    from advgraph.figures import class_colours
+
+    rgb = np.array([c[:3] for c in class_colours(classes)])
+    assert len(rgb) == classes and len({tuple(np.round(c, 3)) for c in rgb}) == classes
+    assert (rgb.max(1) - rgb.min(1) > 0.12).all(), "a grey (or black) class colour"
