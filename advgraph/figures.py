@@ -228,11 +228,22 @@ def plot_by_label(samples: np.ndarray, labels: np.ndarray, data: np.ndarray,
     return out
 
 
+BASELINES = {"train": "train as samples", "kmeans": "k-means centres"}  # as eval names the rows
+
+
+def _references(ax, values: dict[str, float]) -> None:
+    """Reference figures (real data, baselines) as labelled horizontal lines: they belong to no
+    checkpoint of G, so they are not drawn as points of its history."""
+    for (name, value), style in zip(values.items(), ("--", ":", "-.", (0, (5, 5)))):
+        ax.axhline(value, color="grey", lw=1, ls=style, label=f"{name}: {value:.4g}")
+
+
 def plot_metrics(rows: list[dict], path: Path, title: str = "",
                  parzen: list[dict] | None = None, evals: list[dict] | None = None) -> Path:
     """Losses, mean D outputs, (when monitored) the validation Parzen estimate by step, and the
-    history of `advgraph eval` (eval/metrics.jsonl lines): Parzen log-likelihoods with their
-    standard errors and FIDs, by checkpoint."""
+    history of `advgraph eval` (eval/metrics.jsonl lines): G's Parzen log-likelihoods with
+    their standard errors and FIDs by checkpoint, and the latest figures of the references
+    (baselines, held-out data) as horizontal lines."""
     plt = _pyplot()
     steps = [r["step"] for r in rows]
     evals = evals or []
@@ -264,16 +275,22 @@ def plot_metrics(rows: list[dict], path: Path, title: str = "",
         c.legend()
     if pz_evals:
         c = next(extra)
-        c.errorbar([e["checkpoint_step"] for e in pz_evals],
-                   [e["mean_log_likelihood"] for e in pz_evals],
-                   yerr=[e.get("stderr") or 0.0 for e in pz_evals], fmt="s", capsize=3,
-                   label="eval --parzen (± s.e.)")
+        g = [e for e in pz_evals if not e.get("baseline")]
+        if g:
+            c.errorbar([e["checkpoint_step"] for e in g], [e["mean_log_likelihood"] for e in g],
+                       yerr=[e.get("stderr") or 0.0 for e in g], fmt="s", capsize=3,
+                       label="G: eval --parzen (± s.e.)")
+        latest = {e["baseline"]: e["mean_log_likelihood"] for e in pz_evals if e.get("baseline")}
+        _references(c, {BASELINES.get(k, k): v for k, v in latest.items()})
         c.set_ylabel("nats")
         c.legend()
     if fid_evals:
         c = next(extra)
         c.plot([e["checkpoint_step"] for e in fid_evals],
-               [e["rows"]["G"]["fid"] for e in fid_evals], "s", label="eval --fid (G)")
+               [e["rows"]["G"]["fid"] for e in fid_evals], "s", label="G: eval --fid")
+        # the latest figure of every other row (held-out data: the floor; baselines)
+        _references(c, {name: row["fid"] for e in fid_evals
+                        for name, row in e["rows"].items() if name != "G" and "fid" in row})
         c.set_ylabel("FID")
         c.legend()
     axes[-1].set_xlabel("step")

@@ -78,3 +78,29 @@ def test_class_colours_are_distinct_and_never_the_datas_grey(classes):
     rgb = np.array([c[:3] for c in class_colours(classes)])
     assert len(rgb) == classes and len({tuple(np.round(c, 3)) for c in rgb}) == classes
     assert (rgb.max(1) - rgb.min(1) > 0.12).all(), "a grey (or black) class colour"
+
+
+def test_metrics_plot_draws_references_as_lines_not_as_points_of_g(monkeypatch, tmp_path):
+    """Baselines and held-out data belong to no checkpoint of G: horizontal lines, while G's
+    evaluations are its points."""
+    import advgraph.figures as F
+
+    figs = []
+    monkeypatch.setattr(F, "_save_fig", lambda fig, path: figs.append(fig) or path)
+    monkeypatch.setattr(F._pyplot(), "close", lambda fig: None)
+    rows = [{"step": s, "d_loss": 1.3, "g_loss": 0.8, "d_real": 0.5, "d_fake": 0.5}
+            for s in (10, 20)]
+    evals = [{"metric": "parzen", "checkpoint_step": 10, "mean_log_likelihood": 5.0, "stderr": 1.0},
+             {"metric": "parzen", "checkpoint_step": 20, "mean_log_likelihood": 6.0, "stderr": 1.0},
+             {"metric": "parzen", "checkpoint_step": 20, "baseline": "kmeans",
+              "mean_log_likelihood": 50.0, "stderr": 1.0},
+             {"metric": "quality", "checkpoint_step": 20,
+              "rows": {"G": {"fid": 9.0}, "real (valid split)": {"fid": 0.2}}}]
+    F.plot_metrics(rows, tmp_path / "m.png", evals=evals)
+    parzen_ax, fid_ax = figs[0].axes[2], figs[0].axes[3]
+    [g_points] = [c for c in parzen_ax.containers]  # one errorbar series: G's
+    assert list(g_points.lines[0].get_ydata()) == [5.0, 6.0]
+    texts = [t.get_text() for t in parzen_ax.get_legend().get_texts()]
+    assert "k-means centres: 50" in texts and "G: eval --parzen (± s.e.)" in texts
+    assert [list(line.get_ydata()) for line in parzen_ax.lines if line.get_label().startswith("k-means")] == [[50.0, 50.0]]
+    assert "real (valid split): 0.2" in [t.get_text() for t in fid_ax.get_legend().get_texts()]
