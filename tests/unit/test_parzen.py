@@ -53,11 +53,16 @@ def test_closed_form_single_kernel():
     np.testing.assert_allclose(got, [base, base - 1 / (2 * sigma ** 2)], rtol=1e-6)
 
 
-def test_chunk_size_does_not_change_the_result():
+@pytest.mark.parametrize("chunk,block", [(7, 7), (7, 30), (16, 2048), (5, 12)])
+def test_chunk_and_block_sizes_do_not_change_the_result(chunk, block):
+    """GEMM blocks of `block` points, σ passes over `chunk` of them: ragged last blocks and
+    chunks included (97 points), every point scored once."""
     mu, x = _data(300, 50, 4), _data(97, 50, 5)
     a = log_densities(x, mu, PAPER_SIGMAS, chunk=1000)
-    b = log_densities(x, mu, PAPER_SIGMAS, chunk=7)
+    b = log_densities(x, mu, PAPER_SIGMAS, chunk=chunk, block=block)
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-4)  # float32 GEMM blocking only
+    direct = log_densities_direct(x, mu, PAPER_SIGMAS[3])
+    np.testing.assert_allclose(b[3], direct, atol=1e-3)
 
 
 def test_sigma_selection_and_standard_error():
