@@ -38,6 +38,7 @@ from .train.restore import RestoredRun
 FORMATS = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}
 LIBRARIES = {"onnx": ("onnx", "onnxscript")}  # format → optional modules it needs
 RUN_FILES = ("run.json", "spec.yaml", "metrics.jsonl", ".lock")  # never written by an export
+RUN_DIRS = ("checkpoints", "eval")  # nor anything in these folders of a run
 LAYOUT = ("torch: dense and maxout weights (out, in) as nn.Linear (y = x @ W.T + b; maxout "
           "unit u takes the max over rows u*pieces .. u*pieces+pieces-1), conv2d and "
           "maxout_conv weights (out, in, kh, kw) as nn.Conv2d, conv_t2d weights "
@@ -83,14 +84,26 @@ def output_paths(restored: RestoredRun, fmt: str, out: Path | None) -> tuple[Pat
         model = out
     stem = model.name[: -len(ext)]
     files = (model, model.with_name(stem + ".spec.yaml"), model.with_name(stem + ".json"))
-    run = restored.run.path.resolve()
-    ckpts = restored.run.ckpt_dir.resolve()
     for f in files:
-        r = f.resolve()
-        if ckpts == r or ckpts in r.parents or r in {run / n for n in RUN_FILES}:
-            raise UsageError(f"--out: {f} would overwrite a file of run {restored.run.name!r}; "
-                             f"export elsewhere (by default into {run / 'export'})")
+        owner = _run_file_owner(f.resolve())
+        if owner is not None:
+            raise UsageError(f"--out: {f} would write into the files of run {owner.name!r} "
+                             f"({', '.join(RUN_FILES[:3])}, {'/, '.join(RUN_DIRS)}/); export "
+                             f"elsewhere (by default into {restored.run.path / 'export'})")
     return files
+
+
+def _run_file_owner(path: Path) -> Path | None:
+    """The run directory (any run's, not only the exported one's: `<stem>.json` beside a
+    model in another run's checkpoints/ would replace a checkpoint's state) whose own files
+    `path` would replace, or None."""
+    for d in path.parents:
+        if (d / "run.json").is_file():
+            rel = path.relative_to(d)
+            if (len(rel.parts) == 1 and rel.name in RUN_FILES) or (
+                    len(rel.parts) > 1 and rel.parts[0] in RUN_DIRS):
+                return d
+    return None
 
 
 def generator_module(restored: RestoredRun):

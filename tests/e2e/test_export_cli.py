@@ -138,6 +138,31 @@ def test_safetensors_export_is_in_torch_layouts_and_rebuilds_sample(runs, tmp_pa
     assert fingerprint(runs / "ring") == before
 
 
+def test_another_runs_files_are_never_replaced(runs, tmp_path):
+    """`<stem>.json` beside the model must not land on any run's files: another run's run.json
+    (`--out runs/cg/run.safetensors`), the state JSON of another run's checkpoint, a run's
+    eval reports, through a symbolic link too."""
+    before = {run: fingerprint(runs / run) for run in ("ring", "cg")}
+    (runs / "ring" / "eval").mkdir(exist_ok=True)
+    (runs / "ring" / "eval" / "parzen.json").write_text("{}")
+    (tmp_path / "link.json").symlink_to(runs / "cg" / "run.json")
+    for out, owner in ((runs / "cg" / "run.safetensors", "cg"),
+                       (runs / "cg" / "checkpoints" / "step-0000030.safetensors", "cg"),
+                       (runs / "cg" / "checkpoints", "cg"),
+                       (runs / "ring" / "eval" / "parzen.onnx", "ring"),
+                       (tmp_path / "link.safetensors", "cg")):
+        _fails(runs, "ring", "--out", out, code=2,
+               match=f"would write into the files of run {owner!r}")
+    assert (runs / "ring" / "eval" / "parzen.json").read_text() == "{}"
+    (runs / "ring" / "eval" / "parzen.json").unlink()
+    assert {run: fingerprint(runs / run) for run in ("ring", "cg")} == before
+    path, _ = export(runs, "ring", "--out", runs / "cg")  # beside another run's files is fine
+    after = fingerprint(runs / "cg")
+    assert {k: after[k] for k in before["cg"]} == before["cg"]
+    for p in (path, path.with_name("G-step60.spec.yaml"), path.with_name("G-step60.json")):
+        p.unlink()
+
+
 def test_an_older_checkpoint_into_a_directory(runs, tmp_path):
     path, meta = export(runs, "ring", "--checkpoint", "30", "--out", tmp_path / "out")
     assert path == tmp_path / "out" / "G-step30.safetensors" and meta["step"] == 30
@@ -246,7 +271,7 @@ def test_bad_input_is_one_line_and_leaves_the_run_alone(runs, tmp_path, monkeypa
     _fails(runs, "ring", "--out", tmp_path / "G.bin", code=2, match="'.bin'")
     _fails(runs, "ring", "--format", "onnx", "--out", tmp_path / "G.pt", code=2, match=".onnx")
     _fails(runs, "ring", "--out", runs / "ring" / "checkpoints" / "step-0000060.safetensors",
-           code=2, match="would overwrite a file of run 'ring'")
+           code=2, match="would write into the files of run 'ring'")
     (tmp_path / "afile").write_text("")
     _fails(runs, "ring", "--out", tmp_path / "afile" / "G.pt", code=1, match="cannot write")
     if os.geteuid() != 0:  # root writes anywhere
