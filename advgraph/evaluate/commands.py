@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..data import dataset_for
-from ..errors import DataError, UsageError
+from ..errors import DataError, RunError, UsageError
 from ..atomic import append_line, atomic_write
 from ..runs import RunDir
 from ..sampling import lerp, sample_prior, slerp
@@ -432,13 +432,22 @@ def _parzen_samples(est: _ParzenSetting) -> tuple[np.ndarray, str]:
 def kmeans_baseline(restored: RestoredRun, k: int, seed: int, dist=None,
                     progress: Callable[[str], None] | None = None):
     """k-means centres of the training set (cached); with `dist`, rank 0 computes them and
-    the other ranks receive them."""
+    the other ranks receive them, or None when rank 0 failed (it reports why), so that they
+    stop with it instead of dying in the collective when it exits."""
     from .kmeans import kmeans_centres
 
     if dist is not None and not dist.is_main:
-        return dist.broadcast(None)
-    km = kmeans_centres(restored.splits.train, k, seed, device=restored.device,
-                        warn=progress, progress=progress)
+        km = dist.broadcast(None)
+        if km is None:
+            raise RunError("rank 0 could not compute the k-means centres")
+        return km
+    try:
+        km = kmeans_centres(restored.splits.train, k, seed, device=restored.device,
+                            warn=progress, progress=progress)
+    except BaseException:
+        if dist is not None:
+            dist.broadcast(None)
+        raise
     return dist.broadcast(km) if dist is not None else km
 
 

@@ -99,3 +99,26 @@ def test_parzen_and_nearest_shared_over_ranks_agree_with_one_process(mnist_dir, 
         assert r.returncode == 0, r.stderr
         pngs.append(out.read_bytes())
     assert pngs[0] == pngs[1]
+
+
+def test_kmeans_baseline_over_ranks(tmp_path):
+    """eval --baseline kmeans --nproc 2: rank 0 computes the centres and the ranks share the
+    Parzen work (the figure of one process); when rank 0 fails (here: the cache cannot be
+    written), the other rank stops with it, without a traceback from the collective."""
+    r = cli_proc("train", SPECS / "ring2d.yaml", "--name", "km", *FAST,
+                 "--set", "training.stop.steps=20")
+    assert r.returncode == 0, r.stderr
+    args = ["eval", "km", "--parzen", "--baseline", "kmeans", "--samples", "30", "--sigma", "0.1"]
+    figures = []
+    for nproc in ("1", "2"):
+        r = cli_proc(*args, "--nproc", nproc)
+        assert r.returncode == 0, r.stderr
+        rep = json.loads((runs_root() / "km" / "eval" / "parzen-baseline-kmeans.json").read_text())
+        figures.append(rep["mean_log_likelihood"])
+    assert figures[1] == pytest.approx(figures[0], abs=1e-4)
+    (tmp_path / "not-a-dir").write_text("")
+    r = cli_proc(*args, "--samples", "31", "--nproc", "2",
+                 env={"XDG_CACHE_HOME": str(tmp_path / "not-a-dir")})
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "error: cannot write" in r.stderr
+    assert "rank 0 could not compute the k-means centres" in r.stderr
