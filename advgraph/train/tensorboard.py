@@ -45,6 +45,27 @@ def scalars(row: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def _quiet_writer_thread() -> None:
+    """TensorBoard writes on a thread of its own, which re-raises a failed write (a read-only
+    directory, a full disk), so Python would print its traceback on the user's terminal. The
+    same error reaches the next add_scalar/add_image/flush in this thread, which turns it into
+    the one warning; the thread's copy is dropped here."""
+    import threading
+
+    previous = threading.excepthook
+    if getattr(previous, "advgraph_tensorboard", False):
+        return
+
+    def hook(args) -> None:
+        if (type(args.thread).__name__ == "_AsyncWriterThread"
+                and issubclass(args.exc_type, OSError)):
+            return
+        previous(args)
+
+    hook.advgraph_tensorboard = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
+
+
 class TensorBoardHooks:
     """Every metrics row as scalars and every sample grid as an image, at their steps, in
     runs/<name>/tensorboard/.
@@ -62,6 +83,7 @@ class TensorBoardHooks:
     def start(self, info: StartInfo) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
+        _quiet_writer_thread()
         run = RunDir(info.run_path)
         logdir = run.path / DIRNAME
         since = info.step if any(logdir.glob("events.out.tfevents.*")) else 0

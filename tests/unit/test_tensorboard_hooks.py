@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from advgraph.train.hooks import Fanout, NoHooks
+import pytest
+
+from advgraph.train.hooks import Fanout, NoHooks, StartInfo
 from advgraph.train.tensorboard import TensorBoardHooks, scalars
 
 
@@ -36,3 +38,43 @@ def test_a_failing_writer_warns_once_and_stops():
     board.close()
     assert disk.calls == 1 and board.writer is None
     assert warnings == ["TensorBoard events no longer written: [Errno 28] No space left on device"]
+
+
+
+READ_ONLY = """
+import sys
+from pathlib import Path
+from tensorboard.compat.tensorflow_stub.io import gfile
+from advgraph.train.hooks import StartInfo
+from advgraph.train.tensorboard import TensorBoardHooks
+
+class ReadOnly:  # every file the writer opens is on a read-only file system
+    @staticmethod
+    def open(name, *args, **kw):
+        raise OSError(30, "Read-only file system", name)
+
+gfile.io = ReadOnly
+run = Path(sys.argv[1])
+board = TensorBoardHooks(warn=lambda m: print("warning:", m, file=sys.stderr))
+board.start(StartInfo("run", run, 0, 10, "steps", 5, 0.0))
+board.report({"step": 1, "d_loss": 1.0})
+board.close()
+"""
+
+
+def test_an_unwritable_event_file_is_one_warning_not_a_traceback(tmp_path):
+    """The real writer fails on its own thread, whose exception Python would print: the user
+    sees the one warning, not the thread's traceback (a fresh interpreter, since pytest takes
+    over uncaught thread exceptions)."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch.utils.tensorboard", reason="tensorboard is not installed")
+    (tmp_path / "run").mkdir()
+    r = subprocess.run([sys.executable, "-c", READ_ONLY, str(tmp_path / "run")],
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("warning: TensorBoard events no longer written") == 1, r.stderr
+    assert "Read-only file system" in r.stderr and "Traceback" not in r.stderr, r.stderr
