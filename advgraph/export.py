@@ -78,8 +78,12 @@ def output_paths(restored: RestoredRun, fmt: str, out: Path | None) -> tuple[Pat
     elif out.is_dir() or not out.suffix:  # a directory (created when missing)
         model = out / name
     elif out.suffix.lower() != ext:
+        known = ", ".join(f"{f} ({e})" for f, e in FORMATS.items())
+        if out.suffix.lower() not in FORMATS.values():
+            raise UsageError(f"--out: {out.suffix!r} is not the extension of an export format: "
+                             f"{known}; a path without extension is a directory")
         raise UsageError(f"--out: {out.suffix!r} is not the extension of {fmt} ({ext}); the "
-                         f"formats are " + ", ".join(f"{f} ({e})" for f, e in FORMATS.items()))
+                         f"formats are {known}")
     else:
         model = out
     stem = model.name[: -len(ext)]
@@ -215,14 +219,21 @@ def _quiet():
 WRITERS = {"safetensors": _safetensors, "torchscript": _torchscript, "onnx": _onnx}
 
 
-def export(restored: RestoredRun, fmt: str, out: Path | None = None) -> tuple[Path, Path, Path]:
+def export(restored: RestoredRun, fmt: str, out: Path | None = None,
+           force: bool = False) -> tuple[Path, Path, Path]:
     """Write G of `restored` as `fmt` with its spec and metadata beside it; returns the three
-    paths (model, spec, metadata). All three are written, or none is left."""
+    paths (model, spec, metadata). All three are written, or none is left. Existing files are
+    replaced only with `force`."""
     from .spec.load import dump_resolved
 
     fmt = check_format(fmt, out)
     require_libraries(fmt)
     files = output_paths(restored, fmt, out)
+    existing = [f for f in files if f.exists() or f.is_symlink()]
+    if existing and not force:
+        raise UsageError(f"--out: {existing[0]} exists; give --force to replace "
+                         + ("it" if len(existing) == 1 else f"the {len(existing)} files there")
+                         + ", or choose another --out")
     module = generator_module(restored)
     meta = metadata(restored, fmt, files, module)
     text = json.dumps(meta, indent=1, default=str)

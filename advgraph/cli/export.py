@@ -23,6 +23,8 @@ def export(
                                        "runs/<name>/export/G-step<STEP>.<ext>]; the spec and "
                                        "metadata go beside it."),
     checkpoint: Optional[int] = CheckpointOpt,
+    force: bool = typer.Option(False, "--force", help="Replace the files of an earlier export "
+                               "at the same place."),
     runs_dir: Optional[Path] = RunsDirOpt,
 ) -> None:
     """Export G alone in torch's layouts, with the resolved spec and the prior beside it. It
@@ -36,6 +38,6 @@ def export(
         E.require_libraries(fmt)  # before the run is read: a missing library fails fast
         restored = restore_run(RunDir.open(runs_root(runs_dir), run), checkpoint,
                                backend="torch", device="cpu", warn=_warn)
-        files = E.export(restored, fmt, out)
+        files = E.export(restored, fmt, out, force=force)
     for p in files:
         print_wrote(p)

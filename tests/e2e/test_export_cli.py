@@ -263,6 +263,20 @@ def _fails(runs, *args, code: int | None = None, match: str = "") -> str:
     return lines[0]
 
 
+def test_an_earlier_export_is_replaced_only_with_force(runs, tmp_path):
+    out = tmp_path / "G.safetensors"
+    assert cli("export", "ring", "--out", out, "--runs-dir", runs).exit_code == 0
+    first = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert sorted(first) == ["G.json", "G.safetensors", "G.spec.yaml"]
+    (tmp_path / "G.spec.yaml").write_text("mine\n")  # the user's edit survives a refusal
+    _fails(runs, "ring", "--out", out, code=2, match=f"{out} exists; give --force to replace "
+                                                     "the 3 files there")
+    assert (tmp_path / "G.spec.yaml").read_text() == "mine\n"
+    r = cli("export", "ring", "--out", out, "--force", "--runs-dir", runs)
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "G.spec.yaml").read_bytes() == first["G.spec.yaml"]
+
+
 def test_bad_input_is_one_line_and_leaves_the_run_alone(runs, tmp_path, monkeypatch):
     before = fingerprint(runs / "ring")
     _fails(runs, "ring", "--format", "pickle", code=2, match="--format must be one of")
@@ -277,9 +291,15 @@ def test_bad_input_is_one_line_and_leaves_the_run_alone(runs, tmp_path, monkeypa
     if os.geteuid() != 0:  # root writes anywhere
         (tmp_path / "ro").mkdir(mode=0o500)
         _fails(runs, "ring", "--out", tmp_path / "ro" / "G.pt", code=1, match="Permission denied")
-    # all or nothing: the metadata's path is a directory, so the model and spec go again
+    _fails(runs, "ring", "--out", tmp_path / "G.bin", code=2,
+           match="'.bin' is not the extension of an export format")
+    # an existing file is never replaced without --force
     (tmp_path / "partial" / "G.json").mkdir(parents=True)
-    _fails(runs, "ring", "--out", tmp_path / "partial" / "G.pt", code=1, match="nothing exported")
+    _fails(runs, "ring", "--out", tmp_path / "partial" / "G.pt", code=2,
+           match=f"{tmp_path / 'partial' / 'G.json'} exists; give --force")
+    # all or nothing: the metadata's path is a directory, so the model and spec go again
+    _fails(runs, "ring", "--out", tmp_path / "partial" / "G.pt", "--force", code=1,
+           match="nothing exported")
     assert [p.name for p in (tmp_path / "partial").iterdir()] == ["G.json"]
     monkeypatch.setitem(sys.modules, "onnx", None)  # as if the export extra were not installed
     _fails(runs, "ring", "--format", "onnx", code=1, match="pip install 'advgraph[export]'")
