@@ -176,15 +176,17 @@ def eval_(
         for i, step in enumerate(steps):
             if i:  # the same program, trainer and data: only the weights change
                 restored.load_checkpoint(step, warn=_warn)
-            if parzen:
+            # A baseline does not depend on G's checkpoint: it is evaluated once, with the last.
+            base = baseline if i == len(steps) - 1 else None
+            if parzen and (base or not baseline):  # --baseline scores the baseline, not G
                 _eval_parzen(restored, dist, by_label, samples=samples, sigmas=grid, sigma=sigma,
-                             valid_limit=valid_limit or None, split=split, baseline=baseline,
+                             valid_limit=valid_limit or None, split=split, baseline=base,
                              seed=seed, progress=lambda m: err.print(m, markup=False))
             if dist is not None and not dist.is_main:
                 continue
             if which:
                 rep = C.quality(restored, which=which, samples=samples, seed=seed, split=split,
-                                baseline=baseline, retrain=retrain_classifier, warn=_warn,
+                                baseline=base, retrain=retrain_classifier, warn=_warn,
                                 progress=lambda m: err.print(m, markup=False))
                 _print_quality(rep)
                 print_wrote(Path(rep["written"]))

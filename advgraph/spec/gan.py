@@ -207,8 +207,8 @@ class Every(Strict):
     @model_validator(mode="after")
     def _exactly_one(self) -> "Every":
         if (self.epochs is None) == (self.steps is None):
-            raise ValueError("give exactly one of 'epochs' or 'steps' (to switch on the command "
-                             "line, replace the whole mapping: --set 'training.stop={steps: 1000}')")
+            raise ValueError("give exactly one of 'epochs' or 'steps' (on the command line, "
+                             "setting one replaces the spec's other: --set training.stop.steps=N)")
         return self
 
 

@@ -202,7 +202,10 @@ def _switch_interval(node: dict, path: PathT, pos: Positions) -> None:
     --set are left for validation to refuse."""
     if path[-1] in INTERVAL_KEYS:
         other = INTERVAL_KEYS[1 - INTERVAL_KEYS.index(path[-1])]
-        if other in node and path[:-1] + (other,) not in pos.overrides:
+        given = path[:-1] + (other,)
+        # set on this command line, itself or with its mapping ('training.stop={epochs: 5}')
+        by_user = any(given[:len(o)] == o for o in pos.overrides)
+        if other in node and not by_user:
             del node[other]
 
 

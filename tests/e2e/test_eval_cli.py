@@ -268,3 +268,10 @@ def test_eval_all_checkpoints_accumulates_a_history(ring_run):
     assert all(np.isfinite(h["mean_log_likelihood"]) for h in history)
     r = cli("eval", ring_run, "--parzen", "--all-checkpoints", "--checkpoint", "75")
     assert r.exit_code == 2 and "not both" in r.stderr
+    # a baseline does not depend on the checkpoint: scored once (with the last), not per step
+    r = cli("eval", ring_run, "--parzen", "--all-checkpoints", "--baseline", "train",
+            "--samples", "300", "--valid-limit", "50")
+    assert r.exit_code == 0, r.stderr
+    history = [json.loads(line) for line in
+               (runs_root() / "ring" / "eval" / "metrics.jsonl").read_text().splitlines()]
+    assert [(h["checkpoint_step"], h["baseline"]) for h in history[2:]] == [(150, "train")]

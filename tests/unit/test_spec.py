@@ -142,8 +142,10 @@ def test_setting_an_intervals_steps_replaces_its_epochs():
     back = load_file(SPECS / "ring2d.yaml", ["training.stop.epochs=3"]).spec  # stop: {steps: 5000}
     assert (back.training.stop.epochs, back.training.stop.steps) == (3, None)
     # both on the command line: still refused, with the way out
-    with pytest.raises(SpecError, match="give exactly one of 'epochs' or 'steps'"):
-        load_file(SPECS / "mnist.yaml", ["training.stop.steps=7", "training.stop.epochs=2"])
+    for both in (["training.stop.steps=7", "training.stop.epochs=2"],
+                 ["training.stop={epochs: 5}", "training.stop.steps=100"]):
+        with pytest.raises(SpecError, match="give exactly one of 'epochs' or 'steps'"):
+            load_file(SPECS / "mnist.yaml", both)
 
 
 def test_generator_output_must_match_data():
