@@ -47,3 +47,11 @@ def complete_spec(incomplete: str) -> list[str]:
         except OSError:
             continue
     return out
+
+
+def choices(*values: str):
+    """Completion of an option that takes one of `values`."""
+    def complete(incomplete: str) -> list[str]:
+        return [v for v in values if v.startswith(incomplete)]
+
+    return complete

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from . import app
+from .completion import choices
 from .common import RunArg, RunsDirOpt, print_wrote, runs_root, user_errors
 from .generate import CheckpointOpt, _warn
 
@@ -16,6 +17,8 @@ from .generate import CheckpointOpt, _warn
 def export(
     run: str = RunArg,
     fmt: Optional[str] = typer.Option(None, "--format", "-f", metavar="FORMAT",
+                                      autocompletion=choices("safetensors", "torchscript",
+                                                             "onnx"),
                                       help="safetensors, torchscript or onnx [default: the one "
                                            "--out's extension names, else safetensors]."),
     out: Optional[Path] = typer.Option(None, "--out", help="The model file, or a directory for "

@@ -13,11 +13,13 @@ from ..errors import UsageError
 from . import app
 from .common import (RunArg, RunsDirOpt, console, err, png_out, positive, print_wrote, runs_root,
                      user_errors)
+from .completion import choices
 from .ranks import ranks
 
 CheckpointOpt = typer.Option(None, "--checkpoint", metavar="STEP",
                              help="Use the checkpoint at STEP [default: the latest good one].")
-DeviceOpt = typer.Option("auto", "--device", help="auto (CUDA when available, else the CPU), "
+DeviceOpt = typer.Option("auto", "--device", autocompletion=choices("auto", "cpu", "cuda"),
+                         help="auto (CUDA when available, else the CPU), "
                          "cpu, cuda or cuda:N.")
 EvalBackendOpt = typer.Option(None, "--backend", "-b", help="Backend to run G and D on "
                               "[default: the one the run trained on]; checkpoints are "
@@ -38,10 +40,9 @@ def _warn(msg: str) -> None:
 def _restore(run: str, runs_dir: Optional[Path], checkpoint: Optional[int], device: str,
              data_root: Optional[str], backend: Optional[str] = None):
     from ..backend import resolve_device
-    from ..runs import RunDir
     from ..train.restore import restore_run
 
-    r = RunDir.open(runs_root(runs_dir), run)
+    r = _open_run(run, runs_dir)
     device = resolve_device(device, backend or r.info().get("backend") or "torch")
     return restore_run(r, checkpoint, backend=backend, device=device, data_root=data_root,
                        warn=_warn)
@@ -69,12 +70,16 @@ def sample(
     """Draw samples from G: an image grid (or a plot for 1-D/2-D toy data), or raw arrays."""
     from ..evaluate import commands as C
 
-    with user_errors(), ranks(nproc, device) as dist:
+    def check() -> None:  # once before --nproc launches its ranks, and in every process
         png_out(out)
         positive("--rows", rows)
         positive("--cols", cols)
         if n is not None:
             positive("--n", n)
+        _open_run(run, runs_dir)
+
+    with user_errors(_rank()), ranks(nproc, device, check) as dist:
+        check()
         restored = _restore(run, runs_dir, checkpoint, dist.device if dist else device,
                             data_root, backend)
         figure = grid or nearest or out is not None or npz is None
@@ -130,8 +135,10 @@ def eval_(
     sigma: Optional[float] = typer.Option(None, "--sigma", help="Fix σ (no selection)."),
     valid_limit: Optional[int] = typer.Option(1000, "--valid-limit", help="Validation points "
                                               "used to choose σ (0: all)."),
-    split: str = typer.Option("test", "--split", help="Split to score: test, valid or train."),
-    baseline: Optional[str] = typer.Option(None, "--baseline", help="'train': score training "
+    split: str = typer.Option("test", "--split", autocompletion=choices("test", "valid", "train"),
+                              help="Split to score: test, valid or train."),
+    baseline: Optional[str] = typer.Option(None, "--baseline",
+                                           autocompletion=choices("train", "kmeans"), help="'train': score training "
                                            "examples used as samples; 'kmeans': k-means "
                                            "centres of the training set (k = --samples, "
                                            "cached): the references to read G's figure "
@@ -160,17 +167,20 @@ def eval_(
     from ..evaluate import commands as C
 
     which = {m for m, on in (("fid", fid), ("prdc", prdc), ("score", score)) if on}
-    with user_errors(), ranks(nproc, device) as dist:
+    def check() -> Optional[list[float]]:  # once before --nproc launches its ranks, and in each
         png_out(out)
         grid = _check_eval_options(parzen, which, theory, by_label, samples, split, baseline,
                                    sigmas, sigma, valid_limit)
         if all_checkpoints and checkpoint is not None:
             raise UsageError("give either --checkpoint or --all-checkpoints, not both")
+        _open_run(run, runs_dir)
+        return grid
+
+    with user_errors(_rank()), ranks(nproc, device, check) as dist:
+        grid = check()
         steps = [checkpoint]
         if all_checkpoints:
-            from ..runs import RunDir
-
-            steps = [c.step for c in RunDir.open(runs_root(runs_dir), run).checkpoints()] or [None]
+            steps = [c.step for c in _open_run(run, runs_dir).checkpoints()] or [None]
         restored = _restore(run, runs_dir, steps[0], dist.device if dist else device,
                             data_root, backend)
         for i, step in enumerate(steps):
@@ -207,6 +217,21 @@ def _eval_parzen(restored, dist, by_label: bool, **settings: Any) -> None:
         _print_parzen(rep)
     console.print(f"caveat: {rep['caveat']}")
     print_wrote(Path(rep["written"]))
+
+
+def _rank() -> int:
+    """This process's rank when launched as one of --nproc's ranks (0 otherwise): its errors
+    say which rank they come from."""
+    from ..distributed import world_from_env
+
+    return world_from_env()[0]
+
+
+def _open_run(run: str, runs_dir: Optional[Path]):
+    """The run directory, or the error that names what is wrong with it."""
+    from ..runs import RunDir
+
+    return RunDir.open(runs_root(runs_dir), run)
 
 
 def _check_eval_options(parzen: bool, which: set[str], theory: bool, by_label: bool,

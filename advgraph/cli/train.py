@@ -11,6 +11,7 @@ from ..errors import UsageError
 from . import app
 from .common import (RunsDirOpt, SetOpt, complete_run, complete_spec, console, err, runs_root,
                      user_errors)
+from .completion import choices
 from .ranks import ranks
 
 
@@ -21,7 +22,8 @@ def train(
     backend: Optional[str] = typer.Option(None, "--backend", "-b",
                                           help="Backend plugin [default: torch, or the "
                                                "run's own on --resume]."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N "
+    device: Optional[str] = typer.Option(None, "--device",
+                                         autocompletion=choices("auto", "cpu", "cuda"), help="auto, cpu, cuda or cuda:N "
                                          "[default: auto (CUDA when available, else the CPU), "
                                          "or the run's own on --resume]."),
     data_root: Optional[str] = typer.Option(None, "--data-root", help="Directory holding the "

@@ -51,6 +51,18 @@ def test_every_run_argument_completes_run_names(runs, line):
     assert complete(line) == ["mnist-001", "ring-001", "ring-002"]
 
 
+@pytest.mark.parametrize("line,offered", [
+    ("advgraph export r --format ", ["safetensors", "torchscript", "onnx"]),
+    ("advgraph export r --format t", ["torchscript"]),
+    ("advgraph eval r --baseline ", ["train", "kmeans"]),
+    ("advgraph eval r --split v", ["valid"]),
+    ("advgraph sample r --device c", ["cpu", "cuda"]),
+    ("advgraph train specs/x.yaml --device ", ["auto", "cpu", "cuda"]),
+])
+def test_options_with_a_fixed_set_of_values_complete_them(line, offered):
+    assert complete(line) == offered
+
+
 def test_run_names_by_prefix_and_from_the_runs_directory_asked_for(runs, tmp_path):
     assert complete("advgraph sample ring") == ["ring-001", "ring-002"]
     assert complete("advgraph plot m") == ["mnist-001"]

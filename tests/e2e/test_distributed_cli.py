@@ -77,6 +77,20 @@ def test_distributed_refusals(args, message):
     assert r.stderr.count("error:") == 1  # reported once, not once per rank
 
 
+@pytest.mark.parametrize("args,message", [
+    (["eval", "none", "--parzen"], "no run named 'none'"),
+    (["eval", "none", "--parzen", "--split", "bogus"], "--split must be test, valid or train"),
+    (["eval", "none", "--fid", "--all-checkpoints", "--checkpoint", "3"], "not both"),
+    (["sample", "none", "--nearest"], "no run named 'none'"),
+    (["sample", "none", "--rows", "0"], "--rows must be at least 1"),
+])
+def test_eval_and_sample_refusals_are_reported_once(args, message):
+    """Checked before --nproc launches its ranks, so the error is one line, not one per rank."""
+    r = cli_proc(*args, "--nproc", "2")
+    assert r.returncode in (1, 2) and message in r.stderr and "Traceback" not in r.stderr
+    assert r.stderr.count("error") == 1, r.stderr
+
+
 def test_parzen_and_nearest_shared_over_ranks_agree_with_one_process(mnist_dir, tmp_path):
     r = cli_proc("train", SPECS / "mnist.yaml", "--name", "m", "--data-root", mnist_dir,
                  "--set", "data.train=250", "--set", "data.valid=50",
