@@ -66,13 +66,30 @@ def _quiet_writer_thread() -> None:
     threading.excepthook = hook
 
 
+def _last_logged_step(files: list[Path]) -> int:
+    """The largest step of any event in the event files; −1 when they hold none, or cannot be
+    read (a damaged file: then the whole history is logged again, over it)."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    last = -1
+    try:
+        for f in files:
+            for event in EventFileLoader(str(f)).Load():
+                if event.HasField("summary"):
+                    last = max(last, event.step)
+    except Exception:  # noqa: BLE001 - reading back is best effort; the replay covers it
+        return -1
+    return last
+
+
 class TensorBoardHooks:
     """Every metrics row as scalars and every sample grid as an image, at their steps, in
     runs/<name>/tensorboard/.
 
     A resumed run purges what the event files hold from its step on (work that is redone) and
-    logs again what metrics.jsonl and the grids keep at that step; event files that do not
-    exist yet (--tensorboard first given on a resume) get the run's whole history. Events are a
+    logs again what metrics.jsonl and the grids keep from that step, or from the first step the
+    files lack (steps trained by a resume without --tensorboard); event files that do not exist
+    yet (--tensorboard first given on a resume) get the run's whole history. Events are a
     side line: failing to write them stops them, with a warning, never the run."""
 
     def __init__(self, warn: Callable[[str], None] | None = None, flush_secs: int = 10) -> None:
@@ -86,10 +103,13 @@ class TensorBoardHooks:
         _quiet_writer_thread()
         run = RunDir(info.run_path)
         logdir = run.path / DIRNAME
-        since = info.step if any(logdir.glob("events.out.tfevents.*")) else 0
+        files = sorted(logdir.glob("events.out.tfevents.*"))
+        # From the resumed step, or from the first step the files lack (a resume without
+        # --tensorboard in between left a gap); nothing logged yet: the whole history.
+        since = min(info.step, _last_logged_step(files) + 1) if files else 0
         try:
             # purge_step: TensorBoard drops the events at and after it from earlier files
-            self.writer = SummaryWriter(str(logdir), purge_step=since or None,
+            self.writer = SummaryWriter(str(logdir), purge_step=since if files else None,
                                         flush_secs=self.flush_secs)
         except OSError as e:
             self._stopped(e)

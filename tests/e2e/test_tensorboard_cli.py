@@ -103,6 +103,14 @@ def test_first_given_on_a_resume_the_events_get_the_whole_history():
     assert r.exit_code == 0, r.stderr
     assert [e.step for e in events("late").Scalars("loss/G")] == [10, 20, 30, 40]
     check_mirrors_the_run("late")
+    # a resume without the flag, then one with it: the steps trained in between are logged
+    r = cli("train", "--resume", "late", "--set", "training.stop.steps=60")
+    assert r.exit_code == 0, r.stderr
+    r = cli("train", "--resume", "late", "--tensorboard", "--set", "training.stop.steps=80")
+    assert r.exit_code == 0, r.stderr
+    assert [e.step for e in events("late").Scalars("loss/G")] == [10, 20, 30, 40, 50, 60, 70, 80]
+    assert [e.step for e in events("late").Images(GRID)] == [20, 40, 60, 80]
+    check_mirrors_the_run("late")
 
 
 def tree(root: Path) -> dict[str, bytes]:
