@@ -442,8 +442,9 @@ def kmeans_baseline(restored: RestoredRun, k: int, seed: int, dist=None,
             raise RunError("rank 0 could not compute the k-means centres")
         return km
     try:
+        warn = (lambda m: progress(f"warning: {m}")) if progress else None
         km = kmeans_centres(restored.splits.train, k, seed, device=restored.device,
-                            warn=progress, progress=progress)
+                            warn=warn, progress=progress)
     except BaseException:
         if dist is not None:
             dist.broadcast(None)
