@@ -117,18 +117,8 @@ def sample(restored: RestoredRun, *, figure: bool, rows: int, cols: int, seed: i
     run = restored.run
     suffix = f"-label{label}" if label is not None else ("-by-label" if per_label else "")
     if npz is not None:
-        count = n or rows * cols
-        if per_label:
-            x, y = draw_samples_per_class(restored, -(-count // rows), seed)
-        else:
-            x, y = draw_samples_and_labels(restored, count, seed, label)
-        import io
-
-        extra = {"labels": y.astype(np.int64)} if y is not None else {}
-        buf = io.BytesIO()
-        np.savez(buf, samples=x, step=np.int64(restored.step), seed=np.int64(seed), **extra)
-        atomic_write(Path(npz), buf.getvalue())
-        written.append(Path(npz))
+        written.append(_write_npz(restored, Path(npz), n or rows * cols, seed, label,
+                                  rows if per_label else None))
     if not figure:
         return written
     shape = image_shape(restored)
@@ -138,36 +128,53 @@ def sample(restored: RestoredRun, *, figure: bool, rows: int, cols: int, seed: i
         if per_label:
             return written + [_toy_plot_by_label(restored, seed, n or 5000, path)]
         return written + [_toy_plot(restored, seed, n or 5000, path, label)]
-    samples = grid_samples()
     # grids of a known class name it at the start of each row
     row_labels = ([class_text(c, class_names(restored)) for c in range(rows)] if per_label else
                   [class_text(label, class_names(restored))] * rows if label is not None else
                   None)
-    per_image = _contrast_normalised(restored)
-    imgs = _images(samples, shape, per_image)
-    if nearest:
-        # Figure 2: the rightmost column shows the nearest training example of the sample
-        # beside it (the last sample of each row).
-        from .nearest import nearest as nn
-
-        neighbours = samples.reshape(rows, cols, -1)[:, -1]
-        idx, _ = nn(neighbours, restored.splits.train, device=restored.device, dist=dist)
-        train_imgs = _images(restored.splits.train[idx], shape, per_image)
-        imgs = np.concatenate([imgs.reshape(rows, cols, *imgs.shape[1:]),
-                               train_imgs[:, None]], axis=1).reshape(rows * (cols + 1), *imgs.shape[1:])
-        from ..figures import grid
-
-        img = grid(imgs, rows, cols + 1, separator_after=cols, row_labels=row_labels)
-        name = f"{tag}-nearest.png"
-    else:
-        from ..figures import grid
-
-        img = grid(imgs, rows, cols, row_labels=row_labels)
-        name = f"{tag}.png"
+    img = _sample_grid(restored, grid_samples(), rows, cols, shape, nearest, dist, row_labels)
     from ..figures import save_png
 
+    name = f"{tag}-nearest.png" if nearest else f"{tag}.png"
     written.append(save_png(img, _out_path(run, out, "samples", name)))
     return written
+
+
+def _write_npz(restored: RestoredRun, path: Path, count: int, seed: int, label: int | None,
+               classes: int | None) -> Path:
+    """`sample --npz`: `count` raw samples (with `classes`, shared out over them) and, for a
+    conditional G, their labels."""
+    import io
+
+    if classes is not None:
+        x, y = draw_samples_per_class(restored, -(-count // classes), seed)
+    else:
+        x, y = draw_samples_and_labels(restored, count, seed, label)
+    extra = {"labels": y.astype(np.int64)} if y is not None else {}
+    buf = io.BytesIO()
+    np.savez(buf, samples=x, step=np.int64(restored.step), seed=np.int64(seed), **extra)
+    atomic_write(path, buf.getvalue())
+    return path
+
+
+def _sample_grid(restored: RestoredRun, samples: np.ndarray, rows: int, cols: int,
+                 shape: tuple[int, ...], nearest: bool, dist, row_labels: list[str] | None):
+    """The image grid of `samples`; with `nearest`, Figure 2's extra column: the nearest
+    training example of the sample beside it (the last sample of each row)."""
+    from ..figures import grid
+
+    per_image = _contrast_normalised(restored)
+    imgs = _images(samples, shape, per_image)
+    if not nearest:
+        return grid(imgs, rows, cols, row_labels=row_labels)
+    from .nearest import nearest as nn
+
+    neighbours = samples.reshape(rows, cols, -1)[:, -1]
+    idx, _ = nn(neighbours, restored.splits.train, device=restored.device, dist=dist)
+    train_imgs = _images(restored.splits.train[idx], shape, per_image)
+    imgs = np.concatenate([imgs.reshape(rows, cols, *imgs.shape[1:]), train_imgs[:, None]],
+                          axis=1).reshape(rows * (cols + 1), *imgs.shape[1:])
+    return grid(imgs, rows, cols + 1, separator_after=cols, row_labels=row_labels)
 
 
 def _images(x: np.ndarray, shape: tuple[int, ...], per_image: bool = False) -> np.ndarray:
