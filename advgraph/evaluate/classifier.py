@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..atomic import atomic_write
-from ..errors import DataError
+from ..errors import DataError, WriteError
 
 RECIPE = {"version": 1, "features": 128, "epochs": 4, "batch": 128, "lr": 1e-3, "seed": 0}
 
@@ -178,9 +178,13 @@ def domain_classifier(x_train: np.ndarray, y_train: np.ndarray | None, x_test: n
     c = DomainClassifier(body, head, shape, 0.0, digest, path)
     c.accuracy = _accuracy(c, x_test, y_test)
     blob = st_save(_state(body, head))
-    atomic_write(path, blob)  # a WriteError names the path
-    atomic_write(meta_path, (json.dumps({"sha256": hashlib.sha256(blob).hexdigest(),
-                                      "test_accuracy": c.accuracy, "recipe": RECIPE,
-                                      "train_examples": len(x_train), "classes": classes,
-                                      "data_digest": digest}, indent=1) + "\n").encode())
+    try:  # minutes of training are not thrown away because the cache cannot be written
+        atomic_write(path, blob)
+        atomic_write(meta_path, (json.dumps({"sha256": hashlib.sha256(blob).hexdigest(),
+                                          "test_accuracy": c.accuracy, "recipe": RECIPE,
+                                          "train_examples": len(x_train), "classes": classes,
+                                          "data_digest": digest}, indent=1) + "\n").encode())
+    except WriteError as e:
+        if warn:
+            warn(f"domain classifier not cached ({e}); it is trained again next time")
     return c

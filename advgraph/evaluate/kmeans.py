@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from ..atomic import atomic_write
+from ..errors import WriteError
 
 ITERATIONS = 20  # Lloyd rounds at most (Fashion-MNIST, 50,000 examples, k = 10,000: 13)
 VERSION = 1  # bump when the algorithm changes: cached centres are then recomputed
@@ -121,10 +122,19 @@ def kmeans_centres(x: np.ndarray, k: int, seed: int, iterations: int = ITERATION
     buf = io.BytesIO()
     np.save(buf, km.centres, allow_pickle=False)
     blob = buf.getvalue()
+    try:  # minutes of work are not thrown away because the cache cannot be written
+        _write_cache(path, meta_path, blob, km, k, seed, iterations, len(x), digest)
+    except WriteError as e:
+        if warn:
+            warn(f"k-means centres not cached ({e}); they are computed again next time")
+    return km
+
+
+def _write_cache(path, meta_path, blob: bytes, km: KMeans, k: int, seed: int, iterations: int,
+                 examples: int, digest: str) -> None:
     atomic_write(path, blob)
     atomic_write(meta_path, (json.dumps({"sha256": hashlib.sha256(blob).hexdigest(), "k": k,
                                          "seed": seed, "iterations": km.iterations,
                                          "max_iterations": iterations, "changed": km.changed,
-                                         "inertia": km.inertia, "examples": len(x),
+                                         "inertia": km.inertia, "examples": examples,
                                          "data_digest": digest}, indent=1) + "\n").encode())
-    return km

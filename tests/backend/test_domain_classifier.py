@@ -61,6 +61,16 @@ def test_damaged_cache_is_retrained_with_a_warning(cache):
     assert c.accuracy > 0.9
 
 
+def test_an_unwritable_cache_warns_and_keeps_the_classifier(tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "a-file"))  # no directory can go there
+    x, y = _patterns(300, 0)
+    warnings: list[str] = []
+    c = C.domain_classifier(x, y, x, y, 3, (1, 16, 16), warn=warnings.append)
+    assert c.accuracy > 0.9
+    assert len(warnings) == 1 and warnings[0].startswith("domain classifier not cached (cannot")
+
+
 def test_different_data_is_a_different_classifier(cache):
     x, y = _patterns(300, 0)
     C.domain_classifier(x, y, x, y, 3, (1, 16, 16))

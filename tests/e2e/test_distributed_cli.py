@@ -117,8 +117,8 @@ def test_parzen_and_nearest_shared_over_ranks_agree_with_one_process(mnist_dir, 
 
 def test_kmeans_baseline_over_ranks(tmp_path):
     """eval --baseline kmeans --nproc 2: rank 0 computes the centres and the ranks share the
-    Parzen work (the figure of one process); when rank 0 fails (here: the cache cannot be
-    written), the other rank stops with it, without a traceback from the collective."""
+    Parzen work (the figure of one process); a cache that cannot be written is one warning
+    (rank 0's), not a failure. (Rank 0 failing: tests/unit/test_kmeans.py.)"""
     r = cli_proc("train", SPECS / "ring2d.yaml", "--name", "km", *FAST,
                  "--set", "training.stop.steps=20")
     assert r.returncode == 0, r.stderr
@@ -133,6 +133,5 @@ def test_kmeans_baseline_over_ranks(tmp_path):
     (tmp_path / "not-a-dir").write_text("")
     r = cli_proc(*args, "--samples", "31", "--nproc", "2",
                  env={"XDG_CACHE_HOME": str(tmp_path / "not-a-dir")})
-    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
-    assert "error: cannot write" in r.stderr
-    assert "rank 0 could not compute the k-means centres" in r.stderr
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.count("warning: k-means centres not cached (cannot write") == 1

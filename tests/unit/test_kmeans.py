@@ -77,3 +77,52 @@ def test_centres_are_cached_and_a_damaged_cache_is_recomputed(tmp_path):
     redone = kmeans_centres(x, 10, seed=0, warn=warnings.append)
     assert not redone.cached and np.array_equal(redone.centres, first.centres)
     assert len(warnings) == 1 and "unusable" in warnings[0] and "SHA-256" in warnings[0]
+
+
+def test_an_unwritable_cache_warns_and_keeps_the_centres(tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "a-file"))  # no directory can go there
+    x = np.random.default_rng(4).random((50, 3)).astype(np.float32)
+    warnings: list[str] = []
+    km = kmeans_centres(x, 5, seed=0, warn=warnings.append)
+    np.testing.assert_array_equal(km.centres, lloyd(x, 5, seed=0).centres)
+    assert len(warnings) == 1 and warnings[0].startswith("k-means centres not cached (cannot write")
+
+
+class _Group:
+    """Two ranks' broadcast, seen from one rank: rank 0's object reaches rank 1."""
+
+    def __init__(self, rank: int, sent: list):
+        self.rank, self.is_main, self.sent = rank, rank == 0, sent
+
+    def broadcast(self, obj):
+        if self.is_main:
+            self.sent.append(obj)
+            return obj
+        return self.sent.pop(0)
+
+
+def test_when_rank_0_fails_the_other_ranks_stop_with_an_error(monkeypatch):
+    """eval --baseline kmeans --nproc: rank 0 computes, the others receive; a failure on rank 0
+    still reaches the collective (None), so the others stop with a message instead of hanging
+    in it or dying when rank 0 exits."""
+    from types import SimpleNamespace
+
+    import advgraph.evaluate.kmeans as K
+    from advgraph.errors import RunError
+    from advgraph.evaluate.commands import kmeans_baseline
+
+    x = np.random.default_rng(5).random((40, 2)).astype(np.float32)
+    restored = SimpleNamespace(splits=SimpleNamespace(train=x), device="cpu")
+    sent: list = []
+    km = kmeans_baseline(restored, 4, 0, _Group(0, sent))
+    assert kmeans_baseline(restored, 4, 0, _Group(1, sent)) is km
+
+    def broken(*a, **k):
+        raise MemoryError
+    monkeypatch.setattr(K, "kmeans_centres", broken)
+    with pytest.raises(MemoryError):
+        kmeans_baseline(restored, 4, 0, _Group(0, sent))
+    assert sent == [None]
+    with pytest.raises(RunError, match="rank 0 could not compute the k-means centres"):
+        kmeans_baseline(restored, 4, 0, _Group(1, sent))
