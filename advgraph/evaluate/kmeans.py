@@ -15,6 +15,7 @@ digest of the data, k, the seed and the iteration limit, with their SHA-256 chec
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import dataclass
 from typing import Callable
@@ -107,7 +108,7 @@ def kmeans_centres(x: np.ndarray, k: int, seed: int, iterations: int = ITERATION
             blob = path.read_bytes()
             if not isinstance(meta, dict) or hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
                 raise ValueError("its SHA-256 does not match the record")
-            centres = np.load(path, allow_pickle=False)
+            centres = np.load(io.BytesIO(blob), allow_pickle=False)  # the bytes just checked
             if centres.shape != (k, *x.shape[1:]) or centres.dtype != np.float32:
                 raise ValueError(f"it holds {centres.shape} {centres.dtype} centres")
             return KMeans(centres, int(meta["iterations"]), int(meta["changed"]),
@@ -117,8 +118,6 @@ def kmeans_centres(x: np.ndarray, k: int, seed: int, iterations: int = ITERATION
                 warn(f"cached k-means centres {path} are unusable ({e}); computing them again")
     km = lloyd(x, k, seed, iterations, device, progress=progress)
     km.centres = km.centres.reshape(k, *x.shape[1:])
-    import io
-
     buf = io.BytesIO()
     np.save(buf, km.centres, allow_pickle=False)
     blob = buf.getvalue()
