@@ -91,6 +91,22 @@ class Dist:
             td.destroy_process_group()
 
 
+def check_cuda(device: str, ranks: int) -> None:
+    """`--device cuda` for `ranks` ranks on this machine: one CUDA device each (rank r takes
+    cuda:r), or a BackendError (rather than torch's traceback from set_device)."""
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    from .errors import BackendError
+
+    have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if have < ranks:
+        what = "no CUDA device is available" if not have else f"only {have} CUDA device(s) here"
+        raise BackendError(f"--device {device}: {what}; {ranks} ranks need one each "
+                           "(--device cpu runs the ranks on the CPU)")
+
+
 def init(device: str) -> Dist | None:
     """Join the process group when launched distributed (WORLD_SIZE > 1), else None."""
     rank, world, local = world_from_env()
@@ -101,6 +117,7 @@ def init(device: str) -> Dist | None:
 
     dev = device
     if device.startswith("cuda"):
+        check_cuda(device, local + 1)
         dev = f"cuda:{local}"
         torch.cuda.set_device(local)
     if not td.is_initialized():

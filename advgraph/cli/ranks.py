@@ -25,6 +25,7 @@ def ranks(nproc: int, device: str,
     if nproc > 1 and world == 1:
         if before_launch is not None:
             before_launch()
+        distributed.check_cuda(device, nproc)  # once, not once per rank
         raise typer.Exit(_relaunch(nproc))
     if world > 1 and device == "auto":
         from ..backend import resolve_device

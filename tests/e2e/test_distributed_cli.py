@@ -77,6 +77,19 @@ def test_distributed_refusals(args, message):
     assert r.stderr.count("error:") == 1  # reported once, not once per rank
 
 
+def test_nproc_on_cuda_without_one_device_per_rank_is_one_error():
+    """torch.cuda.set_device's traceback came from every rank; now one line, before any rank."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.device_count() >= 2:
+        pytest.skip("this machine has a CUDA device for each rank")
+    r = cli_proc("train", SPECS / "ring2d.yaml", "--nproc", "2", "--device", "cuda",
+                 "--name", "nocuda")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.count("error:") == 1 and "2 ranks need one each" in r.stderr
+    assert not (runs_root() / "nocuda").exists()
+
+
 @pytest.mark.parametrize("args,message", [
     (["eval", "none", "--parzen"], "no run named 'none'"),
     (["eval", "none", "--parzen", "--split", "bogus"], "--split must be test, valid or train"),
