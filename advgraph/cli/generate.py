@@ -179,7 +179,13 @@ def eval_(
     with user_errors(_rank()), ranks(nproc, device, check) as dist:
         grid = check()
         steps = [checkpoint]
-        if all_checkpoints:
+        if all_checkpoints and baseline and not (which or theory):
+            # --parzen --baseline scores the baseline alone, which no checkpoint of G changes
+            if not _rank():
+                _warn(f"--all-checkpoints does nothing with --parzen --baseline {baseline}: the "
+                      "baseline does not depend on G's checkpoint, so it is scored once; run "
+                      "--all-checkpoints without --baseline for G's history")
+        elif all_checkpoints:
             steps = [c.step for c in _open_run(run, runs_dir).checkpoints()] or [None]
         restored = _restore(run, runs_dir, steps[0], dist.device if dist else device,
                             data_root, backend)

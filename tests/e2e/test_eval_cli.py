@@ -275,3 +275,5 @@ def test_eval_all_checkpoints_accumulates_a_history(ring_run):
     history = [json.loads(line) for line in
                (runs_root() / "ring" / "eval" / "metrics.jsonl").read_text().splitlines()]
     assert [(h["checkpoint_step"], h["baseline"]) for h in history[2:]] == [(150, "train")]
+    # and says that --all-checkpoints did nothing for it (G is not scored with --baseline)
+    assert "--all-checkpoints does nothing with --parzen --baseline train" in r.stderr
