@@ -53,7 +53,8 @@ def sample(
     run: str = RunArg,
     grid: bool = typer.Option(False, "--grid", help="A PNG grid of fair random samples (the "
                                                     "default unless --npz is given)."),
-    rows: int = typer.Option(4, "--rows"), cols: int = typer.Option(5, "--cols"),
+    rows: Optional[int] = typer.Option(None, "--rows", help="Grid rows [default: 4]."),
+    cols: Optional[int] = typer.Option(None, "--cols", help="Grid columns [default: 5]."),
     nearest: bool = typer.Option(False, "--nearest", help="Add a column with, for the sample "
                                  "beside it, the nearest training example (Figure 2)."),
     n: Optional[int] = typer.Option(None, "--n", help="Number of samples for --npz or a toy plot."),
@@ -69,6 +70,9 @@ def sample(
 ) -> None:
     """Draw samples from G: an image grid (or a plot for 1-D/2-D toy data), or raw arrays."""
     from ..evaluate import commands as C
+
+    shape_given = rows is not None or cols is not None
+    rows, cols = rows if rows is not None else 4, cols if cols is not None else 5
 
     def check() -> None:  # once before --nproc launches its ranks, and in every process
         png_out(out)
@@ -87,6 +91,9 @@ def sample(
         if nearest and toy:
             _warn("--nearest adds a column of nearest training images to an image grid; toy "
                   "data is plotted without it")
+        if shape_given and figure and toy and not (npz is not None and n is None):
+            _warn("--rows and --cols shape an image grid; toy data is plotted, with --n "
+                  "samples (default 5000)")
         if n is not None and figure and not toy and npz is None:
             _warn("--n sets the number of samples for --npz and toy plots; an image grid shows "
                   "--rows × --cols samples")

@@ -230,6 +230,11 @@ def test_feature_metrics_need_labels():
 def test_flags_that_do_nothing_say_so(ring_run, mnist_run, tmp_path):
     r = cli("sample", ring_run, "--nearest")
     assert r.exit_code == 0 and "warning: --nearest adds a column" in r.stderr
+    r = cli("sample", ring_run, "--rows", "2")
+    assert r.exit_code == 0 and "warning: --rows and --cols shape an image grid" in r.stderr
+    r = cli("sample", ring_run, "--npz", tmp_path / "s.npz", "--rows", "2", "--cols", "3")
+    assert r.exit_code == 0 and "warning" not in r.stderr  # they set the .npz's count
+    assert len(np.load(tmp_path / "s.npz")["samples"]) == 6
     r = cli("sample", mnist_run, "--n", "7")
     assert r.exit_code == 0 and "warning: --n sets the number of samples" in r.stderr
     r = cli("interpolate", mnist_run, "--slerp", "--rows", "1", "--steps", "3")
