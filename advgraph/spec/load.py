@@ -187,7 +187,7 @@ def apply_overrides(data: Any, overrides: list[str], pos: Positions) -> Any:
                 raise SpecError(Problem(dotted(path), "no such list item", source="--set"))
         elif not isinstance(node, dict):
             raise SpecError(Problem(dotted(path), "not a mapping", source="--set"))
-        _switch_interval(node, path, pos)
+        _switch_interval(node, path, value, pos)
         node[last] = value
         pos.overrides.add(path)
     return data
@@ -196,17 +196,21 @@ def apply_overrides(data: Any, overrides: list[str], pos: Positions) -> Any:
 INTERVAL_KEYS = ("epochs", "steps")  # an interval (spec.gan.Every) holds exactly one of them
 
 
-def _switch_interval(node: dict, path: PathT, pos: Positions) -> None:
+def _switch_interval(node: dict, path: PathT, value: Any, pos: Positions) -> None:
     """Setting an interval's `steps` drops the `epochs` the spec gave it (and the other way
-    round), so `--set training.stop.steps=N` works on an epoch-based spec. Both given with
-    --set are left for validation to refuse."""
-    if path[-1] in INTERVAL_KEYS:
-        other = INTERVAL_KEYS[1 - INTERVAL_KEYS.index(path[-1])]
-        given = path[:-1] + (other,)
-        # set on this command line, itself or with its mapping ('training.stop={epochs: 5}')
-        by_user = any(given[:len(o)] == o for o in pos.overrides)
-        if other in node and not by_user:
-            del node[other]
+    round), so `--set training.stop.steps=N` works on an epoch-based spec. Both set on the
+    command line is refused here, where the error can name --set."""
+    if path[-1] not in INTERVAL_KEYS or value is None:
+        return
+    other = INTERVAL_KEYS[1 - INTERVAL_KEYS.index(path[-1])]
+    if node.get(other) is None:
+        return
+    given = path[:-1] + (other,)
+    # set on this command line, itself or with its mapping ('training.stop={epochs: 5}')
+    if any(given[:len(o)] == o for o in pos.overrides):
+        raise SpecError(Problem(dotted(path[:-1]), f"both '{other}' and '{path[-1]}' are set; "
+                                f"an interval takes one of them", source="--set"))
+    del node[other]
 
 
 # ---- pydantic errors → located problems ----------------------------------------------------

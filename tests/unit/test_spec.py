@@ -142,10 +142,16 @@ def test_setting_an_intervals_steps_replaces_its_epochs():
     back = load_file(SPECS / "ring2d.yaml", ["training.stop.epochs=3"]).spec  # stop: {steps: 5000}
     assert (back.training.stop.epochs, back.training.stop.steps) == (3, None)
     # both on the command line: still refused, with the way out
-    for both in (["training.stop.steps=7", "training.stop.epochs=2"],
-                 ["training.stop={epochs: 5}", "training.stop.steps=100"]):
-        with pytest.raises(SpecError, match="give exactly one of 'epochs' or 'steps'"):
+    for both, message in (
+            (["training.stop.steps=7", "training.stop.epochs=2"],
+             "--set: training.stop: both 'steps' and 'epochs' are set; an interval takes one"),
+            (["training.stop={epochs: 5}", "training.stop.steps=100"],
+             "--set: training.stop: both 'epochs' and 'steps' are set; an interval takes one")):
+        with pytest.raises(SpecError) as e:
             load_file(SPECS / "mnist.yaml", both)
+        assert str(e.value).startswith(message), str(e.value)
+    # null unsets: the spec's epochs stay
+    assert load_file(SPECS / "mnist.yaml", ["training.stop.steps=null"]).spec.training.stop.epochs == 250
 
 
 def test_generator_output_must_match_data():
