@@ -106,7 +106,8 @@ class TensorBoardHooks:
         files = sorted(logdir.glob("events.out.tfevents.*"))
         # From the resumed step, or from the first step the files lack (a resume without
         # --tensorboard in between left a gap); nothing logged yet: the whole history.
-        since = min(info.step, _last_logged_step(files) + 1) if files else 0
+        # (from the last step they hold, itself logged again: a damaged file may have cut it)
+        since = max(0, min(info.step, _last_logged_step(files))) if files else 0
         try:
             # purge_step: TensorBoard drops the events at and after it from earlier files
             self.writer = SummaryWriter(str(logdir), purge_step=since if files else None,
@@ -118,15 +119,17 @@ class TensorBoardHooks:
             self._replay(run, since, info.step)
 
     def _replay(self, run: RunDir, since: int, step: int) -> None:
-        """What the run directory keeps from step `since` to the resumed `step`."""
+        """What the run directory keeps from step `since` to the resumed `step`, in step order
+        (so that event files cut short end at a step, not with a tag missing further back)."""
         from .snapshots import written_snapshots
 
-        for row in run.metrics():
-            if row.get("step", 0) >= since:
-                self.report(row)
-        for s, path in sorted(written_snapshots(run).items()):
-            if since <= s <= step:
-                self.image(SAMPLE_GRID, path, s)
+        rows = [(r.get("step", 0), 0, r) for r in run.metrics() if r.get("step", 0) >= since]
+        grids = [(s, 1, p) for s, p in written_snapshots(run).items() if since <= s <= step]
+        for s, kind, item in sorted(rows + grids, key=lambda e: (e[0], e[1])):
+            if kind == 0:
+                self.report(item)
+            else:
+                self.image(SAMPLE_GRID, item, s)
 
     def tick(self, step: int, epoch: float) -> None:
         pass

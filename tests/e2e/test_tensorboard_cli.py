@@ -113,6 +113,26 @@ def test_first_given_on_a_resume_the_events_get_the_whole_history():
     check_mirrors_the_run("late")
 
 
+@needs_tensorboard
+def test_an_event_file_cut_short_is_completed_by_the_next_resume():
+    """A crash can leave an event file ending mid-way: the resume logs again from the last
+    step it holds, so every row and every grid is there once."""
+    r = cli("train", SPEC, "--name", "cut", "--tensorboard", *FAST,
+            "--set", "training.stop.steps=40")
+    assert r.exit_code == 0, r.stderr
+    r = cli("train", "--resume", "cut", "--set", "training.stop.steps=80")  # no events: a gap
+    assert r.exit_code == 0, r.stderr
+    r = cli("train", "--resume", "cut", "--tensorboard", "--set", "training.stop.steps=100")
+    assert r.exit_code == 0, r.stderr
+    newest = max((runs_root() / "cut" / "tensorboard").glob("events.out.tfevents.*"),
+                 key=lambda p: p.stat().st_mtime_ns)
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 3])
+    r = cli("train", "--resume", "cut", "--tensorboard", "--set", "training.stop.steps=120")
+    assert r.exit_code == 0, r.stderr
+    assert [e.step for e in events("cut").Images(GRID)] == [20, 40, 60, 80, 100, 120]
+    check_mirrors_the_run("cut")
+
+
 def tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
             if p.is_file()}
