@@ -12,9 +12,10 @@ computes exactly what `sample --backend torch` computes:
   batch axis dynamic; the metadata is the model's `advgraph` metadata_props entry.
 
 Inputs: z float32 (N, prior dim); a conditional G also y int64 (N,), class indices. Output:
-x float32 (N, *data shape). Beside the model file `<stem>.ext`: `<stem>.spec.yaml` (the resolved
-spec) and `<stem>.json` (prior, shapes, classes, step, source run, the checkpoint's SHA-256).
-Only those three files are written (atomically), never into the run's own files.
+x float32 (N, *data shape). Beside the model file `<stem>.ext`: `<stem>.ext.json` (prior, shapes,
+classes, step, source run, the checkpoint's SHA-256) and `<stem>.spec.yaml` (the resolved spec),
+which the formats of one checkpoint share: all three can be exported into one directory. Only
+those files are written (atomically), never into a run's own files.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -87,7 +88,7 @@ def output_paths(restored: RestoredRun, fmt: str, out: Path | None) -> tuple[Pat
     else:
         model = out
     stem = model.name[: -len(ext)]
-    files = (model, model.with_name(stem + ".spec.yaml"), model.with_name(stem + ".json"))
+    files = (model, model.with_name(stem + ".spec.yaml"), model.with_name(model.name + ".json"))
     for f in files:
         owner = _run_file_owner(f.resolve())
         if owner is not None:
@@ -98,7 +99,7 @@ def output_paths(restored: RestoredRun, fmt: str, out: Path | None) -> tuple[Pat
 
 
 def _run_file_owner(path: Path) -> Path | None:
-    """The run directory (any run's, not only the exported one's: `<stem>.json` beside a
+    """The run directory (any run's, not only the exported one's: `<model>.json` beside a
     model in another run's checkpoints/ would replace a checkpoint's state) whose own files
     `path` would replace, or None."""
     for d in path.parents:
@@ -219,17 +220,28 @@ def _quiet():
 WRITERS = {"safetensors": _safetensors, "torchscript": _torchscript, "onnx": _onnx}
 
 
+class Exported(NamedTuple):
+    model: Path
+    spec: Path
+    metadata: Path
+    spec_shared: bool  # the spec was already there, written by another format's export
+
+
 def export(restored: RestoredRun, fmt: str, out: Path | None = None,
-           force: bool = False) -> tuple[Path, Path, Path]:
-    """Write G of `restored` as `fmt` with its spec and metadata beside it; returns the three
-    paths (model, spec, metadata). All three are written, or none is left. Existing files are
-    replaced only with `force`."""
+           force: bool = False) -> Exported:
+    """Write G of `restored` as `fmt` with its spec and metadata beside it. All are written,
+    or none is left. Existing files are replaced only with `force`; an identical spec (another
+    format of the same checkpoint) is shared."""
     from .spec.load import dump_resolved
 
     fmt = check_format(fmt, out)
     require_libraries(fmt)
     files = output_paths(restored, fmt, out)
-    existing = [f for f in files if f.exists() or f.is_symlink()]
+    spec = dump_resolved(restored.spec).encode()
+    # the spec another format of this checkpoint wrote there is this one: shared, not replaced
+    shared = _holds(files[1], spec)
+    existing = [f for f in files
+                if (f.exists() or f.is_symlink()) and not (f == files[1] and shared)]
     if existing and not force:
         raise UsageError(f"--out: {existing[0]} exists; give --force to replace "
                          + ("it" if len(existing) == 1 else f"the {len(existing)} files there")
@@ -243,9 +255,17 @@ def export(restored: RestoredRun, fmt: str, out: Path | None = None,
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ExportError(f"run {restored.run.name!r}: G could not be exported as {fmt}: "
                           f"{first}") from None
-    _write_all([(files[0], blob), (files[1], dump_resolved(restored.spec).encode()),
-                (files[2], (text + "\n").encode())])
-    return files
+    _write_all([(files[0], blob), (files[2], (text + "\n").encode())]
+               + ([] if shared else [(files[1], spec)]))
+    return Exported(*files, spec_shared=shared)
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether `path` is a regular file holding exactly `data`."""
+    try:
+        return path.is_file() and not path.is_symlink() and path.read_bytes() == data
+    except OSError:
+        return False
 
 
 def _write_all(items: list[tuple[Path, bytes]]) -> None:

@@ -9,7 +9,7 @@ import typer
 
 from . import app
 from .completion import choices
-from .common import RunArg, RunsDirOpt, print_wrote, runs_root, user_errors
+from .common import RunArg, RunsDirOpt, console, print_wrote, runs_root, user_errors
 from .generate import CheckpointOpt, _warn
 
 
@@ -41,6 +41,10 @@ def export(
         E.require_libraries(fmt)  # before the run is read: a missing library fails fast
         restored = restore_run(RunDir.open(runs_root(runs_dir), run), checkpoint,
                                backend="torch", device="cpu", warn=_warn)
-        files = E.export(restored, fmt, out, force=force)
-    for p in files:
-        print_wrote(p)
+        done = E.export(restored, fmt, out, force=force)
+    print_wrote(done.model)
+    if done.spec_shared:
+        console.print(f"kept {done.spec} (the same spec, beside this checkpoint's other formats)")
+    else:
+        print_wrote(done.spec)
+    print_wrote(done.metadata)

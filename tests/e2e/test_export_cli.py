@@ -139,15 +139,13 @@ def test_safetensors_export_is_in_torch_layouts_and_rebuilds_sample(runs, tmp_pa
 
 
 def test_another_runs_files_are_never_replaced(runs, tmp_path):
-    """`<stem>.json` beside the model must not land on any run's files: another run's run.json
-    (`--out runs/cg/run.safetensors`), the state JSON of another run's checkpoint, a run's
-    eval reports, through a symbolic link too."""
+    """The model and its sidecars must not land on any run's files: the checkpoints of
+    another run, a run's eval reports, another run's run.json through a symbolic link."""
     before = {run: fingerprint(runs / run) for run in ("ring", "cg")}
     (runs / "ring" / "eval").mkdir(exist_ok=True)
     (runs / "ring" / "eval" / "parzen.json").write_text("{}")
-    (tmp_path / "link.json").symlink_to(runs / "cg" / "run.json")
-    for out, owner in ((runs / "cg" / "run.safetensors", "cg"),
-                       (runs / "cg" / "checkpoints" / "step-0000030.safetensors", "cg"),
+    (tmp_path / "link.safetensors.json").symlink_to(runs / "cg" / "run.json")
+    for out, owner in ((runs / "cg" / "checkpoints" / "step-0000030.safetensors", "cg"),
                        (runs / "cg" / "checkpoints", "cg"),
                        (runs / "ring" / "eval" / "parzen.onnx", "ring"),
                        (tmp_path / "link.safetensors", "cg")):
@@ -159,7 +157,8 @@ def test_another_runs_files_are_never_replaced(runs, tmp_path):
     path, _ = export(runs, "ring", "--out", runs / "cg")  # beside another run's files is fine
     after = fingerprint(runs / "cg")
     assert {k: after[k] for k in before["cg"]} == before["cg"]
-    for p in (path, path.with_name("G-step60.spec.yaml"), path.with_name("G-step60.json")):
+    for p in (path, path.with_name("G-step60.spec.yaml"),
+              path.with_name("G-step60.safetensors.json")):
         p.unlink()
 
 
@@ -263,11 +262,29 @@ def _fails(runs, *args, code: int | None = None, match: str = "") -> str:
     return lines[0]
 
 
+def test_every_format_of_a_checkpoint_into_one_directory(runs, tmp_path):
+    """The formats of one checkpoint share the spec beside them and each has its metadata."""
+    for fmt in ("safetensors", "torchscript"):
+        r = cli("export", "ring", "--format", fmt, "--out", tmp_path, "--runs-dir", runs)
+        assert r.exit_code == 0, r.stderr
+    assert f"kept {tmp_path / 'G-step60.spec.yaml'} (the same spec" in r.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "G-step60.pt", "G-step60.pt.json", "G-step60.safetensors", "G-step60.safetensors.json",
+        "G-step60.spec.yaml"]
+    assert json.loads((tmp_path / "G-step60.pt.json").read_text())["model"] == "G-step60.pt"
+    # a spec that differs (edited, or another run's) is not shared: it needs --force
+    (tmp_path / "G-step60.spec.yaml").write_text("mine\n")
+    (tmp_path / "G-step60.pt").unlink()
+    (tmp_path / "G-step60.pt.json").unlink()
+    _fails(runs, "ring", "--format", "torchscript", "--out", tmp_path, code=2,
+           match="G-step60.spec.yaml exists; give --force")
+
+
 def test_an_earlier_export_is_replaced_only_with_force(runs, tmp_path):
     out = tmp_path / "G.safetensors"
     assert cli("export", "ring", "--out", out, "--runs-dir", runs).exit_code == 0
     first = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    assert sorted(first) == ["G.json", "G.safetensors", "G.spec.yaml"]
+    assert sorted(first) == ["G.safetensors", "G.safetensors.json", "G.spec.yaml"]
     (tmp_path / "G.spec.yaml").write_text("mine\n")  # the user's edit survives a refusal
     _fails(runs, "ring", "--out", out, code=2, match=f"{out} exists; give --force to replace "
                                                      "the 3 files there")
@@ -294,13 +311,13 @@ def test_bad_input_is_one_line_and_leaves_the_run_alone(runs, tmp_path, monkeypa
     _fails(runs, "ring", "--out", tmp_path / "G.bin", code=2,
            match="'.bin' is not the extension of an export format")
     # an existing file is never replaced without --force
-    (tmp_path / "partial" / "G.json").mkdir(parents=True)
+    (tmp_path / "partial" / "G.pt.json").mkdir(parents=True)
     _fails(runs, "ring", "--out", tmp_path / "partial" / "G.pt", code=2,
-           match=f"{tmp_path / 'partial' / 'G.json'} exists; give --force")
+           match=f"{tmp_path / 'partial' / 'G.pt.json'} exists; give --force")
     # all or nothing: the metadata's path is a directory, so the model and spec go again
     _fails(runs, "ring", "--out", tmp_path / "partial" / "G.pt", "--force", code=1,
            match="nothing exported")
-    assert [p.name for p in (tmp_path / "partial").iterdir()] == ["G.json"]
+    assert [p.name for p in (tmp_path / "partial").iterdir()] == ["G.pt.json"]
     monkeypatch.setitem(sys.modules, "onnx", None)  # as if the export extra were not installed
     _fails(runs, "ring", "--format", "onnx", code=1, match="pip install 'advgraph[export]'")
     assert fingerprint(runs / "ring") == before
