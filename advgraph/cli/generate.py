@@ -196,6 +196,7 @@ def eval_(
             steps = [c.step for c in _open_run(run, runs_dir).checkpoints()] or [None]
         restored = _restore(run, runs_dir, steps[0], dist.device if dist else device,
                             data_root, backend)
+        memo: dict = {}  # what the quality metrics share across checkpoints
         for i, step in enumerate(steps):
             if i:  # the same program, trainer and data: only the weights change
                 restored.load_checkpoint(step, warn=_warn)
@@ -210,7 +211,7 @@ def eval_(
             if which:
                 rep = C.quality(restored, which=which, samples=samples, seed=seed, split=split,
                                 baseline=base, retrain=retrain_classifier, warn=_warn,
-                                progress=lambda m: err.print(m, markup=False))
+                                progress=lambda m: err.print(m, markup=False), memo=memo)
                 _print_quality(rep)
                 print_wrote(Path(rep["written"]))
             if theory:

@@ -10,6 +10,7 @@ accuracy: features of a weak classifier make weak metrics.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -78,38 +79,67 @@ def _check(restored, split: str, samples: int, baseline: str | None) -> None:
                         f"the feature metrics need more than {PRDC_K}")
 
 
+@dataclass
+class _Reference:
+    """What the evaluations of one run's checkpoints share (none of it depends on G): the
+    classifier, the reference features, and the held-out row."""
+
+    clf: Any
+    feats: np.ndarray
+    moments: Moments
+    held_out: str  # the split of the held-out row
+    real_row: dict[str, Any] | None  # None: too few held-out examples
+
+
+def _reference(restored, which: set[str], samples: int, split: str, retrain: bool,
+               warn, progress) -> _Reference:
+    sp = restored.splits
+    clf = domain_classifier(sp.train, sp.train_y, sp.test, sp.test_y, _classes(restored),
+                            _net_shape(restored), retrain=retrain, warn=warn, progress=progress)
+    feats, _ = clf.features_and_probs(getattr(sp, split)[:MAX_REFERENCE])
+    moments = Moments.of(feats)
+    held_out = "valid" if split != "valid" else "test"
+    real = getattr(sp, held_out)[:samples]
+    row = (_score(*clf.features_and_probs(real), feats, moments, which)
+           if len(real) > PRDC_K else None)
+    return _Reference(clf, feats, moments, held_out, row)
+
+
 def quality(restored, *, which: set[str], samples: int, seed: int, split: str = "test",
             baseline: str | None = None, retrain: bool = False,
             warn: Callable[[str], None] | None = None,
-            progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+            progress: Callable[[str], None] | None = None,
+            memo: dict | None = None) -> dict[str, Any]:
     """The report: per row (G, held-out real data, optionally training data) the requested
     metrics against the `split` split, with the classifier's identity and accuracy. A
     conditional G's samples take labels drawn from the training labels, as for --parzen: the
-    model of p(x) = Σ p(y)·p(x|y) it defines."""
+    model of p(x) = Σ p(y)·p(x|y) it defines. `memo` (one dict for the checkpoints of one run)
+    keeps what does not depend on G, so that only G's row is computed again."""
     from .commands import draw_samples, kmeans_baseline, labels_like_training
 
     t0 = time.perf_counter()
     sp = restored.splits
-    classes, shape = _classes(restored), _net_shape(restored)
+    classes = _classes(restored)
     _check(restored, split, samples, baseline)
-    clf = domain_classifier(sp.train, sp.train_y, sp.test, sp.test_y, classes, shape,
-                            retrain=retrain, warn=warn, progress=progress)
-    ref_feats, _ = clf.features_and_probs(getattr(sp, split)[:MAX_REFERENCE])
-    ref_moments = Moments.of(ref_feats)
+    key = (split, samples, frozenset(which))
+    ref = memo.get(key) if memo is not None else None
+    if ref is None:
+        ref = _reference(restored, which, samples, split, retrain, warn, progress)
+        if memo is not None:
+            memo[key] = ref
+    clf, ref_feats, ref_moments = ref.clf, ref.feats, ref.moments
     rows: dict[str, Any] = {}
     fake = draw_samples(restored, samples, seed, labels=labels_like_training(restored, samples,
                                                                              seed))
     rows["G"] = _score(*clf.features_and_probs(fake), ref_feats, ref_moments, which)
-    held_out = "valid" if split != "valid" else "test"
-    real = getattr(sp, held_out)[:samples]
     notes: list[str] = []
     about: dict[str, str] = {}  # what a baseline row is, where its name does not say it all
-    if len(real) > PRDC_K:
-        rows[f"real ({held_out} split)"] = _score(*clf.features_and_probs(real), ref_feats,
-                                                  ref_moments, which)
+    if ref.real_row is not None:
+        rows[f"real ({ref.held_out} split)"] = dict(ref.real_row)
     else:
-        notes.append(f"no held-out row: the {held_out} split has {len(real)} examples (set "
-                     f"data.valid to compare G with real data)")
+        notes.append(f"no held-out row: the {ref.held_out} split has "
+                     f"{len(getattr(sp, ref.held_out)[:samples])} examples (set data.valid to "
+                     "compare G with real data)")
     if baseline == "train":
         rows["train as samples"] = _score(*clf.features_and_probs(sp.train[:samples]),
                                           ref_feats, ref_moments, which)

@@ -207,6 +207,22 @@ def test_feature_metrics_with_their_floor_and_history(mnist_run):
     assert history[2]["metrics"] == ["fid"] and "precision" not in history[2]["rows"]["G"]
 
 
+def test_feature_metrics_over_checkpoints_share_what_g_does_not_change(mnist_run):
+    """--all-checkpoints: the classifier is trained (here: retrained) once, not per checkpoint,
+    and each checkpoint's report equals evaluating that checkpoint alone."""
+    r = cli("eval", mnist_run, "--fid", "--prdc", "--samples", "40", "--all-checkpoints",
+            "--retrain-classifier")
+    assert r.exit_code == 0, r.stderr
+    assert r.stderr.count("domain classifier: epoch 4/4") == 1
+    history = [json.loads(line) for line in
+               (runs_root() / "digits" / "eval" / "metrics.jsonl").read_text().splitlines()]
+    assert [h["checkpoint_step"] for h in history] == [5, 10]
+    r = cli("eval", mnist_run, "--fid", "--prdc", "--samples", "40", "--checkpoint", "5")
+    assert r.exit_code == 0, r.stderr
+    alone = json.loads((runs_root() / "digits" / "eval" / "quality.json").read_text())
+    assert alone["rows"] == history[0]["rows"]
+
+
 def test_feature_metrics_kmeans_row(mnist_run):
     r = cli("eval", mnist_run, "--fid", "--prdc", "--samples", "40", "--baseline", "kmeans")
     assert r.exit_code == 0, r.stderr
