@@ -26,7 +26,7 @@ from ..atomic import atomic_write
 from ..errors import WriteError
 
 ITERATIONS = 20  # Lloyd rounds at most (Fashion-MNIST, 50,000 examples, k = 10,000: 13)
-VERSION = 1  # bump when the algorithm changes: cached centres are then recomputed
+VERSION = 2  # bump when the algorithm changes: cached centres are then recomputed
 
 
 @dataclass
@@ -34,7 +34,7 @@ class KMeans:
     centres: np.ndarray  # (k, features) float32
     iterations: int  # Lloyd rounds run
     changed: int  # assignments that changed in the last round (0: converged)
-    inertia: float  # mean squared distance of a training example to its centre
+    inertia: float  # mean squared distance of a training example to its nearest centre
     cached: bool = False
 
     def describe(self) -> str:
@@ -81,8 +81,22 @@ def lloyd(x: np.ndarray, k: int, seed: int, iterations: int = ITERATIONS, device
                 progress(f"k-means: round {rounds}/{iterations}, {changed} assignments changed, "
                          f"mean squared distance {inertia:.4g}")
             if changed == 0:
-                break
+                break  # the update kept the centres: `inertia` is already theirs
+        if changed:  # the last update moved the centres: measure the ones returned
+            inertia = _mean_sq_distance(xt, x_sq, centres, chunk)
     return KMeans(centres.cpu().numpy(), rounds, changed, inertia)
+
+
+def _mean_sq_distance(xt, x_sq, centres, chunk: int) -> float:
+    """Mean squared distance of the rows of xt to their nearest centre (summed in float64)."""
+    import torch
+
+    c_sq = (centres * centres).sum(1)
+    total = 0.0
+    for s in range(0, len(xt), chunk):
+        d2 = torch.addmm(c_sq.unsqueeze(0), xt[s:s + chunk], centres.T, alpha=-2.0)
+        total += float((d2.min(1)[0] + x_sq[s:s + chunk]).clamp_(min=0).double().sum())
+    return total / len(xt)
 
 
 def _digest(x: np.ndarray, k: int, seed: int, iterations: int) -> str:
