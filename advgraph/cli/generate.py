@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from ..errors import UsageError
+from ..errors import CheckpointError, UsageError
 from . import app
 from .common import (RunArg, RunsDirOpt, console, err, png_out, positive, print_wrote, runs_root,
                      user_errors)
@@ -194,12 +194,22 @@ def eval_(
                       "--all-checkpoints without --baseline for G's history")
         elif all_checkpoints:
             steps = [c.step for c in _open_run(run, runs_dir).checkpoints()] or [None]
-        restored = _restore(run, runs_dir, steps[0], dist.device if dist else device,
-                            data_root, backend)
+        restored = None
         memo: dict = {}  # what the quality metrics share across checkpoints
         for i, step in enumerate(steps):
-            if i:  # the same program, trainer and data: only the weights change
-                restored.load_checkpoint(step, warn=_warn)
+            try:
+                if restored is None:
+                    restored = _restore(run, runs_dir, step, dist.device if dist else device,
+                                        data_root, backend)
+                else:  # the same program, trainer and data: only the weights change
+                    restored.load_checkpoint(step, warn=_warn)
+            except CheckpointError:
+                if not all_checkpoints or step is None or _still_listed(run, runs_dir, step):
+                    raise
+                if not _rank():
+                    _warn(f"skipped the checkpoint at step {step}: it was removed after eval "
+                          "listed it (the run is still training and keeps only its newest)")
+                continue
             # A baseline does not depend on G's checkpoint: it is evaluated once, with the last.
             base = baseline if i == len(steps) - 1 else None
             if parzen and (base or not baseline):  # --baseline scores the baseline, not G
@@ -216,6 +226,15 @@ def eval_(
                 print_wrote(Path(rep["written"]))
             if theory:
                 _print_theory(C.theory(restored, samples=samples, seed=seed, out=out))
+        if restored is None:
+            raise CheckpointError(f"run {run!r}: every checkpoint eval listed was removed "
+                                  "before it could be read; run eval again")
+
+
+def _still_listed(run: str, runs_dir: Optional[Path], step: Optional[int]) -> bool:
+    """Whether the run still has a checkpoint at `step` (False: it vanished, pruned by a run
+    still training, so there is nothing left to evaluate there)."""
+    return any(c.step == step for c in _open_run(run, runs_dir).checkpoints())
 
 
 def _eval_parzen(restored, dist, by_label: bool, **settings: Any) -> None:

@@ -298,3 +298,29 @@ def test_eval_all_checkpoints_accumulates_a_history(ring_run):
     assert [(h["checkpoint_step"], h["baseline"]) for h in history[2:]] == [(150, "train")]
     # and says that --all-checkpoints did nothing for it (G is not scored with --baseline)
     assert "--all-checkpoints does nothing with --parzen --baseline train" in r.stderr
+
+
+@pytest.mark.parametrize("gone", [75, 150])
+def test_all_checkpoints_skips_one_pruned_after_listing(ring_run, monkeypatch, gone):
+    """A run still training prunes old checkpoints: one that vanishes between eval's listing
+    and its loading is skipped with a note naming it; the others are evaluated."""
+    import advgraph.train.restore as R
+
+    real = R.restore_run
+
+    def pruned_meanwhile(run, *a, **k):  # the listing is done; now the trainer prunes
+        for c in run.checkpoints():
+            if c.step == gone:
+                c.state_path.unlink()
+                c.tensors_path.unlink()
+        return real(run, *a, **k)
+
+    monkeypatch.setattr(R, "restore_run", pruned_meanwhile)
+    r = cli("eval", ring_run, "--parzen", "--all-checkpoints", "--samples", "300",
+            "--valid-limit", "50")
+    assert r.exit_code == 0, r.stderr
+    assert f"skipped the checkpoint at step {gone}: it was removed" in r.stderr
+    kept = 150 if gone == 75 else 75
+    history = [json.loads(line) for line in
+               (runs_root() / "ring" / "eval" / "metrics.jsonl").read_text().splitlines()]
+    assert [h["checkpoint_step"] for h in history] == [kept]
