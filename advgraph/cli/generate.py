@@ -313,6 +313,14 @@ def _print_theory(rep: dict[str, Any]) -> None:
     print_wrote(Path(rep["figure"]))
 
 
+def _nats(v: Optional[float]) -> str:
+    """A log-likelihood for the table: 2 decimals, but no 60-digit integers for a tiny σ;
+    null (a σ too small for float64) as −∞."""
+    if v is None:
+        return "−∞"
+    return f"{v:.2f}" if abs(v) < 1e9 else f"{v:.4g}"
+
+
 def _print_parzen(rep: dict[str, Any]) -> None:
     table = Table(title=f"Parzen window — run {rep['run']}, step {rep['checkpoint_step']}",
                   title_justify="left")
@@ -320,7 +328,7 @@ def _print_parzen(rep: dict[str, Any]) -> None:
     table.add_column("mean valid log-lik", justify="right")
     for row in rep["valid_scores"]:
         mark = " ← chosen" if row["sigma"] == rep["sigma"] else ""
-        table.add_row(f"{row['sigma']:.4g}", f"{row['mean_log_likelihood']:.2f}{mark}")
+        table.add_row(f"{row['sigma']:.4g}", f"{_nats(row['mean_log_likelihood'])}{mark}")
     if rep["valid_scores"]:
         console.print(table)
         grid = [row["sigma"] for row in rep["valid_scores"]]
@@ -328,8 +336,8 @@ def _print_parzen(rep: dict[str, Any]) -> None:
             err.print(f"warning: the chosen σ {rep['sigma']:.4g} is at the edge of the grid "
                       f"[{min(grid):.4g}, {max(grid):.4g}]: the best σ may lie outside it; "
                       "widen it with --sigmas", markup=False)
-    console.print(f"{rep['evaluated_split']} log-likelihood: {rep['mean_log_likelihood']:.2f} "
-                  f"± {rep['stderr']:.2f} nats (σ = {rep['sigma']:.4g}, {rep['source']}, "
+    console.print(f"{rep['evaluated_split']} log-likelihood: {_nats(rep['mean_log_likelihood'])} "
+                  f"± {_nats(rep['stderr'])} nats (σ = {rep['sigma']:.4g}, {rep['source']}, "
                   f"{rep['n_evaluated']} points, {rep['seconds']:.1f} s)")
 
 
@@ -366,7 +374,7 @@ def _print_by_label(rep: dict[str, Any]) -> None:
             table.add_row(str(r["label"]), "0", "", "no points")
             continue
         table.add_row(str(r["label"]), str(r["n_evaluated"]), f"{r['sigma']:.4g}",
-                      f"{r['mean_log_likelihood']:.2f} ± {r['stderr']:.2f}")
+                      f"{_nats(r['mean_log_likelihood'])} ± {_nats(r['stderr'])}")
     console.print(table)
     console.print(f"{rep['source']}; σ {'fixed' if rep['sigma_fixed'] else 'chosen per class on its validation points'}; "
                   f"{rep['seconds']:.1f} s")

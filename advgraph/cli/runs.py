@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -11,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import UsageError
+from ..jsontext import dumps
 from . import app
 from .common import (RunsDirOpt, SetOpt, SpecArg, console, complete_run, err, positive,
                      runs_root, user_errors)
@@ -49,7 +49,7 @@ def parity(
         loaded = load_file(spec, set_ or [])
         rows = compare(compile_spec(loaded, data_info(loaded)), loaded.spec.training, names, devs, batch, tol)  # type: ignore[arg-type]
     if as_json:
-        console.print_json(json.dumps([r.__dict__ for r in rows]))
+        console.print_json(dumps([r.__dict__ for r in rows], "the rows", nonfinite=True))
     else:
         _print_parity(rows, names, devs, tol)
     if any(not r.ok for r in rows):
@@ -79,7 +79,7 @@ def runs(runs_dir: Optional[Path] = RunsDirOpt,
     with user_errors():
         rows = [_run_row(r) for r in list_runs(root)]
     if as_json:
-        console.print_json(json.dumps(rows))
+        console.print_json(dumps(rows, "the runs", nonfinite=True))
         return
     if not rows:
         console.print(f"no runs in {root}")

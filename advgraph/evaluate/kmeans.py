@@ -24,6 +24,7 @@ import numpy as np
 
 from ..atomic import atomic_write
 from ..errors import WriteError
+from ..jsontext import dump_bytes
 
 ITERATIONS = 20  # Lloyd rounds at most (Fashion-MNIST, 50,000 examples, k = 10,000: 13)
 VERSION = 2  # bump when the algorithm changes: cached centres are then recomputed
@@ -146,8 +147,8 @@ def kmeans_centres(x: np.ndarray, k: int, seed: int, iterations: int = ITERATION
 def _write_cache(path, meta_path, blob: bytes, km: KMeans, k: int, seed: int, iterations: int,
                  examples: int, digest: str) -> None:
     atomic_write(path, blob)
-    atomic_write(meta_path, (json.dumps({"sha256": hashlib.sha256(blob).hexdigest(), "k": k,
-                                         "seed": seed, "iterations": km.iterations,
-                                         "max_iterations": iterations, "changed": km.changed,
-                                         "inertia": km.inertia, "examples": examples,
-                                         "data_digest": digest}, indent=1) + "\n").encode())
+    atomic_write(meta_path, dump_bytes({"sha256": hashlib.sha256(blob).hexdigest(), "k": k,
+                                        "seed": seed, "iterations": km.iterations,
+                                        "max_iterations": iterations, "changed": km.changed,
+                                        "inertia": km.inertia, "examples": examples,
+                                        "data_digest": digest}, str(meta_path), indent=1))
