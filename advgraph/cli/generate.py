@@ -82,12 +82,15 @@ def sample(
             positive("--n", n)
         _open_run(run, runs_dir)
 
-    with user_errors(_rank()), ranks(nproc, device, check) as dist:
+    with user_errors(_rank(), "a smaller --n, --rows or --cols"), \
+            ranks(nproc, device, check) as dist:
         check()
         restored = _restore(run, runs_dir, checkpoint, dist.device if dist else device,
                             data_root, backend)
         figure = grid or nearest or out is not None or npz is None
         toy = C.image_shape(restored) is None
+        _check_sample_memory(restored, rows, cols, n, npz is not None, figure, toy,
+                             nearest, by_label)
         if nearest and toy:
             _warn("--nearest adds a column of nearest training images to an image grid; toy "
                   "data is plotted without it")
@@ -118,12 +121,14 @@ def interpolate(
     """Figure 3: images decoded along straight lines between pairs of z drawn from the prior."""
     from ..evaluate import commands as C
 
-    with user_errors():
+    with user_errors(lower="a smaller --rows or --steps"):
         png_out(out)
         positive("--rows", rows)
         if steps < 2:
             raise UsageError(f"--steps must be at least 2, got {steps}")
         restored = _restore(run, runs_dir, checkpoint, device, None, backend)
+        _fits(restored, "--rows or --steps", f"--rows {rows:,} × --steps {steps:,}",
+              rows * steps, FIGURE_COPIES)
         if slerp and restored.program.prior.kind == "uniform":
             _warn("--slerp follows great circles, which suit a Gaussian prior; this run's prior "
                   "is uniform, and the paths leave its box")
@@ -183,7 +188,7 @@ def eval_(
         _open_run(run, runs_dir)
         return grid
 
-    with user_errors(_rank()), ranks(nproc, device, check) as dist:
+    with user_errors(_rank(), "a smaller --samples"), ranks(nproc, device, check) as dist:
         grid = check()
         steps = [checkpoint]
         if all_checkpoints and baseline and not (which or theory):
@@ -210,6 +215,8 @@ def eval_(
                     _warn(f"skipped the checkpoint at step {step}: it was removed after eval "
                           "listed it (the run is still training and keeps only its newest)")
                 continue
+            _fits(restored, "--samples", f"--samples {samples:,}", samples, EVAL_COPIES,
+                  EVAL_PER_SAMPLE)
             # A baseline does not depend on G's checkpoint: it is evaluated once, with the last.
             base = baseline if i == len(steps) - 1 else None
             if parzen and (base or not baseline):  # --baseline scores the baseline, not G
@@ -235,6 +242,46 @@ def _still_listed(run: str, runs_dir: Optional[Path], step: Optional[int]) -> bo
     """Whether the run still has a checkpoint at `step` (False: it vanished, pruned by a run
     still training, so there is nothing left to evaluate there)."""
     return any(c.step == step for c in _open_run(run, runs_dir).checkpoints())
+
+
+# Lower bounds on the float32 copies of the samples a command holds at its peak (see
+# memory.generation_bytes): G's batches and their concatenation (2), plus for a figure the
+# float64 pixels and their scaling (4) and the grid image (2); for --npz the file's bytes and
+# their copy (2); for eval the Parzen centres in float32 and float64 and centred (4), and per
+# sample a row of the distance block (2,048 points) and of the kernel terms (128), in float32.
+FIGURE_COPIES, NPZ_COPIES, EVAL_COPIES = 8, 4, 6
+EVAL_PER_SAMPLE = 4 * (2048 + 128)
+
+
+def _fits(restored, option: str, what: str, n: int, copies: int, per_sample: int = 0) -> None:
+    """Refuse, before G draws anything, `n` samples that cannot fit in the memory available
+    (memory.check_fits), naming `option`."""
+    from math import prod
+
+    from .. import memory
+
+    size = prod(restored.program.data_shape)
+    memory.check_fits(option, f"{what}: {n:,} samples of {size:,} values need",
+                      memory.generation_bytes(restored.program, n, copies, per_sample))
+
+
+def _check_sample_memory(restored, rows: int, cols: int, n: Optional[int], npz: bool,
+                         figure: bool, toy: bool, nearest: bool, by_label: bool) -> None:
+    """`sample`'s sizes against the memory available: the --npz samples, the toy plot's
+    --n, the grid's --rows × --cols (a row per class with --by-label)."""
+    if npz:
+        if n is not None:
+            _fits(restored, "--n", f"--n {n:,}", n, NPZ_COPIES)
+        else:
+            _fits(restored, "--rows or --cols", f"--rows {rows:,} × --cols {cols:,}",
+                  rows * cols, NPZ_COPIES)
+    if figure and toy:
+        _fits(restored, "--n", f"--n {n or 5000:,}", n or 5000, FIGURE_COPIES)
+    elif figure:
+        r = (restored.program.classes or rows) if by_label else rows
+        option = "--cols" if by_label else "--rows or --cols"
+        _fits(restored, option, f"--rows {r:,} × --cols {cols:,}", r * (cols + nearest),
+              FIGURE_COPIES)
 
 
 def _eval_parzen(restored, dist, by_label: bool, **settings: Any) -> None:
