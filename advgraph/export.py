@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -34,6 +33,7 @@ import numpy as np
 from . import __version__
 from .atomic import atomic_write
 from .errors import ExportError, MissingExtra, UsageError, WriteError
+from .jsontext import dumps
 from .train.restore import RestoredRun
 
 FORMATS = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}
@@ -248,9 +248,9 @@ def export(restored: RestoredRun, fmt: str, out: Path | None = None,
                          + ", or choose another --out")
     module = generator_module(restored)
     meta = metadata(restored, fmt, files, module)
-    text = json.dumps(meta, indent=1, default=str)
+    text = dumps(meta, str(files[2]), indent=1, default=str)
     try:
-        blob = WRITERS[fmt](module, restored, json.dumps(meta, default=str))
+        blob = WRITERS[fmt](module, restored, dumps(meta, str(files[0]), default=str))
     except (RuntimeError, ValueError, TypeError, ImportError) as e:  # the exporter's refusal
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ExportError(f"run {restored.run.name!r}: G could not be exported as {fmt}: "

@@ -114,6 +114,38 @@ def describe(nbytes: int) -> str:
     return f"{nbytes / 2**20:.1f} MiB"
 
 
+def check_fits(option: str, what: str, need: int, detail: str = "", held: int = 0) -> None:
+    """Refuse, before allocating anything, work that cannot fit in the memory still available:
+    `what` (e.g. "--n 10,000: 10,000 samples need") needs an estimated `need` bytes at its
+    peak, of which this process already holds `held`. The error names the estimate and
+    `option`, the setting to lower (nothing is refused when nothing can tell what is free)."""
+    from .errors import UsageError
+
+    have = available_bytes()
+    if have is None or need - held <= have:
+        return
+    more = f"; {describe(need - held)} more than this process holds" if held else ""
+    raise UsageError(f"{what} at least {describe(need)}{detail}{more}, but only "
+                     f"{describe(have)} of memory is available; lower {option}")
+
+
+GENERATE_BATCH = 1000  # G runs this many samples at a time (evaluate.commands.run_generator)
+
+
+def generation_bytes(program, n: int, copies: int, per_sample: int = 0) -> int:
+    """A lower bound on the memory drawing n samples of G takes, beyond what the process
+    holds: their noise and labels, `copies` float32 copies of the samples (the generated
+    batches and their concatenation; a file's or a figure's copies), `per_sample` more bytes
+    each (work that grows with n), and one batch's activations."""
+    from math import prod
+
+    size = prod(program.data_shape)
+    acts = sum(prod(node.shape) for node in program.G.nodes)
+    labels = 8 if program.classes is not None else 0
+    return (n * (4 * program.prior.dim + labels + 4 * copies * size + per_sample)
+            + 4 * min(n, GENERATE_BATCH) * acts)
+
+
 def current_rss() -> int | None:
     """This process's resident memory now, in bytes (/proc/self/statm)."""
     try:

@@ -4,7 +4,9 @@ naming the file (and line) and the problem, never a traceback further on.
 
 Unknown keys are allowed everywhere (a newer advgraph may add some); the known ones are
 type-checked strictly: an int is never a string, a bool or 10.0, a float is never a string.
-Losses may be NaN or infinite (a diverged run logs its last, non-finite row).
+Losses may be non-finite (a diverged run logs its last, non-finite row): null, with a
+`nonfinite` record of what they were (jsontext.dumps); older runs wrote bare NaN tokens,
+which are still read.
 """
 
 from __future__ import annotations
@@ -40,10 +42,10 @@ class TrainRow(_Schema):
 
     step: Count
     epoch: Finite = None  # type: ignore[assignment]  # absent or a number, never null
-    d_loss: float = None  # type: ignore[assignment]
-    g_loss: float = None  # type: ignore[assignment]
-    d_real: float = None  # type: ignore[assignment]
-    d_fake: float = None  # type: ignore[assignment]
+    d_loss: Optional[float] = None
+    g_loss: Optional[float] = None
+    d_real: Optional[float] = None
+    d_fake: Optional[float] = None
     lr_d: float = None  # type: ignore[assignment]
     lr_g: float = None  # type: ignore[assignment]
     momentum: float = None  # type: ignore[assignment]

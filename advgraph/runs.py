@@ -28,6 +28,7 @@ import numpy as np
 
 from .atomic import append_line, atomic_write
 from .errors import CheckpointError, RunError, UsageError, WriteError
+from .jsontext import dump_bytes, dumps
 
 _LOCKS: dict[str, int] = {}  # run path → the descriptor holding its writer lock
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # always fullmatch: `$` admits "x\n"
@@ -50,8 +51,9 @@ def check_name(name: str) -> str:
     return name
 
 
-def _json_bytes(obj: Any) -> bytes:
-    return (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode()
+def _json_bytes(obj: Any, where: Path) -> bytes:
+    # a diverged run's last metrics hold its NaN losses (run.json's last_metrics)
+    return dump_bytes(obj, str(where), nonfinite=True, indent=2, sort_keys=False)
 
 
 def state_digest(state: dict[str, Any]) -> str:
@@ -279,13 +281,13 @@ class RunDir:
         info = self.info() if (self.path / "run.json").exists() else {"name": self.name}
         info.update(updates)
         info["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        atomic_write(self.path / "run.json", _json_bytes(info))
+        atomic_write(self.path / "run.json", _json_bytes(info, self.path / "run.json"))
         return info
 
     # ---- metrics ----------------------------------------------------------------------------
 
     def append_metrics(self, row: dict[str, Any]) -> None:
-        append_line(self.metrics_path, json.dumps(row))
+        append_line(self.metrics_path, dumps(row, str(self.metrics_path), nonfinite=True))
 
     def metrics(self) -> list[dict[str, Any]]:
         """The rows of metrics.jsonl, each checked against its schema (rundata.read_metrics):
@@ -342,7 +344,8 @@ class RunDir:
                 return False
             return s <= step
 
-        keep = [json.dumps(r) for r in self.metrics() if keep_row(r)]
+        keep = [dumps(r, str(self.metrics_path), nonfinite=True) for r in self.metrics()
+                if keep_row(r)]
         atomic_write(self.metrics_path, "".join(line + "\n" for line in keep).encode())
 
     # ---- checkpoints ------------------------------------------------------------------------
@@ -370,7 +373,7 @@ class RunDir:
         state["state_sha256"] = state_digest(state)
         try:
             atomic_write(ckpt.tensors_path, blob)
-            atomic_write(ckpt.state_path, _json_bytes(state))  # last: marks it complete
+            atomic_write(ckpt.state_path, _json_bytes(state, ckpt.state_path))  # last: marks it complete
         except WriteError as e:
             if not ckpt.state_path.exists():  # no tensors without their state
                 ckpt.tensors_path.unlink(missing_ok=True)

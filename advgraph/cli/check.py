@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -10,6 +9,7 @@ import typer
 from rich.table import Table
 
 from . import app
+from ..jsontext import dumps
 from .common import SetOpt, SpecArg, console, user_errors
 
 
@@ -45,7 +45,7 @@ def check(
         program = compile_spec(loaded, data_info(loaded))
     summary = _summary(spec, program, loaded.spec.training)
     if as_json:
-        console.print_json(json.dumps(summary))
+        console.print_json(dumps(summary, "the summary"))
         return
     for key, title in (("G", "generator"), ("D", "discriminator")):
         console.print(_graph_table(f"{key} ({title})", summary[key]["nodes"]))

@@ -25,9 +25,11 @@ RunsDirOpt = typer.Option(None, "--runs-dir", envvar="ADVGRAPH_RUNS",
 
 
 @contextmanager
-def user_errors(rank: int = 0) -> Iterator[None]:
-    """AdvGraphError (and running out of memory) as `error:` lines and the error's exit code;
-    ranks other than 0 of a distributed run say which they are."""
+def user_errors(rank: int = 0,
+                lower: str = "a smaller batch size or smaller layers") -> Iterator[None]:
+    """AdvGraphError (and running out of memory, advising `lower`: the command's options that
+    size its work) as `error:` lines and the error's exit code; ranks other than 0 of a
+    distributed run say which they are."""
     prefix = "error: " if rank == 0 else f"error (rank {rank}): "
     try:
         yield
@@ -36,8 +38,7 @@ def user_errors(rank: int = 0) -> Iterator[None]:
             err.print(prefix + line, markup=False, soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
     except MemoryError:
-        err.print(prefix + "out of memory; try a smaller batch size or smaller layers",
-                  markup=False)
+        err.print(prefix + f"out of memory; try {lower}", markup=False)
         raise typer.Exit(1) from None
 
 

@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from ..errors import UsageError
+from ..errors import CheckpointError, UsageError
 from . import app
 from .common import (RunArg, RunsDirOpt, console, err, png_out, positive, print_wrote, runs_root,
                      user_errors)
@@ -82,12 +82,15 @@ def sample(
             positive("--n", n)
         _open_run(run, runs_dir)
 
-    with user_errors(_rank()), ranks(nproc, device, check) as dist:
+    with user_errors(_rank(), "a smaller --n, --rows or --cols"), \
+            ranks(nproc, device, check) as dist:
         check()
         restored = _restore(run, runs_dir, checkpoint, dist.device if dist else device,
                             data_root, backend)
         figure = grid or nearest or out is not None or npz is None
         toy = C.image_shape(restored) is None
+        _check_sample_memory(restored, rows, cols, n, npz is not None, figure, toy,
+                             nearest, by_label)
         if nearest and toy:
             _warn("--nearest adds a column of nearest training images to an image grid; toy "
                   "data is plotted without it")
@@ -118,12 +121,14 @@ def interpolate(
     """Figure 3: images decoded along straight lines between pairs of z drawn from the prior."""
     from ..evaluate import commands as C
 
-    with user_errors():
+    with user_errors(lower="a smaller --rows or --steps"):
         png_out(out)
         positive("--rows", rows)
         if steps < 2:
             raise UsageError(f"--steps must be at least 2, got {steps}")
         restored = _restore(run, runs_dir, checkpoint, device, None, backend)
+        _fits(restored, "--rows or --steps", f"--rows {rows:,} × --steps {steps:,}",
+              rows * steps, FIGURE_COPIES)
         if slerp and restored.program.prior.kind == "uniform":
             _warn("--slerp follows great circles, which suit a Gaussian prior; this run's prior "
                   "is uniform, and the paths leave its box")
@@ -183,7 +188,7 @@ def eval_(
         _open_run(run, runs_dir)
         return grid
 
-    with user_errors(_rank()), ranks(nproc, device, check) as dist:
+    with user_errors(_rank(), "a smaller --samples"), ranks(nproc, device, check) as dist:
         grid = check()
         steps = [checkpoint]
         if all_checkpoints and baseline and not (which or theory):
@@ -194,12 +199,24 @@ def eval_(
                       "--all-checkpoints without --baseline for G's history")
         elif all_checkpoints:
             steps = [c.step for c in _open_run(run, runs_dir).checkpoints()] or [None]
-        restored = _restore(run, runs_dir, steps[0], dist.device if dist else device,
-                            data_root, backend)
+        restored = None
         memo: dict = {}  # what the quality metrics share across checkpoints
         for i, step in enumerate(steps):
-            if i:  # the same program, trainer and data: only the weights change
-                restored.load_checkpoint(step, warn=_warn)
+            try:
+                if restored is None:
+                    restored = _restore(run, runs_dir, step, dist.device if dist else device,
+                                        data_root, backend)
+                else:  # the same program, trainer and data: only the weights change
+                    restored.load_checkpoint(step, warn=_warn)
+            except CheckpointError:
+                if not all_checkpoints or step is None or _still_listed(run, runs_dir, step):
+                    raise
+                if not _rank():
+                    _warn(f"skipped the checkpoint at step {step}: it was removed after eval "
+                          "listed it (the run is still training and keeps only its newest)")
+                continue
+            _fits(restored, "--samples", f"--samples {samples:,}", samples, EVAL_COPIES,
+                  EVAL_PER_SAMPLE)
             # A baseline does not depend on G's checkpoint: it is evaluated once, with the last.
             base = baseline if i == len(steps) - 1 else None
             if parzen and (base or not baseline):  # --baseline scores the baseline, not G
@@ -216,6 +233,55 @@ def eval_(
                 print_wrote(Path(rep["written"]))
             if theory:
                 _print_theory(C.theory(restored, samples=samples, seed=seed, out=out))
+        if restored is None:
+            raise CheckpointError(f"run {run!r}: every checkpoint eval listed was removed "
+                                  "before it could be read; run eval again")
+
+
+def _still_listed(run: str, runs_dir: Optional[Path], step: Optional[int]) -> bool:
+    """Whether the run still has a checkpoint at `step` (False: it vanished, pruned by a run
+    still training, so there is nothing left to evaluate there)."""
+    return any(c.step == step for c in _open_run(run, runs_dir).checkpoints())
+
+
+# Lower bounds on the float32 copies of the samples a command holds at its peak (see
+# memory.generation_bytes): G's batches and their concatenation (2), plus for a figure the
+# float64 pixels and their scaling (4) and the grid image (2); for --npz the file's bytes and
+# their copy (2); for eval the Parzen centres in float32 and float64 and centred (4), and per
+# sample a row of the distance block (2,048 points) and of the kernel terms (128), in float32.
+FIGURE_COPIES, NPZ_COPIES, EVAL_COPIES = 8, 4, 6
+EVAL_PER_SAMPLE = 4 * (2048 + 128)
+
+
+def _fits(restored, option: str, what: str, n: int, copies: int, per_sample: int = 0) -> None:
+    """Refuse, before G draws anything, `n` samples that cannot fit in the memory available
+    (memory.check_fits), naming `option`."""
+    from math import prod
+
+    from .. import memory
+
+    size = prod(restored.program.data_shape)
+    memory.check_fits(option, f"{what}: {n:,} samples of {size:,} values need",
+                      memory.generation_bytes(restored.program, n, copies, per_sample))
+
+
+def _check_sample_memory(restored, rows: int, cols: int, n: Optional[int], npz: bool,
+                         figure: bool, toy: bool, nearest: bool, by_label: bool) -> None:
+    """`sample`'s sizes against the memory available: the --npz samples, the toy plot's
+    --n, the grid's --rows × --cols (a row per class with --by-label)."""
+    if npz:
+        if n is not None:
+            _fits(restored, "--n", f"--n {n:,}", n, NPZ_COPIES)
+        else:
+            _fits(restored, "--rows or --cols", f"--rows {rows:,} × --cols {cols:,}",
+                  rows * cols, NPZ_COPIES)
+    if figure and toy:
+        _fits(restored, "--n", f"--n {n or 5000:,}", n or 5000, FIGURE_COPIES)
+    elif figure:
+        r = (restored.program.classes or rows) if by_label else rows
+        option = "--cols" if by_label else "--rows or --cols"
+        _fits(restored, option, f"--rows {r:,} × --cols {cols:,}", r * (cols + nearest),
+              FIGURE_COPIES)
 
 
 def _eval_parzen(restored, dist, by_label: bool, **settings: Any) -> None:
@@ -294,6 +360,14 @@ def _print_theory(rep: dict[str, Any]) -> None:
     print_wrote(Path(rep["figure"]))
 
 
+def _nats(v: Optional[float]) -> str:
+    """A log-likelihood for the table: 2 decimals, but no 60-digit integers for a tiny σ;
+    null (a σ too small for float64) as −∞."""
+    if v is None:
+        return "−∞"
+    return f"{v:.2f}" if abs(v) < 1e9 else f"{v:.4g}"
+
+
 def _print_parzen(rep: dict[str, Any]) -> None:
     table = Table(title=f"Parzen window — run {rep['run']}, step {rep['checkpoint_step']}",
                   title_justify="left")
@@ -301,7 +375,7 @@ def _print_parzen(rep: dict[str, Any]) -> None:
     table.add_column("mean valid log-lik", justify="right")
     for row in rep["valid_scores"]:
         mark = " ← chosen" if row["sigma"] == rep["sigma"] else ""
-        table.add_row(f"{row['sigma']:.4g}", f"{row['mean_log_likelihood']:.2f}{mark}")
+        table.add_row(f"{row['sigma']:.4g}", f"{_nats(row['mean_log_likelihood'])}{mark}")
     if rep["valid_scores"]:
         console.print(table)
         grid = [row["sigma"] for row in rep["valid_scores"]]
@@ -309,8 +383,8 @@ def _print_parzen(rep: dict[str, Any]) -> None:
             err.print(f"warning: the chosen σ {rep['sigma']:.4g} is at the edge of the grid "
                       f"[{min(grid):.4g}, {max(grid):.4g}]: the best σ may lie outside it; "
                       "widen it with --sigmas", markup=False)
-    console.print(f"{rep['evaluated_split']} log-likelihood: {rep['mean_log_likelihood']:.2f} "
-                  f"± {rep['stderr']:.2f} nats (σ = {rep['sigma']:.4g}, {rep['source']}, "
+    console.print(f"{rep['evaluated_split']} log-likelihood: {_nats(rep['mean_log_likelihood'])} "
+                  f"± {_nats(rep['stderr'])} nats (σ = {rep['sigma']:.4g}, {rep['source']}, "
                   f"{rep['n_evaluated']} points, {rep['seconds']:.1f} s)")
 
 
@@ -347,7 +421,7 @@ def _print_by_label(rep: dict[str, Any]) -> None:
             table.add_row(str(r["label"]), "0", "", "no points")
             continue
         table.add_row(str(r["label"]), str(r["n_evaluated"]), f"{r['sigma']:.4g}",
-                      f"{r['mean_log_likelihood']:.2f} ± {r['stderr']:.2f}")
+                      f"{_nats(r['mean_log_likelihood'])} ± {_nats(r['stderr'])}")
     console.print(table)
     console.print(f"{rep['source']}; σ {'fixed' if rep['sigma_fixed'] else 'chosen per class on its validation points'}; "
                   f"{rep['seconds']:.1f} s")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -11,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import UsageError
+from ..jsontext import dumps
 from . import app
 from .common import (RunsDirOpt, SetOpt, SpecArg, console, complete_run, err, positive,
                      runs_root, user_errors)
@@ -34,7 +34,7 @@ def parity(
     from ..parity import compare
     from ..spec import load_file
 
-    with user_errors():
+    with user_errors(lower="a smaller --batch"):
         names = tuple(x.strip() for x in backends_.split(","))
         devs = tuple(x.strip() for x in devices.split(","))
         if len(names) != 2 or not all(names):
@@ -47,13 +47,29 @@ def parity(
         if not tol > 0:
             raise UsageError(f"--tol must be positive, got {tol}")
         loaded = load_file(spec, set_ or [])
-        rows = compare(compile_spec(loaded, data_info(loaded)), loaded.spec.training, names, devs, batch, tol)  # type: ignore[arg-type]
+        program = compile_spec(loaded, data_info(loaded))
+        _check_parity_memory(program, batch)
+        rows = compare(program, loaded.spec.training, names, devs, batch, tol)  # type: ignore[arg-type]
     if as_json:
-        console.print_json(json.dumps([r.__dict__ for r in rows]))
+        console.print_json(dumps([r.__dict__ for r in rows], "the rows", nonfinite=True))
     else:
         _print_parity(rows, names, devs, tol)
     if any(not r.ok for r in rows):
         raise typer.Exit(1)
+
+
+def _check_parity_memory(program, batch: int) -> None:
+    """Refuse, before either trainer is built, a --batch that cannot fit: two trainers (each
+    its parameters, gradients, optimiser state and activations) and the shared inputs."""
+    from math import prod
+
+    from .. import memory
+    from ..ir.shapes import training_bytes
+
+    inputs = 4 * batch * (prod(program.data_shape) + 2 * program.prior.dim)
+    memory.check_fits("--batch", f"--batch {batch:,}: two trainers with this minibatch need",
+                      2 * training_bytes(program.G, program.D, batch) + inputs,
+                      " (parameters, gradients, optimiser state and activations, each)")
 
 
 def _print_parity(rows: list, names: tuple[str, ...], devs: tuple[str, ...], tol: float) -> None:
@@ -79,7 +95,7 @@ def runs(runs_dir: Optional[Path] = RunsDirOpt,
     with user_errors():
         rows = [_run_row(r) for r in list_runs(root)]
     if as_json:
-        console.print_json(json.dumps(rows))
+        console.print_json(dumps(rows, "the runs", nonfinite=True))
         return
     if not rows:
         console.print(f"no runs in {root}")

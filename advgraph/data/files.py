@@ -12,6 +12,18 @@ from .. import memory
 from ..errors import DataError
 
 
+def not_regular(mode: int) -> str | None:
+    """What a file of this st_mode is when it is not a regular file ("a FIFO (named pipe)",
+    …), None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    return ("a directory" if stat.S_ISDIR(mode) else
+            "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else
+            "a character device" if stat.S_ISCHR(mode) else
+            "a block device" if stat.S_ISBLK(mode) else
+            "a socket" if stat.S_ISSOCK(mode) else "not a plain file")
+
+
 def regular_size(path: Path) -> int:
     """The size of `path` in bytes; DataError unless it is a regular file (links followed)."""
     try:
@@ -20,12 +32,8 @@ def regular_size(path: Path) -> int:
         raise DataError(f"{path}: no such file") from None
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
-    if not stat.S_ISREG(st.st_mode):
-        kind = ("a directory" if stat.S_ISDIR(st.st_mode) else
-                "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else
-                "a character device" if stat.S_ISCHR(st.st_mode) else
-                "a block device" if stat.S_ISBLK(st.st_mode) else
-                "a socket" if stat.S_ISSOCK(st.st_mode) else "not a plain file")
+    kind = not_regular(st.st_mode)
+    if kind is not None:
         raise DataError(f"{path}: is {kind}, not a regular file; data is read from files only")
     return st.st_size
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..atomic import atomic_write
 from ..errors import DataError, WriteError
+from ..jsontext import dump_bytes
 
 RECIPE = {"version": 1, "features": 128, "epochs": 4, "batch": 128, "lr": 1e-3, "seed": 0}
 
@@ -180,10 +181,10 @@ def domain_classifier(x_train: np.ndarray, y_train: np.ndarray | None, x_test: n
     blob = st_save(_state(body, head))
     try:  # minutes of training are not thrown away because the cache cannot be written
         atomic_write(path, blob)
-        atomic_write(meta_path, (json.dumps({"sha256": hashlib.sha256(blob).hexdigest(),
-                                          "test_accuracy": c.accuracy, "recipe": RECIPE,
-                                          "train_examples": len(x_train), "classes": classes,
-                                          "data_digest": digest}, indent=1) + "\n").encode())
+        atomic_write(meta_path, dump_bytes({"sha256": hashlib.sha256(blob).hexdigest(),
+                                            "test_accuracy": c.accuracy, "recipe": RECIPE,
+                                            "train_examples": len(x_train), "classes": classes,
+                                            "data_digest": digest}, str(meta_path), indent=1))
     except WriteError as e:
         if warn:
             warn(f"domain classifier not cached ({e}); it is trained again next time")

@@ -3,7 +3,6 @@ Every output lands under the run directory unless the user names a path."""
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ import numpy as np
 from ..data import dataset_for
 from ..errors import DataError, RunError, UsageError
 from ..atomic import append_line, atomic_write
+from ..jsontext import dump_bytes, dumps
 from ..runs import RunDir
 from ..sampling import lerp, sample_prior, slerp
 from ..spec.gan import Cifar10Data, Gaussian1dData, Ring2dData
@@ -342,11 +342,12 @@ def _write_report(run: RunDir, name: str, report: dict[str, Any], metric: str) -
     """The latest report as eval/<name>, and one line of eval/metrics.jsonl per evaluation,
     so results accumulate across checkpoints and settings."""
     path = run.path / "eval" / name
-    atomic_write(path, (json.dumps(report, indent=2) + "\n").encode())
+    atomic_write(path, dump_bytes(report, str(path), indent=2))
     report["written"] = str(path)
     line = {"metric": metric, "checkpoint_step": report.get("checkpoint_step"),
             "report": name, **{k: v for k, v in report.items() if k != "written"}}
-    append_line(run.path / "eval" / "metrics.jsonl", json.dumps(line))
+    jsonl = run.path / "eval" / "metrics.jsonl"
+    append_line(jsonl, dumps(line, str(jsonl)))
 
 
 @dataclass(frozen=True)
@@ -496,8 +497,13 @@ def _parzen_of_class(est: _ParzenSetting, c: int, points: np.ndarray,
             "samples": len(mu), "valid_scores": _valid_scores(res)}
 
 
-def _valid_scores(res) -> list[dict[str, float]]:
-    return [{"sigma": k, "mean_log_likelihood": v} for k, v in res.valid_scores.items()]
+def _valid_scores(res) -> list[dict[str, Any]]:
+    """The mean validation log-likelihood per σ of the grid; a σ too small for the data's
+    distances in float64 has a mean of −∞ (not chosen): null, with the reason."""
+    return [{"sigma": k, "mean_log_likelihood": v} if np.isfinite(v) else
+            {"sigma": k, "mean_log_likelihood": None, "why_null": "−∞: at this σ some points' "
+             "squared distance to the nearest sample over 2σ² passes float64's range"}
+            for k, v in res.valid_scores.items()]
 
 
 def _parzen_provenance(est: _ParzenSetting, source: str, t0: float) -> dict[str, Any]:

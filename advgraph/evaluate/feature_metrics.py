@@ -25,9 +25,17 @@ class Moments:
         return cls(f.mean(axis=0), np.cov(f, rowvar=False))
 
 
+def _significant(w: np.ndarray) -> np.ndarray:
+    """Eigenvalues of a PSD matrix with those below n·ε·λmax set to zero: below that bound an
+    eigenvalue is rounding error (a feature that is always zero makes a covariance singular),
+    and its square root (√1e-17 ≈ 3e-9 each) would bias the distance."""
+    floor = len(w) * np.finfo(np.float64).eps * max(float(w.max(initial=0.0)), 0.0)
+    return np.where(w > floor, w, 0.0)
+
+
 def _psd_sqrt(a: np.ndarray) -> np.ndarray:
     w, v = np.linalg.eigh((a + a.T) / 2)
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    return (v * np.sqrt(_significant(w))) @ v.T
 
 
 def frechet_distance(a: Moments, b: Moments) -> float:
@@ -35,8 +43,9 @@ def frechet_distance(a: Moments, b: Moments) -> float:
     with these moments. tr (Σa Σb)^½ = tr (Σa^½ Σb Σa^½)^½, whose argument is symmetric positive
     semi-definite, so both square roots come from eigendecompositions (no complex sqrtm)."""
     ra = _psd_sqrt(a.cov)
-    cross = np.linalg.eigvalsh(ra @ b.cov @ ra)
-    tr_sqrt = float(np.sqrt(np.clip(cross, 0, None)).sum())
+    m = ra @ b.cov @ ra
+    cross = np.linalg.eigvalsh((m + m.T) / 2)
+    tr_sqrt = float(np.sqrt(_significant(cross)).sum())
     d = float(((a.mean - b.mean) ** 2).sum() + np.trace(a.cov) + np.trace(b.cov) - 2 * tr_sqrt)
     return max(d, 0.0)
 

@@ -24,9 +24,10 @@ import numpy as np
 
 from ..atomic import atomic_write
 from ..errors import WriteError
+from ..jsontext import dump_bytes
 
 ITERATIONS = 20  # Lloyd rounds at most (Fashion-MNIST, 50,000 examples, k = 10,000: 13)
-VERSION = 1  # bump when the algorithm changes: cached centres are then recomputed
+VERSION = 2  # bump when the algorithm changes: cached centres are then recomputed
 
 
 @dataclass
@@ -34,7 +35,7 @@ class KMeans:
     centres: np.ndarray  # (k, features) float32
     iterations: int  # Lloyd rounds run
     changed: int  # assignments that changed in the last round (0: converged)
-    inertia: float  # mean squared distance of a training example to its centre
+    inertia: float  # mean squared distance of a training example to its nearest centre
     cached: bool = False
 
     def describe(self) -> str:
@@ -81,8 +82,22 @@ def lloyd(x: np.ndarray, k: int, seed: int, iterations: int = ITERATIONS, device
                 progress(f"k-means: round {rounds}/{iterations}, {changed} assignments changed, "
                          f"mean squared distance {inertia:.4g}")
             if changed == 0:
-                break
+                break  # the update kept the centres: `inertia` is already theirs
+        if changed:  # the last update moved the centres: measure the ones returned
+            inertia = _mean_sq_distance(xt, x_sq, centres, chunk)
     return KMeans(centres.cpu().numpy(), rounds, changed, inertia)
+
+
+def _mean_sq_distance(xt, x_sq, centres, chunk: int) -> float:
+    """Mean squared distance of the rows of xt to their nearest centre (summed in float64)."""
+    import torch
+
+    c_sq = (centres * centres).sum(1)
+    total = 0.0
+    for s in range(0, len(xt), chunk):
+        d2 = torch.addmm(c_sq.unsqueeze(0), xt[s:s + chunk], centres.T, alpha=-2.0)
+        total += float((d2.min(1)[0] + x_sq[s:s + chunk]).clamp_(min=0).double().sum())
+    return total / len(xt)
 
 
 def _digest(x: np.ndarray, k: int, seed: int, iterations: int) -> str:
@@ -132,8 +147,8 @@ def kmeans_centres(x: np.ndarray, k: int, seed: int, iterations: int = ITERATION
 def _write_cache(path, meta_path, blob: bytes, km: KMeans, k: int, seed: int, iterations: int,
                  examples: int, digest: str) -> None:
     atomic_write(path, blob)
-    atomic_write(meta_path, (json.dumps({"sha256": hashlib.sha256(blob).hexdigest(), "k": k,
-                                         "seed": seed, "iterations": km.iterations,
-                                         "max_iterations": iterations, "changed": km.changed,
-                                         "inertia": km.inertia, "examples": examples,
-                                         "data_digest": digest}, indent=1) + "\n").encode())
+    atomic_write(meta_path, dump_bytes({"sha256": hashlib.sha256(blob).hexdigest(), "k": k,
+                                        "seed": seed, "iterations": km.iterations,
+                                        "max_iterations": iterations, "changed": km.changed,
+                                        "inertia": km.inertia, "examples": examples,
+                                        "data_digest": digest}, str(meta_path), indent=1))

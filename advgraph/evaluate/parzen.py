@@ -12,6 +12,12 @@ to a direct float64 computation within 1e-3 nats (the tests and bench/parzen.py 
 Exponents below −80 are clamped there: such terms are under e⁻⁸⁰ of the largest (nothing in a
 float32 sum of 10⁴ terms), and the clamp keeps exp off its slow subnormal path, which had cost
 more than half of the time.
+
+However small σ is, nothing underflows to NaN: the nearest sample's term is taken out in
+log space (d²_min / 2σ², divided by σ twice so σ² cannot underflow), and 1/2σ² is capped at the
+largest float of the GEMM's dtype (a term past e⁻⁸⁰ is clamped whatever the cap, and 0 · cap
+is 0 where ∞ · 0 was NaN). A log-likelihood is then finite, or −∞ only where d²_min / 2σ²
+itself passes float64's range: select_and_score refuses such an estimate, naming the σ.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..errors import UsageError
 
 PAPER_SIGMAS = tuple(float(s) for s in np.logspace(-1, 0, 10))
 EXP_FLOOR = -80.0  # e^-80 ≈ 1.8e-35: still a normal float32, and negligible in the sum
@@ -47,7 +55,9 @@ def log_densities(x: np.ndarray, mu: np.ndarray, sigmas, chunk: int = 128,
     mu_c = mu_t - centre
     mu_sq = (mu_c * mu_c).sum(1)
     sig = np.asarray(sigmas, dtype=np.float64)
-    coef = 0.5 / (sig * sig)  # log-term = −coef·‖x − μ‖²
+    with np.errstate(over="ignore"):  # a tiny σ: ∞, capped in the GEMM's dtype below
+        coef = 0.5 / sig / sig  # log-term = −coef·‖x − μ‖²
+    cap = torch.finfo(dt).max
     const = torch.as_tensor([math.log(n) + d * math.log(s * math.sqrt(2 * math.pi)) for s in sig],
                             dtype=torch.float64, device=dev)
     out = torch.empty((len(sig), len(x)), dtype=torch.float64, device=dev)
@@ -66,11 +76,12 @@ def log_densities(x: np.ndarray, mu: np.ndarray, sigmas, chunk: int = 128,
                 t = terms[:r]
                 nearest, arg = d2.min(1)
                 d2.sub_(nearest.unsqueeze(1)).clamp_(min=0.0)  # Δ_j = d²_j − d²_min ≥ 0
-                exact = (xs.double() - mu64[arg]).pow_(2).sum(1)  # d²_min in float64
-                for i, c in enumerate(coef):
-                    torch.mul(d2, -float(c), out=t).clamp_(min=EXP_FLOOR).exp_()
+                x64 = torch.as_tensor(np.asarray(x[start:start + r], np.float64), device=dev)
+                exact = (x64 - mu64[arg]).pow_(2).sum(1)  # d²_min in float64, from x itself
+                for i, (s, c) in enumerate(zip(sig, coef)):
+                    torch.mul(d2, -min(float(c), cap), out=t).clamp_(min=EXP_FLOOR).exp_()
                     # terms in [0, 1], the largest 1: a float32 sum is exact to ~1e-6 relative
-                    lse = t.sum(1).double().log_() - c * exact
+                    lse = t.sum(1).double().log_() - exact.div(s).div_(s).mul_(0.5)
                     out[i, start:start + r] = lse - const[i]
     return out.cpu().numpy()
 
@@ -132,12 +143,30 @@ def select_and_score(samples: np.ndarray, valid: np.ndarray | None, evaluate: np
     """Pick σ by mean validation log-likelihood (unless fixed), then score `evaluate`:
     mean and standard error std/√N. With `dist`, the points are shared out over the ranks."""
     scores: dict[float, float] = {}
+    fixed = sigma is not None
     if sigma is None:
         if valid is None or len(valid) == 0:
             raise ValueError("choosing σ needs validation points")
         ll = sharded_log_densities(valid, samples, sigmas, chunk, device, dist)
         scores = {float(s): float(v) for s, v in zip(sigmas, ll.mean(1))}
         sigma = max(scores, key=scores.get)
+        if scores[sigma] == -math.inf:
+            top = int(np.argmax(sigmas))
+            raise UsageError("--sigmas: every σ of the grid gives a mean validation "
+                             f"log-likelihood of −∞: {_degenerate(ll[top], sigmas[top])}; "
+                             "give larger σ")
     ll = sharded_log_densities(evaluate, samples, [sigma], chunk, device, dist)[0]
+    if not np.isfinite(ll).all():
+        option = "--sigma" if fixed else "--sigmas (σ chosen on the validation points)"
+        raise UsageError(f"{option}: {_degenerate(ll, sigma)}, so their mean is −∞; give a "
+                         "larger σ")
     return ParzenResult(float(sigma), float(ll.mean()), float(ll.std() / np.sqrt(len(ll))),
                         len(ll), scores)
+
+
+def _degenerate(ll: np.ndarray, sigma: float) -> str:
+    """Why an estimate at σ is −∞: its points' distance to the nearest sample over 2σ²
+    passes float64's range, so their density is 0 in float64."""
+    bad = int((~np.isfinite(ll)).sum())
+    return (f"at σ = {sigma:.4g}, {bad:,} of {len(ll):,} points have log-likelihood −∞ (their "
+            "squared distance to the nearest sample over 2σ² passes float64's range)")

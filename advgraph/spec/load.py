@@ -358,20 +358,40 @@ def load_text(text: str, source: str = "<spec>", overrides: list[str] | None = N
     return LoadedSpec(spec, pos, path)
 
 
-def load_file(path: str | Path, overrides: list[str] | None = None) -> LoadedSpec:
-    p = Path(path)
+MAX_SPEC_BYTES = 2**20  # 1 MiB: specs are a few KiB; more is not a spec (and parsing it is slow)
+
+
+def read_spec_text(path: str | Path) -> str:
+    """A spec file's text: a regular file of at most MAX_SPEC_BYTES, read no further (never
+    a device such as /dev/zero, which reads forever, nor a FIFO, which blocks)."""
+    import os
+
+    from ..data.files import not_regular
+
+    def problem(msg: str) -> SpecError:
+        return SpecError(Problem("", msg, str(path)))
+
     try:
-        text = p.read_text(encoding="utf-8")
+        kind = not_regular(os.stat(path).st_mode)
+        if kind is not None:
+            raise problem(f"is {kind}, not a spec file")
+        with open(path, "rb") as f:
+            blob = f.read(MAX_SPEC_BYTES + 1)
     except FileNotFoundError:
-        raise SpecError(Problem("", "no such spec file", str(path))) from None
-    except IsADirectoryError:
-        raise SpecError(Problem("", "is a directory, not a spec file", str(path))) from None
-    except UnicodeDecodeError as e:
-        raise SpecError(Problem("", f"not UTF-8 text ({e.reason} at byte {e.start})",
-                                str(path))) from None
+        raise problem("no such spec file") from None
     except OSError as e:
-        raise SpecError(Problem("", f"cannot read: {e.strerror}", str(path))) from None
-    return load_text(text, str(path), overrides, p)
+        raise problem(f"cannot read: {e.strerror or e}") from None
+    if len(blob) > MAX_SPEC_BYTES:
+        raise problem(f"larger than {MAX_SPEC_BYTES // 2**20} MiB, the most a spec may be "
+                      "(specs are a few KiB); not read further")
+    try:
+        return blob.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise problem(f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def load_file(path: str | Path, overrides: list[str] | None = None) -> LoadedSpec:
+    return load_text(read_spec_text(path), str(path), overrides, Path(path))
 
 
 def dump_resolved(spec: GanSpec) -> str:

@@ -89,18 +89,12 @@ def _check_memory(program: Program, spec: GanSpec, device: str) -> None:
     if not device.startswith("cpu"):
         return  # device memory is the backend's to judge (it raises a clear error)
     rss = memory.current_rss() or 0
-    peak = memory.training_peak(program, spec, rss)
     # What this process already holds (the interpreter, maybe the backend) is part of the
     # estimated peak but needs no more memory.
-    have = memory.available_bytes()
-    if have is None:  # pragma: no cover - nothing can tell
-        return
-    still = peak - rss
-    if still > have:
-        raise UsageError(f"G ({program.G.num_params():,} parameters) and D "
-                         f"({program.D.num_params():,}) need at least "
-                         f"{memory.describe(peak)} to train with batch size "
-                         f"{spec.training.batch_size} (parameters, gradients, optimiser state, "
-                         f"activations, the data and the runtime); "
-                         f"{memory.describe(still)} more than this process holds, but only "
-                         f"{memory.describe(have)} of memory is available")
+    memory.check_fits("training.batch_size or the layers' sizes",
+                      f"G ({program.G.num_params():,} parameters) and D "
+                      f"({program.D.num_params():,}) need",
+                      memory.training_peak(program, spec, rss),
+                      f" to train with batch size {spec.training.batch_size} (parameters, "
+                      "gradients, optimiser state, activations, the data and the runtime)",
+                      held=rss)

@@ -298,3 +298,62 @@ def test_eval_all_checkpoints_accumulates_a_history(ring_run):
     assert [(h["checkpoint_step"], h["baseline"]) for h in history[2:]] == [(150, "train")]
     # and says that --all-checkpoints did nothing for it (G is not scored with --baseline)
     assert "--all-checkpoints does nothing with --parzen --baseline train" in r.stderr
+
+
+@pytest.mark.parametrize("gone", [75, 150])
+def test_all_checkpoints_skips_one_pruned_after_listing(ring_run, monkeypatch, gone):
+    """A run still training prunes old checkpoints: one that vanishes between eval's listing
+    and its loading is skipped with a note naming it; the others are evaluated."""
+    import advgraph.train.restore as R
+
+    real = R.restore_run
+
+    def pruned_meanwhile(run, *a, **k):  # the listing is done; now the trainer prunes
+        for c in run.checkpoints():
+            if c.step == gone:
+                c.state_path.unlink()
+                c.tensors_path.unlink()
+        return real(run, *a, **k)
+
+    monkeypatch.setattr(R, "restore_run", pruned_meanwhile)
+    r = cli("eval", ring_run, "--parzen", "--all-checkpoints", "--samples", "300",
+            "--valid-limit", "50")
+    assert r.exit_code == 0, r.stderr
+    assert f"skipped the checkpoint at step {gone}: it was removed" in r.stderr
+    kept = 150 if gone == 75 else 75
+    history = [json.loads(line) for line in
+               (runs_root() / "ring" / "eval" / "metrics.jsonl").read_text().splitlines()]
+    assert [h["checkpoint_step"] for h in history] == [kept]
+
+
+def _strict_json(text: str):
+    """json.loads refusing NaN and ±Infinity, which are not JSON."""
+    def refuse(token):
+        raise ValueError(f"not JSON: {token}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_parzen_with_a_tiny_sigma_writes_json_and_a_degenerate_one_is_refused(ring_run):
+    """σ = 1e-30 used to print 'nan ± nan' and write bare NaN: now the float64 value (every
+    term but the nearest far below e⁻⁸⁰, taken in log space), in strict JSON. A σ whose
+    estimate is −∞ in float64 is an error naming --sigma, and nothing is written."""
+    eval_dir = runs_root() / "ring" / "eval"
+    r = cli("eval", ring_run, "--parzen", "--sigma", "1e-30", "--samples", "300")
+    assert r.exit_code == 0, r.stderr
+    assert "nan" not in r.stdout.lower()
+    report = _strict_json((eval_dir / "parzen.json").read_text())
+    assert report["mean_log_likelihood"] < -1e50 and np.isfinite(report["stderr"])
+    # a grid holding a σ too small for float64: that σ's score is null with the reason
+    r = cli("eval", ring_run, "--parzen", "--sigmas", "1e-200,0.1", "--samples", "300",
+            "--valid-limit", "50")
+    assert r.exit_code == 0, r.stderr
+    scores = _strict_json((eval_dir / "parzen.json").read_text())["valid_scores"]
+    assert scores[0]["mean_log_likelihood"] is None and "−∞" in scores[0]["why_null"]
+    assert "−∞" in r.stdout
+    lines = (eval_dir / "metrics.jsonl").read_text().splitlines()
+    assert [_strict_json(line)["sigma"] for line in lines] == [1e-30, 0.1]
+    r = cli("eval", ring_run, "--parzen", "--sigma", "1e-200", "--samples", "300")
+    assert r.exit_code == 2
+    assert r.stderr.startswith("error: --sigma: at σ = 1e-200, ") and r.stderr.count("\n") == 1
+    assert "log-likelihood −∞" in r.stderr and "give a larger σ" in r.stderr
+    assert (eval_dir / "metrics.jsonl").read_text().splitlines() == lines  # nothing written

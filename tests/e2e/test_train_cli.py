@@ -168,6 +168,18 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(log_every):
     ckpt, tensors, _ = run.latest_checkpoint()
     assert all(np.isfinite(v).all() for k, v in tensors.items() if v.dtype.kind == "f")
     assert ckpt.step < run.info()["step"]
+    # the non-finite losses are written as null with their record: strict JSON, still listed
+    def refuse(token):
+        raise ValueError(f"not JSON: {token}")
+    for f in (run.metrics_path, run.path / "run.json"):
+        text = f.read_text() if f.exists() else ""  # no metrics logged before it diverged
+        for line in ([text] if f.suffix == ".json" else text.splitlines()):
+            json.loads(line, parse_constant=refuse)
+    if log_every == 1:
+        assert "nonfinite" in run.metrics()[-1]
+    assert cli("runs").exit_code == 0
+    r = cli("runs", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout, parse_constant=refuse)[0]["status"] == "diverged"
 
 
 @pytest.mark.parametrize("args,code,message", [

@@ -249,3 +249,113 @@ def test_estimate_is_honest_against_measured_peak(tmp_path, which):
     print(f"{which}: peak {peak / 2**20:.0f} MiB, estimate {est / 2**20:.0f} MiB")
     assert peak <= est * 1.25, (peak, est)
     assert est <= 4 * peak, (peak, est)
+
+
+# ---- sizes of the other commands ----------------------------------------------------------
+
+
+@pytest.fixture
+def toy_run():
+    r = cli("train", HERE / "valid.yaml", "--name", "toy", "--set", "training.stop={steps: 2}")
+    assert r.exit_code == 0, r.stderr
+    return "toy"
+
+
+def _nothing_allocated(monkeypatch):
+    """8 GiB free, and G or a trainer used at all is a failure: the check must come first."""
+    import advgraph.evaluate.commands as C
+    import advgraph.parity as P
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 8 * 2**30)
+
+    def allocated(*a, **k):
+        raise AssertionError("allocated before the size check")
+
+    monkeypatch.setattr(C, "run_generator", allocated)
+    monkeypatch.setattr(P, "compare", allocated)
+
+
+HUGE = str(10**12)
+
+
+@pytest.mark.parametrize("args,option", [
+    (["sample", "toy", "--npz", "s.npz", "--n", HUGE], "--n"),
+    (["sample", "toy", "--npz", "s.npz", "--rows", "1000000", "--cols", "1000000"],
+     "--rows or --cols"),
+    (["sample", "toy", "--n", HUGE], "--n"),  # a toy plot of --n samples
+    (["interpolate", "toy", "--rows", "1000000", "--steps", "1000000"], "--rows or --steps"),
+    (["eval", "toy", "--parzen", "--samples", HUGE], "--samples"),
+    (["eval", "toy", "--parzen", "--samples", HUGE, "--baseline", "kmeans"], "--samples"),
+    (["parity", HERE / "valid.yaml", "--backends", "torch,torch", "--batch", HUGE], "--batch"),
+], ids=["sample-npz-n", "sample-npz-grid", "sample-toy-n", "interpolate", "eval", "eval-kmeans",
+        "parity"])
+def test_sizes_that_cannot_fit_are_refused_before_allocating(toy_run, monkeypatch, args,
+                                                             option):
+    _nothing_allocated(monkeypatch)
+    r = cli(*args)
+    assert r.exit_code == 2, (r.stdout, r.stderr)
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("error: " + option.split()[0])
+    assert "need at least" in r.stderr and "only 8.0 GiB of memory is available" in r.stderr
+    assert r.stderr.rstrip().endswith(f"lower {option}")
+
+
+def test_an_image_grid_that_cannot_fit_is_refused_and_one_that_fits_is_drawn(tmp_path,
+                                                                            monkeypatch):
+    root = make_mnist_dir(tmp_path / "m", n_train=60, n_test=10)
+    r = cli("train", ROOT / "specs" / "mnist.yaml", "--name", "img", "--data-root", root,
+            "--set", "data.train=50", "--set", "data.valid=10",
+            "--set", "training.stop={steps: 1}", "--set", "training.batch_size=10")
+    assert r.exit_code == 0, r.stderr
+    monkeypatch.setattr(memory, "available_bytes", lambda: 8 * 2**30)
+    r = cli("sample", "img", "--rows", "100000", "--cols", "1000")
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1
+    assert r.stderr.startswith("error: --rows 100,000 × --cols 1,000: 100,000,000 samples of "
+                               "784 values need at least ")
+    assert r.stderr.rstrip().endswith("lower --rows or --cols")
+    r = cli("sample", "img", "--rows", "2", "--cols", "3", "--npz", tmp_path / "s.npz")
+    assert r.exit_code == 0, r.stderr  # sizes that fit are not refused
+
+
+def test_memory_estimate_of_drawing_samples_counts_their_copies():
+    """generation_bytes: noise, labels, the sample copies and one batch's activations."""
+    from types import SimpleNamespace as NS
+
+    g = NS(nodes=[NS(shape=(8,)), NS(shape=(16,)), NS(shape=(2,))])
+    prog = NS(data_shape=(2,), prior=NS(dim=8), classes=None, G=g)
+    assert memory.generation_bytes(prog, 5000, 4) == 5000 * (4 * 8 + 4 * 4 * 2) + 4 * 1000 * 26
+    prog.classes = 10
+    assert memory.generation_bytes(prog, 10, 2, 100) == 10 * (32 + 8 + 16 + 100) + 4 * 10 * 26
+
+
+# ---- spec files -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target,kind", [("/dev/zero", "is a character device"),
+                                         ("fifo", "is a FIFO (named pipe)"),
+                                         ("dir", "is a directory"),
+                                         ("big", "larger than 1 MiB")])
+def test_spec_files_are_read_within_a_bound(tmp_path, monkeypatch, target, kind):
+    """`advgraph check /dev/zero` read until memory ran out, a FIFO blocked and a 50 MB spec
+    took 21 s to be rejected: a device, FIFO or directory is refused from its type, a file
+    over 1 MiB without being parsed."""
+    import advgraph.spec.load as L
+
+    if target == "fifo":
+        target = tmp_path / "pipe.yaml"
+        os.mkfifo(target)
+    elif target == "dir":
+        target = tmp_path
+    elif target == "big":
+        target = tmp_path / "big.yaml"
+        target.write_text(VALID + "# padding\n" * 200_000)  # 2 MiB of valid YAML
+
+    def parsed(*a, **k):
+        raise AssertionError("parsed")
+
+    monkeypatch.setattr(L, "parse_yaml", parsed)
+    r = cli("check", target)
+    assert r.exit_code == 2 and "Traceback" not in r.stderr
+    assert r.stderr == f"error: {target}: {kind}" + (
+        ", the most a spec may be (specs are a few KiB); not read further\n" if target != "/dev/zero"
+        and "larger" in kind else ", not a spec file\n")

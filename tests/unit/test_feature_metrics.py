@@ -29,6 +29,26 @@ def test_frechet_distance_of_full_covariances_matches_scipy_sqrtm():
     assert frechet_distance(Moments(m1, s1), Moments(m2, s2)) == pytest.approx(want, rel=1e-8)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_always_zero_features_do_not_change_the_frechet_distance(seed):
+    """Features that are always zero (dead ReLUs) make both covariances singular: the distance
+    must be that of the other features, computed independently with SciPy's sqrtm (as
+    pytorch-fid does; it and torchmetrics agree to 1e-10 here). Square roots of the rounding
+    error in the zero eigenvalues had added about 1e-7 relative."""
+    linalg = pytest.importorskip("scipy.linalg")
+    rng = np.random.default_rng(seed)
+    a = np.abs(rng.normal(size=(400, 32)))
+    b = np.abs(1.1 * rng.normal(size=(300, 32)) + 0.05)
+    dead = rng.choice(32, 12, replace=False)
+    a[:, dead], b[:, dead] = 0.0, 0.0
+    live = np.setdiff1d(np.arange(32), dead)
+    al, bl = a[:, live], b[:, live]
+    s1, s2 = np.cov(al, rowvar=False), np.cov(bl, rowvar=False)
+    want = (((al.mean(0) - bl.mean(0)) ** 2).sum() + np.trace(s1 + s2)
+            - 2 * np.trace(linalg.sqrtm(s1 @ s2)).real)
+    assert frechet_distance(Moments.of(a), Moments.of(b)) == pytest.approx(want, rel=1e-10)
+
+
 def test_frechet_distance_of_a_set_with_itself_is_zero():
     f = np.random.default_rng(2).normal(size=(500, 16))
     assert frechet_distance(Moments.of(f), Moments.of(f)) == pytest.approx(0.0, abs=1e-8)

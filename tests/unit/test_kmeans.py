@@ -52,6 +52,19 @@ def test_separated_clusters_end_at_their_means():
     assert "converged" in km.describe()
 
 
+@pytest.mark.parametrize("iterations", [1, 3, 50])
+def test_inertia_is_that_of_the_centres_returned(iterations):
+    """The reported mean squared distance is measured to the centres returned (their nearest
+    one), also when the round limit stops Lloyd before it converges."""
+    rng = np.random.default_rng(7)
+    x = (rng.normal(size=(300, 5)) + rng.integers(0, 5, size=(300, 1)) * 2).astype(np.float32)
+    km = lloyd(x, 9, seed=1, iterations=iterations, chunk=64)
+    c, x64 = km.centres.astype(np.float64), x.astype(np.float64)
+    want = ((x64[:, None, :] - c[None]) ** 2).sum(2).min(1).mean()
+    assert km.inertia == pytest.approx(want, rel=1e-5)
+    assert (km.changed == 0) == (iterations == 50)
+
+
 def test_k_equal_to_n_gives_the_data_and_bad_k_is_refused():
     x = np.random.default_rng(1).random((30, 4)).astype(np.float32)
     km = lloyd(x, 30, seed=0)

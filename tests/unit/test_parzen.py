@@ -77,3 +77,39 @@ def test_sigma_selection_and_standard_error():
     assert res.stderr == pytest.approx(ll.std() / np.sqrt(len(ll)), rel=1e-4)
     fixed = select_and_score(mu, None, test, sigma=0.25)
     assert fixed.sigma == 0.25 and fixed.valid_scores == {}
+
+
+@pytest.mark.parametrize("sigma", [1e-10, 1e-30, 1e-150])
+def test_a_tiny_sigma_gives_the_float64_value_not_nan(sigma):
+    """Every term but the nearest underflows: the estimate is still the definition's value,
+    computed in log space (a direct log-sum-exp in float64, scaled so 2σ² cannot underflow:
+    the oracle below), where it used to be NaN. A point equal to a sample keeps a finite,
+    large log-likelihood."""
+    mu, x = _data(50, 6, 9), _data(12, 6, 10)
+    x[0] = mu[3]
+    fast = log_densities(x, mu, [sigma])[0]
+    x64, mu64 = x.astype(np.float64), mu.astype(np.float64)
+    d2 = ((x64[:, None, :] - mu64[None]) ** 2).sum(2)
+    a = -(d2 / sigma / sigma) / 2
+    top = a.max(1)
+    want = (top + np.log(np.exp(a - top[:, None]).mean(1))
+            - 6 * np.log(sigma * np.sqrt(2 * np.pi)))
+    np.testing.assert_allclose(fast, want, rtol=1e-6)
+    assert np.isfinite(fast).all()
+
+
+def test_an_estimate_that_is_minus_infinity_is_refused_naming_the_option():
+    """σ so small that d²/2σ² passes float64's range: the density is 0 in float64, the mean
+    −∞; refused naming the option (a chosen σ's grid, or the fixed σ), not written as NaN."""
+    from advgraph.errors import UsageError
+
+    rng = np.random.default_rng(11)  # dense: no point equals a sample
+    mu, valid, test = (rng.random((n, 5)).astype(np.float32) for n in (40, 10, 10))
+    with pytest.raises(UsageError, match=r"^--sigma: at σ = 1e-200, 10 of 10 points have "
+                                         r"log-likelihood −∞ .*give a larger σ$"):
+        select_and_score(mu, None, test, sigma=1e-200)
+    with pytest.raises(UsageError, match=r"^--sigmas: every σ of the grid gives a mean "
+                                         r"validation log-likelihood of −∞"):
+        select_and_score(mu, valid, test, [1e-200, 1e-190])
+    res = select_and_score(mu, valid, test, [1e-200, 0.3])  # the −∞ σ is not chosen
+    assert res.sigma == 0.3 and res.valid_scores[1e-200] == -np.inf and np.isfinite(res.mean)

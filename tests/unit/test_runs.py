@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -69,6 +71,41 @@ def test_metrics_truncation_on_resume(tmp_path):
         run.append_metrics({"step": s})
     run.truncate_metrics(20)
     assert [r["step"] for r in run.metrics()] == [10, 20]
+
+
+def _strict_json(text: str):
+    def refuse(token):
+        raise ValueError(f"not JSON: {token}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_writer_refuses_nan_and_records_the_legitimate_ones(tmp_path):
+    """Every JSON advgraph writes goes through jsontext.dumps: strict JSON. A non-finite
+    number is an error naming the file and where it is, unless the writer says it is
+    legitimate: then it is null, with what it was recorded beside it."""
+    from advgraph.errors import WriteError
+    from advgraph.jsontext import dumps
+
+    report = {"rows": [{"fid": 1.0}, {"fid": float("nan")}]}
+    with pytest.raises(WriteError, match=r"^eval/q.json: not written: rows\[1\].fid is not a "
+                                         "finite number"):
+        dumps(report, "eval/q.json")
+    assert _strict_json(dumps({"x": 1.5}, "f")) == {"x": 1.5}
+    nulled = _strict_json(dumps({"d_loss": float("nan"), "g_loss": float("-inf"), "step": 3,
+                                 "v": [0.5, float("inf")]}, "f", nonfinite=True))
+    assert nulled == {"d_loss": None, "g_loss": None, "step": 3, "v": [0.5, None],
+                      "nonfinite": {"d_loss": "NaN", "g_loss": "-Infinity", "v[1]": "Infinity"}}
+    # a diverged run's last row: strict JSON on disk, read back and rewritten on resume
+    run = RunDir.create(tmp_path, "r")
+    run.append_metrics({"step": 10, "d_loss": 0.7, "g_loss": 0.6})
+    run.append_metrics({"step": 20, "d_loss": float("nan"), "g_loss": float("inf")})
+    run.write_info(status="diverged", last_metrics={"step": 20, "d_loss": float("nan")})
+    for line in run.metrics_path.read_text().splitlines():
+        _strict_json(line)
+    assert _strict_json((run.path / "run.json").read_text())["last_metrics"]["d_loss"] is None
+    assert run.metrics()[1]["nonfinite"] == {"d_loss": "NaN", "g_loss": "Infinity"}
+    run.truncate_metrics(20)
+    assert [_strict_json(x)["step"] for x in run.metrics_path.read_text().splitlines()] == [10, 20]
 
 
 def test_a_killed_run_shows_as_stopped(tmp_path):
