@@ -245,7 +245,7 @@ def _open_run(run: str, runs_dir: Optional[Path]):
     """The run directory, or the error that names what is wrong with it."""
     from ..runs import RunDir
 
-    return RunDir.open(runs_root(runs_dir), run)
+    return RunDir.resolve(run, runs_root(runs_dir))
 
 
 def _check_eval_options(parzen: bool, which: set[str], theory: bool, by_label: bool,
@@ -387,7 +387,7 @@ def plot(run: str = RunArg, out: Optional[Path] = OutOpt,
 
     with user_errors():
         png_out(out)
-        r = RunDir.open(runs_root(runs_dir), run)
+        r = RunDir.resolve(run, runs_root(runs_dir))
         metrics = r.metrics()  # a damaged metrics.jsonl: an error naming the file and line
         rows = [x for x in metrics
                 if all(k in x for k in ("step", "d_loss", "g_loss", "d_real", "d_fake"))]
@@ -395,4 +395,4 @@ def plot(run: str = RunArg, out: Optional[Path] = OutOpt,
         if not rows:
             raise RunError(f"{r.metrics_path}: no training metrics yet (run {run!r})")
         print_wrote(plot_metrics(rows, out or r.path / "plots" / "metrics.png",
-                                 title=f"run {run}", parzen=parzen, evals=_eval_history(r)))
+                                 title=f"run {r.name}", parzen=parzen, evals=_eval_history(r)))
