@@ -4,7 +4,7 @@
     run = advgraph.open_run("fm")               # fm under ./runs ($ADVGRAPH_RUNS), as the CLI
     run = advgraph.open_run("runs/fm")          # a path: a Path, or with a '/' or leading '.'
     x = run.generate(64, seed=0)                # as `advgraph sample fm --npz` draws them
-    G = run.generator()                         # a torch.nn.Module: G(z) or G(z, y)
+    G = run.generator()                         # a torch.nn.Module: G(z) or G(z, y), arrays too
     run.spec, run.step, run.checkpoints         # the resolved spec, the step loaded, all steps
 
 Whatever backend trained the run: checkpoints are backend-neutral. The run is read on the
