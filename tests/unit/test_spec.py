@@ -90,6 +90,22 @@ def test_unknown_layer_type_suggests():
                              "did you mean 'relu'?")
 
 
+def test_a_missing_tag_lists_the_choices():
+    """A layer, prior, dataset or optimiser without its tag says which values it may take."""
+    layer = problems(BASE.replace("- {type: relu}", "- {slope: 1}"))
+    assert len(layer) == 1 and layer[0].startswith(
+        "x.yaml:6:7: generator.layers[1]: missing 'type' (one of: dense, maxout, relu, ")
+    assert all(t in layer[0] for t in ("leaky_relu", "dropout", "conv2d", "layernorm"))
+    for old, new, where, choices in [
+            ("{type: uniform, dim: 8}", "{dim: 8}", "prior", "uniform, gaussian"),
+            ("{type: sgd, lr: 0.1}", "{lr: 0.1}", "training.optimizer", "sgd, adam"),
+            ("{dataset: toy-ring2d,", "{", "data", "mnist, fashion-mnist, cifar10, tfd, "
+             "toy-gaussian1d, toy-ring2d, npz")]:
+        out = problems(BASE.replace(old, new))
+        assert any(p.endswith(f"{where}: missing '{'dataset' if where == 'data' else 'type'}' "
+                              f"(one of: {choices})") for p in out), out
+
+
 def test_bad_values_are_each_reported():
     text = BASE.replace("units: 16", "units: -16").replace("lr: 0.1", "lr: fast")
     out = problems(text)
