@@ -50,6 +50,11 @@ def check_name(name: str) -> str:
     return name
 
 
+def is_name_stem(stem: str) -> bool:
+    """Whether runs can be numbered `<stem>-001`, `<stem>-002`, … (a spec's `name`)."""
+    return NAME_RE.fullmatch(stem + "-000") is not None
+
+
 def is_run_path(run: str | os.PathLike) -> bool:
     """A Path, or a string with a path separator or a leading '.' (`runs/fm`, `./fm`, `..`),
     is a path to a run directory; any other string is a run name (a name never has either)."""
@@ -169,7 +174,7 @@ class RunDir:
             except OSError as e:
                 raise RunError(f"cannot create {root / name}: {e.strerror}") from None
             return cls(root / name)
-        if not NAME_RE.fullmatch(stem + "-000") or stem in (".", ".."):
+        if not is_name_stem(stem):  # a spec file's stem ("my spec"); a spec's name is checked
             stem = "run"
         taken = [int(m.group(1)) for p in root.iterdir()
                  if (m := re.fullmatch(re.escape(stem) + r"-(\d+)", p.name))]

@@ -106,6 +106,20 @@ def test_a_missing_tag_lists_the_choices():
                               f"(one of: {choices})") for p in out), out
 
 
+@pytest.mark.parametrize("name", ["../etc", "my run", "é", "-x", "x" * 97])
+def test_a_name_that_cannot_name_runs_is_refused(name):
+    """The spec's name numbers its runs (<name>-001): one that is no run name is refused where
+    it is written, not replaced by run-NNN."""
+    out = problems(f"name: '{name}'\n" + BASE)
+    assert out == [f"x.yaml:1:7: name: {name!r} cannot name runs (<name>-001, …): use letters, "
+                   "digits, '.', '_' or '-', starting with a letter or digit, at most 96 "
+                   "characters"]
+
+
+def test_a_name_of_96_characters_names_runs(tmp_path):
+    assert load_text(f"name: {'a.' * 48}\n" + BASE, "x.yaml").spec.name == "a." * 48
+
+
 def test_bad_values_are_each_reported():
     text = BASE.replace("units: 16", "units: -16").replace("lr: 0.1", "lr: fast")
     out = problems(text)
