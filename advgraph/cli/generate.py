@@ -51,8 +51,9 @@ def _restore(run: str, runs_dir: Optional[Path], checkpoint: Optional[int], devi
 @app.command()
 def sample(
     run: str = RunArg,
-    grid: bool = typer.Option(False, "--grid", help="A PNG grid of fair random samples (the "
-                                                    "default unless --npz is given)."),
+    grid: bool = typer.Option(False, "--grid", help="With --npz: also write the PNG grid (or "
+                              "toy plot). Without --npz the grid is written anyway, to the same "
+                              "file: --grid changes nothing."),
     rows: Optional[int] = typer.Option(None, "--rows", help="Grid rows [default: 4]."),
     cols: Optional[int] = typer.Option(None, "--cols", help="Grid columns [default: 5]."),
     nearest: bool = typer.Option(False, "--nearest", help="Add a column with, for the sample "
@@ -88,6 +89,8 @@ def sample(
                             data_root, backend)
         figure = grid or nearest or out is not None or npz is None
         toy = C.image_shape(restored) is None
+        if grid and npz is None:
+            _warn("--grid changes nothing without --npz: the grid is what sample writes anyway")
         if nearest and toy:
             _warn("--nearest adds a column of nearest training images to an image grid; toy "
                   "data is plotted without it")

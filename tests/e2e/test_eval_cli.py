@@ -53,6 +53,10 @@ def test_toy_sample_plot_npz_and_metrics_plot(ring_run, tmp_path):
         assert z["samples"].shape == (123, 2) and int(z["step"]) == 150
     r = cli("sample", ring_run, "--npz", tmp_path / "t.npz", "--grid", "--seed", "4")
     assert r.exit_code == 0 and len(r.stdout.strip().splitlines()) == 2  # both written
+    assert "--grid" not in r.stderr
+    r = cli("sample", ring_run, "--grid")  # the same file as plain `sample`, and it says so
+    assert r.exit_code == 0 and r.stdout.strip() == f"wrote {png}"
+    assert "warning: --grid changes nothing without --npz" in r.stderr
     r = cli("sample", ring_run, "--checkpoint", "75", "--out", tmp_path / "early.png")
     assert r.exit_code == 0 and (tmp_path / "early.png").exists()
     r = cli("plot", ring_run)
