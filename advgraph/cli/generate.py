@@ -42,10 +42,21 @@ def _restore(run: str, runs_dir: Optional[Path], checkpoint: Optional[int], devi
     from ..backend import resolve_device
     from ..train.restore import restore_run
 
+    from ..errors import BackendError, LoweringError
+
     r = _open_run(run, runs_dir)
-    device = resolve_device(device, backend or r.info().get("backend") or "torch")
-    return restore_run(r, checkpoint, backend=backend, device=device, data_root=data_root,
-                       warn=_warn)
+    trained_on = r.info().get("backend") or "torch"
+    device = resolve_device(device, backend or trained_on)
+    try:
+        return restore_run(r, checkpoint, backend=backend, device=device, data_root=data_root,
+                           warn=_warn)
+    except (BackendError, LoweringError) as e:
+        if backend is not None or trained_on == "torch":
+            raise
+        # the run's own backend is the default, and building it (its kernels) failed here
+        raise BackendError(f"{e}\n(run {r.name} trained on {trained_on}, its default here; "
+                           "checkpoints are backend-neutral: --backend torch reads it with "
+                           "torch)") from None
 
 
 @app.command()
