@@ -152,7 +152,8 @@ def eval_(
     theory: bool = typer.Option(False, "--theory", help="1-D runs: D vs D*, JSD, C(G) (Figure 1)."),
     samples: int = typer.Option(10_000, "--samples", help="Samples drawn from G."),
     sigmas: Optional[str] = typer.Option(None, "--sigmas", help="Comma-separated σ grid "
-                                         "[default: logspace(-1, 0, 10)]."),
+                                         "[default: logspace(-1, 0, 10) for data in [0, 1], else "
+                                         "logspace(-3, 0, 19) × the data's scale]."),
     sigma: Optional[float] = typer.Option(None, "--sigma", help="Fix σ (no selection)."),
     valid_limit: Optional[int] = typer.Option(1000, "--valid-limit", help="Validation points "
                                               "used to choose σ (0: all)."),
