@@ -120,7 +120,7 @@ def _fmt(v: float | None, spec: str) -> str:
 # heading → the cell of a row (from _run_row); name and status always show
 RUN_COLUMNS = {
     "name": lambda r: r["name"], "status": lambda r: r["status"],
-    "step": lambda r: _fmt(r["step"], "d"), "epoch": lambda r: _fmt(r["epoch"], ".2f"),
+    "step": lambda r: _fmt(r["step"], "d"), "epoch": lambda r: _fmt(r["epoch"], "d" if isinstance(r["epoch"], int) else ".2f"),
     "backend": lambda r: r["backend"] or "", "D loss": lambda r: _fmt(r["d_loss"], ".4f"),
     "G loss": lambda r: _fmt(r["g_loss"], ".4f"), "D(x)": lambda r: _fmt(r["d_real"], ".3f"),
     "D(G(z))": lambda r: _fmt(r["d_fake"], ".3f"),
