@@ -1,9 +1,10 @@
 """The Python API: a trained run, outside the CLI.
 
     import advgraph
-    run = advgraph.open_run("runs/fm")          # or open_run("fm") under ./runs ($ADVGRAPH_RUNS)
+    run = advgraph.open_run("fm")               # fm under ./runs ($ADVGRAPH_RUNS), as the CLI
+    run = advgraph.open_run("runs/fm")          # a path: a Path, or with a '/' or leading '.'
     x = run.generate(64, seed=0)                # as `advgraph sample fm --npz` draws them
-    G = run.generator()                         # a torch.nn.Module: G(z) or G(z, y)
+    G = run.generator()                         # a torch.nn.Module: G(z) or G(z, y), arrays too
     run.spec, run.step, run.checkpoints         # the resolved spec, the step loaded, all steps
 
 Whatever backend trained the run: checkpoints are backend-neutral. The run is read on the
@@ -18,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from .errors import RunError
 from .runs import RunDir, default_root
 
 
@@ -86,20 +86,15 @@ class Run:
 
 def open_run(run: str | Path, *, checkpoint: int | None = None, backend: str | None = None,
              device: str = "cpu", runs_dir: str | Path | None = None) -> Run:
-    """Open a run by path (a directory holding run.json) or by name under `runs_dir`
-    (default ./runs, or $ADVGRAPH_RUNS); its latest good checkpoint unless `checkpoint` names a
-    step. Raises advgraph.errors.AdvGraphError subclasses with the file named."""
+    """Open a run as the CLI's RUN reads it: a name is the run of that name under `runs_dir`
+    (default $ADVGRAPH_RUNS, else ./runs); a Path, or a string with a '/' or a leading '.'
+    (`"runs/fm"`, `"./fm"`), is the run directory itself. Its latest good checkpoint unless
+    `checkpoint` names a step. Raises advgraph.errors.AdvGraphError subclasses with the file
+    named."""
     import warnings
 
     from .train.restore import restore_run
 
-    p = Path(run)
-    if (p / "run.json").is_file():
-        rd = RunDir(p)
-    else:
-        root = Path(runs_dir) if runs_dir is not None else default_root()
-        if not (root / str(run) / "run.json").is_file() and p.exists():
-            raise RunError(f"{p}: not a run directory (no run.json)")
-        rd = RunDir.open(root, str(run))
-    return Run(restore_run(rd, checkpoint, backend=backend, device=device,
+    root = Path(runs_dir) if runs_dir is not None else default_root()
+    return Run(restore_run(RunDir.resolve(run, root), checkpoint, backend=backend, device=device,
                            warn=lambda m: warnings.warn(m, stacklevel=3)))

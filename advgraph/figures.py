@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -234,8 +235,42 @@ BASELINES = {"train": "train as samples", "kmeans": "k-means centres"}  # as eva
 def _references(ax, values: dict[str, float]) -> None:
     """Reference figures (real data, baselines) as labelled horizontal lines: they belong to no
     checkpoint of G, so they are not drawn as points of its history."""
-    for (name, value), style in zip(values.items(), ("--", ":", "-.", (0, (5, 5)))):
+    for (name, value), style in zip(values.items(),
+                                    itertools.cycle(("--", ":", "-.", (0, (5, 5))))):
         ax.axhline(value, color="grey", lw=1, ls=style, label=f"{name}: {value:.4g}")
+
+
+def _parzen_setting(e: dict) -> str:
+    """What makes two Parzen evaluations comparable: the split scored, the number of samples
+    and the σ (fixed, or the grid it was chosen from); empty for a line that records none."""
+    parts = [e["evaluated_split"]] if e.get("evaluated_split") else []
+    if e.get("samples") is not None:
+        parts.append(f"{e['samples']} samples")
+    grid = e.get("sigma_grid")
+    if e.get("sigma_fixed") and e.get("sigma") is not None:
+        parts.append(f"σ {e['sigma']:.3g}")
+    elif grid:
+        parts.append(f"σ from {len(grid)} in [{min(grid):.3g}, {max(grid):.3g}]")
+    return ", ".join(parts)
+
+
+def _parzen_history(ax, evals: list[dict]) -> None:
+    """G's `eval --parzen` figures by checkpoint, one series per setting (estimates with other
+    samples or σ are not comparable), and the latest baseline of each setting as a line."""
+    series: dict[str, list[dict]] = {}
+    latest: dict[str, float] = {}
+    for e in evals:
+        setting = _parzen_setting(e)
+        if e.get("baseline"):
+            name = BASELINES.get(e["baseline"], e["baseline"])
+            latest[f"{name} ({setting})" if setting else name] = e["mean_log_likelihood"]
+        else:
+            series.setdefault(setting, []).append(e)
+    for (setting, g), fmt in zip(series.items(), itertools.cycle("so^Dv<>")):
+        ax.errorbar([e["checkpoint_step"] for e in g], [e["mean_log_likelihood"] for e in g],
+                    yerr=[e.get("stderr") or 0.0 for e in g], fmt=fmt, capsize=3,
+                    label="G: eval --parzen (± s.e.)" + (f", {setting}" if setting else ""))
+    _references(ax, latest)
 
 
 def plot_metrics(rows: list[dict], path: Path, title: str = "",
@@ -252,38 +287,29 @@ def plot_metrics(rows: list[dict], path: Path, title: str = "",
     fid_evals = [e for e in evals if e.get("metric") == "quality"
                  and "fid" in (e.get("rows") or {}).get("G", {})]
     panels = 2 + bool(parzen) + bool(pz_evals) + bool(fid_evals)
-    fig, axes = plt.subplots(panels, 1, figsize=(8, 3 * panels), sharex=True)
+    fig, axes = plt.subplots(panels, 1, figsize=(10, 3 * panels), sharex=True,
+                             layout="constrained")
     mark = "o-" if len(rows) == 1 else "-"  # a single point is invisible as a line
     a, b = axes[0], axes[1]
     a.plot(steps, [r["d_loss"] for r in rows], mark, label="D loss")
     a.plot(steps, [r["g_loss"] for r in rows], mark, label="G loss")
     a.axhline(np.log(4), color="grey", lw=0.8, ls="--", label="log 4 (D at equilibrium)")
     a.set_ylabel("loss")
-    a.legend()
     b.plot(steps, [r["d_real"] for r in rows], mark, label="mean D(x)")
     b.plot(steps, [r["d_fake"] for r in rows], mark, label="mean D(G(z))")
     b.axhline(0.5, color="grey", lw=0.8, ls="--")
     b.set_ylim(0, 1)
     b.set_ylabel("D output")
-    b.legend()
     extra = iter(axes[2:])
     if parzen:
         c = next(extra)
         c.plot([r["step"] for r in parzen], [r["parzen_valid"] for r in parzen], "o-",
                label=f"validation Parzen log-lik (σ {parzen[-1]['parzen_sigma']})")
         c.set_ylabel("nats")
-        c.legend()
     if pz_evals:
         c = next(extra)
-        g = [e for e in pz_evals if not e.get("baseline")]
-        if g:
-            c.errorbar([e["checkpoint_step"] for e in g], [e["mean_log_likelihood"] for e in g],
-                       yerr=[e.get("stderr") or 0.0 for e in g], fmt="s", capsize=3,
-                       label="G: eval --parzen (± s.e.)")
-        latest = {e["baseline"]: e["mean_log_likelihood"] for e in pz_evals if e.get("baseline")}
-        _references(c, {BASELINES.get(k, k): v for k, v in latest.items()})
+        _parzen_history(c, pz_evals)
         c.set_ylabel("nats")
-        c.legend()
     if fid_evals:
         c = next(extra)
         c.plot([e["checkpoint_step"] for e in fid_evals],
@@ -292,7 +318,8 @@ def plot_metrics(rows: list[dict], path: Path, title: str = "",
         _references(c, {name: row["fid"] for e in fid_evals
                         for name, row in e["rows"].items() if name != "G" and "fid" in row})
         c.set_ylabel("FID")
-        c.legend()
+    for ax in axes:  # beside its panel, off the curves (constrained layout makes the room)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     axes[-1].set_xlabel("step")
     a.set_title(title)
     out = _save_fig(fig, path)

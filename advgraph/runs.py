@@ -51,6 +51,19 @@ def check_name(name: str) -> str:
     return name
 
 
+def is_name_stem(stem: str) -> bool:
+    """Whether runs can be numbered `<stem>-001`, `<stem>-002`, … (a spec's `name`)."""
+    return NAME_RE.fullmatch(stem + "-000") is not None
+
+
+def is_run_path(run: str | os.PathLike) -> bool:
+    """A Path, or a string with a path separator or a leading '.' (`runs/fm`, `./fm`, `..`),
+    is a path to a run directory; any other string is a run name (a name never has either)."""
+    if not isinstance(run, str):
+        return True
+    return run.startswith(".") or "/" in run or (os.sep != "/" and os.sep in run)
+
+
 def _json_bytes(obj: Any, where: Path) -> bytes:
     # a diverged run's last metrics hold its NaN losses (run.json's last_metrics)
     return dump_bytes(obj, str(where), nonfinite=True, indent=2, sort_keys=False)
@@ -163,7 +176,7 @@ class RunDir:
             except OSError as e:
                 raise RunError(f"cannot create {root / name}: {e.strerror}") from None
             return cls(root / name)
-        if not NAME_RE.fullmatch(stem + "-000") or stem in (".", ".."):
+        if not is_name_stem(stem):  # a spec file's stem ("my spec"); a spec's name is checked
             stem = "run"
         taken = [int(m.group(1)) for p in root.iterdir()
                  if (m := re.fullmatch(re.escape(stem) + r"-(\d+)", p.name))]
@@ -182,10 +195,24 @@ class RunDir:
     def open(cls, root: Path, name: str) -> "RunDir":
         check_name(name)
         path = root / name
-        if not (path / "run.json").is_file() and not (path / "spec.yaml").is_file():
+        if not cls(path).exists():
             known = ", ".join(r.name for r in list_runs(root)) or "none"
             raise RunError(f"no run named {name!r} in {root} (runs: {known})")
         return cls(path)
+
+    @classmethod
+    def resolve(cls, run: str | os.PathLike, root: Path) -> "RunDir":
+        """RUN as the CLI and the API both read it: a path when `is_run_path` says so, else a
+        name in the runs directory `root` (never ./name: a name means one thing everywhere)."""
+        if not is_run_path(run):
+            return cls.open(root, str(run))
+        path = Path(run)
+        if not cls(path).exists():
+            raise RunError(f"{path}: not a run directory (no run.json)")
+        return cls(path)
+
+    def exists(self) -> bool:
+        return (self.path / "run.json").is_file() or self.spec_path.is_file()
 
     # ---- the writer's lock -------------------------------------------------------------------
 

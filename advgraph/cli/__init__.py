@@ -9,9 +9,11 @@ offers.
 
 from __future__ import annotations
 
+import re
 import sys
 
 import typer
+import typer.core
 
 from .common import console, err
 
@@ -51,3 +53,23 @@ def main() -> None:
 
 # The commands register themselves on `app`, in the order --help lists them.
 from . import check, train, generate, export, runs  # noqa: E402,F401
+
+
+class _Command(typer.core.TyperCommand):
+    """Usage lines in the usual form, `advgraph sample [OPTIONS] RUN`: typer writes a required
+    argument in braces (`{RUN}`), which reads like a set of choices."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        return [_unbraced(p) for p in super().collect_usage_pieces(ctx)]
+
+
+def _unbraced(piece: str) -> str:
+    m = re.fullmatch(r"\{(.+)\}(\.\.\.)?", piece)
+    if m is None:
+        return piece
+    return m.group(1) if m.group(1).endswith("...") else m.group(1) + (m.group(2) or "")
+
+
+for _info in app.registered_commands:  # typer's default class, kept usage-line compatible
+    if _info.cls in (None, typer.core.TyperCommand):
+        _info.cls = _Command

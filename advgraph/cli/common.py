@@ -18,8 +18,9 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 SetOpt = typer.Option(None, "--set", metavar="PATH=VALUE",
                       help="Override a spec value, e.g. --set training.optimizer.lr=0.05 "
                            "(repeatable; validated like the file).")
-RunArg = typer.Argument(..., help="Run name.", autocompletion=complete_run)
-SpecArg = typer.Argument(..., help="The spec file.", autocompletion=complete_spec)
+RunArg = typer.Argument(..., metavar="RUN", help="A run name (under --runs-dir), or a path to a run directory "
+                        "(with a '/' or a leading '.', e.g. ./fm).", autocompletion=complete_run)
+SpecArg = typer.Argument(..., metavar="SPEC", help="The spec file.", autocompletion=complete_spec)
 RunsDirOpt = typer.Option(None, "--runs-dir", envvar="ADVGRAPH_RUNS",
                           help="Where runs live [default: ./runs].")
 

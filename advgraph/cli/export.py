@@ -39,7 +39,7 @@ def export(
     with user_errors():
         fmt = E.check_format(fmt, out)
         E.require_libraries(fmt)  # before the run is read: a missing library fails fast
-        restored = restore_run(RunDir.open(runs_root(runs_dir), run), checkpoint,
+        restored = restore_run(RunDir.resolve(run, runs_root(runs_dir)), checkpoint,
                                backend="torch", device="cpu", warn=_warn)
         done = E.export(restored, fmt, out, force=force)
     print_wrote(done.model)

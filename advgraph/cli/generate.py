@@ -42,17 +42,29 @@ def _restore(run: str, runs_dir: Optional[Path], checkpoint: Optional[int], devi
     from ..backend import resolve_device
     from ..train.restore import restore_run
 
+    from ..errors import BackendError, LoweringError
+
     r = _open_run(run, runs_dir)
-    device = resolve_device(device, backend or r.info().get("backend") or "torch")
-    return restore_run(r, checkpoint, backend=backend, device=device, data_root=data_root,
-                       warn=_warn)
+    trained_on = r.info().get("backend") or "torch"
+    device = resolve_device(device, backend or trained_on)
+    try:
+        return restore_run(r, checkpoint, backend=backend, device=device, data_root=data_root,
+                           warn=_warn)
+    except (BackendError, LoweringError) as e:
+        if backend is not None or trained_on == "torch":
+            raise
+        # the run's own backend is the default, and building it (its kernels) failed here
+        raise BackendError(f"{e}\n(run {r.name} trained on {trained_on}, its default here; "
+                           "checkpoints are backend-neutral: --backend torch reads it with "
+                           "torch)") from None
 
 
 @app.command()
 def sample(
     run: str = RunArg,
-    grid: bool = typer.Option(False, "--grid", help="A PNG grid of fair random samples (the "
-                                                    "default unless --npz is given)."),
+    grid: bool = typer.Option(False, "--grid", help="With --npz: also write the PNG grid (or "
+                              "toy plot). Without --npz the grid is written anyway, to the same "
+                              "file: --grid changes nothing."),
     rows: Optional[int] = typer.Option(None, "--rows", help="Grid rows [default: 4]."),
     cols: Optional[int] = typer.Option(None, "--cols", help="Grid columns [default: 5]."),
     nearest: bool = typer.Option(False, "--nearest", help="Add a column with, for the sample "
@@ -91,6 +103,8 @@ def sample(
         toy = C.image_shape(restored) is None
         _check_sample_memory(restored, rows, cols, n, npz is not None, figure, toy,
                              nearest, by_label)
+        if grid and npz is None:
+            _warn("--grid changes nothing without --npz: the grid is what sample writes anyway")
         if nearest and toy:
             _warn("--nearest adds a column of nearest training images to an image grid; toy "
                   "data is plotted without it")
@@ -143,7 +157,8 @@ def eval_(
     theory: bool = typer.Option(False, "--theory", help="1-D runs: D vs D*, JSD, C(G) (Figure 1)."),
     samples: int = typer.Option(10_000, "--samples", help="Samples drawn from G."),
     sigmas: Optional[str] = typer.Option(None, "--sigmas", help="Comma-separated σ grid "
-                                         "[default: logspace(-1, 0, 10)]."),
+                                         "[default: logspace(-1, 0, 10) for data in [0, 1], else "
+                                         "logspace(-3, 0, 19) × the data's scale]."),
     sigma: Optional[float] = typer.Option(None, "--sigma", help="Fix σ (no selection)."),
     valid_limit: Optional[int] = typer.Option(1000, "--valid-limit", help="Validation points "
                                               "used to choose σ (0: all)."),
@@ -311,7 +326,7 @@ def _open_run(run: str, runs_dir: Optional[Path]):
     """The run directory, or the error that names what is wrong with it."""
     from ..runs import RunDir
 
-    return RunDir.open(runs_root(runs_dir), run)
+    return RunDir.resolve(run, runs_root(runs_dir))
 
 
 def _check_eval_options(parzen: bool, which: set[str], theory: bool, by_label: bool,
@@ -461,7 +476,7 @@ def plot(run: str = RunArg, out: Optional[Path] = OutOpt,
 
     with user_errors():
         png_out(out)
-        r = RunDir.open(runs_root(runs_dir), run)
+        r = RunDir.resolve(run, runs_root(runs_dir))
         metrics = r.metrics()  # a damaged metrics.jsonl: an error naming the file and line
         rows = [x for x in metrics
                 if all(k in x for k in ("step", "d_loss", "g_loss", "d_real", "d_fake"))]
@@ -469,4 +484,4 @@ def plot(run: str = RunArg, out: Optional[Path] = OutOpt,
         if not rows:
             raise RunError(f"{r.metrics_path}: no training metrics yet (run {run!r})")
         print_wrote(plot_metrics(rows, out or r.path / "plots" / "metrics.png",
-                                 title=f"run {run}", parzen=parzen, evals=_eval_history(r)))
+                                 title=f"run {r.name}", parzen=parzen, evals=_eval_history(r)))

@@ -9,6 +9,15 @@ from typing import Any
 from ..train.hooks import StartInfo
 from .common import err
 
+LOSSES_WIDTH = len("D 1.2345 G 0.9876 D(x) 0.610 D(G(z)) 0.420")
+
+
+class _Fields:
+    """Stands in for a rich task in a column's format string, to measure its widest text."""
+
+    def __init__(self, **fields: Any) -> None:
+        self.fields = fields
+
 
 class Display:
     """Progress on a terminal; plain metric lines otherwise (CI logs, pipes). Implements
@@ -20,38 +29,66 @@ class Display:
         self.progress = None
         self.task = None
         self._last = 0.0
+        self._at = (0, 0.0)  # the latest step and epoch, for the bar's last frame
         self.unit = "steps"
+        self.total = 0
+        self._losses = False
 
     def start(self, info: StartInfo) -> None:
-        self.unit = info.unit
+        self.unit, self.total = info.unit, info.total
+        self._at = (info.step, info.epoch)
         resumed = f"resumed at step {info.step}; " if info.step else ""
         self.console.print(f"run {info.run_name}: {info.run_path}  ({resumed}on {info.device}; "
                            f"stop after {info.total} {info.unit}; {info.per_epoch} minibatches "
                            "per epoch)")
         if self.live:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+            self._start_bar(info)
 
-            of = f"/{info.total}" if info.unit == "steps" else ""
-            self.progress = Progress(
-                TextColumn("[bold]{task.fields[name]}"), BarColumn(bar_width=30),
-                TextColumn("step {task.fields[step]}" + of + " · epoch {task.fields[epoch]:.2f}"
-                           + ("/" + str(info.total) if info.unit == "epochs" else "")),
-                TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[losses]}"),
-                TextColumn("ETA"), TimeRemainingColumn(), console=self.console,
-                transient=False)
-            done = info.step if info.unit == "steps" else info.epoch
-            self.task = self.progress.add_task("train", total=info.total, completed=done,
-                                               name=info.run_name, step=info.step,
-                                               epoch=info.epoch, rate="", losses="")
-            self.progress.start()
+    def _start_bar(self, info: StartInfo) -> None:
+        """Name, position, speed and ETA are never cut: the bar takes what width is left (down
+        to 10 columns), and the losses (also on the metric lines above) show only where they
+        fit whole."""
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        total = str(info.total)
+        where = (f"step {{task.fields[step]}}/{total} · epoch {{task.fields[epoch]:.2f}}"
+                 if info.unit == "steps" else
+                 f"step {{task.fields[step]}} · epoch {{task.fields[epoch]:.2f}}/{total}")
+        # the widest each text gets: the last step and epoch (by steps, epochs for up to 10
+        # D-updates per step), 99,999.9 steps/s, ETA h:mm:ss; one space between columns
+        per_epoch = max(info.per_epoch, 1)
+        last = ((info.total, 10 * info.total / per_epoch) if info.unit == "steps" else
+                (info.total * per_epoch, float(info.total)))
+        widest = where.format(task=_Fields(step=last[0], epoch=last[1]))
+        room = self.console.width - len(widest) - len("99999.9 steps/s ETA 0:00:00") - 3
+        name = room - len(info.run_name) - 1 >= 10  # else it is only on the line above
+        room -= (len(info.run_name) + 1) * name
+        self._losses = room >= 10 + 1 + LOSSES_WIDTH
+        columns = [BarColumn(bar_width=max(10, min(30, room - (LOSSES_WIDTH + 1) * self._losses))),
+                   TextColumn(where), TextColumn("{task.fields[rate]}"),
+                   TextColumn("ETA"), TimeRemainingColumn()]
+        if name:
+            columns.insert(0, TextColumn("[bold]{task.fields[name]}"))
+        if self._losses:
+            columns.insert(-2, TextColumn("{task.fields[losses]}"))
+        self.progress = Progress(*columns, console=self.console, transient=False)
+        done = info.step if info.unit == "steps" else info.epoch
+        self.task = self.progress.add_task("train", total=info.total, completed=done,
+                                           name=info.run_name, step=info.step,
+                                           epoch=info.epoch, rate="", losses="")
+        self.progress.start()
 
     def tick(self, step: int, epoch: float) -> None:
+        self._at = (step, epoch)
         if self.progress is None:
             return
         now = time.monotonic()
         if now - self._last < 0.2:
             return
         self._last = now
+        self._show(step, epoch)
+
+    def _show(self, step: int, epoch: float) -> None:
         self.progress.update(self.task, completed=step if self.unit == "steps" else epoch,
                              step=step, epoch=epoch)
 
@@ -67,11 +104,28 @@ class Display:
             return
         losses = (f"D {row['d_loss']:.4f} G {row['g_loss']:.4f} "
                   f"D(x) {row['d_real']:.3f} D(G(z)) {row['d_fake']:.3f}")
+        eta = self._eta(row)
         self.console.print(f"step {row['step']} epoch {row['epoch']:.2f}: {losses} "
-                           f"{row['steps_per_s']:.1f} steps/s", markup=False)
+                           f"{row['steps_per_s']:.1f} steps/s"
+                           + (f", ETA {eta}" if eta else ""), markup=False)
         if self.progress is not None:
             self.progress.update(self.task, rate=f"{row['steps_per_s']:.1f} steps/s",
                                  losses=losses)
+
+    def _eta(self, row: dict[str, Any]) -> str | None:
+        """The time left at the interval's speed (for logs without the bar); None before the
+        speed is known. By epochs, the steps left follow from steps per epoch so far."""
+        step, epoch, rate = row["step"], row["epoch"], row["steps_per_s"]
+        if self.unit == "steps":
+            left = self.total - step
+        elif epoch > 0:
+            left = (self.total - epoch) * step / epoch
+        else:
+            return None
+        if not rate or rate <= 0 or left < 0:
+            return None
+        secs = round(left / rate)
+        return f"{secs // 3600}:{secs // 60 % 60:02d}:{secs % 60:02d}"
 
     def warn(self, msg: str) -> None:
         self.console.print(f"warning: {msg}", markup=False)
@@ -81,4 +135,5 @@ class Display:
 
     def stop(self) -> None:
         if self.progress is not None:
+            self._show(*self._at)  # the last frame shows where training ended, not the last tick
             self.progress.stop()

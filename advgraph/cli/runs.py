@@ -73,16 +73,29 @@ def _check_parity_memory(program, batch: int) -> None:
 
 
 def _print_parity(rows: list, names: tuple[str, ...], devs: tuple[str, ...], tol: float) -> None:
-    table = Table(title=f"parity {names[0]} ({devs[0]}) vs {names[1]} ({devs[1]}), tol {tol:g}",
+    table = Table(title=f"parity {names[0]} ({devs[0]}) vs {names[1]} ({devs[1]}): ok when "
+                        f"max |a − b| ≤ allowed = {tol:g} × the tensor's max |a|, |b|",
                   title_justify="left")
-    for col in ("stage", "tensor", "max |a − b|", "max rel", ""):
-        table.add_column(col, justify="right" if col.startswith("max") else "left")
+    # the pass rule's own terms (a relative difference of 0.5 where values are tiny beside
+    # the tensor's largest one would sit confusingly next to "ok")
+    for col in ("stage", "tensor", "max |a − b|", "allowed", ""):
+        table.add_column(col, justify="right" if col in ("max |a − b|", "allowed") else "left")
     for r in rows:
-        table.add_row(r.stage, r.tensor, f"{r.max_abs:.3g}", f"{r.max_rel:.3g}",
+        table.add_row(r.stage, r.tensor, *_shown(r.max_abs, r.allowed, r.ok),
                       "ok" if r.ok else "FAIL")
     console.print(table)
     failed = sum(not r.ok for r in rows)
     console.print(f"{len(rows) - failed} passed, {failed} failed")
+
+
+def _shown(diff: float, allowed: float, ok: bool) -> tuple[str, str]:
+    """Both numbers with the fewest digits (3 at least) that show the verdict: a FAIL at
+    1.0001e-07 against 1e-07 must not read 1e-07 against 1e-07."""
+    for digits in range(3, 18):
+        a, b = f"{diff:.{digits}g}", f"{allowed:.{digits}g}"
+        if (float(a) <= float(b)) == ok:
+            break
+    return a, b
 
 
 @app.command()
@@ -100,27 +113,51 @@ def runs(runs_dir: Optional[Path] = RunsDirOpt,
     if not rows:
         console.print(f"no runs in {root}")
         return
-    from rich import box
-
-    table = Table(box=box.SIMPLE_HEAD)
-    for col in ("name", "status", "step", "epoch", "backend", "D loss", "G loss", "D(x)",
-                "D(G(z))"):
-        table.add_column(col, no_wrap=True,
-                         justify="left" if col in ("name", "status", "backend") else "right")
-    fmt = lambda v: "" if v is None else f"{v:.4f}"  # noqa: E731
-    for r in rows:
-        table.add_row(r["name"], r["status"], "" if r["step"] is None else str(r["step"]),
-                      "" if r["epoch"] is None else str(r["epoch"]), r["backend"] or "",
-                      fmt(r["d_loss"]), fmt(r["g_loss"]), fmt(r["d_real"]), fmt(r["d_fake"]))
-    # Never cut a cell short: wider than the terminal (or than 80 columns when piped) the
-    # lines run long rather than lose a run's name or status.
-    width = max(console.width,
-                console.measure(table, options=console.options.update_width(10**5)).maximum)
+    # Too wide for the terminal (80 columns when piped): the least useful columns go first;
+    # name and status stay whole, the lines running long if they alone do not fit.
+    shown = list(RUN_COLUMNS)
+    table = _runs_table(rows, shown)
+    while _width(table) > console.width and len(shown) > 2:
+        gone = next(g for g in DROP_ORDER if g[0] in shown)  # a pair goes together
+        shown = [c for c in shown if c not in gone]
+        table = _runs_table(rows, shown)
+    width = max(console.width, _width(table))
     Console(file=console.file, width=width, highlight=False, soft_wrap=True,
             markup=False).print(table, crop=False)  # print(width=) caps at console.width
     damaged = [r for r in rows if r["status"] == "damaged"]
     for r in damaged:
         err.print(f"warning: run {r['name']} is damaged: {r['error']}", markup=False)
+
+
+def _fmt(v: float | None, spec: str) -> str:
+    return "" if v is None else format(v, spec)
+
+
+# heading → the cell of a row (from _run_row); name and status always show
+RUN_COLUMNS = {
+    "name": lambda r: r["name"], "status": lambda r: r["status"],
+    "step": lambda r: _fmt(r["step"], "d"), "epoch": lambda r: _fmt(r["epoch"], "d" if isinstance(r["epoch"], int) else ".2f"),
+    "backend": lambda r: r["backend"] or "", "D loss": lambda r: _fmt(r["d_loss"], ".4f"),
+    "G loss": lambda r: _fmt(r["g_loss"], ".4f"), "D(x)": lambda r: _fmt(r["d_real"], ".3f"),
+    "D(G(z))": lambda r: _fmt(r["d_fake"], ".3f"),
+}
+DROP_ORDER = (("backend",), ("D(x)", "D(G(z))"), ("epoch",), ("D loss", "G loss"), ("step",))
+
+
+def _runs_table(rows: list[dict[str, Any]], columns: list[str]) -> Table:
+    from rich import box
+
+    table = Table(box=box.SIMPLE_HEAD)
+    for col in columns:
+        table.add_column(col, no_wrap=True,
+                         justify="left" if col in ("name", "status", "backend") else "right")
+    for r in rows:
+        table.add_row(*(RUN_COLUMNS[c](r) for c in columns))
+    return table
+
+
+def _width(table: Table) -> int:
+    return console.measure(table, options=console.options.update_width(10**5)).maximum
 
 
 def _run_row(r) -> dict[str, Any]:

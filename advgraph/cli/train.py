@@ -17,7 +17,7 @@ from .ranks import ranks
 
 @app.command()
 def train(
-    spec: Optional[Path] = typer.Argument(None, help="The spec file (omit with --resume).",
+    spec: Optional[Path] = typer.Argument(None, metavar="SPEC", help="The spec file (omit with --resume).",
                                          autocompletion=complete_spec),
     backend: Optional[str] = typer.Option(None, "--backend", "-b",
                                           help="Backend plugin [default: torch, or the "

@@ -308,10 +308,11 @@ def parzen(restored: RestoredRun, *, samples: int, sigmas: list[float] | None, s
     take their labels from the training labels. `per_label`: for each class c, `samples`
     samples of G(·|c) score the points of class c, with σ chosen on the validation points of
     class c."""
-    from .parzen import PAPER_SIGMAS
+    from .parzen import default_sigmas
 
     evaluate = _parzen_points(restored, split, sigma, samples, baseline, per_label)
-    est = _ParzenSetting(restored, split, samples, list(sigmas) if sigmas else list(PAPER_SIGMAS),
+    grid = list(sigmas) if sigmas else list(default_sigmas(restored.splits.train))
+    est = _ParzenSetting(restored, split, samples, grid,
                          sigma, valid_limit, baseline, seed, chunk, dist, progress)
     t0 = time.perf_counter()
     report: dict[str, Any] = {"run": restored.run.name, "checkpoint_step": restored.step}

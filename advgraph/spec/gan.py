@@ -6,6 +6,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import AfterValidator, Field, model_validator
 
+from ..runs import is_name_stem
 from .fields import (SQRT3, Count, NonNegativeCount, NonNegativeReal, PositiveReal, Real, Seed, Size,
                      Strict, not_tiny)
 from .layers import Network
@@ -264,8 +265,15 @@ class LabelCondition(Strict):
     classes: Annotated[int, Field(ge=2, le=100_000)]
 
 
+def _run_name_stem(name: str | None) -> str | None:
+    if name is not None and not is_name_stem(name):
+        raise ValueError(f"{name!r} cannot name runs (<name>-001, …): use letters, digits, '.', "
+                         "'_' or '-', starting with a letter or digit, at most 96 characters")
+    return name
+
+
 class GanSpec(Strict):
-    name: str | None = None
+    name: Annotated[str | None, AfterValidator(_run_name_stem)] = None
     description: str | None = None
     condition: LabelCondition | None = None
     prior: Prior

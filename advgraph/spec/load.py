@@ -230,6 +230,13 @@ def _unwrap(tp: Any) -> list[Any]:
 
 def _model_at(raw: Any, path: PathT) -> type[BaseModel] | None:
     """The model class that validates the mapping at `path` of the raw document."""
+    candidates, node = _candidates_at(raw, path)
+    return _pick(candidates, node) if candidates else None
+
+
+def _candidates_at(raw: Any, path: PathT) -> tuple[list[type[BaseModel]], Any]:
+    """The model classes that may validate the node at `path` (the members of a union), and
+    that raw node; no classes where the path leaves the models."""
     candidates: list[type[BaseModel]] = [GanSpec]
     node = raw
     for part in path:
@@ -239,10 +246,19 @@ def _model_at(raw: Any, path: PathT) -> type[BaseModel] | None:
         model = _pick(candidates, node)
         fld = model.model_fields.get(part) if model is not None else None
         if fld is None:
-            return None
+            return [], None
         node = node.get(part) if isinstance(node, dict) else None
         candidates = _unwrap(fld.annotation)
-    return _pick(candidates, node)
+    return candidates, node
+
+
+def _tags_at(raw: Any, path: PathT, tag: str) -> list[str]:
+    """The values the tag (`type`, `dataset`) of the mapping at `path` may take."""
+    tags: list[str] = []
+    for cls in _candidates_at(raw, path)[0]:
+        fld = cls.model_fields.get(tag)
+        tags += [str(v) for v in typing.get_args(fld.annotation)] if fld is not None else []
+    return list(dict.fromkeys(tags))
 
 
 def _pick(candidates: list[type[BaseModel]], node: Any) -> type[BaseModel] | None:
@@ -296,8 +312,8 @@ def _message(err: dict[str, Any], raw: Any, path: PathT) -> tuple[str, bool]:
         ctx = err.get("ctx", {})
         tag = ctx.get("discriminator", "'type'").strip("'")
         expected = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",")]
-        if kind == "union_tag_not_found":
-            return f"missing {tag!r} (one of: {', '.join(expected)})", False
+        if kind == "union_tag_not_found":  # pydantic gives no tags here: the models do
+            return f"missing {tag!r} (one of: {', '.join(_tags_at(raw, path, tag))})", False
         given = ctx.get("tag")
         close = difflib.get_close_matches(str(given), expected, n=1, cutoff=0.5)
         hint = f"; did you mean {close[0]!r}?" if close else ""

@@ -27,7 +27,7 @@ def resume(runs_root: Path, name: str, data_root: str | None, overrides: list[st
            hooks: TrainingHooks = NO_HOOKS, *, backend: str | None = None,
            device: str | None = None, dist=None) -> tuple[RunDir, Outcome]:
     """Continue run `name`, on its own backend and device unless others are given."""
-    run = RunDir.open(runs_root, name)
+    run = RunDir.resolve(name, runs_root)
     writer = dist is None or dist.is_main
     refused = None
     if writer:

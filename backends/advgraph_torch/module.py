@@ -64,6 +64,15 @@ class GraphModule(torch.nn.Module):
         self._net = Net(graph, params, LINEAR_LAYOUT if torch_layout else None)
         self._ctx = Ctx(False, False, None)
 
+    def _as_tensor(self, x):
+        """NumPy input (`run.sample_noise`, labels) as a tensor on this module's device, floats
+        in its dtype; a tensor passes unchanged (tracing and export see only tensors)."""
+        if not isinstance(x, np.ndarray):
+            return x
+        ref = next(iter(self._net.params.values()))
+        t = torch.as_tensor(x, device=ref.device)
+        return t.to(ref.dtype) if t.is_floating_point() else t
+
     def tensor_names(self) -> dict[str, str]:
         """IR name ("G.h0.weight") → this module's state_dict key ("h0.weight")."""
         key = {id(v): k for k, v in self.state_dict(keep_vars=True).items()}
@@ -76,6 +85,7 @@ class GraphModule(torch.nn.Module):
         return out
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        z, y = self._as_tensor(z), (None if y is None else self._as_tensor(y))
         if y is not None and self.classes is None:
             raise ValueError("this G is not conditional: call it without labels")
         if y is not None and not torch.is_floating_point(y):

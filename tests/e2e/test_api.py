@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -35,6 +38,27 @@ def test_open_run_generates_what_sample_writes(ring_run, tmp_path):
         written = f[f.files[0]]
     np.testing.assert_array_equal(run.generate(50, seed=7), written)
     assert advgraph.open_run(ring_run, checkpoint=30).step == 30
+
+
+def test_a_name_is_the_run_in_the_runs_dir_and_a_path_is_a_path(ring_run, tmp_path,
+                                                                 monkeypatch):
+    """`ring` means runs/ring for the API as for the CLI, even beside a ./ring directory;
+    `./ring`, `sub/ring` or a Path is that directory, for both."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(runs_root() / ring_run, tmp_path / "ring")  # a copy that stops at step 30
+    for f in (tmp_path / "ring" / "checkpoints").glob("step-0000060.*"):
+        f.unlink()
+    assert advgraph.open_run("ring").path == runs_root() / ring_run
+    assert advgraph.open_run("ring").step == 60
+    for path in ("./ring", Path("ring"), str(tmp_path / "ring")):
+        assert advgraph.open_run(path).step == 30, path
+    for run, step in (("ring", 60), ("./ring", 30)):
+        r = cli("sample", run, "--npz", tmp_path / "s.npz", "--n", "4")
+        assert r.exit_code == 0, r.stderr
+        with np.load(tmp_path / "s.npz") as f:
+            assert int(f["step"]) == step, run
+    r = cli("sample", "./nope", "--npz", tmp_path / "s.npz")
+    assert r.exit_code != 0 and "nope: not a run directory" in r.stderr
 
 
 def test_generator_is_a_module_that_reproduces_generate(ring_run):

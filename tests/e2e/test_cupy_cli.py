@@ -119,3 +119,20 @@ def test_errors_are_located_and_clean(tmp_path, monkeypatch):
     r = cli("train", SPECS / "toy1d.yaml", *CUPY)
     assert r.exit_code == 1 and "cannot build its kernels under" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_cupy_run_that_cannot_build_here_suggests_torch(tmp_path, monkeypatch):
+    """sample/eval read a run on the backend that trained it; where its kernels cannot be
+    built (here: no compiler, nothing cached) the error says --backend torch reads it."""
+    r = cli("train", SPECS / "ring2d.yaml", "--name", "k", *SMALL,
+            "--set", "training.stop.steps=20")
+    assert r.exit_code == 0, r.stderr
+    info = runs_root() / "k" / "run.json"  # as if cupy had trained it (checkpoints are alike)
+    info.write_text(json.dumps({**json.loads(info.read_text()), "backend": "cupy"}))
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-g++"))
+    monkeypatch.setenv("ADVGRAPH_CACHE", str(tmp_path / "cache"))
+    r = cli("sample", "k", "--npz", tmp_path / "s.npz")
+    assert r.exit_code == 1 and "--backend torch reads it with torch" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    r = cli("sample", "k", "--npz", tmp_path / "s.npz", "--backend", "torch")
+    assert r.exit_code == 0, r.stderr

@@ -53,6 +53,10 @@ def test_toy_sample_plot_npz_and_metrics_plot(ring_run, tmp_path):
         assert z["samples"].shape == (123, 2) and int(z["step"]) == 150
     r = cli("sample", ring_run, "--npz", tmp_path / "t.npz", "--grid", "--seed", "4")
     assert r.exit_code == 0 and len(r.stdout.strip().splitlines()) == 2  # both written
+    assert "--grid" not in r.stderr
+    r = cli("sample", ring_run, "--grid")  # the same file as plain `sample`, and it says so
+    assert r.exit_code == 0 and r.stdout.strip() == f"wrote {png}"
+    assert "warning: --grid changes nothing without --npz" in r.stderr
     r = cli("sample", ring_run, "--checkpoint", "75", "--out", tmp_path / "early.png")
     assert r.exit_code == 0 and (tmp_path / "early.png").exists()
     r = cli("plot", ring_run)
@@ -69,10 +73,10 @@ def test_parzen_eval_writes_provenance(ring_run):
     assert "test log-likelihood:" in r.stdout and "← chosen" in r.stdout
     rep = json.loads((runs_root() / "ring" / "eval" / "parzen.json").read_text())
     assert rep["checkpoint_step"] == 150 and rep["samples"] == 1000
-    assert len(rep["sigma_grid"]) == 10 and rep["valid_used"] == 200
+    assert len(rep["sigma_grid"]) == 19 and rep["valid_used"] == 200  # toy data: 3 decades
     assert rep["n_evaluated"] == 500 and rep["split_sizes"] == {"train": 3000, "valid": 500, "test": 500}
     best = max(rep["valid_scores"], key=lambda row: row["mean_log_likelihood"])
-    assert rep["sigma"] == best["sigma"] and len(rep["valid_scores"]) == 10
+    assert rep["sigma"] == best["sigma"] and len(rep["valid_scores"]) == 19
     assert rep["stderr"] > 0 and rep["seed"] == 0 and "seconds" in rep
     # The reference every figure should be read against.
     r = cli("eval", ring_run, "--parzen", "--samples", "1000", "--baseline", "train", "--sigma", "0.1")

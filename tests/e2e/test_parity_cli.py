@@ -67,6 +67,25 @@ def test_a_wrong_backend_fails(monkeypatch):
     assert np.isclose(d.max_rel, 0.01 / 1.01, rtol=1e-2)
 
 
+def test_the_table_shows_what_the_verdict_is_made_of(monkeypatch):
+    """Each row prints max |a − b| beside the bound the pass rule holds it to, so the numbers
+    shown and the verdict agree: ok exactly where the first is within the second."""
+    real = parity.get_backend
+    monkeypatch.setattr(parity, "get_backend",
+                        lambda name: _Skewed() if name == "skewed" else real(name))
+    r = cli("parity", SPECS / "ring2d.yaml", "--backends", "torch,skewed", "--batch", "32")
+    assert r.exit_code == 1
+    assert "ok when max |a − b| ≤ allowed = 0.0001 × the tensor's max |a|, |b|" in r.stdout
+    verdicts = []
+    for line in r.stdout.splitlines():
+        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        if cells[0] in ("forward", "gradient", "step"):
+            diff, allowed, verdict = float(cells[-3]), float(cells[-2]), cells[-1]
+            assert (diff <= allowed) == (verdict == "ok"), line
+            verdicts.append(verdict)
+    assert "ok" in verdicts and "FAIL" in verdicts
+
+
 def test_parity_argument_errors():
     r = cli("parity", SPECS / "ring2d.yaml", "--backends", "torch,tensorflow")
     assert r.exit_code == 1 and "unknown backend 'tensorflow'; installed: cupy" in r.stderr

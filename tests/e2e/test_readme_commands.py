@@ -22,6 +22,9 @@ from the last rule):
 
 A command must exit 0. A command that needs the cupy backend's host executor is skipped (with
 the reason) where that executor cannot build; no other command is skipped.
+
+The ```python blocks of the Python API section run as written too, in one namespace, against a
+short ring2d run named `ring` (the name they open).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import re
 import shlex
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -80,6 +84,12 @@ def table_synopses(text: str) -> list[str]:
     return out
 
 
+def python_blocks(text: str) -> list[str]:
+    """The ```python code blocks of the README's Python API section, in order."""
+    section = text.split("## Python API", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^```python\n(.*?)^```", section, flags=re.M | re.S)
+
+
 COMMANDS = code_block_commands(README.read_text(encoding="utf-8"))
 
 
@@ -88,6 +98,7 @@ def test_the_readme_has_commands_to_check():
     assert "train specs/toy1d.yaml" in COMMANDS and "sample cgan --by-label --cols 8" in COMMANDS
     assert len(COMMANDS) >= 10
     assert len(table_synopses(README.read_text(encoding="utf-8"))) >= 15
+    assert any("open_run" in b for b in python_blocks(README.read_text(encoding="utf-8")))
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +160,17 @@ def test_commands_table_names_real_commands_and_options(synopsis):
         for opt in options:
             assert re.search(rf"(?<![\w-]){re.escape(opt)}(?![\w-])", text), \
                 f"`{synopsis}`: advgraph {command} has no {opt}"
+
+
+def test_readme_python_api_runs_as_written(tmp_path, monkeypatch):
+    r = cli("train", ROOT / "specs" / "ring2d.yaml", "--name", "ring",
+            "--set", "training.stop.steps=40", "--set", "training.checkpoint={steps: 20}",
+            *TINY["toy"][2:])
+    assert r.exit_code == 0, r.output
+    monkeypatch.chdir(tmp_path)  # the runs directory is $ADVGRAPH_RUNS (conftest), not ./runs
+    namespace: dict = {}
+    for block in python_blocks(README.read_text(encoding="utf-8")):
+        exec(compile(block, "README.md (Python API)", "exec"), namespace)
+    run, out = namespace["run"], namespace["out"]  # what its comments claim
+    np.testing.assert_array_equal(out.detach().numpy(), run.generate(16, seed=0))
+    assert namespace["old"].step == run.checkpoints[0] < run.step

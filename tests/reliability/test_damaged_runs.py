@@ -373,3 +373,24 @@ def test_runs_never_truncates_names_or_statuses(trained):
     assert [long, "finished"] in [ln[:2] for ln in lines]
     assert ["b" * 100, "damaged"] in [ln[:2] for ln in lines]
     assert "…" not in p.stdout and "Traceback" not in p.stderr
+
+
+def test_runs_fits_80_columns_by_leaving_out_the_least_useful_columns(trained, monkeypatch):
+    """At 80 columns (a pipe, or CliRunner) a usual listing fits: backend and the D outputs
+    go before the step and losses; a wide terminal shows every column."""
+    import advgraph.cli.runs as runs_cli
+    from rich.console import Console
+
+    copy_run(trained, "fashion-mnist-001")
+    stopped = copy_run(trained, "fashion-mnist-002")
+    info = json.loads((stopped / "run.json").read_text())
+    (stopped / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+    r = cli("runs")
+    lines = [ln for ln in r.stdout.splitlines() if ln.strip()]
+    assert r.exit_code == 0 and max(map(len, lines)) <= 80, r.stdout
+    assert lines[0].split() == ["name", "status", "step", "epoch", "D", "loss", "G", "loss"]
+    assert ["fashion-mnist-002", "interrupted", "20"] in [ln.split()[:3] for ln in lines]
+    monkeypatch.setattr(runs_cli, "console", Console(width=200, highlight=False, markup=False))
+    wide = [ln for ln in cli("runs").stdout.splitlines() if ln.strip()]
+    assert wide[0].split() == ["name", "status", "step", "epoch", "backend", "D", "loss", "G",
+                               "loss", "D(x)", "D(G(z))"]

@@ -6,11 +6,15 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import SPECS
 from tests.helpers import cli
 
 PROBE = """
 import sys
+
+import pytest
 from advgraph.cli import app
 try:
     app(sys.argv[1:])
@@ -72,3 +76,11 @@ def test_version_and_short_help():
     for args in (["-h"], ["train", "-h"], ["sample", "-h"]):
         r = cli(*args)
         assert r.exit_code == 0 and r.stdout.startswith("Usage: ") and "-h, --help" in r.stdout, args
+
+
+@pytest.mark.parametrize("usage", ["sample [OPTIONS] RUN", "check [OPTIONS] SPEC",
+                                   "train [OPTIONS] [SPEC]", "rm [OPTIONS] RUN..."])
+def test_usage_lines_name_arguments_in_capitals(usage):
+    """`Usage: advgraph sample [OPTIONS] RUN`, not typer's `{run}` (read as a set of choices)."""
+    r = cli(usage.split()[0], "-h")
+    assert r.stdout.splitlines()[0].endswith(f" {usage}")  # after the program's name

@@ -104,3 +104,39 @@ def test_metrics_plot_draws_references_as_lines_not_as_points_of_g(monkeypatch, 
     assert "k-means centres: 50" in texts and "G: eval --parzen (± s.e.)" in texts
     assert [list(line.get_ydata()) for line in parzen_ax.lines if line.get_label().startswith("k-means")] == [[50.0, 50.0]]
     assert "real (valid split): 0.2" in [t.get_text() for t in fid_ax.get_legend().get_texts()]
+
+
+def test_metrics_plot_draws_one_parzen_series_per_setting_with_legends_beside_the_axes(
+        monkeypatch, tmp_path):
+    """Estimates with another split, sample count or σ are not comparable: a series each,
+    labelled with its setting; every panel's legend lies outside its axes, off the curves."""
+    import advgraph.figures as F
+
+    figs = []
+    monkeypatch.setattr(F, "_save_fig", lambda fig, path: figs.append(fig) or path)
+    monkeypatch.setattr(F._pyplot(), "close", lambda fig: None)
+    rows = [{"step": s, "d_loss": 1.3, "g_loss": 0.8, "d_real": 0.5, "d_fake": 0.5}
+            for s in (10, 20)]
+    grid = [0.1 * 10 ** (i / 9) for i in range(10)]
+    paper = {"metric": "parzen", "evaluated_split": "test", "samples": 10000,
+             "sigma_fixed": False, "sigma_grid": grid, "sigma": 0.2, "stderr": 1.0}
+    fixed = {"metric": "parzen", "evaluated_split": "valid", "samples": 500,
+             "sigma_fixed": True, "sigma_grid": None, "sigma": 0.25, "stderr": 1.0}
+    evals = [{**paper, "checkpoint_step": 10, "mean_log_likelihood": 5.0},
+             {**fixed, "checkpoint_step": 10, "mean_log_likelihood": -3.0},
+             {**paper, "checkpoint_step": 20, "mean_log_likelihood": 6.0},
+             {**paper, "checkpoint_step": 20, "mean_log_likelihood": 40.0, "baseline": "train"}]
+    F.plot_metrics(rows, tmp_path / "m.png", evals=evals)
+    fig = figs[0]
+    parzen_ax = fig.axes[2]
+    series = {c.get_label(): list(c.lines[0].get_ydata()) for c in parzen_ax.containers}
+    assert series == {
+        "G: eval --parzen (± s.e.), test, 10000 samples, σ from 10 in [0.1, 1]": [5.0, 6.0],
+        "G: eval --parzen (± s.e.), valid, 500 samples, σ 0.25": [-3.0]}
+    texts = [t.get_text() for t in parzen_ax.get_legend().get_texts()]
+    assert "train as samples (test, 10000 samples, σ from 10 in [0.1, 1]): 40" in texts
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        box, key = ax.get_window_extent(renderer), ax.get_legend().get_window_extent(renderer)
+        assert key.x0 >= box.x1, ax.get_ylabel()

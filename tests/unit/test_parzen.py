@@ -113,3 +113,26 @@ def test_an_estimate_that_is_minus_infinity_is_refused_naming_the_option():
         select_and_score(mu, valid, test, [1e-200, 1e-190])
     res = select_and_score(mu, valid, test, [1e-200, 0.3])  # the −∞ σ is not chosen
     assert res.sigma == 0.3 and res.valid_scores[1e-200] == -np.inf and np.isfinite(res.mean)
+
+
+def test_the_default_sigma_grid_is_the_papers_for_data_in_0_1():
+    """MNIST-like data keeps Table 1's protocol exactly: logspace(−1, 0, 10)."""
+    from advgraph.evaluate.parzen import default_sigmas
+
+    x = np.random.default_rng(0).random((500, 784), dtype=np.float32)
+    assert default_sigmas(x) == tuple(np.logspace(-1, 0, 10))
+
+
+def test_the_default_sigma_grid_follows_other_datas_scale():
+    """A ring of radius 2 (8 modes of std 0.02): per dimension the variance is r²/2 + 0.02²,
+    so s = √(2.0004); the grid spans three decades up to s, reaching the modes' width."""
+    from advgraph.evaluate.parzen import default_sigmas
+
+    rng = np.random.default_rng(1)
+    angle = 2 * np.pi * rng.integers(0, 8, 40_000) / 8
+    x = 2 * np.stack([np.cos(angle), np.sin(angle)], 1) + rng.normal(0, 0.02, (40_000, 2))
+    grid = np.array(default_sigmas(x))
+    s = np.sqrt(2.0004)
+    assert len(grid) == 19 and np.allclose(grid[[0, -1]], [1e-3 * s, s], rtol=0.03)
+    assert np.allclose(grid[1:] / grid[:-1], 10 ** (1 / 6))
+    assert grid[0] < 0.006 < grid[-1]  # the σ the data itself scores best with (see above)

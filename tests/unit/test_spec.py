@@ -90,6 +90,36 @@ def test_unknown_layer_type_suggests():
                              "did you mean 'relu'?")
 
 
+def test_a_missing_tag_lists_the_choices():
+    """A layer, prior, dataset or optimiser without its tag says which values it may take."""
+    layer = problems(BASE.replace("- {type: relu}", "- {slope: 1}"))
+    assert len(layer) == 1 and layer[0].startswith(
+        "x.yaml:6:7: generator.layers[1]: missing 'type' (one of: dense, maxout, relu, ")
+    assert all(t in layer[0] for t in ("leaky_relu", "dropout", "conv2d", "layernorm"))
+    for old, new, where, choices in [
+            ("{type: uniform, dim: 8}", "{dim: 8}", "prior", "uniform, gaussian"),
+            ("{type: sgd, lr: 0.1}", "{lr: 0.1}", "training.optimizer", "sgd, adam"),
+            ("{dataset: toy-ring2d,", "{", "data", "mnist, fashion-mnist, cifar10, tfd, "
+             "toy-gaussian1d, toy-ring2d, npz")]:
+        out = problems(BASE.replace(old, new))
+        assert any(p.endswith(f"{where}: missing '{'dataset' if where == 'data' else 'type'}' "
+                              f"(one of: {choices})") for p in out), out
+
+
+@pytest.mark.parametrize("name", ["../etc", "my run", "é", "-x", "x" * 97])
+def test_a_name_that_cannot_name_runs_is_refused(name):
+    """The spec's name numbers its runs (<name>-001): one that is no run name is refused where
+    it is written, not replaced by run-NNN."""
+    out = problems(f"name: '{name}'\n" + BASE)
+    assert out == [f"x.yaml:1:7: name: {name!r} cannot name runs (<name>-001, …): use letters, "
+                   "digits, '.', '_' or '-', starting with a letter or digit, at most 96 "
+                   "characters"]
+
+
+def test_a_name_of_96_characters_names_runs(tmp_path):
+    assert load_text(f"name: {'a.' * 48}\n" + BASE, "x.yaml").spec.name == "a." * 48
+
+
 def test_bad_values_are_each_reported():
     text = BASE.replace("units: 16", "units: -16").replace("lr: 0.1", "lr: fast")
     out = problems(text)
