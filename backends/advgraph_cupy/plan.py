@@ -4,7 +4,7 @@ A plan is named buffers (each with a dtype, a size and a role) and, per phase, a
 launches whose pointer arguments are views (buffer, offset, extent) and whose scalars carry
 their C type (np.int32, np.uint32, np.float32). The runtime allocates the buffers once, binds
 the launches, and captures them (a CUDA graph on a GPU); nothing in a phase depends on the
-step, so a captured phase never changes. `lowering.py` makes plans from a Program; `check`
+step, so a captured phase never changes. `lowering/` makes plans from a Program; `check`
 verifies every launch against its kernel's signature and footprint.
 
 The contract between the host and a captured training iteration:
