@@ -18,11 +18,17 @@ def _strided(rows: int, cols: int, ld: int) -> int:
     return 0 if rows <= 0 or cols <= 0 else (rows - 1) * ld + cols
 
 
+def _batched(batch: int, stride: int, one: int) -> int:
+    """Elements spanned by `batch` operands of `one` elements each, `stride` apart."""
+    return 0 if batch <= 0 or one <= 0 else (batch - 1) * stride + one
+
+
 def _gemm(s):
-    M, N, K = s["M"], s["N"], s["K"]
-    return {"A": _strided(K, M, s["lda"]) if s["transA"] else _strided(M, K, s["lda"]),
-            "B": _strided(N, K, s["ldb"]) if s["transB"] else _strided(K, N, s["ldb"]),
-            "C": _strided(M, N, s["ldc"]),
+    M, N, K, bt = s["M"], s["N"], s["K"], s["batch"]
+    a = _strided(K, M, s["lda"]) if s["transA"] else _strided(M, K, s["lda"])
+    b = _strided(N, K, s["ldb"]) if s["transB"] else _strided(K, N, s["ldb"])
+    return {"A": _batched(bt, s["strideA"], a), "B": _batched(bt, s["strideB"], b),
+            "C": _batched(bt, s["strideC"], _strided(M, N, s["ldc"])),
             "bias": 0 if s["epilogue"] == EPILOGUES["none"] else N}
 
 

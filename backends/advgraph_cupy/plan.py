@@ -145,12 +145,16 @@ def ew_grid(n: int, per_thread: int = 1) -> tuple[tuple[int, int, int], tuple[in
 
 
 def gemm(A: Buf, B: Buf, C: Buf, bias: Buf, M: int, N: int, K: int, transA: bool,
-          transB: bool, epilogue: str, slope: float, note: str) -> Launch:
+         transB: bool, epilogue: str, slope: float, note: str, accumulate: bool = False,
+         batch: int = 1, strides: tuple[int, int, int] = (0, 0, 0)) -> Launch:
+    """C = epilogue(op(A)·op(B)) (C += it with `accumulate`), `batch` times, the operands of
+    the b-th product `strides` (A's, B's, C's) elements on."""
     lda = M if transA else K
     ldb = K if transB else N
-    return Launch("gemm", (-(-N // 64), -(-M // 64), 1), (256, 1, 1),
-                  (A, B, C, bias, i32(M), i32(N), i32(K), i32(lda), i32(ldb), i32(N),
-                   i32(int(transA)), i32(int(transB)), i32(EPILOGUES[epilogue]), f32(slope)), note)
+    return Launch("gemm", (-(-N // 64), -(-M // 64), batch), (256, 1, 1),
+                  (A, B, C, bias, i32(M), i32(N), i32(K), i32(lda), i32(ldb), i32(N), i32(batch),
+                   *(np.int64(v) for v in strides), i32(int(accumulate)), i32(int(transA)),
+                   i32(int(transB)), i32(EPILOGUES[epilogue]), f32(slope)), note)
 
 
 def copy_rows(src: Buf, dst: Buf, rows: int, cols: int, ld_src: int, ld_dst: int,
@@ -193,7 +197,8 @@ def bind_scalars(launches: list[Launch], n_examples: int) -> list[Launch]:
 
 _CTYPES = {"float*": "float32", "int*": "int32", "unsigned char*": "uint8",
            "unsigned int*": "uint32", "long long*": "int64"}
-_SCALARS = {"int": np.int32, "unsigned int": np.uint32, "float": np.float32}
+_SCALARS = {"int": np.int32, "unsigned int": np.uint32, "float": np.float32,
+            "long long": np.int64}
 
 
 def check(plan: Plan, sizes: dict[str, int] | None = None,

@@ -76,13 +76,18 @@ def _sigmoid(x):
     return 1 / (1 + np.exp(-x.astype(np.float64)))
 
 
-def k_gemm(A, B, C, bias, M, N, K, lda, ldb, ldc, transA, transB, ep, slope):
-    a = A[: K * lda].reshape(K, lda)[:, :M].T if transA else A[: M * lda].reshape(M, lda)[:, :K]
-    b = B[: N * ldb].reshape(N, ldb)[:, :K].T if transB else B[: K * ldb].reshape(K, ldb)[:, :N]
-    v = a.astype(np.float64) @ b.astype(np.float64)
-    if ep != EP["none"]:
-        v = v + bias[:N]
-    C[: M * ldc].reshape(M, ldc)[:, :N] = _act(v.astype(np.float32), ep, slope)
+def k_gemm(A, B, C, bias, M, N, K, lda, ldb, ldc, batch, sA, sB, sC, acc, transA, transB, ep,
+           slope):
+    for i in range(batch):
+        a0, b0, c0 = A[i * sA:], B[i * sB:], C[i * sC:]
+        a = a0[: K * lda].reshape(K, lda)[:, :M].T if transA else a0[: M * lda].reshape(M, lda)[:, :K]
+        b = b0[: N * ldb].reshape(N, ldb)[:, :K].T if transB else b0[: K * ldb].reshape(K, ldb)[:, :N]
+        v = a.astype(np.float64) @ b.astype(np.float64)
+        if ep != EP["none"]:
+            v = v + bias[:N]
+        v = _act(v.astype(np.float32), ep, slope)
+        out = c0[: M * ldc].reshape(M, ldc)[:, :N]
+        out[...] = out + v if acc else v
 
 
 def k_bias_grad(dY, db, M, N):

@@ -71,27 +71,36 @@ GEMM_SMALL = [(37, 5, 3), (65, 129, 17), (1, 1, 1)]
 
 
 def case_gemm(hk, rng, exact, small=False, shapes=None, epilogues=None):
+    """Every shape, transposition and epilogue as one product; then each shape and
+    transposition as a batch of 3 that accumulates into C, B shared (stride 0) as a
+    convolution's weights are, the other operands `pad` elements apart."""
     for M, N, K in shapes or (GEMM_SMALL if small else GEMM_SHAPES):
         for tA in (0, 1):
             for tB in (0, 1):
                 rows_a, cols_a = (K, M) if tA else (M, K)
                 rows_b, cols_b = (N, K) if tB else (K, N)
                 lda, ldb, ldc = cols_a + 3, cols_b + 1, N + 2  # padded leading dimensions
-                A = rng.standard_normal(rows_a * lda).astype(f32)
+                A = rng.standard_normal(3 * rows_a * lda + 10).astype(f32)
                 B = rng.standard_normal(rows_b * ldb).astype(f32)
                 bias = rng.standard_normal(N).astype(f32)
                 pre = np.zeros(M * ldc, f32)  # the activations' input sets the error's scale
-                simulate.k_gemm(A, B, pre, bias, M, N, K, lda, ldb, ldc, tA, tB, EPILOGUES["bias"], 0.0)
+                simulate.k_gemm(A, B, pre, bias, M, N, K, lda, ldb, ldc, 1, 0, 0, 0, 0, tA, tB,
+                                EPILOGUES["bias"], 0.0)
                 scale = max(1.0, float(np.abs(pre).max()))
-                for ep in (epilogues or EPILOGUES.values()):
-                    C0 = rng.standard_normal(M * ldc).astype(f32)  # the padding must survive
-                    s = [i32(v) for v in (M, N, K, lda, ldb, ldc, tA, tB, ep)] + [f32(0.1)]
+                runs = [(1, 0, 0, 0, 0, ep) for ep in (epilogues or EPILOGUES.values())]
+                runs.append((3, rows_a * lda + 5, 0, M * ldc + 7, 1, EPILOGUES["none"]))
+                for batch, sA, sB, sC, acc, ep in runs:
+                    C0 = rng.standard_normal(batch * (M * ldc + 7)).astype(f32)  # padding survives
+                    s = [i32(v) for v in (M, N, K, lda, ldb, ldc, batch)] + \
+                        [np.int64(v) for v in (sA, sB, sC)] + \
+                        [i32(v) for v in (acc, tA, tB, ep)] + [f32(0.1)]
                     mine = C0.copy()
-                    hk.launch("gemm", (-(-N // 64), -(-M // 64), 1), BLOCK,
+                    hk.launch("gemm", (-(-N // 64), -(-M // 64), batch), BLOCK,
                               [ptr(A), ptr(B), ptr(mine), ptr(bias)] + s)
                     twin = C0.copy()
                     simulate.k_gemm(A, B, twin, bias, *[v.item() for v in s])
-                    close(mine, twin, 1e-5, f"gemm {M}x{N}x{K} tA={tA} tB={tB} ep={ep}", scale=scale)
+                    close(mine, twin, 1e-5, f"gemm {M}x{N}x{K} tA={tA} tB={tB} ep={ep} "
+                          f"batch={batch} acc={acc}", scale=scale + (3 if acc else 0))
 
 
 def case_bias_grad(hk, rng, exact, small=False):

@@ -1,4 +1,8 @@
-// C[M,N] = epilogue(op(A)[M,K] · op(B)[K,N]) with op = identity or transpose, row-major.
+// C[M,N] = epilogue(op(A)[M,K] · op(B)[K,N]) with op = identity or transpose, row-major; with
+// `accumulate`, C += that instead (a second reader's part of a gradient, without a scratch copy).
+// `batch` independent products, the b-th at A + b·strideA, B + b·strideB, C + b·strideC (a stride
+// of 0 shares the operand): blockIdx.z is the product. The bias, when the epilogue adds one, is
+// shared by the batch.
 // Our own tiled SGEMM (CuPy cannot capture cuBLAS in a CUDA graph): 64×64 tiles, BK = 16,
 // 256 threads each computing a 4×4 micro-tile; any M, N, K (edges are zero-filled).
 // Dense forward:      C = X·W (+bias, activation)       transA=0, transB=0
@@ -12,8 +16,13 @@
 
 extern "C" __global__ void __launch_bounds__(256)
 gemm(const float* __restrict__ A, const float* __restrict__ B, float* __restrict__ C,
-     const float* __restrict__ bias, int M, int N, int K, int lda, int ldb, int ldc,
+     const float* __restrict__ bias, int M, int N, int K, int lda, int ldb, int ldc, int batch,
+     long long strideA, long long strideB, long long strideC, int accumulate,
      int transA, int transB, int epilogue, float slope) {
+    if ((int)blockIdx.z >= batch) return;
+    A += (size_t)blockIdx.z * strideA;
+    B += (size_t)blockIdx.z * strideB;
+    C += (size_t)blockIdx.z * strideC;
     __shared__ float As[TK][TM + 4];
     __shared__ float Bs[TK][TN + 4];
     const int tid = threadIdx.x;
@@ -63,7 +72,9 @@ gemm(const float* __restrict__ A, const float* __restrict__ B, float* __restrict
             if (c >= N) continue;
             float v = acc[i][j];
             if (epilogue != EP_NONE) v += bias[c];
-            C[(size_t)r * ldc + c] = apply_act(v, epilogue, slope);
+            v = apply_act(v, epilogue, slope);
+            float* out = C + (size_t)r * ldc + c;
+            *out = accumulate ? *out + v : v;
         }
     }
 }

@@ -132,9 +132,10 @@ def _gemm_bwd(lw: "Lowering", bp: BackwardPass, e: GemmEntry, dpre: Buf, w: int)
         gg, b = ew_grid(w)
         bp.out.append(Launch("bias_grad", gg, b, (dpre, lw.param(f"{n.name}.bias", True),
                                                   i32(rows), i32(w)), f"d {n.name}.bias"))
-    lw.contribute(bp, n.inputs[0], rows * k_in, n.name, lambda dx: bp.out.append(
+    lw.contribute(bp, n.inputs[0], rows * k_in, n.name, lambda dx, acc: bp.out.append(
         gemm(dpre, lw.param(f"{n.name}.weight"), dx, Buf("metrics", 0, 0), rows, k_in,
-             w, False, True, "none", 0.0, f"d {n.name}.input")))
+             w, False, True, "none", 0.0, f"d {n.name}.input" + (" (Σ)" if acc else ""),
+             accumulate=acc)), accumulates=True)
 
 
 # ---- dropout -----------------------------------------------------------------------------------
@@ -159,7 +160,7 @@ def _dropout_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
     n = e.node
     size = bp.rows * width(n)
     gg, b = ew_grid(size)
-    lw.contribute(bp, n.inputs[0], size, n.name, lambda dx: bp.out.append(
+    lw.contribute(bp, n.inputs[0], size, n.name, lambda dx, _: bp.out.append(
         Launch("dropout_bwd", gg, b, (g, e.mask, dx, i32(size), f32(e.scale)), n.name)))
 
 
@@ -183,7 +184,7 @@ def _act_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
     n = e.node
     size = bp.rows * width(n)
     gg, b = ew_grid(size)
-    lw.contribute(bp, n.inputs[0], size, n.name, lambda dx: bp.out.append(
+    lw.contribute(bp, n.inputs[0], size, n.name, lambda dx, _: bp.out.append(
         Launch("act_bwd", gg, b, (e.out, g, dx, i32(size), i32(EPILOGUES[e.act]),
                                   f32(e.slope)), n.name)))
 
@@ -212,7 +213,7 @@ def _concat_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
     n, rows = e.node, bp.rows
     total = width(n)
     for i, (col, w) in zip(n.inputs, e.cols):
-        lw.contribute(bp, i, rows * w, n.name, lambda dx, col=col, w=w, i=i: bp.out.append(
+        lw.contribute(bp, i, rows * w, n.name, lambda dx, _, col=col, w=w, i=i: bp.out.append(
             copy_rows(g.at(col, (rows - 1) * total + w), dx, rows, w, total, w, False,
                       f"d {i} ← {n.name}")))
 

@@ -118,10 +118,13 @@ class Lowering:
             raise AssertionError("input gradient not produced")  # pragma: no cover
 
     def contribute(self, bp: BackwardPass, target: str, size: int, who: str,
-                   produce: Callable[[Buf], None] | None = None, src: Buf | None = None) -> None:
+                   produce: Callable[[Buf, bool], None] | None = None, src: Buf | None = None,
+                   accumulates: bool = False) -> None:
         """Add a reader's part of target's gradient: written straight into target's gradient
-        buffer by the first reader, summed into it by the others. `produce(dst)` launches the
-        part into dst; `src` is a part that already exists (an alias's: shared, not copied)."""
+        buffer by the first reader, summed into it by the others. `produce(dst, False)`
+        launches the part into dst; a producer that `accumulates` (a GEMM) is asked to add it
+        with `produce(dst, True)` instead of going through a scratch buffer. `src` is a part
+        that already exists (an alias's: shared, not copied)."""
         if target not in bp.tracked:
             return
         if target not in bp.grad:
@@ -133,14 +136,17 @@ class Lowering:
             else:
                 bp.grad[target] = self.plan.buffer(f"{target}{bp.tag}.grad", "float32", size)
             if produce is not None:
-                produce(bp.grad[target])
+                produce(bp.grad[target], False)
             else:
                 bp.out.append(copy_rows(src, bp.grad[target], 1, size, size, size, False,
                                         f"d {target}"))
             return
+        if produce is not None and accumulates:
+            produce(bp.grad[target], True)
+            return
         tmp = self.plan.buffer(f"{who}{bp.tag}.dpart.{target}", "float32", size)
         if produce is not None:
-            produce(tmp)
+            produce(tmp, False)
         else:
             tmp = src
         bp.out.append(copy_rows(tmp, bp.grad[target], 1, size, size, size, True, f"Σ d {target}"))
