@@ -86,7 +86,8 @@ def test_batched_accumulating_gemm_twin_against_numpy():
                     "none", 0.0, "", accumulate=True, batch=batch, strides=(30, 0, 40))
     P.check(plan, phases={"x": [launch]})
     assert launch.grid[2] == batch
-    simulate.k_gemm(A, B, C, None, *[a.item() for a in launch.args[4:]])
+    assert launch.kernel == "gemm_batched"
+    simulate.k_gemm_batched(A, B, C, None, *[a.item() for a in launch.args[4:]])
     np.testing.assert_allclose(C, want, rtol=1e-6, atol=1e-6)
 
 

@@ -2,7 +2,8 @@
 
 Forward ops lower to GEMMs with fused epilogues (dense followed by an activation that is its
 only reader is one kernel), maxout to a GEMM plus a max over pieces that keeps its argmax,
-dropout to a counter-based-RNG kernel that keeps its mask, concat to strided copies.
+dropout to a counter-based-RNG kernel that keeps its mask, concat to strided copies, layernorm
+to a block per example.
 
 The modules, along its seams:
 - `grouping`: which nodes a pass launches, which fuse, which are aliases;

@@ -17,8 +17,9 @@ import numpy as np
 from advgraph.ir import Node, Op
 
 from ..codes import EPILOGUES
-from ..plan import Buf, Launch, copy_rows, ew_grid, f32, gemm, i32
-from .tape import ActEntry, BackwardPass, ConcatEntry, DropoutEntry, Entry, ForwardPass, GemmEntry
+from ..plan import BLOCK, Buf, Launch, copy_rows, ew_grid, f32, gemm, i32
+from .tape import (ActEntry, BackwardPass, ConcatEntry, DropoutEntry, Entry, ForwardPass,
+                   GemmEntry, NormEntry)
 
 if TYPE_CHECKING:
     from .grouping import Step
@@ -189,6 +190,38 @@ def _act_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
                                   f32(e.slope)), n.name)))
 
 
+# ---- layernorm: a block per row ----------------------------------------------------------------
+
+def _layernorm_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
+    n, rows = step.out, fp.rows
+    h = fp.value[n.inputs[0]]
+    cols = width(n)
+    y = lw.dst(fp, n)
+    xhat = lw.plan.buffer(f"{n.name}{fp.tag}.xhat", "float32", rows * cols)
+    rstd = lw.plan.buffer(f"{n.name}{fp.tag}.rstd", "float32", rows)
+    fp.out.append(Launch("layernorm_fwd", (rows, 1, 1), (BLOCK, 1, 1),
+                         (h, lw.param(f"{n.name}.weight"), lw.param(f"{n.name}.bias"), y, xhat,
+                          rstd, i32(rows), i32(cols), f32(n.attrs["eps"])), n.name))
+    fp.entries.append(NormEntry(step.emit, n, n.name, [h], y, xhat=xhat, rstd=rstd))
+    return y
+
+
+def _layernorm_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
+    assert isinstance(e, NormEntry)
+    n, rows = e.node, bp.rows
+    cols = width(n)
+    if bp.weights:
+        gg, b = ew_grid(cols)
+        bp.out.append(Launch("layernorm_param_grad", gg, b,
+                             (g, e.xhat, lw.param(f"{n.name}.weight", True),
+                              lw.param(f"{n.name}.bias", True), i32(rows), i32(cols)),
+                             f"d {n.name}.weight, bias"))
+    lw.contribute(bp, n.inputs[0], rows * cols, n.name, lambda dx, _: bp.out.append(
+        Launch("layernorm_bwd", (rows, 1, 1), (BLOCK, 1, 1),
+               (g, e.xhat, e.rstd, lw.param(f"{n.name}.weight"), dx, i32(rows), i32(cols)),
+               n.name)))
+
+
 # ---- concat: strided copies --------------------------------------------------------------------
 
 def _concat_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
@@ -225,6 +258,7 @@ EMITTERS: dict[Op, OpEmitter] = {
     Op.MAXOUT: OpEmitter(_maxout_fwd, _maxout_bwd),
     Op.DROPOUT: OpEmitter(_dropout_fwd, _dropout_bwd),
     Op.CONCAT: OpEmitter(_concat_fwd, _concat_bwd),
+    Op.LAYERNORM: OpEmitter(_layernorm_fwd, _layernorm_bwd),
     **{op: _ACT_EMITTER for op in ACT},
     **{op: ALIAS_EMITTER for op in ALIAS},
 }

@@ -48,6 +48,14 @@ class DropoutEntry(Entry):
 
 
 @dataclass
+class NormEntry(Entry):
+    """layernorm: the normalised input x̂ and each row's 1/√(σ² + eps)."""
+
+    xhat: Buf
+    rstd: Buf
+
+
+@dataclass
 class ConcatEntry(Entry):
     cols: list[tuple[int, int]]  # each input's (first column, width) in the output
 
