@@ -18,18 +18,35 @@ def _strided(rows: int, cols: int, ld: int) -> int:
     return 0 if rows <= 0 or cols <= 0 else (rows - 1) * ld + cols
 
 
-def _gemm(s):
-    M, N, K = s["M"], s["N"], s["K"]
-    return {"A": _strided(K, M, s["lda"]) if s["transA"] else _strided(M, K, s["lda"]),
-            "B": _strided(N, K, s["ldb"]) if s["transB"] else _strided(K, N, s["ldb"]),
-            "C": _strided(M, N, s["ldc"]),
+def _batched(batch: int, stride: int, one: int) -> int:
+    """Elements spanned by `batch` operands of `one` elements each, `stride` apart."""
+    return 0 if batch <= 0 or one <= 0 else (batch - 1) * stride + one
+
+
+def _gemm_batched(s):
+    M, N, K, bt = s["M"], s["N"], s["K"], s["batch"]
+    a = _strided(K, M, s["lda"]) if s["transA"] else _strided(M, K, s["lda"])
+    b = _strided(N, K, s["ldb"]) if s["transB"] else _strided(K, N, s["ldb"])
+    return {"A": _batched(bt, s["strideA"], a), "B": _batched(bt, s["strideB"], b),
+            "C": _batched(bt, s["strideC"], _strided(M, N, s["ldc"])),
             "bias": 0 if s["epilogue"] == EPILOGUES["none"] else N}
+
+
+def _gemm(s):
+    return _gemm_batched({**s, "batch": 1, "strideA": 0, "strideB": 0, "strideC": 0})
 
 
 _M = len(METRICS)
 FOOTPRINTS: dict[str, Callable[[dict[str, int]], dict[str, int]]] = {
     "gemm": _gemm,
+    "gemm_batched": _gemm_batched,
     "bias_grad": lambda s: {"dY": s["M"] * s["N"], "db": s["N"]},
+    "layernorm_fwd": lambda s: {**dict.fromkeys(("x", "y", "xhat"), s["rows"] * s["cols"]),
+                                "w": s["cols"], "b": s["cols"], "rstd": s["rows"]},
+    "layernorm_bwd": lambda s: {**dict.fromkeys(("dy", "xhat", "dx"), s["rows"] * s["cols"]),
+                                "rstd": s["rows"], "w": s["cols"]},
+    "layernorm_param_grad": lambda s: {"dy": s["rows"] * s["cols"], "xhat": s["rows"] * s["cols"],
+                                       "dw": s["cols"], "db": s["cols"]},
     "act_fwd": lambda s: {"x": s["n"], "y": s["n"]},
     "act_bwd": lambda s: {"y": s["n"], "dy": s["n"], "dx": s["n"]},
     "maxout_fwd": lambda s: {"a": s["rows"] * s["units"] * s["pieces"],

@@ -4,7 +4,7 @@ A plan is named buffers (each with a dtype, a size and a role) and, per phase, a
 launches whose pointer arguments are views (buffer, offset, extent) and whose scalars carry
 their C type (np.int32, np.uint32, np.float32). The runtime allocates the buffers once, binds
 the launches, and captures them (a CUDA graph on a GPU); nothing in a phase depends on the
-step, so a captured phase never changes. `lowering.py` makes plans from a Program; `check`
+step, so a captured phase never changes. `lowering/` makes plans from a Program; `check`
 verifies every launch against its kernel's signature and footprint.
 
 The contract between the host and a captured training iteration:
@@ -145,12 +145,20 @@ def ew_grid(n: int, per_thread: int = 1) -> tuple[tuple[int, int, int], tuple[in
 
 
 def gemm(A: Buf, B: Buf, C: Buf, bias: Buf, M: int, N: int, K: int, transA: bool,
-          transB: bool, epilogue: str, slope: float, note: str) -> Launch:
+         transB: bool, epilogue: str, slope: float, note: str, accumulate: bool = False,
+         batch: int = 1, strides: tuple[int, int, int] = (0, 0, 0)) -> Launch:
+    """C = epilogue(op(A)·op(B)) (C += it with `accumulate`); with batch > 1, `batch` products
+    (gemm_batched), the operands of the b-th `strides` (A's, B's, C's) elements on."""
     lda = M if transA else K
     ldb = K if transB else N
-    return Launch("gemm", (-(-N // 64), -(-M // 64), 1), (256, 1, 1),
-                  (A, B, C, bias, i32(M), i32(N), i32(K), i32(lda), i32(ldb), i32(N),
-                   i32(int(transA)), i32(int(transB)), i32(EPILOGUES[epilogue]), f32(slope)), note)
+    shape = (i32(M), i32(N), i32(K), i32(lda), i32(ldb), i32(N))
+    rest = (i32(int(accumulate)), i32(int(transA)), i32(int(transB)), i32(EPILOGUES[epilogue]),
+            f32(slope))
+    grid = (-(-N // 64), -(-M // 64), batch)
+    if batch == 1:
+        return Launch("gemm", grid, (256, 1, 1), (A, B, C, bias, *shape, *rest), note)
+    return Launch("gemm_batched", grid, (256, 1, 1),
+                  (A, B, C, bias, *shape, i32(batch), *(np.int64(v) for v in strides), *rest), note)
 
 
 def copy_rows(src: Buf, dst: Buf, rows: int, cols: int, ld_src: int, ld_dst: int,
@@ -193,7 +201,8 @@ def bind_scalars(launches: list[Launch], n_examples: int) -> list[Launch]:
 
 _CTYPES = {"float*": "float32", "int*": "int32", "unsigned char*": "uint8",
            "unsigned int*": "uint32", "long long*": "int64"}
-_SCALARS = {"int": np.int32, "unsigned int": np.uint32, "float": np.float32}
+_SCALARS = {"int": np.int32, "unsigned int": np.uint32, "float": np.float32,
+            "long long": np.int64}
 
 
 def check(plan: Plan, sizes: dict[str, int] | None = None,

@@ -25,7 +25,7 @@ LIMITS = {
 REG_UNIT = 256  # registers are allocated per warp in units of 256
 SMEM_UNIT = 128
 SMEM_RESERVED = 1024  # per block, taken by the system on sm_80 and later
-BLOCK = {"gemm": 256}  # threads per block by kernel; elementwise kernels use plan.BLOCK
+BLOCK = {"gemm": 256, "gemm_batched": 256, "layernorm_fwd": 256, "layernorm_bwd": 256}  # threads per block by kernel; elementwise kernels use plan.BLOCK
 
 
 @dataclass(frozen=True)

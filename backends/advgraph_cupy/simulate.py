@@ -76,17 +76,50 @@ def _sigmoid(x):
     return 1 / (1 + np.exp(-x.astype(np.float64)))
 
 
-def k_gemm(A, B, C, bias, M, N, K, lda, ldb, ldc, transA, transB, ep, slope):
-    a = A[: K * lda].reshape(K, lda)[:, :M].T if transA else A[: M * lda].reshape(M, lda)[:, :K]
-    b = B[: N * ldb].reshape(N, ldb)[:, :K].T if transB else B[: K * ldb].reshape(K, ldb)[:, :N]
-    v = a.astype(np.float64) @ b.astype(np.float64)
-    if ep != EP["none"]:
-        v = v + bias[:N]
-    C[: M * ldc].reshape(M, ldc)[:, :N] = _act(v.astype(np.float32), ep, slope)
+def k_gemm_batched(A, B, C, bias, M, N, K, lda, ldb, ldc, batch, sA, sB, sC, acc, transA,
+                   transB, ep, slope):
+    for i in range(batch):
+        a0, b0, c0 = A[i * sA:], B[i * sB:], C[i * sC:]
+        a = a0[: K * lda].reshape(K, lda)[:, :M].T if transA else a0[: M * lda].reshape(M, lda)[:, :K]
+        b = b0[: N * ldb].reshape(N, ldb)[:, :K].T if transB else b0[: K * ldb].reshape(K, ldb)[:, :N]
+        v = a.astype(np.float64) @ b.astype(np.float64)
+        if ep != EP["none"]:
+            v = v + bias[:N]
+        v = _act(v.astype(np.float32), ep, slope)
+        out = c0[: M * ldc].reshape(M, ldc)[:, :N]
+        out[...] = out + v if acc else v
+
+
+def k_gemm(A, B, C, bias, M, N, K, lda, ldb, ldc, acc, transA, transB, ep, slope):
+    k_gemm_batched(A, B, C, bias, M, N, K, lda, ldb, ldc, 1, 0, 0, 0, acc, transA, transB, ep,
+                   slope)
 
 
 def k_bias_grad(dY, db, M, N):
     db[:N] = dY[: M * N].reshape(M, N).astype(np.float64).sum(0)
+
+
+def k_layernorm_fwd(x, w, b, y, xhat, rstd, rows, cols, eps):
+    v = x[: rows * cols].reshape(rows, cols).astype(np.float64)
+    mean = v.mean(1, keepdims=True)
+    inv = 1.0 / np.sqrt(((v - mean) ** 2).mean(1, keepdims=True) + np.float32(eps))
+    h = (v - mean) * inv
+    xhat[: rows * cols] = h.ravel()
+    y[: rows * cols] = (h * w[:cols] + b[:cols]).ravel()
+    rstd[:rows] = inv.ravel()
+
+
+def k_layernorm_bwd(dy, xhat, rstd, w, dx, rows, cols):
+    g = dy[: rows * cols].reshape(rows, cols).astype(np.float64) * w[:cols]
+    h = xhat[: rows * cols].reshape(rows, cols).astype(np.float64)
+    d = rstd[:rows, None] * (g - g.mean(1, keepdims=True) - h * (g * h).mean(1, keepdims=True))
+    dx[: rows * cols] = d.ravel()
+
+
+def k_layernorm_param_grad(dy, xhat, dw, db, rows, cols):
+    g = dy[: rows * cols].reshape(rows, cols).astype(np.float64)
+    dw[:cols] = (g * xhat[: rows * cols].reshape(rows, cols)).sum(0)
+    db[:cols] = g.sum(0)
 
 
 def k_act_fwd(x, y, n, mode, slope):

@@ -71,27 +71,40 @@ GEMM_SMALL = [(37, 5, 3), (65, 129, 17), (1, 1, 1)]
 
 
 def case_gemm(hk, rng, exact, small=False, shapes=None, epilogues=None):
+    """Every shape, transposition and epilogue as one product; then each shape and
+    transposition as a batch of 3 that accumulates into C, B shared (stride 0) as a
+    convolution's weights are, the other operands `pad` elements apart."""
     for M, N, K in shapes or (GEMM_SMALL if small else GEMM_SHAPES):
         for tA in (0, 1):
             for tB in (0, 1):
                 rows_a, cols_a = (K, M) if tA else (M, K)
                 rows_b, cols_b = (N, K) if tB else (K, N)
                 lda, ldb, ldc = cols_a + 3, cols_b + 1, N + 2  # padded leading dimensions
-                A = rng.standard_normal(rows_a * lda).astype(f32)
+                A = rng.standard_normal(3 * rows_a * lda + 10).astype(f32)
                 B = rng.standard_normal(rows_b * ldb).astype(f32)
                 bias = rng.standard_normal(N).astype(f32)
                 pre = np.zeros(M * ldc, f32)  # the activations' input sets the error's scale
-                simulate.k_gemm(A, B, pre, bias, M, N, K, lda, ldb, ldc, tA, tB, EPILOGUES["bias"], 0.0)
+                simulate.k_gemm(A, B, pre, bias, M, N, K, lda, ldb, ldc, 0, tA, tB,
+                                EPILOGUES["bias"], 0.0)
                 scale = max(1.0, float(np.abs(pre).max()))
-                for ep in (epilogues or EPILOGUES.values()):
-                    C0 = rng.standard_normal(M * ldc).astype(f32)  # the padding must survive
-                    s = [i32(v) for v in (M, N, K, lda, ldb, ldc, tA, tB, ep)] + [f32(0.1)]
+                runs = [(1, 0, 0, 0, 0, ep) for ep in (epilogues or EPILOGUES.values())]
+                runs.append((1, 0, 0, 0, 1, EPILOGUES["relu"]))
+                runs.append((3, rows_a * lda + 5, 0, M * ldc + 7, 1, EPILOGUES["none"]))
+                for batch, sA, sB, sC, acc, ep in runs:
+                    C0 = rng.standard_normal(batch * (M * ldc + 7)).astype(f32)  # padding survives
+                    shape = [i32(v) for v in (M, N, K, lda, ldb, ldc)]
+                    rest = [i32(v) for v in (acc, tA, tB, ep)] + [f32(0.1)]
+                    kernel, s = "gemm", shape + rest
+                    if batch > 1:
+                        kernel = "gemm_batched"
+                        s = shape + [i32(batch)] + [np.int64(v) for v in (sA, sB, sC)] + rest
                     mine = C0.copy()
-                    hk.launch("gemm", (-(-N // 64), -(-M // 64), 1), BLOCK,
+                    hk.launch(kernel, (-(-N // 64), -(-M // 64), batch), BLOCK,
                               [ptr(A), ptr(B), ptr(mine), ptr(bias)] + s)
                     twin = C0.copy()
-                    simulate.k_gemm(A, B, twin, bias, *[v.item() for v in s])
-                    close(mine, twin, 1e-5, f"gemm {M}x{N}x{K} tA={tA} tB={tB} ep={ep}", scale=scale)
+                    simulate.KERNELS[kernel](A, B, twin, bias, *[v.item() for v in s])
+                    close(mine, twin, 1e-5, f"{kernel} {M}x{N}x{K} tA={tA} tB={tB} ep={ep} "
+                          f"batch={batch} acc={acc}", scale=scale + (3 if acc else 0))
 
 
 def case_bias_grad(hk, rng, exact, small=False):
@@ -99,6 +112,27 @@ def case_bias_grad(hk, rng, exact, small=False):
     dY = rng.standard_normal(M * N).astype(f32)
     both(hk, "bias_grad", grid1(N), BLOCK, {"dY": dY, "db": np.zeros(N, f32)}, [i32(M), i32(N)],
          ["dY", "db", 0, 1], False, 1e-5)
+
+
+def case_layernorm(hk, rng, exact, small=False):
+    """A row wider than the block (300 > 256, not a multiple) and one narrower (5); rows whose
+    mean is far from 0, as the GEMM before a layernorm gives."""
+    for rows, cols in ((37, 300), (9, 5)):
+        x = (rng.standard_normal(rows * cols) * 2 + 3).astype(f32)
+        w = rng.standard_normal(cols).astype(f32)
+        b = rng.standard_normal(cols).astype(f32)
+        n = rows * cols
+        out = both(hk, "layernorm_fwd", (rows, 1, 1), BLOCK,
+                   {"x": x, "w": w, "b": b, "y": np.zeros(n, f32), "xhat": np.zeros(n, f32),
+                    "rstd": np.zeros(rows, f32)}, [i32(rows), i32(cols), f32(1e-5)],
+                   ["x", "w", "b", "y", "xhat", "rstd", 0, 1, 2], False, 1e-5)
+        dy = rng.standard_normal(n).astype(f32)
+        both(hk, "layernorm_bwd", (rows, 1, 1), BLOCK,
+             {"dy": dy, "xhat": out["xhat"], "rstd": out["rstd"], "w": w, "dx": np.zeros(n, f32)},
+             [i32(rows), i32(cols)], ["dy", "xhat", "rstd", "w", "dx", 0, 1], False, 1e-5)
+        both(hk, "layernorm_param_grad", grid1(cols), BLOCK,
+             {"dy": dy, "xhat": out["xhat"], "dw": np.zeros(cols, f32), "db": np.zeros(cols, f32)},
+             [i32(rows), i32(cols)], ["dy", "xhat", "dw", "db", 0, 1], False, 1e-5)
 
 
 def case_act(hk, rng, exact, small=False):

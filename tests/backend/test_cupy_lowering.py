@@ -68,6 +68,29 @@ def test_every_kernel_has_a_twin_and_a_footprint():
         assert set(touched) == {p.name for p in params if p.is_pointer}, name
 
 
+def test_batched_accumulating_gemm_twin_against_numpy():
+    """The GEMM twin (the host and CUDA kernels' oracle) with a batch, strides (B shared, as a
+    convolution's weights) and accumulation, against plain NumPy products."""
+    rng = np.random.default_rng(3)
+    M, N, K, batch = 5, 7, 4, 3
+    A = rng.standard_normal(batch * 30).astype(np.float32)  # products 30 elements apart
+    B = rng.standard_normal(N * K).astype(np.float32)  # (N, K), used transposed
+    C = rng.standard_normal(batch * 40).astype(np.float32)
+    want = C.astype(np.float64).copy()
+    for b in range(batch):
+        a = A[b * 30: b * 30 + M * K].reshape(M, K).astype(np.float64)
+        want[b * 40: b * 40 + M * N] += (a @ B.reshape(N, K).T.astype(np.float64)).ravel()
+    plan = P.Plan()
+    launch = P.gemm(plan.buffer("A", "float32", A.size), plan.buffer("B", "float32", B.size),
+                    plan.buffer("C", "float32", C.size), P.Buf("A", 0, 0), M, N, K, False, True,
+                    "none", 0.0, "", accumulate=True, batch=batch, strides=(30, 0, 40))
+    P.check(plan, phases={"x": [launch]})
+    assert launch.grid[2] == batch
+    assert launch.kernel == "gemm_batched"
+    simulate.k_gemm_batched(A, B, C, None, *[a.item() for a in launch.args[4:]])
+    np.testing.assert_allclose(C, want, rtol=1e-6, atol=1e-6)
+
+
 def test_codes_come_from_one_table():
     header = kernel_sources.generated_headers()["codes.cuh"]
     for name, value in codes.EPILOGUES.items():

@@ -98,6 +98,49 @@ def test_parity_torch_vs_cupy_on_the_host(spec, extra):
     assert " 0 failed" in r.stdout
 
 
+FAN_OUT = """
+prior: {type: uniform, dim: 4}
+data: {dataset: toy-ring2d, train: 200, valid: 20, test: 20}
+generator:
+  graph:
+    - {name: h, inputs: z, layers: [{type: dense, units: 12}, {type: relu}]}
+    - {name: a, inputs: h, layers: [{type: dense, units: 3}]}
+    - {name: b, inputs: h, layers: [{type: dense, units: 5}, {type: tanh}]}
+    - {name: out, inputs: [a, b], layers: [{type: dense, units: 2}]}
+discriminator:
+  graph:
+    - {name: h, inputs: x, layers: [{type: dense, units: 12}, {type: leaky_relu, slope: 0.2}]}
+    - {name: a, inputs: h, layers: [{type: maxout, units: 4, pieces: 2}]}
+    - {name: b, inputs: h, layers: [{type: dense, units: 6}]}
+    - {name: c, inputs: h, layers: [{type: dense, units: 2}, {type: relu}]}
+    - {name: out, inputs: [a, b, c], layers: [{type: dense, units: 1}, {type: sigmoid}]}
+training:
+  batch_size: 16
+  optimizer: {type: sgd, lr: 0.1, momentum: 0.5}
+  stop: {steps: 10}
+"""
+
+
+def test_a_value_read_by_several_gemms_sums_their_gradients_in_place(tmp_path):
+    """h feeds two or three GEMMs: the first writes h's gradient, the others add to it
+    (accumulating GEMMs, no scratch copy), and every gradient still equals torch's."""
+    from advgraph.backend import OptimConfig
+    from advgraph.spec import load_file
+    from advgraph_cupy.lowering import lower
+    from tests.programs import compile_loaded
+
+    spec = tmp_path / "fan-out.yaml"
+    spec.write_text(FAN_OUT)
+    plan = lower(compile_loaded(load_file(spec)), 16, {"G": OptimConfig("sgd"),
+                                                      "D": OptimConfig("sgd")})
+    summed = [l.note for l in plan.g_step if l.kernel == "gemm" and l.note.endswith("(Σ)")]
+    assert summed == ["d D.b.l0.input (Σ)", "d D.a.l0.input (Σ)", "d G.a.l0.input (Σ)"]
+    assert not any(l.kernel == "copy2d" and l.note.startswith("Σ") for l in plan.g_step)
+    r = cli("parity", spec, "--backends", "torch,cupy", "--devices", "cpu")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert " 0 failed" in r.stdout
+
+
 def test_parity_works_out_of_the_box():
     r = cli("parity", SPECS / "ring2d.yaml")
     assert r.exit_code == 0, r.stdout + r.stderr

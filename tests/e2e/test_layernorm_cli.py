@@ -1,8 +1,9 @@
 """The `layernorm` layer as a user meets it: checked, trained on torch (its gain and bias are
-trained, from 1 and 0), refused with the reason on cupy, and its options validated."""
+trained, from 1 and 0), on cupy as on torch, and its options validated."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -67,16 +68,29 @@ def test_layernorm_trains_its_gain_and_bias(spec):
     assert r.exit_code == 0, r.stderr
 
 
-def test_cupy_refuses_layernorm_with_the_reason(spec):
+def test_layernorm_on_cupy_matches_torch_and_trains(spec):
+    """The cupy backend's layernorm kernels on the host executor: forward, every gradient and
+    one Adam step as torch computes them (parity); a cupy run trains its gain and bias and
+    samples on torch."""
     sys.path.insert(0, str(ROOT / "backends"))
     from advgraph_cupy.host import available
 
     if available() is not None:
         pytest.skip(str(available()))
-    r = cli("train", spec, "--backend", "cupy", "--device", "cpu")
-    assert r.exit_code != 0
-    assert "node 'G.ln': op 'layernorm' is not supported by backend 'cupy'" in r.stderr
-    assert "no layer-normalisation kernel" in r.stderr
+    r = cli("parity", spec, "--backends", "torch,cupy", "--devices", "cpu", "--json")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    rows = json.loads(r.stdout)
+    assert all(row["ok"] for row in rows)
+    assert {"G.ln.weight", "D.ln.bias"} <= {row["tensor"] for row in rows
+                                            if row["stage"] == "gradient"}
+    r = cli("train", spec, "--name", "lnc", "--backend", "cupy", "--device", "cpu")
+    assert r.exit_code == 0, r.stderr
+    tensors = RunDir(runs_root() / "lnc").latest_checkpoint()[1]
+    for net in ("G", "D"):
+        w, b = tensors[f"{net}.ln.weight"], tensors[f"{net}.ln.bias"]
+        assert np.all(np.isfinite(w)) and np.abs(w - 1).max() > 1e-3 and np.abs(b).max() > 1e-3
+    r = cli("sample", "lnc", "--backend", "torch", "--npz", runs_root() / "s.npz", "--n", "10")
+    assert r.exit_code == 0, r.stderr
 
 
 def test_bad_eps_is_located(spec):

@@ -1,0 +1,27 @@
+"""Lowering: a Program → launch plans on our kernels (a training iteration, inference).
+
+Forward ops lower to GEMMs with fused epilogues (dense followed by an activation that is its
+only reader is one kernel), maxout to a GEMM plus a max over pieces that keeps its argmax,
+dropout to a counter-based-RNG kernel that keeps its mask, concat to strided copies, layernorm
+to a block per example.
+
+The modules, along its seams:
+- `grouping`: which nodes a pass launches, which fuse, which are aliases;
+- `tape`: the state of a forward/backward pass and the typed entries the forward keeps;
+- `emitters`: one forward and one backward emitter per op (`EMITTERS`, keyed by `Op`);
+- `lowerer`: the parameter layout, RNG streams and the pass drivers (`Lowering`);
+- `iteration`: the Algorithm-1 iteration and inference plans built from those.
+Adding an op: its emitter pair in `emitters.EMITTERS` (its kernels in kernel_sources,
+simulate and footprint); `SUPPORTED` follows from the table.
+"""
+
+from advgraph.ops import BATCH_COUPLED
+
+from .grouping import group_forward
+from .iteration import inference_plan, lower, lower_inference, training_plan
+from .lowerer import SUPPORTED, UNSUPPORTED, Lowering
+
+assert not SUPPORTED & BATCH_COUPLED, "D's joint real/fake pass needs batch-independent ops"
+
+__all__ = ["SUPPORTED", "UNSUPPORTED", "Lowering", "group_forward", "inference_plan", "lower",
+           "lower_inference", "training_plan"]
