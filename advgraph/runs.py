@@ -13,6 +13,7 @@ runs/<name>/
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -191,15 +192,19 @@ class RunDir:
         """Take the run's exclusive writer lock (an advisory flock on `.lock`, released by the
         kernel when the process dies, so a killed run is never locked for ever). A second
         writer is refused with the holder's pid."""
-        import errno
         import fcntl
 
+        from .atomic import LINK_REFUSED
+
         path = self.path / ".lock"
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:  # O_NOFOLLOW: a planted link would have the file it names truncated
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
         except OSError as e:
-            raise RunError(f"cannot lock {path}: {e.strerror or e}") from None
+            why = LINK_REFUSED if e.errno == errno.ELOOP else e.strerror or e
+            raise RunError(f"cannot lock {path}: {why}") from None
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise RunError(f"cannot lock {path}: not a regular file")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:

@@ -395,4 +395,5 @@ def plot(run: str = RunArg, out: Optional[Path] = OutOpt,
         if not rows:
             raise RunError(f"{r.metrics_path}: no training metrics yet (run {run!r})")
         print_wrote(plot_metrics(rows, out or r.path / "plots" / "metrics.png",
-                                 title=f"run {run}", parzen=parzen, evals=_eval_history(r)))
+                                 title=f"run {run}", parzen=parzen, evals=_eval_history(r),
+                                 follow=out is not None))

@@ -3,7 +3,7 @@
 Inception weights cannot be downloaded here, and for 28×28 data the practice is a feature
 extractor of the data's own domain: a small LeNet-like convnet (an MLP for flat data) trained
 on the run's training set and labels with a fixed seed. It is trained once per data set and
-cached under the data cache (~/.cache/advgraph/classifiers, or $XDG_CACHE_HOME/advgraph/…),
+cached under the cache root (advgraph.cache: <root>/classifiers),
 keyed by a digest of the training data and labels, the architecture and the recipe; the cache
 records the weights' SHA-256 (checked on every load: a damaged file is retrained) and the test
 accuracy, which every result reports. Its penultimate layer (128 features) feeds the Fréchet
@@ -27,7 +27,7 @@ RECIPE = {"version": 1, "features": 128, "epochs": 4, "batch": 128, "lr": 1e-3, 
 
 
 def cache_root() -> Path:
-    from ..data.idx import cache_dir
+    from ..cache import cache_dir
 
     return cache_dir("classifiers")
 

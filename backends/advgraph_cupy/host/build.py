@@ -113,11 +113,9 @@ def entries(filename: str, text: str) -> str:
 
 
 def cache_root() -> Path:
-    if os.environ.get("ADVGRAPH_CACHE"):
-        return Path(os.environ["ADVGRAPH_CACHE"])
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]) / "advgraph"
-    return Path.home() / ".cache" / "advgraph"
+    from advgraph.cache import cache_root as root
+
+    return root()
 
 
 def _files(sources: dict[str, str], headers: dict[str, str]) -> dict[str, str]:
