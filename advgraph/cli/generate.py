@@ -332,8 +332,9 @@ def _print_quality(rep: dict[str, Any]) -> None:
         console.print(f"{name}: {about}", markup=False)
     for note in rep.get("notes", []):
         _warn(note)
+    where = clf["path"] or f"not cached ({clf.get('not_cached')})"
     console.print(f"classifier: test accuracy {clf['test_accuracy']:.4f} ({clf['classes']} "
-                  f"classes; {clf['path']}); lower FID and higher precision/recall are better, "
+                  f"classes; {where}); lower FID and higher precision/recall are better, "
                   "read G's row against the real data's")
 
 

@@ -73,7 +73,8 @@ class DomainClassifier:
     shape: tuple[int, ...]  # an example's shape as the net takes it
     accuracy: float  # on the data set's test split
     digest: str
-    path: Path | None = None
+    path: Path | None = None  # the cached weights; None when they could not be cached
+    not_cached: str | None = None  # why they could not be
 
     def _run(self, x: np.ndarray, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
         import torch
@@ -185,6 +186,7 @@ def domain_classifier(x_train: np.ndarray, y_train: np.ndarray | None, x_test: n
                                           "train_examples": len(x_train), "classes": classes,
                                           "data_digest": digest}, indent=1) + "\n").encode())
     except WriteError as e:
+        c.path, c.not_cached = None, str(e)  # no report names a file that is not there
         if warn:
             warn(f"domain classifier not cached ({e}); it is trained again next time")
     return c
