@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tempfile
@@ -11,29 +12,38 @@ from .errors import WriteError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+# Why a link where advgraph keeps its own file is refused: it could point at any file the user
+# can write (a planted link would get that file overwritten).
+LINK_REFUSED = ("a symbolic link (advgraph never writes its own files through a link; remove "
+                "it)")
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, *, follow: bool = False) -> None:
     """Write to a temporary file in the same directory, fsync, then rename over `path`.
     Any OS failure (full disk, no permission, a directory in the way) is a WriteError naming
     the file; the old file, if any, is untouched and no temporary file is left behind.
 
-    Only regular files are replaced: a symbolic link is followed (the file it points to is
-    replaced, the link stays), a character device (/dev/null, a terminal) is written through,
-    and a FIFO, socket or block device is refused."""
+    By default `path` is a file advgraph names itself (run files, caches): only a regular file
+    or nothing is replaced, and a symbolic link there is refused, never followed (it could
+    point anywhere; the directories above it may be links). `follow=True` is for a path the
+    user gave (--out, --npz): a link is followed (the file it points to is replaced, the link
+    stays), a character device (/dev/null, a terminal) is written through, and a FIFO, socket
+    or block device is refused."""
     path = Path(path)
-    if path.is_symlink():
+    if follow and path.is_symlink():
         try:
             path = path.resolve(strict=False)
         except (OSError, RuntimeError) as e:  # a symlink loop
             raise WriteError(f"cannot write {path}: {e}") from None
     try:
-        mode = os.stat(path).st_mode
+        mode = (os.stat if follow else os.lstat)(path).st_mode
     except FileNotFoundError:
         mode = None
     except OSError as e:
         raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
-    if mode is not None and stat.S_ISCHR(mode):
+    if mode is not None and stat.S_ISLNK(mode):
+        raise WriteError(f"cannot write {path}: {LINK_REFUSED}")
+    if follow and mode is not None and stat.S_ISCHR(mode):
         try:
             with open(path, "wb") as f:
                 f.write(data)
@@ -72,14 +82,17 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def append_line(path: Path, line: str) -> None:
-    """Append one line to a log file (created when missing). Only a regular file is appended
-    to (a FIFO would block, a device would swallow it); failures are a WriteError naming it."""
+    """Append one line to a log file advgraph names itself (created when missing). Only a
+    regular file is appended to (a FIFO would block, a device would swallow it) and a symbolic
+    link is refused, not followed (O_NOFOLLOW); failures are a WriteError naming it."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC,
-                     0o666)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC
+                     | os.O_NOFOLLOW, 0o666)
     except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise WriteError(f"cannot write {path}: {LINK_REFUSED}") from None
         raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):

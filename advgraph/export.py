@@ -255,8 +255,9 @@ def export(restored: RestoredRun, fmt: str, out: Path | None = None,
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ExportError(f"run {restored.run.name!r}: G could not be exported as {fmt}: "
                           f"{first}") from None
-    _write_all([(files[0], blob), (files[2], (text + "\n").encode())]
-               + ([] if shared else [(files[1], spec)]))
+    # --out naming the model file is the user's path (a link there is followed); the rest is ours
+    _write_all([(files[0], blob, files[0] == out), (files[2], (text + "\n").encode(), False)]
+               + ([] if shared else [(files[1], spec, False)]))
     return Exported(*files, spec_shared=shared)
 
 
@@ -268,13 +269,14 @@ def _holds(path: Path, data: bytes) -> bool:
         return False
 
 
-def _write_all(items: list[tuple[Path, bytes]]) -> None:
-    """Each file atomically; when one fails, the ones written before it are removed, so a
-    model never sits beside another export's spec or metadata."""
+def _write_all(items: list[tuple[Path, bytes, bool]]) -> None:
+    """Each file atomically (following a link only where the item says so: the user's own
+    path); when one fails, the ones written before it are removed, so a model never sits
+    beside another export's spec or metadata."""
     done: list[Path] = []
     try:
-        for path, data in items:
-            atomic_write(path, data)
+        for path, data, follow in items:
+            atomic_write(path, data, follow=follow)
             done.append(path)
     except WriteError as e:
         for p in done:

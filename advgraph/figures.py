@@ -97,10 +97,11 @@ def class_colours(classes: int) -> list:
     return [cmap(c / (classes - 1)) for c in range(classes)]
 
 
-def save_png(img, path: Path) -> Path:
+def save_png(img, path: Path, follow: bool = False) -> Path:
+    """`follow`: `path` is the user's (--out), so a link there is followed (atomic_write)."""
     buf = io.BytesIO()
     img.save(buf, format="PNG")
-    atomic_write(path, buf.getvalue())
+    atomic_write(path, buf.getvalue(), follow=follow)
     return path
 
 
@@ -113,10 +114,10 @@ def _pyplot():
     return plt
 
 
-def _save_fig(fig, path: Path) -> Path:
+def _save_fig(fig, path: Path, follow: bool = False) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    atomic_write(path, buf.getvalue())
+    atomic_write(path, buf.getvalue(), follow=follow)
     return path
 
 
@@ -131,7 +132,8 @@ def _key(fig, **kw):
     return key
 
 
-def plot_1d(samples: np.ndarray, data: np.ndarray, path: Path, density=None, title: str = "") -> Path:
+def plot_1d(samples: np.ndarray, data: np.ndarray, path: Path, density=None, title: str = "",
+            follow: bool = False) -> Path:
     """Histogram of G's samples against the data (and its true density when known)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
@@ -147,14 +149,14 @@ def plot_1d(samples: np.ndarray, data: np.ndarray, path: Path, density=None, tit
     ax.set_ylabel("density")
     _key(fig)
     ax.set_title(title)
-    out = _save_fig(fig, path)
+    out = _save_fig(fig, path, follow)
     plt.close(fig)
     return out
 
 
 def plot_2d(samples: np.ndarray, data: np.ndarray, path: Path, centres=None, title: str = "",
             labels: np.ndarray | None = None, classes: int | None = None,
-            names: list[str] | None = None) -> Path:
+            names: list[str] | None = None, follow: bool = False) -> Path:
     """Samples over the data; a conditional G's samples coloured by the label they were
     drawn for, with a key of the colours (a colour bar beyond 20 classes)."""
     plt = _pyplot()
@@ -179,14 +181,14 @@ def plot_2d(samples: np.ndarray, data: np.ndarray, path: Path, centres=None, tit
     ax.set_aspect("equal")
     _key(fig)
     ax.set_title(title)
-    out = _save_fig(fig, path)
+    out = _save_fig(fig, path, follow)
     plt.close(fig)
     return out
 
 
 def plot_by_label(samples: np.ndarray, labels: np.ndarray, data: np.ndarray,
                   data_labels: np.ndarray | None, classes: int, path: Path, centres=None,
-                  title: str = "", names: list[str] | None = None) -> Path:
+                  title: str = "", names: list[str] | None = None, follow: bool = False) -> Path:
     """1-D or 2-D samples of a conditional G, one panel per class on shared axes: G(·|c) in
     the class's colour over the training data of class c (and the modes, when known)."""
     plt = _pyplot()
@@ -224,7 +226,7 @@ def plot_by_label(samples: np.ndarray, labels: np.ndarray, data: np.ndarray,
     handles, texts = axes.flat[0].get_legend_handles_labels()
     _key(fig, handles=handles, labels=texts)
     fig.suptitle(title)
-    out = _save_fig(fig, path)
+    out = _save_fig(fig, path, follow)
     plt.close(fig)
     return out
 
@@ -274,7 +276,8 @@ def _parzen_history(ax, evals: list[dict]) -> None:
 
 
 def plot_metrics(rows: list[dict], path: Path, title: str = "",
-                 parzen: list[dict] | None = None, evals: list[dict] | None = None) -> Path:
+                 parzen: list[dict] | None = None, evals: list[dict] | None = None,
+                 follow: bool = False) -> Path:
     """Losses, mean D outputs, (when monitored) the validation Parzen estimate by step, and the
     history of `advgraph eval` (eval/metrics.jsonl lines): G's Parzen log-likelihoods with
     their standard errors and FIDs by checkpoint, and the latest figures of the references
@@ -322,6 +325,6 @@ def plot_metrics(rows: list[dict], path: Path, title: str = "",
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     axes[-1].set_xlabel("step")
     a.set_title(title)
-    out = _save_fig(fig, path)
+    out = _save_fig(fig, path, follow)
     plt.close(fig)
     return out

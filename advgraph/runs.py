@@ -13,6 +13,7 @@ runs/<name>/
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -220,15 +221,19 @@ class RunDir:
         """Take the run's exclusive writer lock (an advisory flock on `.lock`, released by the
         kernel when the process dies, so a killed run is never locked for ever). A second
         writer is refused with the holder's pid."""
-        import errno
         import fcntl
 
+        from .atomic import LINK_REFUSED
+
         path = self.path / ".lock"
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:  # O_NOFOLLOW: a planted link would have the file it names truncated
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
         except OSError as e:
-            raise RunError(f"cannot lock {path}: {e.strerror or e}") from None
+            why = LINK_REFUSED if e.errno == errno.ELOOP else e.strerror or e
+            raise RunError(f"cannot lock {path}: {why}") from None
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise RunError(f"cannot lock {path}: not a regular file")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
@@ -249,21 +254,13 @@ class RunDir:
         _LOCKS[str(self.path.resolve())] = fd
 
     def remove(self) -> None:
-        """Delete the run directory, holding its writer lock so that a run being written is
-        refused rather than pulled from under its process."""
-        import shutil
+        """Delete the run directory (see remove_runs)."""
+        remove_runs([self])
 
+    def _check_removable(self) -> None:
         if self.path.is_symlink() or not self.path.is_dir():
             raise RunError(f"{self.path}: not a run directory (a link or not a directory); "
                            "remove it yourself")
-        self.lock()
-        try:
-            shutil.rmtree(self.path)
-        except OSError as e:
-            raise RunError(f"cannot delete {self.path}: {e.strerror or e} (what remains is "
-                           "listed by `advgraph runs`)") from None
-        finally:
-            self.unlock()
 
     def unlock(self) -> None:
         fd = _LOCKS.pop(str(self.path.resolve()), None)
@@ -455,6 +452,36 @@ class RunDir:
         if errors:
             raise CheckpointError("no usable checkpoint:\n" + "\n".join(errors.values()))
         raise CheckpointError(f"run {self.name!r} has no checkpoint yet")
+
+
+def remove_runs(runs: list[RunDir], confirm: Callable[[], bool] = lambda: True,
+                deleted: Callable[[RunDir], None] = lambda r: None) -> bool:
+    """Delete run directories, each holding its writer lock so that a run being written is
+    not pulled from under its process. Every run is checked and locked before any is deleted
+    (and before `confirm` asks): one that is refused leaves them all. False if not confirmed."""
+    import shutil
+
+    runs = list({str(r.path): r for r in runs}.values())  # a name given twice is one run
+    for r in runs:
+        r._check_removable()
+    locked: list[RunDir] = []
+    try:
+        for r in runs:
+            r.lock()
+            locked.append(r)
+        if not confirm():
+            return False
+        for r in runs:
+            try:
+                shutil.rmtree(r.path)
+            except OSError as e:
+                raise RunError(f"cannot delete {r.path}: {e.strerror or e} (what remains is "
+                               "listed by `advgraph runs`)") from None
+            deleted(r)
+        return True
+    finally:
+        for r in locked:
+            r.unlock()
 
 
 def list_runs(root: Path) -> list[RunDir]:

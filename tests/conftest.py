@@ -22,11 +22,18 @@ def host_kernel_cache(request, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch, host_kernel_cache):
+def _isolated(tmp_path, tmp_path_factory, monkeypatch, host_kernel_cache):
+    """A fresh cache root per test (advgraph.cache; beside tmp_path, so tests that list tmp_path
+    do not see it), whose host-kernels/ is a link to the session's."""
     monkeypatch.setenv("ADVGRAPH_OFFLINE", "1")
-    monkeypatch.setenv("ADVGRAPH_CACHE", str(host_kernel_cache))
+    monkeypatch.delenv("ADVGRAPH_CACHE", raising=False)
     monkeypatch.setenv("ADVGRAPH_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    xdg = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(xdg))
+    kernels = host_kernel_cache / "host-kernels"
+    kernels.mkdir(exist_ok=True)
+    (xdg / "advgraph").mkdir()
+    (xdg / "advgraph" / "host-kernels").symlink_to(kernels)
     monkeypatch.delenv("ADVGRAPH_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
 

@@ -421,8 +421,9 @@ def _print_quality(rep: dict[str, Any]) -> None:
         console.print(f"{name}: {about}", markup=False)
     for note in rep.get("notes", []):
         _warn(note)
+    where = clf["path"] or f"not cached ({clf.get('not_cached')})"
     console.print(f"classifier: test accuracy {clf['test_accuracy']:.4f} ({clf['classes']} "
-                  f"classes; {clf['path']}); lower FID and higher precision/recall are better, "
+                  f"classes; {where}); lower FID and higher precision/recall are better, "
                   "read G's row against the real data's")
 
 
@@ -484,4 +485,5 @@ def plot(run: str = RunArg, out: Optional[Path] = OutOpt,
         if not rows:
             raise RunError(f"{r.metrics_path}: no training metrics yet (run {run!r})")
         print_wrote(plot_metrics(rows, out or r.path / "plots" / "metrics.png",
-                                 title=f"run {r.name}", parzen=parzen, evals=_eval_history(r)))
+                                 title=f"run {r.name}", parzen=parzen, evals=_eval_history(r),
+                                 follow=out is not None))

@@ -207,18 +207,18 @@ def rm(
     is refused."""
     import sys
 
-    from ..runs import RunDir
+    from ..runs import RunDir, remove_runs
 
     with user_errors():
         root = runs_root(runs_dir)
         runs = [RunDir.open(root, n) for n in names]  # every name checked before any deletion
-        if not yes:
-            if not sys.stdin.isatty():
-                raise UsageError("rm deletes runs for good: add --yes to confirm (no terminal "
-                                 "to ask on)")
+        if not yes and not sys.stdin.isatty():
+            raise UsageError("rm deletes runs for good: add --yes to confirm (no terminal to "
+                             "ask on)")
+
+        def confirm() -> bool:  # asked once every run is locked: none can be refused after
             listing = ", ".join(r.name for r in runs)
-            if not typer.confirm(f"delete {listing} in {root}?", default=False):
-                raise typer.Exit(1)
-        for r in runs:
-            r.remove()
-            console.print(f"deleted {r.path}")
+            return yes or typer.confirm(f"delete {listing} in {root}?", default=False)
+
+        if not remove_runs(runs, confirm, lambda r: console.print(f"deleted {r.path}")):
+            raise typer.Exit(1)

@@ -124,8 +124,10 @@ def _find(directory: Path, stem: str) -> Path | None:
 
 
 def cache_dir(dataset: str) -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "advgraph" / dataset
+    """Where `dataset` is downloaded to (advgraph.cache)."""
+    from ..cache import cache_dir as under_root
+
+    return under_root(dataset)
 
 
 def candidate_dirs(dataset: str, cli_root: str | None, spec_root: Path | None) -> list[Path]:

@@ -3,7 +3,7 @@
 Inception weights cannot be downloaded here, and for 28×28 data the practice is a feature
 extractor of the data's own domain: a small LeNet-like convnet (an MLP for flat data) trained
 on the run's training set and labels with a fixed seed. It is trained once per data set and
-cached under the data cache (~/.cache/advgraph/classifiers, or $XDG_CACHE_HOME/advgraph/…),
+cached under the cache root (advgraph.cache: <root>/classifiers),
 keyed by a digest of the training data and labels, the architecture and the recipe; the cache
 records the weights' SHA-256 (checked on every load: a damaged file is retrained) and the test
 accuracy, which every result reports. Its penultimate layer (128 features) feeds the Fréchet
@@ -28,7 +28,7 @@ RECIPE = {"version": 1, "features": 128, "epochs": 4, "batch": 128, "lr": 1e-3, 
 
 
 def cache_root() -> Path:
-    from ..data.idx import cache_dir
+    from ..cache import cache_dir
 
     return cache_dir("classifiers")
 
@@ -74,7 +74,8 @@ class DomainClassifier:
     shape: tuple[int, ...]  # an example's shape as the net takes it
     accuracy: float  # on the data set's test split
     digest: str
-    path: Path | None = None
+    path: Path | None = None  # the cached weights; None when they could not be cached
+    not_cached: str | None = None  # why they could not be
 
     def _run(self, x: np.ndarray, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
         import torch
@@ -186,6 +187,7 @@ def domain_classifier(x_train: np.ndarray, y_train: np.ndarray | None, x_test: n
                                             "train_examples": len(x_train), "classes": classes,
                                             "data_digest": digest}, str(meta_path), indent=1))
     except WriteError as e:
+        c.path, c.not_cached = None, str(e)  # no report names a file that is not there
         if warn:
             warn(f"domain classifier not cached ({e}); it is trained again next time")
     return c

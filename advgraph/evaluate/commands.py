@@ -126,8 +126,8 @@ def sample(restored: RestoredRun, *, figure: bool, rows: int, cols: int, seed: i
     if shape is None:
         path = _out_path(run, out, "samples", f"{tag}.png")
         if per_label:
-            return written + [_toy_plot_by_label(restored, seed, n or 5000, path)]
-        return written + [_toy_plot(restored, seed, n or 5000, path, label)]
+            return written + [_toy_plot_by_label(restored, seed, n or 5000, path, out is not None)]
+        return written + [_toy_plot(restored, seed, n or 5000, path, label, out is not None)]
     # grids of a known class name it at the start of each row
     row_labels = ([class_text(c, class_names(restored)) for c in range(rows)] if per_label else
                   [class_text(label, class_names(restored))] * rows if label is not None else
@@ -136,7 +136,7 @@ def sample(restored: RestoredRun, *, figure: bool, rows: int, cols: int, seed: i
     from ..figures import save_png
 
     name = f"{tag}-nearest.png" if nearest else f"{tag}.png"
-    written.append(save_png(img, _out_path(run, out, "samples", name)))
+    written.append(save_png(img, _out_path(run, out, "samples", name), follow=out is not None))
     return written
 
 
@@ -153,7 +153,7 @@ def _write_npz(restored: RestoredRun, path: Path, count: int, seed: int, label: 
     extra = {"labels": y.astype(np.int64)} if y is not None else {}
     buf = io.BytesIO()
     np.savez(buf, samples=x, step=np.int64(restored.step), seed=np.int64(seed), **extra)
-    atomic_write(path, buf.getvalue())
+    atomic_write(path, buf.getvalue(), follow=True)  # --npz: the user's path
     return path
 
 
@@ -209,7 +209,8 @@ def _contrast_normalised(restored: RestoredRun) -> bool:
     return isinstance(restored.spec.data, Cifar10Data) and restored.spec.data.gcn is not None
 
 
-def _toy_plot(restored: RestoredRun, seed: int, n: int, path: Path, label: int | None = None) -> Path:
+def _toy_plot(restored: RestoredRun, seed: int, n: int, path: Path, label: int | None = None,
+              follow: bool = False) -> Path:
     from ..figures import plot_1d, plot_2d
 
     x, y = draw_samples_and_labels(restored, n, seed, label)
@@ -225,11 +226,11 @@ def _toy_plot(restored: RestoredRun, seed: int, n: int, path: Path, label: int |
             from .theory import normal_pdf
 
             density = lambda xs: normal_pdf(xs, spec.mean, spec.std)  # noqa: E731
-        return plot_1d(x, data, path, density, title)
+        return plot_1d(x, data, path, density, title, follow=follow)
     if d == 2:
         return plot_2d(x, data, path, _ring_centres(restored), title,
                        labels=y if label is None else None, classes=restored.program.classes,
-                       names=class_names(restored))
+                       names=class_names(restored), follow=follow)
     raise UsageError(f"cannot draw {restored.program.data_shape}-shaped non-image data; "
                      "use --npz PATH to save raw samples")
 
@@ -242,7 +243,8 @@ def _ring_centres(restored: RestoredRun) -> np.ndarray | None:
     return ring2d_centres(restored.spec.data.modes, restored.spec.data.radius)
 
 
-def _toy_plot_by_label(restored: RestoredRun, seed: int, n: int, path: Path) -> Path:
+def _toy_plot_by_label(restored: RestoredRun, seed: int, n: int, path: Path,
+                       follow: bool = False) -> Path:
     """`sample --by-label` on 1-D/2-D data: one panel per class, n samples shared out over the
     classes, each over the training data of its class."""
     from ..figures import plot_by_label
@@ -259,7 +261,7 @@ def _toy_plot_by_label(restored: RestoredRun, seed: int, n: int, path: Path) -> 
         train, train_y = train[keep], train_y[keep]
     return plot_by_label(x, y, train, train_y, classes, path, _ring_centres(restored),
                          f"{restored.run.name}, step {restored.step}: G(z|y) by class",
-                         class_names(restored))
+                         class_names(restored), follow=follow)
 
 
 # ---- interpolate ----------------------------------------------------------------------------
@@ -291,7 +293,8 @@ def interpolate(restored: RestoredRun, *, rows: int, steps: int, seed: int, sphe
     kind = "slerp" if spherical else "lerp"
     suffix = f"-label{label}" if label is not None else ""
     return save_png(img, _out_path(restored.run, out, "samples",
-                                   f"interp-step-{restored.step:07d}-seed{seed}-{kind}{suffix}.png"))
+                                   f"interp-step-{restored.step:07d}-seed{seed}-{kind}{suffix}.png"),
+                    follow=out is not None)
 
 
 # ---- eval -----------------------------------------------------------------------------------
@@ -542,7 +545,9 @@ def theory(restored: RestoredRun, *, samples: int, seed: int, out: Path | None) 
         p_data = lambda xs: T.normal_pdf(xs, spec.mean, spec.std)  # noqa: E731
     fake = draw_samples(restored, min(samples, 20_000), seed + 1)
     th, curves = T.measure(restored.trainer.discriminate, g, data, p_data, fake)
-    png = T.plot(curves, th, _out_path(restored.run, out, "eval", f"theory-step-{restored.step:07d}.png"))
+    png = T.plot(curves, th, _out_path(restored.run, out, "eval",
+                                       f"theory-step-{restored.step:07d}.png"),
+                 follow=out is not None)
     report = {"run": restored.run.name, "checkpoint_step": restored.step, **th.as_dict(),
               "samples": samples, "seed": seed, "figure": str(png)}
     _write_report(restored.run, "theory.json", report, "theory")

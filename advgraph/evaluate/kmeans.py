@@ -112,7 +112,7 @@ def kmeans_centres(x: np.ndarray, k: int, seed: int, iterations: int = ITERATION
                    progress: Callable[[str], None] | None = None) -> KMeans:
     """The cached k-means of x (computed and cached when there is none or it is damaged), its
     centres in x's row shape."""
-    from ..data.idx import cache_dir
+    from ..cache import cache_dir
 
     digest = _digest(x, k, seed, iterations)
     root = cache_dir("kmeans")

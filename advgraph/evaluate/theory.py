@@ -80,7 +80,7 @@ def measure(discriminate, samples: np.ndarray, data: np.ndarray, p_data=None,
     return th, {"x": xs, "p_data": pd, "p_g": pg, "D": d, "D_star": dstar}
 
 
-def plot(curves: dict, th: Theory, path, title: str = ""):
+def plot(curves: dict, th: Theory, path, title: str = "", follow: bool = False):
     from ..figures import _key, _pyplot, _save_fig
 
     plt = _pyplot()
@@ -100,6 +100,6 @@ def plot(curves: dict, th: Theory, path, title: str = ""):
     _key(fig, handles=h1 + h2, labels=l1 + l2)  # off the curves
     ax.set_title(title or f"mean |D − D*| = {th.mean_abs_d_minus_dstar:.3f}, "
                           f"JSD = {th.jsd:.4f}, C(G) = {th.c_of_g:.4f}, V = {th.v_measured:.4f}")
-    out = _save_fig(fig, path)
+    out = _save_fig(fig, path, follow)
     plt.close(fig)
     return out

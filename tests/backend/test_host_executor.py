@@ -212,3 +212,87 @@ def test_library_is_cached_and_keyed_by_sources(host_cache, tmp_path):
     b = build_library("release", sources=src, cache_dir=host_cache)
     assert b != a and b.exists()
     assert not [p for p in b.parent.parent.iterdir() if p.name.startswith(".build-")]
+
+
+# ---- a damaged library cache -----------------------------------------------------------------
+# The cached library is loaded only when it matches the size and SHA-256 recorded at build time;
+# anything else is built again and put in its place (dlopen of a damaged file kills the process).
+
+TINY = {"tiny.cu": r'''
+#include "common.cuh"
+extern "C" __global__ void twice(float* __restrict__ x, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] *= 2.f;
+}
+'''}
+# in a fresh interpreter, so that a library that kills its loader fails the test, not pytest
+TWICE = f'''
+import sys
+import numpy as np
+from advgraph_cupy.host import HostKernels
+hk = HostKernels("release", sources={TINY!r}, cache_dir=sys.argv[1])
+x = np.arange(10, dtype=np.float32)
+hk.launch("twice", (1, 1, 1), (16, 1, 1), [x.ctypes.data, np.int32(10)])
+print(*x.astype(int))
+'''
+
+
+def _damage_dir(lib):
+    lib.unlink()
+    lib.mkdir()
+    (lib / "x").write_text("")
+
+
+DAMAGE = {
+    "truncated": lambda lib: lib.write_bytes(lib.read_bytes()[: lib.stat().st_size // 2]),
+    "empty": lambda lib: lib.write_bytes(b""),
+    "random bytes": lambda lib: lib.write_bytes(
+        np.random.default_rng(0).bytes(lib.stat().st_size)),  # the size of the record
+    "a directory": _damage_dir,
+    "a link to /dev/null": lambda lib: (lib.unlink(), lib.symlink_to("/dev/null")),
+    "a dangling link": lambda lib: (lib.unlink(), lib.symlink_to(lib.parent / "gone.so")),
+    "a file where its directory was": lambda lib: (
+        __import__("shutil").rmtree(lib.parent), lib.parent.write_text("not a directory")),
+    "no record": lambda lib: (lib.parent / "libadvhost.json").unlink(),
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_build(host_cache):
+    """A built library of one small kernel: copied into a fresh cache, then damaged."""
+    return build_library("release", sources=TINY, cache_dir=host_cache).parent
+
+
+@pytest.mark.parametrize("how", sorted(DAMAGE))
+def test_a_damaged_cached_library_is_rebuilt(tiny_build, tmp_path, how):
+    import os
+    import shutil
+    import subprocess
+
+    cache = tmp_path / "kernels"
+    final = cache / "host-kernels" / tiny_build.name
+    shutil.copytree(tiny_build, final)
+    DAMAGE[how](final / "libadvhost.so")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "backends"), str(ROOT),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, "-c", TWICE, str(cache)], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    assert r.stdout.split() == [str(2 * i) for i in range(10)]
+    lib = final / "libadvhost.so"
+    assert lib.is_file() and not lib.is_symlink()
+    assert build_library("release", sources=TINY, cache_dir=cache) == lib  # verified: kept
+    assert sorted(p.name for p in final.parent.iterdir()) == [tiny_build.name]  # nothing left
+
+
+def test_an_unusable_cache_directory_is_one_line_saying_what_to_do(tmp_path):
+    from advgraph_cupy.host import HostBuildError
+
+    cache = tmp_path / "kernels"
+    cache.mkdir()
+    (cache / "host-kernels").write_text("a file where the directory should be")
+    with pytest.raises(HostBuildError) as e:
+        build_library("release", sources=TINY, cache_dir=cache)
+    msg = str(e.value)
+    assert "\n" not in msg and str(cache / "host-kernels") in msg
+    assert "writable directory" in msg and "ADVGRAPH_CACHE" in msg

@@ -211,6 +211,23 @@ def test_feature_metrics_with_their_floor_and_history(mnist_run):
     assert history[2]["metrics"] == ["fid"] and "precision" not in history[2]["rows"]["G"]
 
 
+def test_a_classifier_that_could_not_be_cached_is_reported_as_such(mnist_run, tmp_path,
+                                                                  monkeypatch):
+    """No report names a cache file that is not there."""
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("ADVGRAPH_CACHE", str(tmp_path / "a-file"))  # no directory can go there
+    r = cli("eval", mnist_run, "--fid", "--samples", "40")
+    assert r.exit_code == 0, r.stderr
+    clf = json.loads((runs_root() / "digits" / "eval" / "quality.json").read_text())["classifier"]
+    assert clf["path"] is None and "a-file" in clf["not_cached"]
+    assert "not cached (cannot write" in r.stdout and "warning: domain classifier not cached" \
+        in r.stderr
+    monkeypatch.delenv("ADVGRAPH_CACHE")
+    r = cli("eval", mnist_run, "--fid", "--samples", "40")
+    clf = json.loads((runs_root() / "digits" / "eval" / "quality.json").read_text())["classifier"]
+    assert Path(clf["path"]).is_file() and clf["not_cached"] is None and clf["path"] in r.stdout
+
+
 def test_feature_metrics_over_checkpoints_share_what_g_does_not_change(mnist_run):
     """--all-checkpoints: the classifier is trained (here: retrained) once, not per checkpoint,
     and each checkpoint's report equals evaluating that checkpoint alone."""

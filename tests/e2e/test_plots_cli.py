@@ -39,8 +39,8 @@ def drawn(monkeypatch) -> list[dict]:
     """Every matplotlib figure the commands save, described as laid out in the PNG."""
     seen, save = [], figures._save_fig
 
-    def capture(fig, path):
-        out = save(fig, path)
+    def capture(fig, path, follow=False):
+        out = save(fig, path, follow)
         fig.canvas.draw()
         seen.append(_describe(fig))
         return out

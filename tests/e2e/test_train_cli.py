@@ -273,6 +273,9 @@ def test_rm_deletes_runs_but_never_one_being_written():
         r = cli("rm", "b", "--yes")
         assert r.exit_code == 1 and "is being written by process" in r.stderr
         assert (runs_root() / "b" / "run.json").is_file()
+        r = cli("rm", "a", "b", "--yes")  # the lock is checked for every name before deleting
+        assert r.exit_code == 1 and "run 'b' is being written by process" in r.stderr
+        assert (runs_root() / "a" / "run.json").is_file() and "deleted" not in r.stdout
     finally:
         writer.unlock()
     r = cli("rm", "a", "b", "-y")

@@ -394,3 +394,113 @@ def test_runs_fits_80_columns_by_leaving_out_the_least_useful_columns(trained, m
     wide = [ln for ln in cli("runs").stdout.splitlines() if ln.strip()]
     assert wide[0].split() == ["name", "status", "step", "epoch", "backend", "D", "loss", "G",
                                "loss", "D(x)", "D(G(z))"]
+
+
+# ---- links planted where advgraph writes its own files --------------------------------------
+# A symbolic link at a file advgraph names itself is never written through (it could point at
+# any file the user can write); the directories above may be links; --out / --npz may be.
+
+RESUME = ("train", "--resume", "{run}", "--set", "training.stop.steps=30")
+LINKED = {  # planted link (in the run) → the command that writes there
+    "run.json": RESUME,
+    "metrics.jsonl": RESUME,
+    ".lock": RESUME,
+    "checkpoints/step-0000030.safetensors": RESUME,
+    "eval/parzen.json": ("eval", "{run}", "--parzen", "--samples", "200", "--valid-limit", "50"),
+    "eval/metrics.jsonl": ("eval", "{run}", "--parzen", "--samples", "200", "--valid-limit",
+                           "50"),
+    "samples/step-0000020-seed0.png": ("sample", "{run}"),
+    "plots/metrics.png": ("plot", "{run}"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LINKED))
+def test_a_link_planted_at_a_run_file_is_not_written_through(trained, tmp_path, name):
+    run = copy_run(trained, "linked")
+    planted = run / name
+    victim = tmp_path / "victim"
+    # the victim holds what the file held where the command reads it first (so that it reads
+    # fine), else other bytes
+    read = name in ("run.json", "metrics.jsonl")
+    victim.write_bytes(planted.read_bytes() if read else b"precious\n")
+    before = victim.read_bytes()
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    planted.unlink(missing_ok=True)
+    planted.symlink_to(victim)
+    r = cli(*(a.format(run="linked") for a in LINKED[name]))
+    assert victim.read_bytes() == before, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    if r.exit_code != 0:
+        assert str(planted) in r.stderr and "symbolic link" in r.stderr, r.stderr
+
+
+def test_the_users_out_and_npz_paths_and_linked_run_directories_are_followed(trained, tmp_path):
+    """--out / --npz name the user's own paths: a link there is followed, as are directories
+    that are links (runs/ on a bigger disk)."""
+    disk = tmp_path / "big-disk"
+    disk.mkdir()
+    root = tmp_path / "runs-link"
+    root.symlink_to(disk, target_is_directory=True)
+    copy_run(trained, "good", disk)
+    target_png, target_npz = tmp_path / "fig.png", tmp_path / "s.npz"
+    target_png.write_bytes(b"old")
+    target_npz.write_bytes(b"old")
+    (tmp_path / "fig-link.png").symlink_to(target_png)
+    (tmp_path / "s-link.npz").symlink_to(target_npz)
+    r = cli("sample", "good", "--runs-dir", root, "--out", tmp_path / "fig-link.png",
+            "--npz", tmp_path / "s-link.npz", "--n", "5")
+    assert r.exit_code == 0, r.stderr
+    assert target_png.read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "fig-link.png").is_symlink() and (tmp_path / "s-link.npz").is_symlink()
+    import numpy as np
+
+    assert np.load(target_npz)["samples"].shape[0] == 5
+    r = cli("train", "--resume", "good", "--runs-dir", root, "--set", "training.stop.steps=30")
+    assert r.exit_code == 0, r.stderr
+    assert RunDir(disk / "good").checkpoints()[-1].step == 30
+
+
+def _cache_victim(tmp_path: Path, cached: Path) -> tuple[Path, bytes]:
+    """Replace a cache file by a link to a victim (which the cache check finds damaged)."""
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious\n")
+    cached.unlink()
+    cached.symlink_to(victim)
+    return victim, victim.read_bytes()
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".json"])
+def test_a_link_planted_in_the_kmeans_cache_is_not_written_through(tmp_path, suffix):
+    import numpy as np
+
+    from advgraph.cache import cache_dir
+    from advgraph.evaluate.kmeans import kmeans_centres
+
+    x = np.random.default_rng(0).random((60, 4)).astype(np.float32)
+    first = kmeans_centres(x, 5, seed=0)
+    [cached] = cache_dir("kmeans").glob(f"*{suffix}")
+    victim, before = _cache_victim(tmp_path, cached)
+    warnings: list[str] = []
+    again = kmeans_centres(x, 5, seed=0, warn=warnings.append)
+    assert victim.read_bytes() == before
+    assert np.array_equal(again.centres, first.centres)
+    assert "symbolic link" in warnings[-1] and str(cached) in warnings[-1]
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".json"])
+def test_a_link_planted_in_the_classifier_cache_is_not_written_through(tmp_path, suffix):
+    import numpy as np
+
+    from advgraph.cache import cache_dir
+    from advgraph.evaluate.classifier import domain_classifier
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 100)
+    x = (rng.random((100, 8)) * 0.2 + y[:, None]).astype(np.float32)
+    domain_classifier(x, y, x, y, 2, (8,))
+    [cached] = cache_dir("classifiers").glob(f"*{suffix}")
+    victim, before = _cache_victim(tmp_path, cached)
+    warnings: list[str] = []
+    domain_classifier(x, y, x, y, 2, (8,), warn=warnings.append)
+    assert victim.read_bytes() == before
+    assert "symbolic link" in warnings[-1] and str(cached) in warnings[-1]

@@ -118,7 +118,11 @@ def _load(path: Path, variant: str) -> ctypes.CDLL:
                     raise HostKernelError(
                         f"the {variant} host kernels need the {variant} runtime preloaded into "
                         f"the interpreter: run it in a subprocess with variant_env({variant!r})")
-            _LIBS[key] = ctypes.CDLL(key)
+            try:  # (build_library verified the file: this is a library the loader refuses)
+                _LIBS[key] = ctypes.CDLL(key)
+            except OSError as e:
+                raise HostBuildError(f"cupy host executor: cannot load {key}: {e}; delete "
+                                     f"{path.parent} to have it built again") from None
         return _LIBS[key]
 
 

@@ -2,17 +2,22 @@
 with the fiber scheduler (scheduler.cpp) and one generated C entry per kernel.
 
 The library is built on first use into a cache directory keyed by a hash of every source, the
-generated headers, the compiler's version and the flags: `$ADVGRAPH_CACHE` or
-`$XDG_CACHE_HOME/advgraph` or `~/.cache/advgraph`, under `host-kernels/<hash>/`. It is built in
-a temporary directory beside it and renamed into place, so no process ever sees a half-built
-library.
+generated headers, the compiler's version and the flags: under `host-kernels/<hash>/` of the
+cache root (advgraph.cache). It is built in
+a temporary directory beside it, with a record of the library's size and SHA-256 (RECORD), and
+renamed into place, so no process ever sees a half-built library. A cached library is loaded
+only when it matches its record: a damaged one (truncated, replaced, a link, a directory) is
+never dlopened (that can kill the process with SIGBUS) but built again and put in its place.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
+import stat
+import uuid
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +29,7 @@ from .. import kernel_sources
 
 HERE = Path(__file__).parent
 LIBNAME = "libadvhost.so"
+RECORD = "libadvhost.json"  # {"size": bytes, "sha256": hex} of LIBNAME, written at build time
 COMMON = ("-std=c++17", "-fPIC", "-fvisibility=hidden", "-Wall", "-Wno-unknown-pragmas",
           "-Wno-unused-variable", "-Wno-unused-function", "-fno-math-errno")
 VARIANTS = ("release", "exact", "asan", "tsan")
@@ -113,11 +119,9 @@ def entries(filename: str, text: str) -> str:
 
 
 def cache_root() -> Path:
-    if os.environ.get("ADVGRAPH_CACHE"):
-        return Path(os.environ["ADVGRAPH_CACHE"])
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]) / "advgraph"
-    return Path.home() / ".cache" / "advgraph"
+    from advgraph.cache import cache_root as root
+
+    return root()
 
 
 def _files(sources: dict[str, str], headers: dict[str, str]) -> dict[str, str]:
@@ -150,16 +154,13 @@ def build_library(variant: str = "release", sources: dict[str, str] | None = Non
     root = Path(cache_dir) if cache_dir is not None else cache_root()
     base = root / "host-kernels"
     final = base / f"{variant}-{h.hexdigest()[:24]}"
-    lib = final / LIBNAME
-    if lib.exists():
-        return lib
+    if _verified(final):
+        return final / LIBNAME
     try:
         base.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".build-{variant}-", dir=base))
     except OSError as e:
-        raise HostBuildError(f"cupy host executor: cannot build its kernels under {base}: "
-                             f"{e.strerror or e} (set ADVGRAPH_CACHE to a writable directory)"
-                             ) from None
+        raise _unusable(base, e) from None
     try:
         for name, text in files.items():
             (tmp / name).write_text(text)
@@ -180,17 +181,76 @@ def build_library(variant: str = "release", sources: dict[str, str] | None = Non
             link.append("-Wl,-z,defs")
         _run_all([link], tmp, 1)
         (tmp / "BUILD").write_text(f"{variant}\n{version}\n{' '.join(kflags)}\n")
+        (tmp / RECORD).write_text(json.dumps(_measure(tmp / LIBNAME)) + "\n")  # after the .so
         tmp.chmod(0o755)  # mkdtemp made it private; the cache may be shared
+        _install(tmp, final)
+    except OSError as e:
+        raise _unusable(base, e) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already when it was renamed into place
+    if not _verified(final):  # (replaced meanwhile by something that is not a build of ours)
+        raise HostBuildError(f"cupy host executor: {final / LIBNAME} does not match its record "
+                             "right after it was built; delete that directory and try again")
+    return final / LIBNAME
+
+
+def _unusable(base: Path, e: OSError) -> HostBuildError:
+    """The one-line error for a cache directory that cannot hold a build."""
+    return HostBuildError(f"cupy host executor: cannot build its kernels under {base}: "
+                          f"{e.strerror or e} (make it a writable directory, or set "
+                          "ADVGRAPH_CACHE to one)")
+
+
+def _measure(lib: Path) -> dict:
+    """The size and SHA-256 of a library file, read without following a link."""
+    fd = os.open(lib, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{lib}: not a regular file")
+        h = hashlib.sha256()
+        with os.fdopen(os.dup(fd), "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return {"size": st.st_size, "sha256": h.hexdigest()}
+    finally:
+        os.close(fd)
+
+
+def _verified(final: Path) -> bool:
+    """Whether `final` holds a library that matches the record written when it was built."""
+    try:
+        if not stat.S_ISDIR(os.lstat(final).st_mode):
+            return False
+        fd = os.open(final / RECORD, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            record = json.loads(f.read(4096))
+        return isinstance(record, dict) and _measure(final / LIBNAME) == record
+    except (OSError, ValueError):
+        return False
+
+
+def _install(tmp: Path, final: Path) -> None:
+    """Rename the build `tmp` to `final`. A verified library already there (another process's
+    build) is kept; anything else there (a damaged build, a file, a link) is moved aside and
+    removed, so `final` is replaced, never written into."""
+    for _ in range(3):
         try:
-            os.rename(tmp, final)
-        except OSError:  # another process won the race: theirs is as good as ours
-            if not lib.exists():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return lib
+            os.rename(tmp, final)  # onto nothing or an empty directory: atomic
+            return
+        except OSError:
+            if _verified(final):  # another process won the race: theirs is as good as ours
+                return
+        aside = final.with_name(f".damaged-{uuid.uuid4().hex[:8]}")
+        try:
+            os.rename(final, aside)
+        except FileNotFoundError:
+            continue
+        if aside.is_dir() and not aside.is_symlink():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            aside.unlink(missing_ok=True)
+    os.rename(tmp, final)  # (a last try: its error says what is in the way)
 
 
 def _run_all(cmds: list[list[str]], cwd: Path, jobs: int) -> None:
