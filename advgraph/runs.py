@@ -30,9 +30,9 @@ import numpy as np
 from .atomic import append_line, atomic_write
 from .errors import CheckpointError, RunError, UsageError, WriteError
 from .jsontext import dump_bytes, dumps
+from .names import NAME_RE, check_name, is_name_stem, is_run_path  # noqa: F401 (re-exported)
 
 _LOCKS: dict[str, int] = {}  # run path → the descriptor holding its writer lock
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # always fullmatch: `$` admits "x\n"
 CKPT_RE = re.compile(r"step-(\d{7,})\.json")
 # atomic_write's temporary files: mkstemp(prefix=f".{name}.", suffix=".tmp")
 TMP_RE = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp", re.DOTALL)
@@ -42,27 +42,6 @@ FORMAT = 2
 
 def default_root() -> Path:
     return Path(os.environ.get("ADVGRAPH_RUNS", "runs"))
-
-
-def check_name(name: str) -> str:
-    """A run name is one path component: it can never point outside the runs directory."""
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name in (".", ".."):
-        raise UsageError(f"invalid run name {name!r}: use letters, digits, '.', '_' or '-' "
-                         "(one path component, at most 100 characters)")
-    return name
-
-
-def is_name_stem(stem: str) -> bool:
-    """Whether runs can be numbered `<stem>-001`, `<stem>-002`, … (a spec's `name`)."""
-    return NAME_RE.fullmatch(stem + "-000") is not None
-
-
-def is_run_path(run: str | os.PathLike) -> bool:
-    """A Path, or a string with a path separator or a leading '.' (`runs/fm`, `./fm`, `..`),
-    is a path to a run directory; any other string is a run name (a name never has either)."""
-    if not isinstance(run, str):
-        return True
-    return run.startswith(".") or "/" in run or (os.sep != "/" and os.sep in run)
 
 
 def _json_bytes(obj: Any, where: Path) -> bytes:

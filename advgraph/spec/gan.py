@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
-from ..runs import is_name_stem
+from ..names import is_name_stem
 from .fields import (SQRT3, Count, NonNegativeCount, NonNegativeReal, PositiveReal, Real, Seed, Size,
                      Strict, not_tiny)
 from .layers import Network
@@ -265,8 +265,9 @@ class LabelCondition(Strict):
     classes: Annotated[int, Field(ge=2, le=100_000)]
 
 
-def _run_name_stem(name: str | None) -> str | None:
-    if name is not None and not is_name_stem(name):
+def _run_name_stem(name: str | None, info: ValidationInfo) -> str | None:
+    stored = bool(info.context and info.context.get("stored"))  # a run's own spec.yaml
+    if name is not None and not is_name_stem(name) and not stored:
         raise ValueError(f"{name!r} cannot name runs (<name>-001, …): use letters, digits, '.', "
                          "'_' or '-', starting with a letter or digit, at most 96 characters")
     return name

@@ -360,7 +360,9 @@ class LoadedSpec:
 
 
 def load_text(text: str, source: str = "<spec>", overrides: list[str] | None = None,
-              path: Path | None = None) -> LoadedSpec:
+              path: Path | None = None, stored: bool = False) -> LoadedSpec:
+    """`stored`: the spec a run directory keeps, validated as when the run was made (a rule
+    added since, such as a `name` that can number runs, must not lock a user out of a run)."""
     raw, pos = parse_yaml(text, source)
     if not isinstance(raw, dict):
         raise SpecError(Problem("", "a spec must be a mapping (key: value) at the top level",
@@ -368,7 +370,7 @@ def load_text(text: str, source: str = "<spec>", overrides: list[str] | None = N
     if overrides:
         apply_overrides(raw, overrides, pos)
     try:
-        spec = GanSpec.model_validate(raw)
+        spec = GanSpec.model_validate(raw, context={"stored": stored})
     except ValidationError as e:
         raise SpecError(problems_from_validation(e, raw, pos)) from None
     return LoadedSpec(spec, pos, path)
@@ -406,8 +408,9 @@ def read_spec_text(path: str | Path) -> str:
         raise problem(f"not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
-def load_file(path: str | Path, overrides: list[str] | None = None) -> LoadedSpec:
-    return load_text(read_spec_text(path), str(path), overrides, Path(path))
+def load_file(path: str | Path, overrides: list[str] | None = None,
+              stored: bool = False) -> LoadedSpec:
+    return load_text(read_spec_text(path), str(path), overrides, Path(path), stored)
 
 
 def dump_resolved(spec: GanSpec) -> str:

@@ -54,7 +54,7 @@ def restore_run(run: RunDir, step: int | None = None, backend: str | None = None
     info = run.info()
     if not run.spec_path.is_file():
         raise RunError(f"{run.spec_path}: missing")
-    loaded = load_file(run.spec_path)
+    loaded = load_file(run.spec_path, stored=True)
     ctx = Context(backend or info.get("backend") or "torch", device or "cpu")
     program, trainer, _ = make_trainer(loaded, ctx)
     ckpt, tensors, state = run.latest_checkpoint(step, warn=warn)

@@ -73,8 +73,8 @@ def _resumed_spec(run: RunDir, overrides: list[str]) -> tuple[LoadedSpec, GanSpe
     those in RESUMABLE may)."""
     if not run.spec_path.is_file():
         raise RunError(f"{run.spec_path}: missing; cannot resume")
-    loaded = load_file(run.spec_path, overrides)
-    original = load_file(run.spec_path).spec
+    loaded = load_file(run.spec_path, overrides, stored=True)
+    original = load_file(run.spec_path, stored=True).spec
     changed = _changed_paths(original.model_dump(), loaded.spec.model_dump())
     illegal = _not_resumable(changed)
     if illegal:

@@ -116,6 +116,12 @@ def test_a_name_that_cannot_name_runs_is_refused(name):
                    "characters"]
 
 
+def test_a_runs_own_spec_keeps_a_name_made_before_the_rule():
+    """Runs made before names were checked (their spec.yaml says `name: my run`) still load
+    for sample, eval and resume: the rule applies to specs a user gives, not to stored ones."""
+    assert load_text("name: 'my run'\n" + BASE, "spec.yaml", stored=True).spec.name == "my run"
+
+
 def test_a_name_of_96_characters_names_runs(tmp_path):
     assert load_text(f"name: {'a.' * 48}\n" + BASE, "x.yaml").spec.name == "a." * 48
 
