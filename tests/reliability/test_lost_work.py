@@ -138,6 +138,6 @@ def test_a_spec_cannot_choose_where_runs_are_written():
     path = runs_root().parent / "evil.yaml"
     path.write_text(spec)
     r = cli("train", path, *FAST, "--set", "training.stop.steps=2")
-    assert r.exit_code == 0, r.stderr
-    assert [p.name for p in runs_root().iterdir()] == ["run-001"]  # not the spec's name
+    assert r.exit_code == 2 and "evil.yaml:2:7: name: '../../escape' cannot name runs" in r.stderr
+    assert not runs_root().exists() or not any(runs_root().iterdir())  # nothing written
     assert not (runs_root().parent.parent / "escape").exists()
