@@ -122,6 +122,32 @@ def k_layernorm_param_grad(dy, xhat, dw, db, rows, cols):
     db[:cols] = g.sum(0)
 
 
+def _pool_windows(planes, H, W, OH, OW, k, s, p):
+    """For every output, the flat input index (h·W + w) of each window position in scan
+    order, or -1 where the position is padding: (planes·OH·OW, k·k) per plane-relative index."""
+    oh, ow = np.meshgrid(np.arange(OH), np.arange(OW), indexing="ij")
+    kh, kw = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+    h = (oh.reshape(-1, 1) * s - p + kh.reshape(1, -1))
+    w = (ow.reshape(-1, 1) * s - p + kw.reshape(1, -1))
+    return np.where((h >= 0) & (h < H) & (w >= 0) & (w < W), h * W + w, -1)
+
+
+def k_maxpool_fwd(x, y, arg, planes, H, W, OH, OW, k, s, p):
+    idx = _pool_windows(planes, H, W, OH, OW, k, s, p)  # (OH·OW, k·k)
+    xs = x[: planes * H * W].reshape(planes, H * W)
+    vals = np.where(idx >= 0, xs[:, np.maximum(idx, 0)], -np.inf)  # (planes, OH·OW, k·k)
+    first = vals.argmax(2)  # the first maximum in scan order
+    y[: planes * OH * OW] = np.take_along_axis(vals, first[..., None], 2).ravel()
+    arg[: planes * OH * OW] = idx[np.arange(OH * OW)[None, :], first].ravel()
+
+
+def k_maxpool_bwd(dy, arg, dx, planes, H, W, OH, OW, k, s, p):
+    out = np.zeros((planes, H * W))
+    a = arg[: planes * OH * OW].reshape(planes, OH * OW)
+    np.add.at(out, (np.arange(planes)[:, None], a), dy[: planes * OH * OW].reshape(planes, -1))
+    dx[: planes * H * W] = out.ravel()
+
+
 def k_act_fwd(x, y, n, mode, slope):
     y[:n] = _act(x[:n], mode, slope)
 

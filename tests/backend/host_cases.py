@@ -135,6 +135,23 @@ def case_layernorm(hk, rng, exact, small=False):
              [i32(rows), i32(cols)], ["dy", "xhat", "dw", "db", 0, 1], False, 1e-5)
 
 
+def case_maxpool(hk, rng, exact, small=False):
+    """Overlapping windows (stride < kernel), padding, a non-square plane; integer inputs, so
+    windows tie and the first maximum (scan order) must win on both sides."""
+    for planes, H, W, k, s, p in ((6, 9, 9, 4, 2, 0), (4, 7, 7, 3, 2, 1), (3, 5, 8, 2, 1, 1)):
+        OH, OW = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+        x = rng.integers(-3, 4, planes * H * W).astype(f32)
+        n_out = planes * OH * OW
+        geometry = [i32(v) for v in (planes, H, W, OH, OW, k, s, p)]
+        out = both(hk, "maxpool_fwd", grid1(n_out), BLOCK,
+                   {"x": x, "y": np.zeros(n_out, f32), "arg": np.zeros(n_out, np.int32)},
+                   geometry, ["x", "y", "arg", *range(8)], True)
+        dy = rng.standard_normal(n_out).astype(f32)
+        both(hk, "maxpool_bwd", grid1(planes * H * W), BLOCK,
+             {"dy": dy, "arg": out["arg"], "dx": np.zeros(planes * H * W, f32)},
+             geometry, ["dy", "arg", "dx", *range(8)], False, 1e-6)
+
+
 def case_act(hk, rng, exact, small=False):
     n = 1000
     x = (rng.standard_normal(n) * 3).astype(f32)

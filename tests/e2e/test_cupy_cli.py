@@ -141,6 +141,46 @@ def test_a_value_read_by_several_gemms_sums_their_gradients_in_place(tmp_path):
     assert " 0 failed" in r.stdout
 
 
+POOLED = """
+prior: {type: uniform, dim: 4}
+data: {dataset: toy-ring2d, train: 200, valid: 20, test: 20}
+generator:
+  layers:
+    - {type: dense, units: 80}
+    - {type: reshape, shape: [5, 4, 4]}
+    - {type: max_pool, kernel: 2, stride: 1, pad: 1}
+    - {type: flatten}
+    - {type: dense, units: 2}
+discriminator:
+  layers:
+    - {type: dense, units: 3}
+    - {type: leaky_relu, slope: 0.2}
+    - {type: dense, units: 126}
+    - {type: reshape, shape: [2, 7, 9]}
+    - {type: max_pool, kernel: 3, stride: 2, pad: 1}
+    - {type: flatten}
+    - {type: dense, units: 1}
+    - {type: sigmoid}
+training:
+  batch_size: 16
+  optimizer: {type: sgd, lr: 0.1, momentum: 0.5}
+  stop: {steps: 10}
+"""
+
+
+def test_max_pool_on_cupy_matches_torch(tmp_path):
+    """Overlapping windows with padding on a non-square plane, in G (its input gradient flows
+    back to the dense layer) and in D: forward, every gradient and one step as torch's."""
+    spec = tmp_path / "pooled.yaml"
+    spec.write_text(POOLED)
+    r = cli("parity", spec, "--backends", "torch,cupy", "--devices", "cpu", "--json")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    rows = json.loads(r.stdout)
+    assert rows and all(row["ok"] for row in rows)
+    assert {"G.l0.weight", "D.l2.weight"} <= {row["tensor"] for row in rows
+                                              if row["stage"] == "gradient"}
+
+
 def test_parity_works_out_of_the_box():
     r = cli("parity", SPECS / "ring2d.yaml")
     assert r.exit_code == 0, r.stdout + r.stderr

@@ -19,7 +19,7 @@ from advgraph.ir import Node, Op
 from ..codes import EPILOGUES
 from ..plan import BLOCK, Buf, Launch, copy_rows, ew_grid, f32, gemm, i32
 from .tape import (ActEntry, BackwardPass, ConcatEntry, DropoutEntry, Entry, ForwardPass,
-                   GemmEntry, NormEntry)
+                   GemmEntry, NormEntry, PoolEntry)
 
 if TYPE_CHECKING:
     from .grouping import Step
@@ -222,6 +222,32 @@ def _layernorm_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
                n.name)))
 
 
+# ---- max_pool: a thread per output, the backward a thread per input ---------------------------
+
+def _maxpool_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
+    n, rows = step.out, fp.rows
+    x = fp.graph.node(n.inputs[0])
+    (c, hh, ww), (_, oh, ow) = x.shape, n.shape
+    geometry = tuple(i32(v) for v in (rows * c, hh, ww, oh, ow, n.attrs["kernel"],
+                                      n.attrs["stride"], n.attrs["pad"]))
+    h = fp.value[x.name]
+    y = lw.dst(fp, n)
+    arg = lw.plan.buffer(f"{n.name}{fp.tag}.arg", "int32", rows * width(n))
+    g, b = ew_grid(rows * width(n))
+    fp.out.append(Launch("maxpool_fwd", g, b, (h, y, arg, *geometry), n.name))
+    fp.entries.append(PoolEntry(step.emit, n, n.name, [h], y, arg=arg, geometry=geometry,
+                                in_size=rows * width(x)))
+    return y
+
+
+def _maxpool_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
+    assert isinstance(e, PoolEntry)
+    n = e.node
+    gg, b = ew_grid(e.in_size)
+    lw.contribute(bp, n.inputs[0], e.in_size, n.name, lambda dx, _: bp.out.append(
+        Launch("maxpool_bwd", gg, b, (g, e.arg, dx, *e.geometry), n.name)))
+
+
 # ---- concat: strided copies --------------------------------------------------------------------
 
 def _concat_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
@@ -259,6 +285,7 @@ EMITTERS: dict[Op, OpEmitter] = {
     Op.DROPOUT: OpEmitter(_dropout_fwd, _dropout_bwd),
     Op.CONCAT: OpEmitter(_concat_fwd, _concat_bwd),
     Op.LAYERNORM: OpEmitter(_layernorm_fwd, _layernorm_bwd),
+    Op.MAX_POOL: OpEmitter(_maxpool_fwd, _maxpool_bwd),
     **{op: _ACT_EMITTER for op in ACT},
     **{op: ALIAS_EMITTER for op in ALIAS},
 }

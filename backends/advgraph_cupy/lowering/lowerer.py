@@ -23,7 +23,7 @@ _NO_CONV = "no convolution kernels yet (use --backend torch)"
 UNSUPPORTED = {
     Op.BATCHNORM: "it couples the examples of a batch, and D's real and fake halves share one "
                   "pass here (use --backend torch)",
-    Op.CONV2D: _NO_CONV, Op.CONV_T2D: _NO_CONV, Op.MAXOUT_CONV: _NO_CONV, Op.MAX_POOL: _NO_CONV,
+    Op.CONV2D: _NO_CONV, Op.CONV_T2D: _NO_CONV, Op.MAXOUT_CONV: _NO_CONV,
 }
 
 

@@ -56,6 +56,15 @@ class NormEntry(Entry):
 
 
 @dataclass
+class PoolEntry(Entry):
+    """max_pool: the winning input position of each output, and the kernels' geometry."""
+
+    arg: Buf
+    geometry: tuple  # planes, H, W, OH, OW, kernel, stride, pad (np.int32)
+    in_size: int  # the input's elements: rows × C × H × W
+
+
+@dataclass
 class ConcatEntry(Entry):
     cols: list[tuple[int, int]]  # each input's (first column, width) in the output
 
