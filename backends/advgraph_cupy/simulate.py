@@ -148,6 +148,41 @@ def k_maxpool_bwd(dy, arg, dx, planes, H, W, OH, OW, k, s, p):
     dx[: planes * H * W] = out.ravel()
 
 
+def _window_index(C, H, W, OH, OW, k, s, p):
+    """For cols[(c, kh, kw), (oh, ow)] of one example, the flat image index c·H·W + h·W + w it
+    reads, or -1 in the padding: an array of shape (C·k·k, OH·OW)."""
+    c, kh, kw, oh, ow = np.meshgrid(np.arange(C), np.arange(k), np.arange(k), np.arange(OH),
+                                    np.arange(OW), indexing="ij")
+    h, w = oh * s - p + kh, ow * s - p + kw
+    idx = np.where((h >= 0) & (h < H) & (w >= 0) & (w < W), (c * H + h) * W + w, -1)
+    return idx.reshape(C * k * k, OH * OW)
+
+
+def k_im2col(x, cols, rows, C, H, W, OH, OW, k, s, p):
+    idx = _window_index(C, H, W, OH, OW, k, s, p)
+    xs = x[: rows * C * H * W].reshape(rows, C * H * W)
+    cols[: rows * idx.size] = np.where(idx >= 0, xs[:, np.maximum(idx, 0)], 0).ravel()
+
+
+def k_col2im(cols, x, rows, C, H, W, OH, OW, k, s, p):
+    idx = _window_index(C, H, W, OH, OW, k, s, p).ravel()
+    keep = idx >= 0
+    out = np.zeros((rows, C * H * W))
+    cs = cols[: rows * idx.size].reshape(rows, idx.size).astype(np.float64)
+    for b in range(rows):
+        np.add.at(out[b], idx[keep], cs[b, keep])
+    x[: rows * C * H * W] = out.ravel()
+
+
+def k_channel_bias(y, bias, rows, C, P):
+    v = y[: rows * C * P].reshape(rows, C, P)
+    v += bias[:C].reshape(1, C, 1)
+
+
+def k_channel_bias_grad(dy, db, rows, C, P):
+    db[:C] = dy[: rows * C * P].reshape(rows, C, P).astype(np.float64).sum((0, 2))
+
+
 def k_act_fwd(x, y, n, mode, slope):
     y[:n] = _act(x[:n], mode, slope)
 
@@ -156,16 +191,18 @@ def k_act_bwd(y, dy, dx, n, mode, slope):
     dx[:n] = _act_grad(y[:n], dy[:n], mode, slope)
 
 
-def k_maxout_fwd(a, y, arg, rows, units, pieces):
-    v = a[: rows * units * pieces].reshape(rows * units, pieces)
-    arg[: rows * units] = v.argmax(1)
-    y[: rows * units] = v.max(1)
+def k_maxout_fwd(a, y, arg, rows, units, pieces, inner):
+    v = a[: rows * units * pieces * inner].reshape(rows * units, pieces, inner)
+    arg[: rows * units * inner] = v.argmax(1).ravel()
+    y[: rows * units * inner] = v.max(1).ravel()
 
 
-def k_maxout_bwd(dy, arg, da, rows, units, pieces):
-    out = np.zeros((rows * units, pieces), np.float32)
-    out[np.arange(rows * units), arg[: rows * units]] = dy[: rows * units]
-    da[: rows * units * pieces] = out.reshape(-1)
+def k_maxout_bwd(dy, arg, da, rows, units, pieces, inner):
+    out = np.zeros((rows * units, pieces, inner), np.float32)
+    win = arg[: rows * units * inner].reshape(rows * units, 1, inner)
+    g = dy[: rows * units * inner].reshape(rows * units, 1, inner)
+    np.put_along_axis(out, win, g, 1)
+    da[: rows * units * pieces * inner] = out.reshape(-1)
 
 
 def k_dropout_fwd(x, y, mask, n, keep, scale, rng, stream):

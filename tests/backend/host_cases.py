@@ -152,6 +152,30 @@ def case_maxpool(hk, rng, exact, small=False):
              geometry, ["dy", "arg", "dx", *range(8)], False, 1e-6)
 
 
+def case_conv(hk, rng, exact, small=False):
+    """The convolutions' window kernels on a non-square image with padding, with windows that
+    overlap (s < k) and that skip pixels (s > k), and the per-channel bias and its gradient."""
+    for rows, C, H, W, k, s, p in ((3, 2, 5, 7, 3, 2, 1), (2, 3, 6, 4, 2, 3, 0),
+                                   (1, 1, 4, 4, 4, 1, 2)):
+        OH, OW = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+        geometry = [i32(v) for v in (rows, C, H, W, OH, OW, k, s, p)]
+        n_img, n_cols = rows * C * H * W, rows * C * k * k * OH * OW
+        x = rng.standard_normal(n_img).astype(f32)
+        both(hk, "im2col", grid1(n_cols), BLOCK, {"x": x, "cols": np.full(n_cols, 7, f32)},
+             geometry, ["x", "cols", *range(9)], True)
+        cols = rng.standard_normal(n_cols).astype(f32)
+        both(hk, "col2im", grid1(n_img), BLOCK, {"cols": cols, "x": np.full(n_img, 7, f32)},
+             geometry, ["cols", "x", *range(9)], False, 1e-6)
+        P = OH * OW
+        bias = rng.standard_normal(C).astype(f32)
+        shape = [i32(rows), i32(C), i32(P)]
+        y = rng.standard_normal(rows * C * P).astype(f32)
+        both(hk, "channel_bias", grid1(rows * C * P), BLOCK, {"y": y, "bias": bias}, shape,
+             ["y", "bias", 0, 1, 2], True)
+        both(hk, "channel_bias_grad", grid1(C), BLOCK, {"dy": y, "db": np.zeros(C, f32)}, shape,
+             ["dy", "db", 0, 1, 2], False, 1e-5)
+
+
 def case_act(hk, rng, exact, small=False):
     n = 1000
     x = (rng.standard_normal(n) * 3).astype(f32)
@@ -165,16 +189,19 @@ def case_act(hk, rng, exact, small=False):
 
 
 def case_maxout(hk, rng, exact, small=False):
-    rows, units, pieces = 37, 13, 5
-    a = rng.standard_normal(rows * units * pieces).astype(f32)
-    s = [i32(rows), i32(units), i32(pieces)]
-    out = both(hk, "maxout_fwd", grid1(rows * units), BLOCK,
-               {"a": a, "y": np.zeros(rows * units, f32), "arg": np.zeros(rows * units, np.int32)},
-               s, ["a", "y", "arg", 0, 1, 2], True)
-    dy = rng.standard_normal(rows * units).astype(f32)
-    both(hk, "maxout_bwd", grid1(rows * units * pieces), BLOCK,
-         {"dy": dy, "arg": out["arg"], "da": np.full(rows * units * pieces, 7, f32)},
-         s, ["dy", "arg", "da", 0, 1, 2], True)
+    """Dense maxout (a unit's pieces adjacent, inner = 1) and maxout_conv's (a channel's pieces
+    are consecutive maps of `inner` positions)."""
+    for rows, units, pieces, inner in ((37, 13, 5, 1), (3, 4, 3, 10)):
+        n = rows * units * inner
+        a = rng.standard_normal(n * pieces).astype(f32)
+        s = [i32(rows), i32(units), i32(pieces), i32(inner)]
+        out = both(hk, "maxout_fwd", grid1(n), BLOCK,
+                   {"a": a, "y": np.zeros(n, f32), "arg": np.zeros(n, np.int32)},
+                   s, ["a", "y", "arg", 0, 1, 2, 3], True)
+        dy = rng.standard_normal(n).astype(f32)
+        both(hk, "maxout_bwd", grid1(n * pieces), BLOCK,
+             {"dy": dy, "arg": out["arg"], "da": np.full(n * pieces, 7, f32)},
+             s, ["dy", "arg", "da", 0, 1, 2, 3], True)
 
 
 def _rng_state(seed=(12345, 678, 3, 0)):

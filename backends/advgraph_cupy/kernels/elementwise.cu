@@ -26,26 +26,31 @@ extern "C" __global__ void act_bwd(const float* __restrict__ y, const float* __r
     dx[i] = g;
 }
 
-// y[m, u] = max_p a[m, u·P + p]; arg keeps the winning p for the backward.
+// y[m, u, j] = max_p a[m, u·P + p, j] over `inner` positions j (1 for a dense maxout; a
+// maxout_conv's plane: its channel's pieces are consecutive maps); arg keeps the winning p.
 extern "C" __global__ void maxout_fwd(const float* __restrict__ a, float* __restrict__ y,
-                                      int* __restrict__ arg, int rows, int units, int pieces) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= rows * units) return;
-    const float* p = a + (size_t)i * pieces;  // units·pieces columns per row, unit-major
+                                      int* __restrict__ arg, int rows, int units, int pieces,
+                                      int inner) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)rows * units * inner) return;
+    const float* p = a + (i / inner) * pieces * inner + i % inner;
     float best = p[0];
     int which = 0;
     for (int k = 1; k < pieces; ++k)
-        if (p[k] > best) { best = p[k]; which = k; }
+        if (p[(size_t)k * inner] > best) { best = p[(size_t)k * inner]; which = k; }
     y[i] = best;
     arg[i] = which;
 }
 
-// da[m, u·P + p] = dy[m, u] if p is the winner, else 0.
+// da[m, u·P + p, j] = dy[m, u, j] if p is the winner, else 0.
 extern "C" __global__ void maxout_bwd(const float* __restrict__ dy, const int* __restrict__ arg,
-                                      float* __restrict__ da, int rows, int units, int pieces) {
-    int j = blockIdx.x * blockDim.x + threadIdx.x;
-    if (j >= rows * units * pieces) return;
-    int i = j / pieces, p = j % pieces;
+                                      float* __restrict__ da, int rows, int units, int pieces,
+                                      int inner) {
+    size_t j = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= (size_t)rows * units * pieces * inner) return;
+    size_t t = j / inner;
+    int p = t % pieces;
+    size_t i = (t / pieces) * inner + j % inner;
     da[j] = (arg[i] == p) ? dy[i] : 0.f;
 }
 

@@ -19,11 +19,9 @@ from .tape import BackwardPass, ForwardPass, Tape, needs_grad
 # The ops this backend lowers, and why not the others; a test checks that every op of the
 # registry is in exactly one of the two.
 SUPPORTED = frozenset({Op.INPUT, *EMITTERS})
-_NO_CONV = "no convolution kernels yet (use --backend torch)"
 UNSUPPORTED = {
     Op.BATCHNORM: "it couples the examples of a batch, and D's real and fake halves share one "
                   "pass here (use --backend torch)",
-    Op.CONV2D: _NO_CONV, Op.CONV_T2D: _NO_CONV, Op.MAXOUT_CONV: _NO_CONV,
 }
 
 

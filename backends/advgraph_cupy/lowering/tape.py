@@ -65,6 +65,17 @@ class PoolEntry(Entry):
 
 
 @dataclass
+class ConvEntry(Entry):
+    """conv2d, maxout_conv and conv_transpose2d: the window geometry (np.int32 scalars of im2col/col2im:
+    rows, C, H, W, OH, OW, k, s, p, for the image side of the op) and conv2d's columns."""
+
+    geometry: tuple
+    in_shape: tuple  # the input's (C, H, W)
+    cols: Buf | None  # conv2d: its input's windows, which the weight gradient reads
+    arg: Buf | None = None  # maxout_conv: the winning piece of each output
+
+
+@dataclass
 class ConcatEntry(Entry):
     cols: list[tuple[int, int]]  # each input's (first column, width) in the output
 
