@@ -108,6 +108,27 @@ def test_json_writer_refuses_nan_and_records_the_legitimate_ones(tmp_path):
     assert [_strict_json(x)["step"] for x in run.metrics_path.read_text().splitlines()] == [10, 20]
 
 
+def test_runs_shows_a_diverged_runs_losses_as_nan_not_as_missing(tmp_path):
+    """run.json holds a diverged run's NaN loss as null with a record of what it was: `runs`
+    reads the record back, so the table says nan (not an empty cell, as for a run that has
+    logged nothing yet) and --json keeps the record beside the null."""
+    from tests.helpers import cli
+
+    run = RunDir.create(tmp_path, "div")
+    run.append_metrics({"step": 20, "d_loss": float("nan"), "g_loss": float("inf")})
+    run.write_info(status="diverged", step=20, epoch=0, backend="torch",
+                   last_metrics={"step": 20, "d_loss": float("nan"), "g_loss": float("inf"),
+                                 "d_real": 0.5, "d_fake": 0.25})
+    listing = cli("runs", "--runs-dir", tmp_path)
+    assert listing.exit_code == 0, listing.stderr
+    row = next(ln for ln in listing.stdout.splitlines() if "div" in ln).split()
+    assert row[row.index("0.500") - 2:row.index("0.500")] == ["nan", "inf"], row
+    listed = json.loads(cli("runs", "--runs-dir", tmp_path, "--json").stdout)[0]
+    assert listed["d_loss"] is None and listed["g_loss"] is None
+    assert listed["nonfinite"] == {"d_loss": "NaN", "g_loss": "Infinity"}
+    assert listed["d_real"] == 0.5
+
+
 def test_a_killed_run_shows_as_stopped(tmp_path):
     import platform
     import subprocess
