@@ -378,8 +378,8 @@ class RunDir:
             atomic_write(ckpt.tensors_path, blob)
             atomic_write(ckpt.state_path, _json_bytes(state, ckpt.state_path))  # last: marks it complete
         except WriteError as e:
-            if not ckpt.state_path.exists():  # no tensors without their state
-                ckpt.tensors_path.unlink(missing_ok=True)
+            if not _is_regular(ckpt.state_path):  # no tensors without their state (a link
+                ckpt.tensors_path.unlink(missing_ok=True)  # or a directory there is not one)
             raise RunError(f"checkpoint at step {step} not saved: {e}; earlier checkpoints are "
                            "intact") from None
         for old in self.checkpoints()[:-keep]:
@@ -431,6 +431,14 @@ class RunDir:
         if errors:
             raise CheckpointError("no usable checkpoint:\n" + "\n".join(errors.values()))
         raise CheckpointError(f"run {self.name!r} has no checkpoint yet")
+
+
+def _is_regular(path: Path) -> bool:
+    """Whether `path` itself (not a link's target) is a regular file."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def remove_runs(runs: list[RunDir], confirm: Callable[[], bool] = lambda: True,

@@ -65,6 +65,27 @@ def test_a_checkpoint_without_its_state_file_does_not_count(tmp_path):
     assert not list(run.ckpt_dir.glob(".*tmp"))
 
 
+@pytest.mark.parametrize("planted", ["link", "directory"])
+def test_a_checkpoint_whose_state_cannot_be_written_leaves_no_tensors(tmp_path, planted):
+    """A link planted where the state JSON goes (or a directory there) is refused; the tensors
+    written just before it are removed, not left behind as a file no checkpoint lists (and no
+    pruning ever deletes), and the link's target is untouched."""
+    run = RunDir.create(tmp_path, "r")
+    run.save_checkpoint(10, {"w": np.zeros(2, np.float32)}, {"step": 10}, keep=5)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("victim")
+    state = run.ckpt_dir / "step-0000020.json"
+    if planted == "link":
+        state.symlink_to(victim)
+    else:
+        state.mkdir()
+    with pytest.raises(RunError, match="checkpoint at step 20 not saved"):
+        run.save_checkpoint(20, {"w": np.ones(2, np.float32)}, {"step": 20}, keep=5)
+    assert not (run.ckpt_dir / "step-0000020.safetensors").exists()
+    assert victim.read_text() == "victim"
+    assert run.latest_checkpoint(warn=lambda m: None)[0].step == 10
+
+
 def test_metrics_truncation_on_resume(tmp_path):
     run = RunDir.create(tmp_path, "r")
     for s in (10, 20, 30):
