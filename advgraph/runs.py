@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .atomic import append_line, atomic_write
+from .atomic import append_line, atomic_write, read_regular
 from .errors import CheckpointError, RunError, UsageError, WriteError
 from .jsontext import dump_bytes, dumps
 from .names import NAME_RE, check_name, is_name_stem, is_run_path  # noqa: F401 (re-exported)
@@ -73,7 +73,7 @@ class Checkpoint:
         from .rundata import decode_json, parse_checkpoint_state
 
         try:
-            blob = self.state_path.read_bytes()
+            blob = read_regular(self.state_path)
         except FileNotFoundError:
             raise Vanished(f"{self.state_path}: vanished") from None
         except OSError as e:
@@ -99,7 +99,7 @@ class Checkpoint:
 
         state = self.state()
         try:
-            blob = self.tensors_path.read_bytes()
+            blob = read_regular(self.tensors_path)
         except FileNotFoundError:
             raise Vanished(f"{self.tensors_path}: vanished") from None
         except OSError as e:

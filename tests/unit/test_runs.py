@@ -166,3 +166,36 @@ def test_a_killed_run_shows_as_stopped(tmp_path):
     assert run.status() == "running"
     run.write_info(status="finished")
     assert run.status() == "finished"
+
+
+@pytest.mark.parametrize("target", ["run.json", "metrics.jsonl",
+                                    "checkpoints/step-0000010.json",
+                                    "checkpoints/step-0000010.safetensors"])
+def test_a_fifo_in_place_of_a_run_file_is_a_located_error_not_a_hang(tmp_path, target):
+    """Reading a run's files (`runs`, sample, eval, resume) opens only regular files: a FIFO
+    planted there blocked the command for ever (and a link to /dev/zero read until memory ran
+    out); now it is the error naming the file, as any damage is."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    run = RunDir.create(tmp_path, "r")
+    run.write_info(status="finished", step=10, epoch=0)
+    run.append_metrics({"step": 10, "d_loss": 0.5, "g_loss": 0.5})
+    run.save_checkpoint(10, {"w": np.zeros(2, np.float32)}, {"step": 10}, keep=5)
+    (run.path / target).unlink()
+    os.mkfifo(run.path / target)
+    script = ("import sys\nfrom pathlib import Path\nfrom advgraph.runs import RunDir\n"
+              "from advgraph.errors import RunError\nr = RunDir(Path(sys.argv[1]))\n"
+              "for read in (r.info, r.metrics, lambda: r.latest_checkpoint(step=10)):\n"
+              "    try:\n        read()\n    except RunError as e:\n        print(e)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    p = subprocess.run([sys.executable, "-c", script, str(run.path)], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    named = [ln for ln in p.stdout.splitlines() if ln.startswith(str(run.path))]
+    assert len(named) == 1 and named[0].startswith(str(run.path / target) + ": "), p.stdout
+    assert named[0].endswith("is a FIFO (named pipe), not a regular file")
