@@ -192,7 +192,9 @@ class RunDir:
         return cls(path)
 
     def exists(self) -> bool:
-        return (self.path / "run.json").is_file() or self.spec_path.is_file()
+        """A run.json of any kind (list_runs lists it; reading it names what is wrong), or
+        a spec.yaml."""
+        return os.path.lexists(self.path / "run.json") or self.spec_path.is_file()
 
     # ---- the writer's lock -------------------------------------------------------------------
 

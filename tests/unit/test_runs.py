@@ -199,3 +199,20 @@ def test_a_fifo_in_place_of_a_run_file_is_a_located_error_not_a_hang(tmp_path, t
     named = [ln for ln in p.stdout.splitlines() if ln.startswith(str(run.path))]
     assert len(named) == 1 and named[0].startswith(str(run.path / target) + ": "), p.stdout
     assert named[0].endswith("is a FIFO (named pipe), not a regular file")
+
+
+def test_a_run_whose_run_json_is_not_a_file_is_opened_and_its_problem_named(tmp_path):
+    """`runs` lists a directory holding any run.json (as damaged when it cannot be read); the
+    commands that open a run by name must find the same run and name its problem, not say
+    "no run named 'x' (runs: x)"."""
+    import os
+
+    from tests.helpers import cli
+
+    (tmp_path / "x").mkdir()
+    os.mkfifo(tmp_path / "x" / "run.json")
+    assert [r.name for r in list_runs(tmp_path)] == ["x"]
+    r = cli("sample", "x", "--runs-dir", tmp_path)
+    assert r.exit_code != 0 and "no run named" not in r.stderr, r.stderr
+    assert r.stderr.startswith(f"error: {tmp_path / 'x' / 'run.json'}: "), r.stderr
+    assert r.stderr.count("\n") == 1
