@@ -152,7 +152,9 @@ def describe(e: ValidationError, limit: int = 3) -> str:
             elif p in ("TrainRow", "ParzenRow"):
                 continue
             else:
-                loc += ("." if loc else "") + str(p)
+                p = str(p)  # a key of the file's: quoted unless plain (a newline in one)
+                loc += ("." if loc else "") + (p if p.isprintable() and p.strip() == p and p
+                                               else repr(p))
         got = err.get("input")
         got_s = repr(got)
         if len(got_s) > 40:
