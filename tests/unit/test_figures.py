@@ -113,7 +113,7 @@ def test_metrics_plot_draws_one_parzen_series_per_setting_with_legends_beside_th
     import advgraph.figures as F
 
     figs = []
-    monkeypatch.setattr(F, "_save_fig", lambda fig, path: figs.append(fig) or path)
+    monkeypatch.setattr(F, "_save_fig", lambda fig, path, follow=False: figs.append(fig) or path)
     monkeypatch.setattr(F._pyplot(), "close", lambda fig: None)
     rows = [{"step": s, "d_loss": 1.3, "g_loss": 0.8, "d_real": 0.5, "d_fake": 0.5}
             for s in (10, 20)]
