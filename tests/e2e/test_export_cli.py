@@ -286,7 +286,7 @@ def test_an_earlier_export_in_the_default_place_does_not_blame_out(runs, tmp_pat
     import shutil
 
     root = tmp_path / "runs"
-    shutil.copytree(runs / "ring", root / "ring")
+    shutil.copytree(runs / "ring", root / "ring", ignore=shutil.ignore_patterns("export"))
     assert cli("export", "ring", "--runs-dir", root).exit_code == 0
     line = _fails(root, "ring", code=2, match="exists; give --force")
     assert line.startswith(f"error: {root / 'ring' / 'export'}"), line
