@@ -18,6 +18,18 @@ LINK_REFUSED = ("a symbolic link (advgraph never writes its own files through a 
                 "it)")
 
 
+def not_regular(mode: int) -> str | None:
+    """What a file of this st_mode is when it is not a regular file ("a FIFO (named pipe)",
+    …), None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    return ("a directory" if stat.S_ISDIR(mode) else
+            "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else
+            "a character device" if stat.S_ISCHR(mode) else
+            "a block device" if stat.S_ISBLK(mode) else
+            "a socket" if stat.S_ISSOCK(mode) else "not a plain file")
+
+
 def atomic_write(path: Path, data: bytes, *, follow: bool = False) -> None:
     """Write to a temporary file in the same directory, fsync, then rename over `path`.
     Any OS failure (full disk, no permission, a directory in the way) is a WriteError naming
@@ -100,5 +112,21 @@ def append_line(path: Path, line: str) -> None:
         os.write(fd, (line + "\n").encode())
     except OSError as e:
         raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of a file advgraph reads back (a run's run.json, metrics, checkpoints): only
+    a regular file is read (a link to one is followed). A FIFO would block for ever and a
+    device such as /dev/zero read until memory ran out: OSError whose strerror says what the
+    file is (FileNotFoundError when there is none)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO: opens at once
+    try:
+        kind = not_regular(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise OSError(errno.EINVAL, f"is {kind}, not a regular file")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read()
     finally:
         os.close(fd)

@@ -11,6 +11,7 @@ Deleting any of it is safe: it is downloaded, trained or built again when next n
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -27,3 +28,31 @@ def cache_root() -> Path:
 def cache_dir(name: str) -> Path:
     """One cache under the root (a data set's name, "classifiers", "kmeans", …)."""
     return cache_root() / name
+
+
+def read_entry(path: Path, limit: int) -> bytes:
+    """The bytes of a cache file, read only when the path itself is a regular file of at most
+    `limit` bytes: advgraph writes nothing else there, and a FIFO would block for ever, a link
+    to /dev/zero read until memory ran out. ValueError (a link, not a regular file, too large)
+    or OSError, which the caches take as damage: they compute the entry again."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ValueError(f"{path} is a symbolic link (advgraph writes none there)") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        if st.st_size > limit:
+            raise ValueError(f"{path} holds {st.st_size:,} bytes, more than {limit:,}")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise ValueError(f"{path} holds more than {limit:,} bytes")
+        return data
+    finally:
+        os.close(fd)

@@ -243,7 +243,8 @@ def export(restored: RestoredRun, fmt: str, out: Path | None = None,
     existing = [f for f in files
                 if (f.exists() or f.is_symlink()) and not (f == files[1] and shared)]
     if existing and not force:
-        raise UsageError(f"--out: {existing[0]} exists; give --force to replace "
+        where = "--out: " if out is not None else ""  # (the default: the run's export/)
+        raise UsageError(f"{where}{existing[0]} exists; give --force to replace "
                          + ("it" if len(existing) == 1 else f"the {len(existing)} files there")
                          + ", or choose another --out")
     module = generator_module(restored)

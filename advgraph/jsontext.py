@@ -49,6 +49,21 @@ def _nulled(obj: Any) -> Any:
     return None if _is_nonfinite(obj) else obj
 
 
+def restored(obj: dict[str, Any]) -> dict[str, Any]:
+    """A mapping read back from a file written with `nonfinite=True`: its top-level values that
+    were written as null are the non-finite floats its record names again (the record itself
+    is dropped), so a reader shows a diverged run's NaN loss as NaN, not as a missing value."""
+    why = obj.get(NONFINITE_KEY)
+    if not isinstance(why, dict):
+        return obj
+    back = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+    out = {k: v for k, v in obj.items() if k != NONFINITE_KEY}
+    for k, text in why.items():
+        if k in out and out[k] is None and text in back:
+            out[k] = back[text]
+    return out
+
+
 def _where_nonfinite(obj: Any, path: str = "") -> str | None:
     """The dotted path of the first non-finite float in obj (None: there is none)."""
     if _is_nonfinite(obj):

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .atomic import read_regular
 from .errors import CheckpointError, RunError
 
 # ---- field types ----------------------------------------------------------------------------
@@ -151,7 +152,9 @@ def describe(e: ValidationError, limit: int = 3) -> str:
             elif p in ("TrainRow", "ParzenRow"):
                 continue
             else:
-                loc += ("." if loc else "") + str(p)
+                p = str(p)  # a key of the file's: quoted unless plain (a newline in one)
+                loc += ("." if loc else "") + (p if p.isprintable() and p.strip() == p and p
+                                               else repr(p))
         got = err.get("input")
         got_s = repr(got)
         if len(got_s) > 40:
@@ -195,7 +198,7 @@ def _object(obj: Any, where: str, what: str, error: type[RunError]) -> dict[str,
 
 def read_json(path: Path, error: type[RunError] = RunError) -> Any:
     try:
-        blob = Path(path).read_bytes()
+        blob = read_regular(Path(path))
     except OSError as e:
         raise error(f"{path}: cannot read: {e.strerror or e}") from None
     return decode_json(blob, str(path), error)
@@ -230,7 +233,7 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     is wrong — an earlier undecodable line, a line that is JSON but not an object, a field of
     the wrong type — is damage: RunError naming the file, the line and the problem."""
     try:
-        blob = Path(path).read_bytes()
+        blob = read_regular(Path(path))
     except FileNotFoundError:
         return []
     except OSError as e:

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .atomic import append_line, atomic_write
+from .atomic import append_line, atomic_write, read_regular
 from .errors import CheckpointError, RunError, UsageError, WriteError
 from .jsontext import dump_bytes, dumps
 from .names import NAME_RE, check_name, is_name_stem, is_run_path  # noqa: F401 (re-exported)
@@ -73,7 +73,7 @@ class Checkpoint:
         from .rundata import decode_json, parse_checkpoint_state
 
         try:
-            blob = self.state_path.read_bytes()
+            blob = read_regular(self.state_path)
         except FileNotFoundError:
             raise Vanished(f"{self.state_path}: vanished") from None
         except OSError as e:
@@ -99,7 +99,7 @@ class Checkpoint:
 
         state = self.state()
         try:
-            blob = self.tensors_path.read_bytes()
+            blob = read_regular(self.tensors_path)
         except FileNotFoundError:
             raise Vanished(f"{self.tensors_path}: vanished") from None
         except OSError as e:
@@ -192,7 +192,9 @@ class RunDir:
         return cls(path)
 
     def exists(self) -> bool:
-        return (self.path / "run.json").is_file() or self.spec_path.is_file()
+        """A run.json of any kind (list_runs lists it; reading it names what is wrong), or
+        a spec.yaml."""
+        return os.path.lexists(self.path / "run.json") or self.spec_path.is_file()
 
     # ---- the writer's lock -------------------------------------------------------------------
 
@@ -378,8 +380,8 @@ class RunDir:
             atomic_write(ckpt.tensors_path, blob)
             atomic_write(ckpt.state_path, _json_bytes(state, ckpt.state_path))  # last: marks it complete
         except WriteError as e:
-            if not ckpt.state_path.exists():  # no tensors without their state
-                ckpt.tensors_path.unlink(missing_ok=True)
+            if not _is_regular(ckpt.state_path):  # no tensors without their state (a link
+                ckpt.tensors_path.unlink(missing_ok=True)  # or a directory there is not one)
             raise RunError(f"checkpoint at step {step} not saved: {e}; earlier checkpoints are "
                            "intact") from None
         for old in self.checkpoints()[:-keep]:
@@ -431,6 +433,14 @@ class RunDir:
         if errors:
             raise CheckpointError("no usable checkpoint:\n" + "\n".join(errors.values()))
         raise CheckpointError(f"run {self.name!r} has no checkpoint yet")
+
+
+def _is_regular(path: Path) -> bool:
+    """Whether `path` itself (not a link's target) is a regular file."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def remove_runs(runs: list[RunDir], confirm: Callable[[], bool] = lambda: True,

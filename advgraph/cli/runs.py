@@ -164,6 +164,7 @@ def _run_row(r) -> dict[str, Any]:
     """One run for `advgraph runs`: from its run.json (and a check of its metrics.jsonl); a
     damaged run is a row with status `damaged` and the problem, never an error for the list."""
     from ..errors import RunError
+    from ..jsontext import restored
 
     try:
         info = r.info()
@@ -171,7 +172,8 @@ def _run_row(r) -> dict[str, Any]:
         return {"name": r.name, "status": "damaged", "step": None, "epoch": None,
                 "backend": None, "d_loss": None, "g_loss": None, "d_real": None,
                 "d_fake": None, "updated": None, "error": str(e)}
-    last = info.get("last_metrics") or {}
+    # a diverged run's NaN losses are null in run.json, with a record of what they were
+    last = restored(info.get("last_metrics") or {})
     row = {"name": r.name, "status": r.status(info),
            "step": info.get("step", 0), "epoch": info.get("epoch", 0),
            "backend": info.get("backend") or "", "d_loss": last.get("d_loss"),

@@ -5,23 +5,11 @@ decompressed whose declared size does not fit in the memory still available."""
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 from .. import memory
+from ..atomic import not_regular  # noqa: F401 (spec.load's too)
 from ..errors import DataError
-
-
-def not_regular(mode: int) -> str | None:
-    """What a file of this st_mode is when it is not a regular file ("a FIFO (named pipe)",
-    …), None for a regular file."""
-    if stat.S_ISREG(mode):
-        return None
-    return ("a directory" if stat.S_ISDIR(mode) else
-            "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else
-            "a character device" if stat.S_ISCHR(mode) else
-            "a block device" if stat.S_ISBLK(mode) else
-            "a socket" if stat.S_ISSOCK(mode) else "not a plain file")
 
 
 def regular_size(path: Path) -> int:

@@ -24,6 +24,7 @@ from ..atomic import atomic_write
 from ..errors import DataError, WriteError
 from ..jsontext import dump_bytes
 
+WEIGHTS_LIMIT = 2**30  # bytes of cached classifier weights (a few MB): more is not ours
 RECIPE = {"version": 1, "features": 128, "epochs": 4, "batch": 128, "lr": 1e-3, "seed": 0}
 
 
@@ -159,15 +160,17 @@ def domain_classifier(x_train: np.ndarray, y_train: np.ndarray | None, x_test: n
     from safetensors.numpy import load as st_load
     from safetensors.numpy import save as st_save
 
+    from ..cache import read_entry
+
     digest = data_digest(x_train, y_train, classes, shape)
     root = cache_root()
     path, meta_path = root / f"{digest[:32]}.safetensors", root / f"{digest[:32]}.json"
     if not retrain and path.exists() and meta_path.exists():
         try:
-            meta = json.loads(meta_path.read_text())
+            meta = json.loads(read_entry(meta_path, 2**20))  # a record of a few hundred bytes
             if not isinstance(meta, dict) or not isinstance(meta.get("test_accuracy"), float):
                 raise ValueError(f"{meta_path} is not a classifier record")
-            blob = path.read_bytes()
+            blob = read_entry(path, WEIGHTS_LIMIT)
             if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
                 raise ValueError("its SHA-256 does not match the record")
             body, head = _net(shape, classes)

@@ -27,6 +27,8 @@ from ..errors import WriteError
 from ..jsontext import dump_bytes
 
 ITERATIONS = 20  # Lloyd rounds at most (Fashion-MNIST, 50,000 examples, k = 10,000: 13)
+RECORD_LIMIT = 2**20  # bytes of a cache record (a few hundred): more is not one
+NPY_HEADER_LIMIT = 2**16  # the .npy header beside the centres' float32 bytes
 VERSION = 2  # bump when the algorithm changes: cached centres are then recomputed
 
 
@@ -112,15 +114,15 @@ def kmeans_centres(x: np.ndarray, k: int, seed: int, iterations: int = ITERATION
                    progress: Callable[[str], None] | None = None) -> KMeans:
     """The cached k-means of x (computed and cached when there is none or it is damaged), its
     centres in x's row shape."""
-    from ..cache import cache_dir
+    from ..cache import cache_dir, read_entry
 
     digest = _digest(x, k, seed, iterations)
     root = cache_dir("kmeans")
     path, meta_path = root / f"{digest[:32]}.npy", root / f"{digest[:32]}.json"
     if path.exists() and meta_path.exists():
         try:
-            meta = json.loads(meta_path.read_text())
-            blob = path.read_bytes()
+            meta = json.loads(read_entry(meta_path, RECORD_LIMIT))
+            blob = read_entry(path, 4 * k * int(np.prod(x.shape[1:])) + NPY_HEADER_LIMIT)
             if not isinstance(meta, dict) or hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
                 raise ValueError("its SHA-256 does not match the record")
             centres = np.load(io.BytesIO(blob), allow_pickle=False)  # the bytes just checked

@@ -280,6 +280,18 @@ def test_every_format_of_a_checkpoint_into_one_directory(runs, tmp_path):
            match="G-step60.spec.yaml exists; give --force")
 
 
+def test_an_earlier_export_in_the_default_place_does_not_blame_out(runs, tmp_path):
+    """Without --out the files go to the run's export/: a second export is refused naming the
+    file, without an "--out:" prefix that says the user gave a path they did not give."""
+    import shutil
+
+    root = tmp_path / "runs"
+    shutil.copytree(runs / "ring", root / "ring", ignore=shutil.ignore_patterns("export"))
+    assert cli("export", "ring", "--runs-dir", root).exit_code == 0
+    line = _fails(root, "ring", code=2, match="exists; give --force")
+    assert line.startswith(f"error: {root / 'ring' / 'export'}"), line
+
+
 def test_an_earlier_export_is_replaced_only_with_force(runs, tmp_path):
     out = tmp_path / "G.safetensors"
     assert cli("export", "ring", "--out", out, "--runs-dir", runs).exit_code == 0

@@ -206,6 +206,17 @@ KEYS = ["format", "step", "sha256", "tensors", "stream", "updates", "seed", "bac
         "d_loss", "parzen_sigma", "parzen_valid"]
 
 
+@pytest.mark.parametrize("key", ["\n", "a\rb", "\x1b[2J", ""])
+def test_a_key_that_is_not_printable_is_quoted_in_the_one_line_error(key):
+    """A damaged run.json whose nested key holds a newline (hypothesis found
+    {"versions": {"\n": null}}) is still one error line: such keys are shown quoted."""
+    p = Path("somewhere/x.json")
+    with pytest.raises(RunError) as e:
+        parse_run_info(p, {"step": 1, "versions": {key: None}})
+    msg = str(e.value)
+    assert msg.startswith(f"{p}: versions.{key!r}: ") and msg.isprintable(), msg
+
+
 @FUZZ
 @given(st.dictionaries(st.sampled_from(KEYS), JSON, max_size=6) | JSON)
 def test_fuzzed_json_parses_or_names_the_file(value):

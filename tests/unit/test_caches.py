@@ -53,3 +53,63 @@ def test_every_cache_lands_under_advgraph_cache(tmp_path, monkeypatch):
         assert any(p.is_file() for p in (moved / name).rglob("*"))
     xdg = Path(os.environ["XDG_CACHE_HOME"]) / "advgraph"  # (conftest's): nothing new there
     assert sorted(p.name for p in xdg.iterdir()) == ["host-kernels"]
+
+
+def _plant(path: Path, kind: str, tmp_path: Path) -> None:
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)  # read: blocks for ever
+    else:
+        victim = tmp_path / "victim"
+        victim.write_bytes(b"a file of the user's")
+        path.symlink_to(victim)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link to a file"])
+@pytest.mark.parametrize("which", ["kmeans record", "kmeans centres", "classifier record",
+                                   "classifier weights"])
+def test_a_cache_entry_that_is_not_a_regular_file_is_not_read(tmp_path, monkeypatch, kind,
+                                                              which):
+    """A FIFO or a link planted in place of a cached file (k-means centres, the domain
+    classifier, or their records) is refused before it is read, with a warning, and the
+    result is computed again: reading it blocked for ever (FIFO) or until memory ran out
+    (a link to /dev/zero: not planted here, since without the check it takes all the
+    memory; it is refused as a link). The file the link names is left alone."""
+    pytest.importorskip("torch")
+    import subprocess
+
+    monkeypatch.setenv("ADVGRAPH_CACHE", str(tmp_path / "cache"))
+    script = '''
+import sys
+import numpy as np
+from advgraph.evaluate.classifier import domain_classifier
+from advgraph.evaluate.kmeans import kmeans_centres
+rng = np.random.default_rng(0)
+y = rng.integers(0, 2, 60)
+x = (rng.random((60, 4)) * 0.2 + y[:, None]).astype(np.float32)
+warnings = []
+km = kmeans_centres(x, 3, seed=0, warn=warnings.append)
+c = domain_classifier(x, y, x, y, 2, (4,), warn=warnings.append)
+print(km.cached, c.path is not None and c.not_cached is None)
+print(*warnings, sep="\\n", file=sys.stderr)
+'''
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT),
+                                                        os.environ.get("PYTHONPATH", "")])}
+
+    def run():
+        return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                              text=True, timeout=60)
+
+    first = run()
+    assert first.returncode == 0 and first.stdout.split() == ["False", "True"], first.stderr
+    folder, suffix = {"kmeans record": ("kmeans", ".json"), "kmeans centres": ("kmeans", ".npy"),
+                      "classifier record": ("classifiers", ".json"),
+                      "classifier weights": ("classifiers", ".safetensors")}[which]
+    (entry,) = (tmp_path / "cache" / folder).glob("*" + suffix)
+    _plant(entry, kind, tmp_path)
+    again = run()
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "unusable" in again.stderr and str(entry) in again.stderr
+    assert "not a regular file" in again.stderr or "a symbolic link" in again.stderr
+    if kind == "link to a file":
+        assert (tmp_path / "victim").read_bytes() == b"a file of the user's"

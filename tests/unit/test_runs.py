@@ -65,6 +65,27 @@ def test_a_checkpoint_without_its_state_file_does_not_count(tmp_path):
     assert not list(run.ckpt_dir.glob(".*tmp"))
 
 
+@pytest.mark.parametrize("planted", ["link", "directory"])
+def test_a_checkpoint_whose_state_cannot_be_written_leaves_no_tensors(tmp_path, planted):
+    """A link planted where the state JSON goes (or a directory there) is refused; the tensors
+    written just before it are removed, not left behind as a file no checkpoint lists (and no
+    pruning ever deletes), and the link's target is untouched."""
+    run = RunDir.create(tmp_path, "r")
+    run.save_checkpoint(10, {"w": np.zeros(2, np.float32)}, {"step": 10}, keep=5)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("victim")
+    state = run.ckpt_dir / "step-0000020.json"
+    if planted == "link":
+        state.symlink_to(victim)
+    else:
+        state.mkdir()
+    with pytest.raises(RunError, match="checkpoint at step 20 not saved"):
+        run.save_checkpoint(20, {"w": np.ones(2, np.float32)}, {"step": 20}, keep=5)
+    assert not (run.ckpt_dir / "step-0000020.safetensors").exists()
+    assert victim.read_text() == "victim"
+    assert run.latest_checkpoint(warn=lambda m: None)[0].step == 10
+
+
 def test_metrics_truncation_on_resume(tmp_path):
     run = RunDir.create(tmp_path, "r")
     for s in (10, 20, 30):
@@ -108,6 +129,27 @@ def test_json_writer_refuses_nan_and_records_the_legitimate_ones(tmp_path):
     assert [_strict_json(x)["step"] for x in run.metrics_path.read_text().splitlines()] == [10, 20]
 
 
+def test_runs_shows_a_diverged_runs_losses_as_nan_not_as_missing(tmp_path):
+    """run.json holds a diverged run's NaN loss as null with a record of what it was: `runs`
+    reads the record back, so the table says nan (not an empty cell, as for a run that has
+    logged nothing yet) and --json keeps the record beside the null."""
+    from tests.helpers import cli
+
+    run = RunDir.create(tmp_path, "div")
+    run.append_metrics({"step": 20, "d_loss": float("nan"), "g_loss": float("inf")})
+    run.write_info(status="diverged", step=20, epoch=0, backend="torch",
+                   last_metrics={"step": 20, "d_loss": float("nan"), "g_loss": float("inf"),
+                                 "d_real": 0.5, "d_fake": 0.25})
+    listing = cli("runs", "--runs-dir", tmp_path)
+    assert listing.exit_code == 0, listing.stderr
+    row = next(ln for ln in listing.stdout.splitlines() if "div" in ln).split()
+    assert row[row.index("0.500") - 2:row.index("0.500")] == ["nan", "inf"], row
+    listed = json.loads(cli("runs", "--runs-dir", tmp_path, "--json").stdout)[0]
+    assert listed["d_loss"] is None and listed["g_loss"] is None
+    assert listed["nonfinite"] == {"d_loss": "NaN", "g_loss": "Infinity"}
+    assert listed["d_real"] == 0.5
+
+
 def test_a_killed_run_shows_as_stopped(tmp_path):
     import platform
     import subprocess
@@ -124,3 +166,53 @@ def test_a_killed_run_shows_as_stopped(tmp_path):
     assert run.status() == "running"
     run.write_info(status="finished")
     assert run.status() == "finished"
+
+
+@pytest.mark.parametrize("target", ["run.json", "metrics.jsonl",
+                                    "checkpoints/step-0000010.json",
+                                    "checkpoints/step-0000010.safetensors"])
+def test_a_fifo_in_place_of_a_run_file_is_a_located_error_not_a_hang(tmp_path, target):
+    """Reading a run's files (`runs`, sample, eval, resume) opens only regular files: a FIFO
+    planted there blocked the command for ever (and a link to /dev/zero read until memory ran
+    out); now it is the error naming the file, as any damage is."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    run = RunDir.create(tmp_path, "r")
+    run.write_info(status="finished", step=10, epoch=0)
+    run.append_metrics({"step": 10, "d_loss": 0.5, "g_loss": 0.5})
+    run.save_checkpoint(10, {"w": np.zeros(2, np.float32)}, {"step": 10}, keep=5)
+    (run.path / target).unlink()
+    os.mkfifo(run.path / target)
+    script = ("import sys\nfrom pathlib import Path\nfrom advgraph.runs import RunDir\n"
+              "from advgraph.errors import RunError\nr = RunDir(Path(sys.argv[1]))\n"
+              "for read in (r.info, r.metrics, lambda: r.latest_checkpoint(step=10)):\n"
+              "    try:\n        read()\n    except RunError as e:\n        print(e)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    p = subprocess.run([sys.executable, "-c", script, str(run.path)], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    named = [ln for ln in p.stdout.splitlines() if ln.startswith(str(run.path))]
+    assert len(named) == 1 and named[0].startswith(str(run.path / target) + ": "), p.stdout
+    assert named[0].endswith("is a FIFO (named pipe), not a regular file")
+
+
+def test_a_run_whose_run_json_is_not_a_file_is_opened_and_its_problem_named(tmp_path):
+    """`runs` lists a directory holding any run.json (as damaged when it cannot be read); the
+    commands that open a run by name must find the same run and name its problem, not say
+    "no run named 'x' (runs: x)"."""
+    import os
+
+    from tests.helpers import cli
+
+    (tmp_path / "x").mkdir()
+    os.mkfifo(tmp_path / "x" / "run.json")
+    assert [r.name for r in list_runs(tmp_path)] == ["x"]
+    r = cli("sample", "x", "--runs-dir", tmp_path)
+    assert r.exit_code != 0 and "no run named" not in r.stderr, r.stderr
+    assert r.stderr.startswith(f"error: {tmp_path / 'x' / 'run.json'}: "), r.stderr
+    assert r.stderr.count("\n") == 1
