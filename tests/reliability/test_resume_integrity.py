@@ -283,17 +283,19 @@ def test_a_second_writer_is_refused_with_the_holders_pid():
 def test_readers_look_again_when_a_checkpoint_vanishes(trained, monkeypatch):
     """A training run prunes old checkpoints while sample/eval read: a file that disappears
     between listing and reading is not damage."""
+    import advgraph.runs as runs_module
+
     run = _copy(trained, "v")
     newest = run.checkpoints()[-1]
-    real = Path.read_bytes
+    real = runs_module.read_regular
 
-    def pruned(self):
-        if self == newest.tensors_path and self.exists():
+    def pruned(path):
+        if Path(path) == newest.tensors_path and Path(path).exists():
             newest.state_path.unlink()
-            self.unlink()  # pruned just now, between the listing and this read
-        return real(self)
+            Path(path).unlink()  # pruned just now, between the listing and this read
+        return real(path)
 
-    monkeypatch.setattr(Path, "read_bytes", pruned)
+    monkeypatch.setattr(runs_module, "read_regular", pruned)
     warnings: list[str] = []
     ckpt, _, _ = run.latest_checkpoint(warn=warnings.append)
     assert ckpt.step == 14 and warnings == []
