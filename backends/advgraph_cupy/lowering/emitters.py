@@ -1,5 +1,5 @@
-"""One emitter per op: its forward launches (which record a tape entry) and its backward
-launches (which consume it). `EMITTERS` is the table the lowering dispatches on; the ops it
+"""One emitter per op (the image ops' in `spatial`): its forward launches (which record a tape
+entry) and its backward launches (which consume it). `EMITTERS` is the table the lowering dispatches on; the ops it
 holds, with the graph's inputs, are the ops this backend lowers.
 
 An emitter's forward gets the lowering (`lw`: buffers, parameters, RNG streams), the pass and
@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-import numpy as np
-
 from advgraph.ir import Node, Op
 
 from ..codes import EPILOGUES
 from ..plan import BLOCK, Buf, Launch, copy_rows, ew_grid, f32, gemm, i32
+from .spatial import (conv_bwd, conv_fwd, conv_t_bwd, conv_t_fwd, maxout_conv_bwd,
+                      maxout_conv_fwd, maxpool_bwd, maxpool_fwd)
 from .tape import (ActEntry, BackwardPass, ConcatEntry, DropoutEntry, Entry, ForwardPass,
-                   ConvEntry, GemmEntry, NormEntry, PoolEntry)
+                   GemmEntry, NormEntry, width)
 
 if TYPE_CHECKING:
     from .grouping import Step
@@ -33,10 +33,6 @@ ALIAS = {Op.LINEAR, Op.RESHAPE, Op.FLATTEN}  # same values, same buffer: nothing
 class OpEmitter:
     forward: Callable[["Lowering", ForwardPass, "Step"], Buf]
     backward: Callable[["Lowering", BackwardPass, Entry, Buf], None]
-
-
-def width(node: Node) -> int:
-    return int(np.prod(node.shape))
 
 
 def active_dropout(n: Node) -> bool:
@@ -223,203 +219,6 @@ def _layernorm_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
                n.name)))
 
 
-# ---- max_pool: a thread per output, the backward a thread per input ---------------------------
-
-def _maxpool_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
-    n, rows = step.out, fp.rows
-    x = fp.graph.node(n.inputs[0])
-    (c, hh, ww), (_, oh, ow) = x.shape, n.shape
-    geometry = tuple(i32(v) for v in (rows * c, hh, ww, oh, ow, n.attrs["kernel"],
-                                      n.attrs["stride"], n.attrs["pad"]))
-    h = fp.value[x.name]
-    y = lw.dst(fp, n)
-    arg = lw.plan.buffer(f"{n.name}{fp.tag}.arg", "int32", rows * width(n))
-    g, b = ew_grid(rows * width(n))
-    fp.out.append(Launch("maxpool_fwd", g, b, (h, y, arg, *geometry), n.name))
-    fp.entries.append(PoolEntry(step.emit, n, n.name, [h], y, arg=arg, geometry=geometry,
-                                in_size=rows * width(x)))
-    return y
-
-
-def _maxpool_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
-    assert isinstance(e, PoolEntry)
-    n = e.node
-    gg, b = ew_grid(e.in_size)
-    lw.contribute(bp, n.inputs[0], e.in_size, n.name, lambda dx, _: bp.out.append(
-        Launch("maxpool_bwd", gg, b, (g, e.arg, dx, *e.geometry), n.name)))
-
-
-# ---- conv2d, conv_transpose2d: im2col / col2im around a GEMM per example -----------------------
-# conv2d (weight [O, C·k·k]):   cols_b = im2col(x_b);  y_b = W·cols_b (+ bias per channel)
-#   dW = Σ_b dy_b·cols_bᵀ;  dcols_b = Wᵀ·dy_b;  dx_b = col2im(dcols_b)
-# conv_transpose2d is conv2d's input gradient (weight [C, O·k·k]; the window geometry is that
-# of a conv2d from the output image back to the input grid):
-#   y_b = col2im(Wᵀ·x_b) (+ bias);  dcols_b = im2col(dy_b);  dW = Σ_b x_b·dcols_bᵀ;
-#   dx_b = W·dcols_b
-# Σ_b: a batched GEMM into one product per example, then bias_grad sums them (fixed order).
-
-def _geometry(rows: int, image: tuple, grid: tuple, a: dict) -> tuple:
-    c, h, w = image
-    return tuple(i32(v) for v in (rows, c, h, w, grid[0], grid[1], a["kernel"], a["stride"],
-                                  a["pad"]))
-
-
-def _windows(kernel: str, src: Buf, dst: Buf, geometry: tuple, out: list,
-             note: str) -> None:
-    rows, c, h, w, oh, ow, k = (int(v) for v in geometry[:7])
-    n = rows * c * (k * k * oh * ow if kernel == "im2col" else h * w)
-    g, b = ew_grid(n)
-    out.append(Launch(kernel, g, b, (src, dst, *geometry), note))
-
-
-def _bias_launch(y: Buf, bias: Buf, rows: int, shape: tuple, note: str) -> Launch:
-    c, p = shape[0], shape[1] * shape[2]
-    g, b = ew_grid(rows * c * p)
-    return Launch("channel_bias", g, b, (y, bias, i32(rows), i32(c), i32(p)), note)
-
-
-def _weight_grad(lw: "Lowering", bp: BackwardPass, n: Node, a: Buf, bt: Buf, m: int, nn: int,
-                 k: int) -> None:
-    """dW [m, nn] = Σ_b a_b [m, k] · bt_bᵀ (bt_b: [nn, k]), one product per example summed."""
-    rows = bp.rows
-    per = lw.plan.buffer(f"{n.name}{bp.tag}.dw_each", "float32", rows * m * nn)
-    bp.out.append(gemm(a, bt, per, Buf("metrics", 0, 0), m, nn, k, False, True, "none", 0.0,
-                       f"d {n.name}.weight (each example)", batch=rows,
-                       strides=(m * k, nn * k, m * nn)))
-    g, b = ew_grid(m * nn)
-    bp.out.append(Launch("bias_grad", g, b, (per, lw.param(f"{n.name}.weight", True), i32(rows),
-                                             i32(m * nn)), f"d {n.name}.weight"))
-
-
-def _bias_grad(lw: "Lowering", bp: BackwardPass, n: Node, g: Buf, maps: int, p: int) -> None:
-    gg, b = ew_grid(maps)
-    bp.out.append(Launch("channel_bias_grad", gg, b, (g, lw.param(f"{n.name}.bias", True),
-                                                      i32(bp.rows), i32(maps), i32(p)),
-                         f"d {n.name}.bias"))
-
-
-def _conv_into(lw: "Lowering", fp: ForwardPass, step: "Step", y: Buf, maps: int) -> ConvEntry:
-    """conv2d's launches (maxout_conv's before its max) into y, `maps` output maps; the entry
-    its backward needs."""
-    n, rows = step.out, fp.rows
-    x = fp.graph.node(n.inputs[0])
-    _, oh, ow = n.shape
-    ckk, p = x.shape[0] * n.attrs["kernel"] ** 2, oh * ow
-    geometry = _geometry(rows, x.shape, (oh, ow), n.attrs)
-    h = fp.value[x.name]
-    cols = lw.plan.buffer(f"{n.name}{fp.tag}.cols", "float32", rows * ckk * p)
-    _windows("im2col", h, cols, geometry, fp.out, f"{n.name} (windows)")
-    unused = lw.param(f"{n.name}.bias")  # the GEMM adds no bias (it is per channel here)
-    fp.out.append(gemm(lw.param(f"{n.name}.weight"), cols, y, unused, maps, p, ckk, False, False,
-                       "none", 0.0, n.name, batch=rows, strides=(0, ckk * p, maps * p)))
-    fp.out.append(_bias_launch(y, lw.param(f"{n.name}.bias"), rows, (maps, oh, ow),
-                               f"{n.name} + bias"))
-    return ConvEntry(step.emit, n, n.name, [h], y, geometry=geometry, in_shape=x.shape,
-                     cols=cols)
-
-
-def _conv_grads(lw: "Lowering", bp: BackwardPass, e: ConvEntry, g: Buf, maps: int) -> None:
-    """conv2d's backward from g, the gradient of its `maps` output maps."""
-    assert e.cols is not None
-    n, rows = e.node, bp.rows
-    _, oh, ow = n.shape
-    c, hh, ww = e.in_shape
-    ckk, p = c * n.attrs["kernel"] ** 2, oh * ow
-    if bp.weights:
-        _weight_grad(lw, bp, n, g, e.cols, maps, ckk, p)
-        _bias_grad(lw, bp, n, g, maps, p)
-
-    def produce(dx: Buf, _: bool) -> None:
-        dcols = lw.plan.buffer(f"{n.name}{bp.tag}.dcols", "float32", rows * ckk * p)
-        bp.out.append(gemm(lw.param(f"{n.name}.weight"), g, dcols, Buf("metrics", 0, 0), ckk, p,
-                           maps, True, False, "none", 0.0, f"d {n.name}.input (windows)",
-                           batch=rows, strides=(0, maps * p, ckk * p)))
-        _windows("col2im", dcols, dx, e.geometry, bp.out, f"d {n.name}.input")
-
-    lw.contribute(bp, n.inputs[0], rows * c * hh * ww, n.name, produce)
-
-
-def _conv_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
-    n = step.out
-    y = lw.dst(fp, n)
-    fp.entries.append(_conv_into(lw, fp, step, y, n.shape[0]))
-    return y
-
-
-def _conv_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
-    assert isinstance(e, ConvEntry)
-    _conv_grads(lw, bp, e, g, e.node.shape[0])
-
-
-def _maxout_conv_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
-    """conv2d to channels·pieces maps, then the max over each channel's consecutive pieces
-    (maxout's kernel, its positions `inner` = the plane)."""
-    n, rows = step.out, fp.rows
-    units, pieces, plane = n.shape[0], n.attrs["pieces"], n.shape[1] * n.shape[2]
-    pre = lw.plan.buffer(f"{n.name}{fp.tag}.pre", "float32", rows * units * pieces * plane)
-    entry = _conv_into(lw, fp, step, pre, units * pieces)
-    arg = lw.plan.buffer(f"{n.name}{fp.tag}.arg", "int32", rows * units * plane)
-    y = lw.dst(fp, n)
-    g, b = ew_grid(rows * units * plane)
-    fp.out.append(Launch("maxout_fwd", g, b, (pre, y, arg, i32(rows), i32(units), i32(pieces),
-                                              i32(plane)), f"{n.name} (max over pieces)"))
-    entry.out, entry.arg = y, arg
-    fp.entries.append(entry)
-    return y
-
-
-def _maxout_conv_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
-    assert isinstance(e, ConvEntry) and e.arg is not None
-    n, rows = e.node, bp.rows
-    units, pieces, plane = n.shape[0], n.attrs["pieces"], n.shape[1] * n.shape[2]
-    dpre = lw.plan.buffer(f"{n.name}{bp.tag}.dpre", "float32", rows * units * pieces * plane)
-    gg, b = ew_grid(rows * units * pieces * plane)
-    bp.out.append(Launch("maxout_bwd", gg, b, (g, e.arg, dpre, i32(rows), i32(units),
-                                               i32(pieces), i32(plane)), n.name))
-    _conv_grads(lw, bp, e, dpre, units * pieces)
-
-
-def _conv_t_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
-    n, rows = step.out, fp.rows
-    x = fp.graph.node(n.inputs[0])
-    ci, hw = x.shape[0], x.shape[1] * x.shape[2]
-    okk = n.shape[0] * n.attrs["kernel"] ** 2
-    geometry = _geometry(rows, n.shape, x.shape[1:], n.attrs)  # windows of y over x's grid
-    h = fp.value[x.name]
-    cols = lw.plan.buffer(f"{n.name}{fp.tag}.cols", "float32", rows * okk * hw)
-    y = lw.dst(fp, n)
-    unused = lw.param(f"{n.name}.bias")  # the GEMM adds no bias (it is per channel here)
-    fp.out.append(gemm(lw.param(f"{n.name}.weight"), h, cols, unused, okk, hw, ci,
-                       True, False, "none", 0.0, f"{n.name} (windows)", batch=rows,
-                       strides=(0, ci * hw, okk * hw)))
-    _windows("col2im", cols, y, geometry, fp.out, n.name)
-    fp.out.append(_bias_launch(y, lw.param(f"{n.name}.bias"), rows, n.shape, f"{n.name} + bias"))
-    fp.entries.append(ConvEntry(step.emit, n, n.name, [h], y, geometry=geometry,
-                                   in_shape=x.shape, cols=None))
-    return y
-
-
-def _conv_t_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
-    assert isinstance(e, ConvEntry)
-    n, rows = e.node, bp.rows
-    x = e.ins[0]
-    ci, hw = e.in_shape[0], e.in_shape[1] * e.in_shape[2]
-    okk = n.shape[0] * n.attrs["kernel"] ** 2
-    wants_dx = n.inputs[0] in bp.tracked
-    if bp.weights:
-        _bias_grad(lw, bp, n, g, n.shape[0], n.shape[1] * n.shape[2])
-    if not (bp.weights or wants_dx):
-        return
-    dcols = lw.plan.buffer(f"{n.name}{bp.tag}.dcols", "float32", rows * okk * hw)
-    _windows("im2col", g, dcols, e.geometry, bp.out, f"d {n.name} (windows)")
-    if bp.weights:
-        _weight_grad(lw, bp, n, x, dcols, ci, okk, hw)
-    lw.contribute(bp, n.inputs[0], rows * ci * hw, n.name, lambda dx, _: bp.out.append(
-        gemm(lw.param(f"{n.name}.weight"), dcols, dx, Buf("metrics", 0, 0), ci, hw, okk, False,
-             False, "none", 0.0, f"d {n.name}.input", batch=rows,
-             strides=(0, okk * hw, ci * hw))))
-
-
 # ---- concat: strided copies --------------------------------------------------------------------
 
 def _concat_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
@@ -457,10 +256,10 @@ EMITTERS: dict[Op, OpEmitter] = {
     Op.DROPOUT: OpEmitter(_dropout_fwd, _dropout_bwd),
     Op.CONCAT: OpEmitter(_concat_fwd, _concat_bwd),
     Op.LAYERNORM: OpEmitter(_layernorm_fwd, _layernorm_bwd),
-    Op.MAX_POOL: OpEmitter(_maxpool_fwd, _maxpool_bwd),
-    Op.CONV2D: OpEmitter(_conv_fwd, _conv_bwd),
-    Op.CONV_T2D: OpEmitter(_conv_t_fwd, _conv_t_bwd),
-    Op.MAXOUT_CONV: OpEmitter(_maxout_conv_fwd, _maxout_conv_bwd),
+    Op.MAX_POOL: OpEmitter(maxpool_fwd, maxpool_bwd),
+    Op.CONV2D: OpEmitter(conv_fwd, conv_bwd),
+    Op.CONV_T2D: OpEmitter(conv_t_fwd, conv_t_bwd),
+    Op.MAXOUT_CONV: OpEmitter(maxout_conv_fwd, maxout_conv_bwd),
     **{op: _ACT_EMITTER for op in ACT},
     **{op: ALIAS_EMITTER for op in ALIAS},
 }

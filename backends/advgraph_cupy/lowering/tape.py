@@ -6,12 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from advgraph.ir import Graph, Node, Op
 
 from ..plan import Buf, Launch
 
 if TYPE_CHECKING:
     from .emitters import OpEmitter
+
+
+def width(node: Node) -> int:
+    return int(np.prod(node.shape))
 
 
 @dataclass
