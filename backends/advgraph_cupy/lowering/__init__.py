@@ -12,8 +12,8 @@ The modules, along its seams:
   image ops' (max_pool, the convolutions) in `spatial`;
 - `lowerer`: the parameter layout, RNG streams and the pass drivers (`Lowering`);
 - `iteration`: the Algorithm-1 iteration and inference plans built from those.
-Adding an op: its emitter pair in `emitters.EMITTERS` (its kernels in kernel_sources,
-simulate and footprint); `SUPPORTED` follows from the table.
+Adding an op: its emitter pair in `emitters.EMITTERS` (its kernels in kernels/*.cu, their twins
+in simulate.py, their footprints in footprint.py); `SUPPORTED` follows from the table.
 """
 
 from advgraph.ops import BATCH_COUPLED
