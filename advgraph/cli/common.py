@@ -54,6 +54,10 @@ def positive(name: str, value: int) -> None:
         raise UsageError(f"{name} must be at least 1, got {value}")
 
 
+def warn(msg: str) -> None:
+    err.print(f"warning: {msg}", markup=False)
+
+
 def print_wrote(p: Path) -> None:
     console.print(f"wrote {p}")
 

@@ -10,7 +10,8 @@ import typer
 from . import app
 from .completion import choices
 from .common import RunArg, RunsDirOpt, console, print_wrote, runs_root, user_errors
-from .generate import CheckpointOpt, _warn
+from .common import warn
+from .generate import CheckpointOpt
 
 
 @app.command()
@@ -40,7 +41,7 @@ def export(
         fmt = E.check_format(fmt, out)
         E.require_libraries(fmt)  # before the run is read: a missing library fails fast
         restored = restore_run(RunDir.resolve(run, runs_root(runs_dir)), checkpoint,
-                               backend="torch", device="cpu", warn=_warn)
+                               backend="torch", device="cpu", warn=warn)
         done = E.export(restored, fmt, out, force=force)
     print_wrote(done.model)
     if done.spec_shared:

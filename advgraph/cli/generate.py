@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.table import Table
 
 from ..errors import CheckpointError, UsageError
 from . import app
 from .common import (RunArg, RunsDirOpt, console, err, png_out, positive, print_wrote, runs_root,
-                     user_errors)
+                     user_errors, warn)
+from .reports import print_by_label, print_parzen, print_quality, print_theory
 from .completion import choices
 from .ranks import ranks
 
@@ -33,10 +33,6 @@ DataRootOpt = typer.Option(None, "--data-root", help="Where the run's dataset is
                                                      "[default: where it was trained from].")
 
 
-def _warn(msg: str) -> None:
-    err.print(f"warning: {msg}", markup=False)
-
-
 def _restore(run: str, runs_dir: Optional[Path], checkpoint: Optional[int], device: str,
              data_root: Optional[str], backend: Optional[str] = None):
     from ..backend import resolve_device
@@ -49,7 +45,7 @@ def _restore(run: str, runs_dir: Optional[Path], checkpoint: Optional[int], devi
     device = resolve_device(device, backend or trained_on)
     try:
         return restore_run(r, checkpoint, backend=backend, device=device, data_root=data_root,
-                           warn=_warn)
+                           warn=warn)
     except (BackendError, LoweringError) as e:
         if backend is not None or trained_on == "torch":
             raise
@@ -104,15 +100,15 @@ def sample(
         _check_sample_memory(restored, rows, cols, n, npz is not None, figure, toy,
                              nearest, by_label)
         if grid and npz is None:
-            _warn("--grid changes nothing without --npz: the grid is what sample writes anyway")
+            warn("--grid changes nothing without --npz: the grid is what sample writes anyway")
         if nearest and toy:
-            _warn("--nearest adds a column of nearest training images to an image grid; toy "
+            warn("--nearest adds a column of nearest training images to an image grid; toy "
                   "data is plotted without it")
         if shape_given and figure and toy and not (npz is not None and n is None):
-            _warn("--rows and --cols shape an image grid; toy data is plotted, with --n "
+            warn("--rows and --cols shape an image grid; toy data is plotted, with --n "
                   "samples (default 5000)")
         if n is not None and figure and not toy and npz is None:
-            _warn("--n sets the number of samples for --npz and toy plots; an image grid shows "
+            warn("--n sets the number of samples for --npz and toy plots; an image grid shows "
                   "--rows × --cols samples")
         paths = C.sample(restored, figure=figure, rows=rows, cols=cols, seed=seed,
                          nearest=nearest, n=n, npz=npz, out=out, dist=dist, label=label,
@@ -144,7 +140,7 @@ def interpolate(
         _fits(restored, "--rows or --steps", f"--rows {rows:,} × --steps {steps:,}",
               rows * steps, FIGURE_COPIES)
         if slerp and restored.program.prior.kind == "uniform":
-            _warn("--slerp follows great circles, which suit a Gaussian prior; this run's prior "
+            warn("--slerp follows great circles, which suit a Gaussian prior; this run's prior "
                   "is uniform, and the paths leave its box")
         print_wrote(C.interpolate(restored, rows=rows, steps=steps, seed=seed,
                                   spherical=slerp, out=out, label=label))
@@ -209,7 +205,7 @@ def eval_(
         if all_checkpoints and baseline and not (which or theory):
             # --parzen --baseline scores the baseline alone, which no checkpoint of G changes
             if not _rank():
-                _warn(f"--all-checkpoints does nothing with --parzen --baseline {baseline}: the "
+                warn(f"--all-checkpoints does nothing with --parzen --baseline {baseline}: the "
                       "baseline does not depend on G's checkpoint, so it is scored once; run "
                       "--all-checkpoints without --baseline for G's history")
         elif all_checkpoints:
@@ -222,12 +218,12 @@ def eval_(
                     restored = _restore(run, runs_dir, step, dist.device if dist else device,
                                         data_root, backend)
                 else:  # the same program, trainer and data: only the weights change
-                    restored.load_checkpoint(step, warn=_warn)
+                    restored.load_checkpoint(step, warn=warn)
             except CheckpointError:
                 if not all_checkpoints or step is None or _still_listed(run, runs_dir, step):
                     raise
                 if not _rank():
-                    _warn(f"skipped the checkpoint at step {step}: it was removed after eval "
+                    warn(f"skipped the checkpoint at step {step}: it was removed after eval "
                           "listed it (the run is still training and keeps only its newest)")
                 continue
             _fits(restored, "--samples", f"--samples {samples:,}", samples, EVAL_COPIES,
@@ -242,12 +238,12 @@ def eval_(
                 continue
             if which:
                 rep = C.quality(restored, which=which, samples=samples, seed=seed, split=split,
-                                baseline=base, retrain=retrain_classifier, warn=_warn,
+                                baseline=base, retrain=retrain_classifier, warn=warn,
                                 progress=lambda m: err.print(m, markup=False), memo=memo)
-                _print_quality(rep)
+                print_quality(rep)
                 print_wrote(Path(rep["written"]))
             if theory:
-                _print_theory(C.theory(restored, samples=samples, seed=seed, out=out))
+                print_theory(C.theory(restored, samples=samples, seed=seed, out=out))
         if restored is None:
             raise CheckpointError(f"run {run!r}: every checkpoint eval listed was removed "
                                   "before it could be read; run eval again")
@@ -307,9 +303,9 @@ def _eval_parzen(restored, dist, by_label: bool, **settings: Any) -> None:
     if dist is not None and not dist.is_main:
         return
     if by_label:
-        _print_by_label(rep)
+        print_by_label(rep)
     else:
-        _print_parzen(rep)
+        print_parzen(rep)
     console.print(f"caveat: {rep['caveat']}")
     print_wrote(Path(rep["written"]))
 
@@ -364,85 +360,6 @@ def _parse_sigmas(sigmas: Optional[str]) -> Optional[list[float]]:
     return grid
 
 
-def _print_theory(rep: dict[str, Any]) -> None:
-    console.print(f"mean |D − D*| over the data's support: {rep['mean_abs_d_minus_dstar']:.4f}")
-    console.print(f"JSD(p_data ‖ p_g): {rep['jsd']:.5f}")
-    console.print(f"C(G) = −log 4 + 2·JSD: {rep['c_of_g']:.5f}   (minimum −log 4 = "
-                  f"{rep['min_c']:.5f})")
-    console.print(f"V(D, G) with the trained D: {rep['v_measured']:.5f}")
-    console.print(f"p_data mean/std {rep['data_mean']:.3f}/{rep['data_std']:.3f}, "
-                  f"p_g mean/std {rep['g_mean']:.3f}/{rep['g_std']:.3f}")
-    print_wrote(Path(rep["figure"]))
-
-
-def _nats(v: Optional[float]) -> str:
-    """A log-likelihood for the table: 2 decimals, but no 60-digit integers for a tiny σ;
-    null (a σ too small for float64) as −∞."""
-    if v is None:
-        return "−∞"
-    return f"{v:.2f}" if abs(v) < 1e9 else f"{v:.4g}"
-
-
-def _print_parzen(rep: dict[str, Any]) -> None:
-    table = Table(title=f"Parzen window — run {rep['run']}, step {rep['checkpoint_step']}",
-                  title_justify="left")
-    table.add_column("σ", justify="right")
-    table.add_column("mean valid log-lik", justify="right")
-    for row in rep["valid_scores"]:
-        mark = " ← chosen" if row["sigma"] == rep["sigma"] else ""
-        table.add_row(f"{row['sigma']:.4g}", f"{_nats(row['mean_log_likelihood'])}{mark}")
-    if rep["valid_scores"]:
-        console.print(table)
-        grid = [row["sigma"] for row in rep["valid_scores"]]
-        if len(grid) > 1 and rep["sigma"] in (min(grid), max(grid)):
-            err.print(f"warning: the chosen σ {rep['sigma']:.4g} is at the edge of the grid "
-                      f"[{min(grid):.4g}, {max(grid):.4g}]: the best σ may lie outside it; "
-                      "widen it with --sigmas", markup=False)
-    console.print(f"{rep['evaluated_split']} log-likelihood: {_nats(rep['mean_log_likelihood'])} "
-                  f"± {_nats(rep['stderr'])} nats (σ = {rep['sigma']:.4g}, {rep['source']}, "
-                  f"{rep['n_evaluated']} points, {rep['seconds']:.1f} s)")
-
-
-def _print_quality(rep: dict[str, Any]) -> None:
-    clf = rep["classifier"]
-    table = Table(title=f"Sample quality in the data's classifier features — run {rep['run']}, "
-                        f"step {rep['checkpoint_step']}, against {rep['reference_n']} "
-                        f"{rep['reference_split']} examples", title_justify="left")
-    cols = [c for c in ("fid", "precision", "recall", "density", "coverage", "score")
-            if any(c in r for r in rep["rows"].values())]
-    table.add_column("")
-    table.add_column("n", justify="right")
-    for c in cols:
-        table.add_column("FID" if c == "fid" else c, justify="right")
-    for name, r in rep["rows"].items():
-        table.add_row(name, str(r["n"]), *(f"{r[c]:.4g}" for c in cols))
-    console.print(table)
-    for name, about in rep.get("rows_about", {}).items():
-        console.print(f"{name}: {about}", markup=False)
-    for note in rep.get("notes", []):
-        _warn(note)
-    where = clf["path"] or f"not cached ({clf.get('not_cached')})"
-    console.print(f"classifier: test accuracy {clf['test_accuracy']:.4f} ({clf['classes']} "
-                  f"classes; {where}); lower FID and higher precision/recall are better, "
-                  "read G's row against the real data's")
-
-
-def _print_by_label(rep: dict[str, Any]) -> None:
-    table = Table(title=f"Parzen window by class — run {rep['run']}, step "
-                        f"{rep['checkpoint_step']}", title_justify="left")
-    for col in ("class", "points", "σ", f"{rep['evaluated_split']} log-lik"):
-        table.add_column(col, justify="right")
-    for r in rep["by_label"]:
-        if r["n_evaluated"] == 0:
-            table.add_row(str(r["label"]), "0", "", "no points")
-            continue
-        table.add_row(str(r["label"]), str(r["n_evaluated"]), f"{r['sigma']:.4g}",
-                      f"{_nats(r['mean_log_likelihood'])} ± {_nats(r['stderr'])}")
-    console.print(table)
-    console.print(f"{rep['source']}; σ {'fixed' if rep['sigma_fixed'] else 'chosen per class on its validation points'}; "
-                  f"{rep['seconds']:.1f} s")
-
-
 def _eval_history(run) -> list[dict[str, Any]]:
     """eval/metrics.jsonl's lines; a line that does not parse (a crash mid-write) is skipped
     with a warning, never fatal for a plot."""
@@ -453,7 +370,7 @@ def _eval_history(run) -> list[dict[str, Any]]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
     except (OSError, UnicodeDecodeError) as e:
-        _warn(f"{path}: not read ({e}); the plot leaves out the evaluations")
+        warn(f"{path}: not read ({e}); the plot leaves out the evaluations")
         return []
     for i, line in enumerate(lines, 1):
         try:
@@ -463,7 +380,7 @@ def _eval_history(run) -> list[dict[str, Any]]:
         if isinstance(row, dict) and isinstance(row.get("checkpoint_step"), int):
             out.append(row)
         elif line.strip():
-            _warn(f"{path}:{i}: not an evaluation record; skipped")
+            warn(f"{path}:{i}: not an evaluation record; skipped")
     return out
 
 

@@ -98,6 +98,16 @@ def test_parity_torch_vs_cupy_on_the_host(spec, extra):
     assert " 0 failed" in r.stdout
 
 
+def _parity_gradients(spec) -> set[str]:
+    """`parity` torch vs cupy on the host: every row passes; the tensors whose gradients it
+    compared."""
+    r = cli("parity", spec, "--backends", "torch,cupy", "--devices", "cpu", "--json")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    rows = json.loads(r.stdout)
+    assert rows and all(row["ok"] for row in rows)
+    return {row["tensor"] for row in rows if row["stage"] == "gradient"}
+
+
 FAN_OUT = """
 prior: {type: uniform, dim: 4}
 data: {dataset: toy-ring2d, train: 200, valid: 20, test: 20}
@@ -173,12 +183,7 @@ def test_max_pool_on_cupy_matches_torch(tmp_path):
     back to the dense layer) and in D: forward, every gradient and one step as torch's."""
     spec = tmp_path / "pooled.yaml"
     spec.write_text(POOLED)
-    r = cli("parity", spec, "--backends", "torch,cupy", "--devices", "cpu", "--json")
-    assert r.exit_code == 0, r.stdout + r.stderr
-    rows = json.loads(r.stdout)
-    assert rows and all(row["ok"] for row in rows)
-    assert {"G.l0.weight", "D.l2.weight"} <= {row["tensor"] for row in rows
-                                              if row["stage"] == "gradient"}
+    assert {"G.l0.weight", "D.l2.weight"} <= _parity_gradients(spec)
 
 
 CONV = """
@@ -219,11 +224,7 @@ def test_convolutions_on_cupy_match_torch_and_train(tmp_path):
     np.savez(tmp_path / "images.npz", x=rng.random((40, 2, 9, 9)).astype(np.float32))
     spec = tmp_path / "conv.yaml"
     spec.write_text(CONV)
-    r = cli("parity", spec, "--backends", "torch,cupy", "--devices", "cpu", "--json")
-    assert r.exit_code == 0, r.stdout + r.stderr
-    rows = json.loads(r.stdout)
-    assert rows and all(row["ok"] for row in rows)
-    grads = {row["tensor"] for row in rows if row["stage"] == "gradient"}
+    grads = _parity_gradients(spec)
     assert {"G.l3.weight", "G.l5.bias", "D.l0.weight", "D.l2.bias", "D.l3.weight"} <= grads
     r = cli("train", spec, "--name", "cv", "--backend", "cupy", "--device", "cpu")
     assert r.exit_code == 0, r.stderr
