@@ -63,7 +63,8 @@ DEFS = [
                   "bias": Param(_channels, const(0.0)),
                   "running_mean": Param(_channels, const(0.0), trainable=False),
                   "running_var": Param(_channels, const(1.0), trainable=False)},
-          batch_coupled=True, examples=(((5,), {"eps": 1e-5, "momentum": 0.1}),)),
+          batch_coupled=True, examples=(((5,), {"eps": 1e-5, "momentum": 0.1}),
+                                        ((3, 4, 5), {"eps": 1e-3, "momentum": 0.3}))),
     OpDef(Op.LAYERNORM, "over each example's features (all axes but the batch): y = (x − μ)/"
           "√(σ² + eps)·weight + bias, with the example's mean μ and biased variance σ².  weight, "
           "bias: the input's shape (one gain and bias per feature).  attrs: eps.",

@@ -317,11 +317,30 @@ class CupyTrainer:
                 for s in self._slots(net):
                     out[f"optim/{net}/{s}/{t.name}"] = \
                         flat[s][off:off + size].reshape(t.shape).copy()
+            if f"{net}.stats" in self.plan.buffers:  # batchnorm's running statistics
+                stats = self.rt.download(f"{net}.stats")
+                for t in getattr(self.program, net).tensors():
+                    if not t.trainable:
+                        _, off, size = self.plan.param_offsets[t.name]
+                        out[t.name] = stats[off:off + size].reshape(t.shape).copy()
             out[f"optim/{net}/t"] = np.array([self.t[net]], np.int64)
         out["rng/cupy"] = self.rt.download("rng")
         out["metrics/sums"] = self.rt.download("metrics", 0, 4)
         out["metrics/counts"] = np.array(self._counts, np.int64)
         return out
+
+    def _stats(self, net: str, state: dict[str, Any]) -> np.ndarray:
+        """The net's running statistics from a state, as its flat `stats` buffer."""
+        flat = np.zeros(self.plan.buffers[f"{net}.stats"].size, np.float32)
+        for t in getattr(self.program, net).tensors():
+            if not t.trainable:
+                _, off, n = self.plan.param_offsets[t.name]
+                src = np.asarray(state[t.name])
+                if tuple(src.shape) != tuple(t.shape):
+                    raise BackendError(f"{t.name}: shape {tuple(src.shape)} in the state, "
+                                       f"{tuple(t.shape)} in the graph")
+                flat[off:off + n] = src.reshape(-1)
+        return flat
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.flush()
@@ -349,6 +368,8 @@ class CupyTrainer:
                         flat[s][off:off + n] = slot.astype(np.float32).reshape(-1)
             for s, arr in flat.items():
                 self.rt.upload(f"{net}.{s}", arr)
+            if f"{net}.stats" in self.plan.buffers:
+                self.rt.upload(f"{net}.stats", self._stats(net, state))
             if f"optim/{net}/t" in state:
                 self.t[net] = int(np.asarray(state[f"optim/{net}/t"]).reshape(-1)[0])
         if "rng/cupy" in state:

@@ -122,6 +122,50 @@ def k_layernorm_param_grad(dy, xhat, dw, db, rows, cols):
     db[:cols] = g.sum(0)
 
 
+def _bn_groups(a, rows, C, P, groups):
+    """x (rows, C, P) as (groups, rows/groups, C, P), in float64."""
+    return a[: rows * C * P].reshape(groups, rows // groups, C, P).astype(np.float64)
+
+
+def k_batchnorm_fwd(x, w, b, y, xhat, rstd, run_mean, run_var, rows, C, P, groups, eps,
+                    momentum, update):
+    v = _bn_groups(x, rows, C, P, groups)
+    mean = v.mean((1, 3), keepdims=True)  # (groups, 1, C, 1)
+    var = ((v - mean) ** 2).mean((1, 3), keepdims=True)
+    inv = 1.0 / np.sqrt(var + np.float32(eps))
+    h = (v - mean) * inv
+    xhat[: rows * C * P] = h.ravel()
+    y[: rows * C * P] = (h * w[:C].reshape(1, 1, C, 1) + b[:C].reshape(1, 1, C, 1)).ravel()
+    rstd[: groups * C] = inv.ravel()
+    if update:
+        n = rows // groups * P
+        for g in range(groups):  # in order: the real half's statistics, then the fake half's
+            unbiased = var[g].ravel() * (n / (n - 1) if n > 1 else 1.0)
+            run_mean[:C] = (1 - momentum) * run_mean[:C] + momentum * mean[g].ravel()
+            run_var[:C] = (1 - momentum) * run_var[:C] + momentum * unbiased
+
+
+def k_batchnorm_infer(x, w, b, run_mean, run_var, y, rows, C, P, eps):
+    v = x[: rows * C * P].reshape(rows, C, P).astype(np.float64)
+    inv = 1.0 / np.sqrt(run_var[:C].astype(np.float64) + np.float32(eps))
+    h = (v - run_mean[:C].reshape(1, C, 1)) * inv.reshape(1, C, 1)
+    y[: rows * C * P] = (h * w[:C].reshape(1, C, 1) + b[:C].reshape(1, C, 1)).ravel()
+
+
+def k_batchnorm_bwd(dy, xhat, rstd, w, dx, rows, C, P, groups):
+    g = _bn_groups(dy, rows, C, P, groups)
+    h = _bn_groups(xhat, rows, C, P, groups)
+    k = w[:C].reshape(1, 1, C, 1) * rstd[: groups * C].reshape(groups, 1, C, 1)
+    d = k * (g - g.mean((1, 3), keepdims=True) - h * (g * h).mean((1, 3), keepdims=True))
+    dx[: rows * C * P] = d.ravel()
+
+
+def k_batchnorm_param_grad(dy, xhat, dw, db, rows, C, P):
+    g = dy[: rows * C * P].reshape(rows, C, P).astype(np.float64)
+    dw[:C] = (g * xhat[: rows * C * P].reshape(rows, C, P)).sum((0, 2))
+    db[:C] = g.sum((0, 2))
+
+
 def _pool_windows(planes, H, W, OH, OW, k, s, p):
     """For every output, the flat input index (h·W + w) of each window position in scan
     order, or -1 where the position is padding: (planes·OH·OW, k·k) per plane-relative index."""

@@ -10,7 +10,7 @@ pytest.importorskip("torch")
 
 from advgraph import reference as R  # noqa: E402
 from advgraph.backend import OptimConfig, get_backend  # noqa: E402
-from tests.programs import compile_loaded  # noqa: E402
+from tests.programs import compile_loaded, one_op_program  # noqa: E402
 from advgraph.errors import BackendError  # noqa: E402
 from advgraph.ir import Graph, Node, Op, Prior, Program, Tensor  # noqa: E402
 from advgraph.ops import OPS  # noqa: E402
@@ -28,27 +28,6 @@ def build(program, batch=8, optim=SGD, seed=0, params=None):
     params = params if params is not None else init_params(program, rng, None)
     tr.load_state_dict(params)
     return tr, params
-
-
-def one_op_program(op: Op, in_shape, attrs) -> Program:
-    """G = input → op, its parameters shaped as the registry says; D = a trivial dense →
-    sigmoid over G's output."""
-    from advgraph.ir import Init
-
-    op_def = OPS[op]
-    out = op_def.infer(in_shape, attrs)
-    tensors = {k: Tensor(f"G.n.{k}", s, Init("normal", {"std": 1.0}), op_def.params[k].trainable)
-               for k, s in op_def.param_shapes(in_shape, attrs).items()}
-    g = Graph("G", [Node("G.input", Op.INPUT, (), in_shape),
-                    Node("G.n", op, ("G.input",), out, attrs, tensors)], output="G.n")
-    flat = int(np.prod(out))
-    d = Graph("D", [Node("D.input", Op.INPUT, (), out),
-                    Node("D.r", Op.RESHAPE, ("D.input",), (flat,), {"shape": (flat,)}),
-                    Node("D.y", Op.DENSE, ("D.r",), (1,), {"units": 1},
-                         {"weight": Tensor("D.y.weight", (flat, 1), Init("normal", {"std": 1.0})),
-                          "bias": Tensor("D.y.bias", (1,), Init("const", {"value": 0.0}))}),
-                    Node("D.s", Op.SIGMOID, ("D.y",), (1,))], output="D.s", logits="D.y")
-    return Program(g, d, Prior.gaussian(int(np.prod(in_shape)), 0.0, 1.0), "non_saturating", out)
 
 
 # Every example of every op in the registry: a new op is checked here without a new test.

@@ -3,7 +3,8 @@
 Forward ops lower to GEMMs with fused epilogues (dense followed by an activation that is its
 only reader is one kernel), maxout to a GEMM plus a max over pieces that keeps its argmax,
 dropout to a counter-based-RNG kernel that keeps its mask, concat to strided copies, layernorm
-to a block per example, the convolutions to im2col / col2im around a GEMM per example.
+and batchnorm to a block per example or channel (batchnorm's statistics per group of rows:
+D's real and fake halves apart), the convolutions to im2col / col2im around a GEMM per example.
 
 The modules, along its seams:
 - `grouping`: which nodes a pass launches, which fuse, which are aliases;
@@ -16,13 +17,9 @@ Adding an op: its emitter pair in `emitters.EMITTERS` (its kernels in kernels/*.
 in simulate.py, their footprints in footprint.py); `SUPPORTED` follows from the table.
 """
 
-from advgraph.ops import BATCH_COUPLED
-
 from .grouping import group_forward
 from .iteration import inference_plan, lower, lower_inference, training_plan
 from .lowerer import SUPPORTED, UNSUPPORTED, Lowering
-
-assert not SUPPORTED & BATCH_COUPLED, "D's joint real/fake pass needs batch-independent ops"
 
 __all__ = ["SUPPORTED", "UNSUPPORTED", "Lowering", "group_forward", "inference_plan", "lower",
            "lower_inference", "training_plan"]

@@ -18,8 +18,8 @@ from ..codes import EPILOGUES
 from ..plan import BLOCK, Buf, Launch, copy_rows, ew_grid, f32, gemm, i32
 from .spatial import (conv_bwd, conv_fwd, conv_t_bwd, conv_t_fwd, maxout_conv_bwd,
                       maxout_conv_fwd, maxpool_bwd, maxpool_fwd)
-from .tape import (ActEntry, BackwardPass, ConcatEntry, DropoutEntry, Entry, ForwardPass,
-                   GemmEntry, NormEntry, width)
+from .tape import (ActEntry, BackwardPass, BatchNormEntry, ConcatEntry, DropoutEntry, Entry,
+                   ForwardPass, GemmEntry, NormEntry, width)
 
 if TYPE_CHECKING:
     from .grouping import Step
@@ -219,33 +219,119 @@ def _layernorm_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
                n.name)))
 
 
-# ---- concat: strided copies --------------------------------------------------------------------
+# ---- batchnorm: a block per channel ------------------------------------------------------------
 
-def _concat_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
-    """One strided copy per input into its columns of the output."""
+def _channels(n: Node) -> tuple[int, int]:
+    """(C, P): the feature axis, and the positions each channel has (H·W, or 1 if flat)."""
+    return n.shape[0], width(n) // n.shape[0]
+
+
+def _batchnorm_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
+    """Training: the statistics of each group of the pass's rows (D's real and fake halves
+    apart, as two passes would), the running statistics updated when the pass says so.
+    Inference: the running statistics."""
     n, rows = step.out, fp.rows
+    h = fp.value[n.inputs[0]]
+    C, P = _channels(n)
     y = lw.dst(fp, n)
-    total, col, ins, cols = width(n), 0, [], []
-    for i in n.inputs:
-        w = width(fp.graph.node(i))
-        fp.out.append(copy_rows(fp.value[i], y.at(col, (rows - 1) * total + w), rows, w, w, total,
-                                False, f"{n.name} ← {i}"))
-        ins.append(fp.value[i])
-        cols.append((col, w))
-        col += w
-    fp.entries.append(ConcatEntry(step.emit, n, n.name, ins, y, cols=cols))
+    w, b = lw.param(f"{n.name}.weight"), lw.param(f"{n.name}.bias")
+    mean, var = lw.param(f"{n.name}.running_mean"), lw.param(f"{n.name}.running_var")
+    eps = f32(n.attrs["eps"])
+    if fp.train:
+        xhat = lw.plan.buffer(f"{n.name}{fp.tag}.xhat", "float32", rows * C * P)
+        rstd = lw.plan.buffer(f"{n.name}{fp.tag}.rstd", "float32", fp.groups * C)
+        fp.out.append(Launch("batchnorm_fwd", (C, 1, 1), (BLOCK, 1, 1),
+                             (h, w, b, y, xhat, rstd, mean, var, i32(rows), i32(C), i32(P),
+                              i32(fp.groups), eps, f32(n.attrs["momentum"]),
+                              i32(int(fp.update_stats))), n.name))
+        fp.entries.append(BatchNormEntry(step.emit, n, n.name, [h], y, xhat=xhat, rstd=rstd,
+                                         groups=fp.groups))
+    else:
+        g, bl = ew_grid(rows * C * P)
+        fp.out.append(Launch("batchnorm_infer", g, bl, (h, w, b, mean, var, y, i32(rows), i32(C),
+                                                        i32(P), eps), n.name))
+        fp.entries.append(Entry(step.emit, n, n.name, [h], y))
     return y
 
 
+def _batchnorm_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
+    if not isinstance(e, BatchNormEntry):  # pragma: no cover - inference plans have no backward
+        raise AssertionError(f"{e.node.name}: a gradient through inference-mode batchnorm")
+    n, rows = e.node, bp.rows
+    C, P = _channels(n)
+    if bp.weights:
+        bp.out.append(Launch("batchnorm_param_grad", (C, 1, 1), (BLOCK, 1, 1),
+                             (g, e.xhat, lw.param(f"{n.name}.weight", True),
+                              lw.param(f"{n.name}.bias", True), i32(rows), i32(C), i32(P)),
+                             f"d {n.name}.weight, bias"))
+    lw.contribute(bp, n.inputs[0], rows * C * P, n.name, lambda dx, _: bp.out.append(
+        Launch("batchnorm_bwd", (C, 1, 1), (BLOCK, 1, 1),
+               (g, e.xhat, e.rstd, lw.param(f"{n.name}.weight"), dx, i32(rows), i32(C), i32(P),
+                i32(e.groups)), n.name)))
+
+
+# ---- concat: strided copies; a flat input among images, a rank-1 GEMM per example ---------------
+
+def _broadcast_positions(n: Node, i_node: Node) -> int:
+    """1, or H·W where a flat input of concat `n` becomes constant maps among images."""
+    return width(n) // n.shape[0] if len(n.shape) == 3 and len(i_node.shape) == 1 else 1
+
+
+def _concat_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
+    """Each input into its columns of every output row (the features of flat inputs, the
+    channels of images: one block of a channels-first row): one strided copy. A flat input
+    among images becomes constant maps: f_r (F × 1) · ones (1 × H·W) per example."""
+    n, rows = step.out, fp.rows
+    y = lw.dst(fp, n)
+    total, col, ins, cols = width(n), 0, [], []
+    ones = None
+    for i in n.inputs:
+        inode = fp.graph.node(i)
+        P, w = _broadcast_positions(n, inode), width(inode)
+        block = y.at(col, (rows - 1) * total + w * P)
+        if P == 1:
+            fp.out.append(copy_rows(fp.value[i], block, rows, w, w, total, False,
+                                    f"{n.name} ← {i}"))
+        else:
+            if ones is None:
+                ones = _ones(lw, fp.out, f"{n.name}{fp.tag}.ones", P)
+            fp.out.append(gemm(fp.value[i], ones, block, ones.at(0, 0), w, P, 1, False,
+                               False, "none", 0.0, f"{n.name} ← {i} (as maps)", batch=rows,
+                               strides=(w, 0, total)))
+        ins.append(fp.value[i])
+        cols.append((col, w, P))
+        col += w * P
+    fp.entries.append(ConcatEntry(step.emit, n, n.name, ins, y, cols=cols, ones=ones))
+    return y
+
+
+def _ones(lw: "Lowering", out: list[Launch], name: str, size: int) -> Buf:
+    ones = lw.plan.buffer(name, "float32", size)
+    g, b = ew_grid(size)
+    out.append(Launch("fill", g, b, (ones, i32(size), f32(1.0)), "ones"))
+    return ones
+
+
 def _concat_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
-    """Each input's columns of the output gradient, copied out."""
+    """Each input's columns of the output gradient, copied out; a broadcast input's, summed
+    over the positions (dy_r (F × H·W) · ones)."""
     assert isinstance(e, ConcatEntry)
     n, rows = e.node, bp.rows
     total = width(n)
-    for i, (col, w) in zip(n.inputs, e.cols):
-        lw.contribute(bp, i, rows * w, n.name, lambda dx, _, col=col, w=w, i=i: bp.out.append(
-            copy_rows(g.at(col, (rows - 1) * total + w), dx, rows, w, total, w, False,
-                      f"d {i} ← {n.name}")))
+    for i, (col, w, P) in zip(n.inputs, e.cols):
+        block = g.at(col, (rows - 1) * total + w * P)
+        if P == 1:
+            lw.contribute(bp, i, rows * w, n.name, lambda dx, _, block=block, w=w, i=i:
+                          bp.out.append(copy_rows(block, dx, rows, w, total, w, False,
+                                                  f"d {i} ← {n.name}")))
+        else:
+            assert e.ones is not None
+            lw.contribute(bp, i, rows * w, n.name, lambda dx, acc, block=block, w=w, P=P, i=i:
+                          bp.out.append(gemm(block, e.ones.at(0, P), dx, e.ones.at(0, 0),
+                                             w, 1, P, False, False, "none", 0.0,
+                                             f"d {i} ← {n.name} (Σ positions)",
+                                             accumulate=acc, batch=rows,
+                                             strides=(total, 0, w))), accumulates=True)
 
 
 ALIAS_EMITTER = OpEmitter(_alias_fwd, _alias_bwd)
@@ -256,6 +342,7 @@ EMITTERS: dict[Op, OpEmitter] = {
     Op.DROPOUT: OpEmitter(_dropout_fwd, _dropout_bwd),
     Op.CONCAT: OpEmitter(_concat_fwd, _concat_bwd),
     Op.LAYERNORM: OpEmitter(_layernorm_fwd, _layernorm_bwd),
+    Op.BATCHNORM: OpEmitter(_batchnorm_fwd, _batchnorm_bwd),
     Op.MAX_POOL: OpEmitter(maxpool_fwd, maxpool_bwd),
     Op.CONV2D: OpEmitter(conv_fwd, conv_bwd),
     Op.CONV_T2D: OpEmitter(conv_t_fwd, conv_t_bwd),

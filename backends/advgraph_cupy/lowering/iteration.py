@@ -1,8 +1,11 @@
 """The plans: one training iteration of Algorithm 1, and inference of G or D.
 
-D's real and fake halves share one pass of 2m rows, which is correct because no supported op
-couples the examples of a batch (BATCH_COUPLED): G writes its output straight into the second
-half of D's input buffer.
+D's real and fake halves share one pass of 2m rows (G writes its output straight into the
+second half of D's input buffer) as two groups: an op that couples a batch's examples
+(batchnorm) takes its statistics over each half apart, so the pass computes what two passes
+(real, then fake) compute, as the torch backend runs them. Batchnorm's running statistics follow
+the torch backend too: G's are updated by both steps' G passes, D's by the D-step (the real
+half's statistics, then the fake half's), not by D inside the G-step.
 """
 
 from __future__ import annotations
@@ -76,12 +79,12 @@ def training_plan(lw: Lowering) -> Plan:
         ds.append(copy_rows(y_d.at(0, m * C), y_d.at(m * C, m * C), 1, m * C, m * C, m * C, False,
                         "fake half: the real half's labels"))
     lw.forward(P.G, m, {"z": z, "y": y_d.at(0, m * C) if C else None}, ds, train=True,
-                 tag=".dstep", final=xd.at(m * d, m * d))
+               tag=".dstep", final=xd.at(m * d, m * d), update_stats=True)
     g, b = ew_grid(m * d)
     ds.append(Launch("gather_rows", g, b, (data, order, pos, xd.at(0, m * d), i32(m), i32(d),
                                            N_EXAMPLES), "real minibatch"))
     tape_d = lw.forward(P.D, 2 * m, {"x": xd, "y": y_d}, ds, train=True, tag=".dstep",
-                          final=logits)
+                        final=logits, groups=2, update_stats=True)
     g, b = ew_grid(m)
     ds.append(Launch("bce_d", g, b, (logits.at(0, m), logits.at(m, m), dlogits.at(0, m),
                                      dlogits.at(m, m), i32(m), plan.view("metrics")), "D loss"))
@@ -99,16 +102,16 @@ def training_plan(lw: Lowering) -> Plan:
                                                i32(C), plan.view("rng"), lw.next_stream()),
                          "y ~ p_data(y)"))
     tape_g = lw.forward(P.G, m, {"z": z, "y": y_g}, gs, train=True, tag=".gstep",
-                          final=xd.at(0, m * d))
+                        final=xd.at(0, m * d), update_stats=True)
     tape_dg = lw.forward(P.D, m, {"x": xd.at(0, m * d), "y": y_g}, gs, train=True,
-                           tag=".gstep", final=logits.at(0, m))
+                         tag=".gstep", final=logits.at(0, m))
     g, b = ew_grid(m)
     gs.append(Launch("bce_g", g, b, (logits.at(0, m), dlogits.at(0, m), i32(m),
                                      i32(int(P.g_loss == "non_saturating")),
                                      plan.view("metrics")), "G loss"))
     dfake = plan.buffer("G.dout", "float32", m * d)
     lw.backward(tape_dg, m, dlogits.at(0, m), gs, weights=False, input_grad=dfake,
-                  tag=".gstep")
+                tag=".gstep")
     lw.backward(tape_g, m, dfake, gs, weights=True, input_grad=None, tag=".gstep")
     _update(lw, "G", gs)
     _advance(lw, gs)
@@ -145,7 +148,7 @@ def inference_plan(lw: Lowering, net: str, rows: int) -> Plan:
                             "host_out")
     launches: list[Launch] = []
     lw.forward(graph, rows, io, launches, train=False, tag=tag, final=io["out"],
-                 to_logits=False)
+               to_logits=False)
     plan.phases["forward"] = launches
     plan.io = io
     return plan

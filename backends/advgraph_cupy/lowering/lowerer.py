@@ -19,10 +19,7 @@ from .tape import BackwardPass, ForwardPass, Tape, needs_grad
 # The ops this backend lowers, and why not the others; a test checks that every op of the
 # registry is in exactly one of the two.
 SUPPORTED = frozenset({Op.INPUT, *EMITTERS})
-UNSUPPORTED = {
-    Op.BATCHNORM: "it couples the examples of a batch, and D's real and fake halves share one "
-                  "pass here (use --backend torch)",
-}
+UNSUPPORTED: dict[Op, str] = {}  # op → why this backend cannot lower it
 
 
 class Lowering:
@@ -39,22 +36,26 @@ class Lowering:
             for n in g.nodes:
                 if n.op not in SUPPORTED:
                     raise LoweringError(n.name, n.op.value, "cupy", UNSUPPORTED.get(n.op, ""))
-                if n.op is Op.CONCAT and len(n.shape) != 1:
-                    raise LoweringError(n.name, n.op.value, "cupy",
-                                        "the cupy backend concatenates flat vectors only")
         self._flat_params()
 
     # ---- parameters and RNG streams -----------------------------------------------------------
 
     def _flat_params(self) -> None:
         """Each net's parameters (then gradients, optimiser slots) in one flat buffer, in the
-        Program's parameter order: one update kernel per net."""
+        Program's parameter order: one update kernel per net. Its other tensors (batchnorm's
+        running statistics), which no optimiser touches, in a second one, `<net>.stats`."""
         for g in ("G", "D"):
-            off = 0
-            for t in getattr(self.p, g).params():
-                self.plan.param_offsets[t.name] = (f"{g}.params", off, t.size)
-                off += t.size
+            off = stats = 0
+            for t in getattr(self.p, g).tensors():
+                if t.trainable:
+                    self.plan.param_offsets[t.name] = (f"{g}.params", off, t.size)
+                    off += t.size
+                else:
+                    self.plan.param_offsets[t.name] = (f"{g}.stats", stats, t.size)
+                    stats += t.size
             self.plan.buffer(f"{g}.params", "float32", off, "state")
+            if stats:
+                self.plan.buffer(f"{g}.stats", "float32", stats, "state")
             if self.optim is not None:  # training
                 self.plan.buffer(f"{g}.grads", "float32", off)
                 slots = ("velocity",) if self.optim[g].kind == "sgd" else ("m", "v")
@@ -72,20 +73,25 @@ class Lowering:
     # ---- forward --------------------------------------------------------------------------------
 
     def forward(self, graph: Graph, rows: int, inputs: dict[str, Buf], out: list[Launch],
-                train: bool, tag: str, final: Buf | None = None, to_logits: bool = True) -> Tape:
+                train: bool, tag: str, final: Buf | None = None, to_logits: bool = True,
+                groups: int = 1, update_stats: bool = False) -> Tape:
         """Launches for graph(inputs) on `rows` rows; D stops at its logits when `to_logits`.
-        `final` is where the end node's value must land (G's output into D's input buffer)."""
-        groups = group_forward(graph, train, to_logits)
-        fp = ForwardPass(graph, rows, tag, final, groups.root, out)
-        for step in groups.steps:
+        `final` is where the end node's value must land (G's output into D's input buffer).
+        The rows are `groups` independent batches (a batch-coupled op keeps them apart);
+        batchnorm updates its running statistics in training mode when `update_stats`."""
+        assert rows % groups == 0, (rows, groups)
+        steps = group_forward(graph, train, to_logits)
+        fp = ForwardPass(graph, rows, tag, final, steps.root, out, train=train, groups=groups,
+                         update_stats=train and update_stats)
+        for step in steps.steps:
             if step.emit is None:  # an input
                 fp.value[step.out.name] = inputs[step.out.attrs["source"]]
             else:
                 fp.value[step.out.name] = step.emit.forward(self, fp, step)
         # the root writes `final`, so this never fires
-        if final is not None and fp.value[groups.end] != final:  # pragma: no cover
+        if final is not None and fp.value[steps.end] != final:  # pragma: no cover
             raise AssertionError(f"{graph.name}: end value not in its destination")
-        return Tape(graph, fp.entries, groups.end)
+        return Tape(graph, fp.entries, steps.end)
 
     def dst(self, fp: ForwardPass, n: Node) -> Buf:
         """Where node n's value goes: `final` for the root, else its own buffer."""

@@ -62,6 +62,16 @@ class NormEntry(Entry):
 
 
 @dataclass
+class BatchNormEntry(Entry):
+    """batchnorm in training mode: x̂, 1/√(σ² + eps) of each (group, channel), and the pass's
+    groups (independent batches of its rows, each with its own statistics)."""
+
+    xhat: Buf
+    rstd: Buf
+    groups: int
+
+
+@dataclass
 class PoolEntry(Entry):
     """max_pool: the winning input position of each output, and the kernels' geometry."""
 
@@ -83,7 +93,8 @@ class ConvEntry(Entry):
 
 @dataclass
 class ConcatEntry(Entry):
-    cols: list[tuple[int, int]]  # each input's (first column, width) in the output
+    cols: list[tuple[int, int, int]]  # each input's (first column, width, positions) in a row
+    ones: Buf | None = None  # H·W ones, when a flat input is broadcast among images
 
 
 @dataclass
@@ -103,6 +114,9 @@ class ForwardPass:
     final: Buf | None  # where the root's value must land
     root: str
     out: list[Launch]
+    train: bool = False  # training mode: dropout active, batchnorm on batch statistics
+    groups: int = 1  # the rows are this many independent batches (batch statistics per group)
+    update_stats: bool = False  # batchnorm updates its running statistics (training mode)
     value: dict[str, Buf] = field(default_factory=dict)  # node → the buffer holding its value
     entries: list[Entry] = field(default_factory=list)
 
