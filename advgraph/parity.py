@@ -4,10 +4,13 @@ forward outputs, the gradients and one optimiser step?
 Dropout is switched off (keep 1, scale 1) for the comparison: each backend draws its masks from
 its own generator, so masks cannot match; everything else is the spec's own. Gradients are read
 through the Trainer protocol as the change of one plain SGD step with lr = 1 and momentum 0 (so
-to the float32 resolution of the parameters, and to 256 ulps of the net's largest gradient: a
-gradient that is zero in exact arithmetic, as a bias before batchnorm has, is rounding noise in
-both). After a first Adam step, parameters are compared where |g| > 1e-3 × the tensor's largest
-and above that noise (elsewhere the step is lr·sign of rounding noise), the moments everywhere.
+to the float32 resolution of the parameters). Each backend's rounding of each gradient is
+measured, as the difference between its gradients on the minibatch and on its rows reversed
+(the same sums in another order), and a gradient passes within 4 times that too: a gradient that
+is zero in exact arithmetic, as a bias before batchnorm has, or a sum of 10⁵ cancelling terms,
+is rounding noise in float32. After a first Adam step, parameters are compared where the
+gradient is above 1e-3 × the tensor's largest and above its rounding (elsewhere the step is
+lr·sign of rounding noise), the moments everywhere.
 """
 
 from __future__ import annotations
@@ -58,6 +61,41 @@ def _diff(stage: str, name: str, a: np.ndarray, b: np.ndarray, tol: float,
     return Row(stage, name, mx, rel, mx <= allowed, allowed)
 
 
+@dataclass
+class _Setup:
+    """One comparison's program, weights, inputs and noise, and how to build a trainer."""
+
+    program: Program
+    backends: tuple[str, str]
+    devices: tuple[str, str]
+    batch: int
+    seed: int
+    data: np.ndarray
+    params: dict[str, np.ndarray]
+    z_d: np.ndarray
+    z_g: np.ndarray
+    y: np.ndarray | None
+    y_g: np.ndarray | None
+
+    def build(self, i: int, optim: dict[str, OptimConfig], order: np.ndarray | None = None):
+        be = get_backend(self.backends[i])
+        check_supported(be, self.program)
+        tr = be.build(self.program, self.devices[i], seeds(self.seed).backend, self.batch, optim)
+        tr.load_state_dict(self.params)
+        tr.load_data(self.data, self.y)
+        tr.set_order(np.arange(self.batch) if order is None else order)
+        return tr
+
+    def d_step(self, tr, lr: float, mom: float, order: np.ndarray) -> None:
+        tr.d_step(0, lr, mom, z=self.z_d[order])
+
+    def g_step(self, tr, lr: float, mom: float, order: np.ndarray) -> None:
+        if self.y_g is None:  # a backend without conditioning need not know the argument
+            tr.g_step(lr, mom, z=self.z_g[order])
+        else:
+            tr.g_step(lr, mom, z=self.z_g[order], y=self.y_g[order])
+
+
 def compare(program: Program, spec_training, backends: tuple[str, str],
             devices: tuple[str, str], batch: int, tol: float, seed: int = 0) -> list[Row]:
     program = without_dropout(program)
@@ -68,72 +106,82 @@ def compare(program: Program, spec_training, backends: tuple[str, str],
     z_g = rng.standard_normal((batch, program.prior.dim)).astype(np.float32)
     y = rng.integers(0, program.classes, batch) if program.conditional else None
     y_g = rng.integers(0, program.classes, batch) if program.conditional else None
-    plain = {"G": OptimConfig("sgd"), "D": OptimConfig("sgd")}
+    setup = _Setup(program, backends, devices, batch, seed, data, params, z_d, z_g, y, y_g)
+    a, b = setup.build(0, PLAIN), setup.build(1, PLAIN)
+    rows = [_diff("forward", "G(z)", a.generate(z_d, y), b.generate(z_d, y), tol),
+            _diff("forward", "D(x)", a.discriminate(data, y), b.discriminate(data, y), tol)]
+    noise: dict[str, float] = {}
+    for net in ("D", "G"):
+        rows += _gradient_rows(setup, net, tol, noise)
+    return rows + _step_rows(setup, spec_training, tol, noise)
+
+
+PLAIN = {"G": OptimConfig("sgd"), "D": OptimConfig("sgd")}
+
+
+def _gradients(setup: _Setup, net: str, i: int, order: np.ndarray) -> dict[str, np.ndarray]:
+    """θ0 − θ1 of net's parameters after one SGD step with lr 1 and momentum 0 on backend i,
+    from a fresh trainer, the minibatch's rows in the given order."""
+    tr = setup.build(i, PLAIN, order)
+    (setup.d_step if net == "D" else setup.g_step)(tr, 1.0, 0.0, order)
+    s = tr.state_dict()
+    return {t.name: setup.params[t.name] - s[t.name]
+            for t in getattr(setup.program, net).params()}
+
+
+def _gradient_rows(setup: _Setup, net: str, tol: float, noise: dict[str, float]) -> list[Row]:
+    """Each backend's gradients of net, on the minibatch and on its rows reversed: the same sums
+    in another order, whose difference measures that backend's rounding of each tensor (a
+    gradient that is zero in exact arithmetic, as a bias before batchnorm has, or a sum of 10⁵
+    cancelling terms, is rounding noise). A row passes within tol of the tensor's largest value,
+    or within 4 times the two backends' measured rounding (noise[tensor], at most ROUNDING_CAP
+    of the net's largest gradient, so a wrong kernel is not excused as rounding)."""
+    order = np.arange(setup.batch)
+    back = np.ascontiguousarray(order[::-1])
+    g = [_gradients(setup, net, i, order) for i in (0, 1)]
+    again = [_gradients(setup, net, i, back) for i in (0, 1)]
+    largest = max((float(np.abs(v).max()) for grads in g for v in grads.values() if v.size),
+                  default=0.0)
+    rows = []
+    for t in getattr(setup.program, net).params():
+        a, b = g[0][t.name], g[1][t.name]
+        measured = sum(float(np.abs(x[t.name] - y[t.name]).max()) if a.size else 0.0
+                       for x, y in zip(g, again))
+        noise[t.name] = min(4 * measured, ROUNDING_CAP * largest)
+        # θ0 − θ1 is only known to the float32 resolution of θ: each backend rounds θ1 to it
+        resolution = 2 * float(np.finfo(np.float32).eps) * float(np.abs(setup.params[t.name]).max())
+        rows.append(_diff("gradient", t.name, a, b, tol, max(resolution, noise[t.name])))
+    return rows
+
+
+def _step_rows(setup: _Setup, spec_training, tol: float, noise: dict[str, float]) -> list[Row]:
+    """One iteration with the spec's own optimisers and their first-step hyperparameters:
+    every float tensor of the two states."""
     sched = {g: Schedule(spec_training.optimizer_for(g)) for g in ("G", "D")}
     own = {g: s.config() for g, s in sched.items()}
-
-    def build(i: int, optim):
-        be = get_backend(backends[i])
-        check_supported(be, program)
-        tr = be.build(program, devices[i], seeds(seed).backend, batch, optim)
-        tr.load_state_dict(params)
-        tr.load_data(data, y)
-        tr.set_order(np.arange(batch))
-        return tr
-
-    rows: list[Row] = []
-    a, b = build(0, plain), build(1, plain)
-    rows.append(_diff("forward", "G(z)", a.generate(z_d, y), b.generate(z_d, y), tol))
-    rows.append(_diff("forward", "D(x)", a.discriminate(data, y), b.discriminate(data, y), tol))
-    # Gradients: θ0 − θ1 after one SGD step with lr 1 and momentum 0, from fresh trainers.
-    def g_step(tr, lr: float, mom: float) -> None:
-        if y_g is None:  # a backend without conditioning need not know the argument
-            tr.g_step(lr, mom, z=z_g)
-        else:
-            tr.g_step(lr, mom, z=z_g, y=y_g)
-
-    steps = {"D": lambda tr: tr.d_step(0, 1.0, 0.0, z=z_d), "G": lambda tr: g_step(tr, 1.0, 0.0)}
-    noise: dict[str, float] = {}  # net → the rounding floor of its gradients
-    for net, step in steps.items():
-        a, b = build(0, plain), build(1, plain)
-        step(a)
-        step(b)
-        sa, sb = a.state_dict(), b.state_dict()
-        tensors = getattr(program, net).params()
-        grads = {t.name: (params[t.name] - sa[t.name], params[t.name] - sb[t.name])
-                 for t in tensors}
-        noise[net] = NOISE * max((float(np.abs(g).max()) for pair in grads.values()
-                                  for g in pair if g.size), default=0.0)
-        for t in tensors:
-            # θ0 − θ1 is only known to the float32 resolution of θ: each backend rounds θ1 to
-            # it, so gradients far below the parameters' magnitude differ by up to one ulp.
-            # A gradient that is zero in exact arithmetic (a bias before batchnorm) is the
-            # rounding of cancelling sums in both: it differs by up to the net's noise floor.
-            resolution = 2 * float(np.finfo(np.float32).eps) * float(np.abs(params[t.name]).max())
-            rows.append(_diff("gradient", t.name, *grads[t.name], tol,
-                              max(resolution, noise[net])))
-    # One iteration with the spec's own optimisers and their first-step hyperparameters.
-    a, b = build(0, own), build(1, own)
+    order = np.arange(setup.batch)
+    a, b = setup.build(0, own), setup.build(1, own)
     for tr in (a, b):
-        tr.d_step(0, sched["D"].lr(0), sched["D"].momentum(0), z=z_d)
-        g_step(tr, sched["G"].lr(0), sched["G"].momentum(0))
+        setup.d_step(tr, sched["D"].lr(0), sched["D"].momentum(0), order)
+        setup.g_step(tr, sched["G"].lr(0), sched["G"].momentum(0), order)
     sa, sb = a.state_dict(), b.state_dict()
-    adam_params = {t.name: g for g in ("G", "D") if own[g].kind == "adam"
-                   for t in getattr(program, g).params()}
-    # the first moment is (1 − β1)·g: the gradients' noise floor, scaled alike
-    m_noise = {g: (1 - own[g].beta1) * noise[g] for g in ("G", "D")}
+    adam = {t.name: g for g in ("G", "D") if own[g].kind == "adam"
+            for t in getattr(setup.program, g).params()}
     lrs = {g: sched[g].lr(0) for g in ("G", "D")}
+    rows = []
     for key in sorted(k for k in sa if not k.startswith("rng/") and k in sb):
         if sa[key].dtype.kind != "f":
             continue
         x, y = sa[key], sb[key]
-        if key in adam_params and f"optim/{adam_params[key]}/m/{key}" in sa:
+        if key in adam and f"optim/{adam[key]}/m/{key}" in sa:
             # Adam's first step is lr·g/(|g| + ε) ≈ lr·sign(g): where g is float32 rounding
-            # noise (|g| ≪ the tensor's largest), its sign is too. Compare the parameters where
-            # the gradient means something; the moments, linear in g, are compared everywhere.
-            net = adam_params[key]
-            m1 = np.abs(sa[f"optim/{net}/m/{key}"])
-            keep = m1 > max(ADAM_FLOOR * max(float(m1.max()), 1e-30), 16 * m_noise[net])
+            # noise, its sign is too. Compare the parameters where the gradient means
+            # something (above 1e-3 of the tensor's largest and 16× its measured rounding);
+            # the moments, linear in g, are compared everywhere.
+            cfg = own[adam[key]]
+            m1 = np.abs(sa[f"optim/{adam[key]}/m/{key}"])
+            keep = m1 > max(ADAM_FLOOR * max(float(m1.max()), 1e-30),
+                            16 * (1 - cfg.beta1) * noise.get(key, 0.0))
             x, y = x[keep], y[keep]
         rows.append(_diff("step", key, x, y, tol, _step_floor(key, own, noise, lrs)))
     return rows
@@ -141,26 +189,24 @@ def compare(program: Program, spec_training, backends: tuple[str, str],
 
 def _step_floor(key: str, own: dict[str, OptimConfig], noise: dict[str, float],
                 lrs: dict[str, float]) -> float:
-    """The rounding floor of a tensor after one step: its gradients' noise floor carried
+    """The rounding floor of a tensor after one step: its gradient's measured rounding carried
     through the update (SGD: θ − lr·g and the velocity −lr·g; Adam's moments m = (1 − β1)·g
     and v = (1 − β2)·g²); 0 for what does not carry it (Adam's parameters are compared where
     the gradient is above the noise)."""
     parts = key.split("/")
     if parts[0] == "optim" and len(parts) >= 4:
-        net, slot = parts[1], parts[2]
+        net, slot, tensor = parts[1], parts[2], "/".join(parts[3:])
     else:
-        net, slot = key.split(".")[0], "param"
-    if net not in noise:
+        net, slot, tensor = key.split(".")[0], "param", key
+    if tensor not in noise or net not in own:
         return 0.0
-    cfg, floor = own[net], noise[net]
+    cfg, floor = own[net], noise[tensor]
     if cfg.kind == "sgd":
         return lrs[net] * floor if slot in ("param", "velocity") else 0.0
     return {"m": (1 - cfg.beta1) * floor, "v": 4 * (1 - cfg.beta2) * floor ** 2}.get(slot, 0.0)
 
 
 ADAM_FLOOR = 1e-3  # relative gradient size below which an Adam step's sign is rounding noise
-# A net's gradients are rounded float32 sums, a conv net's over batch × positions (10⁴–10⁵
-# terms, whose rounding grows as √N): differences below 256 ulps of the net's largest gradient
-# are rounding (a wrong kernel is off by far more), and an Adam step whose gradient is within
-# 16 times that of zero has a noise sign.
-NOISE = 256 * float(np.finfo(np.float32).eps)
+# The most of a net's largest gradient that measured rounding may excuse: a wrong kernel is off
+# by the size of its gradients, not by this.
+ROUNDING_CAP = 1e-2

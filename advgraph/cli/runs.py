@@ -74,7 +74,8 @@ def _check_parity_memory(program, batch: int) -> None:
 
 def _print_parity(rows: list, names: tuple[str, ...], devs: tuple[str, ...], tol: float) -> None:
     table = Table(title=f"parity {names[0]} ({devs[0]}) vs {names[1]} ({devs[1]}): ok when "
-                        f"max |a − b| ≤ allowed = {tol:g} × the tensor's max |a|, |b|",
+                        f"max |a − b| ≤ allowed = {tol:g} × the tensor's max |a|, |b| (a gradient: "
+                        "or 4 × its rounding, as measured by the backends)",
                   title_justify="left")
     # the pass rule's own terms (a relative difference of 0.5 where values are tiny beside
     # the tensor's largest one would sit confusingly next to "ok")
