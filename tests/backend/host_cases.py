@@ -84,8 +84,8 @@ def case_gemm(hk, rng, exact, small=False, shapes=None, epilogues=None):
                 B = rng.standard_normal(rows_b * ldb).astype(f32)
                 bias = rng.standard_normal(N).astype(f32)
                 pre = np.zeros(M * ldc, f32)  # the activations' input sets the error's scale
-                simulate.k_gemm(A, B, pre, bias, M, N, K, lda, ldb, ldc, 0, tA, tB,
-                                EPILOGUES["bias"], 0.0)
+                simulate.KERNELS["gemm"](A, B, pre, bias, M, N, K, lda, ldb, ldc, 0, tA, tB,
+                                         EPILOGUES["bias"], 0.0)
                 scale = max(1.0, float(np.abs(pre).max()))
                 runs = [(1, 0, 0, 0, 0, ep) for ep in (epilogues or EPILOGUES.values())]
                 runs.append((1, 0, 0, 0, 1, EPILOGUES["relu"]))
