@@ -84,8 +84,8 @@ def case_gemm(hk, rng, exact, small=False, shapes=None, epilogues=None):
                 B = rng.standard_normal(rows_b * ldb).astype(f32)
                 bias = rng.standard_normal(N).astype(f32)
                 pre = np.zeros(M * ldc, f32)  # the activations' input sets the error's scale
-                simulate.k_gemm(A, B, pre, bias, M, N, K, lda, ldb, ldc, 0, tA, tB,
-                                EPILOGUES["bias"], 0.0)
+                simulate.KERNELS["gemm"](A, B, pre, bias, M, N, K, lda, ldb, ldc, 0, tA, tB,
+                                         EPILOGUES["bias"], 0.0)
                 scale = max(1.0, float(np.abs(pre).max()))
                 runs = [(1, 0, 0, 0, 0, ep) for ep in (epilogues or EPILOGUES.values())]
                 runs.append((1, 0, 0, 0, 1, EPILOGUES["relu"]))
@@ -133,6 +133,36 @@ def case_layernorm(hk, rng, exact, small=False):
         both(hk, "layernorm_param_grad", grid1(cols), BLOCK,
              {"dy": dy, "xhat": out["xhat"], "dw": np.zeros(cols, f32), "db": np.zeros(cols, f32)},
              [i32(rows), i32(cols)], ["dy", "xhat", "dw", "db", 0, 1], False, 1e-5)
+
+
+def case_batchnorm(hk, rng, exact, small=False):
+    """Channels of images (P = 35 positions) and of flat features (P = 1), in one group and in
+    two (D's real and fake halves, each with its own statistics and its own update of the
+    running statistics); a channel with more elements than the block (rows·P > 256); means far
+    from 0."""
+    for rows, C, P, groups in ((10, 3, 35, 2), (9, 5, 1, 1), (300, 2, 1, 2)):
+        n = rows * C * P
+        x = (rng.standard_normal(n) * 2 + 3).astype(f32)
+        w, b = rng.standard_normal(C).astype(f32), rng.standard_normal(C).astype(f32)
+        mean, var = rng.standard_normal(C).astype(f32), (rng.random(C) + 0.5).astype(f32)
+        shape = [i32(rows), i32(C), i32(P)]
+        out = both(hk, "batchnorm_fwd", (C, 1, 1), BLOCK,
+                   {"x": x, "w": w, "b": b, "y": np.zeros(n, f32), "xhat": np.zeros(n, f32),
+                    "rstd": np.zeros(groups * C, f32), "run_mean": mean, "run_var": var},
+                   [*shape, i32(groups), f32(1e-5), f32(0.1), i32(1)],
+                   ["x", "w", "b", "y", "xhat", "rstd", "run_mean", "run_var", 0, 1, 2, 3, 4, 5,
+                    6], False, 1e-5)
+        both(hk, "batchnorm_infer", grid1(n), BLOCK,
+             {"x": x, "w": w, "b": b, "run_mean": mean, "run_var": var, "y": np.zeros(n, f32)},
+             [*shape, f32(1e-3)], ["x", "w", "b", "run_mean", "run_var", "y", 0, 1, 2, 3],
+             False, 1e-5)
+        dy = rng.standard_normal(n).astype(f32)
+        both(hk, "batchnorm_bwd", (C, 1, 1), BLOCK,
+             {"dy": dy, "xhat": out["xhat"], "rstd": out["rstd"], "w": w, "dx": np.zeros(n, f32)},
+             [*shape, i32(groups)], ["dy", "xhat", "rstd", "w", "dx", 0, 1, 2, 3], False, 1e-5)
+        both(hk, "batchnorm_param_grad", (C, 1, 1), BLOCK,
+             {"dy": dy, "xhat": out["xhat"], "dw": np.zeros(C, f32), "db": np.zeros(C, f32)},
+             shape, ["dy", "xhat", "dw", "db", 0, 1, 2], False, 1e-5)
 
 
 def case_maxpool(hk, rng, exact, small=False):

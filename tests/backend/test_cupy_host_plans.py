@@ -1,6 +1,8 @@
-"""Whole launch plans on the host executor: the toy1d and ring2d plans run clean under
-ASan+UBSan and TSan; training is independent of thread and block order; guard zones catch a
-kernel that writes past its buffer."""
+"""Whole launch plans on the host executor: the toy1d and ring2d plans, and a conv plan (every
+image op: conv2d, maxout_conv, conv_transpose2d, max_pool, batchnorm on images and on features,
+a label concatenated to images as maps), run clean under ASan+UBSan and TSan; training is
+independent of thread and block order; guard zones catch a kernel that writes past its
+buffer."""
 
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ from advgraph_cupy.backend import CupyTrainer
 from advgraph_cupy.runtime import HostExecutor
 
 spec, variant, order = sys.argv[1:4]
-loaded = load_file(f"specs/{spec}.yaml", ["training.batch_size=40", "training.k=2"])
+loaded = load_file(spec if spec.endswith(".yaml") else f"specs/{spec}.yaml",
+                   ["training.batch_size=40", "training.k=2"])
 program = compile_spec(loaded, data_info(loaded))
 sched = {g: Schedule(loaded.spec.training.optimizer_for(g)) for g in ("G", "D")}
 rng = np.random.default_rng(0)
@@ -44,7 +47,8 @@ data = rng.normal(size=(130, *program.data_shape)).astype(np.float32)
 tr = CupyTrainer(program, HostExecutor(variant, order=order, seed=5, guard=True), 7, 40,
                  {g: s.config() for g, s in sched.items()})
 tr.load_state_dict(init_params(program, np.random.default_rng(1), data))
-tr.load_data(data)
+labels = rng.integers(0, program.classes, 130) if program.conditional else None
+tr.load_data(data, labels)
 tr.set_order(rng.permutation(130))
 b = 0
 for it in range(3):
@@ -56,8 +60,9 @@ for it in range(3):
     tr.g_step(sched["G"].lr(it), 0.5)
 metrics = tr.read_metrics()
 assert metrics["finite"] == 1.0, metrics
-tr.generate(rng.uniform(-1, 1, (70, program.prior.dim)).astype(np.float32))
-tr.discriminate(data[:70])
+y70 = labels[:70] if program.conditional else None
+tr.generate(rng.uniform(-1, 1, (70, program.prior.dim)).astype(np.float32), y70)
+tr.discriminate(data[:70], y70)
 state = tr.state_dict()
 h = hashlib.sha256(b"".join(state[k].tobytes() for k in sorted(state) if "rng" not in k))
 print("plan ran clean", h.hexdigest())
@@ -71,12 +76,62 @@ def _run(variant: str, *argv: str) -> subprocess.CompletedProcess:
                           text=True, capture_output=True, timeout=600)
 
 
+# Small images, so the plan runs in seconds under TSan.
+CONV = """
+condition: {type: label, classes: 3}
+prior: {type: gaussian, dim: 6}
+data: {dataset: npz, path: images.npz, key: x, labels: y, flatten: false}
+generator:
+  graph:
+    - name: h
+      inputs: z
+      layers:
+        - {type: dense, units: 48}
+        - {type: batchnorm}
+        - {type: relu}
+        - {type: reshape, shape: [3, 4, 4]}
+    - name: joint
+      inputs: [h, y]
+      layers:
+        - {type: conv_transpose2d, channels: 4, kernel: 3, stride: 2, pad: 1, output_pad: 1}
+        - {type: batchnorm}
+        - {type: relu}
+        - {type: conv_transpose2d, channels: 2, kernel: 2, stride: 1, pad: 0}
+        - {type: sigmoid}
+discriminator:
+  graph:
+    - name: joint
+      inputs: [x, y]
+      layers:
+        - {type: conv2d, channels: 5, kernel: 3, stride: 2, pad: 1}
+        - {type: batchnorm}
+        - {type: leaky_relu, slope: 0.2}
+        - {type: maxout_conv, channels: 2, pieces: 2, kernel: 2, pad: 1}
+        - {type: max_pool, kernel: 2, stride: 2}
+        - {type: flatten}
+        - {type: dense, units: 1}
+        - {type: sigmoid}
+training:
+  batch_size: 8
+  optimizer: {type: adam, lr: 0.001}
+  stop: {steps: 3}
+"""
+
+
+def _conv_spec(root) -> str:
+    rng = np.random.default_rng(0)
+    np.savez(root / "images.npz", x=rng.random((130, 2, 9, 9)).astype(np.float32),
+             y=rng.integers(0, 3, 130))
+    (root / "conv.yaml").write_text(CONV)
+    return str(root / "conv.yaml")
+
+
 @pytest.mark.parametrize("variant", ["asan", "tsan"])
-@pytest.mark.parametrize("spec", ["toy1d", "ring2d"])
-def test_plans_run_clean_under_sanitizers(spec, variant):
+@pytest.mark.parametrize("spec", ["toy1d", "ring2d", "conv"])
+def test_plans_run_clean_under_sanitizers(spec, variant, tmp_path):
     if sanitizer_runtime(variant) is None:
         pytest.skip(f"g++ has no lib{variant}.so")
-    p = _run(variant, spec, variant, "shuffled")
+    p = _run(variant, _conv_spec(tmp_path) if spec == "conv" else spec, variant, "shuffled")
     assert p.returncode == 0, f"{p.stdout}\n{p.stderr[-6000:]}"
     assert "plan ran clean" in p.stdout
     assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr[-6000:]

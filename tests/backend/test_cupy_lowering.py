@@ -21,7 +21,8 @@ from advgraph.train.schedule import Schedule
 from tests.conftest import ROOT, SPECS
 
 sys.path.insert(0, str(ROOT / "backends"))
-from advgraph_cupy import codes, footprint, kernel_sources, simulate  # noqa: E402
+from advgraph_cupy import codes, footprint, kernel_sources, kernels, simulate  # noqa: E402
+from advgraph_cupy.kernels.common import Family  # noqa: E402
 from advgraph_cupy import lowering as L  # noqa: E402
 from advgraph_cupy import plan as P  # noqa: E402
 from advgraph_cupy.backend import CupyTrainer  # noqa: E402
@@ -70,6 +71,34 @@ def test_every_kernel_has_a_twin_and_a_footprint():
         assert set(touched) == {p.name for p in params if p.is_pointer}, name
 
 
+def test_each_family_module_declares_its_sources_kernels():
+    """kernels/<family>.py beside every kernels/<family>.cu, declaring the twins and footprints
+    of exactly that file's kernels."""
+    sources = kernel_sources.sources()
+    assert {f"{m.FAMILY.name}.cu" for m in kernels.FAMILIES} == set(sources)
+    for module in kernels.FAMILIES:
+        family = module.FAMILY
+        assert module.__name__.rsplit(".", 1)[1] == family.name
+        declared = {k for k, _ in kernel_sources.kernels_of(sources[f"{family.name}.cu"])}
+        assert set(family.twins) == set(family.footprints) == declared, family.name
+
+
+def test_a_kernel_or_op_declared_twice_is_refused():
+    one, other = Family("one"), Family("other")
+    one.kernel("k", footprint=lambda s: {})(lambda: None)
+    with pytest.raises(ValueError, match="one.cu: kernel k declared twice"):
+        one.kernel("k", footprint=lambda s: {})(lambda: None)
+    other.kernel("k", footprint=lambda s: {})(lambda: None)
+    with pytest.raises(ValueError, match="twin k declared by both one and other"):
+        kernels.merge((one, other), "twins")
+    one.op(Op.DENSE, None, None)
+    with pytest.raises(ValueError, match="one: op dense declared twice"):
+        one.op([Op.RELU, Op.DENSE], None, None)
+    other.op(Op.DENSE, None, None)
+    with pytest.raises(ValueError, match="emitter dense declared by both one and other"):
+        kernels.merge((one, other), "emitters")
+
+
 def test_batched_accumulating_gemm_twin_against_numpy():
     """The GEMM twin (the host and CUDA kernels' oracle) with a batch, strides (B shared, as a
     convolution's weights) and accumulation, against plain NumPy products."""
@@ -89,7 +118,7 @@ def test_batched_accumulating_gemm_twin_against_numpy():
     P.check(plan, phases={"x": [launch]})
     assert launch.grid[2] == batch
     assert launch.kernel == "gemm_batched"
-    simulate.k_gemm_batched(A, B, C, None, *[a.item() for a in launch.args[4:]])
+    simulate.KERNELS["gemm_batched"](A, B, C, None, *[a.item() for a in launch.args[4:]])
     np.testing.assert_allclose(C, want, rtol=1e-6, atol=1e-6)
 
 
@@ -188,24 +217,26 @@ def test_philox_known_answers():
 def test_noise_and_dropout_kernels_statistics():
     rng = np.array([123, 456, 7, 0], np.uint32)
     z = np.zeros(40_001, np.float32)
-    simulate.k_noise(z, 40_001, 1, 1.0, 2.0, rng, 3)
+    simulate.KERNELS["noise"](z, 40_001, 1, 1.0, 2.0, rng, 3)
     assert np.isfinite(z).all()
     assert abs(z.mean() - 1.0) < 0.03 and abs(z.std() - 2.0) < 0.03
-    simulate.k_noise(z, 40_001, 0, -3 ** 0.5, 3 ** 0.5, rng, 4)
+    simulate.KERNELS["noise"](z, 40_001, 0, -3 ** 0.5, 3 ** 0.5, rng, 4)
     assert z.min() >= -3 ** 0.5 and z.max() <= 3 ** 0.5 and abs(z.var() - 1) < 0.03
     x, y = np.ones(10_000, np.float32), np.zeros(10_000, np.float32)
     mask = np.zeros(10_000, np.uint8)
-    simulate.k_dropout_fwd(x, y, mask, 10_000, 0.8, 1.25, rng, 5)
+    simulate.KERNELS["dropout_fwd"](x, y, mask, 10_000, 0.8, 1.25, rng, 5)
     assert abs(mask.mean() - 0.8) < 0.015 and set(np.unique(y)) == {0.0, 1.25}
     other = mask.copy()
-    simulate.k_dropout_fwd(x, y, mask, 10_000, 0.8, 1.25, rng, 6)  # another stream: new masks
+    # another stream: new masks
+    simulate.KERNELS["dropout_fwd"](x, y, mask, 10_000, 0.8, 1.25, rng, 6)
     assert (other != mask).mean() > 0.2
 
 
 def test_label_draws_follow_the_training_labels():
     labels = np.array([0] * 900 + [3] * 100, np.int64)
     out = np.zeros(20_000 * 4, np.float32)
-    simulate.k_draw_onehot(labels, 1000, out, 20_000, 4, np.array([1, 2, 3, 0], np.uint32), 9)
+    simulate.KERNELS["draw_onehot"](labels, 1000, out, 20_000, 4,
+                                    np.array([1, 2, 3, 0], np.uint32), 9)
     freq = out.reshape(-1, 4).mean(0)
     assert abs(freq[0] - 0.9) < 0.01 and abs(freq[3] - 0.1) < 0.01 and freq[1] == freq[2] == 0
 

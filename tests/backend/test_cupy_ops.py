@@ -24,8 +24,8 @@ from tests.programs import one_op_program  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "backends"))
 from advgraph_cupy.lowering import Lowering  # noqa: E402
-from advgraph_cupy.lowering.emitters import ALIAS  # noqa: E402
-from advgraph_cupy.lowering.tape import width  # noqa: E402
+from advgraph_cupy.kernels.elementwise import ALIAS  # noqa: E402
+from advgraph_cupy.kernels.common import width  # noqa: E402
 from advgraph_cupy.runtime import HostExecutor, Runtime, TwinExecutor  # noqa: E402
 from advgraph_torch.lower import LOWERINGS, Ctx  # noqa: E402
 

@@ -8,13 +8,17 @@ D's real and fake halves apart), the convolutions to im2col / col2im around a GE
 
 The modules, along its seams:
 - `grouping`: which nodes a pass launches, which fuse, which are aliases;
-- `tape`: the state of a forward/backward pass and the typed entries the forward keeps;
-- `emitters`: one forward and one backward emitter per op (`EMITTERS`, keyed by `Op`), the
-  image ops' (max_pool, the convolutions) in `spatial`;
+- `tape`: the state of a forward/backward pass and the tape of entries the forward keeps;
 - `lowerer`: the parameter layout, RNG streams and the pass drivers (`Lowering`);
 - `iteration`: the Algorithm-1 iteration and inference plans built from those.
-Adding an op: its emitter pair in `emitters.EMITTERS` (its kernels in kernels/*.cu, their twins
-in simulate.py, their footprints in footprint.py); `SUPPORTED` follows from the table.
+The ops' emitters are not here: each sits in the module of the kernel family it is built on,
+kernels/<family>.py beside kernels/<family>.cu, with those kernels' NumPy twins and footprints
+and the op's tape entry type (dense and maxout in `gemm`; activations, dropout, concat and the
+aliases in `elementwise`; layernorm and batchnorm in `norm`; max_pool in `pool`; the convolutions in `conv`).
+`kernels.EMITTERS` (keyed by `Op`) merges them, and `SUPPORTED` follows from it.
+Adding an op with a kernel of its own: its kernels in kernels/<family>.cu, and in
+kernels/<family>.py the kernels' twins and footprints (`@FAMILY.kernel`) and the op's emitter
+pair (`FAMILY.op`); CONTRIBUTING.md lists the five files.
 """
 
 from .grouping import group_forward

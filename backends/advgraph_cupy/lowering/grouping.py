@@ -2,7 +2,7 @@
 
 A node whose value is its input's (linear, reshape, flatten, an inactive dropout) is an alias:
 nothing to launch. A dense node whose only reader is an activation is computed with it, in the
-GEMM's epilogue. Every other node is one step, lowered by its op's emitter (`emitters.EMITTERS`).
+GEMM's epilogue. Every other node is one step, lowered by its op's emitter (`kernels.EMITTERS`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from advgraph.errors import LoweringError
 from advgraph.ir import Graph, Node, Op
 
-from .emitters import ACT, ALIAS, ALIAS_EMITTER, EMITTERS, OpEmitter, active_dropout
+from ..kernels import EMITTERS
+from ..kernels.common import OpEmitter
+from ..kernels.elementwise import ACT, ALIAS, ALIAS_EMITTER, active_dropout
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from advgraph.backend import OptimConfig
 from advgraph.ir import Program
 
 from ..codes import METRICS
+from ..kernels.common import width
 from ..plan import (BLOCK, N_EXAMPLES, SLOTTED, Buf, Launch, Plan, copy_rows, ew_grid, f32, i32,
                     noise_launch)
-from .emitters import width
 from .lowerer import Lowering
 
 

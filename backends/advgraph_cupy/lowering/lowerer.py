@@ -11,8 +11,9 @@ from advgraph.backend import OptimConfig
 from advgraph.errors import LoweringError
 from advgraph.ir import Graph, Node, Op, Program
 
+from ..kernels import EMITTERS
+from ..kernels.common import width
 from ..plan import Buf, Launch, Plan, copy_rows
-from .emitters import EMITTERS, width
 from .grouping import group_forward
 from .tape import BackwardPass, ForwardPass, Tape, needs_grad
 

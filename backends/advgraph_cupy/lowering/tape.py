@@ -1,100 +1,16 @@
 """The state of a forward or backward pass while its launches are emitted, and the tape: what
-each forward step kept for the backward, one entry type per kind of step."""
+each forward step kept for the backward, in order. An entry is a `kernels.common.Entry`, or the
+subclass its op's family declares beside its emitters (kernels/<family>.py) when the backward
+needs more than the step's inputs and output."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-import numpy as np
+from advgraph.ir import Graph, Op
 
-from advgraph.ir import Graph, Node, Op
-
+from ..kernels.common import Entry
 from ..plan import Buf, Launch
-
-if TYPE_CHECKING:
-    from .emitters import OpEmitter
-
-
-def width(node: Node) -> int:
-    return int(np.prod(node.shape))
-
-
-@dataclass
-class Entry:
-    """What a forward step kept for the backward: `emit.backward` consumes it."""
-
-    emit: "OpEmitter"
-    node: Node  # the op's node (the dense node of a fused dense + activation)
-    out_node: str  # the node whose value it produced
-    ins: list[Buf]
-    out: Buf
-
-
-@dataclass
-class GemmEntry(Entry):
-    """dense (its epilogue: the bias, or the bias and an activation) and maxout."""
-
-    k: int  # the GEMM's inner dimension: the input's width
-    act: str = "bias"  # the epilogue: "bias" or the fused activation's name
-    slope: float = 0.0  # leaky ReLU's
-    arg: Buf | None = None  # maxout: the winning piece of each unit
-
-
-@dataclass
-class ActEntry(Entry):
-    act: str
-    slope: float
-
-
-@dataclass
-class DropoutEntry(Entry):
-    mask: Buf
-    scale: float
-
-
-@dataclass
-class NormEntry(Entry):
-    """layernorm: the normalised input x̂ and each row's 1/√(σ² + eps)."""
-
-    xhat: Buf
-    rstd: Buf
-
-
-@dataclass
-class BatchNormEntry(Entry):
-    """batchnorm in training mode: x̂, 1/√(σ² + eps) of each (group, channel), and the pass's
-    groups (independent batches of its rows, each with its own statistics)."""
-
-    xhat: Buf
-    rstd: Buf
-    groups: int
-
-
-@dataclass
-class PoolEntry(Entry):
-    """max_pool: the winning input position of each output, and the kernels' geometry."""
-
-    arg: Buf
-    geometry: tuple  # planes, H, W, OH, OW, kernel, stride, pad (np.int32)
-    in_size: int  # the input's elements: rows × C × H × W
-
-
-@dataclass
-class ConvEntry(Entry):
-    """conv2d, maxout_conv and conv_transpose2d: the window geometry (np.int32 scalars of im2col/col2im:
-    rows, C, H, W, OH, OW, k, s, p, for the image side of the op) and conv2d's columns."""
-
-    geometry: tuple
-    in_shape: tuple  # the input's (C, H, W)
-    cols: Buf | None  # conv2d: its input's windows, which the weight gradient reads
-    arg: Buf | None = None  # maxout_conv: the winning piece of each output
-
-
-@dataclass
-class ConcatEntry(Entry):
-    cols: list[tuple[int, int, int]]  # each input's (first column, width, positions) in a row
-    ones: Buf | None = None  # H·W ones, when a flat input is broadcast among images
 
 
 @dataclass

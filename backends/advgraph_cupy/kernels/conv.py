@@ -1,47 +1,89 @@
-"""The emitters of the ops on images: max_pool, and conv2d, maxout_conv and conv_transpose2d
-as im2col / col2im around a GEMM per example. Registered in `emitters.EMITTERS`."""
+"""conv.cu: an image's windows as columns (im2col) and back (col2im, summing overlaps), and the
+per-channel bias; the ops lowered to them around a GEMM per example: conv2d, maxout_conv (then
+elementwise.cu's max over pieces) and conv_transpose2d."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from advgraph.ir import Node
+import numpy as np
+
+from advgraph.ir import Node, Op
 
 from ..plan import Buf, Launch, ew_grid, gemm, i32
-from .tape import BackwardPass, ConvEntry, Entry, ForwardPass, PoolEntry, width
+from .common import Entry, Family
 
 if TYPE_CHECKING:
-    from .grouping import Step
-    from .lowerer import Lowering
+    from ..lowering.grouping import Step
+    from ..lowering.lowerer import Lowering
+    from ..lowering.tape import BackwardPass, ForwardPass
+
+FAMILY = Family("conv")
 
 
-# ---- max_pool: a thread per output, the backward a thread per input ---------------------------
+# ---- kernels: twins and footprints -------------------------------------------------------------
 
-def maxpool_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
-    n, rows = step.out, fp.rows
-    x = fp.graph.node(n.inputs[0])
-    (c, hh, ww), (_, oh, ow) = x.shape, n.shape
-    geometry = tuple(i32(v) for v in (rows * c, hh, ww, oh, ow, n.attrs["kernel"],
-                                      n.attrs["stride"], n.attrs["pad"]))
-    h = fp.value[x.name]
-    y = lw.dst(fp, n)
-    arg = lw.plan.buffer(f"{n.name}{fp.tag}.arg", "int32", rows * width(n))
-    g, b = ew_grid(rows * width(n))
-    fp.out.append(Launch("maxpool_fwd", g, b, (h, y, arg, *geometry), n.name))
-    fp.entries.append(PoolEntry(step.emit, n, n.name, [h], y, arg=arg, geometry=geometry,
-                                in_size=rows * width(x)))
-    return y
+def _windows_footprint(s):
+    return {"x": s["rows"] * s["C"] * s["H"] * s["W"],
+            "cols": s["rows"] * s["C"] * s["k"] ** 2 * s["OH"] * s["OW"]}
 
 
-def maxpool_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
-    assert isinstance(e, PoolEntry)
-    n = e.node
-    gg, b = ew_grid(e.in_size)
-    lw.contribute(bp, n.inputs[0], e.in_size, n.name, lambda dx, _: bp.out.append(
-        Launch("maxpool_bwd", gg, b, (g, e.arg, dx, *e.geometry), n.name)))
+def _window_index(C, H, W, OH, OW, k, s, p):
+    """For cols[(c, kh, kw), (oh, ow)] of one example, the flat image index c·H·W + h·W + w it
+    reads, or -1 in the padding: an array of shape (C·k·k, OH·OW)."""
+    c, kh, kw, oh, ow = np.meshgrid(np.arange(C), np.arange(k), np.arange(k), np.arange(OH),
+                                    np.arange(OW), indexing="ij")
+    h, w = oh * s - p + kh, ow * s - p + kw
+    idx = np.where((h >= 0) & (h < H) & (w >= 0) & (w < W), (c * H + h) * W + w, -1)
+    return idx.reshape(C * k * k, OH * OW)
 
 
-# ---- conv2d, conv_transpose2d: im2col / col2im around a GEMM per example -----------------------
+@FAMILY.kernel("im2col", footprint=_windows_footprint)
+def k_im2col(x, cols, rows, C, H, W, OH, OW, k, s, p):
+    idx = _window_index(C, H, W, OH, OW, k, s, p)
+    xs = x[: rows * C * H * W].reshape(rows, C * H * W)
+    cols[: rows * idx.size] = np.where(idx >= 0, xs[:, np.maximum(idx, 0)], 0).ravel()
+
+
+@FAMILY.kernel("col2im", footprint=_windows_footprint)
+def k_col2im(cols, x, rows, C, H, W, OH, OW, k, s, p):
+    idx = _window_index(C, H, W, OH, OW, k, s, p).ravel()
+    keep = idx >= 0
+    out = np.zeros((rows, C * H * W))
+    cs = cols[: rows * idx.size].reshape(rows, idx.size).astype(np.float64)
+    for b in range(rows):
+        np.add.at(out[b], idx[keep], cs[b, keep])
+    x[: rows * C * H * W] = out.ravel()
+
+
+@FAMILY.kernel("channel_bias",
+               footprint=lambda s: {"y": s["rows"] * s["C"] * s["P"], "bias": s["C"]})
+def k_channel_bias(y, bias, rows, C, P):
+    v = y[: rows * C * P].reshape(rows, C, P)
+    v += bias[:C].reshape(1, C, 1)
+
+
+@FAMILY.kernel("channel_bias_grad",
+               footprint=lambda s: {"dy": s["rows"] * s["C"] * s["P"], "db": s["C"]})
+def k_channel_bias_grad(dy, db, rows, C, P):
+    db[:C] = dy[: rows * C * P].reshape(rows, C, P).astype(np.float64).sum((0, 2))
+
+
+# ---- conv2d, maxout_conv, conv_transpose2d: im2col / col2im around a GEMM per example ----------
+
+@dataclass
+class ConvEntry(Entry):
+    """conv2d, maxout_conv and conv_transpose2d: the window geometry (np.int32 scalars of
+    im2col/col2im: rows, C, H, W, OH, OW, k, s, p, for the image side of the op) and conv2d's
+    columns."""
+
+    geometry: tuple
+    in_shape: tuple  # the input's (C, H, W)
+    cols: Buf | None  # conv2d: its input's windows, which the weight gradient reads
+    arg: Buf | None = None  # maxout_conv: the winning piece of each output
+
+
 # conv2d (weight [O, C·k·k]):   cols_b = im2col(x_b);  y_b = W·cols_b (+ bias per channel)
 #   dW = Σ_b dy_b·cols_bᵀ;  dcols_b = Wᵀ·dy_b;  dx_b = col2im(dcols_b)
 # conv_transpose2d is conv2d's input gradient (weight [C, O·k·k]; the window geometry is that
@@ -131,19 +173,19 @@ def _conv_grads(lw: "Lowering", bp: BackwardPass, e: ConvEntry, g: Buf, maps: in
     lw.contribute(bp, n.inputs[0], rows * c * hh * ww, n.name, produce)
 
 
-def conv_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
+def _conv_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
     n = step.out
     y = lw.dst(fp, n)
     fp.entries.append(_conv_into(lw, fp, step, y, n.shape[0]))
     return y
 
 
-def conv_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
+def _conv_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
     assert isinstance(e, ConvEntry)
     _conv_grads(lw, bp, e, g, e.node.shape[0])
 
 
-def maxout_conv_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
+def _maxout_conv_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
     """conv2d to channels·pieces maps, then the max over each channel's consecutive pieces
     (maxout's kernel, its positions `inner` = the plane)."""
     n, rows = step.out, fp.rows
@@ -160,7 +202,7 @@ def maxout_conv_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
     return y
 
 
-def maxout_conv_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
+def _maxout_conv_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
     assert isinstance(e, ConvEntry) and e.arg is not None
     n, rows = e.node, bp.rows
     units, pieces, plane = n.shape[0], n.attrs["pieces"], n.shape[1] * n.shape[2]
@@ -171,7 +213,7 @@ def maxout_conv_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
     _conv_grads(lw, bp, e, dpre, units * pieces)
 
 
-def conv_t_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
+def _conv_t_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
     n, rows = step.out, fp.rows
     x = fp.graph.node(n.inputs[0])
     ci, hw = x.shape[0], x.shape[1] * x.shape[2]
@@ -191,7 +233,7 @@ def conv_t_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
     return y
 
 
-def conv_t_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
+def _conv_t_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
     assert isinstance(e, ConvEntry)
     n, rows = e.node, bp.rows
     x = e.ins[0]
@@ -210,3 +252,8 @@ def conv_t_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
         gemm(lw.param(f"{n.name}.weight"), dcols, dx, Buf("metrics", 0, 0), ci, hw, okk, False,
              False, "none", 0.0, f"d {n.name}.input", batch=rows,
              strides=(0, okk * hw, ci * hw))))
+
+
+FAMILY.op(Op.CONV2D, _conv_fwd, _conv_bwd)
+FAMILY.op(Op.MAXOUT_CONV, _maxout_conv_fwd, _maxout_conv_bwd)
+FAMILY.op(Op.CONV_T2D, _conv_t_fwd, _conv_t_bwd)

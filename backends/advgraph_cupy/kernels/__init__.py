@@ -1,0 +1,45 @@
+"""The kernel families: each kernels/<family>.cu has a module of the same stem beside it that
+declares, for every kernel of the file, its NumPy twin and its footprint together (one
+`@FAMILY.kernel(name, footprint=...)` on the twin), and the emitters of the ops lowered to
+those kernels (`FAMILY.op(Op.X, forward, backward)`, with the ops' tape entries). The helpers
+they share are in `common`.
+
+This registry merges the families' tables: `TWINS` (simulate.KERNELS), `FOOTPRINTS`
+(footprint.FOOTPRINTS) and `EMITTERS` (what the lowering dispatches on). A kernel or an op
+declared in two families raises here, at import; tests/backend/test_cupy_lowering.py checks that
+each family declares exactly the kernels of its .cu file.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from advgraph.ir import Op
+
+from . import conv, elementwise, gemm, loss, norm, optim, pool, prior
+from .common import Family, Footprint, OpEmitter, Twin
+
+FAMILIES: tuple[ModuleType, ...] = (conv, elementwise, gemm, loss, norm, optim, pool, prior)
+
+
+def merge(families: tuple[Family, ...], table: str) -> dict[Any, Any]:
+    """One family table (`twins`, `footprints`, `emitters`) over the families; a key declared
+    by two of them raises."""
+    merged: dict[Any, Any] = {}
+    owner: dict[Any, str] = {}
+    for family in families:
+        for key, value in getattr(family, table).items():
+            if key in merged:
+                raise ValueError(f"{table[:-1]} {getattr(key, 'value', key)} declared by both "
+                                 f"{owner[key]} and {family.name}")
+            merged[key], owner[key] = value, family.name
+    return merged
+
+
+_DECLARED = tuple(module.FAMILY for module in FAMILIES)
+TWINS: dict[str, Twin] = merge(_DECLARED, "twins")
+FOOTPRINTS: dict[str, Footprint] = merge(_DECLARED, "footprints")
+EMITTERS: dict[Op, OpEmitter] = merge(_DECLARED, "emitters")
+
+__all__ = ["EMITTERS", "FAMILIES", "FOOTPRINTS", "TWINS"]

@@ -1,0 +1,180 @@
+"""What the family modules share (the host side of common.cuh): the declaration of a family, the
+NumPy helpers of the twins (Philox, the activations), the footprints' spans, and the emitters'
+types (`OpEmitter`, the tape's base `Entry`).
+
+A family module declares each kernel of its .cu file once, its NumPy twin and its footprint
+together, and its ops' emitters:
+
+    FAMILY = Family("norm")
+
+    @FAMILY.kernel("layernorm_fwd", footprint=lambda s: {"x": s["rows"] * s["cols"], ...})
+    def k_layernorm_fwd(x, w, b, y, xhat, rstd, rows, cols, eps): ...
+
+    FAMILY.op(Op.LAYERNORM, _layernorm_fwd, _layernorm_bwd)
+
+A twin takes the kernel's arguments in order (NumPy views for pointers, Python numbers for
+scalars) and does what the kernel does. A footprint maps the kernel's scalar arguments (by C
+parameter name) to the elements touched through each pointer parameter: the highest index
+touched, plus one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterable
+
+import numpy as np
+
+from advgraph.ir import Op
+
+from ..codes import EPILOGUES as EP
+
+if TYPE_CHECKING:
+    from advgraph.ir import Node
+
+    from ..lowering.grouping import Step
+    from ..lowering.lowerer import Lowering
+    from ..lowering.tape import BackwardPass, ForwardPass
+    from ..plan import Buf
+
+Twin = Callable[..., None]
+Footprint = Callable[[dict[str, int]], dict[str, int]]
+
+
+# ---- the emitters' types -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OpEmitter:
+    """An op's emitters. The forward gets the lowering (`lw`: buffers, parameters, RNG
+    streams), the pass and its step, appends its launches and a tape entry, and returns the
+    buffer holding the step's value; the backward gets that entry and the gradient of that
+    value, and hands each input's part to `lw.contribute`."""
+
+    forward: Callable[["Lowering", "ForwardPass", "Step"], "Buf"]
+    backward: Callable[["Lowering", "BackwardPass", "Entry", "Buf"], None]
+
+
+@dataclass
+class Entry:
+    """What a forward step kept for the backward: `emit.backward` consumes it. A family declares
+    a subclass beside its emitters when the backward needs more than the inputs and output."""
+
+    emit: OpEmitter
+    node: "Node"  # the op's node (the dense node of a fused dense + activation)
+    out_node: str  # the node whose value it produced
+    ins: list["Buf"]
+    out: "Buf"
+
+
+def width(node: "Node") -> int:
+    """Elements of one example of the node's value."""
+    return int(np.prod(node.shape))
+
+
+# ---- a family's declarations -------------------------------------------------------------------
+
+class Family:
+    """One kernels/<name>.cu's kernels (twin and footprint of each) and the ops whose emitters
+    sit beside them. Declaring a kernel or an op twice raises at import."""
+
+    def __init__(self, name: str):
+        self.name = name  # the stem of the .cu file
+        self.twins: dict[str, Twin] = {}
+        self.footprints: dict[str, Footprint] = {}
+        self.emitters: dict[Op, OpEmitter] = {}
+
+    def kernel(self, name: str, footprint: Footprint) -> Callable[[Twin], Twin]:
+        """Decorates the NumPy twin of kernel `name` and declares its footprint with it."""
+        def declare(twin: Twin) -> Twin:
+            if name in self.twins:
+                raise ValueError(f"{self.name}.cu: kernel {name} declared twice")
+            self.twins[name], self.footprints[name] = twin, footprint
+            return twin
+        return declare
+
+    def op(self, ops: Op | Iterable[Op], forward: Callable, backward: Callable) -> OpEmitter:
+        """The emitter pair of one op (or of several ops lowered alike)."""
+        emitter = OpEmitter(forward, backward)
+        for op in ([ops] if isinstance(ops, Op) else ops):
+            if op in self.emitters:
+                raise ValueError(f"{self.name}: op {op.value} declared twice")
+            self.emitters[op] = emitter
+        return emitter
+
+
+# ---- the twins' helpers: Philox, the activations -----------------------------------------------
+
+M0, M1, W0, W1 = 0xD2511F53, 0xCD9E8D57, 0x9E3779B9, 0xBB67AE85
+MASK32 = np.uint64(0xFFFFFFFF)
+
+
+def philox4x32_10(c: np.ndarray, k0: int, k1: int) -> np.ndarray:
+    """Philox4x32-10 on an (N, 4) uint32 array of counters."""
+    c = c.astype(np.uint64)
+    k0, k1 = np.uint64(k0), np.uint64(k1)
+    for _ in range(10):
+        p0 = np.uint64(M0) * c[:, 0]
+        p1 = np.uint64(M1) * c[:, 2]
+        hi0, lo0 = p0 >> np.uint64(32), p0 & MASK32
+        hi1, lo1 = p1 >> np.uint64(32), p1 & MASK32
+        c = np.stack([hi1 ^ c[:, 1] ^ k0, lo1, hi0 ^ c[:, 3] ^ k1, lo0], axis=1)
+        k0 = (k0 + np.uint64(W0)) & MASK32
+        k1 = (k1 + np.uint64(W1)) & MASK32
+    return c.astype(np.uint32)
+
+
+def draw4(rng: np.ndarray, stream: int, count: int) -> np.ndarray:
+    """The four uint32 of threads 0..count-1 (the device's draw4), flattened in thread order."""
+    i = np.arange(count, dtype=np.uint64)
+    c = np.stack([i, np.full_like(i, stream), np.full_like(i, rng[2]), np.full_like(i, rng[3])], 1)
+    return philox4x32_10(c, int(rng[0]), int(rng[1])).reshape(-1)
+
+
+def u01(v: np.ndarray) -> np.ndarray:
+    return (((v >> np.uint32(8)).astype(np.float32) + 1.0) * np.float32(1.0 / 16777216.0))
+
+
+def act(x: np.ndarray, mode: int, slope: float) -> np.ndarray:
+    """The activation (or GEMM epilogue) `mode`, an EPILOGUES code."""
+    if mode == EP["relu"]:
+        return np.maximum(x, 0)
+    if mode == EP["sigmoid"]:
+        return (1 / (1 + np.exp(-x.astype(np.float64)))).astype(np.float32)
+    if mode == EP["tanh"]:
+        return np.tanh(x)
+    if mode == EP["leaky_relu"]:
+        return np.where(x > 0, x, slope * x).astype(np.float32)
+    return x
+
+
+def act_grad(y: np.ndarray, dy: np.ndarray, mode: int, slope: float) -> np.ndarray:
+    """The gradient through activation `mode`, from its output y."""
+    if mode == EP["relu"]:
+        return np.where(y > 0, dy, 0).astype(np.float32)
+    if mode == EP["sigmoid"]:
+        return dy * y * (1 - y)
+    if mode == EP["tanh"]:
+        return dy * (1 - y * y)
+    if mode == EP["leaky_relu"]:
+        return np.where(y > 0, dy, slope * dy).astype(np.float32)
+    return dy
+
+
+def softplus(x):
+    return np.logaddexp(0, x.astype(np.float64))
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x.astype(np.float64)))
+
+
+# ---- the footprints' spans ---------------------------------------------------------------------
+
+def strided(rows: int, cols: int, ld: int) -> int:
+    """Elements spanned by a rows × cols block of a row-major matrix with leading dimension ld."""
+    return 0 if rows <= 0 or cols <= 0 else (rows - 1) * ld + cols
+
+
+def batched(batch: int, stride: int, one: int) -> int:
+    """Elements spanned by `batch` operands of `one` elements each, `stride` apart."""
+    return 0 if batch <= 0 or one <= 0 else (batch - 1) * stride + one
