@@ -90,6 +90,10 @@ class Backend(Protocol):
         `distributed = True`: the trainer then trains on its rank's slice of each global
         minibatch and averages gradients over ranks."""
 
+    # Optional: memory_report(program, batch_size, optim) -> list[str], lines `advgraph check
+    # --backend NAME` prints (the device memory a training iteration needs, say); without
+    # importing a GPU library.
+
 
 def _entry_points() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=GROUP)}
@@ -110,7 +114,8 @@ def list_backends(about: bool = False) -> list[tuple]:
     return out
 
 
-def get_backend(name: str) -> Backend:
+def get_backend(name: str, usable: bool = True) -> Backend:
+    """The backend plugin `name`; with `usable`, only when it is available here."""
     eps = _entry_points()
     if name not in eps:
         listing = ", ".join(f"{n}" + ("" if ok else f" (unavailable: {why})")
@@ -118,7 +123,7 @@ def get_backend(name: str) -> Backend:
         raise BackendError(f"unknown backend {name!r}; installed: {listing}")
     try:
         backend = eps[name].load()()
-        ok, why = backend.available()
+        ok, why = backend.available() if usable else (True, "")
     except Exception as e:
         raise BackendError(f"backend {name!r} failed to load: {type(e).__name__}: {e}") from None
     if not ok:

@@ -34,6 +34,9 @@ def check(
     spec: Path = SpecArg,
     set_: Optional[List[str]] = SetOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="Also check that this "
+                                          "backend supports the spec, and print what it "
+                                          "reports of it (cupy: its device memory)."),
 ) -> None:
     """Validate a spec and show both graphs with shapes, parameters and FLOPs."""
     from ..compile import compile_spec
@@ -43,7 +46,10 @@ def check(
     with user_errors():
         loaded = load_file(spec, set_ or [])
         program = compile_spec(loaded, data_info(loaded))
+        report = _backend_report(backend, program, loaded.spec.training)
     summary = _summary(spec, program, loaded.spec.training)
+    if report is not None:
+        summary["backend"] = {"name": backend, "report": report}
     if as_json:
         console.print_json(dumps(summary, "the summary"))
         return
@@ -56,7 +62,27 @@ def check(
                   f"({summary['flops_per_iteration'] / 1e9:.2f} GFLOP)")
     console.print(f"memory to train, at least (parameters, gradients, optimiser slots, "
                   f"activations): {summary['training_bytes_min'] / 2**20:,.1f} MiB")
+    for line in report or []:
+        console.print(line, markup=False)
     console.print(f"{spec}: ok")
+
+
+def _backend_report(name: Optional[str], program, t) -> Optional[list[str]]:
+    """The backend's lines on the spec (its memory_report hook; none without one); raises
+    when the backend cannot load or lacks one of the spec's ops. Nothing is built on a
+    device, and the backend need not be usable here."""
+    if name is None:
+        return None
+    from ..backend import check_supported, get_backend
+    from ..train.schedule import Schedule
+
+    backend = get_backend(name, usable=False)
+    check_supported(backend, program)
+    hook = getattr(backend, "memory_report", None)
+    if hook is None:
+        return [f"{name}: supports every op of the spec (no memory report)"]
+    optim = {g: Schedule(t.optimizer_for(g)).config() for g in ("G", "D")}
+    return list(hook(program, t.batch_size, optim))
 
 
 def _summary(spec: Path, program, t) -> dict[str, Any]:

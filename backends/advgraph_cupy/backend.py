@@ -26,6 +26,7 @@ from . import plan as P
 from .codes import METRICS
 
 _BUCKETS = (64, 256, 1024)  # inference batch sizes: a request is split/padded into these
+HOST_WRITTEN = ("z", "y.g")  # scratch the trainer uploads (given noise and labels)
 
 
 class CupyBackend:
@@ -50,6 +51,19 @@ class CupyBackend:
 
     def unsupported(self, op: Op) -> str | None:
         return None if op in L.SUPPORTED else L.UNSUPPORTED.get(op, "no lowering")
+
+    def memory_report(self, program: Program, batch_size: int,
+                      optim: dict[str, OptimConfig]) -> list[str]:
+        """The training plan's device memory (data set excluded), with scratch buffers
+        reused by liveness and without: what the runtime allocates."""
+        from .memory import memory_bytes
+
+        b = memory_bytes(L.lower(program, batch_size, optim), HOST_WRITTEN)
+        mib = {k: v / 2**20 for k, v in b.items()}
+        return [f"cupy device memory to train, m={batch_size}, data set excluded: "
+                f"{mib['state'] + mib['reused']:,.1f} MiB",
+                f"  state {mib['state']:,.1f} MiB + scratch {mib['reused']:,.1f} MiB, reused by "
+                f"liveness ({mib['scratch']:,.1f} without)"]
 
     def build(self, program: Program, device: str, seed: int, batch_size: int,
               optim: dict[str, OptimConfig], dist=None) -> "CupyTrainer":
@@ -100,7 +114,7 @@ class CupyTrainer:
         self.program, self.m, self.optim = program, batch_size, optim
         self.plan = L.lower(program, batch_size, optim)
         P.check(self.plan)
-        self.rt = Runtime(executor)
+        self.rt = Runtime(executor, host_written=HOST_WRITTEN)
         self.rt.ensure(self.plan)
         self.rt.upload("rng", np.array([seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF, 0, 0],
                                        np.uint32))

@@ -10,17 +10,22 @@ host, launch a kernel, and capture a list of launches for replay:
 - TwinExecutor: the kernels' NumPy twins (simulate.py), the oracle for the other two.
 
 The Runtime owns the named buffers of one or more plans and the captured phases; everything
-else (which phase to run when, what to upload) is the trainer's.
+else (which phase to run when, what to upload) is the trainer's. A plan's scratch buffers are
+views into one arena per dtype, laid out by liveness (memory.py): the launches are relocated
+into the arenas when a phase is checked and bound, the plans themselves stay as lowered.
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
 from advgraph.errors import BackendError
 
+from .memory import Layout, eligible, layout, relocate
 from .plan import Buf, Launch, Plan, bind_scalars, check
 
 
@@ -219,18 +224,52 @@ class CudaExecutor:
 
 
 class Runtime:
-    def __init__(self, executor: Executor):
+    """`reuse`: scratch buffers share per-dtype arenas by liveness (memory.py); None: on unless
+    ADVGRAPH_CUPY_REUSE=0 or the executor checks guard zones (those guard each buffer, so each
+    keeps an allocation of its own). `host_written`: scratch buffers the host may upload
+    before a phase (live from its start)."""
+
+    def __init__(self, executor: Executor, reuse: bool | None = None,
+                 host_written: tuple[str, ...] = ()):
         self.ex = executor
         self.arrays: dict[str, Any] = {}
         self.sizes: dict[str, int] = {}
         self.dtypes: dict[str, str] = {}
         self._captured: dict[Any, Any] = {}
+        if reuse is None:
+            reuse = os.environ.get("ADVGRAPH_CUPY_REUSE", "1") != "0" and \
+                not getattr(executor, "guard", False)
+        self.reuse, self.host_written = reuse, host_written
+        self.layout = Layout()  # every plan's placed buffers, in one arena per plan and dtype
+        self._plans = 0
+
+    def _place(self, plan: Plan) -> None:
+        """Lay out the plan's scratch buffers not allocated yet in arenas of their own."""
+        fresh = [n for n in eligible(plan) if n not in self.arrays and n not in self.layout.slots]
+        if not fresh:
+            return
+        lay = layout(plan, self.host_written, fresh, prefix=f"arena{self._plans}")
+        self._plans += 1
+        for name, spec in lay.arenas.items():
+            arr = self.ex.alloc(spec.dtype, spec.size)
+            if hasattr(self.ex, "name_buffer"):
+                self.ex.name_buffer(arr, name)
+            self.arrays[name], self.sizes[name], self.dtypes[name] = arr, spec.size, spec.dtype
+        self.layout.slots.update(lay.slots)
+        self.layout.sizes.update(lay.sizes)
+        self.layout.arenas.update(lay.arenas)
 
     def ensure(self, plan: Plan, sizes: dict[str, int] | None = None) -> None:
         """Allocate the plan's buffers not allocated yet; grow those written by the host
         (keeping their contents). Growing drops every captured phase (they hold pointers)."""
         sizes = sizes or {}
+        if self.reuse:
+            self._place(plan)
         for name, spec in plan.buffers.items():
+            if name in self.layout.slots:
+                if spec.size > self.layout.sizes[name]:
+                    raise AssertionError(f"buffer {name} (scratch) cannot be resized")
+                continue
             size = sizes.get(name, max(spec.size, self.sizes.get(name, 0)))
             if name in self.arrays:
                 if self.dtypes[name] != spec.dtype:
@@ -252,7 +291,7 @@ class Runtime:
 
     def bind(self, launches: list[Launch]) -> list[tuple[str, tuple, tuple, tuple]]:
         out = []
-        for launch in bind_scalars(launches, self.sizes.get("order", 0)):
+        for launch in bind_scalars(relocate(launches, self.layout), self.sizes.get("order", 0)):
             args = tuple(self.ex.view(self.arrays[a.name], a) if isinstance(a, Buf) else a
                          for a in launch.args)
             out.append((launch.kernel, launch.grid, launch.block, args))
@@ -263,17 +302,32 @@ class Runtime:
         buffer sizes and captured; later uses replay it without building the list again."""
         got = self._captured.get(key)
         if got is None:
-            built = launches()
-            check(plan, self.sizes, {str(key): built})
+            built = relocate(launches(), self.layout)
+            check(replace(plan, buffers={**plan.buffers, **self.layout.arenas}), self.sizes,
+                  {str(key): built})
             got = self._captured[key] = self.ex.capture(self.bind(built))
         return got
 
     def run(self, key: Any, plan: Plan, launches: Callable[[], list[Launch]]) -> None:
         self.ex.replay(self.phase(key, plan, launches))
 
+    def _where(self, name: str) -> tuple[Any, int, int]:
+        """The array holding a buffer, the buffer's first element in it, and its size."""
+        if name in self.layout.slots:
+            arena, base = self.layout.slots[name]
+            return self.arrays[arena], base, self.layout.sizes[name]
+        return self.arrays[name], 0, self.sizes[name]
+
     def upload(self, name: str, host: np.ndarray, offset: int = 0) -> None:
-        self.ex.upload(self.arrays[name], host, offset)
+        if name in self.layout.slots and name not in self.host_written:
+            raise AssertionError(f"{name} shares memory by liveness: uploading into it needs "
+                                 "it in the runtime's host_written")
+        array, base, size = self._where(name)
+        if offset + np.size(host) > size:
+            raise AssertionError(f"{np.size(host)} elements at {offset} overflow {name} ({size})")
+        self.ex.upload(array, host, base + offset)
 
     def download(self, name: str, offset: int = 0, size: int | None = None) -> np.ndarray:
-        size = self.sizes[name] - offset if size is None else size
-        return self.ex.download(self.arrays[name], offset, size)
+        array, base, whole = self._where(name)
+        size = whole - offset if size is None else size
+        return self.ex.download(array, base + offset, size)

@@ -63,6 +63,40 @@ def test_check_json():
     assert data["training_bytes_min"] == want
 
 
+def test_check_backend_cupy_reports_device_memory():
+    """The cupy plan's device memory at the spec's batch size, scratch reused by liveness and
+    not (the numbers memory.py computes), in lines of at most 80 columns; without cupy."""
+    sys.path.insert(0, str(SPECS.parent / "backends"))
+    from advgraph.spec import load_file
+    from advgraph.train.schedule import Schedule
+    from advgraph_cupy import lowering as L
+    from advgraph_cupy.backend import HOST_WRITTEN
+    from advgraph_cupy.memory import memory_bytes
+    from tests.programs import compile_loaded
+
+    r = _probe("check", SPECS / "mnist.yaml", "--backend", "cupy")
+    assert r.returncode == 0, r.stderr
+    assert "HEAVY=\n" in r.stdout
+    loaded = load_file(SPECS / "mnist.yaml")
+    optim = {g: Schedule(loaded.spec.training.optimizer_for(g)).config() for g in "GD"}
+    b = memory_bytes(L.lower(compile_loaded(loaded), 100, optim), HOST_WRITTEN)
+    mib = {k: f"{v / 2**20:,.1f}" for k, v in b.items()}
+    lines = r.stdout.splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith("cupy device memory"))
+    total = f"{(b['state'] + b['reused']) / 2**20:,.1f}"
+    assert lines[i] == f"cupy device memory to train, m=100, data set excluded: {total} MiB"
+    assert lines[i + 1] == (f"  state {mib['state']} MiB + scratch {mib['reused']} MiB, reused "
+                            f"by liveness ({mib['scratch']} without)")
+    assert b["reused"] < b["scratch"] / 2 and all(len(line) <= 80 for line in lines[i:i + 2])
+    data = json.loads(cli("check", SPECS / "mnist.yaml", "-b", "cupy", "--json").stdout)
+    assert data["backend"] == {"name": "cupy", "report": lines[i:i + 2]}
+
+
+def test_check_backend_unknown():
+    r = cli("check", SPECS / "mnist.yaml", "--backend", "nope")
+    assert r.exit_code != 0 and "unknown backend 'nope'" in r.stdout + r.stderr
+
+
 def test_check_with_override():
     r = cli("check", SPECS / "mnist.yaml", "--set", "generator.layers[0].units=600", "--json")
     assert json.loads(r.stdout)["G"]["params"] == 2_503_984 - 600 * 101 - 600 * 1200
