@@ -4,11 +4,12 @@ forward outputs, the gradients and one optimiser step?
 Dropout is switched off (keep 1, scale 1) for the comparison: each backend draws its masks from
 its own generator, so masks cannot match; everything else is the spec's own. Gradients are read
 through the Trainer protocol as the change of one plain SGD step with lr = 1 and momentum 0 (so
-to the float32 resolution of the parameters). Each backend's rounding of each gradient is
-measured, as the difference between its gradients on the minibatch and on its rows reversed
-(the same sums in another order), and a gradient passes within 4 times that too: a gradient that
-is zero in exact arithmetic, as a bias before batchnorm has, or a sum of 10⁵ cancelling terms,
-is rounding noise in float32. After a first Adam step, parameters are compared where the
+to the float32 resolution of the parameters). Each backend's float32 sensitivity of each
+gradient is measured, as the difference between its gradients at the parameters and at the
+parameters nudged by 1e-6 of themselves, and a gradient passes within 4 times that too: a
+gradient that is zero in exact arithmetic, as a bias before batchnorm has, or a sum of 10⁵
+cancelling terms, is rounding noise in float32, and a maxout or max pooling near-tie that the
+two backends' roundings resolve differently sends a gradient to another unit. After a first Adam step, parameters are compared where the
 gradient is above 1e-3 × the tensor's largest and above its rounding (elsewhere the step is
 lr·sign of rounding noise), the moments everywhere.
 """
@@ -77,23 +78,35 @@ class _Setup:
     y: np.ndarray | None
     y_g: np.ndarray | None
 
-    def build(self, i: int, optim: dict[str, OptimConfig], order: np.ndarray | None = None):
+    def build(self, i: int, optim: dict[str, OptimConfig],
+              params: dict[str, np.ndarray] | None = None):
         be = get_backend(self.backends[i])
         check_supported(be, self.program)
         tr = be.build(self.program, self.devices[i], seeds(self.seed).backend, self.batch, optim)
-        tr.load_state_dict(self.params)
+        tr.load_state_dict(self.params if params is None else params)
         tr.load_data(self.data, self.y)
-        tr.set_order(np.arange(self.batch) if order is None else order)
+        tr.set_order(np.arange(self.batch))
         return tr
 
-    def d_step(self, tr, lr: float, mom: float, order: np.ndarray) -> None:
-        tr.d_step(0, lr, mom, z=self.z_d[order])
+    def d_step(self, tr, lr: float, mom: float) -> None:
+        tr.d_step(0, lr, mom, z=self.z_d)
 
-    def g_step(self, tr, lr: float, mom: float, order: np.ndarray) -> None:
+    def g_step(self, tr, lr: float, mom: float) -> None:
         if self.y_g is None:  # a backend without conditioning need not know the argument
-            tr.g_step(lr, mom, z=self.z_g[order])
+            tr.g_step(lr, mom, z=self.z_g)
         else:
-            tr.g_step(lr, mom, z=self.z_g[order], y=self.y_g[order])
+            tr.g_step(lr, mom, z=self.z_g, y=self.y_g)
+
+    def nudged(self) -> dict[str, np.ndarray]:
+        """The parameters each moved by 1e-6 of itself, up or down at random (about 8 float32
+        ulps): mathematically the same gradients to 1e-6, but other roundings, and other
+        winners wherever a max (maxout, max pooling) had a near-tie."""
+        rng = np.random.default_rng(self.seed + 1)
+        out = dict(self.params)
+        for t in self.program.G.params() + self.program.D.params():
+            v = self.params[t.name]
+            out[t.name] = (v * (1 + NUDGE * rng.choice([-1.0, 1.0], v.shape))).astype(v.dtype)
+        return out
 
 
 def compare(program: Program, spec_training, backends: tuple[str, str],
@@ -119,27 +132,28 @@ def compare(program: Program, spec_training, backends: tuple[str, str],
 PLAIN = {"G": OptimConfig("sgd"), "D": OptimConfig("sgd")}
 
 
-def _gradients(setup: _Setup, net: str, i: int, order: np.ndarray) -> dict[str, np.ndarray]:
+def _gradients(setup: _Setup, net: str, i: int,
+               params: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """θ0 − θ1 of net's parameters after one SGD step with lr 1 and momentum 0 on backend i,
-    from a fresh trainer, the minibatch's rows in the given order."""
-    tr = setup.build(i, PLAIN, order)
-    (setup.d_step if net == "D" else setup.g_step)(tr, 1.0, 0.0, order)
+    from a fresh trainer with the given (or the setup's) parameters."""
+    params = setup.params if params is None else params
+    tr = setup.build(i, PLAIN, params)
+    (setup.d_step if net == "D" else setup.g_step)(tr, 1.0, 0.0)
     s = tr.state_dict()
-    return {t.name: setup.params[t.name] - s[t.name]
-            for t in getattr(setup.program, net).params()}
+    return {t.name: params[t.name] - s[t.name] for t in getattr(setup.program, net).params()}
 
 
 def _gradient_rows(setup: _Setup, net: str, tol: float, noise: dict[str, float]) -> list[Row]:
-    """Each backend's gradients of net, on the minibatch and on its rows reversed: the same sums
-    in another order, whose difference measures that backend's rounding of each tensor (a
-    gradient that is zero in exact arithmetic, as a bias before batchnorm has, or a sum of 10⁵
-    cancelling terms, is rounding noise). A row passes within tol of the tensor's largest value,
-    or within 4 times the two backends' measured rounding (noise[tensor], at most ROUNDING_CAP
-    of the net's largest gradient, so a wrong kernel is not excused as rounding)."""
-    order = np.arange(setup.batch)
-    back = np.ascontiguousarray(order[::-1])
-    g = [_gradients(setup, net, i, order) for i in (0, 1)]
-    again = [_gradients(setup, net, i, back) for i in (0, 1)]
+    """Each backend's gradients of net, at the parameters and at the parameters nudged by 1e-6:
+    the difference measures how far float32 moves each gradient where exact arithmetic does
+    not (rounding: a gradient that is zero in exact arithmetic, as a bias before batchnorm has,
+    or a sum of 10⁵ cancelling terms; and a max whose near-tie another rounding resolves the
+    other way, sending a gradient to another unit). A row passes within tol of the tensor's
+    largest value, or within 4 times the two backends' measured sensitivity (noise[tensor], at
+    most ROUNDING_CAP of the net's largest gradient, so a wrong kernel is not excused)."""
+    nudged = setup.nudged()
+    g = [_gradients(setup, net, i) for i in (0, 1)]
+    again = [_gradients(setup, net, i, nudged) for i in (0, 1)]
     largest = max((float(np.abs(v).max()) for grads in g for v in grads.values() if v.size),
                   default=0.0)
     rows = []
@@ -159,11 +173,10 @@ def _step_rows(setup: _Setup, spec_training, tol: float, noise: dict[str, float]
     every float tensor of the two states."""
     sched = {g: Schedule(spec_training.optimizer_for(g)) for g in ("G", "D")}
     own = {g: s.config() for g, s in sched.items()}
-    order = np.arange(setup.batch)
     a, b = setup.build(0, own), setup.build(1, own)
     for tr in (a, b):
-        setup.d_step(tr, sched["D"].lr(0), sched["D"].momentum(0), order)
-        setup.g_step(tr, sched["G"].lr(0), sched["G"].momentum(0), order)
+        setup.d_step(tr, sched["D"].lr(0), sched["D"].momentum(0))
+        setup.g_step(tr, sched["G"].lr(0), sched["G"].momentum(0))
     sa, sb = a.state_dict(), b.state_dict()
     adam = {t.name: g for g in ("G", "D") if own[g].kind == "adam"
             for t in getattr(setup.program, g).params()}
@@ -210,3 +223,4 @@ ADAM_FLOOR = 1e-3  # relative gradient size below which an Adam step's sign is r
 # The most of a net's largest gradient that measured rounding may excuse: a wrong kernel is off
 # by the size of its gradients, not by this.
 ROUNDING_CAP = 1e-2
+NUDGE = 1e-6  # the relative move of the parameters that measures a gradient's float32 sensitivity

@@ -23,26 +23,16 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from . import kernels
 from .plan import N_EXAMPLES, Buf, BufferSpec, Launch, Plan
 
 RUNTIME_SIZED = frozenset({"data", "order", "labels"})
 ALIGN_BYTES = 256  # every slot starts where a cudaMalloc'd buffer would
 # The non-const pointer parameters a kernel writes in full (over its footprint, or the rows of
-# a strided block) without reading them, with the scalar that, when non-zero, makes it read too.
-# Every other non-const parameter counts as read and written (kernels not listed included).
-PURE_WRITES: dict[str, dict[str, str | None]] = {
-    "gemm": {"C": "accumulate"}, "gemm_batched": {"C": "accumulate"},
-    "copy2d": {"dst": "accumulate"}, "bias_grad": {"db": None},
-    "layernorm_fwd": {"y": None, "xhat": None, "rstd": None}, "layernorm_bwd": {"dx": None},
-    "layernorm_param_grad": {"dw": None, "db": None}, "maxpool_fwd": {"y": None, "arg": None},
-    "maxpool_bwd": {"dx": None}, "im2col": {"cols": None}, "col2im": {"x": None},
-    "channel_bias_grad": {"db": None}, "act_fwd": {"y": None}, "act_bwd": {"dx": None},
-    "maxout_fwd": {"y": None, "arg": None}, "maxout_bwd": {"da": None},
-    "dropout_fwd": {"y": None, "mask": None}, "dropout_bwd": {"dx": None},
-    "gather_rows": {"out": None}, "gather_onehot": {"out": None}, "draw_onehot": {"out": None},
-    "fill": {"x": None}, "noise": {"z": None}, "bce_d": {"g_real": None, "g_fake": None},
-    "bce_g": {"g_fake": None},
-}
+# a strided block) without reading them, with the scalar that, when non-zero, makes it read too:
+# declared with each kernel (`writes=` of @FAMILY.kernel). Every other non-const parameter
+# counts as read and written.
+PURE_WRITES = kernels.PURE_WRITES
 
 
 @dataclass(frozen=True)

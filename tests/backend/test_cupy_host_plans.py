@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT
+from tests.programs import write_conv_spec
 
 sys.path.insert(0, str(ROOT / "backends"))
 from advgraph_cupy import kernel_sources  # noqa: E402
@@ -76,62 +77,12 @@ def _run(variant: str, *argv: str) -> subprocess.CompletedProcess:
                           text=True, capture_output=True, timeout=600)
 
 
-# Small images, so the plan runs in seconds under TSan.
-CONV = """
-condition: {type: label, classes: 3}
-prior: {type: gaussian, dim: 6}
-data: {dataset: npz, path: images.npz, key: x, labels: y, flatten: false}
-generator:
-  graph:
-    - name: h
-      inputs: z
-      layers:
-        - {type: dense, units: 48}
-        - {type: batchnorm}
-        - {type: relu}
-        - {type: reshape, shape: [3, 4, 4]}
-    - name: joint
-      inputs: [h, y]
-      layers:
-        - {type: conv_transpose2d, channels: 4, kernel: 3, stride: 2, pad: 1, output_pad: 1}
-        - {type: batchnorm}
-        - {type: relu}
-        - {type: conv_transpose2d, channels: 2, kernel: 2, stride: 1, pad: 0}
-        - {type: sigmoid}
-discriminator:
-  graph:
-    - name: joint
-      inputs: [x, y]
-      layers:
-        - {type: conv2d, channels: 5, kernel: 3, stride: 2, pad: 1}
-        - {type: batchnorm}
-        - {type: leaky_relu, slope: 0.2}
-        - {type: maxout_conv, channels: 2, pieces: 2, kernel: 2, pad: 1}
-        - {type: max_pool, kernel: 2, stride: 2}
-        - {type: flatten}
-        - {type: dense, units: 1}
-        - {type: sigmoid}
-training:
-  batch_size: 8
-  optimizer: {type: adam, lr: 0.001}
-  stop: {steps: 3}
-"""
-
-
-def _conv_spec(root) -> str:
-    rng = np.random.default_rng(0)
-    np.savez(root / "images.npz", x=rng.random((130, 2, 9, 9)).astype(np.float32),
-             y=rng.integers(0, 3, 130))
-    (root / "conv.yaml").write_text(CONV)
-    return str(root / "conv.yaml")
-
-
 @pytest.mark.parametrize("variant", ["asan", "tsan"])
 @pytest.mark.parametrize("spec", ["toy1d", "ring2d", "conv"])
 def test_plans_run_clean_under_sanitizers(spec, variant, tmp_path):
     if sanitizer_runtime(variant) is None:
         pytest.skip(f"g++ has no lib{variant}.so")
-    p = _run(variant, _conv_spec(tmp_path) if spec == "conv" else spec, variant, "shuffled")
+    p = _run(variant, str(write_conv_spec(tmp_path)) if spec == "conv" else spec, variant, "shuffled")
     assert p.returncode == 0, f"{p.stdout}\n{p.stderr[-6000:]}"
     assert "plan ran clean" in p.stdout
     assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr[-6000:]

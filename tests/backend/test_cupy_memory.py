@@ -14,7 +14,7 @@ from advgraph.params import init_params
 from advgraph.spec import load_file, load_text
 from advgraph.train.schedule import Schedule
 from tests.conftest import ROOT, SPECS
-from tests.programs import compile_loaded
+from tests.programs import compile_loaded, write_conv_spec
 
 sys.path.insert(0, str(ROOT / "backends"))
 from advgraph_cupy import lowering as L  # noqa: E402
@@ -113,6 +113,18 @@ def test_training_with_reuse_is_bit_identical(spec, monkeypatch):
     without = _train(program, optim, data, y, reuse=False)
     monkeypatch.delenv("ADVGRAPH_CUPY_REUSE")
     _assert_identical(_train(program, optim, data, y, reuse=True), without)
+
+
+def test_conv_and_batchnorm_training_with_reuse_is_bit_identical(tmp_path, monkeypatch):
+    """Every image op, batchnorm (its running statistics in state, its x̂ kept for the
+    backward) and a label broadcast to maps, on the twins."""
+    program, optim = _program(load_file(write_conv_spec(tmp_path)))
+    data, y = _data(program)
+    monkeypatch.setenv("ADVGRAPH_CUPY_REUSE", "0")
+    without = _train(program, optim, data, y, reuse=False)
+    monkeypatch.delenv("ADVGRAPH_CUPY_REUSE")
+    _assert_identical(_train(program, optim, data, y, reuse=True), without)
+    _checked(L.lower(program, 7, optim))
 
 
 def test_host_executor_with_reuse_is_bit_identical():

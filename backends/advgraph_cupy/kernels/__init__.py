@@ -5,7 +5,8 @@ those kernels (`FAMILY.op(Op.X, forward, backward)`, with the ops' tape entries)
 they share are in `common`.
 
 This registry merges the families' tables: `TWINS` (simulate.KERNELS), `FOOTPRINTS`
-(footprint.FOOTPRINTS) and `EMITTERS` (what the lowering dispatches on). A kernel or an op
+(footprint.FOOTPRINTS), `PURE_WRITES` (the outputs each kernel writes without reading, for the
+scratch layout of memory.py) and `EMITTERS` (what the lowering dispatches on). A kernel or an op
 declared in two families raises here, at import; tests/backend/test_cupy_lowering.py checks that
 each family declares exactly the kernels of its .cu file.
 """
@@ -40,6 +41,7 @@ def merge(families: tuple[Family, ...], table: str) -> dict[Any, Any]:
 _DECLARED = tuple(module.FAMILY for module in FAMILIES)
 TWINS: dict[str, Twin] = merge(_DECLARED, "twins")
 FOOTPRINTS: dict[str, Footprint] = merge(_DECLARED, "footprints")
+PURE_WRITES: dict[str, dict[str, str | None]] = merge(_DECLARED, "writes")
 EMITTERS: dict[Op, OpEmitter] = merge(_DECLARED, "emitters")
 
-__all__ = ["EMITTERS", "FAMILIES", "FOOTPRINTS", "TWINS"]
+__all__ = ["EMITTERS", "FAMILIES", "FOOTPRINTS", "PURE_WRITES", "TWINS"]

@@ -81,14 +81,21 @@ class Family:
         self.name = name  # the stem of the .cu file
         self.twins: dict[str, Twin] = {}
         self.footprints: dict[str, Footprint] = {}
+        self.writes: dict[str, dict[str, str | None]] = {}
         self.emitters: dict[Op, OpEmitter] = {}
 
-    def kernel(self, name: str, footprint: Footprint) -> Callable[[Twin], Twin]:
-        """Decorates the NumPy twin of kernel `name` and declares its footprint with it."""
+    def kernel(self, name: str, footprint: Footprint,
+               writes: dict[str, str | None] | None = None) -> Callable[[Twin], Twin]:
+        """Decorates the NumPy twin of kernel `name` and declares its footprint with it, and
+        `writes`: the pointer parameters it writes in full without reading them (over their
+        footprint), each with the scalar that, when non-zero, makes it read too (a GEMM's
+        `accumulate`), or None. The scratch layout (memory.py) may give such an output memory
+        that was another buffer's; any other non-const parameter counts as read and written."""
         def declare(twin: Twin) -> Twin:
             if name in self.twins:
                 raise ValueError(f"{self.name}.cu: kernel {name} declared twice")
             self.twins[name], self.footprints[name] = twin, footprint
+            self.writes[name] = dict(writes or {})
             return twin
         return declare
 

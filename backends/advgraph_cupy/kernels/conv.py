@@ -39,14 +39,14 @@ def _window_index(C, H, W, OH, OW, k, s, p):
     return idx.reshape(C * k * k, OH * OW)
 
 
-@FAMILY.kernel("im2col", footprint=_windows_footprint)
+@FAMILY.kernel("im2col", footprint=_windows_footprint, writes={"cols": None})
 def k_im2col(x, cols, rows, C, H, W, OH, OW, k, s, p):
     idx = _window_index(C, H, W, OH, OW, k, s, p)
     xs = x[: rows * C * H * W].reshape(rows, C * H * W)
     cols[: rows * idx.size] = np.where(idx >= 0, xs[:, np.maximum(idx, 0)], 0).ravel()
 
 
-@FAMILY.kernel("col2im", footprint=_windows_footprint)
+@FAMILY.kernel("col2im", footprint=_windows_footprint, writes={"x": None})
 def k_col2im(cols, x, rows, C, H, W, OH, OW, k, s, p):
     idx = _window_index(C, H, W, OH, OW, k, s, p).ravel()
     keep = idx >= 0
@@ -65,7 +65,8 @@ def k_channel_bias(y, bias, rows, C, P):
 
 
 @FAMILY.kernel("channel_bias_grad",
-               footprint=lambda s: {"dy": s["rows"] * s["C"] * s["P"], "db": s["C"]})
+               footprint=lambda s: {"dy": s["rows"] * s["C"] * s["P"], "db": s["C"]},
+               writes={"db": None})
 def k_channel_bias_grad(dy, db, rows, C, P):
     db[:C] = dy[: rows * C * P].reshape(rows, C, P).astype(np.float64).sum((0, 2))
 

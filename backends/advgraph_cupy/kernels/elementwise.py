@@ -27,19 +27,21 @@ FAMILY = Family("elementwise")
 
 # ---- kernels: twins and footprints -------------------------------------------------------------
 
-@FAMILY.kernel("act_fwd", footprint=lambda s: {"x": s["n"], "y": s["n"]})
+@FAMILY.kernel("act_fwd", footprint=lambda s: {"x": s["n"], "y": s["n"]}, writes={"y": None})
 def k_act_fwd(x, y, n, mode, slope):
     y[:n] = act(x[:n], mode, slope)
 
 
-@FAMILY.kernel("act_bwd", footprint=lambda s: {"y": s["n"], "dy": s["n"], "dx": s["n"]})
+@FAMILY.kernel("act_bwd", footprint=lambda s: {"y": s["n"], "dy": s["n"], "dx": s["n"]},
+    writes={"dx": None})
 def k_act_bwd(y, dy, dx, n, mode, slope):
     dx[:n] = act_grad(y[:n], dy[:n], mode, slope)
 
 
 @FAMILY.kernel("maxout_fwd", footprint=lambda s: {
     "a": s["rows"] * s["units"] * s["pieces"] * s["inner"],
-    "y": s["rows"] * s["units"] * s["inner"], "arg": s["rows"] * s["units"] * s["inner"]})
+    "y": s["rows"] * s["units"] * s["inner"], "arg": s["rows"] * s["units"] * s["inner"]},
+    writes={"y": None, "arg": None})
 def k_maxout_fwd(a, y, arg, rows, units, pieces, inner):
     v = a[: rows * units * pieces * inner].reshape(rows * units, pieces, inner)
     arg[: rows * units * inner] = v.argmax(1).ravel()
@@ -48,7 +50,7 @@ def k_maxout_fwd(a, y, arg, rows, units, pieces, inner):
 
 @FAMILY.kernel("maxout_bwd", footprint=lambda s: {
     "dy": s["rows"] * s["units"] * s["inner"], "arg": s["rows"] * s["units"] * s["inner"],
-    "da": s["rows"] * s["units"] * s["pieces"] * s["inner"]})
+    "da": s["rows"] * s["units"] * s["pieces"] * s["inner"]}, writes={"da": None})
 def k_maxout_bwd(dy, arg, da, rows, units, pieces, inner):
     out = np.zeros((rows * units, pieces, inner), np.float32)
     win = arg[: rows * units * inner].reshape(rows * units, 1, inner)
@@ -58,7 +60,8 @@ def k_maxout_bwd(dy, arg, da, rows, units, pieces, inner):
 
 
 @FAMILY.kernel("dropout_fwd",
-               footprint=lambda s: {"x": s["n"], "y": s["n"], "mask": s["n"], "rng": 4})
+               footprint=lambda s: {"x": s["n"], "y": s["n"], "mask": s["n"], "rng": 4},
+               writes={"y": None, "mask": None})
 def k_dropout_fwd(x, y, mask, n, keep, scale, rng, stream):
     u = u01(draw4(rng, int(stream), -(-n // 4)))[:n]
     m = (u <= keep).astype(np.uint8)
@@ -66,7 +69,8 @@ def k_dropout_fwd(x, y, mask, n, keep, scale, rng, stream):
     y[:n] = np.where(m, x[:n] * scale, 0).astype(np.float32)
 
 
-@FAMILY.kernel("dropout_bwd", footprint=lambda s: {"dy": s["n"], "mask": s["n"], "dx": s["n"]})
+@FAMILY.kernel("dropout_bwd", footprint=lambda s: {"dy": s["n"], "mask": s["n"], "dx": s["n"]},
+    writes={"dx": None})
 def k_dropout_bwd(dy, mask, dx, n, scale):
     dx[:n] = np.where(mask[:n] != 0, dy[:n] * scale, 0).astype(np.float32)
 
@@ -82,7 +86,8 @@ def _minibatch(order, pos, rows, n):
 
 
 @FAMILY.kernel("gather_rows", footprint=lambda s: {
-    "data": s["n"] * s["cols"], "order": s["n"], "pos": 1, "out": s["rows"] * s["cols"]})
+    "data": s["n"] * s["cols"], "order": s["n"], "pos": 1, "out": s["rows"] * s["cols"]},
+    writes={"out": None})
 def k_gather_rows(data, order, pos, out, rows, cols, n):
     src = _minibatch(order, pos, rows, n)
     v = np.full((rows, cols), np.nan, np.float32)
@@ -95,7 +100,8 @@ def _one_hot(y, classes):
 
 
 @FAMILY.kernel("gather_onehot", footprint=lambda s: {
-    "labels": s["n"], "order": s["n"], "pos": 1, "out": s["rows"] * s["classes"]})
+    "labels": s["n"], "order": s["n"], "pos": 1, "out": s["rows"] * s["classes"]},
+    writes={"out": None})
 def k_gather_onehot(labels, order, pos, out, rows, classes, n):
     src = _minibatch(order, pos, rows, n)
     v = np.full((rows, classes), np.nan, np.float32)
@@ -104,7 +110,7 @@ def k_gather_onehot(labels, order, pos, out, rows, classes, n):
 
 
 @FAMILY.kernel("draw_onehot", footprint=lambda s: {
-    "labels": s["n"], "out": s["rows"] * s["classes"], "rng": 4})
+    "labels": s["n"], "out": s["rows"] * s["classes"], "rng": 4}, writes={"out": None})
 def k_draw_onehot(labels, n, out, rows, classes, rng, stream):
     d = draw4(rng, int(stream), rows).reshape(-1, 4)[:, 0].astype(np.uint64)
     j = (d * np.uint64(n)) >> np.uint64(32)
@@ -112,7 +118,8 @@ def k_draw_onehot(labels, n, out, rows, classes, rng, stream):
 
 
 @FAMILY.kernel("copy2d", footprint=lambda s: {"src": strided(s["rows"], s["cols"], s["ld_src"]),
-                                              "dst": strided(s["rows"], s["cols"], s["ld_dst"])})
+                                              "dst": strided(s["rows"], s["cols"], s["ld_dst"])},
+    writes={"dst": "accumulate"})
 def k_copy2d(src, dst, rows, cols, ld_src, ld_dst, accumulate):
     if rows == 0 or cols == 0:
         return
@@ -135,7 +142,7 @@ def k_advance_rng(rng):
     rng[2], rng[3] = off & 0xFFFFFFFF, (off >> 32) & 0xFFFFFFFF
 
 
-@FAMILY.kernel("fill", footprint=lambda s: {"x": s["n"]})
+@FAMILY.kernel("fill", footprint=lambda s: {"x": s["n"]}, writes={"x": None})
 def k_fill(x, n, v):
     x[:n] = v
 

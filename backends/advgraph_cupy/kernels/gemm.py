@@ -35,7 +35,7 @@ def _gemm_batched_footprint(s):
             "bias": 0 if s["epilogue"] == EPILOGUES["none"] else N}
 
 
-@FAMILY.kernel("gemm_batched", footprint=_gemm_batched_footprint)
+@FAMILY.kernel("gemm_batched", footprint=_gemm_batched_footprint, writes={"C": "accumulate"})
 def k_gemm_batched(A, B, C, bias, M, N, K, lda, ldb, ldc, batch, sA, sB, sC, acc, transA,
                    transB, ep, slope):
     for i in range(batch):
@@ -51,13 +51,14 @@ def k_gemm_batched(A, B, C, bias, M, N, K, lda, ldb, ldc, batch, sA, sB, sC, acc
 
 
 @FAMILY.kernel("gemm", footprint=lambda s: _gemm_batched_footprint(
-    {**s, "batch": 1, "strideA": 0, "strideB": 0, "strideC": 0}))
+    {**s, "batch": 1, "strideA": 0, "strideB": 0, "strideC": 0}), writes={"C": "accumulate"})
 def k_gemm(A, B, C, bias, M, N, K, lda, ldb, ldc, acc, transA, transB, ep, slope):
     k_gemm_batched(A, B, C, bias, M, N, K, lda, ldb, ldc, 1, 0, 0, 0, acc, transA, transB, ep,
                    slope)
 
 
-@FAMILY.kernel("bias_grad", footprint=lambda s: {"dY": s["M"] * s["N"], "db": s["N"]})
+@FAMILY.kernel("bias_grad", footprint=lambda s: {"dY": s["M"] * s["N"], "db": s["N"]},
+    writes={"db": None})
 def k_bias_grad(dY, db, M, N):
     db[:N] = dY[: M * N].reshape(M, N).astype(np.float64).sum(0)
 

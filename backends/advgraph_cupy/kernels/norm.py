@@ -25,7 +25,7 @@ FAMILY = Family("norm")
 
 @FAMILY.kernel("layernorm_fwd", footprint=lambda s: {
     **dict.fromkeys(("x", "y", "xhat"), s["rows"] * s["cols"]), "w": s["cols"], "b": s["cols"],
-    "rstd": s["rows"]})
+    "rstd": s["rows"]}, writes={"y": None, "xhat": None, "rstd": None})
 def k_layernorm_fwd(x, w, b, y, xhat, rstd, rows, cols, eps):
     v = x[: rows * cols].reshape(rows, cols).astype(np.float64)
     mean = v.mean(1, keepdims=True)
@@ -38,7 +38,7 @@ def k_layernorm_fwd(x, w, b, y, xhat, rstd, rows, cols, eps):
 
 @FAMILY.kernel("layernorm_bwd", footprint=lambda s: {
     **dict.fromkeys(("dy", "xhat", "dx"), s["rows"] * s["cols"]), "rstd": s["rows"],
-    "w": s["cols"]})
+    "w": s["cols"]}, writes={"dx": None})
 def k_layernorm_bwd(dy, xhat, rstd, w, dx, rows, cols):
     g = dy[: rows * cols].reshape(rows, cols).astype(np.float64) * w[:cols]
     h = xhat[: rows * cols].reshape(rows, cols).astype(np.float64)
@@ -48,7 +48,7 @@ def k_layernorm_bwd(dy, xhat, rstd, w, dx, rows, cols):
 
 @FAMILY.kernel("layernorm_param_grad", footprint=lambda s: {
     "dy": s["rows"] * s["cols"], "xhat": s["rows"] * s["cols"], "dw": s["cols"],
-    "db": s["cols"]})
+    "db": s["cols"]}, writes={"dw": None, "db": None})
 def k_layernorm_param_grad(dy, xhat, dw, db, rows, cols):
     g = dy[: rows * cols].reshape(rows, cols).astype(np.float64)
     dw[:cols] = (g * xhat[: rows * cols].reshape(rows, cols)).sum(0)
@@ -66,7 +66,8 @@ def _bn_elems(s):
 
 @FAMILY.kernel("batchnorm_fwd", footprint=lambda s: {
     **dict.fromkeys(("x", "y", "xhat"), _bn_elems(s)),
-    **dict.fromkeys(("w", "b", "run_mean", "run_var"), s["C"]), "rstd": s["groups"] * s["C"]})
+    **dict.fromkeys(("w", "b", "run_mean", "run_var"), s["C"]), "rstd": s["groups"] * s["C"]},
+    writes={"y": None, "xhat": None, "rstd": None})
 def k_batchnorm_fwd(x, w, b, y, xhat, rstd, run_mean, run_var, rows, C, P, groups, eps,
                     momentum, update):
     v = _bn_groups(x, rows, C, P, groups)
@@ -87,7 +88,7 @@ def k_batchnorm_fwd(x, w, b, y, xhat, rstd, run_mean, run_var, rows, C, P, group
 
 @FAMILY.kernel("batchnorm_infer", footprint=lambda s: {
     "x": _bn_elems(s), "y": _bn_elems(s),
-    **dict.fromkeys(("w", "b", "run_mean", "run_var"), s["C"])})
+    **dict.fromkeys(("w", "b", "run_mean", "run_var"), s["C"])}, writes={"y": None})
 def k_batchnorm_infer(x, w, b, run_mean, run_var, y, rows, C, P, eps):
     v = x[: rows * C * P].reshape(rows, C, P).astype(np.float64)
     inv = 1.0 / np.sqrt(run_var[:C].astype(np.float64) + np.float32(eps))
@@ -97,7 +98,7 @@ def k_batchnorm_infer(x, w, b, run_mean, run_var, y, rows, C, P, eps):
 
 @FAMILY.kernel("batchnorm_bwd", footprint=lambda s: {
     **dict.fromkeys(("dy", "xhat", "dx"), _bn_elems(s)), "rstd": s["groups"] * s["C"],
-    "w": s["C"]})
+    "w": s["C"]}, writes={"dx": None})
 def k_batchnorm_bwd(dy, xhat, rstd, w, dx, rows, C, P, groups):
     g = _bn_groups(dy, rows, C, P, groups)
     h = _bn_groups(xhat, rows, C, P, groups)
@@ -107,7 +108,8 @@ def k_batchnorm_bwd(dy, xhat, rstd, w, dx, rows, C, P, groups):
 
 
 @FAMILY.kernel("batchnorm_param_grad", footprint=lambda s: {
-    "dy": _bn_elems(s), "xhat": _bn_elems(s), "dw": s["C"], "db": s["C"]})
+    "dy": _bn_elems(s), "xhat": _bn_elems(s), "dw": s["C"], "db": s["C"]},
+    writes={"dw": None, "db": None})
 def k_batchnorm_param_grad(dy, xhat, dw, db, rows, C, P):
     g = dy[: rows * C * P].reshape(rows, C, P).astype(np.float64)
     dw[:C] = (g * xhat[: rows * C * P].reshape(rows, C, P)).sum((0, 2))

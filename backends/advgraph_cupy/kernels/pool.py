@@ -35,7 +35,7 @@ def _pool_windows(planes, H, W, OH, OW, k, s, p):
 
 @FAMILY.kernel("maxpool_fwd", footprint=lambda s: {
     "x": s["planes"] * s["H"] * s["W"], "y": s["planes"] * s["OH"] * s["OW"],
-    "arg": s["planes"] * s["OH"] * s["OW"]})
+    "arg": s["planes"] * s["OH"] * s["OW"]}, writes={"y": None, "arg": None})
 def k_maxpool_fwd(x, y, arg, planes, H, W, OH, OW, k, s, p):
     idx = _pool_windows(planes, H, W, OH, OW, k, s, p)  # (OH·OW, k·k)
     xs = x[: planes * H * W].reshape(planes, H * W)
@@ -47,7 +47,7 @@ def k_maxpool_fwd(x, y, arg, planes, H, W, OH, OW, k, s, p):
 
 @FAMILY.kernel("maxpool_bwd", footprint=lambda s: {
     "dy": s["planes"] * s["OH"] * s["OW"], "arg": s["planes"] * s["OH"] * s["OW"],
-    "dx": s["planes"] * s["H"] * s["W"]})
+    "dx": s["planes"] * s["H"] * s["W"]}, writes={"dx": None})
 def k_maxpool_bwd(dy, arg, dx, planes, H, W, OH, OW, k, s, p):
     out = np.zeros((planes, H * W))
     a = arg[: planes * OH * OW].reshape(planes, OH * OW)
