@@ -9,7 +9,9 @@ gradient is measured, as the difference between its gradients at the parameters 
 parameters nudged by 1e-6 of themselves, and a gradient passes within 4 times that too: a
 gradient that is zero in exact arithmetic, as a bias before batchnorm has, or a sum of 10⁵
 cancelling terms, is rounding noise in float32, and a maxout or max pooling near-tie that the
-two backends' roundings resolve differently sends a gradient to another unit. After a first Adam step, parameters are compared where the
+two backends' roundings resolve differently sends a gradient to another unit; and always within
+64 float32 ulps of the net's largest gradient (a gradient near zero carries the rounding of
+the loss's per-example terms, which are as large as that). After a first Adam step, parameters are compared where the
 gradient is above 1e-3 × the tensor's largest and above its rounding (elsewhere the step is
 lr·sign of rounding noise), the moments everywhere.
 """
@@ -149,8 +151,11 @@ def _gradient_rows(setup: _Setup, net: str, tol: float, noise: dict[str, float])
     not (rounding: a gradient that is zero in exact arithmetic, as a bias before batchnorm has,
     or a sum of 10⁵ cancelling terms; and a max whose near-tie another rounding resolves the
     other way, sending a gradient to another unit). A row passes within tol of the tensor's
-    largest value, or within 4 times the two backends' measured sensitivity (noise[tensor], at
-    most ROUNDING_CAP of the net's largest gradient, so a wrong kernel is not excused)."""
+    largest value, or within noise[tensor]: 4 times the two backends' measured sensitivity (at
+    most ROUNDING_CAP of the net's largest gradient, so a wrong kernel is not excused), and
+    at least NET_ULPS of the net's largest gradient (a gradient near zero sums the loss's
+    per-example terms, as large as the net's largest gradients, and carries their rounding,
+    which each backend's own activations and losses round differently)."""
     nudged = setup.nudged()
     g = [_gradients(setup, net, i) for i in (0, 1)]
     again = [_gradients(setup, net, i, nudged) for i in (0, 1)]
@@ -161,9 +166,9 @@ def _gradient_rows(setup: _Setup, net: str, tol: float, noise: dict[str, float])
         a, b = g[0][t.name], g[1][t.name]
         measured = sum(float(np.abs(x[t.name] - y[t.name]).max()) if a.size else 0.0
                        for x, y in zip(g, again))
-        noise[t.name] = min(4 * measured, ROUNDING_CAP * largest)
+        noise[t.name] = max(min(4 * measured, ROUNDING_CAP * largest), NET_ULPS * EPS * largest)
         # θ0 − θ1 is only known to the float32 resolution of θ: each backend rounds θ1 to it
-        resolution = 2 * float(np.finfo(np.float32).eps) * float(np.abs(setup.params[t.name]).max())
+        resolution = 2 * EPS * float(np.abs(setup.params[t.name]).max())
         rows.append(_diff("gradient", t.name, a, b, tol, max(resolution, noise[t.name])))
     return rows
 
@@ -223,4 +228,6 @@ ADAM_FLOOR = 1e-3  # relative gradient size below which an Adam step's sign is r
 # The most of a net's largest gradient that measured rounding may excuse: a wrong kernel is off
 # by the size of its gradients, not by this.
 ROUNDING_CAP = 1e-2
+NET_ULPS = 64  # float32 ulps of the net's largest gradient below which any difference is rounding
+EPS = float(np.finfo(np.float32).eps)
 NUDGE = 1e-6  # the relative move of the parameters that measures a gradient's float32 sensitivity

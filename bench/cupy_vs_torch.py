@@ -8,11 +8,12 @@ Each measurement runs in a child process of its own (so peak memory is its own),
 another in one run; the ratios to torch eager are printed. Variants a device cannot run (CUDA
 graphs on the CPU) are listed with the reason.
 
-    python bench/cupy_vs_torch.py --device cuda [--spec specs/mnist.yaml] [--batch 100]
-        [--sweep 32,100,256,1024] [--iters 200] [--warmup 20]
+    python bench/cupy_vs_torch.py --device cuda [--spec specs/mnist.yaml,specs/cifar10-conv.yaml]
+        [--batch 100] [--sweep 32,100,256,1024] [--iters 200] [--warmup 20]
     python bench/cupy_vs_torch.py --device cpu --iters 3 --warmup 1   # the host executor
-Targets on an H100 at batch 100 on the paper's MNIST nets: cupy ≥ 3× torch eager and ≥ 1.5×
-torch with CUDA graphs.
+By default the paper's MNIST nets and its CIFAR-10 conv nets, a table each. Targets on an H100
+at batch 100: on the MNIST nets cupy ≥ 3× torch eager and ≥ 1.5× torch with CUDA graphs; on the
+conv nets within 2× of torch with cuDNN.
 """
 
 from __future__ import annotations
@@ -187,7 +188,9 @@ def child(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--spec", default=str(ROOT / "specs" / "mnist.yaml"))
+    ap.add_argument("--spec", default=",".join(str(ROOT / "specs" / f"{n}.yaml")
+                                               for n in ("mnist", "cifar10-conv")),
+                    help="a spec, or several separated by commas (a table each)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--sweep", default="", help="comma-separated batch sizes")
@@ -199,14 +202,19 @@ def main() -> None:
     if args.variant:
         return child(args)
     batches = [int(b) for b in args.sweep.split(",")] if args.sweep else [args.batch]
-    print(f"spec {Path(args.spec).name}, device {args.device}, {args.iters} iterations after "
+    for spec in args.spec.split(","):
+        _table(args, spec, batches)
+
+
+def _table(args, spec: str, batches: list[int]) -> None:
+    print(f"spec {Path(spec).name}, device {args.device}, {args.iters} iterations after "
           f"{args.warmup} warm-up, each variant in its own process\n")
     print("| batch | variant | it/s | × torch eager | GFLOP/s | device peak (MB) | RSS (MB) |")
     print("|---|---|---|---|---|---|---|")
     for batch in batches:
         base = None
         for variant in args.variants.split(","):
-            cmd = [sys.executable, __file__, "--variant", variant, "--spec", args.spec,
+            cmd = [sys.executable, __file__, "--variant", variant, "--spec", spec,
                    "--device", args.device, "--batch", str(batch), "--iters", str(args.iters),
                    "--warmup", str(args.warmup)]
             res = subprocess.run(cmd, capture_output=True, text=True)
@@ -221,6 +229,7 @@ def main() -> None:
             peak = f"{r['device_peak'] / 2**20:.0f}" if r["device_peak"] else "–"
             print(f"| {batch} | {variant} | {r['it_s']:.2f} | {ratio} | {r['gflop_s']:.1f} | "
                   f"{peak} | {r['rss'] / 2**20:.0f} |")
+    print()
 
 
 if __name__ == "__main__":
