@@ -403,3 +403,29 @@ def test_cifar10_conv_resumes_bit_exactly_on_the_host_executor(tmp_path):
     assert set(a) == set(b) and "rng/cupy" in a and "optim/G/velocity/G.h1.weight" in a
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_batchnorm_and_image_concat_on_cupy_match_torch_and_resume_across(tmp_path):
+    """batchnorm on features and on images in G and D (D's real and fake halves with their own
+    statistics in cupy's one pass, as torch's two passes), a label concatenated to images as
+    maps: forward, every gradient, one Adam step and the running statistics as torch's. A cupy
+    run resumes on torch and a torch run on cupy, running statistics included, and inference
+    (sample) uses them."""
+    from tests.programs import write_conv_spec
+
+    spec = write_conv_spec(tmp_path)
+    grads = _parity_gradients(spec)
+    assert {"G.h.l1.weight", "G.joint.l1.bias", "D.joint.l1.weight"} <= grads
+    for first, then in (("cupy", "torch"), ("torch", "cupy")):
+        name = f"bn-{first}"
+        r = cli("train", spec, "--name", name, "--backend", first, "--device", "cpu",
+                "--set", "training.checkpoint={steps: 3}")
+        assert r.exit_code == 0, r.stderr
+        stats = _tensors(name)["D.joint.l1.running_var"]
+        assert stats.shape == (5,) and np.all(stats > 0) and not np.allclose(stats, 1.0)
+        r = cli("train", "--resume", name, "--backend", then, "--device", "cpu",
+                "--set", "training.stop={steps: 5}")
+        assert r.exit_code == 0, r.stderr
+        assert not np.array_equal(_tensors(name)["D.joint.l1.running_var"], stats)
+        r = cli("sample", name, "--backend", then, "--npz", tmp_path / f"{name}.npz")
+        assert r.exit_code == 0, r.stderr
