@@ -37,7 +37,8 @@ class Row:
     max_abs: float
     max_rel: float  # max |a − b| / max(|a|, |b|) elementwise: where they differ most, relatively
     ok: bool
-    allowed: float = 0.0  # the pass bound on max |a − b|: tol × the tensor's largest magnitude
+    allowed: float = 0.0  # the pass bound on max |a − b|: tol × the tensor's largest magnitude,
+    # or the float32 floor of a gradient (and what a step carries of it), whichever is larger
 
 
 def without_dropout(program: Program) -> Program:

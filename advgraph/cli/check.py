@@ -74,10 +74,15 @@ def _backend_report(name: Optional[str], program, t) -> Optional[list[str]]:
     if name is None:
         return None
     from ..backend import check_supported, get_backend
+    from ..errors import BackendError
     from ..train.schedule import Schedule
 
     backend = get_backend(name, usable=False)
-    check_supported(backend, program)
+    try:  # a backend's lowering table may import its framework
+        check_supported(backend, program)
+    except ImportError as e:
+        raise BackendError(f"--backend {name}: its lowering cannot be loaded here ({e}); "
+                           "install what the backend needs") from None
     hook = getattr(backend, "memory_report", None)
     if hook is None:
         return [f"{name}: supports every op of the spec (no memory report)"]

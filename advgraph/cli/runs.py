@@ -75,7 +75,9 @@ def _check_parity_memory(program, batch: int) -> None:
 def _print_parity(rows: list, names: tuple[str, ...], devs: tuple[str, ...], tol: float) -> None:
     table = Table(title=f"parity {names[0]} ({devs[0]}) vs {names[1]} ({devs[1]}): ok when "
                         f"max |a − b| ≤ allowed = {tol:g} × the tensor's max |a|, |b| (a gradient: "
-                        "or 4 × its rounding, as measured by the backends)",
+                        "or its float32 floor: 4 × the change the backends show at parameters "
+                        "nudged by 1e-6, at most 1 % and at least 64 ulps of the net's largest "
+                        "gradient; carried into the step)",
                   title_justify="left")
     # the pass rule's own terms (a relative difference of 0.5 where values are tiny beside
     # the tensor's largest one would sit confusingly next to "ok")

@@ -127,6 +127,19 @@ def test_conv_and_batchnorm_training_with_reuse_is_bit_identical(tmp_path, monke
     _checked(L.lower(program, 7, optim))
 
 
+def test_conv_and_batchnorm_on_the_host_executor_with_reuse_are_bit_identical(tmp_path):
+    """The compiled kernels of the image ops, batchnorm and concat-as-maps with reused scratch
+    (the default) against a buffer each (guard zones checked after every launch)."""
+    from advgraph_cupy.host import available
+
+    if available() is not None:
+        pytest.skip(str(available()))
+    program, optim = _program(load_file(write_conv_spec(tmp_path)))
+    data, y = _data(program)
+    _assert_identical(_train(program, optim, data, y, True, HostExecutor()),
+                      _train(program, optim, data, y, False, HostExecutor(guard=True)))
+
+
 def test_host_executor_with_reuse_is_bit_identical():
     """The kernels compiled as C++: reused scratch (the default) against a buffer each (what
     guard zones keep), which also checks every buffer's guards after every launch."""

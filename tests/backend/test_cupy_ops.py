@@ -76,7 +76,9 @@ def _plan(program, train: bool, groups: int):
 
 def _run(kind, program, params, x, dy, train, groups):
     plan = _plan(program, train, groups)
-    rt = Runtime(_executor(kind))
+    # a buffer each: the gradients are read here after the phase, where a training plan's
+    # update reads them inside it (scratch reuse would give their memory to later launches)
+    rt = Runtime(_executor(kind), reuse=False)
     rt.ensure(plan)
     for name, spec in plan.buffers.items():
         if name.startswith("G.") and spec.role == "state":

@@ -80,7 +80,8 @@ class Lowering:
         `final` is where the end node's value must land (G's output into D's input buffer).
         The rows are `groups` independent batches (a batch-coupled op keeps them apart);
         batchnorm updates its running statistics in training mode when `update_stats`."""
-        assert rows % groups == 0, (rows, groups)
+        if rows % groups:  # batch statistics over rows/groups rows each: the kernels' premise
+            raise ValueError(f"{graph.name}: {rows} rows in {groups} groups")
         steps = group_forward(graph, train, to_logits)
         fp = ForwardPass(graph, rows, tag, final, steps.root, out, train=train, groups=groups,
                          update_stats=train and update_stats)
