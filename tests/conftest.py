@@ -73,3 +73,15 @@ def make_mnist_dir(root: Path, n_train: int = 300, n_test: int = 60, seed: int =
 @pytest.fixture
 def mnist_dir(tmp_path) -> Path:
     return make_mnist_dir(tmp_path / "mnist")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """In-process torch on one thread, as the training subprocesses of the interrupt tests run
+    (OMP_NUM_THREADS=1, so they leave a core to the test's polling): torch's CPU kernels may
+    round differently with another thread count, and a resume is bit-exact only with the same."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -131,6 +131,7 @@ def test_marginal_bias_is_the_logit_of_the_pixel_means(mnist_dir):
     assert w.shape == (784, 1200) and np.abs(w).max() <= 0.005
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 def test_interrupt_checkpoints_and_resume_continues_exactly(tmp_path):
     """SIGINT (what Ctrl-C sends) mid-run: exit 130, a checkpoint, then an exact resume."""
     spec = SPECS / "ring2d.yaml"

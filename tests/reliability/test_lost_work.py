@@ -33,6 +33,7 @@ def final(name):
 
 
 @pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.usefixtures("one_torch_thread")
 def test_sigkill_at_a_random_point_loses_at_most_one_interval(seed):
     spec = SPECS / "ring2d.yaml"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
