@@ -12,7 +12,7 @@ from typing import Any
 
 from .errors import Problem, SpecError
 from .ir import DataInfo, Graph, Node, Op, Prior, Program, Tensor
-from .ops import OPS, ShapeError, fmt_shape, of_layer
+from .ops import OPS, ShapeError, fmt_shape, of_layer, too_small_batch
 from .ops.activation import Sigmoid
 from .spec.fields import MAX_SIZE
 from .spec.gan import GanSpec, UniformPrior
@@ -216,6 +216,15 @@ def compile_spec(loaded: LoadedSpec, data: DataInfo) -> Program:
             problems.append(loaded.problem(
                 path + ("bias",), "bias 'marginals' is only meaningful for G's output layer"))
 
+    if G is not None and D is not None:
+        small = too_small_batch((G, D), spec.training.batch_size)
+        if small is not None:
+            node, least = small
+            problems.append(loaded.problem(
+                ("training", "batch_size"),
+                f"{node.name} ({node.op.value}) takes its statistics over each minibatch: "
+                f"{spec.training.batch_size} example(s) give it fewer than 2 values per "
+                f"channel; use batch_size ≥ {least}"))
     if problems:
         raise SpecError(problems)
     assert G is not None and D is not None

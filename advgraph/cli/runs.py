@@ -31,6 +31,7 @@ def parity(
     gradients, and one optimiser step, per tensor (dropout off: masks cannot match)."""
     from ..compile import compile_spec
     from ..data import data_info
+    from ..ops import too_small_batch
     from ..parity import compare
     from ..spec import load_file
 
@@ -48,6 +49,11 @@ def parity(
             raise UsageError(f"--tol must be positive, got {tol}")
         loaded = load_file(spec, set_ or [])
         program = compile_spec(loaded, data_info(loaded))
+        small = too_small_batch((program.G, program.D), batch)
+        if small is not None:
+            raise UsageError(f"--batch {batch}: {small[0].name} ({small[0].op.value}) needs at "
+                             f"least 2 values per channel in a minibatch; use --batch ≥ "
+                             f"{small[1]}")
         _check_parity_memory(program, batch)
         rows = compare(program, loaded.spec.training, names, devs, batch, tol)  # type: ignore[arg-type]
     if as_json:

@@ -26,10 +26,26 @@ _BY_LAYER: dict[type, OpDef] = {d.layer: d for d in OPS.values() if d.layer is n
 BATCH_COUPLED = frozenset(d.op for d in OPS.values() if d.batch_coupled)
 
 
+def too_small_batch(graphs, batch: int) -> tuple[Any, int] | None:
+    """The first batch-coupled node (batchnorm: statistics over the batch and the positions of
+    each channel) that would see fewer than 2 values per channel in a minibatch of `batch`
+    examples (its unbiased variance divides by n − 1; torch refuses it), with the smallest
+    batch that works; None when every one has enough."""
+    for graph in graphs:
+        for node in graph.nodes:
+            if node.op in BATCH_COUPLED:
+                positions = 1
+                for d in node.shape[1:]:
+                    positions *= d
+                if batch * positions < 2:
+                    return node, -(-2 // positions)
+    return None
+
+
 def of_layer(layer: Any) -> OpDef:
     """The definition of a spec layer (a model from `LAYER_MODELS`)."""
     return _BY_LAYER[type(layer)]
 
 
 __all__ = ["BATCH_COUPLED", "FAMILIES", "LAYER_MODELS", "OPS", "OpDef", "Param", "ShapeError",
-           "fmt_shape", "of_layer"]
+           "fmt_shape", "of_layer", "too_small_batch"]

@@ -126,3 +126,42 @@ def test_fuzzed_overrides_fail_cleanly(overrides):
         compile_loaded(load_text((HERE / "valid.yaml").read_text(), "v.yaml", overrides))
     except SpecError as e:
         assert all(p.source in ("--set", "v.yaml") for p in e.problems)
+
+
+BATCHNORM_FLAT = """
+prior: {type: gaussian, dim: 4}
+data: {dataset: toy-ring2d, train: 200, valid: 20, test: 20}
+generator:
+  layers:
+    - {type: dense, units: 8}
+    - {type: batchnorm, name: bn}
+    - {type: relu}
+    - {type: dense, units: 2}
+discriminator:
+  layers: [{type: dense, units: 8}, {type: leaky_relu}, {type: dense, units: 1}, {type: sigmoid}]
+training: {batch_size: 1, optimizer: {type: sgd, lr: 0.1}, stop: {steps: 3}}
+"""
+
+
+def test_batchnorm_with_one_value_per_channel_is_a_located_error(tmp_path):
+    """A minibatch of 1 gives batchnorm on flat features one value per channel: torch raised
+    a ValueError from inside the step (a traceback) and cupy normalised everything to the
+    bias. Now the spec is refused at batch_size, and parity's --batch likewise; images (many
+    positions per channel) train at batch 1."""
+    spec = tmp_path / "bn.yaml"
+    spec.write_text(BATCHNORM_FLAT)
+    for backend in ("torch", "cupy"):
+        r = cli("train", spec, "--backend", backend, "--device", "cpu")
+        assert r.exit_code == 2 and "Traceback" not in r.stderr, r.stderr
+        assert re.search(r"bn\.yaml:\d+:\d+: training\.batch_size: G\.bn \(batchnorm\) takes "
+                         r"its statistics over each minibatch: 1 example\(s\) give it fewer "
+                         r"than 2 values per channel; use batch_size ≥ 2", r.stderr), r.stderr
+    spec.write_text(BATCHNORM_FLAT.replace("batch_size: 1", "batch_size: 4"))
+    r = cli("parity", spec, "--batch", "1")
+    assert r.exit_code == 2 and "--batch 1: G.bn (batchnorm) needs at least 2 values per " \
+                                "channel in a minibatch; use --batch ≥ 2" in r.stderr, r.stderr
+    images = BATCHNORM_FLAT.replace("{type: dense, units: 8}\n    - {type: batchnorm",
+                                    "{type: dense, units: 8}\n    - {type: reshape, shape: [2, 2, 2]}"
+                                    "\n    - {type: batchnorm").replace(
+        "    - {type: relu}\n", "    - {type: relu}\n    - {type: flatten}\n")
+    compile_loaded(load_text(images, "img.yaml"))  # 4 positions per channel: enough
