@@ -217,14 +217,7 @@ def compile_spec(loaded: LoadedSpec, data: DataInfo) -> Program:
                 path + ("bias",), "bias 'marginals' is only meaningful for G's output layer"))
 
     if G is not None and D is not None:
-        small = too_small_batch((G, D), spec.training.batch_size)
-        if small is not None:
-            node, least = small
-            problems.append(loaded.problem(
-                ("training", "batch_size"),
-                f"{node.name} ({node.op.value}) takes its statistics over each minibatch: "
-                f"{spec.training.batch_size} example(s) give it fewer than 2 values per "
-                f"channel; use batch_size ≥ {least}"))
+        _check_batch(G, D, spec.training.batch_size, loaded, problems)
     if problems:
         raise SpecError(problems)
     assert G is not None and D is not None
@@ -235,6 +228,18 @@ def compile_spec(loaded: LoadedSpec, data: DataInfo) -> Program:
              else Prior.gaussian(p.dim, p.mean, p.std))
     return Program(G=G, D=D, prior=prior, g_loss=spec.training.g_loss, data_shape=data_shape,
                    classes=classes)
+
+
+def _check_batch(G, D, batch: int, loaded: LoadedSpec, problems: list[Problem]) -> None:
+    """A minibatch must give every batch-coupled op (batchnorm) 2 values per channel."""
+    small = too_small_batch((G, D), batch)
+    if small is not None:
+        node, least = small
+        problems.append(loaded.problem(
+            ("training", "batch_size"),
+            f"{node.name} ({node.op.value}) takes its statistics over each minibatch: "
+            f"{batch} example(s) give it fewer than 2 values per channel; use batch_size ≥ "
+            f"{least}"))
 
 
 def _all_layers(net: Network, key: str):

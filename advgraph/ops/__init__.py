@@ -10,6 +10,7 @@ declare the ops they do not support. CONTRIBUTING.md says how to add an op.
 
 from __future__ import annotations
 
+from math import prod
 from typing import Any
 
 from advgraph.ir.ops import Op
@@ -34,9 +35,7 @@ def too_small_batch(graphs, batch: int) -> tuple[Any, int] | None:
     for graph in graphs:
         for node in graph.nodes:
             if node.op in BATCH_COUPLED:
-                positions = 1
-                for d in node.shape[1:]:
-                    positions *= d
+                positions = prod(node.shape[1:])
                 if batch * positions < 2:
                     return node, -(-2 // positions)
     return None

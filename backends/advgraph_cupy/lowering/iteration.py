@@ -53,23 +53,31 @@ def training_plan(lw: Lowering) -> Plan:
     """The launch plan of one iteration of Algorithm 1 (k D-updates are k replays of d_step)."""
     P, m, plan = lw.p, lw.m, lw.plan
     d = int(np.prod(P.data_shape))
-    C = P.classes or 0
     plan.buffer("rng", "uint32", 4, "state")
     plan.buffer("metrics", "float32", len(METRICS), "host_out")
     plan.buffer("D.hp", "float32", SLOTTED["D.hp"], "host_in")
     plan.buffer("G.hp", "float32", 4, "host_in")
     plan.buffer("pos", "int32", SLOTTED["pos"], "host_in")
-    data = plan.buffer("data", "float32", 0, "host_in")  # the training set, sized by the runtime
-    order = plan.buffer("order", "int64", 0, "host_in")
+    plan.buffer("data", "float32", 0, "host_in")  # the training set, sized by the runtime
+    plan.buffer("order", "int64", 0, "host_in")
     xd = plan.buffer("D.x", "float32", 2 * m * d)
     logits = plan.buffer("D.logits", "float32", 2 * m)
     dlogits = plan.buffer("D.dlogits", "float32", 2 * m)
-    pos = Buf("pos", 0, 1)
+    plan.phases["d_step"] = _d_step(lw, xd, logits, dlogits)
+    plan.phases["g_step"] = _g_step(lw, xd, logits, dlogits)
+    _metric_phases(plan)
+    return plan
 
-    # D-step: fake half from G (no gradients), real half gathered, one D pass on 2m rows.
-    ds = plan.phases["d_step"] = []
+
+def _d_step(lw: Lowering, xd: Buf, logits: Buf, dlogits: Buf) -> list[Launch]:
+    """Fake half from G (no gradients), real half gathered, one D pass on 2m rows (the halves
+    two groups), D's update."""
+    P, m, plan = lw.p, lw.m, lw.plan
+    d, C = int(np.prod(P.data_shape)), P.classes or 0
+    order, pos = plan.view("order"), Buf("pos", 0, 1)
+    ds: list[Launch] = []
     z = _noise(lw, ds, m, "z")
-    y_d = y_g = None
+    y_d = None
     if C:
         labels = plan.buffer("labels", "int64", 0, "host_in")
         y_d = plan.buffer("y", "float32", 2 * m * C)
@@ -77,12 +85,12 @@ def training_plan(lw: Lowering) -> Plan:
         ds.append(Launch("gather_onehot", g, b, (labels, order, pos, y_d.at(0, m * C), i32(m),
                                                  i32(C), N_EXAMPLES), "real labels"))
         ds.append(copy_rows(y_d.at(0, m * C), y_d.at(m * C, m * C), 1, m * C, m * C, m * C, False,
-                        "fake half: the real half's labels"))
+                            "fake half: the real half's labels"))
     lw.forward(P.G, m, {"z": z, "y": y_d.at(0, m * C) if C else None}, ds, train=True,
                tag=".dstep", final=xd.at(m * d, m * d), update_stats=True)
     g, b = ew_grid(m * d)
-    ds.append(Launch("gather_rows", g, b, (data, order, pos, xd.at(0, m * d), i32(m), i32(d),
-                                           N_EXAMPLES), "real minibatch"))
+    ds.append(Launch("gather_rows", g, b, (plan.view("data"), order, pos, xd.at(0, m * d), i32(m),
+                                           i32(d), N_EXAMPLES), "real minibatch"))
     tape_d = lw.forward(P.D, 2 * m, {"x": xd, "y": y_d}, ds, train=True, tag=".dstep",
                         final=logits, groups=2, update_stats=True)
     g, b = ew_grid(m)
@@ -91,10 +99,16 @@ def training_plan(lw: Lowering) -> Plan:
     lw.backward(tape_d, 2 * m, dlogits, ds, weights=True, input_grad=None, tag=".dstep")
     _update(lw, "D", ds)
     _advance(lw, ds)  # each update draws fresh random numbers: k D-updates differ too
+    return ds
 
-    # G-step: G's output in D.x[0:m], D (with dropout) on m rows, gradients through D.
-    gs = plan.phases["g_step"] = []
+
+def _g_step(lw: Lowering, xd: Buf, logits: Buf, dlogits: Buf) -> list[Launch]:
+    """G's output in D.x[0:m], D (with dropout) on m rows, gradients through D, G's update."""
+    P, m, plan = lw.p, lw.m, lw.plan
+    d, C = int(np.prod(P.data_shape)), P.classes or 0
+    gs: list[Launch] = []
     z = _noise(lw, gs, m, "z")
+    y_g = None
     if C:
         y_g = plan.buffer("y.g", "float32", m * C)
         g, b = ew_grid(m)
@@ -115,8 +129,11 @@ def training_plan(lw: Lowering) -> Plan:
     lw.backward(tape_g, m, dfake, gs, weights=True, input_grad=None, tag=".gstep")
     _update(lw, "G", gs)
     _advance(lw, gs)
+    return gs
 
-    # The `finite` metric and the reset after a read.
+
+def _metric_phases(plan: Plan) -> None:
+    """The `finite` metric (non-finite parameters counted) and the reset after a read."""
     fin = plan.phases["finite"] = []
     for net in ("G", "D"):
         size = plan.buffers[f"{net}.params"].size
@@ -127,7 +144,6 @@ def training_plan(lw: Lowering) -> Plan:
     plan.phases["reset_metrics"] = [Launch("fill", (1, 1, 1), (BLOCK, 1, 1),
                                            (plan.view("metrics"), i32(len(METRICS)), f32(0.0)),
                                            "zero the metrics")]
-    return plan
 
 
 def inference_plan(lw: Lowering, net: str, rows: int) -> Plan:
