@@ -44,3 +44,21 @@ def init_params(program: Program, rng: np.random.Generator,
                 train_data: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Every parameter and buffer of G and D, in graph order (draws are order-dependent)."""
     return {t.name: init_tensor(t, rng, train_data) for t in program.tensors()}
+
+
+def bad_value(program: Program, tensors: dict[str, np.ndarray]) -> str | None:
+    """What is wrong with the values of a program's tensors from a checkpoint: one that is not
+    finite, or one an op requires positive (batchnorm's running variance) that is not; None
+    when all are usable. (Backends would silently differ: NaN through torch's ReLU stays NaN,
+    through our kernels' it becomes 0.)"""
+    from .ops import OPS
+
+    for graph in (program.G, program.D):
+        for node in graph.nodes:
+            for local, t in node.tensors.items():
+                v = np.asarray(tensors.get(t.name, 0.0))
+                if v.dtype.kind == "f" and not np.isfinite(v).all():
+                    return f"{t.name} holds non-finite values"
+                if OPS[node.op].params[local].positive and not (v > 0).all():
+                    return f"{t.name} must be positive (a variance), holds {float(v.min()):g}"
+    return None

@@ -45,8 +45,8 @@ def parity(
         if len(devs) != 2:
             raise UsageError(f"--devices wants one device or two, A,B; got {devices!r}")
         positive("--batch", batch)
-        if not tol > 0:
-            raise UsageError(f"--tol must be positive, got {tol}")
+        if not 0 < tol < float("inf"):  # inf would pass every row: no check at all
+            raise UsageError(f"--tol must be positive and finite, got {tol}")
         loaded = load_file(spec, set_ or [])
         program = compile_spec(loaded, data_info(loaded))
         small = too_small_batch((program.G, program.D), batch)

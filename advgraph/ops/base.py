@@ -39,6 +39,7 @@ class Param:
     shape: Callable[[Shape, Attrs], Shape]
     init: Callable[[Any, Shape], Init]  # (layer model, this tensor's shape) → Init
     trainable: bool = True
+    positive: bool = False  # every value must be > 0 (a variance): a checkpoint is checked
 
 
 @dataclass(frozen=True)

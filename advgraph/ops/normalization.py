@@ -62,7 +62,7 @@ DEFS = [
           params={"weight": Param(_channels, const(1.0)),
                   "bias": Param(_channels, const(0.0)),
                   "running_mean": Param(_channels, const(0.0), trainable=False),
-                  "running_var": Param(_channels, const(1.0), trainable=False)},
+                  "running_var": Param(_channels, const(1.0), trainable=False, positive=True)},
           batch_coupled=True, examples=(((5,), {"eps": 1e-5, "momentum": 0.1}),
                                         ((3, 4, 5), {"eps": 1e-3, "momentum": 0.3}))),
     OpDef(Op.LAYERNORM, "over each example's features (all axes but the batch): y = (x − μ)/"

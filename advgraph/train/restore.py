@@ -11,6 +11,7 @@ import numpy as np
 from ..backend import Trainer
 from ..data import Splits, dataset_for
 from ..errors import AdvGraphError, CheckpointError, RunError
+from ..params import bad_value
 from ..ir import Program
 from ..runs import RunDir
 from ..spec import LoadedSpec, load_file
@@ -37,7 +38,7 @@ class RestoredRun:
         """Another checkpoint of this run into the same trainer: the program, the trainer and
         the data are kept (eval --all-checkpoints builds and reads them once)."""
         ckpt, tensors, state = self.run.latest_checkpoint(step, warn=warn)
-        load_state(self.trainer, ckpt, tensors)
+        load_state(self.trainer, ckpt, tensors, self.program)
         self.step, self.checkpoint, self.checkpoint_sha256 = ckpt.step, ckpt, state["sha256"]
 
     @property
@@ -58,13 +59,18 @@ def restore_run(run: RunDir, step: int | None = None, backend: str | None = None
     ctx = Context(backend or info.get("backend") or "torch", device or "cpu")
     program, trainer, _ = make_trainer(loaded, ctx)
     ckpt, tensors, state = run.latest_checkpoint(step, warn=warn)
-    load_state(trainer, ckpt, tensors)  # parameters alone are enough here
+    load_state(trainer, ckpt, tensors, program)  # parameters alone are enough here
     return RestoredRun(run, loaded, program, trainer, ckpt.step, ctx.device,
                        data_root or info.get("data_root"), ctx.backend, ckpt, state["sha256"])
 
 
-def load_state(trainer: Trainer, ckpt, tensors: dict[str, np.ndarray]) -> None:
-    """The checkpoint's tensors into the trainer; a backend's refusal names the file."""
+def load_state(trainer: Trainer, ckpt, tensors: dict[str, np.ndarray],
+               program: Program) -> None:
+    """The checkpoint's tensors into the trainer, their values checked first (finite, and
+    positive where an op needs it); a refusal names the file."""
+    why = bad_value(program, tensors)
+    if why is not None:
+        raise CheckpointError(f"{ckpt.tensors_path}: {why}")
     try:
         trainer.load_state_dict(tensors)
     except (AdvGraphError, RuntimeError, ValueError, TypeError) as e:

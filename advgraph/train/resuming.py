@@ -91,7 +91,7 @@ def _restore(run: RunDir, session: Session, original: GanSpec, hooks: TrainingHo
     same_stream = (state.get("backend") == ctx.backend and state.get("device") == ctx.device
                    and state.get("world_size", 1) == ctx.world)
     validate_and_restore(ckpt, tensors, state, session, same_stream)
-    load_state(session.trainer, ckpt, tensors)
+    load_state(session.trainer, ckpt, tensors, session.program)
     session.trainer.set_order(session.stream.order)
     if state.get("backend") not in (None, ctx.backend) and ctx.is_main:
         hooks.warn(f"resuming a {state['backend']} checkpoint on {ctx.backend}: parameters, "

@@ -254,6 +254,10 @@ DAMAGE = {
     "a file where its directory was": lambda lib: (
         __import__("shutil").rmtree(lib.parent), lib.parent.write_text("not a directory")),
     "no record": lambda lib: (lib.parent / "libadvhost.json").unlink(),
+    # a FIFO blocks whoever opens it to read: reading it would hang the command for ever
+    "a FIFO for its record": lambda lib: ((lib.parent / "libadvhost.json").unlink(),
+                                          __import__("os").mkfifo(lib.parent / "libadvhost.json")),
+    "a FIFO for the library": lambda lib: (lib.unlink(), __import__("os").mkfifo(lib)),
 }
 
 

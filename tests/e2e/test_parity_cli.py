@@ -91,3 +91,6 @@ def test_parity_argument_errors():
     assert r.exit_code == 1 and "unknown backend 'tensorflow'; installed: cupy" in r.stderr
     r = cli("parity", SPECS / "ring2d.yaml", "--backends", "torch")
     assert r.exit_code == 2 and "two names" in r.stderr
+    for tol in ("0", "-1", "nan", "inf"):  # inf would pass every row
+        r = cli("parity", SPECS / "ring2d.yaml", "--tol", tol)
+        assert r.exit_code == 2 and "--tol must be positive and finite" in r.stderr, tol

@@ -186,6 +186,8 @@ CONTENT = {
                            "lacks 6 piece(s) of state a resume needs, e.g. optim/D/v/"),
     "no rng": (_drop("rng/torch/cpu"), "lacks 1 piece(s) of state a resume needs, e.g. "
                                        "rng/torch/cpu"),
+    "a NaN parameter": (lambda t: t["G.h0.bias"].__setitem__(0, np.nan),
+                        "G.h0.bias holds non-finite values"),
 }
 
 
@@ -356,3 +358,22 @@ def test_a_full_disk_during_training_is_one_line_and_keeps_the_checkpoint(monkey
                       "No space left on device"] and "Traceback" not in r.stderr
     ckpt, _, _ = RunDir(runs_root() / "full").latest_checkpoint()
     assert ckpt.step == 28
+
+
+def test_a_running_variance_that_is_not_positive_is_refused(tmp_path):
+    """batchnorm's running variance from a checkpoint: negative or NaN, torch sampled NaN and
+    cupy a constant, both exiting 0; now every command that reads it names the file."""
+    from tests.reliability.test_bad_input import BATCHNORM_FLAT
+
+    spec = tmp_path / "bn.yaml"
+    spec.write_text(BATCHNORM_FLAT.replace("batch_size: 1", "batch_size: 4"))
+    assert cli("train", spec, "--name", "bn").exit_code == 0
+    run = RunDir(runs_root() / "bn")
+    for bad, message in ((-1.0, "G.bn.running_var must be positive (a variance), holds -1"),
+                         (np.nan, "G.bn.running_var holds non-finite values")):
+        path = _rewrite(run, lambda t: t["G.bn.running_var"].__setitem__(0, bad))
+        for args in (("sample", "bn", "--npz", tmp_path / "s.npz"),
+                     ("train", "--resume", "bn", "--set", "training.stop.steps=5")):
+            r = cli(*args)
+            assert r.exit_code == 1 and "Traceback" not in r.stderr, r.stderr
+            assert f"{path}: {message}" in r.stderr, r.stderr

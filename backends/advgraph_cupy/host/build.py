@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from advgraph.cache import read_entry
 from advgraph.errors import BackendError
 
 from .. import kernel_sources
@@ -203,8 +204,8 @@ def _unusable(base: Path, e: OSError) -> HostBuildError:
 
 def _measure(lib: Path) -> dict:
     """The size and SHA-256 of a library file, read without following a link."""
-    fd = os.open(lib, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
+    fd = os.open(lib, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO
+    try:                                                                   # must not block
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise OSError(f"{lib}: not a regular file")
@@ -222,9 +223,7 @@ def _verified(final: Path) -> bool:
     try:
         if not stat.S_ISDIR(os.lstat(final).st_mode):
             return False
-        fd = os.open(final / RECORD, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as f:
-            record = json.loads(f.read(4096))
+        record = json.loads(read_entry(final / RECORD, 4096))  # a FIFO there would block
         return isinstance(record, dict) and _measure(final / LIBNAME) == record
     except (OSError, ValueError):
         return False
