@@ -12,12 +12,16 @@ from typing import Any
 
 from .errors import Problem, SpecError
 from .ir import DataInfo, Graph, Node, Op, Prior, Program, Tensor
-from .ops import OPS, ShapeError, fmt_shape, of_layer, too_small_batch
-from .ops.activation import Sigmoid
+from .ops import ARITY, OPS, ShapeError, fmt_shape, of_layer, too_small_batch
 from .spec.fields import MAX_SIZE
 from .spec.gan import GanSpec, UniformPrior
 from .spec.layers import Network
 from .spec.load import LoadedSpec
+
+
+# The layers whose output is a probability of the logit they read (`OpDef.probability`): D ends
+# in one, and a bias of "marginals" is the logit of the data's mean only right before one.
+_PROBABILITY = " or ".join(d.op.value for d in OPS.values() if d.probability)
 
 
 class _Builder:
@@ -201,9 +205,9 @@ def compile_spec(loaded: LoadedSpec, data: DataInfo) -> Program:
         where, layers = spec.discriminator.last_layers()
         final = layers[-1] if layers else None
         at = ("discriminator", *where, len(layers) - 1) if layers else ("discriminator", "graph")
-        if not isinstance(final, Sigmoid):
+        if final is None or not of_layer(final).probability:
             problems.append(loaded.problem(
-                at, "D must end in a sigmoid (one probability per example), not "
+                at, f"D must end in a {_PROBABILITY} (one probability per example), not "
                     + (repr(final.type) if final is not None else "a concat")))
         elif D.out_shape != (1,):
             problems.append(loaded.problem(
@@ -221,8 +225,8 @@ def compile_spec(loaded: LoadedSpec, data: DataInfo) -> Program:
     if problems:
         raise SpecError(problems)
     assert G is not None and D is not None
-    G.verify()
-    D.verify()
+    G.verify(ARITY)
+    D.verify(ARITY)
     p = spec.prior
     prior = (Prior.uniform(p.dim, p.low, p.high) if isinstance(p, UniformPrior)
              else Prior.gaussian(p.dim, p.mean, p.std))
@@ -284,9 +288,9 @@ def _check_marginals(spec: GanSpec, loaded: LoadedSpec, problems: list[Problem])
         if getattr(layer, "bias", None) != "marginals":
             continue
         is_output = (path == ("generator", *where, len(last) - 2)
-                     and isinstance(last[-1], Sigmoid))
+                     and of_layer(last[-1]).probability)
         if not is_output:
             problems.append(loaded.problem(
                 path + ("bias",),
                 "bias 'marginals' (logit of each pixel's mean) needs this to be G's last "
-                "dense layer, followed only by the final sigmoid"))
+                f"dense layer, followed only by the final {_PROBABILITY}"))

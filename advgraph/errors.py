@@ -99,6 +99,12 @@ class LoweringError(AdvGraphError):
         super().__init__(text + (f": {msg}" if msg else ""))
 
 
+class GraphError(ValueError):
+    """A graph that breaks the IR's rules (`ir.Graph` lists them), named by its node. The
+    compiler never builds one: it is a bug in whatever built the graph, so not an
+    `AdvGraphError` (the CLI shows it with its traceback)."""
+
+
 class TrainingDiverged(AdvGraphError):
     """A loss or parameter became NaN/Inf; the last good checkpoint is kept."""
 

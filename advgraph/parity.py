@@ -1,8 +1,9 @@
 """`advgraph parity`: two backends, identical weights, inputs and noise; how far apart are the
 forward outputs, the gradients and one optimiser step?
 
-Dropout is switched off (keep 1, scale 1) for the comparison: each backend draws its masks from
-its own generator, so masks cannot match; everything else is the spec's own. Gradients are read
+Dropout is switched off (keep 1, scale 1: every op's `switch_off`) for the comparison: each
+backend draws its masks from its own generator, so masks cannot match; everything else is the
+spec's own. Gradients are read
 through the Trainer protocol as the change of one plain SGD step with lr = 1 and momentum 0 (so
 to the float32 resolution of the parameters). Each backend's float32 sensitivity of each
 gradient is measured, as the difference between its gradients at the parameters and at the
@@ -24,7 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import OptimConfig, get_backend, check_supported
-from .ir import Op, Program
+from .ir import Program
+from .ops import OPS
 from .params import init_params
 from .train.schedule import Schedule
 from .train.rng import seeds
@@ -42,11 +44,14 @@ class Row:
 
 
 def without_dropout(program: Program) -> Program:
+    """A copy with every op that can be switched off for a comparison switched off (its
+    `switch_off` attributes: dropout's keep 1, scale 1)."""
     p = copy.deepcopy(program)
     for g in (p.G, p.D):
         for n in g.nodes:
-            if n.op is Op.DROPOUT:
-                n.attrs = {**n.attrs, "keep": 1.0, "scale": 1.0}
+            off = OPS[n.op].switch_off
+            if off is not None:
+                n.attrs = {**n.attrs, **off}
     return p
 
 

@@ -18,7 +18,7 @@ __all__ = ["apply", "d_loss", "forward", "g_loss", "one_hot", "softplus"]
 
 def apply(node: Node, x: np.ndarray, params: dict[str, np.ndarray], *, train: bool = False,
           rng: np.random.Generator | None = None) -> np.ndarray:
-    """One node's forward on its input(s) (CONCAT: the list of them)."""
+    """One node's forward on its input (an op of arity "several": the list of its inputs)."""
 
     def p(local: str) -> np.ndarray:
         return np.asarray(params[f"{node.name}.{local}"], dtype=np.float64)
@@ -48,10 +48,10 @@ def forward(graph: Graph, params: dict[str, np.ndarray], x: np.ndarray, *, train
                 h = one_hot(y, node.shape[0])
             else:
                 h = np.asarray(x, dtype=np.float64)
-        elif node.op is Op.CONCAT:
-            h = apply(node, [env[i] for i in node.inputs], params)
         else:
-            h = apply(node, env[node.inputs[0]], params, train=train, rng=rng)
+            ins = [env[i] for i in node.inputs]
+            h = apply(node, ins if OPS[node.op].arity == "several" else ins[0], params,
+                      train=train, rng=rng)
         env[node.name] = h
         if node.name == upto:
             return h

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
+
+from advgraph.errors import GraphError
 
 from .ops import Op
+
+
+# The inputs a node reads, by its op's arity: the fewest, the most, and how to say it.
+_READS = {"none": (0, 0, "none"), "one": (1, 1, "one"),
+          "several": (2, float("inf"), "two or more")}
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,11 @@ class Tensor:
 
 @dataclass
 class Node:
+    """One op applied to the values of `inputs`: the names of earlier nodes of its graph, in
+    the order the op reads them, as many as the op's arity says (none for an input of the
+    graph, one for most ops, two or more for concat). Its value has `shape` per example; its
+    parameters and buffers are `tensors`, shaped as the op's registry entry says."""
+
     name: str  # "G.h0"
     op: Op
     inputs: tuple[str, ...]
@@ -53,6 +65,14 @@ class Node:
 
 @dataclass
 class Graph:
+    """One network. The rules every graph keeps (the compiler builds no other; `verify`
+    raises GraphError naming the node that breaks one):
+    - node names are unique, and the nodes are in topological order: each input of a node is
+      the name of an earlier node;
+    - each node reads as many inputs as its op's arity says (`ops.ARITY`), so the first node
+      is an input of the graph;
+    - `output` and `logits` (when set) name nodes, and every node reaches `output`."""
+
     name: str  # "G" or "D"
     nodes: list[Node]  # in topological order
     output: str
@@ -92,22 +112,32 @@ class Graph:
     def has_op(self, *ops: Op) -> bool:
         return any(n.op in ops for n in self.nodes)
 
-    def verify(self) -> None:
-        """Structural invariants the compiler guarantees (a failure here is our bug)."""
+    def verify(self, arity: Mapping[Op, str]) -> None:
+        """Check the graph rules (the class docstring) against each op's `arity` (`ops.ARITY`);
+        raises GraphError naming the node that breaks one (a bug in whatever built the graph:
+        never an assert, which `python -O` would skip)."""
+        if not self.nodes:
+            raise GraphError(f"graph {self.name} has no nodes")
         seen: set[str] = set()
-        assert self.nodes and self.nodes[0].op is Op.INPUT, "first node must be an input"
         used: set[str] = set()
         for n in self.nodes:
-            assert n.name not in seen, f"duplicate node {n.name}"
-            assert (n.op is Op.INPUT) == (not n.inputs), f"{n.name}: inputs do not fit its op"
-            assert len(n.inputs) == 1 or n.op in (Op.INPUT, Op.CONCAT), f"{n.name}: arity"
+            if n.name in seen:
+                raise GraphError(f"{self.name}: duplicate node {n.name}")
+            fewest, most, say = _READS[arity[n.op]]
+            if not fewest <= len(n.inputs) <= most:
+                raise GraphError(f"{n.name}: {len(n.inputs)} input(s), but {n.op.value} reads "
+                                 f"{say}")
             for i in n.inputs:
-                assert i in seen, f"{n.name} uses {i} before it is defined"
+                if i not in seen:
+                    raise GraphError(f"{n.name} uses {i} before it is defined")
             used.update(n.inputs)
             seen.add(n.name)
-        assert self.output in seen
+        for what, name in (("output", self.output), ("logits", self.logits)):
+            if name is not None and name not in seen:
+                raise GraphError(f"{self.name}: its {what} {name} is not a node")
         dead = [n.name for n in self.nodes if n.name not in used and n.name != self.output]
-        assert not dead, f"nodes that reach no output: {dead}"
+        if dead:
+            raise GraphError(f"{self.name}: nodes that reach no output: {', '.join(dead)}")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 from advgraph.ir.ops import Op
 
 from . import activation, conv, dense, dropout, normalization, structure
-from .base import OpDef, Param, ShapeError, fmt_shape
+from .base import Arity, OpDef, Param, ShapeError, fmt_shape
 
 FAMILIES = (dense, activation, dropout, structure, normalization, conv)
 OPS: dict[Op, OpDef] = {d.op: d for family in FAMILIES for d in family.DEFS}
@@ -25,6 +25,8 @@ _BY_LAYER: dict[type, OpDef] = {d.layer: d for d in OPS.values() if d.layer is n
 
 # Ops whose output for one example depends on the other examples of the batch in training.
 BATCH_COUPLED = frozenset(d.op for d in OPS.values() if d.batch_coupled)
+# How many inputs each op reads (Graph.verify checks every node against it).
+ARITY: dict[Op, Arity] = {d.op: d.arity for d in OPS.values()}
 
 
 def too_small_batch(graphs, batch: int) -> tuple[Any, int] | None:
@@ -46,5 +48,5 @@ def of_layer(layer: Any) -> OpDef:
     return _BY_LAYER[type(layer)]
 
 
-__all__ = ["BATCH_COUPLED", "FAMILIES", "LAYER_MODELS", "OPS", "OpDef", "Param", "ShapeError",
-           "fmt_shape", "of_layer", "too_small_batch"]
+__all__ = ["ARITY", "BATCH_COUPLED", "FAMILIES", "LAYER_MODELS", "OPS", "OpDef", "Param",
+           "ShapeError", "fmt_shape", "of_layer", "too_small_batch"]

@@ -50,9 +50,9 @@ FLAT = (((6,), {}),)
 
 
 def _activation(op: Op, doc: str, layer: type[Layer], fn, attrs=lambda l: {}, examples=FLAT,
-                flops=per_element(1)) -> OpDef:
-    return OpDef(op, doc, same_shape, flops, lambda x, p, a, train, rng: fn(x, a), layer=layer,
-                 attrs=attrs, examples=examples)
+                activation=True, **traits) -> OpDef:
+    return OpDef(op, doc, same_shape, per_element(1), lambda x, p, a, train, rng: fn(x, a),
+                 layer=layer, attrs=attrs, examples=examples, activation=activation, **traits)
 
 
 DEFS = [
@@ -63,6 +63,8 @@ DEFS = [
     _activation(Op.TANH, "y = tanh(x).", Tanh, lambda x, a: np.tanh(x)),
     _activation(Op.SIGMOID, "y = 1 / (1 + exp(−x)). When it ends D, the trainers take its "
                 "*input* as the logit so that losses are computed stably (softplus), never "
-                "log(sigmoid(·)).", Sigmoid, lambda x, a: sigmoid(x)),
-    _activation(Op.LINEAR, "y = x (an explicit linear output).", Linear, lambda x, a: x),
+                "log(sigmoid(·)).", Sigmoid, lambda x, a: sigmoid(x),
+                probability=True),
+    _activation(Op.LINEAR, "y = x (an explicit linear output).", Linear, lambda x, a: x,
+                activation=False, alias=True),
 ]

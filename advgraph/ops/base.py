@@ -2,13 +2,15 @@
 
 Shapes are per example (the batch axis is symbolic); `attrs` are the node's attributes, made
 from the layer model by `OpDef.attrs`. A backend's lowering lives in the backend, in its own
-table keyed by `Op`.
+table keyed by `Op`; what a backend, the compiler or parity needs to know of an op beyond that
+(how many inputs it reads, whether it is a view, an activation, a matrix product, …) is one of
+its traits here, so that none of them names an op.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 
@@ -21,6 +23,9 @@ Attrs = dict[str, Any]
 # Reference forward: (x, p, attrs, train, rng) → y in float64; p(local) gives a parameter
 # ("weight") as float64. CONCAT's x is the list of its inputs.
 Reference = Callable[..., np.ndarray]
+# How many inputs a node of the op reads: "none" (an input of the graph), "one", or "several"
+# (two or more; its shape rule and reference take the list of them, in the order of `inputs`).
+Arity = Literal["none", "one", "several"]
 
 
 class ShapeError(ValueError):
@@ -59,8 +64,34 @@ class OpDef:
     # (in_shape, attrs) cases on which tests check every backend against `reference`.
     examples: tuple[tuple[Shape, Attrs], ...] = ()
 
+    # ---- traits: what readers outside the registry rely on instead of naming the op ----------
+    arity: Arity = "one"  # Graph.verify, the reference and the backends' graph walks
+    alias: bool = False  # y is x's values in x's order, only reshaped: a backend may hand on
+    # x's buffer and launch nothing
+    activation: bool = False  # y = f(x) elementwise, with no parameters (attrs may tune f):
+    # backends have a kernel code for f named as the op, and may apply it in a GEMM's epilogue
+    epilogue: bool = False  # y is x @ W + b itself: an activation that is its only reader may
+    # be applied in the product's epilogue (the op's emitter then writes the activation's value)
+    gemm: bool = False  # a product x @ W on flat inputs with W (in, out): nn.Linear holds W as
+    # (out, in), so torch-layout exports hold its transpose
+    probability: bool = False  # y = σ(x), a probability whose logit is x: D ends in it, losses
+    # take its input as the logit, and a bias of "marginals" before it is the data's logit
+    training_only: bool = False  # y = x outside training (sampling, evaluation)
+    # Attributes that make it y = x in training too: set where runs are compared (parity),
+    # since what it draws from a backend's random generator cannot match another backend's.
+    switch_off: Attrs | None = None
+
     def param_shapes(self, in_shape: Shape, attrs: Attrs) -> dict[str, Shape]:
         return {local: p.shape(in_shape, attrs) for local, p in self.params.items()}
+
+    def is_identity(self, attrs: Attrs, train: bool) -> bool:
+        """Whether a node with `attrs` passes its input's values on unchanged (in training
+        mode when `train`): an alias, an op that acts only in training outside it, or an op
+        switched off."""
+        if self.alias or (self.training_only and not train):
+            return True
+        off = self.switch_off
+        return off is not None and all(attrs[k] == v for k, v in off.items())
 
 
 # ---- pieces several families share --------------------------------------------------------------

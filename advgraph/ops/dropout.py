@@ -41,5 +41,6 @@ DEFS = [
           "otherwise (sampling, evaluation) y = x.  attrs: keep, scale.",
           same_shape, per_element(1), _reference, layer=Dropout,
           attrs=lambda l: {"keep": l.keep, "scale": l.effective_scale},
-          examples=(((6,), {"keep": 0.5, "scale": 2.0}),)),
+          examples=(((6,), {"keep": 0.5, "scale": 2.0}),),
+          training_only=True, switch_off={"keep": 1.0, "scale": 1.0}),
 ]

@@ -62,17 +62,18 @@ def concat(xs: list[np.ndarray]) -> np.ndarray:
 DEFS = [
     OpDef(Op.INPUT, "an input of the network; attrs: source = \"z\" (G's noise), \"x\" (D's "
           "data) or \"y\" (the condition: a one-hot label of shape (classes,), the same y for G "
-          "and D).", same_shape, free, lambda x, p, a, train, rng: x),
-    OpDef(Op.CONCAT, "the only op with several inputs: concatenation along axis 1 (the features "
-          "of flat inputs, the channels of images), in the order of `inputs`. When images "
+          "and D).", same_shape, free, lambda x, p, a, train, rng: x, arity="none"),
+    OpDef(Op.CONCAT, "concatenation of its inputs along axis 1 (the features of flat inputs, "
+          "the channels of images), in the order of `inputs`. When images "
           "(C, H, W) meet flat vectors (F,), each vector is broadcast to F constant H × W maps "
           "first (how a label enters a convolutional net). Its shape rule and reference take "
           "the list of inputs.", infer_concat, free,
-          lambda xs, p, a, train, rng: concat(xs)),
+          lambda xs, p, a, train, rng: concat(xs), arity="several"),
     OpDef(Op.RESHAPE, "y = x.reshape(B, *shape).  attrs: shape.", _reshape, free,
           lambda x, p, a, train, rng: x.reshape(len(x), *a["shape"]), layer=Reshape,
-          attrs=lambda l: {"shape": tuple(l.shape)}, examples=(((12,), {"shape": (3, 4)}),)),
+          attrs=lambda l: {"shape": tuple(l.shape)}, examples=(((12,), {"shape": (3, 4)}),),
+          alias=True),
     OpDef(Op.FLATTEN, "y = x.reshape(B, −1).", lambda i, a: (prod(i),), free,
           lambda x, p, a, train, rng: x.reshape(len(x), -1), layer=Flatten,
-          examples=(((2, 3, 4), {}),)),
+          examples=(((2, 3, 4), {}),), alias=True),
 ]

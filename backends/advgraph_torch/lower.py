@@ -3,6 +3,7 @@
 Parameters are plain leaf tensors named as in the IR (no nn.Module), so the optimiser and the
 checkpoint see exactly the IR's names. `LOWERINGS` is the whole lowering: one entry per op of
 the registry (advgraph/ops), or a reason in `UNSUPPORTED`; a test checks that every op has one.
+An op of arity "several" (`OpDef.arity`) is given the list of its inputs, any other its input.
 """
 
 from __future__ import annotations
@@ -13,25 +14,36 @@ import torch
 import torch.nn.functional as F
 
 from advgraph.ir import Graph, Node, Op
+from advgraph.ops import OPS
 
 # fn(x, node, params, ctx) -> y; ctx carries the training flags and the generator.
 OpFn = Callable[[torch.Tensor, Node, dict[str, torch.Tensor], "Ctx"], torch.Tensor]
 
 
 class Ctx:
-    __slots__ = ("train", "update_stats", "gen")
+    """The training flags and the generator; `linear_layout`: the weights of the GEMM ops
+    (`OpDef.gemm`) are given as nn.Linear's (out, in), for modules leaving advgraph."""
 
-    def __init__(self, train: bool, update_stats: bool, gen: torch.Generator | None):
+    __slots__ = ("train", "update_stats", "gen", "linear_layout")
+
+    def __init__(self, train: bool, update_stats: bool, gen: torch.Generator | None,
+                 linear_layout: bool = False):
         self.train, self.update_stats, self.gen = train, update_stats, gen
+        self.linear_layout = linear_layout
 
 
-def _dense(x, n, p, ctx):
+def _gemm(x, n, p, ctx):
+    """x @ W + b. In the linear layout, F.linear on the (out, in) view of the (in, out) memory
+    calls addmm(b, x, W) on the very same memory, so results are bit-identical; and
+    TorchScript keeps aten::linear, whereas its optimiser splits a traced addmm into mm + add,
+    which rounds differently."""
+    if ctx.linear_layout:
+        return F.linear(x, p[n.name + ".weight"], p[n.name + ".bias"])
     return torch.addmm(p[n.name + ".bias"], x, p[n.name + ".weight"])
 
 
 def _maxout(x, n, p, ctx):
-    a = torch.addmm(p[n.name + ".bias"], x, p[n.name + ".weight"])
-    return a.view(x.shape[0], n.attrs["units"], n.attrs["pieces"]).amax(dim=2)
+    return _gemm(x, n, p, ctx).view(x.shape[0], n.attrs["units"], n.attrs["pieces"]).amax(dim=2)
 
 
 def _dropout(x, n, p, ctx):
@@ -61,11 +73,14 @@ def _layernorm(x, n, p, ctx):
 
 def _conv(x, n, p, ctx):
     a = n.attrs
-    y = F.conv2d(x, p[n.name + ".weight"], p[n.name + ".bias"], stride=a["stride"], padding=a["pad"])
-    if n.op is Op.MAXOUT_CONV:
-        b, _, h, w = y.shape
-        y = y.view(b, a["channels"], a["pieces"], h, w).amax(dim=2)
-    return y
+    return F.conv2d(x, p[n.name + ".weight"], p[n.name + ".bias"], stride=a["stride"],
+                    padding=a["pad"])
+
+
+def _maxout_conv(x, n, p, ctx):
+    y = _conv(x, n, p, ctx)
+    b, _, h, w = y.shape
+    return y.view(b, n.attrs["channels"], n.attrs["pieces"], h, w).amax(dim=2)
 
 
 def _conv_t(x, n, p, ctx):
@@ -90,8 +105,8 @@ def concat(xs: list[torch.Tensor]) -> torch.Tensor:
 
 LOWERINGS: dict[Op, OpFn] = {
     Op.INPUT: lambda x, n, p, ctx: x,
-    Op.CONCAT: lambda xs, n, p, ctx: concat(xs),  # the only op given the list of its inputs
-    Op.DENSE: _dense,
+    Op.CONCAT: lambda xs, n, p, ctx: concat(xs),  # given the list of its inputs
+    Op.DENSE: _gemm,
     Op.MAXOUT: _maxout,
     Op.RELU: lambda x, n, p, ctx: torch.relu(x),
     Op.LEAKY_RELU: lambda x, n, p, ctx: F.leaky_relu(x, n.attrs["slope"]),
@@ -104,41 +119,24 @@ LOWERINGS: dict[Op, OpFn] = {
     Op.BATCHNORM: _batchnorm,
     Op.LAYERNORM: _layernorm,
     Op.CONV2D: _conv,
-    Op.MAXOUT_CONV: _conv,
+    Op.MAXOUT_CONV: _maxout_conv,
     Op.CONV_T2D: _conv_t,
     Op.MAX_POOL: _max_pool,
 }
 UNSUPPORTED: dict[Op, str] = {}  # op → why this backend cannot run it
 
 
-def _linear(x, n, p, ctx):
-    return F.linear(x, p[n.name + ".weight"], p[n.name + ".bias"])
-
-
-def _maxout_linear(x, n, p, ctx):
-    a = F.linear(x, p[n.name + ".weight"], p[n.name + ".bias"])
-    return a.view(x.shape[0], n.attrs["units"], n.attrs["pieces"]).amax(dim=2)
-
-
-# The affine ops on nn.Linear's (out, in) weights, for modules leaving advgraph (export). Given
-# the transposed view of the (in, out) tensor, F.linear calls addmm(b, x, W) on the very same
-# memory, so results are bit-identical; and TorchScript keeps aten::linear, whereas its
-# optimiser splits a traced addmm into mm + add, which rounds differently.
-LINEAR_LAYOUT: dict[Op, OpFn] = {Op.DENSE: _linear, Op.MAXOUT: _maxout_linear}
-
-
 class Net:
     """A lowered graph: (fn, node) steps over a shared parameter table. A chain passes one
     tensor along; a graph with branches keeps each value until its last reader has run."""
 
-    def __init__(self, graph: Graph, params: dict[str, torch.Tensor],
-                 overrides: dict[Op, OpFn] | None = None):
+    def __init__(self, graph: Graph, params: dict[str, torch.Tensor]):
         self.graph = graph
         self.params = params
         self.chain = graph.is_chain()
         body = [n for n in graph.nodes if n.op is not Op.INPUT]
-        table = {**LOWERINGS, **(overrides or {})}
-        self.steps = [(table[n.op], n) for n in body]
+        self.steps = [(LOWERINGS[n.op], n) for n in body]
+        self.listed = {n.name for n in body if OPS[n.op].arity == "several"}  # given a list
         names = [n.name for n in body]
         self.logit_steps = self.steps[: names.index(graph.logits) + 1] if graph.logits else None
         self.y_node = graph.input_of("y")
@@ -165,7 +163,7 @@ class Net:
             env[self.y_node.name] = y
         for i, (fn, node) in enumerate(steps):  # type: ignore[arg-type]
             ins = [env[s] for s in node.inputs]
-            out = fn(ins if node.op is Op.CONCAT else ins[0], node, p, ctx)
+            out = fn(ins if node.name in self.listed else ins[0], node, p, ctx)
             for src in self.free[i]:
                 del env[src]
             env[node.name] = out

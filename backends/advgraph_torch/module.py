@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from advgraph.ir import Graph
+from advgraph.ops import OPS
 
-from .lower import LINEAR_LAYOUT, Ctx, Net
+from .lower import Ctx, Net
 
 
 def _child(mod: torch.nn.Module, part: str, taken: dict) -> torch.nn.Module:
@@ -46,11 +47,11 @@ class GraphModule(torch.nn.Module):
         self._where: dict[str, tuple[torch.nn.Module, str]] = {}
         taken: dict = {}
         linear = {n.tensors["weight"].name for n in graph.nodes
-                  if torch_layout and n.op in LINEAR_LAYOUT}
+                  if torch_layout and OPS[n.op].gemm}
         for t in graph.tensors():
             *path, local = t.name.split(".")[1:]  # drop the graph's own name ("G")
             value = torch.as_tensor(np.asarray(tensors[t.name], dtype=np.float32)).clone()
-            if t.name in linear:  # (out, in) as a view of the (in, out) memory: see LINEAR_LAYOUT
+            if t.name in linear:  # (out, in) as a view of the (in, out) memory: see lower._gemm
                 value = value.t()
             owner = self
             for part in path:
@@ -61,8 +62,8 @@ class GraphModule(torch.nn.Module):
             else:
                 owner.register_buffer(local, value)
             params[t.name] = getattr(owner, local)  # weight, bias, running_*: never a clash
-        self._net = Net(graph, params, LINEAR_LAYOUT if torch_layout else None)
-        self._ctx = Ctx(False, False, None)
+        self._net = Net(graph, params)
+        self._ctx = Ctx(False, False, None, linear_layout=torch_layout)
 
     def _as_tensor(self, x):
         """NumPy input (`run.sample_noise`, labels) as a tensor on this module's device, floats

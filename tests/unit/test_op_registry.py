@@ -3,12 +3,17 @@ backend either lowers it or says why not. Adding an op without one of its entrie
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import typing
 
+import numpy as np
 import pytest
 
-from advgraph.ir import Op
-from advgraph.ops import FAMILIES, LAYER_MODELS, OPS, OpDef, base
+from advgraph.errors import GraphError
+from advgraph.ir import Graph, Node, Op
+from advgraph.ops import ARITY, FAMILIES, LAYER_MODELS, OPS, OpDef, base
 from advgraph.spec.layers import Layer
 
 
@@ -80,3 +85,102 @@ def _layer_fields(d, attrs):
     """The layer model's own fields among the node attributes."""
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in attrs.items()
             if k in d.layer.model_fields}
+
+
+# ---- traits: each one an op declares holds of its reference ------------------------------------
+
+EXAMPLES = [(d.op, s, a) for d in OPS.values() for s, a in d.examples]
+
+
+def _reference(op, shape, attrs, train):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, *shape))
+    d = OPS[op]
+    p = lambda local: rng.normal(size=d.param_shapes(shape, attrs)[local])  # noqa: E731
+    return x, d.reference(x, p, attrs, train, np.random.default_rng(1))
+
+
+@pytest.mark.parametrize("op,shape,attrs", EXAMPLES,
+                         ids=[f"{op.value}-{shape}" for op, shape, _ in EXAMPLES])
+def test_traits_hold_of_the_reference(op, shape, attrs):
+    """What the backends, parity and the compiler take from a trait instead of the op's name
+    is true of the oracle: an alias keeps its input's values in order, an op that acts only in
+    training or is switched off passes its input on, an activation is elementwise and without
+    parameters, a probability is σ of its input."""
+    d = OPS[op]
+    x, y = _reference(op, shape, attrs, train=True)
+    if d.alias:
+        assert np.array_equal(y.reshape(-1), x.reshape(-1))
+    if d.training_only:
+        assert np.array_equal(_reference(op, shape, attrs, train=False)[1], x)
+    if d.switch_off is not None:
+        off = {**attrs, **d.switch_off}
+        assert d.is_identity(off, train=True) and not d.is_identity(attrs, train=True)
+        assert np.array_equal(_reference(op, shape, off, train=True)[1], x)
+    if d.activation or d.probability:
+        assert not d.params and y.shape == x.shape
+        assert np.array_equal(d.reference(x[:1], None, attrs, True, None), y[:1])
+    if d.probability:
+        assert np.allclose(y, 1 / (1 + np.exp(-x)))
+    if d.epilogue or d.gemm:
+        assert set(d.params) == {"weight", "bias"} and len(shape) == 1
+
+
+def test_cupy_has_a_kernel_code_for_every_activation():
+    from advgraph_cupy.codes import EPILOGUES
+    from advgraph_cupy.kernels.elementwise import ACT
+
+    assert {op for op, d in OPS.items() if d.activation} == set(ACT)
+    assert all(code in EPILOGUES for code in ACT.values())
+
+
+# ---- the graph rules: errors that name the node, never asserts ---------------------------------
+
+def _graph(*nodes, output="G.b"):
+    return Graph("G", [Node(name, op, inputs, (3,)) for name, op, inputs in nodes], output)
+
+
+MALFORMED = {
+    "duplicate node G.a": _graph(("G.x", Op.INPUT, ()), ("G.a", Op.RELU, ("G.x",)),
+                                 ("G.a", Op.TANH, ("G.x",)), ("G.b", Op.TANH, ("G.a",))),
+    "G.a: 2 input": _graph(("G.x", Op.INPUT, ()), ("G.a", Op.RELU, ("G.x", "G.x")),
+                           ("G.b", Op.TANH, ("G.a",))),
+    "G.b: 1 input.*two or more": _graph(("G.x", Op.INPUT, ()), ("G.b", Op.CONCAT, ("G.x",))),
+    "G.x: 0 input.*reads one": _graph(("G.x", Op.RELU, ()), ("G.b", Op.TANH, ("G.x",))),
+    "G.a uses G.b before": _graph(("G.x", Op.INPUT, ()), ("G.a", Op.RELU, ("G.b",)),
+                                  ("G.b", Op.TANH, ("G.a",))),
+    "reach no output: G.a": _graph(("G.x", Op.INPUT, ()), ("G.a", Op.RELU, ("G.x",)),
+                                   ("G.b", Op.TANH, ("G.x",))),
+    "output G.c is not a node": _graph(("G.x", Op.INPUT, ()), output="G.c"),
+}
+
+
+@pytest.mark.parametrize("message", MALFORMED)
+def test_a_malformed_graph_is_refused_by_name(message):
+    with pytest.raises(GraphError, match=message) as err:
+        MALFORMED[message].verify(ARITY)
+    assert not isinstance(err.value, AssertionError)
+
+
+def test_graph_rules_hold_under_python_O():
+    """`python -O` strips asserts: the rules must be checks of their own."""
+    code = ("import sys; from advgraph.errors import GraphError; from advgraph.ir import Graph, "
+            "Node, Op; from advgraph.ops import ARITY\n"
+            "g = Graph('G', [Node('G.x', Op.INPUT, (), (3,)), Node('G.b', Op.CONCAT, ('G.x',), "
+            "(3,))], 'G.b')\n"
+            "try:\n    g.verify(ARITY)\nexcept GraphError as e:\n    print('refused:', e)\n"
+            "    sys.exit(0)\nsys.exit(3)")
+    done = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "refused: G.b: 1 input(s), but concat reads two or more" in done.stdout
+
+
+def test_compiled_graphs_keep_the_rules():
+    from advgraph.spec import load_file
+    from tests.conftest import SPECS
+    from tests.programs import compile_loaded
+
+    program = compile_loaded(load_file(SPECS / "mnist-cgan.yaml"))
+    for g in (program.G, program.D):
+        g.verify(ARITY)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from advgraph.ir import Node, Op
+from advgraph.ops import OPS
 
 from ..codes import EPILOGUES
 from ..plan import Buf, Launch, copy_rows, ew_grid, f32, gemm, i32
@@ -147,14 +148,12 @@ def k_fill(x, n, v):
     x[:n] = v
 
 
-# ---- the ops: which are activations and aliases, their tape entries ----------------------------
+# ---- the ops: which are activations and aliases (the registry's traits), their tape entries ---
 
-ACT = {Op.RELU: "relu", Op.SIGMOID: "sigmoid", Op.TANH: "tanh", Op.LEAKY_RELU: "leaky_relu"}
-ALIAS = {Op.LINEAR, Op.RESHAPE, Op.FLATTEN}  # same values, same buffer: nothing to launch
-
-
-def active_dropout(n: Node) -> bool:
-    return n.attrs["keep"] < 1.0 or n.attrs["scale"] != 1.0
+# activation op → its kernel code (codes.EPILOGUES), named as the op
+ACT: dict[Op, str] = {d.op: d.op.value for d in OPS.values() if d.activation}
+ALIAS = frozenset(d.op for d in OPS.values() if d.alias)  # same values, same buffer: nothing to
+# launch (as for an op that is the identity in the pass, `OpDef.is_identity`: an inactive dropout)
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Which launches a forward pass needs: the nodes the end value depends on, grouped into steps.
 
-A node whose value is its input's (linear, reshape, flatten, an inactive dropout) is an alias:
-nothing to launch. A dense node whose only reader is an activation is computed with it, in the
+A node whose value is its input's (linear, reshape, flatten, an inactive dropout: the op's
+`is_identity` in the registry) is an alias: nothing to launch. A node whose output is a GEMM's
+(`OpDef.epilogue`: dense) and whose only reader is an activation is computed with it, in the
 GEMM's epilogue. Every other node is one step, lowered by its op's emitter (`kernels.EMITTERS`).
 """
 
@@ -11,10 +12,11 @@ from dataclasses import dataclass
 
 from advgraph.errors import LoweringError
 from advgraph.ir import Graph, Node, Op
+from advgraph.ops import OPS
 
 from ..kernels import EMITTERS
 from ..kernels.common import OpEmitter
-from ..kernels.elementwise import ACT, ALIAS, ALIAS_EMITTER, active_dropout
+from ..kernels.elementwise import ACT, ALIAS_EMITTER
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,7 @@ class Step:
     """One launch group of a forward pass."""
 
     emit: OpEmitter | None  # None for an input: its value is given
-    node: Node  # the op's node (the dense node of a fused dense + activation)
+    node: Node  # the op's node (the GEMM's node of a fused GEMM + activation)
     out: Node  # the node whose value it produces
 
 
@@ -35,7 +37,7 @@ class Groups:
 
 def group_forward(graph: Graph, train: bool, to_logits: bool) -> Groups:
     """How the nodes the end value needs group into launches: which are aliases of their input
-    (nothing to launch), which dense nodes fuse with the activation that is their only reader,
+    (nothing to launch), which GEMM nodes fuse with the activation that is their only reader,
     and which node computes the end value. Raises LoweringError when none does."""
     end = graph.logits if (to_logits and graph.logits is not None) else graph.output
     need = ancestors(graph, end)
@@ -46,12 +48,12 @@ def group_forward(graph: Graph, train: bool, to_logits: bool) -> Groups:
             readers[i].append(n.name)
 
     def is_alias(n: Node) -> bool:  # inactive dropout too: inference, or keep 1 and scale 1
-        return n.op in ALIAS or (n.op is Op.DROPOUT and not (train and active_dropout(n)))
+        return OPS[n.op].is_identity(n.attrs, train)
 
-    fused = {n.name for n in nodes if n.op is Op.DENSE and len(readers[n.name]) == 1
+    fused = {n.name for n in nodes if OPS[n.op].epilogue and len(readers[n.name]) == 1
              and graph.node(readers[n.name][0]).op in ACT}
     root = end
-    while graph.node(root).op is not Op.INPUT and is_alias(graph.node(root)):
+    while is_alias(graph.node(root)):
         root = graph.node(root).inputs[0]
     if graph.node(root).op is Op.INPUT:
         raise LoweringError(graph.nodes[-1].name, "identity", "cupy",
@@ -66,7 +68,8 @@ def group_forward(graph: Graph, train: bool, to_logits: bool) -> Groups:
         elif is_alias(n):
             steps.append(Step(ALIAS_EMITTER, n, n))
         elif n.op in ACT and n.inputs[0] in fused:
-            steps.append(Step(EMITTERS[Op.DENSE], graph.node(n.inputs[0]), n))
+            gemm = graph.node(n.inputs[0])
+            steps.append(Step(EMITTERS[gemm.op], gemm, n))
         elif n.op in EMITTERS:
             steps.append(Step(EMITTERS[n.op], n, n))
         else:  # pragma: no cover - SUPPORTED is checked in Lowering.__init__
