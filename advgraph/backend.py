@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
-from .errors import BackendError
+from .errors import BackendError, LoweringError
 from .ir import Op, Program
 
 GROUP = "advgraph.backends"
+
+# The running sums a trainer keeps between two reads of its metrics, in the order of its state's
+# "metrics/sums" (so either backend resumes the other's checkpoint).
+METRIC_SUMS = ("d_loss", "d_real", "d_fake", "g_loss")
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,12 @@ class OptimConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
+
+    @property
+    def slots(self) -> tuple[str, ...]:
+        """The optimiser's state per parameter (SGD's velocity, Adam's moments), by the names
+        of a trainer's state ("optim/<net>/<slot>/<tensor>")."""
+        return ("velocity",) if self.kind == "sgd" else ("m", "v")
 
 
 @runtime_checkable
@@ -146,10 +156,13 @@ def resolve_device(device: str | None, backend_name: str) -> str:
 
 def check_supported(backend: Backend, program: Program) -> None:
     """An op the backend lacks is a compile-time error naming op, node and backend."""
-    from .errors import LoweringError
+    require_ops(program, backend.name, backend.unsupported)
 
+
+def require_ops(program: Program, backend: str, unsupported: Callable[[Op], str | None]) -> None:
+    """Raise LoweringError for the first node whose op `unsupported` gives a reason for."""
     for g in (program.G, program.D):
         for node in g.nodes:
-            why = backend.unsupported(node.op)
+            why = unsupported(node.op)
             if why is not None:
-                raise LoweringError(node.name, node.op.value, backend.name, why)
+                raise LoweringError(node.name, node.op.value, backend, why)

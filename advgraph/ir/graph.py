@@ -1,4 +1,5 @@
-"""Typed graph: nodes with op, inputs, attributes, static shape (batch axis symbolic), dtype."""
+"""Typed graph: nodes with op, inputs, attributes and static shape (batch axis symbolic); every
+value is float32."""
 
 from __future__ import annotations
 
@@ -32,7 +33,6 @@ class Tensor:
     shape: tuple[int, ...]
     init: Init
     trainable: bool = True
-    dtype: str = "float32"
 
     @property
     def size(self) -> int:
@@ -55,7 +55,6 @@ class Node:
     shape: tuple[int, ...]  # per example; the batch axis is symbolic
     attrs: dict[str, Any] = field(default_factory=dict)
     tensors: dict[str, Tensor] = field(default_factory=dict)  # local name ("weight") → Tensor
-    dtype: str = "float32"
     origin: tuple[Any, ...] = ()  # where it came from in the spec (a path), for messages
 
     @property

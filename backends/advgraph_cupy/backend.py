@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from advgraph.backend import OptimConfig
+from advgraph.backend import METRIC_SUMS, OptimConfig
 from advgraph.errors import BackendError
 from advgraph.ir import Op, Program
 
@@ -50,7 +50,7 @@ class CupyBackend:
         return _cuda_count() > 0
 
     def unsupported(self, op: Op) -> str | None:
-        return None if op in L.SUPPORTED else L.UNSUPPORTED.get(op, "no lowering")
+        return L.unsupported(op)
 
     def memory_report(self, program: Program, batch_size: int,
                       optim: dict[str, OptimConfig]) -> list[str]:
@@ -317,18 +317,15 @@ class CupyTrainer:
 
     # ---- state ------------------------------------------------------------------------------
 
-    def _slots(self, net: str) -> tuple[str, ...]:
-        return ("velocity",) if self.optim[net].kind == "sgd" else ("m", "v")
-
     def state_dict(self) -> dict[str, np.ndarray]:
         self.flush()
         out: dict[str, np.ndarray] = {}
         for net in ("G", "D"):
-            flat = {s: self.rt.download(f"{net}.{s}") for s in ("params", *self._slots(net))}
+            flat = {s: self.rt.download(f"{net}.{s}") for s in ("params", *self.optim[net].slots)}
             for t in getattr(self.program, net).params():
                 _, off, size = self.plan.param_offsets[t.name]
                 out[t.name] = flat["params"][off:off + size].reshape(t.shape).copy()
-                for s in self._slots(net):
+                for s in self.optim[net].slots:
                     out[f"optim/{net}/{s}/{t.name}"] = \
                         flat[s][off:off + size].reshape(t.shape).copy()
             if f"{net}.stats" in self.plan.buffers:  # batchnorm's running statistics
@@ -339,7 +336,7 @@ class CupyTrainer:
                         out[t.name] = stats[off:off + size].reshape(t.shape).copy()
             out[f"optim/{net}/t"] = np.array([self.t[net]], np.int64)
         out["rng/cupy"] = self.rt.download("rng")
-        out["metrics/sums"] = self.rt.download("metrics", 0, 4)
+        out["metrics/sums"] = self.rt.download("metrics", 0, len(METRIC_SUMS))
         out["metrics/counts"] = np.array(self._counts, np.int64)
         return out
 
@@ -364,7 +361,7 @@ class CupyTrainer:
             raise BackendError(f"state lacks {len(missing)} tensor(s), e.g. {missing[0]!r}")
         for net in ("G", "D"):
             size = self.plan.buffers[f"{net}.params"].size
-            flat = {s: np.zeros(size, np.float32) for s in ("params", *self._slots(net))}
+            flat = {s: np.zeros(size, np.float32) for s in ("params", *self.optim[net].slots)}
             for t in getattr(self.program, net).params():
                 _, off, n = self.plan.param_offsets[t.name]
                 src = np.asarray(state[t.name])
@@ -372,7 +369,7 @@ class CupyTrainer:
                     raise BackendError(f"{t.name}: shape {tuple(src.shape)} in the state, "
                                        f"{tuple(t.shape)} in the graph")
                 flat["params"][off:off + n] = src.reshape(-1)
-                for s in self._slots(net):
+                for s in self.optim[net].slots:
                     key = f"optim/{net}/{s}/{t.name}"
                     if key in state:
                         slot = np.asarray(state[key])
@@ -393,5 +390,6 @@ class CupyTrainer:
                                    "uint32 (seed, offset) expected")
             self.rt.upload("rng", rng)
         if "metrics/sums" in state and "metrics/counts" in state:
-            self.rt.upload("metrics", np.asarray(state["metrics/sums"], np.float32)[:4])
+            self.rt.upload("metrics",
+                           np.asarray(state["metrics/sums"], np.float32)[:len(METRIC_SUMS)])
             self._counts = [int(v) for v in np.asarray(state["metrics/counts"]).reshape(-1)[:2]]

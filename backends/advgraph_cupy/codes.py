@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from advgraph.backend import METRIC_SUMS
+
 # Epilogue of a GEMM, or the activation of act_fwd/act_bwd. NONE: C = A·B; BIAS: + bias;
 # the others: + bias, then the activation.
 EPILOGUES: dict[str, int] = {"none": 0, "bias": 1, "relu": 2, "sigmoid": 3, "tanh": 4,
@@ -10,8 +12,9 @@ EPILOGUES: dict[str, int] = {"none": 0, "bias": 1, "relu": 2, "sigmoid": 3, "tan
 _MACROS = {"none": "EP_NONE", "bias": "EP_BIAS", "relu": "EP_BIAS_RELU",
            "sigmoid": "EP_BIAS_SIGMOID", "tanh": "EP_BIAS_TANH", "leaky_relu": "EP_BIAS_LEAKY"}
 
-# metrics[] slots written by the loss kernels and read by the trainer.
-METRICS = ("d_loss", "d_real", "d_fake", "g_loss", "finite")
+# metrics[] slots written by the loss kernels and read by the trainer: the running sums every
+# trainer keeps (the first slots, its state's "metrics/sums"), then the non-finite count.
+METRICS = (*METRIC_SUMS, "finite")
 
 
 def header() -> str:

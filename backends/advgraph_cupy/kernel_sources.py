@@ -22,8 +22,6 @@ HEADERS = ("common.cuh",)  # in KERNEL_DIR; codes.cuh is generated (generated_he
 ARCHS = ("sm_80", "sm_90")
 OPTIONS = ("-std=c++17", "--use_fast_math")
 
-EPILOGUES = codes.EPILOGUES  # re-exported: the codes of a GEMM epilogue / activation
-
 
 class KernelCompileError(RuntimeError):
     pass

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from advgraph.backend import OptimConfig
+from advgraph.backend import METRIC_SUMS, OptimConfig
 from advgraph.errors import BackendError
 from advgraph.ir import Op, Program
 from advgraph.ops import BATCH_COUPLED
@@ -97,7 +97,7 @@ class TorchTrainer:
         self._eye = (torch.eye(program.classes, device=self.device) if program.conditional
                      else None)
         self.labels: Any = None
-        self._sums = torch.zeros(4, device=self.device)  # d_loss, d_real, d_fake, g_loss
+        self._sums = torch.zeros(len(METRIC_SUMS), device=self.device)
         self._counts = [0, 0]
         self.data: Any = None
         self.order: Any = None
@@ -213,8 +213,8 @@ class TorchTrainer:
                 self.dist.average_([self._sums])
             s = self._sums.tolist()
         nd, ng = max(self._counts[0], 1), max(self._counts[1], 1)
-        out = {"d_loss": s[0] / nd, "d_real": s[1] / nd, "d_fake": s[2] / nd,
-               "g_loss": s[3] / ng, "finite": float(bool(finite))}
+        out = {k: v / (ng if k == "g_loss" else nd) for k, v in zip(METRIC_SUMS, s)}
+        out["finite"] = float(bool(finite))
         if reset:  # (after an average over ranks the sums are every rank's mean: still linear)
             self._sums.zero_()
             self._counts = [0, 0]

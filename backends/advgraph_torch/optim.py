@@ -14,9 +14,8 @@ class Optimizer:
     def __init__(self, cfg: OptimConfig, names: list[str], params: list[torch.Tensor]):
         self.cfg, self.names, self.params = cfg, names, params
         self.t = 0  # updates so far (Adam's bias correction)
-        zeros = lambda: [torch.zeros_like(p) for p in params]  # noqa: E731
-        self.slots: dict[str, list[torch.Tensor]] = (
-            {"velocity": zeros()} if cfg.kind == "sgd" else {"m": zeros(), "v": zeros()})
+        self.slots: dict[str, list[torch.Tensor]] = {
+            slot: [torch.zeros_like(p) for p in params] for slot in cfg.slots}
 
     @torch.no_grad()
     def step(self, grads: list[torch.Tensor], lr: float, momentum: float) -> None:

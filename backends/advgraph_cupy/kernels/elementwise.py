@@ -207,11 +207,17 @@ def _dropout_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
 
 def _dropout_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
     assert isinstance(e, DropoutEntry)
-    n = e.node
+    _elementwise_grad(lw, bp, e.node, "dropout_bwd",
+                      lambda dx, size: (g, e.mask, dx, size, f32(e.scale)))
+
+
+def _elementwise_grad(lw: "Lowering", bp: BackwardPass, n: Node, kernel: str, args) -> None:
+    """The input gradient of an elementwise node: one launch of `kernel` over its elements,
+    with the arguments `args(dx, size)`."""
     size = bp.rows * width(n)
     gg, b = ew_grid(size)
     lw.contribute(bp, n.inputs[0], size, n.name, lambda dx, _: bp.out.append(
-        Launch("dropout_bwd", gg, b, (g, e.mask, dx, i32(size), f32(e.scale)), n.name)))
+        Launch(kernel, gg, b, args(dx, i32(size)), n.name)))
 
 
 # ---- an activation on its own (its input is not a dense node it could fuse with) ---------------
@@ -231,12 +237,8 @@ def _act_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
 
 def _act_bwd(lw: "Lowering", bp: BackwardPass, e: Entry, g: Buf) -> None:
     assert isinstance(e, ActEntry)
-    n = e.node
-    size = bp.rows * width(n)
-    gg, b = ew_grid(size)
-    lw.contribute(bp, n.inputs[0], size, n.name, lambda dx, _: bp.out.append(
-        Launch("act_bwd", gg, b, (e.out, g, dx, i32(size), i32(EPILOGUES[e.act]),
-                                  f32(e.slope)), n.name)))
+    _elementwise_grad(lw, bp, e.node, "act_bwd", lambda dx, size: (
+        e.out, g, dx, size, i32(EPILOGUES[e.act]), f32(e.slope)))
 
 
 # ---- concat: strided copies; a flat input among images, a rank-1 GEMM per example ---------------

@@ -23,7 +23,7 @@ pair (`FAMILY.op`); CONTRIBUTING.md lists the five files.
 
 from .grouping import group_forward
 from .iteration import inference_plan, lower, lower_inference, training_plan
-from .lowerer import SUPPORTED, UNSUPPORTED, Lowering
+from .lowerer import SUPPORTED, UNSUPPORTED, Lowering, unsupported
 
 __all__ = ["SUPPORTED", "UNSUPPORTED", "Lowering", "group_forward", "inference_plan", "lower",
-           "lower_inference", "training_plan"]
+           "lower_inference", "training_plan", "unsupported"]

@@ -7,8 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from advgraph.backend import OptimConfig
-from advgraph.errors import LoweringError
+from advgraph.backend import OptimConfig, require_ops
 from advgraph.ir import Graph, Node, Op, Program
 
 from ..kernels import EMITTERS
@@ -23,6 +22,11 @@ SUPPORTED = frozenset({Op.INPUT, *EMITTERS})
 UNSUPPORTED: dict[Op, str] = {}  # op → why this backend cannot lower it
 
 
+def unsupported(op: Op) -> str | None:
+    """None when this backend lowers `op`; otherwise why not."""
+    return None if op in SUPPORTED else UNSUPPORTED.get(op, "no lowering")
+
+
 class Lowering:
     """Emits the launches of one plan: `iteration.training_plan` and `iteration.inference_plan`
     drive it."""
@@ -33,10 +37,7 @@ class Lowering:
         self.optim = optim
         self.plan = Plan()
         self._stream = 0
-        for g in (program.G, program.D):
-            for n in g.nodes:
-                if n.op not in SUPPORTED:
-                    raise LoweringError(n.name, n.op.value, "cupy", UNSUPPORTED.get(n.op, ""))
+        require_ops(program, "cupy", unsupported)
         self._flat_params()
 
     # ---- parameters and RNG streams -----------------------------------------------------------
@@ -59,8 +60,7 @@ class Lowering:
                 self.plan.buffer(f"{g}.stats", "float32", stats, "state")
             if self.optim is not None:  # training
                 self.plan.buffer(f"{g}.grads", "float32", off)
-                slots = ("velocity",) if self.optim[g].kind == "sgd" else ("m", "v")
-                for s in slots:
+                for s in self.optim[g].slots:
                     self.plan.buffer(f"{g}.{s}", "float32", off, "state")
 
     def param(self, name: str, grads: bool = False) -> Buf:
