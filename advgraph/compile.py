@@ -60,9 +60,9 @@ class _Builder:
                         "(2^31 - 1)")
         return None
 
-    def block(self, prefix: str, sources: list[str], layers: list[Any], path: tuple,
-              inputs_path: tuple) -> str | None:
-        """Nodes for one block; returns its output node's name (None after a problem)."""
+    def _block_input(self, prefix: str, sources: list[str], inputs_path: tuple) -> str | None:
+        """The node a block's layers start from: its one source, or the concatenation of its
+        sources (None after a problem)."""
         node_names = []
         for j, src in enumerate(sources):
             if src == "y" and src not in self.names:  # no condition: reported with the spec's
@@ -76,22 +76,29 @@ class _Builder:
                                                          else f"; known here: {', '.join(known)}"))
                 return None
             node_names.append(self.names[src])
-        if len(node_names) > 1:
-            try:
-                shape = OPS[Op.CONCAT].infer([self.shapes[n] for n in node_names], {})
-            except ShapeError as e:
-                self.problem(inputs_path, str(e))
-                return None
-            if prod(shape) > MAX_SIZE:
-                self.problem(inputs_path, f"concatenation {fmt_shape(shape)} has "
-                                          f"{prod(shape):,} values per example, more than "
-                                          f"{MAX_SIZE:,} (2^31 - 1)")
-                return None
-            cur = f"{self.net}.{prefix}concat"
-            self.add(Node(cur, Op.CONCAT, tuple(node_names), shape, origin=inputs_path))
-        else:
-            cur = node_names[0]
-            shape = self.shapes[cur]
+        if len(node_names) == 1:
+            return node_names[0]
+        try:
+            shape = OPS[Op.CONCAT].infer([self.shapes[n] for n in node_names], {})
+        except ShapeError as e:
+            self.problem(inputs_path, str(e))
+            return None
+        if prod(shape) > MAX_SIZE:
+            self.problem(inputs_path, f"concatenation {fmt_shape(shape)} has "
+                                      f"{prod(shape):,} values per example, more than "
+                                      f"{MAX_SIZE:,} (2^31 - 1)")
+            return None
+        cur = f"{self.net}.{prefix}concat"
+        self.add(Node(cur, Op.CONCAT, tuple(node_names), shape, origin=inputs_path))
+        return cur
+
+    def block(self, prefix: str, sources: list[str], layers: list[Any], path: tuple,
+              inputs_path: tuple) -> str | None:
+        """Nodes for one block; returns its output node's name (None after a problem)."""
+        cur = self._block_input(prefix, sources, inputs_path)
+        if cur is None:
+            return None
+        shape = self.shapes[cur]
         used: dict[str, int] = {}
         for i, layer in enumerate(layers):
             lpath = path + (i,)
