@@ -28,11 +28,12 @@ def _out_path(run: RunDir, given: Path | None, sub: str, name: str) -> Path:
 
 
 def check_label(restored: RestoredRun, label: int | None) -> None:
-    if label is not None and not 0 <= label < _classes(restored, "--label"):
+    if label is not None and not 0 <= label < _condition_classes(restored, "--label"):
         raise UsageError(f"--label must be one of 0..{restored.program.classes - 1}, got {label}")
 
 
-def _classes(restored: RestoredRun, flag: str) -> int:
+def _condition_classes(restored: RestoredRun, flag: str) -> int:
+    """The classes of the run's condition; a run without one is refused, naming `flag`."""
     if restored.program.classes is None:
         raise UsageError(f"{flag}: run {restored.run.name!r} is not a conditional GAN (its spec "
                          "has no condition)")
@@ -79,7 +80,7 @@ def draw_samples_per_class(restored: RestoredRun, per_class: int,
                            seed: int) -> tuple[np.ndarray, np.ndarray]:
     """per_class samples of every class, class-major; column j of every class shares its z,
     so a row of a grid shows one class and a column one z across the classes."""
-    classes = _classes(restored, "--by-label")
+    classes = _condition_classes(restored, "--by-label")
     z = sample_prior(restored.program.prior, per_class, np.random.default_rng(seed))
     y = np.repeat(np.arange(classes), per_class)
     return run_generator(restored, np.tile(z, (classes, 1)), y), y
@@ -99,7 +100,7 @@ def sample(restored: RestoredRun, *, figure: bool, rows: int, cols: int, seed: i
     if per_label:
         if label is not None:
             raise UsageError("give either --label or --by-label, not both")
-        rows = _classes(restored, "--by-label")
+        rows = _condition_classes(restored, "--by-label")
 
     def grid_samples() -> np.ndarray:
         if per_label:
@@ -249,7 +250,7 @@ def _toy_plot_by_label(restored: RestoredRun, seed: int, n: int, path: Path,
     classes, each over the training data of its class."""
     from ..figures import plot_by_label
 
-    classes = _classes(restored, "--by-label")
+    classes = _condition_classes(restored, "--by-label")
     if len(restored.program.data_shape) != 1 or restored.program.data_shape[0] not in (1, 2):
         raise UsageError(f"cannot draw {restored.program.data_shape}-shaped non-image data; "
                          "use --npz PATH to save raw samples")
@@ -468,7 +469,7 @@ def _parzen_by_label(est: _ParzenSetting,
                      evaluate: np.ndarray) -> tuple[list[dict[str, Any]], str]:
     """One estimate per class: its rows, and where the samples came from."""
     sp = est.restored.splits
-    classes = _classes(est.restored, "--by-label")
+    classes = _condition_classes(est.restored, "--by-label")
     ey, vy = sp.labels(est.split), sp.labels("valid")
     if ey is None or (est.sigma is None and vy is None):
         raise DataError(f"--by-label needs the labels of the {est.split} and valid splits")

@@ -25,7 +25,9 @@ PRDC_K = 5
 MAX_REFERENCE = 10_000  # precision/recall are O(N²) in memory: at most this many points a side
 
 
-def _classes(restored) -> int:
+def _label_classes(restored) -> int:
+    """The classes of the data's own labels (the condition's, the dataset's, or the labels
+    array's), which the feature metrics' classifier is trained on."""
     sp = restored.splits
     if restored.program.classes is not None:
         return restored.program.classes
@@ -94,7 +96,7 @@ class _Reference:
 def _reference(restored, which: set[str], samples: int, split: str, retrain: bool,
                warn, progress) -> _Reference:
     sp = restored.splits
-    clf = domain_classifier(sp.train, sp.train_y, sp.test, sp.test_y, _classes(restored),
+    clf = domain_classifier(sp.train, sp.train_y, sp.test, sp.test_y, _label_classes(restored),
                             _net_shape(restored), retrain=retrain, warn=warn, progress=progress)
     feats, _ = clf.features_and_probs(getattr(sp, split)[:MAX_REFERENCE])
     moments = Moments.of(feats)
@@ -119,7 +121,7 @@ def quality(restored, *, which: set[str], samples: int, seed: int, split: str = 
 
     t0 = time.perf_counter()
     sp = restored.splits
-    classes = _classes(restored)
+    classes = _label_classes(restored)
     _check(restored, split, samples, baseline)
     key = (split, samples, frozenset(which))
     ref = memo.get(key) if memo is not None else None
