@@ -41,7 +41,21 @@ def atomic_write(path: Path, data: bytes, *, follow: bool = False) -> None:
     user gave (--out, --npz): a link is followed (the file it points to is replaced, the link
     stays), a character device (/dev/null, a terminal) is written through, and a FIFO, socket
     or block device is refused."""
-    path = Path(path)
+    path, mode = _target(Path(path), follow)
+    if follow and mode is not None and stat.S_ISCHR(mode):
+        _write_through(path, data)
+        return
+    if mode is not None and stat.S_ISDIR(mode):
+        raise WriteError(f"cannot write {path}: Is a directory")
+    if mode is not None and not stat.S_ISREG(mode):
+        raise WriteError(f"cannot write {path}: not a regular file (refusing to replace it)")
+    _replace(path, data)
+    _sync_folder(path.parent)
+
+
+def _target(path: Path, follow: bool) -> tuple[Path, int | None]:
+    """The path to write (a link there followed when `follow`) and the st_mode of what is
+    there now (None: nothing); a link that may not be followed is refused."""
     if follow and path.is_symlink():
         try:
             path = path.resolve(strict=False)
@@ -50,22 +64,26 @@ def atomic_write(path: Path, data: bytes, *, follow: bool = False) -> None:
     try:
         mode = (os.stat if follow else os.lstat)(path).st_mode
     except FileNotFoundError:
-        mode = None
+        return path, None
     except OSError as e:
         raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
-    if mode is not None and stat.S_ISLNK(mode):
+    if stat.S_ISLNK(mode):
         raise WriteError(f"cannot write {path}: {LINK_REFUSED}")
-    if follow and mode is not None and stat.S_ISCHR(mode):
-        try:
-            with open(path, "wb") as f:
-                f.write(data)
-        except OSError as e:
-            raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
-        return
-    if mode is not None and stat.S_ISDIR(mode):
-        raise WriteError(f"cannot write {path}: Is a directory")
-    if mode is not None and not stat.S_ISREG(mode):
-        raise WriteError(f"cannot write {path}: not a regular file (refusing to replace it)")
+    return path, mode
+
+
+def _write_through(path: Path, data: bytes) -> None:
+    """A character device (/dev/null, a terminal) is written, not replaced."""
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """`data` into a temporary file beside `path`, synced, then renamed over it; the
+    temporary file never outlives a failure."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -83,8 +101,12 @@ def atomic_write(path: Path, data: bytes, *, follow: bool = False) -> None:
         if isinstance(e, OSError):
             raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
         raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable (best effort: not every file system allows it)."""
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dfd)
         finally:

@@ -60,9 +60,32 @@ class _Builder:
                         "(2^31 - 1)")
         return None
 
-    def _block_input(self, prefix: str, sources: list[str], inputs_path: tuple) -> str | None:
-        """The node a block's layers start from: its one source, or the concatenation of its
-        sources (None after a problem)."""
+    def block(self, prefix: str, sources: list[str], layers: list[Any], path: tuple,
+              inputs_path: tuple) -> str | None:
+        """Nodes for one block; returns its output node's name (None after a problem)."""
+        node_names = self._sources(sources, inputs_path)
+        if node_names is None:
+            return None
+        cur = self._joined(prefix, node_names, inputs_path)
+        if cur is None:
+            return None
+        used: dict[str, int] = {}
+        for i, layer in enumerate(layers):
+            lpath = path + (i,)
+            local = layer.name if layer.name is not None else f"l{i}"
+            if local in used:
+                where = lpath + ("name",) if layer.name is not None else lpath
+                self.problem(where, f"layer name {local!r} is already used by "
+                                    f"layers[{used[local]}]")
+                continue
+            used[local] = i
+            cur = self._layer(prefix, local, layer, lpath, cur)
+            if cur is None:
+                return None  # later shapes would only repeat the problem
+        return cur
+
+    def _sources(self, sources: list[str], inputs_path: tuple) -> list[str] | None:
+        """The nodes a block's `inputs` name (None after a problem)."""
         node_names = []
         for j, src in enumerate(sources):
             if src == "y" and src not in self.names:  # no condition: reported with the spec's
@@ -76,6 +99,10 @@ class _Builder:
                                                          else f"; known here: {', '.join(known)}"))
                 return None
             node_names.append(self.names[src])
+        return node_names
+
+    def _joined(self, prefix: str, node_names: list[str], inputs_path: tuple) -> str | None:
+        """A block's input: its one source, or a concat node of several."""
         if len(node_names) == 1:
             return node_names[0]
         try:
@@ -92,45 +119,32 @@ class _Builder:
         self.add(Node(cur, Op.CONCAT, tuple(node_names), shape, origin=inputs_path))
         return cur
 
-    def block(self, prefix: str, sources: list[str], layers: list[Any], path: tuple,
-              inputs_path: tuple) -> str | None:
-        """Nodes for one block; returns its output node's name (None after a problem)."""
-        cur = self._block_input(prefix, sources, inputs_path)
-        if cur is None:
-            return None
+    def _layer(self, prefix: str, local: str, layer: Any, lpath: tuple, cur: str) -> str | None:
+        """One layer's node after `cur`; returns the block's output so far: the new node, or
+        `cur` when the layer is refused but later ones can still be checked (None when they
+        cannot)."""
         shape = self.shapes[cur]
-        used: dict[str, int] = {}
-        for i, layer in enumerate(layers):
-            lpath = path + (i,)
-            local = layer.name if layer.name is not None else f"l{i}"
-            if local in used:
-                where = lpath + ("name",) if layer.name is not None else lpath
-                self.problem(where, f"layer name {local!r} is already used by "
-                                    f"layers[{used[local]}]")
-                continue
-            used[local] = i
-            op = of_layer(layer)
-            attrs = op.attrs(layer)
-            try:
-                out = op.infer(shape, attrs)
-            except ShapeError as e:
-                self.problem(lpath, str(e))
-                return None  # later shapes would only repeat the problem
-            shapes = op.param_shapes(shape, attrs)
-            too_big = self._too_big(out, shapes)
-            if too_big:
-                self.problem(lpath, too_big)
-                return None
-            name = f"{self.net}.{prefix}{local}"
-            if name in self.shapes:
-                self.problem(lpath + ("name",), f"layer name {local!r} is reserved here "
-                                                f"(node {name} already exists)")
-                continue
-            tensors = {t: Tensor(f"{name}.{t}", sh, op.params[t].init(layer, sh),
-                                 trainable=op.params[t].trainable) for t, sh in shapes.items()}
-            self.add(Node(name, op.op, (cur,), out, attrs, tensors, origin=lpath))
-            cur, shape = name, out
-        return cur
+        op = of_layer(layer)
+        attrs = op.attrs(layer)
+        try:
+            out = op.infer(shape, attrs)
+        except ShapeError as e:
+            self.problem(lpath, str(e))
+            return None
+        shapes = op.param_shapes(shape, attrs)
+        too_big = self._too_big(out, shapes)
+        if too_big:
+            self.problem(lpath, too_big)
+            return None
+        name = f"{self.net}.{prefix}{local}"
+        if name in self.shapes:
+            self.problem(lpath + ("name",), f"layer name {local!r} is reserved here "
+                                            f"(node {name} already exists)")
+            return cur
+        tensors = {t: Tensor(f"{name}.{t}", sh, op.params[t].init(layer, sh),
+                             trainable=op.params[t].trainable) for t, sh in shapes.items()}
+        self.add(Node(name, op.op, (cur,), out, attrs, tensors, origin=lpath))
+        return name
 
 
 def _lower(net_name: str, key: str, net: Network, inputs: dict[str, tuple[int, ...]],

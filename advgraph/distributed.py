@@ -103,8 +103,8 @@ def check_cuda(device: str, ranks: int) -> None:
     have = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if have < ranks:
         what = "no CUDA device is available" if not have else f"only {have} CUDA device(s) here"
-        raise BackendError(f"--device {device}: {what}; {ranks} ranks need one each "
-                           "(--device cpu runs the ranks on the CPU)")
+        raise BackendError(f"`device` {device}: {what}; {ranks} ranks need one each "
+                           "(`device` cpu runs the ranks on the CPU)")
 
 
 def init(device: str) -> Dist | None:

@@ -6,16 +6,26 @@ typer/click use for usage errors), 1 for everything else the user can fix (data,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Mapping
 
 
 class AdvGraphError(Exception):
-    """Base class: a problem the user can fix, reported without a traceback."""
+    """Base class: a problem the user can fix, reported without a traceback.
+
+    A message names the caller's parameters as the library's caller passes them, in
+    backquotes (`per_label`); a caller that knows them by other names (the CLI: its flags)
+    shows those (`worded`)."""
 
     exit_code = 1
 
     def render(self) -> str:
         return str(self)
+
+    def worded(self, names: Mapping[str, str]) -> str:
+        """render(), with each `parameter` that `names` knows called by its name there."""
+        return re.sub(r"`(\w+)`", lambda m: names.get(m[1], m[0]), self.render())
 
 
 @dataclass
@@ -55,7 +65,7 @@ class SpecError(AdvGraphError):
 
 
 class UsageError(AdvGraphError):
-    """A bad command-line argument that click cannot catch by itself."""
+    """A bad argument (on the command line: one that typer cannot catch by itself)."""
 
     exit_code = 2
 

@@ -47,14 +47,14 @@ LAYOUT = ("torch: dense and maxout weights (out, in) as nn.Linear (y = x @ W.T +
 
 
 def check_format(fmt: str | None, out: Path | None) -> str:
-    """The format asked for; without --format, the one --out's extension names, else
+    """The format asked for; without `fmt`, the one `out`'s extension names, else
     safetensors."""
     by_ext = {ext: f for f, ext in FORMATS.items()}
     suffix = out.suffix.lower() if out is not None and not out.is_dir() else ""
     if fmt is None:
         return by_ext.get(suffix, "safetensors")
     if fmt not in FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise UsageError(f"`fmt` must be one of {', '.join(FORMATS)}, got {fmt!r}")
     return fmt
 
 
@@ -67,7 +67,7 @@ def require_libraries(fmt: str) -> None:
         except ImportError:
             missing.append(mod)
     if missing:
-        raise MissingExtra(f"--format {fmt}", missing, "export")
+        raise MissingExtra(f"`fmt` {fmt}", missing, "export")
 
 
 def output_paths(restored: RestoredRun, fmt: str, out: Path | None) -> tuple[Path, Path, Path]:
@@ -81,9 +81,9 @@ def output_paths(restored: RestoredRun, fmt: str, out: Path | None) -> tuple[Pat
     elif out.suffix.lower() != ext:
         known = ", ".join(f"{f} ({e})" for f, e in FORMATS.items())
         if out.suffix.lower() not in FORMATS.values():
-            raise UsageError(f"--out: {out.suffix!r} is not the extension of an export format: "
+            raise UsageError(f"`out`: {out.suffix!r} is not the extension of an export format: "
                              f"{known}; a path without extension is a directory")
-        raise UsageError(f"--out: {out.suffix!r} is not the extension of {fmt} ({ext}); the "
+        raise UsageError(f"`out`: {out.suffix!r} is not the extension of {fmt} ({ext}); the "
                          f"formats are {known}")
     else:
         model = out
@@ -92,7 +92,7 @@ def output_paths(restored: RestoredRun, fmt: str, out: Path | None) -> tuple[Pat
     for f in files:
         owner = _run_file_owner(f.resolve())
         if owner is not None:
-            raise UsageError(f"--out: {f} would write into the files of run {owner.name!r} "
+            raise UsageError(f"`out`: {f} would write into the files of run {owner.name!r} "
                              f"({', '.join(RUN_FILES[:3])}, {'/, '.join(RUN_DIRS)}/); export "
                              f"elsewhere (by default into {restored.run.path / 'export'})")
     return files
@@ -243,10 +243,10 @@ def export(restored: RestoredRun, fmt: str, out: Path | None = None,
     existing = [f for f in files
                 if (f.exists() or f.is_symlink()) and not (f == files[1] and shared)]
     if existing and not force:
-        where = "--out: " if out is not None else ""  # (the default: the run's export/)
-        raise UsageError(f"{where}{existing[0]} exists; give --force to replace "
+        where = "`out`: " if out is not None else ""  # (the default: the run's export/)
+        raise UsageError(f"{where}{existing[0]} exists; give `force` to replace "
                          + ("it" if len(existing) == 1 else f"the {len(existing)} files there")
-                         + ", or choose another --out")
+                         + ", or choose another `out`")
     module = generator_module(restored)
     meta = metadata(restored, fmt, files, module)
     text = dumps(meta, str(files[2]), indent=1, default=str)

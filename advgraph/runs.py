@@ -151,8 +151,8 @@ class RunDir:
             try:
                 (root / name).mkdir()
             except FileExistsError:
-                raise RunError(f"run {name!r} already exists in {root}; pick another --name "
-                               f"or continue it with --resume {name}") from None
+                raise RunError(f"run {name!r} already exists in {root}; pick another `name` "
+                               f"or continue it with `resume` {name}") from None
             except OSError as e:
                 raise RunError(f"cannot create {root / name}: {e.strerror}") from None
             return cls(root / name)

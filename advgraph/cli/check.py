@@ -8,7 +8,6 @@ from typing import Any, List, Optional
 import typer
 from rich.table import Table
 
-from . import app
 from ..jsontext import dumps
 from .common import SetOpt, SpecArg, console, user_errors
 
@@ -29,7 +28,6 @@ def _graph_rows(graph) -> list[dict[str, Any]]:
     return rows
 
 
-@app.command()
 def check(
     spec: Path = SpecArg,
     set_: Optional[List[str]] = SetOpt,

@@ -1,4 +1,5 @@
-"""What the commands share: the consoles, errors as messages, and common options."""
+"""What the commands share: the consoles, errors as messages (the library's parameters
+named by their flags), and common options."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import typer
 from rich.console import Console
 
 from ..errors import AdvGraphError, UsageError
-from .completion import complete_run, complete_spec
+from .completion import choices, complete_run, complete_spec
 
 console = Console(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
@@ -24,6 +25,33 @@ SpecArg = typer.Argument(..., metavar="SPEC", help="The spec file.", autocomplet
 RunsDirOpt = typer.Option(None, "--runs-dir", envvar="ADVGRAPH_RUNS",
                           help="Where runs live [default: ./runs].")
 
+# the options of the commands that read a trained run (sample, interpolate, eval, export)
+CheckpointOpt = typer.Option(None, "--checkpoint", metavar="STEP",
+                             help="Use the checkpoint at STEP [default: the latest good one].")
+DeviceOpt = typer.Option("auto", "--device", autocompletion=choices("auto", "cpu", "cuda"),
+                         help="auto (CUDA when available, else the CPU), "
+                         "cpu, cuda or cuda:N.")
+EvalBackendOpt = typer.Option(None, "--backend", "-b", help="Backend to run G and D on "
+                              "[default: the one the run trained on]; checkpoints are "
+                              "backend-neutral.")
+SeedOpt = typer.Option(0, "--seed", min=0, max=2**63 - 1,  # as training.seed: 0 … 2^63 − 1
+                       help="Seed of the noise drawn for this command (0 … 2^63 − 1).")
+OutOpt = typer.Option(None, "--out", help="Where to write the figure [default: under the run].")
+LabelOpt = typer.Option(None, "--label", metavar="CLASS",
+                        help="Conditional runs: the class every sample is drawn for.")
+DataRootOpt = typer.Option(None, "--data-root", help="Where the run's dataset is now "
+                                                     "[default: where it was trained from].")
+
+# The library's errors name the caller's parameters in backquotes (`per_label`); a user of the
+# command line reads the flag that sets each one.
+FLAGS = {
+    "label": "--label", "per_label": "--by-label", "npz": "--npz", "samples": "--samples",
+    "split": "--split", "baseline": "--baseline", "sigma": "--sigma", "sigmas": "--sigmas",
+    "theory": "--theory", "fid": "--fid", "prdc": "--prdc", "score": "--score",
+    "fmt": "--format", "out": "--out", "force": "--force", "device": "--device",
+    "data_root": "--data-root", "name": "--name", "resume": "--resume",
+}
+
 
 @contextmanager
 def user_errors(rank: int = 0,
@@ -35,7 +63,7 @@ def user_errors(rank: int = 0,
     try:
         yield
     except AdvGraphError as e:
-        for line in e.render().splitlines():
+        for line in e.worded(FLAGS).splitlines():
             err.print(prefix + line, markup=False, soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
     except MemoryError:
@@ -49,9 +77,11 @@ def runs_root(runs_dir: Optional[Path]) -> Path:
     return runs_dir if runs_dir is not None else default_root()
 
 
-def positive(name: str, value: int) -> None:
-    if value < 1:
-        raise UsageError(f"{name} must be at least 1, got {value}")
+def open_run(run: str, runs_dir: Optional[Path]):
+    """The run directory, or the error that names what is wrong with it."""
+    from ..runs import RunDir
+
+    return RunDir.resolve(run, runs_root(runs_dir))
 
 
 def warn(msg: str) -> None:

@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from . import app
-from .completion import choices
-from .common import RunArg, RunsDirOpt, console, print_wrote, runs_root, user_errors
-from .common import warn
-from .generate import CheckpointOpt
+from .common import (CheckpointOpt, RunArg, RunsDirOpt, console, open_run, print_wrote,
+                     user_errors, warn)
 
 
-@app.command()
+class Format(str, Enum):
+    """advgraph.export.FORMATS, written out: importing advgraph.export would slow --help."""
+
+    safetensors = "safetensors"
+    torchscript = "torchscript"
+    onnx = "onnx"
+
+
 def export(
     run: str = RunArg,
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", metavar="FORMAT",
-                                      autocompletion=choices("safetensors", "torchscript",
-                                                             "onnx"),
-                                      help="safetensors, torchscript or onnx [default: the one "
-                                           "--out's extension names, else safetensors]."),
+    fmt: Optional[Format] = typer.Option(None, "--format", "-f", metavar="FORMAT",
+                                         help="safetensors, torchscript or onnx [default: the "
+                                              "one --out's extension names, else "
+                                              "safetensors]."),
     out: Optional[Path] = typer.Option(None, "--out", help="The model file, or a directory for "
                                        "it (a path without extension) [default: "
                                        "runs/<name>/export/G-step<STEP>.<ext>]; the spec and "
@@ -34,15 +38,14 @@ def export(
     """Export G alone in torch's layouts, with the resolved spec and the prior beside it. It
     computes what `sample --backend torch` computes; onnx needs the export extra."""
     from .. import export as E
-    from ..runs import RunDir
     from ..train.restore import restore_run
 
     with user_errors():
-        fmt = E.check_format(fmt, out)
-        E.require_libraries(fmt)  # before the run is read: a missing library fails fast
-        restored = restore_run(RunDir.resolve(run, runs_root(runs_dir)), checkpoint,
+        chosen = E.check_format(fmt.value if fmt else None, out)
+        E.require_libraries(chosen)  # before the run is read: a missing library fails fast
+        restored = restore_run(open_run(run, runs_dir), checkpoint,
                                backend="torch", device="cpu", warn=warn)
-        done = E.export(restored, fmt, out, force=force)
+        done = E.export(restored, chosen, out, force=force)
     print_wrote(done.model)
     if done.spec_shared:
         console.print(f"kept {done.spec} (the same spec, beside this checkpoint's other formats)")

@@ -8,19 +8,15 @@ from typing import Any, Callable, Iterator, Optional
 
 import typer
 
-from ..errors import UsageError
-
 
 @contextmanager
 def ranks(nproc: int, device: str,
           before_launch: Optional[Callable[[], None]] = None) -> Iterator[Any]:
     """Relaunch as `nproc` ranks (after `before_launch`, for checks better made once than once
     per rank), or join the group when launched as one. Yields the Dist (None when
-    single-process)."""
+    single-process). `nproc` ≥ 1: the commands' --nproc bounds it."""
     from .. import distributed
 
-    if nproc < 1:
-        raise UsageError(f"--nproc must be at least 1, got {nproc}")
     _, world, _ = distributed.world_from_env()
     if nproc > 1 and world == 1:
         if before_launch is not None:

@@ -8,45 +8,43 @@ from typing import Any, List, Optional
 import typer
 
 from ..errors import UsageError
-from . import app
 from .common import (RunsDirOpt, SetOpt, complete_run, complete_spec, console, err, runs_root,
                      user_errors)
 from .completion import choices
 from .ranks import ranks
 
 
-@app.command()
+SpecOrNoneArg = typer.Argument(None, metavar="SPEC", help="The spec file (omit with --resume).",
+                               autocompletion=complete_spec)
+BackendOpt = typer.Option(None, "--backend", "-b", help="Backend plugin [default: torch, or the "
+                          "run's own on --resume].")
+DeviceOpt = typer.Option(None, "--device", autocompletion=choices("auto", "cpu", "cuda"),
+                         help="auto, cpu, cuda or cuda:N [default: auto (CUDA when available, "
+                         "else the CPU), or the run's own on --resume].")
+DataRootOpt = typer.Option(None, "--data-root", help="Directory holding the dataset's files "
+                           "(overrides data.root).")
+NameOpt = typer.Option(None, "--name", help="Run name [default: the spec's name and a counter, "
+                       "e.g. mnist-001].")
+ResumeOpt = typer.Option(None, "--resume", metavar="RUN", autocompletion=complete_run,
+                         help="Continue RUN from its latest good checkpoint.")
+NprocOpt = typer.Option(1, "--nproc", min=1, help="Data-parallel processes on this machine "
+                        "(torch.distributed: gloo on CPU, NCCL on CUDA). The spec's batch size "
+                        "is the global one.")
+TensorBoardOpt = typer.Option(False, "--tensorboard", help="Also write TensorBoard events "
+                              "(metrics, Parzen monitor, sample grids) to "
+                              "runs/<name>/tensorboard/; needs 'advgraph[tensorboard]'.")
+
+
 def train(
-    spec: Optional[Path] = typer.Argument(None, metavar="SPEC", help="The spec file (omit with --resume).",
-                                         autocompletion=complete_spec),
-    backend: Optional[str] = typer.Option(None, "--backend", "-b",
-                                          help="Backend plugin [default: torch, or the "
-                                               "run's own on --resume]."),
-    device: Optional[str] = typer.Option(None, "--device",
-                                         autocompletion=choices("auto", "cpu", "cuda"), help="auto, cpu, cuda or cuda:N "
-                                         "[default: auto (CUDA when available, else the CPU), "
-                                         "or the run's own on --resume]."),
-    data_root: Optional[str] = typer.Option(None, "--data-root", help="Directory holding the "
-                                            "dataset's files (overrides data.root)."),
-    name: Optional[str] = typer.Option(None, "--name", help="Run name [default: the spec's "
-                                       "name and a counter, e.g. mnist-001]."),
-    resume: Optional[str] = typer.Option(None, "--resume", metavar="RUN",
-                                         help="Continue RUN from its latest good checkpoint.",
-                                         autocompletion=complete_run),
-    set_: Optional[List[str]] = SetOpt,
-    runs_dir: Optional[Path] = RunsDirOpt,
-    nproc: int = typer.Option(1, "--nproc", help="Data-parallel processes on this machine "
-                              "(torch.distributed: gloo on CPU, NCCL on CUDA). The spec's batch "
-                              "size is the global one."),
-    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write TensorBoard "
-                                     "events (metrics, Parzen monitor, sample grids) to "
-                                     "runs/<name>/tensorboard/; needs "
-                                     "'advgraph[tensorboard]'."),
+    spec: Optional[Path] = SpecOrNoneArg, backend: Optional[str] = BackendOpt,
+    device: Optional[str] = DeviceOpt, data_root: Optional[str] = DataRootOpt,
+    name: Optional[str] = NameOpt, resume: Optional[str] = ResumeOpt,
+    set_: Optional[List[str]] = SetOpt, runs_dir: Optional[Path] = RunsDirOpt,
+    nproc: int = NprocOpt, tensorboard: bool = TensorBoardOpt,
 ) -> None:
     """Train G and D with Algorithm 1 into runs/<name>/ (Ctrl-C checkpoints and stops)."""
     from ..distributed import world_from_env
     from ..train.hooks import NO_HOOKS, Fanout
-    from .progress import Display
 
     root, overrides = runs_root(runs_dir), set_ or []
     with user_errors():
@@ -58,13 +56,7 @@ def train(
             require()
         if resume is None or device == "auto":
             device = _auto_device(device, backend or "torch")
-    display = board = None
-    if rank == 0:  # rank 0 alone reports, and writes the run directory
-        display = Display()
-        if tensorboard:
-            from ..train.tensorboard import TensorBoardHooks
-
-            board = TensorBoardHooks(warn=display.warn)
+    display, board = _reporters(rank, tensorboard)
     hooks = Fanout(display, board) if board is not None else display or NO_HOOKS
     with user_errors(rank):
         try:
@@ -82,6 +74,21 @@ def train(
         _print_outcome(run, outcome, world)
     elif outcome.status == "interrupted":
         raise typer.Exit(130)
+
+
+def _reporters(rank: int, tensorboard: bool) -> tuple[Any, Any]:
+    """The progress display and the TensorBoard writer (with --tensorboard): rank 0 alone
+    reports, as it alone writes the run directory (None, None on the other ranks)."""
+    if rank != 0:
+        return None, None
+    from .progress import Display
+
+    display = Display()
+    if not tensorboard:
+        return display, None
+    from ..train.tensorboard import TensorBoardHooks
+
+    return display, TensorBoardHooks(warn=display.warn)
 
 
 def _auto_device(device: Optional[str], backend: str) -> str:

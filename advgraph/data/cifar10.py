@@ -94,7 +94,7 @@ def locate(cli_root: str | None, spec_root: Path | None, download: bool) -> Path
             return cache_dir("cifar10") / SUBDIR
     msg = (f"cifar10: the python batches were not found in {', '.join(map(str, dirs))}.\n"
            f"Put {', '.join(FILES)} (from cifar-10-python.tar.gz) in one directory, or its "
-           f"{SUBDIR}/ folder, and pass it with --data-root DIR, data.root, or $ADVGRAPH_DATA.")
+           f"{SUBDIR}/ folder, and pass it with `data_root` DIR, data.root, or $ADVGRAPH_DATA.")
     if problem:
         msg += f"\nDownload failed: {problem}"
     raise DataError(msg)

@@ -169,7 +169,7 @@ def locate(dataset: str, cli_root: str | None, spec_root: Path | None,
     missing = ", ".join(f"{s}.gz" for s in FILES.values())
     msg = (f"{dataset}: the IDX files were not found {where}.\n"
            f"Put these four files (gzip-compressed or raw) in one directory: {missing}\n"
-           f"and pass it with --data-root DIR, the spec's data.root, or $ADVGRAPH_DATA.")
+           f"and pass it with `data_root` DIR, the spec's data.root, or $ADVGRAPH_DATA.")
     if problem:
         msg += f"\nDownload into {cache_dir(dataset)} failed: {problem}"
     raise DataError(msg)

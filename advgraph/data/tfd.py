@@ -48,7 +48,7 @@ def locate(path: Path | None, cli_root: str | None) -> Path:
                 return d / name
     raise DataError(f"tfd: none of {', '.join(NAMES)} found in {', '.join(map(str, dirs))}.\n"
                     f"{EXPECTED}\nPass the file with data.path, or its directory with "
-                    "--data-root DIR or $ADVGRAPH_DATA.")
+                    "`data_root` DIR or $ADVGRAPH_DATA.")
 
 
 def read(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

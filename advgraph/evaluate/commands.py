@@ -28,14 +28,14 @@ def _out_path(run: RunDir, given: Path | None, sub: str, name: str) -> Path:
 
 
 def check_label(restored: RestoredRun, label: int | None) -> None:
-    if label is not None and not 0 <= label < _condition_classes(restored, "--label"):
-        raise UsageError(f"--label must be one of 0..{restored.program.classes - 1}, got {label}")
+    if label is not None and not 0 <= label < _condition_classes(restored, "`label`"):
+        raise UsageError(f"`label` must be one of 0..{restored.program.classes - 1}, got {label}")
 
 
-def _condition_classes(restored: RestoredRun, flag: str) -> int:
-    """The classes of the run's condition; a run without one is refused, naming `flag`."""
+def _condition_classes(restored: RestoredRun, param: str) -> int:
+    """The classes of the run's condition; a run without one is refused, naming `param`."""
     if restored.program.classes is None:
-        raise UsageError(f"{flag}: run {restored.run.name!r} is not a conditional GAN (its spec "
+        raise UsageError(f"{param}: run {restored.run.name!r} is not a conditional GAN (its spec "
                          "has no condition)")
     return restored.program.classes
 
@@ -80,7 +80,7 @@ def draw_samples_per_class(restored: RestoredRun, per_class: int,
                            seed: int) -> tuple[np.ndarray, np.ndarray]:
     """per_class samples of every class, class-major; column j of every class shares its z,
     so a row of a grid shows one class and a column one z across the classes."""
-    classes = _condition_classes(restored, "--by-label")
+    classes = _condition_classes(restored, "`per_label`")
     z = sample_prior(restored.program.prior, per_class, np.random.default_rng(seed))
     y = np.repeat(np.arange(classes), per_class)
     return run_generator(restored, np.tile(z, (classes, 1)), y), y
@@ -99,8 +99,8 @@ def sample(restored: RestoredRun, *, figure: bool, rows: int, cols: int, seed: i
     check_label(restored, label)
     if per_label:
         if label is not None:
-            raise UsageError("give either --label or --by-label, not both")
-        rows = _condition_classes(restored, "--by-label")
+            raise UsageError("give either `label` or `per_label`, not both")
+        rows = _condition_classes(restored, "`per_label`")
 
     def grid_samples() -> np.ndarray:
         if per_label:
@@ -233,7 +233,7 @@ def _toy_plot(restored: RestoredRun, seed: int, n: int, path: Path, label: int |
                        labels=y if label is None else None, classes=restored.program.classes,
                        names=class_names(restored), follow=follow)
     raise UsageError(f"cannot draw {restored.program.data_shape}-shaped non-image data; "
-                     "use --npz PATH to save raw samples")
+                     "use `npz` PATH to save raw samples")
 
 
 def _ring_centres(restored: RestoredRun) -> np.ndarray | None:
@@ -250,10 +250,10 @@ def _toy_plot_by_label(restored: RestoredRun, seed: int, n: int, path: Path,
     classes, each over the training data of its class."""
     from ..figures import plot_by_label
 
-    classes = _condition_classes(restored, "--by-label")
+    classes = _condition_classes(restored, "`per_label`")
     if len(restored.program.data_shape) != 1 or restored.program.data_shape[0] not in (1, 2):
         raise UsageError(f"cannot draw {restored.program.data_shape}-shaped non-image data; "
-                         "use --npz PATH to save raw samples")
+                         "use `npz` PATH to save raw samples")
     per = -(-n // classes)
     x, y = draw_samples_per_class(restored, per, seed)
     train, train_y = restored.splits.train, restored.splits.train_y
@@ -394,13 +394,13 @@ def _parzen_points(restored: RestoredRun, split: str, sigma: float | None, sampl
         raise DataError(f"the {split} split of this run's data is empty")
     if sigma is None and len(sp.valid) == 0:
         raise DataError("choosing σ needs validation data and the valid split is empty; "
-                        "give --sigma")
+                        "give `sigma`")
     if baseline == "kmeans" and per_label:
-        raise UsageError("--baseline kmeans scores the model of p(x); it does not go with "
-                         "--by-label (use --baseline train for a per-class reference)")
+        raise UsageError("`baseline` kmeans scores the model of p(x); it does not go with "
+                         "`per_label` (use `baseline` train for a per-class reference)")
     if baseline in ("train", "kmeans") and samples > len(sp.train) and not per_label:
-        raise UsageError(f"--baseline {baseline}: only {len(sp.train)} training examples "
-                         f"for --samples {samples}")
+        raise UsageError(f"`baseline` {baseline}: only {len(sp.train)} training examples "
+                         f"for `samples` {samples}")
     return evaluate
 
 
@@ -469,10 +469,10 @@ def _parzen_by_label(est: _ParzenSetting,
                      evaluate: np.ndarray) -> tuple[list[dict[str, Any]], str]:
     """One estimate per class: its rows, and where the samples came from."""
     sp = est.restored.splits
-    classes = _condition_classes(est.restored, "--by-label")
+    classes = _condition_classes(est.restored, "`per_label`")
     ey, vy = sp.labels(est.split), sp.labels("valid")
     if ey is None or (est.sigma is None and vy is None):
-        raise DataError(f"--by-label needs the labels of the {est.split} and valid splits")
+        raise DataError(f"`per_label` needs the labels of the {est.split} and valid splits")
     rows = [_parzen_of_class(est, c, evaluate[ey == c], vy) for c in range(classes)]
     source = (f"per class: up to {est.samples} training examples of that class (baseline)"
               if est.baseline == "train" else f"per class: {est.samples} samples of G(·|class)")
@@ -489,7 +489,7 @@ def _parzen_of_class(est: _ParzenSetting, c: int, points: np.ndarray,
     sp = est.restored.splits
     valid = est.limited(sp.valid[vy == c] if vy is not None else sp.valid[:0])
     if est.sigma is None and len(valid) == 0:
-        raise DataError(f"class {c} has no validation points to choose σ on; give --sigma")
+        raise DataError(f"class {c} has no validation points to choose σ on; give `sigma`")
     if est.baseline == "train":
         ty = sp.train_y
         own = sp.train[ty == c] if ty is not None else sp.train[:0]
@@ -534,9 +534,9 @@ def theory(restored: RestoredRun, *, samples: int, seed: int, out: Path | None) 
     from . import theory as T
 
     if restored.program.data_shape != (1,):
-        raise UsageError(f"--theory needs 1-D data; this run's data is {restored.program.data_shape}")
+        raise UsageError(f"`theory` needs 1-D data; this run's data is {restored.program.data_shape}")
     if restored.program.conditional:
-        raise UsageError("--theory compares D with D* of an unconditional GAN; this run is "
+        raise UsageError("`theory` compares D with D* of an unconditional GAN; this run is "
                          "conditional")
     g = draw_samples(restored, samples, seed)
     data = restored.splits.test if len(restored.splits.test) else restored.splits.train

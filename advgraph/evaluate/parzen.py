@@ -169,12 +169,12 @@ def select_and_score(samples: np.ndarray, valid: np.ndarray | None, evaluate: np
         sigma = max(scores, key=scores.get)
         if scores[sigma] == -math.inf:
             top = int(np.argmax(sigmas))
-            raise UsageError("--sigmas: every σ of the grid gives a mean validation "
+            raise UsageError("`sigmas`: every σ of the grid gives a mean validation "
                              f"log-likelihood of −∞: {_degenerate(ll[top], sigmas[top])}; "
                              "give larger σ")
     ll = sharded_log_densities(evaluate, samples, [sigma], chunk, device, dist)[0]
     if not np.isfinite(ll).all():
-        option = "--sigma" if fixed else "--sigmas (σ chosen on the validation points)"
+        option = "`sigma`" if fixed else "`sigmas` (σ chosen on the validation points)"
         raise UsageError(f"{option}: {_degenerate(ll, sigma)}, so their mean is −∞; give a "
                          "larger σ")
     return ParzenResult(float(sigma), float(ll.mean()), float(ll.std() / np.sqrt(len(ll))),

@@ -37,7 +37,7 @@ def _label_classes(restored) -> int:
     if sp.train_y is None or (sp.train_y < 0).any():
         hint = "; name the labels array with data.labels" if restored.spec.data.dataset == "npz" \
             else ""
-        raise DataError(f"{sp.source}: the feature metrics (--fid, --prdc, --score) need labels "
+        raise DataError(f"{sp.source}: the feature metrics (`fid`, `prdc`, `score`) need labels "
                         "for every training example (they train a classifier on the data's own "
                         f"labels), and this data has none{hint}")
     return int(sp.train_y.max()) + 1
@@ -68,14 +68,14 @@ def _check(restored, split: str, samples: int, baseline: str | None) -> None:
     """What can be refused before minutes of classifier training."""
     sp = restored.splits
     if samples <= PRDC_K:
-        raise UsageError(f"--samples must be more than {PRDC_K} for the feature metrics "
+        raise UsageError(f"`samples` must be more than {PRDC_K} for the feature metrics "
                          f"(precision/recall use the {PRDC_K} nearest neighbours), got {samples}")
     if split == "train":
-        raise UsageError("--split train: the classifier is trained on the training split, so its "
+        raise UsageError("`split` train: the classifier is trained on the training split, so its "
                          "features cannot judge samples against it; use test or valid")
     if baseline in ("train", "kmeans") and samples > len(sp.train):
-        raise UsageError(f"--baseline {baseline}: only {len(sp.train)} training examples for "
-                         f"--samples {samples}")
+        raise UsageError(f"`baseline` {baseline}: only {len(sp.train)} training examples for "
+                         f"`samples` {samples}")
     if len(getattr(sp, split)) <= PRDC_K:
         raise DataError(f"{sp.source}: the {split} split has {len(getattr(sp, split))} examples; "
                         f"the feature metrics need more than {PRDC_K}")

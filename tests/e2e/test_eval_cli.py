@@ -113,13 +113,16 @@ def test_kmeans_baseline_scores_the_centres(ring_run):
 @pytest.mark.parametrize("args,message", [
     (["--parzen", "--sigmas", "0.1,x"], "not a comma-separated list"),
     (["--parzen", "--sigmas", "-1"], "positive"),
-    (["--parzen", "--split", "nope"], "--split must be"),
+    (["--parzen", "--split", "nope"], "Invalid value for '--split'"),
     (["--theory", "--by-label"], "--by-label goes with --parzen"),
     (["--fid", "--samples", "3"], "--samples must be more than 5"),
     ([], "choose --parzen, --fid, --prdc, --score and/or --theory"),
     (["--theory"], "--theory needs 1-D data"),
     (["--parzen", "--checkpoint", "3"], "no checkpoint at step 3"),
-    (["--parzen", "--baseline", "kmean"], "--baseline must be 'train' or 'kmeans'"),
+    (["--parzen", "--baseline", "kmean"],
+     "Invalid value for '--baseline': Value error, 'kmean' is not one of 'train', 'kmeans'"),
+    (["--parzen", "--samples", "0"], "Invalid value for '--samples'"),
+    (["--parzen", "--valid-limit", "-1"], "Invalid value for '--valid-limit'"),
     (["--parzen", "--baseline", "kmeans", "--samples", "3001"],
      "--baseline kmeans: only 3000 training examples for --samples 3001"),
     (["--fid", "--baseline", "kmeans", "--samples", "3001"],
@@ -160,7 +163,8 @@ def test_interpolation_grid(mnist_run):
     assert png.name.endswith("-slerp.png")
     assert Image.open(png).size == ((6 * 28 + 7 * 2) * 2, (2 * 28 + 3 * 2) * 2)
     r = cli("interpolate", mnist_run, "--steps", "1")
-    assert r.exit_code == 2 and "--steps must be at least 2" in r.stderr
+    assert r.exit_code == 2 and ("Invalid value for '--steps': Input should be greater than or "
+                                 "equal to 2") in r.stderr
 
 
 def test_theory_shrinks_with_training():

@@ -306,9 +306,23 @@ def test_an_earlier_export_is_replaced_only_with_force(runs, tmp_path):
     assert (tmp_path / "G.spec.yaml").read_bytes() == first["G.spec.yaml"]
 
 
+def test_format_choices_are_the_librarys_formats():
+    """--format's choices are written out in the CLI (importing advgraph.export would slow
+    --help): they must be the library's, whose own check names its parameter."""
+    from advgraph.cli.export import Format
+    from advgraph.errors import UsageError
+    from advgraph.export import FORMATS, check_format
+
+    assert [f.value for f in Format] == list(FORMATS)
+    with pytest.raises(UsageError, match=r"^`fmt` must be one of safetensors, torchscript, "
+                                         r"onnx, got 'pickle'$"):
+        check_format("pickle", None)
+
+
 def test_bad_input_is_one_line_and_leaves_the_run_alone(runs, tmp_path, monkeypatch):
     before = fingerprint(runs / "ring")
-    _fails(runs, "ring", "--format", "pickle", code=2, match="--format must be one of")
+    r = cli("export", "ring", "--format", "pickle", "--runs-dir", runs)  # typer's choice
+    assert r.exit_code == 2 and "Invalid value for '--format' / '-f'" in r.stderr, r.stderr
     _fails(runs, "nope", code=1, match="no run named 'nope'")
     _fails(runs, "ring", "--checkpoint", "45", code=1, match="no checkpoint at step 45")
     _fails(runs, "ring", "--out", tmp_path / "G.bin", code=2, match="'.bin'")

@@ -389,7 +389,7 @@ def test_runs_never_truncates_names_or_statuses(trained):
 def test_runs_fits_80_columns_by_leaving_out_the_least_useful_columns(trained, monkeypatch):
     """At 80 columns (a pipe, or CliRunner) a usual listing fits: backend and the D outputs
     go before the step and losses; a wide terminal shows every column."""
-    import advgraph.cli.runs as runs_cli
+    import advgraph.cli.rundirs as runs_cli
     from rich.console import Console
 
     copy_run(trained, "fashion-mnist-001")

@@ -66,7 +66,11 @@ def test_missing_files_say_what_to_put_where(tmp_path):
         dataset_for(IdxData(dataset="mnist", train=100, valid=50), tmp_path).load(str(tmp_path / "empty"))
     msg = str(e.value)
     assert f"not found in {tmp_path / 'empty'}" in msg
-    assert "train-images-idx3-ubyte.gz" in msg and "--data-root" in msg
+    assert "train-images-idx3-ubyte.gz" in msg and "pass it with `data_root` DIR" in msg
+    # the library names its parameter; the CLI names the flag that sets it
+    from advgraph.cli.common import FLAGS
+
+    assert "pass it with --data-root DIR, the spec's" in e.value.worded(FLAGS)
 
 
 def test_too_few_examples(tmp_path):

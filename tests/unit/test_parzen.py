@@ -105,10 +105,10 @@ def test_an_estimate_that_is_minus_infinity_is_refused_naming_the_option():
 
     rng = np.random.default_rng(11)  # dense: no point equals a sample
     mu, valid, test = (rng.random((n, 5)).astype(np.float32) for n in (40, 10, 10))
-    with pytest.raises(UsageError, match=r"^--sigma: at σ = 1e-200, 10 of 10 points have "
+    with pytest.raises(UsageError, match=r"^`sigma`: at σ = 1e-200, 10 of 10 points have "
                                          r"log-likelihood −∞ .*give a larger σ$"):
         select_and_score(mu, None, test, sigma=1e-200)
-    with pytest.raises(UsageError, match=r"^--sigmas: every σ of the grid gives a mean "
+    with pytest.raises(UsageError, match=r"^`sigmas`: every σ of the grid gives a mean "
                                          r"validation log-likelihood of −∞"):
         select_and_score(mu, valid, test, [1e-200, 1e-190])
     res = select_and_score(mu, valid, test, [1e-200, 0.3])  # the −∞ σ is not chosen
