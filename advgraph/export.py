@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .atomic import atomic_write
 from .errors import ExportError, MissingExtra, UsageError, WriteError
 from .jsontext import dumps
