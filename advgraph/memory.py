@@ -157,15 +157,15 @@ def current_rss() -> int | None:
 
 def training_peak(program, spec, rss: int | None = None) -> int:
     """The estimated peak resident memory of a process training `program` as `spec` says
-    (see ir.shapes.training_peak_bytes), the data set included; `rss`: what the process
+    (see ops.costs.training_peak_bytes), the data set included; `rss`: what the process
     already holds, when that is more than the runtime's usual size (tests, notebooks)."""
     from .data import dataset_for
-    from .ir.shapes import training_peak_bytes
+    from .ops.costs import training_peak_bytes
     from .spec.gan import Adam
 
     slots = max(2 if isinstance(o, Adam) else 1
                 for o in (spec.training.optimizer_for("G"), spec.training.optimizer_for("D")))
-    from .ir.shapes import RUNTIME_BYTES
+    from .ops.costs import RUNTIME_BYTES
 
     return training_peak_bytes(program.G, program.D, spec.training.batch_size, slots,
                                dataset_for(spec.data).memory_bytes(program.data_shape),

@@ -36,7 +36,7 @@ VARIANTS = ("torch-eager", "cupy", "torch-compile", "torch-cudagraph")  # eager 
 def _program(spec: str, batch: int):
     from advgraph.compile import compile_spec
     from advgraph.data import data_info
-    from advgraph.ir.shapes import iteration_flops
+    from advgraph.ops.costs import iteration_flops
     from advgraph.spec import load_file
 
     loaded = load_file(spec, [f"training.batch_size={batch}"])

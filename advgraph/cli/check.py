@@ -14,7 +14,7 @@ from .common import SetOpt, SpecArg, console, user_errors
 
 
 def _graph_rows(graph) -> list[dict[str, Any]]:
-    from ..ir.shapes import flops
+    from ..ops.costs import flops
 
     rows = []
     for n in graph.nodes:
@@ -92,7 +92,7 @@ def _backend_report(name: Optional[str], program, t) -> Optional[list[str]]:
 
 def _summary(spec: Path, program, t) -> dict[str, Any]:
     """What --json prints and the tables show."""
-    from ..ir.shapes import graph_flops, iteration_flops, training_bytes
+    from ..ops.costs import graph_flops, iteration_flops, training_bytes
 
     return {
         "spec": str(spec),

@@ -70,7 +70,7 @@ def _check_parity_memory(program, batch: int) -> None:
     from math import prod
 
     from .. import memory
-    from ..ir.shapes import training_bytes
+    from ..ops.costs import training_bytes
 
     inputs = 4 * batch * (prod(program.data_shape) + 2 * program.prior.dim)
     memory.check_fits("--batch", f"--batch {batch:,}: two trainers with this minibatch need",

@@ -1,4 +1,5 @@
-"""The intermediate graph. Imports neither torch, cupy, nor the spec layer."""
+"""The intermediate graph. Imports neither torch, cupy, the spec layer nor the op registry (so
+no pydantic): what needs an op's semantics (shapes, FLOPs) is in advgraph/ops."""
 
 from .data import DataInfo
 from .graph import Graph, Init, Node, Prior, Program, Tensor
