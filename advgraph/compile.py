@@ -14,7 +14,7 @@ from .errors import Problem, SpecError
 from .ir import DataInfo, Graph, Node, Op, Prior, Program, Tensor
 from .ops import OPS, ShapeError, fmt_shape, of_layer, too_small_batch
 from .ops.activation import Sigmoid
-from .spec.fields import MAX_SIZE
+from .fields import MAX_SIZE
 from .spec.gan import GanSpec, UniformPrior
 from .spec.layers import Network
 from .spec.load import LoadedSpec
