@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .runs import RunDir, default_root
+from .run.directory import RunDir, default_root
 
 
 class Run:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from advgraph.compile import compile_spec  # noqa: E402
 from advgraph.data import data_info  # noqa: E402
-from advgraph.runs import RunDir  # noqa: E402
+from advgraph.run.directory import RunDir  # noqa: E402
 from advgraph.spec import load_file  # noqa: E402
 from advgraph.train.context import Context  # noqa: E402
 from advgraph.train.loop import run_loop  # noqa: E402

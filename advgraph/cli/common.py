@@ -44,7 +44,7 @@ def user_errors(rank: int = 0,
 
 
 def runs_root(runs_dir: Optional[Path]) -> Path:
-    from ..runs import default_root
+    from ..run.directory import default_root
 
     return runs_dir if runs_dir is not None else default_root()
 

@@ -34,7 +34,7 @@ def export(
     """Export G alone in torch's layouts, with the resolved spec and the prior beside it. It
     computes what `sample --backend torch` computes; onnx needs the export extra."""
     from .. import export as E
-    from ..runs import RunDir
+    from ..run.directory import RunDir
     from ..train.restore import restore_run
 
     with user_errors():

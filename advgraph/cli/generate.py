@@ -320,7 +320,7 @@ def _rank() -> int:
 
 def _open_run(run: str, runs_dir: Optional[Path]):
     """The run directory, or the error that names what is wrong with it."""
-    from ..runs import RunDir
+    from ..run.directory import RunDir
 
     return RunDir.resolve(run, runs_root(runs_dir))
 
@@ -390,7 +390,7 @@ def plot(run: str = RunArg, out: Optional[Path] = OutOpt,
     """Loss and D-output curves from metrics.jsonl as a PNG."""
     from ..errors import RunError
     from ..figures import plot_metrics
-    from ..runs import RunDir
+    from ..run.directory import RunDir
 
     with user_errors():
         png_out(out)

@@ -15,7 +15,7 @@ from ..data import dataset_for
 from ..errors import DataError, RunError, UsageError
 from ..atomic import append_line, atomic_write
 from ..jsontext import dump_bytes, dumps
-from ..runs import RunDir
+from ..run.directory import RunDir
 from ..sampling import lerp, sample_prior, slerp
 from ..spec.gan import Cifar10Data, Gaussian1dData, Ring2dData
 from ..train.restore import RestoredRun

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import TrainingDiverged
-from ..runs import RunDir
+from ..run.directory import RunDir
 from .provenance import versions
 from .session import Session
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..backend import Trainer
 from ..errors import AdvGraphError, TrainingDiverged
-from ..runs import RunDir
+from ..run.directory import RunDir
 from .checkpoint import save
 from .context import Context
 from .hooks import NO_HOOKS, SAMPLE_GRID, StartInfo, TrainingHooks

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from ..atomic import atomic_write
 from ..errors import CheckpointError, RunError, UsageError
-from ..runs import RunDir
+from ..run.directory import RunDir
 from ..spec import LoadedSpec, dump_resolved, load_file
 from ..spec.gan import GanSpec
 from .context import Context

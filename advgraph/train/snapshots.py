@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..runs import RunDir
+from ..run.directory import RunDir
 from .session import Session
 
 SNAPSHOT_SEED_OFFSET = 0x5A3  # the grid's noise stream, apart from every training stream

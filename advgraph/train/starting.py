@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..atomic import atomic_write
 from ..errors import RunError
-from ..runs import RunDir
+from ..run.directory import RunDir
 from ..spec import LoadedSpec, dump_resolved
 from ..spec.gan import GanSpec
 from .context import Context

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("torch")
 
 from advgraph.ir import Op  # noqa: E402
-from advgraph.runs import RunDir  # noqa: E402
+from advgraph.run.directory import RunDir  # noqa: E402
 from advgraph.train.restore import restore_run  # noqa: E402
 from tests.conftest import ROOT, SPECS  # noqa: E402
 from tests.helpers import cli, runs_root  # noqa: E402

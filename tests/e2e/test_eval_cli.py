@@ -15,7 +15,7 @@ from PIL import Image  # noqa: E402
 from advgraph.evaluate import commands as C  # noqa: E402
 from advgraph.figures import to_images  # noqa: E402
 from advgraph.params import init_params  # noqa: E402
-from advgraph.runs import RunDir  # noqa: E402
+from advgraph.run.directory import RunDir  # noqa: E402
 from advgraph.spec import load_file  # noqa: E402
 from advgraph.train.context import Context  # noqa: E402
 from advgraph.train.restore import RestoredRun, restore_run  # noqa: E402

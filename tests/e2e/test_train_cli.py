@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from advgraph.runs import RunDir  # noqa: E402
+from advgraph.run.directory import RunDir  # noqa: E402
 from advgraph.train.restore import restore_run  # noqa: E402
 from tests.conftest import SPECS  # noqa: E402
 from tests.helpers import cli, interrupt_training, runs_root  # noqa: E402
@@ -259,7 +259,7 @@ def test_an_epoch_based_run_resumes_to_a_step_count():
 
 
 def test_rm_deletes_runs_but_never_one_being_written():
-    from advgraph.runs import RunDir
+    from advgraph.run.directory import RunDir
 
     for name in ("a", "b"):
         r = cli("train", SPECS / "toy1d.yaml", "--name", name, "--set", "training.stop.steps=5")
