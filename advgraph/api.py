@@ -93,7 +93,7 @@ def open_run(run: str | Path, *, checkpoint: int | None = None, backend: str | N
     named."""
     import warnings
 
-    from .train.restore import restore_run
+    from .run.restore import restore_run
 
     root = Path(runs_dir) if runs_dir is not None else default_root()
     return Run(restore_run(RunDir.resolve(run, root), checkpoint, backend=backend, device=device,

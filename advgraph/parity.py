@@ -26,8 +26,8 @@ import numpy as np
 from .backend import OptimConfig, get_backend, check_supported
 from .ir import Op, Program
 from .params import init_params
-from .train.schedule import Schedule
-from .train.rng import seeds
+from .run.schedule import Schedule
+from .run.rng import seeds
 
 
 @dataclass

@@ -60,7 +60,7 @@ def _trainer_loop(backend: str, spec: str, device: str, batch: int, iters: int, 
 
     from advgraph.backend import get_backend
     from advgraph.params import init_params
-    from advgraph.train.schedule import Schedule
+    from advgraph.run.schedule import Schedule
 
     loaded, program, k, flops = _program(spec, batch)
     sched = {g: Schedule(loaded.spec.training.optimizer_for(g)) for g in ("G", "D")}

@@ -31,7 +31,7 @@ def main() -> None:
     from advgraph.params import init_params
     from advgraph.parity import without_dropout
     from advgraph.spec import load_file
-    from advgraph.train.rng import seeds
+    from advgraph.run.rng import seeds
     from advgraph_cupy.backend import CupyTrainer
     from advgraph_cupy.runtime import TwinExecutor
     from advgraph_torch.lower import Ctx, Net

@@ -75,7 +75,7 @@ def _backend_report(name: Optional[str], program, t) -> Optional[list[str]]:
         return None
     from ..backend import check_supported, get_backend
     from ..errors import BackendError
-    from ..train.schedule import Schedule
+    from ..run.schedule import Schedule
 
     backend = get_backend(name, usable=False)
     try:  # a backend's lowering table may import its framework

@@ -35,7 +35,7 @@ def export(
     computes what `sample --backend torch` computes; onnx needs the export extra."""
     from .. import export as E
     from ..run.directory import RunDir
-    from ..train.restore import restore_run
+    from ..run.restore import restore_run
 
     with user_errors():
         fmt = E.check_format(fmt, out)

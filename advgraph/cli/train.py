@@ -129,7 +129,7 @@ def _train(spec: Optional[Path], resume: Optional[str], name: Optional[str],
         return resume_run(root, resume, data_root, overrides, hooks, backend=backend,
                           device=device, dist=dist)
     from ..spec import load_file
-    from ..train.context import Context
+    from ..run.context import Context
     from ..train.starting import start
 
     return start(load_file(spec, overrides), root, name,  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from ..jsontext import dump_bytes, dumps
 from ..run.directory import RunDir
 from ..sampling import lerp, sample_prior, slerp
 from ..spec.gan import Cifar10Data, Gaussian1dData, Ring2dData
-from ..train.restore import RestoredRun
+from ..run.restore import RestoredRun
 
 
 def _out_path(run: RunDir, given: Path | None, sub: str, name: str) -> Path:

@@ -7,7 +7,7 @@ import numpy as np
 from ..errors import TrainingDiverged
 from ..run.directory import RunDir
 from .provenance import versions
-from .session import Session
+from ..run.session import Session
 
 
 def save(run: RunDir, s: Session) -> None:

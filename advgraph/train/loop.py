@@ -16,12 +16,12 @@ from ..backend import Trainer
 from ..errors import AdvGraphError, TrainingDiverged
 from ..run.directory import RunDir
 from .checkpoint import save
-from .context import Context
+from ..run.context import Context
 from .hooks import NO_HOOKS, SAMPLE_GRID, StartInfo, TrainingHooks
 from .interrupt import graceful
 from .monitor import due, monitor_parzen
-from .session import Session
-from .stream import DataStream
+from ..run.session import Session
+from ..run.stream import DataStream
 
 LOSSES = ("d_loss", "g_loss", "d_real", "d_fake")
 

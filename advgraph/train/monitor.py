@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .session import Session
+from ..run.session import Session
 
 
 def due(every, step: int, epoch: int, new_epoch: bool) -> bool:

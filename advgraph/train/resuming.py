@@ -12,12 +12,12 @@ from ..errors import CheckpointError, RunError, UsageError
 from ..run.directory import RunDir
 from ..spec import LoadedSpec, dump_resolved, load_file
 from ..spec.gan import GanSpec
-from .context import Context
+from ..run.context import Context
 from .hooks import NO_HOOKS, TrainingHooks
 from .loop import Outcome, run_loop
 from .provenance import owner, versions
-from .restore import load_state, validate_and_restore
-from .session import Session, build_session
+from ..run.restore import load_state, validate_and_restore
+from ..run.session import Session, build_session
 
 # Keys that may change when a run is resumed: when it stops, how it logs and checkpoints.
 RESUMABLE = ("stop", "checkpoint", "keep_checkpoints", "log_every", "monitor", "sample_grid")

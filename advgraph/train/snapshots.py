@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..run.directory import RunDir
-from .session import Session
+from ..run.session import Session
 
 SNAPSHOT_SEED_OFFSET = 0x5A3  # the grid's noise stream, apart from every training stream
 

@@ -10,11 +10,11 @@ from ..errors import RunError
 from ..run.directory import RunDir
 from ..spec import LoadedSpec, dump_resolved
 from ..spec.gan import GanSpec
-from .context import Context
+from ..run.context import Context
 from .hooks import NO_HOOKS, TrainingHooks
 from .loop import Outcome, run_loop
 from .provenance import owner, versions
-from .session import build_session
+from ..run.session import build_session
 
 
 def start(loaded: LoadedSpec, runs_root: Path, name: str | None, ctx: Context,

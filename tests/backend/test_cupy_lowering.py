@@ -17,7 +17,7 @@ from advgraph.ir import Op
 from advgraph.params import init_params
 from advgraph.parity import without_dropout
 from advgraph.spec import load_file, load_text
-from advgraph.train.schedule import Schedule
+from advgraph.run.schedule import Schedule
 from tests.conftest import ROOT, SPECS
 
 sys.path.insert(0, str(ROOT / "backends"))

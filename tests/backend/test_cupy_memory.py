@@ -12,7 +12,7 @@ import pytest
 
 from advgraph.params import init_params
 from advgraph.spec import load_file, load_text
-from advgraph.train.schedule import Schedule
+from advgraph.run.schedule import Schedule
 from tests.conftest import ROOT, SPECS
 from tests.programs import compile_loaded, write_conv_spec
 

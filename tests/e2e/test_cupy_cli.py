@@ -14,7 +14,7 @@ pytest.importorskip("torch")
 
 from advgraph.ir import Op  # noqa: E402
 from advgraph.run.directory import RunDir  # noqa: E402
-from advgraph.train.restore import restore_run  # noqa: E402
+from advgraph.run.restore import restore_run  # noqa: E402
 from tests.conftest import ROOT, SPECS  # noqa: E402
 from tests.helpers import cli, runs_root  # noqa: E402
 
@@ -363,7 +363,7 @@ def test_cifar10_conv_on_the_host_executor_equals_the_twins(monkeypatch):
     the same inputs, noise included (in-kernel Philox on both)."""
     from advgraph.params import init_params
     from advgraph.spec import load_file
-    from advgraph.train.schedule import Schedule
+    from advgraph.run.schedule import Schedule
     from advgraph_cupy.backend import CupyTrainer
     from tests.programs import compile_loaded
 

@@ -17,9 +17,9 @@ from advgraph.figures import to_images  # noqa: E402
 from advgraph.params import init_params  # noqa: E402
 from advgraph.run.directory import RunDir  # noqa: E402
 from advgraph.spec import load_file  # noqa: E402
-from advgraph.train.context import Context  # noqa: E402
-from advgraph.train.restore import RestoredRun, restore_run  # noqa: E402
-from advgraph.train.session import make_trainer  # noqa: E402
+from advgraph.run.context import Context  # noqa: E402
+from advgraph.run.restore import RestoredRun, restore_run  # noqa: E402
+from advgraph.run.session import make_trainer  # noqa: E402
 from tests.conftest import SPECS  # noqa: E402
 from tests.helpers import cli, runs_root  # noqa: E402
 
@@ -325,7 +325,7 @@ def test_eval_all_checkpoints_accumulates_a_history(ring_run):
 def test_all_checkpoints_skips_one_pruned_after_listing(ring_run, monkeypatch, gone):
     """A run still training prunes old checkpoints: one that vanishes between eval's listing
     and its loading is skipped with a note naming it; the others are evaluated."""
-    import advgraph.train.restore as R
+    import advgraph.run.restore as R
 
     real = R.restore_run
 

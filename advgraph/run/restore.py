@@ -13,7 +13,7 @@ from ..data import Splits, dataset_for
 from ..errors import AdvGraphError, CheckpointError, RunError
 from ..params import bad_value
 from ..ir import Program
-from ..run.directory import RunDir
+from .directory import RunDir
 from ..spec import LoadedSpec, load_file
 from .context import Context
 from .session import Session, make_trainer
