@@ -108,7 +108,7 @@ def sample(restored: RestoredRun, *, figure: bool, rows: int, cols: int, seed: i
 
     if dist is not None and not dist.is_main:
         if nearest and image_shape(restored) is not None:
-            from .nearest import nearest as nn
+            from ..nearest import nearest as nn
 
             neighbours = grid_samples().reshape(rows, cols, -1)[:, -1]
             nn(neighbours, restored.splits.train, device=restored.device, dist=dist)
@@ -167,7 +167,7 @@ def _sample_grid(restored: RestoredRun, samples: np.ndarray, rows: int, cols: in
     imgs = _images(samples, shape, per_image)
     if not nearest:
         return grid(imgs, rows, cols, row_labels=row_labels)
-    from .nearest import nearest as nn
+    from ..nearest import nearest as nn
 
     neighbours = samples.reshape(rows, cols, -1)[:, -1]
     idx, _ = nn(neighbours, restored.splits.train, device=restored.device, dist=dist)
@@ -223,7 +223,7 @@ def _toy_plot(restored: RestoredRun, seed: int, n: int, path: Path, label: int |
         spec = restored.spec.data
         density = None
         if isinstance(spec, Gaussian1dData):
-            from .theory import normal_pdf
+            from ..data.toy import normal_pdf
 
             density = lambda xs: normal_pdf(xs, spec.mean, spec.std)  # noqa: E731
         return plot_1d(x, data, path, density, title, follow=follow)
@@ -311,7 +311,7 @@ def parzen(restored: RestoredRun, *, samples: int, sigmas: list[float] | None, s
     take their labels from the training labels. `per_label`: for each class c, `samples`
     samples of G(·|c) score the points of class c, with σ chosen on the validation points of
     class c."""
-    from .parzen import default_sigmas
+    from ..parzen import default_sigmas
 
     evaluate = _parzen_points(restored, split, sigma, samples, baseline, per_label)
     grid = list(sigmas) if sigmas else list(default_sigmas(restored.splits.train))
@@ -372,7 +372,7 @@ class _ParzenSetting:
 
     def score(self, mu: np.ndarray, valid: np.ndarray, points: np.ndarray):
         """σ chosen on `valid` (unless fixed), then the mean log-likelihood of `points`."""
-        from .parzen import select_and_score
+        from ..parzen import select_and_score
 
         return select_and_score(mu, valid, points, self.grid, self.sigma, self.chunk,
                                 self.restored.device, self.dist)

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..data.toy import normal_pdf
+
 
 def kde(points: np.ndarray, xs: np.ndarray, chunk: int = 256) -> np.ndarray:
     """Gaussian KDE with Silverman's bandwidth."""
@@ -25,10 +27,6 @@ def kde(points: np.ndarray, xs: np.ndarray, chunk: int = 256) -> np.ndarray:
         u = (xs[s:s + chunk, None] - p[None, :]) / h
         out[s:s + chunk] = np.exp(-0.5 * u * u).sum(1) / (n * h * np.sqrt(2 * np.pi))
     return out
-
-
-def normal_pdf(xs: np.ndarray, mean: float, std: float) -> np.ndarray:
-    return np.exp(-0.5 * ((xs - mean) / std) ** 2) / (std * np.sqrt(2 * np.pi))
 
 
 @dataclass

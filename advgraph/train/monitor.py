@@ -19,7 +19,7 @@ def due(every, step: int, epoch: int, new_epoch: bool) -> bool:
 def monitor_parzen(s: Session, pz) -> dict[str, Any]:
     """Parzen log-likelihood of validation data under a few samples of G. The noise comes from
     its own generator keyed by (seed, step), so monitoring never changes the training run."""
-    from ..evaluate.parzen import log_densities
+    from ..parzen import log_densities
     from ..sampling import sample_prior
 
     valid = s.splits.valid[: pz.valid] if pz.valid else s.splits.valid

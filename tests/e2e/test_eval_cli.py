@@ -89,7 +89,7 @@ def test_kmeans_baseline_scores_the_centres(ring_run):
     """--baseline kmeans: the figure is the Parzen estimate of k-means centres of the training
     set, recomputed here from the cached centres with the float64 definition."""
     from advgraph.evaluate.kmeans import kmeans_centres
-    from advgraph.evaluate.parzen import log_densities_direct
+    from advgraph.parzen import log_densities_direct
 
     r = cli("eval", ring_run, "--parzen", "--samples", "50", "--baseline", "kmeans",
             "--sigma", "0.1")
