@@ -60,7 +60,7 @@ class Run:
                  labels: np.ndarray | None = None) -> np.ndarray:
         """n samples (n, *data shape) drawn with `seed`, exactly as `advgraph sample --npz`
         draws them; a conditional G draws uniform labels, or all `label`, or `labels`."""
-        from .evaluate.commands import draw_samples
+        from .run.samples import draw_samples
 
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")

@@ -131,7 +131,7 @@ def check_fits(option: str, what: str, need: int, detail: str = "", held: int = 
                      f"{describe(have)} of memory is available; lower {option}")
 
 
-GENERATE_BATCH = 1000  # G runs this many samples at a time (evaluate.commands.run_generator)
+GENERATE_BATCH = 1000  # G runs this many samples at a time (run.samples.run_generator)
 
 
 def generation_bytes(program, n: int, copies: int, per_sample: int = 0) -> int:

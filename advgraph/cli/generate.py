@@ -77,7 +77,8 @@ def sample(
         1, "--nproc", help="Share the --nearest search over this many processes."),
 ) -> None:
     """Draw samples from G: an image grid (or a plot for 1-D/2-D toy data), or raw arrays."""
-    from ..evaluate import commands as C
+    from ..run import sample_files
+    from ..run.samples import image_shape
 
     shape_given = rows is not None or cols is not None
     rows, cols = rows if rows is not None else 4, cols if cols is not None else 5
@@ -96,7 +97,7 @@ def sample(
         restored = _restore(run, runs_dir, checkpoint, dist.device if dist else device,
                             data_root, backend)
         figure = grid or nearest or out is not None or npz is None
-        toy = C.image_shape(restored) is None
+        toy = image_shape(restored) is None
         _check_sample_memory(restored, rows, cols, n, npz is not None, figure, toy,
                              nearest, by_label)
         if grid and npz is None:
@@ -110,9 +111,9 @@ def sample(
         if n is not None and figure and not toy and npz is None:
             warn("--n sets the number of samples for --npz and toy plots; an image grid shows "
                   "--rows × --cols samples")
-        paths = C.sample(restored, figure=figure, rows=rows, cols=cols, seed=seed,
-                         nearest=nearest, n=n, npz=npz, out=out, dist=dist, label=label,
-                         per_label=by_label)
+        paths = sample_files.sample(restored, figure=figure, rows=rows, cols=cols, seed=seed,
+                                    nearest=nearest, n=n, npz=npz, out=out, dist=dist,
+                                    label=label, per_label=by_label)
     for p in paths:
         print_wrote(p)
 
@@ -129,7 +130,7 @@ def interpolate(
     runs_dir: Optional[Path] = RunsDirOpt,
 ) -> None:
     """Figure 3: images decoded along straight lines between pairs of z drawn from the prior."""
-    from ..evaluate import commands as C
+    from ..evaluate.interpolation import interpolate as draw_path
 
     with user_errors(lower="a smaller --rows or --steps"):
         png_out(out)
@@ -142,8 +143,8 @@ def interpolate(
         if slerp and restored.program.prior.kind == "uniform":
             warn("--slerp follows great circles, which suit a Gaussian prior; this run's prior "
                   "is uniform, and the paths leave its box")
-        print_wrote(C.interpolate(restored, rows=rows, steps=steps, seed=seed,
-                                  spherical=slerp, out=out, label=label))
+        print_wrote(draw_path(restored, rows=rows, steps=steps, seed=seed,
+                              spherical=slerp, out=out, label=label))
 
 
 @app.command("eval")
@@ -187,7 +188,8 @@ def eval_(
 ) -> None:
     """Evaluate a run: --parzen (any data), --fid/--prdc/--score (labelled data), --theory
     (1-D data). Every result is also appended to eval/metrics.jsonl."""
-    from ..evaluate import commands as C
+    from ..evaluate.quality import quality as measure_quality
+    from ..evaluate.theory import theory as measure_theory
 
     which = {m for m, on in (("fid", fid), ("prdc", prdc), ("score", score)) if on}
     def check() -> Optional[list[float]]:  # once before --nproc launches its ranks, and in each
@@ -237,13 +239,14 @@ def eval_(
             if dist is not None and not dist.is_main:
                 continue
             if which:
-                rep = C.quality(restored, which=which, samples=samples, seed=seed, split=split,
-                                baseline=base, retrain=retrain_classifier, warn=warn,
-                                progress=lambda m: err.print(m, markup=False), memo=memo)
+                rep = measure_quality(restored, which=which, samples=samples, seed=seed,
+                                      split=split, baseline=base, retrain=retrain_classifier,
+                                      warn=warn, progress=lambda m: err.print(m, markup=False),
+                                      memo=memo)
                 print_quality(rep)
                 print_wrote(Path(rep["written"]))
             if theory:
-                print_theory(C.theory(restored, samples=samples, seed=seed, out=out))
+                print_theory(measure_theory(restored, samples=samples, seed=seed, out=out))
         if restored is None:
             raise CheckpointError(f"run {run!r}: every checkpoint eval listed was removed "
                                   "before it could be read; run eval again")
@@ -297,9 +300,9 @@ def _check_sample_memory(restored, rows: int, cols: int, n: Optional[int], npz: 
 
 def _eval_parzen(restored, dist, by_label: bool, **settings: Any) -> None:
     """One Parzen evaluation; rank 0 (or the only process) prints it."""
-    from ..evaluate import commands as C
+    from ..evaluate.likelihood import parzen
 
-    rep = C.parzen(restored, dist=dist, per_label=by_label, **settings)
+    rep = parzen(restored, dist=dist, per_label=by_label, **settings)
     if dist is not None and not dist.is_main:
         return
     if by_label:

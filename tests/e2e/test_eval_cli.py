@@ -12,10 +12,11 @@ pytest.importorskip("torch")
 
 from PIL import Image  # noqa: E402
 
-from advgraph.evaluate import commands as C  # noqa: E402
+from advgraph.evaluate.theory import theory as theory_report  # noqa: E402
 from advgraph.figures import to_images  # noqa: E402
 from advgraph.params import init_params  # noqa: E402
 from advgraph.run.directory import RunDir  # noqa: E402
+from advgraph.run.samples import draw_samples  # noqa: E402
 from advgraph.spec import load_file  # noqa: E402
 from advgraph.run.context import Context  # noqa: E402
 from advgraph.run.restore import RestoredRun, restore_run  # noqa: E402
@@ -143,7 +144,7 @@ def test_image_grid_with_nearest_neighbour_column(mnist_run):
     pad, sep = 2, 6
     assert img.shape == (3 * 28 + 4 * pad, 5 * 28 + 6 * pad + sep)
     loaded = restore_run(RunDir(runs_root() / mnist_run))
-    samples = C.draw_samples(loaded, 12, 7)
+    samples = draw_samples(loaded, 12, 7)
     train = loaded.splits.train
     for row in range(3):
         neighbour = samples[row * 4 + 3]
@@ -178,8 +179,8 @@ def test_theory_shrinks_with_training():
     spec = load_file(run.spec_path)
     program, trainer, _ = make_trainer(spec, Context("torch", "cpu"))
     trainer.load_state_dict(init_params(program, np.random.default_rng(0), None))
-    untrained = C.theory(RestoredRun(run, spec, program, trainer, 0, "cpu", None), samples=20000,
-                         seed=0, out=None)
+    untrained = theory_report(RestoredRun(run, spec, program, trainer, 0, "cpu", None),
+                              samples=20000, seed=0, out=None)
     assert trained["jsd"] < 0.5 * untrained["jsd"]
     assert trained["mean_abs_d_minus_dstar"] < untrained["mean_abs_d_minus_dstar"]
     assert trained["c_of_g"] < untrained["c_of_g"]

@@ -264,7 +264,7 @@ def toy_run():
 
 def _nothing_allocated(monkeypatch):
     """8 GiB free, and G or a trainer used at all is a failure: the check must come first."""
-    import advgraph.evaluate.commands as C
+    import advgraph.run.samples as C
     import advgraph.parity as P
 
     monkeypatch.setattr(memory, "available_bytes", lambda: 8 * 2**30)
