@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import OptimConfig, get_backend, check_supported
+from .backend_protocol import OptimConfig, get_backend, check_supported
 from .ir import Op, Program
 from .params import init_params
 from .run.schedule import Schedule

@@ -58,7 +58,7 @@ def _trainer_loop(backend: str, spec: str, device: str, batch: int, iters: int, 
     """The backend's own Trainer driven as train.run_loop drives it."""
     import numpy as np
 
-    from advgraph.backend import get_backend
+    from advgraph.backend_protocol import get_backend
     from advgraph.params import init_params
     from advgraph.run.schedule import Schedule
 
@@ -107,7 +107,7 @@ def _plain_torch(spec: str, device: str, batch: int, iters: int, warmup: int, mo
     import torch
     import torch.nn.functional as F
 
-    from advgraph.backend import OptimConfig
+    from advgraph.backend_protocol import OptimConfig
     from advgraph.params import init_params
     from advgraph_torch.lower import Ctx, Net
     from advgraph_torch.optim import Optimizer

@@ -25,7 +25,7 @@ def main() -> None:
     import torch
     import torch.nn.functional as F
 
-    from advgraph.backend import OptimConfig, get_backend
+    from advgraph.backend_protocol import OptimConfig, get_backend
     from advgraph.compile import compile_spec
     from advgraph.data import data_info
     from advgraph.params import init_params

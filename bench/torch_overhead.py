@@ -39,7 +39,7 @@ from advgraph.run.schedule import Schedule  # noqa: E402
 from advgraph.run.rng import seeds  # noqa: E402
 from advgraph.run.session import Session  # noqa: E402
 from advgraph.run.stream import DataStream  # noqa: E402
-from advgraph.backend import get_backend  # noqa: E402
+from advgraph.backend_protocol import get_backend  # noqa: E402
 from advgraph.params import init_params  # noqa: E402
 
 N_TRAIN, M = 10_000, 100

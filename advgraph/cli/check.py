@@ -73,7 +73,7 @@ def _backend_report(name: Optional[str], program, t) -> Optional[list[str]]:
     device, and the backend need not be usable here."""
     if name is None:
         return None
-    from ..backend import check_supported, get_backend
+    from ..backend_protocol import check_supported, get_backend
     from ..errors import BackendError
     from ..run.schedule import Schedule
 

@@ -35,7 +35,7 @@ DataRootOpt = typer.Option(None, "--data-root", help="Where the run's dataset is
 
 def _restore(run: str, runs_dir: Optional[Path], checkpoint: Optional[int], device: str,
              data_root: Optional[str], backend: Optional[str] = None):
-    from ..backend import resolve_device
+    from ..backend_protocol import resolve_device
     from ..run.restore import restore_run
 
     from ..errors import BackendError, LoweringError

@@ -198,7 +198,7 @@ def _run_row(r) -> dict[str, Any]:
 @app.command()
 def backends() -> None:
     """List installed backends and whether they can run here."""
-    from ..backend import list_backends
+    from ..backend_protocol import list_backends
 
     for name, ok, why, about in list_backends(about=True):
         console.print(f"{name}: " + (("available" + (f" ({why})" if why else "")) if ok

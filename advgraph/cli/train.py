@@ -86,7 +86,7 @@ def train(
 
 def _auto_device(device: Optional[str], backend: str) -> str:
     """What --device auto means here (the start line says where the run trains)."""
-    from ..backend import resolve_device
+    from ..backend_protocol import resolve_device
 
     return resolve_device(device, backend)
 

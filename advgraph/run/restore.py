@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..backend import Trainer
+from ..backend_protocol import Trainer
 from ..data import Splits, dataset_for
 from ..errors import AdvGraphError, CheckpointError, RunError
 from ..params import bad_value

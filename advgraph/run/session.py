@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..backend import Trainer, check_supported, get_backend
+from ..backend_protocol import Trainer, check_supported, get_backend
 from ..compile import compile_spec
 from ..data import Splits, data_info, dataset_for
 from ..errors import UsageError

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import Trainer
+from ..backend_protocol import Trainer
 from ..errors import AdvGraphError, TrainingDiverged
 from ..run.directory import RunDir
 from .checkpoint import save

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from advgraph.backend import OptimConfig
+from advgraph.backend_protocol import OptimConfig
 from advgraph.errors import BackendError
 from advgraph.ir import Op, Program
 

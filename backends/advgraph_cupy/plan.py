@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from advgraph.backend import OptimConfig
+from advgraph.backend_protocol import OptimConfig
 from advgraph.ir import Prior
 
 from .codes import EPILOGUES

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from PIL import Image  # noqa: E402
 
-from advgraph.backend import OptimConfig, get_backend  # noqa: E402
+from advgraph.backend_protocol import OptimConfig, get_backend  # noqa: E402
 from advgraph.compile import compile_spec  # noqa: E402
 from advgraph.errors import SpecError  # noqa: E402
 from advgraph.ir import DataInfo  # noqa: E402

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from advgraph.backend import OptimConfig, get_backend
+from advgraph.backend_protocol import OptimConfig, get_backend
 from tests.programs import compile_loaded
 from advgraph.errors import BackendError, LoweringError
 from advgraph.ir import Op

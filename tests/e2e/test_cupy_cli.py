@@ -135,7 +135,7 @@ training:
 def test_a_value_read_by_several_gemms_sums_their_gradients_in_place(tmp_path):
     """h feeds two or three GEMMs: the first writes h's gradient, the others add to it
     (accumulating GEMMs, no scratch copy), and every gradient still equals torch's."""
-    from advgraph.backend import OptimConfig
+    from advgraph.backend_protocol import OptimConfig
     from advgraph.spec import load_file
     from advgraph_cupy.lowering import lower
     from tests.programs import compile_loaded

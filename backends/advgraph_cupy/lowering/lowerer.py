@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from advgraph.backend import OptimConfig
+from advgraph.backend_protocol import OptimConfig
 from advgraph.errors import LoweringError
 from advgraph.ir import Graph, Node, Op, Program
 
