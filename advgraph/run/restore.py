@@ -11,11 +11,11 @@ import numpy as np
 from ..backend_protocol import Trainer
 from ..data import Splits, dataset_for
 from ..errors import AdvGraphError, CheckpointError, RunError
-from ..params import bad_value
 from ..ir import Program
-from .directory import RunDir
+from ..params import bad_value
 from ..spec import LoadedSpec, load_file
 from .context import Context
+from .directory import RunDir
 from .session import Session, make_trainer
 
 

@@ -13,8 +13,8 @@ from ..params import init_params
 from ..spec import LoadedSpec
 from ..spec.gan import Adam, GanSpec
 from .context import Context
-from .schedule import Schedule
 from .rng import rank_seed, seeds
+from .schedule import Schedule
 from .stream import DataStream
 
 

@@ -6,8 +6,8 @@ import numpy as np
 
 from ..errors import TrainingDiverged
 from ..run.directory import RunDir
-from .provenance import versions
 from ..run.session import Session
+from .provenance import versions
 
 
 def save(run: RunDir, s: Session) -> None:
