@@ -1,12 +1,17 @@
 """The CuPy backend of advgraph: the IR lowered to our own CUDA kernels (kernels/*.cu).
 
+Its modules, bottom to top (each imports only modules listed before it):
+- codes.py: the codes kernels share; kernel_sources.py: the .cu sources and their signatures;
+  plan.py: the launch plan as data (buffers, launches).
+- emitter.py: what the ops' emitters and the lowering share (`OpEmitter`, `Step`, the passes,
+  the tape's `Entry`, `LoweringContext`: what an emitter may ask of the lowering).
 - kernels/: each <family>.cu beside <family>.py, which declares its kernels' NumPy twins and
   footprints and the emitters of the ops lowered to them; kernels/__init__.py merges them.
-- lowering/ and plan.py: a Program → typed launch plans (one training iteration, inference),
-  checked against the kernels' signatures and footprints (footprint.py); codes.py: the codes
-  kernels share.
+- twins.py (the NumPy twins by kernel name), footprint.py (the footprints, and `check_plan`:
+  every launch against its kernel's signature and footprint); lowering/: a Program → typed
+  launch plans (one training iteration, inference); memory.py: the scratch layout.
 - runtime.py: one runtime over three executors of a plan: CUDA (NVRTC + cupy, CUDA graphs), the
   host executor (host/: the same sources compiled as C++ and run on the CPU), and the NumPy
-  twins (simulate.py), the oracle of the other two.
+  twins (twins.py), the oracle of the other two.
 - backend.py: the `cupy` backend and its Trainer (`--device cuda[:N]` or `--device cpu`).
 """

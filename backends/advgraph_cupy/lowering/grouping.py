@@ -12,18 +12,9 @@ from dataclasses import dataclass
 from advgraph.errors import LoweringError
 from advgraph.ir import Graph, Node, Op
 
+from ..emitter import Step
 from ..kernels import EMITTERS
-from ..kernels.common import OpEmitter
 from ..kernels.elementwise import ACT, ALIAS, ALIAS_EMITTER, active_dropout
-
-
-@dataclass(frozen=True)
-class Step:
-    """One launch group of a forward pass."""
-
-    emit: OpEmitter | None  # None for an input: its value is given
-    node: Node  # the op's node (the dense node of a fused dense + activation)
-    out: Node  # the node whose value it produces
 
 
 @dataclass(frozen=True)
