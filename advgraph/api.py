@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .runs import RunDir, default_root
+from .run.directory import RunDir, default_root
 
 
 class Run:
@@ -60,7 +60,7 @@ class Run:
                  labels: np.ndarray | None = None) -> np.ndarray:
         """n samples (n, *data shape) drawn with `seed`, exactly as `advgraph sample --npz`
         draws them; a conditional G draws uniform labels, or all `label`, or `labels`."""
-        from .evaluate.commands import draw_samples
+        from .run.samples import draw_samples
 
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
@@ -93,7 +93,7 @@ def open_run(run: str | Path, *, checkpoint: int | None = None, backend: str | N
     named."""
     import warnings
 
-    from .train.restore import restore_run
+    from .run.restore import restore_run
 
     root = Path(runs_dir) if runs_dir is not None else default_root()
     return Run(restore_run(RunDir.resolve(run, root), checkpoint, backend=backend, device=device,

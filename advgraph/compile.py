@@ -13,7 +13,7 @@ from typing import Any
 from .errors import Problem, SpecError
 from .ir import DataInfo, Graph, Node, Op, Prior, Program, Tensor
 from .ops import ARITY, OPS, ShapeError, fmt_shape, of_layer, too_small_batch
-from .spec.fields import MAX_SIZE
+from .fields import MAX_SIZE
 from .spec.gan import GanSpec, UniformPrior
 from .spec.layers import Network
 from .spec.load import LoadedSpec

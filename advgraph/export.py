@@ -30,11 +30,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .atomic import atomic_write
 from .errors import ExportError, MissingExtra, UsageError, WriteError
 from .jsontext import dumps
-from .train.restore import RestoredRun
+from .run.restore import RestoredRun
 
 FORMATS = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}
 LIBRARIES = {"onnx": ("onnx", "onnxscript")}  # format → optional modules it needs

@@ -1,6 +1,8 @@
-"""How much memory this process can still allocate: the smaller of the kernel's estimate of
-available memory (MemAvailable) and what its cgroup (v2 or v1) still allows; sysconf where
-neither can be read. No torch, no third-party imports."""
+"""How much memory this process holds and can still allocate (the smaller of the kernel's
+estimate of available memory, MemAvailable, and what its cgroup, v2 or v1, still allows;
+sysconf where neither can be read), and the check that refuses work which cannot fit. No torch,
+no third-party imports, nothing of advgraph above the errors: the estimate of a training
+process's peak is run.session.training_peak (with ops.costs.training_peak_bytes)."""
 
 from __future__ import annotations
 
@@ -129,7 +131,7 @@ def check_fits(option: str, what: str, need: int, detail: str = "", held: int = 
                      f"{describe(have)} of memory is available; lower {option}")
 
 
-GENERATE_BATCH = 1000  # G runs this many samples at a time (evaluate.commands.run_generator)
+GENERATE_BATCH = 1000  # G runs this many samples at a time (run.samples.run_generator)
 
 
 def generation_bytes(program, n: int, copies: int, per_sample: int = 0) -> int:
@@ -153,20 +155,3 @@ def current_rss() -> int | None:
         return pages * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError, AttributeError):
         return None
-
-
-def training_peak(program, spec, rss: int | None = None) -> int:
-    """The estimated peak resident memory of a process training `program` as `spec` says
-    (see ir.shapes.training_peak_bytes), the data set included; `rss`: what the process
-    already holds, when that is more than the runtime's usual size (tests, notebooks)."""
-    from .data import dataset_for
-    from .ir.shapes import training_peak_bytes
-    from .spec.gan import Adam
-
-    slots = max(2 if isinstance(o, Adam) else 1
-                for o in (spec.training.optimizer_for("G"), spec.training.optimizer_for("D")))
-    from .ir.shapes import RUNTIME_BYTES
-
-    return training_peak_bytes(program.G, program.D, spec.training.batch_size, slots,
-                               dataset_for(spec.data).memory_bytes(program.data_shape),
-                               max(RUNTIME_BYTES, rss or 0))

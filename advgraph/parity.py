@@ -24,12 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import OptimConfig, get_backend, check_supported
+from .backend_protocol import OptimConfig, get_backend, check_supported
 from .ir import Program
 from .ops import OPS
 from .params import init_params
-from .train.schedule import Schedule
-from .train.rng import seeds
+from .run.schedule import Schedule
+from .run.rng import seeds
 
 
 @dataclass

@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT / "backends"))
 from advgraph.compile import compile_spec  # noqa: E402
 from advgraph.data import data_info  # noqa: E402
 from advgraph.spec import load_file  # noqa: E402
-from advgraph.train.schedule import Schedule  # noqa: E402
+from advgraph.run.schedule import Schedule  # noqa: E402
 from advgraph_cupy import lowering as L  # noqa: E402
 from advgraph_cupy import memory as M  # noqa: E402
 from advgraph_cupy.backend import HOST_WRITTEN  # noqa: E402

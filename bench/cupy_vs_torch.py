@@ -36,7 +36,7 @@ VARIANTS = ("torch-eager", "cupy", "torch-compile", "torch-cudagraph")  # eager 
 def _program(spec: str, batch: int):
     from advgraph.compile import compile_spec
     from advgraph.data import data_info
-    from advgraph.ir.shapes import iteration_flops
+    from advgraph.ops.costs import iteration_flops
     from advgraph.spec import load_file
 
     loaded = load_file(spec, [f"training.batch_size={batch}"])
@@ -58,9 +58,9 @@ def _trainer_loop(backend: str, spec: str, device: str, batch: int, iters: int, 
     """The backend's own Trainer driven as train.run_loop drives it."""
     import numpy as np
 
-    from advgraph.backend import get_backend
+    from advgraph.backend_protocol import get_backend
     from advgraph.params import init_params
-    from advgraph.train.schedule import Schedule
+    from advgraph.run.schedule import Schedule
 
     loaded, program, k, flops = _program(spec, batch)
     sched = {g: Schedule(loaded.spec.training.optimizer_for(g)) for g in ("G", "D")}
@@ -107,7 +107,7 @@ def _plain_torch(spec: str, device: str, batch: int, iters: int, warmup: int, mo
     import torch
     import torch.nn.functional as F
 
-    from advgraph.backend import OptimConfig
+    from advgraph.backend_protocol import OptimConfig
     from advgraph.params import init_params
     from advgraph_torch.lower import Ctx, Net
     from advgraph_torch.optim import Optimizer

@@ -34,7 +34,7 @@ def main() -> None:
     from advgraph.data import data_info
     from advgraph.params import init_params
     from advgraph.spec import load_file
-    from advgraph.train.schedule import Schedule
+    from advgraph.run.schedule import Schedule
     from advgraph_cupy.backend import CupyTrainer
     from advgraph_cupy.runtime import HostExecutor
 

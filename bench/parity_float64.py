@@ -25,13 +25,13 @@ def main() -> None:
     import torch
     import torch.nn.functional as F
 
-    from advgraph.backend import OptimConfig, get_backend
+    from advgraph.backend_protocol import OptimConfig, get_backend
     from advgraph.compile import compile_spec
     from advgraph.data import data_info
     from advgraph.params import init_params
     from advgraph.parity import without_dropout
     from advgraph.spec import load_file
-    from advgraph.train.rng import seeds
+    from advgraph.run.rng import seeds
     from advgraph_cupy.backend import CupyTrainer
     from advgraph_cupy.runtime import TwinExecutor
     from advgraph_torch.lower import Ctx, Net

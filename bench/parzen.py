@@ -54,7 +54,7 @@ def child(mode: str, a) -> None:
     sys.path.insert(0, str(ROOT))
     import torch  # noqa: F401  (part of the baseline)
 
-    from advgraph.evaluate.parzen import PAPER_SIGMAS, log_densities, log_densities_original
+    from advgraph.parzen import PAPER_SIGMAS, log_densities, log_densities_original
 
     out: dict = {}
     if mode != "import":
@@ -67,7 +67,7 @@ def child(mode: str, a) -> None:
             log_densities_original(x[: a.orig_points], mu, PAPER_SIGMAS[0])
         out["seconds"] = time.perf_counter() - t0
         if mode == "fast":  # against the definition in float64, on every 200th point
-            from advgraph.evaluate.parzen import log_densities_direct
+            from advgraph.parzen import log_densities_direct
 
             idx = range(0, len(x), 200)
             out["max_error"] = max(float(abs(ll[j, i] - log_densities_direct(x[i:i + 1], mu, s)[0]))

@@ -31,15 +31,15 @@ sys.path.insert(0, str(ROOT))
 
 from advgraph.compile import compile_spec  # noqa: E402
 from advgraph.data import data_info  # noqa: E402
-from advgraph.runs import RunDir  # noqa: E402
+from advgraph.run.directory import RunDir  # noqa: E402
 from advgraph.spec import load_file  # noqa: E402
-from advgraph.train.context import Context  # noqa: E402
+from advgraph.run.context import Context  # noqa: E402
 from advgraph.train.loop import run_loop  # noqa: E402
-from advgraph.train.schedule import Schedule  # noqa: E402
-from advgraph.train.rng import seeds  # noqa: E402
-from advgraph.train.session import Session  # noqa: E402
-from advgraph.train.stream import DataStream  # noqa: E402
-from advgraph.backend import get_backend  # noqa: E402
+from advgraph.run.schedule import Schedule  # noqa: E402
+from advgraph.run.rng import seeds  # noqa: E402
+from advgraph.run.session import Session  # noqa: E402
+from advgraph.run.stream import DataStream  # noqa: E402
+from advgraph.backend_protocol import get_backend  # noqa: E402
 from advgraph.params import init_params  # noqa: E402
 
 N_TRAIN, M = 10_000, 100

@@ -15,7 +15,7 @@ from .common import SetOpt, SpecArg, console, user_errors
 
 def backends() -> None:
     """List installed backends and whether they can run here."""
-    from ..backend import list_backends
+    from ..backend_protocol import list_backends
 
     for name, ok, why, about in list_backends(about=True):
         console.print(f"{name}: " + (("available" + (f" ({why})" if why else "")) if ok
@@ -76,7 +76,7 @@ def _check_parity_memory(program, batch: int) -> None:
     from math import prod
 
     from .. import memory
-    from ..ir.shapes import training_bytes
+    from ..ops.costs import training_bytes
 
     inputs = 4 * batch * (prod(program.data_shape) + 2 * program.prior.dim)
     memory.check_fits("--batch", f"--batch {batch:,}: two trainers with this minibatch need",

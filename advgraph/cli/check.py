@@ -13,7 +13,7 @@ from .common import SetOpt, SpecArg, console, user_errors
 
 
 def _graph_rows(graph) -> list[dict[str, Any]]:
-    from ..ir.shapes import flops
+    from ..ops.costs import flops
 
     rows = []
     for n in graph.nodes:
@@ -71,9 +71,9 @@ def _backend_report(name: Optional[str], program, t) -> Optional[list[str]]:
     device, and the backend need not be usable here."""
     if name is None:
         return None
-    from ..backend import check_supported, get_backend
+    from ..backend_protocol import check_supported, get_backend
     from ..errors import BackendError
-    from ..train.schedule import Schedule
+    from ..run.schedule import Schedule
 
     backend = get_backend(name, usable=False)
     try:  # a backend's lowering table may import its framework
@@ -90,7 +90,7 @@ def _backend_report(name: Optional[str], program, t) -> Optional[list[str]]:
 
 def _summary(spec: Path, program, t) -> dict[str, Any]:
     """What --json prints and the tables show."""
-    from ..ir.shapes import graph_flops, iteration_flops, training_bytes
+    from ..ops.costs import graph_flops, iteration_flops, training_bytes
 
     return {
         "spec": str(spec),

@@ -72,14 +72,14 @@ def user_errors(rank: int = 0,
 
 
 def runs_root(runs_dir: Optional[Path]) -> Path:
-    from ..runs import default_root
+    from ..run.directory import default_root
 
     return runs_dir if runs_dir is not None else default_root()
 
 
 def open_run(run: str, runs_dir: Optional[Path]):
     """The run directory, or the error that names what is wrong with it."""
-    from ..runs import RunDir
+    from ..run.directory import RunDir
 
     return RunDir.resolve(run, runs_root(runs_dir))
 

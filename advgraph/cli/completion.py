@@ -15,7 +15,7 @@ SPEC_SUFFIXES = (".yaml", ".yml")
 def complete_run(ctx: typer.Context, incomplete: str) -> list[str]:
     """The runs (directories holding a run.json) under --runs-dir, $ADVGRAPH_RUNS or ./runs
     whose names start with `incomplete`."""
-    from ..runs import default_root, list_runs
+    from ..run.directory import default_root, list_runs
 
     given = ctx.params.get("runs_dir") if ctx is not None else None
     root = Path(given) if given else default_root()

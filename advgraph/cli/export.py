@@ -38,7 +38,7 @@ def export(
     """Export G alone in torch's layouts, with the resolved spec and the prior beside it. It
     computes what `sample --backend torch` computes; onnx needs the export extra."""
     from .. import export as E
-    from ..train.restore import restore_run
+    from ..run.restore import restore_run
 
     with user_errors():
         chosen = E.check_format(fmt.value if fmt else None, out)

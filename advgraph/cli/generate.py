@@ -37,7 +37,8 @@ def sample(
         1, "--nproc", min=1, help="Share the --nearest search over this many processes."),
 ) -> None:
     """Draw samples from G: an image grid (or a plot for 1-D/2-D toy data), or raw arrays."""
-    from ..evaluate import commands as C
+    from ..run import sample_files
+    from ..run.samples import image_shape
 
     shape_given = rows is not None or cols is not None
     rows, cols = rows if rows is not None else 4, cols if cols is not None else 5
@@ -52,7 +53,7 @@ def sample(
         restored = restore(run, runs_dir, checkpoint, dist.device if dist else device,
                            data_root, backend)
         figure = grid or nearest or out is not None or npz is None
-        toy = C.image_shape(restored) is None
+        toy = image_shape(restored) is None
         _check_sample_memory(restored, rows, cols, n, npz is not None, figure, toy,
                              nearest, by_label)
         if grid and npz is None:
@@ -66,9 +67,9 @@ def sample(
         if n is not None and figure and not toy and npz is None:
             warn("--n sets the number of samples for --npz and toy plots; an image grid shows "
                  "--rows × --cols samples")
-        paths = C.sample(restored, figure=figure, rows=rows, cols=cols, seed=seed,
-                         nearest=nearest, n=n, npz=npz, out=out, dist=dist, label=label,
-                         per_label=by_label)
+        paths = sample_files.sample(restored, figure=figure, rows=rows, cols=cols, seed=seed,
+                                    nearest=nearest, n=n, npz=npz, out=out, dist=dist,
+                                    label=label, per_label=by_label)
     for p in paths:
         print_wrote(p)
 
@@ -84,7 +85,7 @@ def interpolate(
     runs_dir: Optional[Path] = RunsDirOpt,
 ) -> None:
     """Figure 3: images decoded along straight lines between pairs of z drawn from the prior."""
-    from ..evaluate import commands as C
+    from ..evaluate.interpolation import interpolate as draw_path
 
     with user_errors(lower="a smaller --rows or --steps"):
         png_out(out)
@@ -94,8 +95,8 @@ def interpolate(
         if slerp and restored.program.prior.kind == "uniform":
             warn("--slerp follows great circles, which suit a Gaussian prior; this run's prior "
                  "is uniform, and the paths leave its box")
-        print_wrote(C.interpolate(restored, rows=rows, steps=steps, seed=seed,
-                                  spherical=slerp, out=out, label=label))
+        print_wrote(draw_path(restored, rows=rows, steps=steps, seed=seed,
+                              spherical=slerp, out=out, label=label))
 
 
 def _check_sample_memory(restored, rows: int, cols: int, n: Optional[int], npz: bool,

@@ -24,7 +24,7 @@ def ranks(nproc: int, device: str,
         distributed.check_cuda(device, nproc)  # once, not once per rank
         raise typer.Exit(_relaunch(nproc))
     if world > 1 and device == "auto":
-        from ..backend import resolve_device
+        from ..backend_protocol import resolve_device
 
         device = resolve_device(device, "torch")  # ranks are torch.distributed's
     dist = distributed.init(device) if world > 1 else None

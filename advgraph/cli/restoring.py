@@ -13,9 +13,9 @@ def restore(run: str, runs_dir: Optional[Path], checkpoint: Optional[int], devic
             data_root: Optional[str], backend: Optional[str] = None):
     """The run's checkpoint in a trainer of `backend` (default: the one it trained on) on
     `device` (`auto` resolved for that backend)."""
-    from ..backend import resolve_device
+    from ..backend_protocol import resolve_device
     from ..errors import BackendError, LoweringError
-    from ..train.restore import restore_run
+    from ..run.restore import restore_run
 
     r = open_run(run, runs_dir)
     trained_on = r.info().get("backend") or "torch"

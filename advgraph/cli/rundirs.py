@@ -17,7 +17,7 @@ from .common import RunsDirOpt, console, complete_run, err, runs_root, user_erro
 def runs(runs_dir: Optional[Path] = RunsDirOpt,
          as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """List runs with status, step, epoch and last metrics (a damaged run as `damaged`)."""
-    from ..runs import list_runs
+    from ..run.directory import list_runs
 
     root = runs_root(runs_dir)
     with user_errors():
@@ -111,7 +111,8 @@ def rm(
     is refused."""
     import sys
 
-    from ..runs import RunDir, remove_runs
+    from ..run.directory import RunDir
+    from ..run.removal import remove_runs
 
     with user_errors():
         root = runs_root(runs_dir)

@@ -93,7 +93,7 @@ def _reporters(rank: int, tensorboard: bool) -> tuple[Any, Any]:
 
 def _auto_device(device: Optional[str], backend: str) -> str:
     """What --device auto means here (the start line says where the run trains)."""
-    from ..backend import resolve_device
+    from ..backend_protocol import resolve_device
 
     return resolve_device(device, backend)
 
@@ -136,7 +136,7 @@ def _train(spec: Optional[Path], resume: Optional[str], name: Optional[str],
         return resume_run(root, resume, data_root, overrides, hooks, backend=backend,
                           device=device, dist=dist)
     from ..spec import load_file
-    from ..train.context import Context
+    from ..run.context import Context
     from ..train.starting import start
 
     return start(load_file(spec, overrides), root, name,  # type: ignore[arg-type]

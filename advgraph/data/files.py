@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from .. import memory
-from ..atomic import not_regular  # noqa: F401 (spec.load's too)
+from ..atomic import not_regular
 from ..errors import DataError
 
 

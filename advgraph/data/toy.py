@@ -9,6 +9,11 @@ def gaussian1d(n: int, mean: float, std: float, rng: np.random.Generator) -> np.
     return (mean + std * rng.standard_normal((n, 1))).astype(np.float32)
 
 
+def normal_pdf(xs: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """The density gaussian1d draws from."""
+    return np.exp(-0.5 * ((xs - mean) / std) ** 2) / (std * np.sqrt(2 * np.pi))
+
+
 def ring2d(n: int, modes: int, radius: float, std: float,
            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Points and their mode index: mode j is centred at radius·(cos 2πj/modes, sin 2πj/modes)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from ..errors import CheckpointError
-from ..runs import RunDir
+from ..run.directory import RunDir
 
 Warn = Optional[Callable[[str], None]]
 
@@ -93,21 +93,23 @@ class Evaluation:
         the run's eval/. A baseline, which does not depend on G, is measured with the `last`
         checkpoint alone. With `dist`, every rank shares the Parzen work; rank 0 alone yields,
         and measures the rest."""
-        from . import commands as C
+        from .likelihood import parzen
+        from .quality import quality
+        from .theory import theory
 
         base = self.baseline if last else None
         if self.parzen and (base or not self.baseline):  # a baseline is scored instead of G
-            rep = C.parzen(restored, dist=dist, per_label=self.per_label, samples=self.samples,
-                           sigmas=self.sigmas, sigma=self.sigma, valid_limit=self.valid_limit,
-                           split=self.split, baseline=base, seed=self.seed, progress=progress)
+            rep = parzen(restored, dist=dist, per_label=self.per_label, samples=self.samples,
+                         sigmas=self.sigmas, sigma=self.sigma, valid_limit=self.valid_limit,
+                         split=self.split, baseline=base, seed=self.seed, progress=progress)
             if dist is None or dist.is_main:
                 yield "parzen", rep
         if dist is not None and not dist.is_main:
             return
         if self.quality:
-            yield "quality", C.quality(restored, which=set(self.quality), samples=self.samples,
-                                       seed=self.seed, split=self.split, baseline=base,
-                                       retrain=self.retrain_classifier, warn=warn,
-                                       progress=progress, memo=self.memo)
+            yield "quality", quality(restored, which=set(self.quality), samples=self.samples,
+                                     seed=self.seed, split=self.split, baseline=base,
+                                     retrain=self.retrain_classifier, warn=warn,
+                                     progress=progress, memo=self.memo)
         if self.theory:
-            yield "theory", C.theory(restored, samples=self.samples, seed=self.seed, out=self.out)
+            yield "theory", theory(restored, samples=self.samples, seed=self.seed, out=self.out)

@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from ..atomic import atomic_write
-from ..errors import WriteError
+from ..errors import RunError, WriteError
 from ..jsontext import dump_bytes
 
 ITERATIONS = 20  # Lloyd rounds at most (Fashion-MNIST, 50,000 examples, k = 10,000: 13)
@@ -154,3 +154,24 @@ def _write_cache(path, meta_path, blob: bytes, km: KMeans, k: int, seed: int, it
                                         "max_iterations": iterations, "changed": km.changed,
                                         "inertia": km.inertia, "examples": examples,
                                         "data_digest": digest}, str(meta_path), indent=1))
+
+
+def kmeans_baseline(restored, k: int, seed: int, dist=None,
+                    progress: Callable[[str], None] | None = None):
+    """k-means centres of the training set (cached); with `dist`, rank 0 computes them and
+    the other ranks receive them, or None when rank 0 failed (it reports why), so that they
+    stop with it instead of dying in the collective when it exits."""
+    if dist is not None and not dist.is_main:
+        km = dist.broadcast(None)
+        if km is None:
+            raise RunError("rank 0 could not compute the k-means centres")
+        return km
+    try:
+        warn = (lambda m: progress(f"warning: {m}")) if progress else None
+        km = kmeans_centres(restored.splits.train, k, seed, device=restored.device,
+                            warn=warn, progress=progress)
+    except BaseException:
+        if dist is not None:
+            dist.broadcast(None)
+        raise
+    return dist.broadcast(km) if dist is not None else km

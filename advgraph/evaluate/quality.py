@@ -17,8 +17,11 @@ import numpy as np
 
 from ..data import dataset_for
 from ..errors import DataError, UsageError
+from ..run.samples import draw_samples, labels_like_training
 from .classifier import domain_classifier
 from .feature_metrics import Moments, classifier_score, frechet_distance, prdc
+from .kmeans import kmeans_baseline
+from .reports import write_report
 
 METRICS = ("fid", "prdc", "score")
 PRDC_K = 5
@@ -107,7 +110,7 @@ def _reference(restored, which: set[str], samples: int, split: str, retrain: boo
     return _Reference(clf, feats, moments, held_out, row)
 
 
-def quality(restored, *, which: set[str], samples: int, seed: int, split: str = "test",
+def measure(restored, *, which: set[str], samples: int, seed: int, split: str = "test",
             baseline: str | None = None, retrain: bool = False,
             warn: Callable[[str], None] | None = None,
             progress: Callable[[str], None] | None = None,
@@ -117,8 +120,6 @@ def quality(restored, *, which: set[str], samples: int, seed: int, split: str = 
     conditional G's samples take labels drawn from the training labels, as for --parzen: the
     model of p(x) = Σ p(y)·p(x|y) it defines. `memo` (one dict for the checkpoints of one run)
     keeps what does not depend on G, so that only G's row is computed again."""
-    from .commands import draw_samples, kmeans_baseline, labels_like_training
-
     t0 = time.perf_counter()
     sp = restored.splits
     classes = _label_classes(restored)
@@ -161,3 +162,10 @@ def quality(restored, *, which: set[str], samples: int, seed: int, split: str = 
         "seconds": round(time.perf_counter() - t0, 3),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "notes": notes,
     }
+
+
+def quality(restored, **kwargs: Any) -> dict[str, Any]:
+    """`eval --fid/--prdc/--score`: the report of `measure`, written to eval/quality.json."""
+    report = measure(restored, **kwargs)
+    write_report(restored.run, "quality.json", report, "quality")
+    return report

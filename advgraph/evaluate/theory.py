@@ -9,8 +9,17 @@ JSD(p_data ‖ p_g), C(G) = −log 4 + 2·JSD (Theorem 1), and V(D, G) measured 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from ..data.toy import normal_pdf
+from ..errors import UsageError
+from ..run.sample_files import out_path
+from ..run.samples import draw_samples
+from ..spec.gan import Gaussian1dData
+from .reports import write_report
 
 
 def kde(points: np.ndarray, xs: np.ndarray, chunk: int = 256) -> np.ndarray:
@@ -25,10 +34,6 @@ def kde(points: np.ndarray, xs: np.ndarray, chunk: int = 256) -> np.ndarray:
         u = (xs[s:s + chunk, None] - p[None, :]) / h
         out[s:s + chunk] = np.exp(-0.5 * u * u).sum(1) / (n * h * np.sqrt(2 * np.pi))
     return out
-
-
-def normal_pdf(xs: np.ndarray, mean: float, std: float) -> np.ndarray:
-    return np.exp(-0.5 * ((xs - mean) / std) ** 2) / (std * np.sqrt(2 * np.pi))
 
 
 @dataclass
@@ -103,3 +108,27 @@ def plot(curves: dict, th: Theory, path, title: str = "", follow: bool = False):
     out = _save_fig(fig, path, follow)
     plt.close(fig)
     return out
+
+
+def theory(restored, *, samples: int, seed: int, out: Path | None) -> dict[str, Any]:
+    """`eval --theory`: the measures and the figure of a 1-D run, written to eval/theory.json."""
+    if restored.program.data_shape != (1,):
+        raise UsageError(f"`theory` needs 1-D data; this run's data is {restored.program.data_shape}")
+    if restored.program.conditional:
+        raise UsageError("`theory` compares D with D* of an unconditional GAN; this run is "
+                         "conditional")
+    g = draw_samples(restored, samples, seed)
+    data = restored.splits.test if len(restored.splits.test) else restored.splits.train
+    spec = restored.spec.data
+    p_data = None
+    if isinstance(spec, Gaussian1dData):
+        p_data = lambda xs: normal_pdf(xs, spec.mean, spec.std)  # noqa: E731
+    fake = draw_samples(restored, min(samples, 20_000), seed + 1)
+    th, curves = measure(restored.trainer.discriminate, g, data, p_data, fake)
+    png = plot(curves, th, out_path(restored.run, out, "eval",
+                                    f"theory-step-{restored.step:07d}.png"),
+               follow=out is not None)
+    report = {"run": restored.run.name, "checkpoint_step": restored.step, **th.as_dict(),
+              "samples": samples, "seed": seed, "figure": str(png)}
+    write_report(restored.run, "theory.json", report, "theory")
+    return report

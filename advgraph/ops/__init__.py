@@ -2,8 +2,8 @@
 
 An `OpDef` (base.py) holds the spec's layer model, how it becomes node attributes, the shape
 rule, the parameters (shape, initial value, trainability), the forward FLOPs and the NumPy
-reference forward (the oracle every backend is tested against). The compiler, the shape
-functions and the reference are lookups in `OPS`; the spec's `Layer` union is made of the
+reference forward (the oracle every backend is tested against). The compiler, the FLOPs and
+memory figures (`costs`) and the reference are lookups in `OPS`; the spec's `Layer` union is made of the
 families' layer models. Backends keep their lowerings in their own tables keyed by `Op` and
 declare the ops they do not support. CONTRIBUTING.md says how to add an op.
 """

@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import AfterValidator, Field
 
 from advgraph.ir.ops import Op
-from advgraph.spec.fields import Layer, not_tiny
+from advgraph.fields import Layer, not_tiny
 
 from .base import OpDef, per_element, same_shape
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from advgraph.ir.graph import Init
 from advgraph.ir.ops import Op
-from advgraph.spec import fields as F
+from advgraph import fields as F
 
 Shape = tuple[int, ...]
 Attrs = dict[str, Any]

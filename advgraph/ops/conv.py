@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from advgraph.ir.ops import Op
-from advgraph.spec.fields import Init, Layer, Pieces, Real, Size, default_init
+from advgraph.fields import Init, Layer, Pieces, Real, Size, default_init
 
 from .base import OpDef, Param, ShapeError, bias_init, fmt_shape, weight_init
 

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from advgraph.ir.ops import Op
-from advgraph.spec.fields import Init, Layer, Pieces, Real, Size, default_init
+from advgraph.fields import Init, Layer, Pieces, Real, Size, default_init
 
 from .base import OpDef, Param, bias_init, flat_input, weight_init
 

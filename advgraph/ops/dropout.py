@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field
 
 from advgraph.ir.ops import Op
-from advgraph.spec.fields import Layer, PositiveReal, not_tiny
+from advgraph.fields import Layer, PositiveReal, not_tiny
 
 from .base import OpDef, per_element, same_shape
 

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from advgraph.ir.ops import Op
-from advgraph.spec.fields import Layer, Size
+from advgraph.fields import Layer, Size
 
 from .base import OpDef, ShapeError, fmt_shape, free, same_shape
 

@@ -7,8 +7,8 @@ from typing import Annotated, Literal, Union
 from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
 from ..names import is_name_stem
-from .fields import (SQRT3, Count, NonNegativeCount, NonNegativeReal, PositiveReal, Real, Seed, Size,
-                     Strict, not_tiny)
+from ..fields import (SQRT3, Count, NonNegativeCount, NonNegativeReal, PositiveReal, Real, Seed,
+                      Size, Strict, not_tiny)
 from .layers import Network
 
 MAX_EXAMPLES = 10**9  # examples in a split

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from advgraph.ops import LAYER_MODELS
 
-from .fields import Name, Size, Strict
+from ..fields import Name, Size, Strict
 
 Layer = Annotated[Union[LAYER_MODELS], Field(discriminator="type")]  # type: ignore[valid-type]
 

@@ -384,7 +384,7 @@ def read_spec_text(path: str | Path) -> str:
     a device such as /dev/zero, which reads forever, nor a FIFO, which blocks)."""
     import os
 
-    from ..data.files import not_regular
+    from ..atomic import not_regular
 
     def problem(msg: str) -> SpecError:
         return SpecError(Problem("", msg, str(path)))

@@ -4,20 +4,15 @@ One *step* is one iteration of Algorithm 1: k D-updates, each on a fresh minibat
 examples and m noise samples, then one G-update on fresh noise. An *epoch* is one pass over the
 (shuffled) training set by the D-updates' minibatches.
 
-Import from the modules; the package itself imports none of them, so that reading a
-checkpoint back (`restore`, for sample and eval) never loads the training loop.
+Import from the modules; the package itself imports none of them. What a run is built from and
+restored with (its directory, context, random streams, schedule, data stream, session, restore)
+is in advgraph/run/, below this package and evaluate/, which both use it.
 
-- `schedule`: per-update learning rates and momenta (`Schedule`)
-- `stream`: the shuffled data order (`DataStream`)
-- `rng`: the random streams derived from the seed (`seeds`, `rank_seed`)
-- `context`: backend, device and process group (`Context`)
-- `session`: a run's working set built from a spec (`Session`, `build_session`, `make_trainer`)
 - `hooks`: what a front end is told while training (`TrainingHooks`, `StartInfo`, `NO_HOOKS`,
   `Fanout`)
 - `loop`: the training loop (`run_loop`, `Outcome`); `monitor`: Parzen monitoring;
   `checkpoint`: saving; `interrupt`: Ctrl-C handling
 - `starting`, `resuming`: the entry points the CLI calls (`start`, `resume`)
-- `restore`: a checkpoint back into a trainer (`restore_run`, `RestoredRun`) or a session
 - `provenance`: versions and owner recorded in run.json and checkpoints
 - `snapshots`: the fixed-noise sample grid written while training
 - `tensorboard`: the hooks as TensorBoard event files (`train --tensorboard`)

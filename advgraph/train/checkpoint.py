@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import TrainingDiverged
-from ..runs import RunDir
+from ..run.directory import RunDir
+from ..run.session import Session
 from .provenance import versions
-from .session import Session
 
 
 def save(run: RunDir, s: Session) -> None:

@@ -12,16 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import Trainer
+from ..backend_protocol import Trainer
 from ..errors import AdvGraphError, TrainingDiverged
-from ..runs import RunDir
+from ..run.context import Context
+from ..run.directory import RunDir
+from ..run.session import Session
+from ..run.stream import DataStream
 from .checkpoint import save
-from .context import Context
 from .hooks import NO_HOOKS, SAMPLE_GRID, StartInfo, TrainingHooks
 from .interrupt import graceful
-from .monitor import due, monitor_parzen
-from .session import Session
-from .stream import DataStream
+from .monitor import monitor_parzen
 
 LOSSES = ("d_loss", "g_loss", "d_real", "d_fake")
 
@@ -61,7 +61,8 @@ def run_loop(run: RunDir, s: Session, hooks: TrainingHooks = NO_HOOKS) -> Outcom
                     _check_finite(s.step, last, finite)
                     hooks.report(last)
                 new_epoch = s.stream.epoch > epoch_before
-                if pz is not None and due(pz.every, s.step, s.stream.epoch, new_epoch):
+                if pz is not None and interval_ends(pz.every, s.step, s.stream.epoch,
+                                                    new_epoch):
                     row = monitor_parzen(s, pz)
                     run.append_metrics(row)
                     hooks.report(row)
@@ -110,6 +111,14 @@ def next_minibatch(stream: DataStream, trainer: Trainer) -> int:
     return pos
 
 
+def interval_ends(every, step: int, epoch: int, new_epoch: bool) -> bool:
+    """Whether an interval of `every` (steps, or epochs) ends at this step: when the Parzen
+    monitor runs, a checkpoint is saved, a sample grid is drawn."""
+    if every.steps is not None:
+        return step % every.steps == 0
+    return new_epoch and epoch % every.epochs == 0
+
+
 def _reached_stop(s: Session) -> bool:
     stop = s.spec.training.stop
     return (stop.steps is not None and s.step >= stop.steps) or \
@@ -117,7 +126,7 @@ def _reached_stop(s: Session) -> bool:
 
 
 def _checkpoint_due(s: Session, new_epoch: bool) -> bool:
-    return due(s.spec.training.checkpoint, s.step, s.stream.epoch, new_epoch)
+    return interval_ends(s.spec.training.checkpoint, s.step, s.stream.epoch, new_epoch)
 
 
 def _snapshot_due(s: Session, checkpoint: bool, new_epoch: bool) -> bool:
@@ -126,7 +135,7 @@ def _snapshot_due(s: Session, checkpoint: bool, new_epoch: bool) -> bool:
         return False
     if grid.every is None:
         return checkpoint
-    return due(grid.every, s.step, s.stream.epoch, new_epoch)
+    return interval_ends(grid.every, s.step, s.stream.epoch, new_epoch)
 
 
 def _snapshot(run: RunDir, s: Session, hooks: TrainingHooks) -> None:

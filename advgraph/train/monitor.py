@@ -6,20 +6,13 @@ from typing import Any
 
 import numpy as np
 
-from .session import Session
-
-
-def due(every, step: int, epoch: int, new_epoch: bool) -> bool:
-    """Whether `every` (steps, or epochs) falls on this step."""
-    if every.steps is not None:
-        return step % every.steps == 0
-    return new_epoch and epoch % every.epochs == 0
+from ..run.session import Session
 
 
 def monitor_parzen(s: Session, pz) -> dict[str, Any]:
     """Parzen log-likelihood of validation data under a few samples of G. The noise comes from
     its own generator keyed by (seed, step), so monitoring never changes the training run."""
-    from ..evaluate.parzen import log_densities
+    from ..parzen import log_densities
     from ..sampling import sample_prior
 
     valid = s.splits.valid[: pz.valid] if pz.valid else s.splits.valid

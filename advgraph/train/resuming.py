@@ -9,15 +9,15 @@ from pydantic import ValidationError
 
 from ..atomic import atomic_write
 from ..errors import CheckpointError, RunError, UsageError
-from ..runs import RunDir
+from ..run.context import Context
+from ..run.directory import RunDir
+from ..run.restore import load_state, validate_and_restore
+from ..run.session import Session, build_session
 from ..spec import LoadedSpec, dump_resolved, load_file
 from ..spec.gan import GanSpec
-from .context import Context
 from .hooks import NO_HOOKS, TrainingHooks
 from .loop import Outcome, run_loop
 from .provenance import owner, versions
-from .restore import load_state, validate_and_restore
-from .session import Session, build_session
 
 # Keys that may change when a run is resumed: when it stops, how it logs and checkpoints.
 RESUMABLE = ("stop", "checkpoint", "keep_checkpoints", "log_every", "monitor", "sample_grid")

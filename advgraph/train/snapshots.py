@@ -9,15 +9,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..runs import RunDir
-from .session import Session
+from ..run.directory import RunDir
+from ..run.session import Session
 
 SNAPSHOT_SEED_OFFSET = 0x5A3  # the grid's noise stream, apart from every training stream
 
 
 @dataclass
 class _SessionView:
-    """What evaluate.commands.sample reads from a restored run, from a live session."""
+    """What run.sample_files.sample reads from a restored run, from a live session."""
 
     run: RunDir
     program: object
@@ -48,7 +48,7 @@ def _grid_dir(run: RunDir) -> Path:
 
 def write_snapshot(run: RunDir, s: Session) -> Path:
     """The grid of G's samples at this step (rows × cols of the spec's sample_grid)."""
-    from ..evaluate.commands import sample
+    from ..run.sample_files import sample
 
     grid = s.spec.training.sample_grid
     view = _SessionView(run, s.program, s.trainer, s.spec, s.splits, s.step, s.ctx.device,

@@ -7,14 +7,14 @@ from pathlib import Path
 
 from ..atomic import atomic_write
 from ..errors import RunError
-from ..runs import RunDir
+from ..run.context import Context
+from ..run.directory import RunDir
+from ..run.session import build_session
 from ..spec import LoadedSpec, dump_resolved
 from ..spec.gan import GanSpec
-from .context import Context
 from .hooks import NO_HOOKS, TrainingHooks
 from .loop import Outcome, run_loop
 from .provenance import owner, versions
-from .session import build_session
 
 
 def start(loaded: LoadedSpec, runs_root: Path, name: str | None, ctx: Context,

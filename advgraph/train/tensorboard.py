@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import MissingExtra
-from ..runs import RunDir
+from ..run.directory import RunDir
 from .hooks import SAMPLE_GRID, StartInfo
 
 DIRNAME = "tensorboard"  # runs/<name>/tensorboard/

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from advgraph.backend import METRIC_SUMS, OptimConfig
+from advgraph.backend_protocol import METRIC_SUMS, OptimConfig
 from advgraph.errors import BackendError
 from advgraph.ir import Op, Program
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from advgraph.backend import METRIC_SUMS
+from advgraph.backend_protocol import METRIC_SUMS
 
 # Epilogue of a GEMM, or the activation of act_fwd/act_bwd. NONE: C = A·B; BIAS: + bias;
 # the others: + bias, then the activation.

@@ -12,7 +12,8 @@ accumulating GEMM) is *carried*: it has memory of its own. So is a buffer no pha
 first launch.
 
 The arenas replace the buffers at run time only (`relocate`): the plans themselves, and what
-`plan.check` verifies of them, are unchanged; `check` then runs on the relocated launches too.
+`footprint.check_plan` verifies of them, are unchanged; it then runs on the relocated launches
+too.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ A plan is named buffers (each with a dtype, a size and a role) and, per phase, a
 launches whose pointer arguments are views (buffer, offset, extent) and whose scalars carry
 their C type (np.int32, np.uint32, np.float32). The runtime allocates the buffers once, binds
 the launches, and captures them (a CUDA graph on a GPU); nothing in a phase depends on the
-step, so a captured phase never changes. `lowering/` makes plans from a Program; `check`
-verifies every launch against its kernel's signature and footprint.
+step, so a captured phase never changes. `lowering/` makes plans from a Program;
+`footprint.check_plan` verifies every launch against its kernel's signature and footprint.
 
 The contract between the host and a captured training iteration:
 - Hyperparameters: every D-update of an iteration has its own slot in `D.hp` (lr, momentum or
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from advgraph.backend import OptimConfig
+from advgraph.backend_protocol import OptimConfig
 from advgraph.ir import Prior
 
 from .codes import EPILOGUES
@@ -197,73 +197,6 @@ def bind_scalars(launches: list[Launch], n_examples: int) -> list[Launch]:
 
     return [replace(l, args=tuple(fill(a) for a in l.args)) if any(a is N_EXAMPLES for a in l.args)
             else l for l in launches]
-
-
-_CTYPES = {"float*": "float32", "int*": "int32", "unsigned char*": "uint8",
-           "unsigned int*": "uint32", "long long*": "int64"}
-_SCALARS = {"int": np.int32, "unsigned int": np.uint32, "float": np.float32,
-            "long long": np.int64}
-
-
-def check(plan: Plan, sizes: dict[str, int] | None = None,
-          phases: dict[str, list[Launch]] | None = None) -> None:
-    """Every launch against its kernel's C signature and footprint: argument count, scalar C
-    types, the element type of every buffer pointer, every view inside its buffer, what the
-    kernel touches inside its view, and no overlap between a written `__restrict__` pointer
-    and another pointer argument. `sizes`: the real sizes of runtime-sized buffers. Raises
-    AssertionError naming the launch."""
-    from .footprint import FOOTPRINTS
-    from .kernel_sources import signatures
-
-    sigs = signatures()
-    sizes = sizes or {}
-    for phase, launches in (phases or plan.phases).items():
-        for i, launch in enumerate(launches):
-            where = f"{phase}[{i}] {launch.kernel} ({launch.note})"
-            params = sigs.get(launch.kernel)
-            assert params is not None, f"{where}: no such kernel"
-            assert len(params) == len(launch.args), \
-                f"{where}: {len(launch.args)} arguments for {len(params)} parameters"
-            scalars: dict[str, int] = {}
-            views: list[tuple[Any, Buf, int, bool]] = []
-            for prm, arg in zip(params, launch.args):
-                if prm.is_pointer:
-                    assert isinstance(arg, Buf), f"{where}: {prm.name} needs a buffer, got {arg!r}"
-                    spec = plan.buffers.get(arg.name)
-                    assert spec is not None, f"{where}: {prm.name}: unknown buffer {arg.name}"
-                    want = _CTYPES[prm.ctype.replace("const ", "")]
-                    assert spec.dtype == want, \
-                        f"{where}: {prm.name} is {prm.ctype}, buffer {arg.name} is {spec.dtype}"
-                    size = sizes.get(arg.name, spec.size)
-                    extent = arg.extent or max(size - arg.offset, 0)
-                    if size or arg.name not in ("data", "order", "labels"):
-                        assert 0 <= arg.offset and arg.offset + extent <= size, \
-                            f"{where}: {prm.name}: view [{arg.offset}, {arg.offset + extent}) " \
-                            f"outside {arg.name} ({size})"
-                    views.append((prm, arg, extent, not prm.ctype.startswith("const")))
-                elif arg is N_EXAMPLES:
-                    scalars[prm.name] = sizes.get("order", 0)
-                else:
-                    want_t = _SCALARS[prm.ctype]
-                    assert type(arg) is want_t, \
-                        f"{where}: {prm.name} is {prm.ctype}, got {type(arg).__name__}"
-                    scalars[prm.name] = int(arg)
-            fp = FOOTPRINTS[launch.kernel](scalars)
-            spans = []
-            for prm, arg, extent, written in views:
-                touched = fp[prm.name]
-                if extent or touched:
-                    if not (arg.name in ("data", "order", "labels") and not sizes):
-                        assert touched <= extent, \
-                            f"{where}: {prm.name} touches {touched} elements of a view of {extent}"
-                spans.append((prm.name, arg.name, arg.offset, arg.offset + touched, written))
-            for a in range(len(spans)):
-                for b in range(a + 1, len(spans)):
-                    pa, ba, sa, ea, wa = spans[a]
-                    pb, bb, sb, eb, wb = spans[b]
-                    if ba == bb and (wa or wb) and sa < eb and sb < ea:
-                        raise AssertionError(f"{where}: __restrict__ arguments {pa} and {pb} "
-                                             f"overlap in {ba}")
 
 
 def hparams(cfg: OptimConfig, lr: float, momentum: float, t: int) -> np.ndarray:

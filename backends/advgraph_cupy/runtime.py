@@ -7,7 +7,7 @@ host, launch a kernel, and capture a list of launches for replay:
 - HostExecutor: the same .cu files compiled as C++ (host/), run on the CPU; "capture" records
   the bound launches. Optional guard zones (a signalling-NaN pattern around every buffer) catch
   writes outside a buffer without a sanitizer.
-- TwinExecutor: the kernels' NumPy twins (simulate.py), the oracle for the other two.
+- TwinExecutor: the kernels' NumPy twins (twins.py), the oracle for the other two.
 
 The Runtime owns the named buffers of one or more plans and the captured phases; everything
 else (which phase to run when, what to upload) is the trainer's. A plan's scratch buffers are
@@ -25,8 +25,9 @@ import numpy as np
 
 from advgraph.errors import BackendError
 
+from .footprint import check_plan
 from .memory import Layout, eligible, layout, relocate
-from .plan import Buf, Launch, Plan, bind_scalars, check
+from .plan import Buf, Launch, Plan, bind_scalars
 
 
 class Executor(Protocol):
@@ -74,7 +75,7 @@ class TwinExecutor(_HostMemory):
     name = "twins"
 
     def __init__(self) -> None:
-        from .simulate import KERNELS
+        from .twins import KERNELS
 
         self.kernels = KERNELS
 
@@ -303,8 +304,8 @@ class Runtime:
         got = self._captured.get(key)
         if got is None:
             built = relocate(launches(), self.layout)
-            check(replace(plan, buffers={**plan.buffers, **self.layout.arenas}), self.sizes,
-                  {str(key): built})
+            check_plan(replace(plan, buffers={**plan.buffers, **self.layout.arenas}), self.sizes,
+                       {str(key): built})
             got = self._captured[key] = self.ex.capture(self.bind(built))
         return got
 

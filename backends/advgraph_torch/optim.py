@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from advgraph.backend import OptimConfig
+from advgraph.backend_protocol import OptimConfig
 
 
 class Optimizer:

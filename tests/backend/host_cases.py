@@ -1,5 +1,5 @@
 """The kernel suite of the host executor: every kernel in kernels/*.cu, run by the g++-compiled
-kernels (advgraph_cupy.host) and by its NumPy twin (advgraph_cupy.simulate) on shapes that are
+kernels (advgraph_cupy.host) and by its NumPy twin (advgraph_cupy.twins) on shapes that are
 not tile multiples, compared exactly where the twin is exact. Shared by test_host_executor.py and
 the sanitizer subprocesses of test_host_sanitizers.py (`python -m tests.backend.host_cases VARIANT`).
 
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT / "backends") not in sys.path:
     sys.path.insert(0, str(ROOT / "backends"))
 
-from advgraph_cupy import simulate  # noqa: E402
+from advgraph_cupy import twins  # noqa: E402
 from advgraph_cupy.codes import EPILOGUES, METRICS  # noqa: E402
 
 i32, u32, f32 = np.int32, np.uint32, np.float32
@@ -55,7 +55,7 @@ def both(hk, kernel, grid, block, bufs: dict, scalars: list, order: list, exact:
     mine = {k: v.copy() for k, v in bufs.items()}
     twin = {k: v.copy() for k, v in bufs.items()}
     hk.launch(kernel, grid, block, [ptr(mine[a]) if isinstance(a, str) else scalars[a] for a in order])
-    simulate.KERNELS[kernel](*[twin[a] if isinstance(a, str) else scalars[a].item() for a in order])
+    twins.KERNELS[kernel](*[twin[a] if isinstance(a, str) else scalars[a].item() for a in order])
     for k in bufs:
         if exact:
             same(mine[k], twin[k], f"{kernel}.{k}")
@@ -84,7 +84,7 @@ def case_gemm(hk, rng, exact, small=False, shapes=None, epilogues=None):
                 B = rng.standard_normal(rows_b * ldb).astype(f32)
                 bias = rng.standard_normal(N).astype(f32)
                 pre = np.zeros(M * ldc, f32)  # the activations' input sets the error's scale
-                simulate.KERNELS["gemm"](A, B, pre, bias, M, N, K, lda, ldb, ldc, 0, tA, tB,
+                twins.KERNELS["gemm"](A, B, pre, bias, M, N, K, lda, ldb, ldc, 0, tA, tB,
                                          EPILOGUES["bias"], 0.0)
                 scale = max(1.0, float(np.abs(pre).max()))
                 runs = [(1, 0, 0, 0, 0, ep) for ep in (epilogues or EPILOGUES.values())]
@@ -102,7 +102,7 @@ def case_gemm(hk, rng, exact, small=False, shapes=None, epilogues=None):
                     hk.launch(kernel, (-(-N // 64), -(-M // 64), batch), BLOCK,
                               [ptr(A), ptr(B), ptr(mine), ptr(bias)] + s)
                     twin = C0.copy()
-                    simulate.KERNELS[kernel](A, B, twin, bias, *[v.item() for v in s])
+                    twins.KERNELS[kernel](A, B, twin, bias, *[v.item() for v in s])
                     close(mine, twin, 1e-5, f"{kernel} {M}x{N}x{K} tA={tA} tB={tB} ep={ep} "
                           f"batch={batch} acc={acc}", scale=scale + (3 if acc else 0))
 

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from PIL import Image  # noqa: E402
 
-from advgraph.backend import OptimConfig, get_backend  # noqa: E402
+from advgraph.backend_protocol import OptimConfig, get_backend  # noqa: E402
 from advgraph.compile import compile_spec  # noqa: E402
 from advgraph.errors import SpecError  # noqa: E402
 from advgraph.ir import DataInfo  # noqa: E402
@@ -141,13 +141,13 @@ def test_cupy_lowers_the_conv_ops(conv_spec):
     from tests.conftest import ROOT
 
     sys.path.insert(0, str(ROOT / "backends"))
-    from advgraph_cupy import plan as P
+    from advgraph_cupy.footprint import check_plan
     from advgraph_cupy.lowering import lower, lower_inference
 
     program = compile_loaded(load_file(conv_spec))
     plan = lower(program, 8, {"G": OptimConfig("sgd"), "D": OptimConfig("sgd")})
     kernels = {launch.kernel for launch in plan.iteration(2)}
     assert {"im2col", "col2im", "gemm_batched", "channel_bias", "channel_bias_grad"} <= kernels
-    P.check(plan, phases={"iteration": plan.iteration(2)})
+    check_plan(plan, phases={"iteration": plan.iteration(2)})
     for net in ("G", "D"):
-        P.check(lower_inference(program, net, 3))
+        check_plan(lower_inference(program, net, 3))

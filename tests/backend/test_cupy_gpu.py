@@ -23,7 +23,7 @@ def _train(spec: str, executor, iters: int = 4, m: int = 32):
     from tests.programs import compile_loaded
     from advgraph.params import init_params
     from advgraph.spec import load_file
-    from advgraph.train.schedule import Schedule
+    from advgraph.run.schedule import Schedule
     from advgraph_cupy.backend import CupyTrainer
 
     loaded = load_file(SPECS / spec, ["training.k=2"])

@@ -34,7 +34,7 @@ from advgraph.compile import compile_spec
 from advgraph.data import data_info
 from advgraph.spec import load_file
 from advgraph.params import init_params
-from advgraph.train.schedule import Schedule
+from advgraph.run.schedule import Schedule
 from advgraph_cupy.backend import CupyTrainer
 from advgraph_cupy.runtime import HostExecutor
 

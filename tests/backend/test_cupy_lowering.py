@@ -10,21 +10,22 @@ import sys
 import numpy as np
 import pytest
 
-from advgraph.backend import OptimConfig, get_backend
+from advgraph.backend_protocol import OptimConfig, get_backend
 from tests.programs import compile_loaded
 from advgraph.errors import BackendError, LoweringError
 from advgraph.ir import Op
 from advgraph.params import init_params
 from advgraph.parity import without_dropout
 from advgraph.spec import load_file, load_text
-from advgraph.train.schedule import Schedule
+from advgraph.run.schedule import Schedule
 from tests.conftest import ROOT, SPECS
 
 sys.path.insert(0, str(ROOT / "backends"))
-from advgraph_cupy import codes, footprint, kernel_sources, kernels, simulate  # noqa: E402
+from advgraph_cupy import codes, footprint, kernel_sources, kernels, twins  # noqa: E402
 from advgraph_cupy.kernels.common import Family  # noqa: E402
 from advgraph_cupy import lowering as L  # noqa: E402
 from advgraph_cupy import plan as P  # noqa: E402
+from advgraph_cupy.footprint import check_plan  # noqa: E402
 from advgraph_cupy.backend import CupyTrainer  # noqa: E402
 from advgraph_cupy.runtime import TwinExecutor  # noqa: E402
 
@@ -64,7 +65,7 @@ def test_signatures_are_parsed():
 def test_every_kernel_has_a_twin_and_a_footprint():
     """A kernel added without its NumPy twin or its footprint fails here."""
     sigs = kernel_sources.signatures()
-    assert set(sigs) == set(simulate.KERNELS) == set(footprint.FOOTPRINTS)
+    assert set(sigs) == set(twins.KERNELS) == set(footprint.FOOTPRINTS)
     for name, params in sigs.items():
         scalars = {p.name: 3 for p in params if not p.is_pointer}
         touched = footprint.FOOTPRINTS[name](scalars)
@@ -115,10 +116,10 @@ def test_batched_accumulating_gemm_twin_against_numpy():
     launch = P.gemm(plan.buffer("A", "float32", A.size), plan.buffer("B", "float32", B.size),
                     plan.buffer("C", "float32", C.size), P.Buf("A", 0, 0), M, N, K, False, True,
                     "none", 0.0, "", accumulate=True, batch=batch, strides=(30, 0, 40))
-    P.check(plan, phases={"x": [launch]})
+    check_plan(plan, phases={"x": [launch]})
     assert launch.grid[2] == batch
     assert launch.kernel == "gemm_batched"
-    simulate.KERNELS["gemm_batched"](A, B, C, None, *[a.item() for a in launch.args[4:]])
+    twins.KERNELS["gemm_batched"](A, B, C, None, *[a.item() for a in launch.args[4:]])
     np.testing.assert_allclose(C, want, rtol=1e-6, atol=1e-6)
 
 
@@ -163,11 +164,11 @@ def test_mnist_launch_plan():
 def test_plan_arguments_match_the_kernel_signatures(name, optim):
     program = compile_loaded(load_file(SPECS / f"{name}.yaml"))
     plan = L.lower(program, 100, optim)
-    P.check(plan, phases={"iteration": plan.iteration(3)})
-    P.check(plan, {"data": 1000 * int(np.prod(program.data_shape)), "order": 1000,
-                   "labels": 1000})
+    check_plan(plan, phases={"iteration": plan.iteration(3)})
+    check_plan(plan, {"data": 1000 * int(np.prod(program.data_shape)), "order": 1000,
+               "labels": 1000})
     for net in ("G", "D"):
-        P.check(L.lower_inference(program, net, 37))
+        check_plan(L.lower_inference(program, net, 37))
 
 
 def test_check_sees_views_outside_buffers_and_overlapping_restrict_pointers():
@@ -177,13 +178,13 @@ def test_check_sees_views_outside_buffers_and_overlapping_restrict_pointers():
     n = plan.buffers["z"].size
     short = P.Launch(bad.kernel, bad.grid, bad.block, (P.Buf("z", 0, n - 1),) + bad.args[1:])
     with pytest.raises(AssertionError, match=f"z touches {n} elements of a view of {n - 1}"):
-        P.check(plan, phases={"x": [short]})
+        check_plan(plan, phases={"x": [short]})
     outside = P.Launch(bad.kernel, bad.grid, bad.block, (P.Buf("z", 5, n),) + bad.args[1:])
     with pytest.raises(AssertionError, match=rf"view \[5, {n + 5}\) outside z \({n}\)"):
-        P.check(plan, phases={"x": [outside]})
+        check_plan(plan, phases={"x": [outside]})
     copy = P.copy_rows(P.Buf("D.x", 5, 10), P.Buf("D.x", 10, 10), 1, 10, 10, 10, False, "")
     with pytest.raises(AssertionError, match="src and dst overlap in D.x"):
-        P.check(plan, phases={"x": [copy]})
+        check_plan(plan, phases={"x": [copy]})
     with pytest.raises(AssertionError, match="declared as float32/scratch and as int32"):
         plan.buffer("D.x", "int32", 4)
 
@@ -212,32 +213,32 @@ def test_philox_known_answers():
              ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
               (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1))]
     for c, k, want in cases:
-        got = simulate.philox4x32_10(np.array([c], np.uint64), *k)[0]
+        got = twins.philox4x32_10(np.array([c], np.uint64), *k)[0]
         assert tuple(int(v) for v in got) == want
 
 
 def test_noise_and_dropout_kernels_statistics():
     rng = np.array([123, 456, 7, 0], np.uint32)
     z = np.zeros(40_001, np.float32)
-    simulate.KERNELS["noise"](z, 40_001, 1, 1.0, 2.0, rng, 3)
+    twins.KERNELS["noise"](z, 40_001, 1, 1.0, 2.0, rng, 3)
     assert np.isfinite(z).all()
     assert abs(z.mean() - 1.0) < 0.03 and abs(z.std() - 2.0) < 0.03
-    simulate.KERNELS["noise"](z, 40_001, 0, -3 ** 0.5, 3 ** 0.5, rng, 4)
+    twins.KERNELS["noise"](z, 40_001, 0, -3 ** 0.5, 3 ** 0.5, rng, 4)
     assert z.min() >= -3 ** 0.5 and z.max() <= 3 ** 0.5 and abs(z.var() - 1) < 0.03
     x, y = np.ones(10_000, np.float32), np.zeros(10_000, np.float32)
     mask = np.zeros(10_000, np.uint8)
-    simulate.KERNELS["dropout_fwd"](x, y, mask, 10_000, 0.8, 1.25, rng, 5)
+    twins.KERNELS["dropout_fwd"](x, y, mask, 10_000, 0.8, 1.25, rng, 5)
     assert abs(mask.mean() - 0.8) < 0.015 and set(np.unique(y)) == {0.0, 1.25}
     other = mask.copy()
     # another stream: new masks
-    simulate.KERNELS["dropout_fwd"](x, y, mask, 10_000, 0.8, 1.25, rng, 6)
+    twins.KERNELS["dropout_fwd"](x, y, mask, 10_000, 0.8, 1.25, rng, 6)
     assert (other != mask).mean() > 0.2
 
 
 def test_label_draws_follow_the_training_labels():
     labels = np.array([0] * 900 + [3] * 100, np.int64)
     out = np.zeros(20_000 * 4, np.float32)
-    simulate.KERNELS["draw_onehot"](labels, 1000, out, 20_000, 4,
+    twins.KERNELS["draw_onehot"](labels, 1000, out, 20_000, 4,
                                     np.array([1, 2, 3, 0], np.uint32), 9)
     freq = out.reshape(-1, 4).mean(0)
     assert abs(freq[0] - 0.9) < 0.01 and abs(freq[3] - 0.1) < 0.01 and freq[1] == freq[2] == 0

@@ -12,7 +12,7 @@ import pytest
 
 from advgraph.params import init_params
 from advgraph.spec import load_file, load_text
-from advgraph.train.schedule import Schedule
+from advgraph.run.schedule import Schedule
 from tests.conftest import ROOT, SPECS
 from tests.programs import compile_loaded, write_conv_spec
 
@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT / "backends"))
 from advgraph_cupy import lowering as L  # noqa: E402
 from advgraph_cupy import memory as M  # noqa: E402
 from advgraph_cupy import plan as P  # noqa: E402
+from advgraph_cupy.footprint import check_plan  # noqa: E402
 from advgraph_cupy.backend import HOST_WRITTEN, CupyTrainer  # noqa: E402
 from advgraph_cupy.runtime import HostExecutor, Runtime, TwinExecutor  # noqa: E402
 
@@ -41,7 +42,7 @@ def _program(loaded):
 
 
 def _checked(plan: P.Plan, k: int = 2) -> M.Layout:
-    """The plan's layout, verified: check_reuse, and plan.check of the relocated launches
+    """The plan's layout, verified: check_reuse, and check_plan of the relocated launches
     (every phase, and an iteration of k D-updates)."""
     live = M.liveness(plan, HOST_WRITTEN)
     lay = M.assign(plan, live)
@@ -49,8 +50,8 @@ def _checked(plan: P.Plan, k: int = 2) -> M.Layout:
     phases = dict(plan.phases)
     if "d_step" in phases:
         phases["iteration"] = plan.iteration(k)
-    P.check(P.Plan(buffers={**plan.buffers, **lay.arenas}),
-            phases={p: M.relocate(ls, lay) for p, ls in phases.items()})
+    check_plan(P.Plan(buffers={**plan.buffers, **lay.arenas}),
+               phases={p: M.relocate(ls, lay) for p, ls in phases.items()})
     return lay
 
 

@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from advgraph import reference as R  # noqa: E402
-from advgraph.backend import OptimConfig  # noqa: E402
+from advgraph.backend_protocol import OptimConfig  # noqa: E402
 from advgraph.ir import Op  # noqa: E402
 from advgraph.ops import OPS  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402

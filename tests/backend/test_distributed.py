@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 import torch.multiprocessing as mp  # noqa: E402
 
-from advgraph.backend import OptimConfig, get_backend  # noqa: E402
+from advgraph.backend_protocol import OptimConfig, get_backend  # noqa: E402
 from tests.programs import compile_loaded  # noqa: E402
 from advgraph.params import init_params  # noqa: E402
 from advgraph.spec import load_text  # noqa: E402

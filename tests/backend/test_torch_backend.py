@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("torch")
 
 from advgraph import reference as R  # noqa: E402
-from advgraph.backend import OptimConfig, get_backend  # noqa: E402
+from advgraph.backend_protocol import OptimConfig, get_backend  # noqa: E402
 from tests.programs import compile_loaded, one_op_program  # noqa: E402
 from advgraph.errors import BackendError  # noqa: E402
 from advgraph.ir import Graph, Node, Op, Prior, Program, Tensor  # noqa: E402

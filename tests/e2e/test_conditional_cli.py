@@ -12,8 +12,8 @@ from PIL import Image
 pytest.importorskip("torch")
 
 from advgraph.data.toy import ring2d_centres  # noqa: E402
-from advgraph.runs import RunDir  # noqa: E402
-from advgraph.train.restore import restore_run  # noqa: E402
+from advgraph.run.directory import RunDir  # noqa: E402
+from advgraph.run.restore import restore_run  # noqa: E402
 from tests.conftest import SPECS  # noqa: E402
 from tests.helpers import cli, runs_root  # noqa: E402
 

@@ -13,8 +13,8 @@ import pytest
 pytest.importorskip("torch")
 
 from advgraph.ir import Op  # noqa: E402
-from advgraph.runs import RunDir  # noqa: E402
-from advgraph.train.restore import restore_run  # noqa: E402
+from advgraph.run.directory import RunDir  # noqa: E402
+from advgraph.run.restore import restore_run  # noqa: E402
 from tests.conftest import ROOT, SPECS  # noqa: E402
 from tests.helpers import cli, runs_root  # noqa: E402
 
@@ -135,7 +135,7 @@ training:
 def test_a_value_read_by_several_gemms_sums_their_gradients_in_place(tmp_path):
     """h feeds two or three GEMMs: the first writes h's gradient, the others add to it
     (accumulating GEMMs, no scratch copy), and every gradient still equals torch's."""
-    from advgraph.backend import OptimConfig
+    from advgraph.backend_protocol import OptimConfig
     from advgraph.spec import load_file
     from advgraph_cupy.lowering import lower
     from tests.programs import compile_loaded
@@ -363,7 +363,7 @@ def test_cifar10_conv_on_the_host_executor_equals_the_twins(monkeypatch):
     the same inputs, noise included (in-kernel Philox on both)."""
     from advgraph.params import init_params
     from advgraph.spec import load_file
-    from advgraph.train.schedule import Schedule
+    from advgraph.run.schedule import Schedule
     from advgraph_cupy.backend import CupyTrainer
     from tests.programs import compile_loaded
 

@@ -12,14 +12,15 @@ pytest.importorskip("torch")
 
 from PIL import Image  # noqa: E402
 
-from advgraph.evaluate import commands as C  # noqa: E402
+from advgraph.evaluate.theory import theory as theory_report  # noqa: E402
 from advgraph.figures import to_images  # noqa: E402
 from advgraph.params import init_params  # noqa: E402
-from advgraph.runs import RunDir  # noqa: E402
+from advgraph.run.directory import RunDir  # noqa: E402
+from advgraph.run.samples import draw_samples  # noqa: E402
 from advgraph.spec import load_file  # noqa: E402
-from advgraph.train.context import Context  # noqa: E402
-from advgraph.train.restore import RestoredRun, restore_run  # noqa: E402
-from advgraph.train.session import make_trainer  # noqa: E402
+from advgraph.run.context import Context  # noqa: E402
+from advgraph.run.restore import RestoredRun, restore_run  # noqa: E402
+from advgraph.run.session import make_trainer  # noqa: E402
 from tests.conftest import SPECS  # noqa: E402
 from tests.helpers import cli, runs_root  # noqa: E402
 
@@ -89,7 +90,7 @@ def test_kmeans_baseline_scores_the_centres(ring_run):
     """--baseline kmeans: the figure is the Parzen estimate of k-means centres of the training
     set, recomputed here from the cached centres with the float64 definition."""
     from advgraph.evaluate.kmeans import kmeans_centres
-    from advgraph.evaluate.parzen import log_densities_direct
+    from advgraph.parzen import log_densities_direct
 
     r = cli("eval", ring_run, "--parzen", "--samples", "50", "--baseline", "kmeans",
             "--sigma", "0.1")
@@ -146,7 +147,7 @@ def test_image_grid_with_nearest_neighbour_column(mnist_run):
     pad, sep = 2, 6
     assert img.shape == (3 * 28 + 4 * pad, 5 * 28 + 6 * pad + sep)
     loaded = restore_run(RunDir(runs_root() / mnist_run))
-    samples = C.draw_samples(loaded, 12, 7)
+    samples = draw_samples(loaded, 12, 7)
     train = loaded.splits.train
     for row in range(3):
         neighbour = samples[row * 4 + 3]
@@ -182,8 +183,8 @@ def test_theory_shrinks_with_training():
     spec = load_file(run.spec_path)
     program, trainer, _ = make_trainer(spec, Context("torch", "cpu"))
     trainer.load_state_dict(init_params(program, np.random.default_rng(0), None))
-    untrained = C.theory(RestoredRun(run, spec, program, trainer, 0, "cpu", None), samples=20000,
-                         seed=0, out=None)
+    untrained = theory_report(RestoredRun(run, spec, program, trainer, 0, "cpu", None),
+                              samples=20000, seed=0, out=None)
     assert trained["jsd"] < 0.5 * untrained["jsd"]
     assert trained["mean_abs_d_minus_dstar"] < untrained["mean_abs_d_minus_dstar"]
     assert trained["c_of_g"] < untrained["c_of_g"]
@@ -329,7 +330,7 @@ def test_eval_all_checkpoints_accumulates_a_history(ring_run):
 def test_all_checkpoints_skips_one_pruned_after_listing(ring_run, monkeypatch, gone):
     """A run still training prunes old checkpoints: one that vanishes between eval's listing
     and its loading is skipped with a note naming it; the others are evaluated."""
-    import advgraph.train.restore as R
+    import advgraph.run.restore as R
 
     real = R.restore_run
 

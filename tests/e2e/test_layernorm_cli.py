@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from advgraph.runs import RunDir  # noqa: E402
+from advgraph.run.directory import RunDir  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
 from tests.helpers import cli, runs_root  # noqa: E402
 

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("torch")
 
 from advgraph import parity  # noqa: E402
-from advgraph.backend import get_backend  # noqa: E402
+from advgraph.backend_protocol import get_backend  # noqa: E402
 from tests.conftest import SPECS  # noqa: E402
 from tests.helpers import cli  # noqa: E402
 

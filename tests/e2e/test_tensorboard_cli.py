@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from advgraph.runs import RunDir  # noqa: E402
+from advgraph.run.directory import RunDir  # noqa: E402
 from tests.conftest import SPECS  # noqa: E402
 from tests.helpers import cli, cli_proc, runs_root  # noqa: E402
 

@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from advgraph.runs import RunDir  # noqa: E402
-from advgraph.train.restore import restore_run  # noqa: E402
+from advgraph.run.directory import RunDir  # noqa: E402
+from advgraph.run.restore import restore_run  # noqa: E402
 from tests.conftest import SPECS  # noqa: E402
 from tests.helpers import cli, interrupt_training, runs_root  # noqa: E402
 
@@ -119,8 +119,8 @@ def test_sgd_momentum_run_resumes_exactly_across_epochs(mnist_dir):
 
 def test_marginal_bias_is_the_logit_of_the_pixel_means(mnist_dir):
     from advgraph.spec import load_file
-    from advgraph.train.context import Context
-    from advgraph.train.session import build_session
+    from advgraph.run.context import Context
+    from advgraph.run.session import build_session
 
     loaded = load_file(SPECS / "mnist.yaml", ["data.train=250", "data.valid=50"])
     s = build_session(loaded, Context("torch", "cpu"), str(mnist_dir))
@@ -259,7 +259,7 @@ def test_an_epoch_based_run_resumes_to_a_step_count():
 
 
 def test_rm_deletes_runs_but_never_one_being_written():
-    from advgraph.runs import RunDir
+    from advgraph.run.directory import RunDir
 
     for name in ("a", "b"):
         r = cli("train", SPECS / "toy1d.yaml", "--name", name, "--set", "training.stop.steps=5")

@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 pytest.importorskip("torch")
 
 from advgraph.errors import CheckpointError, RunError, UsageError  # noqa: E402
-from advgraph.runs import NAME_RE, RunDir, check_name  # noqa: E402
-from advgraph.rundata import parse_checkpoint_state, parse_run_info  # noqa: E402
+from advgraph.names import NAME_RE, check_name  # noqa: E402
+from advgraph.run.directory import RunDir  # noqa: E402
+from advgraph.run.schemas import parse_checkpoint_state, parse_run_info  # noqa: E402
 from tests.conftest import ROOT, SPECS  # noqa: E402
 from tests.helpers import cli, runs_root  # noqa: E402
 

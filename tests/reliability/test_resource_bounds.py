@@ -19,6 +19,7 @@ import pytest
 from advgraph import memory
 from advgraph.data.idx import read_idx
 from advgraph.errors import DataError
+from advgraph.run.session import training_peak
 from tests.conftest import make_mnist_dir
 from tests.helpers import cli
 
@@ -229,7 +230,7 @@ def _peak_and_estimate(spec: Path, sets: list[str], extra: list[str]) -> tuple[i
     assert r.returncode == 0, r.stderr
     peak = int(r.stdout.strip().splitlines()[-1].split()[1])
     loaded = load_file(spec, sets)
-    return peak, memory.training_peak(compile_loaded(loaded), loaded.spec)
+    return peak, training_peak(compile_loaded(loaded), loaded.spec)
 
 
 @pytest.mark.parametrize("which", ["ring2d", "mnist"])
@@ -263,7 +264,7 @@ def toy_run():
 
 def _nothing_allocated(monkeypatch):
     """8 GiB free, and G or a trainer used at all is a failure: the check must come first."""
-    import advgraph.evaluate.commands as C
+    import advgraph.run.samples as C
     import advgraph.parity as P
 
     monkeypatch.setattr(memory, "available_bytes", lambda: 8 * 2**30)

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 pytest.importorskip("torch")
 
-from advgraph.runs import RunDir, state_digest  # noqa: E402
+from advgraph.run.directory import RunDir  # noqa: E402
+from advgraph.run.checkpoints import state_digest  # noqa: E402
 from tests.conftest import SPECS  # noqa: E402
 from tests.helpers import cli, interrupt_training, runs_root  # noqa: E402
 
@@ -288,7 +289,7 @@ def test_a_second_writer_is_refused_with_the_holders_pid():
 def test_readers_look_again_when_a_checkpoint_vanishes(trained, monkeypatch):
     """A training run prunes old checkpoints while sample/eval read: a file that disappears
     between listing and reading is not damage."""
-    import advgraph.runs as runs_module
+    import advgraph.run.checkpoints as runs_module
 
     run = _copy(trained, "v")
     newest = run.checkpoints()[-1]

@@ -74,9 +74,9 @@ def test_damaged_and_missing_batches(tmp_path):
 
 
 def test_contrast_normalised_samples_are_shown_per_image():
-    from advgraph.evaluate.commands import _images
+    from advgraph.run.sample_files import display_images
 
     x = np.stack([np.linspace(-2, 2, 3072), np.linspace(-50, 50, 3072)]).astype(np.float32)
-    imgs = _images(x, (3, 32, 32), per_image=True)
+    imgs = display_images(x, (3, 32, 32), per_image=True)
     assert imgs.shape == (2, 32, 32, 3)
     assert imgs[0].min() == 0 and imgs[0].max() == 255 and imgs[1].max() == 255

@@ -68,7 +68,7 @@ def test_check_backend_cupy_reports_device_memory():
     not (the numbers memory.py computes), in lines of at most 80 columns; without cupy."""
     sys.path.insert(0, str(SPECS.parent / "backends"))
     from advgraph.spec import load_file
-    from advgraph.train.schedule import Schedule
+    from advgraph.run.schedule import Schedule
     from advgraph_cupy import lowering as L
     from advgraph_cupy.backend import HOST_WRITTEN
     from advgraph_cupy.memory import memory_bytes

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("torch")
 
 from advgraph.evaluate import theory as T  # noqa: E402
-from advgraph.evaluate.nearest import nearest  # noqa: E402
+from advgraph.nearest import nearest  # noqa: E402
 from advgraph.figures import grid, to_images  # noqa: E402
 from advgraph.sampling import lerp, slerp  # noqa: E402
 

@@ -125,7 +125,7 @@ def test_when_rank_0_fails_the_other_ranks_stop_with_an_error(monkeypatch):
 
     import advgraph.evaluate.kmeans as K
     from advgraph.errors import RunError
-    from advgraph.evaluate.commands import kmeans_baseline
+    from advgraph.evaluate.kmeans import kmeans_baseline
 
     x = np.random.default_rng(5).random((40, 2)).astype(np.float32)
     restored = SimpleNamespace(splits=SimpleNamespace(train=x), device="cpu")

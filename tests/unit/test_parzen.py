@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from advgraph.evaluate.parzen import (PAPER_SIGMAS, log_densities, log_densities_direct,  # noqa: E402
-                                      log_densities_original, select_and_score)
+from advgraph.parzen import (PAPER_SIGMAS, log_densities, log_densities_direct,  # noqa: E402
+                             log_densities_original, select_and_score)
 
 
 def _data(n, d, seed=0):
@@ -117,7 +117,7 @@ def test_an_estimate_that_is_minus_infinity_is_refused_naming_the_option():
 
 def test_the_default_sigma_grid_is_the_papers_for_data_in_0_1():
     """MNIST-like data keeps Table 1's protocol exactly: logspace(−1, 0, 10)."""
-    from advgraph.evaluate.parzen import default_sigmas
+    from advgraph.parzen import default_sigmas
 
     x = np.random.default_rng(0).random((500, 784), dtype=np.float32)
     assert default_sigmas(x) == tuple(np.logspace(-1, 0, 10))
@@ -126,7 +126,7 @@ def test_the_default_sigma_grid_is_the_papers_for_data_in_0_1():
 def test_the_default_sigma_grid_follows_other_datas_scale():
     """A ring of radius 2 (8 modes of std 0.02): per dimension the variance is r²/2 + 0.02²,
     so s = √(2.0004); the grid spans three decades up to s, reaching the modes' width."""
-    from advgraph.evaluate.parzen import default_sigmas
+    from advgraph.parzen import default_sigmas
 
     rng = np.random.default_rng(1)
     angle = 2 * np.pi * rng.integers(0, 8, 40_000) / 8

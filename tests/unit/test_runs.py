@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from advgraph.errors import CheckpointError, RunError, UsageError
-from advgraph.runs import RunDir, list_runs
+from advgraph.run.directory import RunDir, list_runs
 
 
 @pytest.mark.parametrize("bad", ["..", "../x", "a/b", "", ".hidden", "x" * 101, "a b"])
@@ -187,7 +187,7 @@ def test_a_fifo_in_place_of_a_run_file_is_a_located_error_not_a_hang(tmp_path, t
     run.save_checkpoint(10, {"w": np.zeros(2, np.float32)}, {"step": 10}, keep=5)
     (run.path / target).unlink()
     os.mkfifo(run.path / target)
-    script = ("import sys\nfrom pathlib import Path\nfrom advgraph.runs import RunDir\n"
+    script = ("import sys\nfrom pathlib import Path\nfrom advgraph.run.directory import RunDir\n"
               "from advgraph.errors import RunError\nr = RunDir(Path(sys.argv[1]))\n"
               "for read in (r.info, r.metrics, lambda: r.latest_checkpoint(step=10)):\n"
               "    try:\n        read()\n    except RunError as e:\n        print(e)\n")

@@ -7,8 +7,8 @@ import pytest
 
 from advgraph.spec.gan import SGD, Adam, MomentumRamp
 from advgraph.train.loop import next_minibatch
-from advgraph.train.schedule import Schedule
-from advgraph.train.stream import DataStream
+from advgraph.run.schedule import Schedule
+from advgraph.run.stream import DataStream
 
 
 def test_lr_decay_and_floor_as_the_original():

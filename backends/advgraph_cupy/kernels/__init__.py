@@ -4,7 +4,7 @@ declares, for every kernel of the file, its NumPy twin and its footprint togethe
 those kernels (`FAMILY.op(Op.X, forward, backward)`, with the ops' tape entries). The helpers
 they share are in `common`.
 
-This registry merges the families' tables: `TWINS` (simulate.KERNELS), `FOOTPRINTS`
+This registry merges the families' tables: `TWINS` (twins.KERNELS), `FOOTPRINTS`
 (footprint.FOOTPRINTS), `PURE_WRITES` (the outputs each kernel writes without reading, for the
 scratch layout of memory.py) and `EMITTERS` (what the lowering dispatches on). A kernel or an op
 declared in two families raises here, at import; tests/backend/test_cupy_lowering.py checks that
@@ -18,8 +18,9 @@ from typing import Any
 
 from advgraph.ir import Op
 
+from ..emitter import OpEmitter
 from . import conv, elementwise, gemm, loss, norm, optim, pool, prior
-from .common import Family, Footprint, OpEmitter, Twin
+from .common import Family, Footprint, Twin
 
 FAMILIES: tuple[ModuleType, ...] = (conv, elementwise, gemm, loss, norm, optim, pool, prior)
 

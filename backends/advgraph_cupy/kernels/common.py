@@ -1,6 +1,7 @@
 """What the family modules share (the host side of common.cuh): the declaration of a family, the
-NumPy helpers of the twins (Philox, the activations), the footprints' spans, and the emitters'
-types (`OpEmitter`, the tape's base `Entry`).
+NumPy helpers of the twins (Philox, the activations) and the footprints' spans. The emitters'
+types (`OpEmitter`, the tape's base `Entry`, the passes) are in emitter.py, below both the
+families and the lowering that drives them.
 
 A family module declares each kernel of its .cu file once, its NumPy twin and its footprint
 together, and its ops' emitters:
@@ -20,53 +21,20 @@ touched, plus one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
-from advgraph.ir import Op
+from advgraph.ir import Node, Op
 
 from ..codes import EPILOGUES as EP
-
-if TYPE_CHECKING:
-    from advgraph.ir import Node
-
-    from ..lowering.grouping import Step
-    from ..lowering.lowerer import Lowering
-    from ..lowering.tape import BackwardPass, ForwardPass
-    from ..plan import Buf
+from ..emitter import OpEmitter
 
 Twin = Callable[..., None]
 Footprint = Callable[[dict[str, int]], dict[str, int]]
 
 
-# ---- the emitters' types -----------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class OpEmitter:
-    """An op's emitters. The forward gets the lowering (`lw`: buffers, parameters, RNG
-    streams), the pass and its step, appends its launches and a tape entry, and returns the
-    buffer holding the step's value; the backward gets that entry and the gradient of that
-    value, and hands each input's part to `lw.contribute`."""
-
-    forward: Callable[["Lowering", "ForwardPass", "Step"], "Buf"]
-    backward: Callable[["Lowering", "BackwardPass", "Entry", "Buf"], None]
-
-
-@dataclass
-class Entry:
-    """What a forward step kept for the backward: `emit.backward` consumes it. A family declares
-    a subclass beside its emitters when the backward needs more than the inputs and output."""
-
-    emit: OpEmitter
-    node: "Node"  # the op's node (the dense node of a fused dense + activation)
-    out_node: str  # the node whose value it produced
-    ins: list["Buf"]
-    out: "Buf"
-
-
-def width(node: "Node") -> int:
+def width(node: Node) -> int:
     """Elements of one example of the node's value."""
     return int(np.prod(node.shape))
 

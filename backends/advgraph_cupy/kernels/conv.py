@@ -5,19 +5,15 @@ elementwise.cu's max over pieces) and conv_transpose2d."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from advgraph.ir import Node, Op
 
+from ..emitter import BackwardPass, Entry, ForwardPass, Step
+from ..emitter import LoweringContext as Lowering  # what an emitter may ask of it
 from ..plan import Buf, Launch, ew_grid, gemm, i32
-from .common import Entry, Family
-
-if TYPE_CHECKING:
-    from ..lowering.grouping import Step
-    from ..lowering.lowerer import Lowering
-    from ..lowering.tape import BackwardPass, ForwardPass
+from .common import Family
 
 FAMILY = Family("conv")
 

@@ -7,7 +7,6 @@ reshape, flatten, an inactive dropout), which launch nothing."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,13 +14,10 @@ from advgraph.ir import Node, Op
 from advgraph.ops import OPS
 
 from ..codes import EPILOGUES
+from ..emitter import BackwardPass, Entry, ForwardPass, Step
+from ..emitter import LoweringContext as Lowering  # what an emitter may ask of it
 from ..plan import Buf, Launch, copy_rows, ew_grid, f32, gemm, i32
-from .common import Entry, Family, act, act_grad, draw4, strided, u01, width
-
-if TYPE_CHECKING:
-    from ..lowering.grouping import Step
-    from ..lowering.lowerer import Lowering
-    from ..lowering.tape import BackwardPass, ForwardPass
+from .common import Family, act, act_grad, draw4, strided, u01, width
 
 FAMILY = Family("elementwise")
 

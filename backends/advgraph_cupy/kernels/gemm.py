@@ -5,21 +5,17 @@ and maxout (a GEMM to every piece, then elementwise.cu's max over pieces)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from advgraph.ir import Op
 
 from ..codes import EPILOGUES
+from ..emitter import BackwardPass, Entry, ForwardPass, Step
+from ..emitter import LoweringContext as Lowering  # what an emitter may ask of it
 from ..plan import Buf, Launch, ew_grid, f32, gemm, i32
-from .common import Entry, Family, act, batched, strided, width
+from .common import Family, act, batched, strided, width
 from .elementwise import ACT
-
-if TYPE_CHECKING:
-    from ..lowering.grouping import Step
-    from ..lowering.lowerer import Lowering
-    from ..lowering.tape import BackwardPass, ForwardPass
 
 FAMILY = Family("gemm")
 

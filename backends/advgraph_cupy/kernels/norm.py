@@ -4,19 +4,15 @@ the ops lowered to them: layernorm, batchnorm."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from advgraph.ir import Node, Op
 
+from ..emitter import BackwardPass, Entry, ForwardPass, Step
+from ..emitter import LoweringContext as Lowering  # what an emitter may ask of it
 from ..plan import BLOCK, Buf, Launch, ew_grid, f32, i32
-from .common import Entry, Family, width
-
-if TYPE_CHECKING:
-    from ..lowering.grouping import Step
-    from ..lowering.lowerer import Lowering
-    from ..lowering.tape import BackwardPass, ForwardPass
+from .common import Family, width
 
 FAMILY = Family("norm")
 

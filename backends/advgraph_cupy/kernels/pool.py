@@ -4,19 +4,15 @@ to it: max_pool."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from advgraph.ir import Op
 
+from ..emitter import BackwardPass, Entry, ForwardPass, Step
+from ..emitter import LoweringContext as Lowering  # what an emitter may ask of it
 from ..plan import Buf, Launch, ew_grid, i32
-from .common import Entry, Family, width
-
-if TYPE_CHECKING:
-    from ..lowering.grouping import Step
-    from ..lowering.lowerer import Lowering
-    from ..lowering.tape import BackwardPass, ForwardPass
+from .common import Family, width
 
 FAMILY = Family("pool")
 

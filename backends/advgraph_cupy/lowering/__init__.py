@@ -8,7 +8,6 @@ D's real and fake halves apart), the convolutions to im2col / col2im around a GE
 
 The modules, along its seams:
 - `grouping`: which nodes a pass launches, which fuse, which are aliases;
-- `tape`: the state of a forward/backward pass and the tape of entries the forward keeps;
 - `lowerer`: the parameter layout, RNG streams and the pass drivers (`Lowering`);
 - `iteration`: the Algorithm-1 iteration and inference plans built from those.
 The ops' emitters are not here: each sits in the module of the kernel family it is built on,

@@ -14,18 +14,9 @@ from advgraph.errors import LoweringError
 from advgraph.ir import Graph, Node, Op
 from advgraph.ops import OPS
 
+from ..emitter import Step
 from ..kernels import EMITTERS
-from ..kernels.common import OpEmitter
 from ..kernels.elementwise import ACT, ALIAS_EMITTER
-
-
-@dataclass(frozen=True)
-class Step:
-    """One launch group of a forward pass."""
-
-    emit: OpEmitter | None  # None for an input: its value is given
-    node: Node  # the op's node (the GEMM's node of a fused GEMM + activation)
-    out: Node  # the node whose value it produces
 
 
 @dataclass(frozen=True)

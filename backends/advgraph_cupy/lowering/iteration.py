@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from advgraph.backend import OptimConfig
+from advgraph.backend_protocol import OptimConfig
 from advgraph.ir import Program
 
 from ..codes import METRICS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..backend import OptimConfig
+from ..backend_protocol import OptimConfig
 from ..spec.gan import SGD, Adam, MomentumRamp
 
 

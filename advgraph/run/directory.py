@@ -21,23 +21,20 @@ import platform
 import re
 import stat
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from .atomic import append_line, atomic_write, read_regular
-from .errors import CheckpointError, RunError, UsageError, WriteError
-from .jsontext import dump_bytes, dumps
-from .names import NAME_RE, check_name, is_name_stem, is_run_path  # noqa: F401 (re-exported)
+from ..atomic import append_line, atomic_write
+from ..errors import CheckpointError, RunError, WriteError
+from ..jsontext import dump_bytes, dumps
+from ..names import check_name, is_name_stem, is_run_path
+from .checkpoints import CKPT_RE, FORMAT, Checkpoint, Vanished, state_digest
 
 _LOCKS: dict[str, int] = {}  # run path → the descriptor holding its writer lock
-CKPT_RE = re.compile(r"step-(\d{7,})\.json")
 # atomic_write's temporary files: mkstemp(prefix=f".{name}.", suffix=".tmp")
 TMP_RE = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp", re.DOTALL)
-# 2: the state JSON carries `state_sha256` over the rest of itself (format 1 did not)
-FORMAT = 2
 
 
 def default_root() -> Path:
@@ -47,73 +44,6 @@ def default_root() -> Path:
 def _json_bytes(obj: Any, where: Path) -> bytes:
     # a diverged run's last metrics hold its NaN losses (run.json's last_metrics)
     return dump_bytes(obj, str(where), nonfinite=True, indent=2, sort_keys=False)
-
-
-def state_digest(state: dict[str, Any]) -> str:
-    """SHA-256 of a checkpoint's state without its own digest, in a canonical form (sorted
-    keys, no whitespace), so it survives re-indenting but not a changed value."""
-    body = {k: v for k, v in state.items() if k != "state_sha256"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"),
-                                     allow_nan=False).encode()).hexdigest()
-
-
-class Vanished(CheckpointError):
-    """A checkpoint's file disappeared while it was read (pruned by a training run): not
-    damage; the reader looks again."""
-
-
-@dataclass
-class Checkpoint:
-    step: int
-    tensors_path: Path
-    state_path: Path
-
-    def state(self) -> dict[str, Any]:
-        """The state JSON, checked against its schema and (format 2 on) its own checksum."""
-        from .rundata import decode_json, parse_checkpoint_state
-
-        try:
-            blob = read_regular(self.state_path)
-        except FileNotFoundError:
-            raise Vanished(f"{self.state_path}: vanished") from None
-        except OSError as e:
-            raise CheckpointError(f"{self.state_path}: unreadable checkpoint state: "
-                                  f"{e.strerror or e}") from None
-        state = decode_json(blob, str(self.state_path), CheckpointError)
-        if isinstance(state, dict) and isinstance(state.get("format"), int) and \
-                state["format"] > FORMAT:
-            raise CheckpointError(f"{self.state_path}: checkpoint format {state['format']} is "
-                                  f"newer than this advgraph reads ({FORMAT}); upgrade advgraph")
-        parse_checkpoint_state(self.state_path, state)
-        if state["format"] >= 2 and "state_sha256" not in state:
-            raise CheckpointError(f"{self.state_path}: no state_sha256 (damaged)")
-        if state["format"] >= 2 and state["state_sha256"] != state_digest(state):
-            raise CheckpointError(f"{self.state_path}: checksum mismatch (the state was changed "
-                                  "or damaged after it was written)")
-        return state
-
-    def load(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Tensors and state, after verifying both checksums."""
-        from safetensors import SafetensorError
-        from safetensors.numpy import load as st_load
-
-        state = self.state()
-        try:
-            blob = read_regular(self.tensors_path)
-        except FileNotFoundError:
-            raise Vanished(f"{self.tensors_path}: vanished") from None
-        except OSError as e:
-            raise CheckpointError(f"{self.tensors_path}: cannot read: {e.strerror}") from None
-        want = state.get("sha256")
-        got = hashlib.sha256(blob).hexdigest()
-        if want != got:
-            raise CheckpointError(f"{self.tensors_path}: checksum mismatch (file damaged or "
-                                  f"truncated: sha256 {got[:12]}…, expected {str(want)[:12]}…)")
-        try:
-            tensors = st_load(blob)
-        except (SafetensorError, ValueError) as e:
-            raise CheckpointError(f"{self.tensors_path}: not a valid safetensors file: {e}") from None
-        return tensors, state
 
 
 class RunDir:
@@ -204,7 +134,7 @@ class RunDir:
         writer is refused with the holder's pid."""
         import fcntl
 
-        from .atomic import LINK_REFUSED
+        from ..atomic import LINK_REFUSED
 
         path = self.path / ".lock"
         try:  # O_NOFOLLOW: a planted link would have the file it names truncated
@@ -234,11 +164,7 @@ class RunDir:
             raise
         _LOCKS[str(self.path.resolve())] = fd
 
-    def remove(self) -> None:
-        """Delete the run directory (see remove_runs)."""
-        remove_runs([self])
-
-    def _check_removable(self) -> None:
+    def check_removable(self) -> None:
         if self.path.is_symlink() or not self.path.is_dir():
             raise RunError(f"{self.path}: not a run directory (a link or not a directory); "
                            "remove it yourself")
@@ -255,10 +181,10 @@ class RunDir:
         return self.path / "run.json"
 
     def info(self) -> dict[str, Any]:
-        """run.json as written, after checking it against its schema (rundata.RunInfo): a
+        """run.json as written, after checking it against its schema (schemas.RunInfo): a
         damaged one (not UTF-8, not JSON, not an object, a field of the wrong type) is a
         RunError naming the file and the problem."""
-        from .rundata import parse_run_info, read_json
+        from .schemas import parse_run_info, read_json
 
         try:
             data = read_json(self.info_path)
@@ -295,10 +221,10 @@ class RunDir:
         append_line(self.metrics_path, dumps(row, str(self.metrics_path), nonfinite=True))
 
     def metrics(self) -> list[dict[str, Any]]:
-        """The rows of metrics.jsonl, each checked against its schema (rundata.read_metrics):
+        """The rows of metrics.jsonl, each checked against its schema (schemas.read_metrics):
         a last line cut short by a crash is skipped; any other damage is a RunError naming the
         file, the line and the problem."""
-        from .rundata import read_metrics
+        from .schemas import read_metrics
 
         return read_metrics(self.metrics_path)
 
@@ -441,36 +367,6 @@ def _is_regular(path: Path) -> bool:
         return stat.S_ISREG(os.lstat(path).st_mode)
     except OSError:
         return False
-
-
-def remove_runs(runs: list[RunDir], confirm: Callable[[], bool] = lambda: True,
-                deleted: Callable[[RunDir], None] = lambda r: None) -> bool:
-    """Delete run directories, each holding its writer lock so that a run being written is
-    not pulled from under its process. Every run is checked and locked before any is deleted
-    (and before `confirm` asks): one that is refused leaves them all. False if not confirmed."""
-    import shutil
-
-    runs = list({str(r.path): r for r in runs}.values())  # a name given twice is one run
-    for r in runs:
-        r._check_removable()
-    locked: list[RunDir] = []
-    try:
-        for r in runs:
-            r.lock()
-            locked.append(r)
-        if not confirm():
-            return False
-        for r in runs:
-            try:
-                shutil.rmtree(r.path)
-            except OSError as e:
-                raise RunError(f"cannot delete {r.path}: {e.strerror or e} (what remains is "
-                               "listed by `advgraph runs`)") from None
-            deleted(r)
-        return True
-    finally:
-        for r in locked:
-            r.unlock()
 
 
 def list_runs(root: Path) -> list[RunDir]:

@@ -17,8 +17,8 @@ from typing import Annotated, Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .atomic import read_regular
-from .errors import CheckpointError, RunError
+from ..atomic import read_regular
+from ..errors import CheckpointError, RunError
 
 # ---- field types ----------------------------------------------------------------------------
 

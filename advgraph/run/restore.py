@@ -8,14 +8,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..backend import Trainer
+from ..backend_protocol import Trainer
 from ..data import Splits, dataset_for
 from ..errors import AdvGraphError, CheckpointError, RunError
-from ..params import bad_value
 from ..ir import Program
-from ..runs import RunDir
+from ..params import bad_value
 from ..spec import LoadedSpec, load_file
 from .context import Context
+from .directory import RunDir
 from .session import Session, make_trainer
 
 

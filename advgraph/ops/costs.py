@@ -1,17 +1,14 @@
-"""Shapes, parameter shapes and FLOPs of graphs and training iterations.
-
-Per op they are lookups in the op registry (advgraph/ops), which defines each op once.
-"""
+"""FLOPs and memory of graphs and training iterations: per op, lookups in the op registry
+(the IR below knows no op's semantics)."""
 
 from __future__ import annotations
 
 from math import prod
-from advgraph.ops import OPS, ShapeError, fmt_shape
 
-from .graph import Graph, Node
+from ..ir import Graph, Node
+from . import OPS
 
-__all__ = ["ShapeError", "fmt_shape", "flops", "graph_flops", "iteration_flops",
-           "training_bytes", "training_peak_bytes"]
+__all__ = ["flops", "graph_flops", "iteration_flops", "training_bytes", "training_peak_bytes"]
 
 
 def flops(node: Node, in_shape: tuple[int, ...]) -> int:

@@ -1,7 +1,7 @@
 """The value types of a spec: numeric ranges, the strict base model, weight initialisers.
 
 Shared by the spec's root (spec/gan.py) and every op family's layer model (advgraph/ops/*),
-so it imports nothing else of advgraph.
+so it sits below both and imports nothing else of advgraph.
 """
 
 from __future__ import annotations

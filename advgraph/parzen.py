@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import UsageError
+from .errors import UsageError
 
 PAPER_SIGMAS = tuple(float(s) for s in np.logspace(-1, 0, 10))
 

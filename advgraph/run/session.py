@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..backend import Trainer, check_supported, get_backend
+from ..backend_protocol import Trainer, check_supported, get_backend
 from ..compile import compile_spec
 from ..data import Splits, data_info, dataset_for
 from ..errors import UsageError
 from ..ir import Program
 from ..params import init_params
 from ..spec import LoadedSpec
-from ..spec.gan import GanSpec
+from ..spec.gan import Adam, GanSpec
 from .context import Context
-from .schedule import Schedule
 from .rng import rank_seed, seeds
+from .schedule import Schedule
 from .stream import DataStream
 
 
@@ -94,7 +94,20 @@ def _check_memory(program: Program, spec: GanSpec, device: str) -> None:
     memory.check_fits("training.batch_size or the layers' sizes",
                       f"G ({program.G.num_params():,} parameters) and D "
                       f"({program.D.num_params():,}) need",
-                      memory.training_peak(program, spec, rss),
+                      training_peak(program, spec, rss),
                       f" to train with batch size {spec.training.batch_size} (parameters, "
                       "gradients, optimiser state, activations, the data and the runtime)",
                       held=rss)
+
+
+def training_peak(program, spec, rss: int | None = None) -> int:
+    """The estimated peak resident memory of a process training `program` as `spec` says
+    (see ops.costs.training_peak_bytes), the data set included; `rss`: what the process
+    already holds, when that is more than the runtime's usual size (tests, notebooks)."""
+    from ..ops.costs import RUNTIME_BYTES, training_peak_bytes
+
+    slots = max(2 if isinstance(o, Adam) else 1
+                for o in (spec.training.optimizer_for("G"), spec.training.optimizer_for("D")))
+    return training_peak_bytes(program.G, program.D, spec.training.batch_size, slots,
+                               dataset_for(spec.data).memory_bytes(program.data_shape),
+                               max(RUNTIME_BYTES, rss or 0))

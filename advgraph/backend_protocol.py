@@ -1,4 +1,5 @@
-"""The Backend protocol and backend discovery through the `advgraph.backends` entry points.
+"""The backend plugin protocol (`Backend`, `Trainer`) and backend discovery through the
+`advgraph.backends` entry points (the plugins themselves are under backends/).
 
 A backend turns a Program into a Trainer. Trainers speak NumPy at their boundary (checkpoints,
 samples) and keep everything else on their device. The training loop (advgraph.train) owns the
