@@ -109,11 +109,12 @@ def _executor(device: str):
 class CupyTrainer:
     def __init__(self, program: Program, executor, seed: int, batch_size: int,
                  optim: dict[str, OptimConfig]):
+        from .footprint import check_plan
         from .runtime import Runtime
 
         self.program, self.m, self.optim = program, batch_size, optim
         self.plan = L.lower(program, batch_size, optim)
-        P.check(self.plan)
+        check_plan(self.plan)
         self.rt = Runtime(executor, host_written=HOST_WRITTEN)
         self.rt.ensure(self.plan)
         self.rt.upload("rng", np.array([seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF, 0, 0],
