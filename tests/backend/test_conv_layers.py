@@ -1,6 +1,7 @@
 """Convolutional layers: shape inference against the torch backend's real output shapes, each
 op's torch lowering against the NumPy reference, located geometry errors, and a CIFAR-shaped
-conv GAN (the paper's geometry) trained end to end through the CLI on small generated data."""
+conv GAN (the paper's geometry) trained end to end through the CLI on small generated data, and
+compared by `parity` with cupy's kernels on the CPU."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The CuPy backend's lowering and runtime without a GPU: every kernel compiles through NVRTC for
 sm_80 and sm_90; the launch plans are typed and stay inside their views; and the plans, run by
 the NumPy twins of the kernels (runtime.TwinExecutor), train exactly like the torch backend —
-k > 1, Adam over many updates, epoch boundaries, conditional nets and inference included."""
+k > 1, Adam over many updates, epoch boundaries, conditional nets and inference included — and
+so do they on the .cu kernels themselves, compiled for the CPU (the host executor)."""
 
 from __future__ import annotations
 
