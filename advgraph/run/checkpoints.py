@@ -58,7 +58,9 @@ class Checkpoint:
         parse_checkpoint_state(self.state_path, state)
         if state["format"] >= 2 and "state_sha256" not in state:
             raise CheckpointError(f"{self.state_path}: no state_sha256 (damaged)")
-        if state["format"] >= 2 and state["state_sha256"] != state_digest(state):
+        # wherever there is a digest, not only in format 2: else a format changed to 1 (by
+        # damage or by hand) would switch the check off
+        if "state_sha256" in state and state["state_sha256"] != state_digest(state):
             raise CheckpointError(f"{self.state_path}: checksum mismatch (the state was changed "
                                   "or damaged after it was written)")
         return state

@@ -1,6 +1,7 @@
 """Convolutional layers: shape inference against the torch backend's real output shapes, each
 op's torch lowering against the NumPy reference, located geometry errors, and a CIFAR-shaped
-conv GAN (the paper's geometry) trained end to end through the CLI on small generated data."""
+conv GAN (the paper's geometry) trained end to end through the CLI on small generated data, and
+compared by `parity` with cupy's kernels on the CPU."""
 
 from __future__ import annotations
 
@@ -127,8 +128,23 @@ def test_cifar_shaped_conv_gan_trains_end_to_end(conv_spec):
     assert r.exit_code == 0, r.stderr
     img = Image.open(r.stdout.split("wrote ")[1].strip())
     assert img.mode == "RGB" and img.size == ((3 * 32 + 4 * 2) * 2, (2 * 32 + 3 * 2) * 2)
-    r = cli("parity", conv_spec, "--backends", "torch,torch", "--batch", "4")
-    assert r.exit_code == 0, r.stderr
+
+
+def test_cifar_shaped_conv_gan_on_cupy_matches_torch(conv_spec):
+    """The paper's conv geometry on cupy's kernels (the host executor) against torch: forward,
+    every gradient and one momentum step."""
+    import sys
+
+    from tests.conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "backends"))
+    from advgraph_cupy.host import available
+
+    if available() is not None:
+        pytest.skip(available())
+    r = cli("parity", conv_spec, "--backends", "torch,cupy", "--devices", "cpu", "--batch", "2")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert " 0 failed" in r.stdout
 
 
 def test_cupy_lowers_the_conv_ops(conv_spec):

@@ -1,7 +1,8 @@
 """The CuPy backend's lowering and runtime without a GPU: every kernel compiles through NVRTC for
 sm_80 and sm_90; the launch plans are typed and stay inside their views; and the plans, run by
 the NumPy twins of the kernels (runtime.TwinExecutor), train exactly like the torch backend —
-k > 1, Adam over many updates, epoch boundaries, conditional nets and inference included."""
+k > 1, Adam over many updates, epoch boundaries, conditional nets and inference included — and
+so do they on the .cu kernels themselves, compiled for the CPU (the host executor)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from advgraph_cupy import lowering as L  # noqa: E402
 from advgraph_cupy import plan as P  # noqa: E402
 from advgraph_cupy.footprint import check_plan  # noqa: E402
 from advgraph_cupy.backend import CupyTrainer  # noqa: E402
+from advgraph_cupy.host import available as host_reason  # noqa: E402
 from advgraph_cupy.runtime import TwinExecutor  # noqa: E402
 
 SGD = {"G": OptimConfig("sgd"), "D": OptimConfig("sgd")}
@@ -260,8 +262,8 @@ def _setup(spec, overrides=(), m=16, n_batches=5, seed=0):
     return program, sched, optim, data, y, params
 
 
-def _trainers(program, optim, data, y, params, m):
-    ours = CupyTrainer(program, TwinExecutor(), 123, m, optim)
+def _trainers(program, optim, data, y, params, m, executor=None):
+    ours = CupyTrainer(program, executor or TwinExecutor(), 123, m, optim)
     torch_tr = get_backend("torch").build(program, "cpu", 0, m, optim)
     for tr in (ours, torch_tr):
         tr.load_state_dict(params)
@@ -277,11 +279,12 @@ def _assert_close(ours, theirs, names, rtol=2e-4):
         np.testing.assert_allclose(a, b, rtol=0, atol=rtol * scale, err_msg=n)
 
 
-def _train_both(spec, overrides=(), iters=3, m=16):
+def _train_both(spec, overrides=(), iters=3, m=16, executor=None):
     """Both backends, the same noise and labels given explicitly, over several iterations with
-    the spec's own schedules (lr per update) and a new order at each epoch's end."""
+    the spec's own schedules (lr per update) and a new order at each epoch's end. `executor`:
+    what runs cupy's plans (the NumPy twins unless given)."""
     program, sched, optim, data, y, params = _setup(spec, overrides, m)
-    ours, theirs = _trainers(program, optim, data, y, params, m)
+    ours, theirs = _trainers(program, optim, data, y, params, m, executor)
     k = load_file(SPECS / spec, list(overrides)).spec.training.k
     rng = np.random.default_rng(7)
     per_epoch, b = len(data) // m, 0
@@ -330,6 +333,27 @@ def test_adam_over_many_updates_matches_torch():
         "toy1d.yaml", ("training.k=2",), iters=40)
     _assert_close(a, t, [k for k in keys if t[k].dtype.kind == "f"], rtol=2e-3)
     assert a["optim/D/t"][0] == 80 and a["optim/G/t"][0] == 40
+
+
+@pytest.mark.skipif(host_reason() is not None, reason=str(host_reason()))
+@pytest.mark.parametrize("overrides", [
+    ("training.optimizer={type: sgd, lr: 0.05, momentum: 0.5}",),
+    # eps 1e-3: with 1e-8, a gradient that rounds to ±1e-9 moves θ by ±lr (m/√v is its sign)
+    ("training.k=2", "training.optimizer={type: adam, lr: 0.001, beta1: 0.5, eps: 0.001}"),
+], ids=["sgd-momentum", "adam"])
+def test_plans_on_the_compiled_kernels_train_like_torch(overrides):
+    """The whole plan on the .cu kernels compiled for the CPU (the host executor), not their
+    twins, against torch: every parameter and optimiser slot after a few updates (Adam's bias
+    correction differs at each), at float32 tolerance."""
+    from advgraph_cupy.runtime import HostExecutor
+
+    program, ours, theirs, a, t, keys = _train_both("ring2d.yaml", overrides, iters=3,
+                                                    executor=HostExecutor())
+    per = {"sgd": 1, "adam": 2}  # velocity; m and v
+    slots = [k for k in keys if k.startswith("optim/") and not k.endswith("/t")]
+    assert len(slots) == sum(len(net.params()) * per[ours.optim[net.name].kind]
+                             for net in (program.G, program.D))
+    _assert_close(a, t, [k for k in keys if t[k].dtype.kind == "f"], rtol=5e-4)
 
 
 def test_deferred_iterations_equal_single_phases_across_epochs():

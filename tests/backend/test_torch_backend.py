@@ -120,49 +120,49 @@ def test_one_sgd_step_follows_finite_difference_gradients(g_loss):
 
 
 def test_momentum_and_adam_updates_match_numpy():
+    """Three D-updates with SGD + momentum and with Adam: the gradient at each step by finite
+    differences of the float64 NumPy reference loss at the parameters NumPy tracks (not by the
+    backend), the update by Pylearn2's momentum rule and by Adam's (Kingma & Ba, Algorithm 1,
+    bias-corrected moments)."""
     program = _tiny_program()
-    m = 8
+    m, lr, mu, lr_adam = 8, 0.1, 0.5, 0.01
     rng = np.random.default_rng(2)
     x = rng.normal(size=(m, 2)).astype(np.float32)
     zs = [rng.normal(size=(m, 8)).astype(np.float32) for _ in range(3)]
-    # Recover the gradients the backend uses from plain SGD (lr=1, μ=0) on a copy.
-    probe, params = build(program, batch=m)
-    probe.load_data(x)
-    probe.set_order(np.arange(m))
-    sgd, _ = build(program, batch=m, params=params)
+    sgd, params = build(program, batch=m)
     adam, _ = build(program, batch=m, params=params,
-                    optim={"G": OptimConfig("adam", 0.5, 0.999, 1e-8), "D": OptimConfig("adam", 0.5, 0.999, 1e-8)})
+                    optim={g: OptimConfig("adam", 0.5, 0.999, 1e-8) for g in ("G", "D")})
     for tr in (sgd, adam):
         tr.load_data(x)
         tr.set_order(np.arange(m))
     names = [t.name for t in program.D.params()]
-    theta = {n: params[n].astype(np.float64) for n in names}
+    p64 = {k: v.astype(np.float64) for k, v in params.items()}
+    theta, theta_a = dict(p64), dict(p64)  # G's parameters stay those of p64: D-steps only
     vel = {n: 0.0 for n in names}
-    theta_a = dict(theta)
     m1 = {n: 0.0 for n in names}
     m2 = {n: 0.0 for n in names}
+
+    def grad(p, z):
+        fake = R.forward(program.G, p, z)
+        return _num_grad(lambda q: R.d_loss(program.D, q, x, fake), dict(p), names)
+
     for t, z in enumerate(zs, start=1):
-        # gradient at the current SGD parameters
-        probe.load_state_dict({**sgd.state_dict()})
-        before = probe.state_dict()
-        probe.d_step(0, 1.0, 0.0, z=z)
-        g = {n: before[n].astype(np.float64) - probe.state_dict()[n] for n in names}
-        sgd.d_step(0, 0.1, 0.5, z=z)
+        g = grad(theta, z)
+        sgd.d_step(0, lr, mu, z=z)
         for n in names:
-            vel[n] = 0.5 * vel[n] - 0.1 * g[n]
+            vel[n] = mu * vel[n] - lr * g[n]
             theta[n] = theta[n] + vel[n]
-            np.testing.assert_allclose(sgd.state_dict()[n], theta[n], rtol=1e-5, atol=1e-6)
-        probe.load_state_dict({**adam.state_dict()})
-        before = probe.state_dict()
-        probe.d_step(0, 1.0, 0.0, z=z)
-        ga = {n: before[n].astype(np.float64) - probe.state_dict()[n] for n in names}
-        adam.d_step(0, 0.01, 0.0, z=z)
+            np.testing.assert_allclose(sgd.state_dict()[n], theta[n], rtol=1e-5, atol=1e-6,
+                                       err_msg=f"sgd {n} at {t}")
+        ga = grad(theta_a, z)
+        adam.d_step(0, lr_adam, 0.0, z=z)
         for n in names:
             m1[n] = 0.5 * m1[n] + 0.5 * ga[n]
             m2[n] = 0.999 * m2[n] + 0.001 * ga[n] ** 2
             mhat, vhat = m1[n] / (1 - 0.5 ** t), m2[n] / (1 - 0.999 ** t)
-            theta_a[n] = theta_a[n] - 0.01 * mhat / (np.sqrt(vhat) + 1e-8)
-            np.testing.assert_allclose(adam.state_dict()[n], theta_a[n], rtol=1e-4, atol=1e-6)
+            theta_a[n] = theta_a[n] - lr_adam * mhat / (np.sqrt(vhat) + 1e-8)
+            np.testing.assert_allclose(adam.state_dict()[n], theta_a[n], rtol=1e-4, atol=1e-6,
+                                       err_msg=f"adam {n} at {t}")
 
 
 def test_training_mode_dropout_masks_and_scales():

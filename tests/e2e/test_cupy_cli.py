@@ -5,6 +5,7 @@ checkpoints sample and resume on torch (and the other way round); `parity` passe
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import numpy as np
@@ -229,13 +230,28 @@ def test_convolutions_on_cupy_match_torch_and_train(tmp_path):
     assert {"G.l3.weight", "G.l5.bias", "D.l0.weight", "D.l2.bias", "D.l3.weight"} <= grads
     r = cli("train", spec, "--name", "cv", "--backend", "cupy", "--device", "cpu")
     assert r.exit_code == 0, r.stderr
+    on_cupy = _tensors("cv")
     r = cli("train", "--resume", "cv", "--backend", "torch", "--set", "training.stop.steps=9")
     assert r.exit_code == 0, r.stderr
+    assert "run cv finished: step 9" in r.stdout
+    assert "resuming a cupy checkpoint on torch" in r.stderr
+    ckpt, on_torch, _ = RunDir(runs_root() / "cv").latest_checkpoint()
+    assert ckpt.step == 9 and set(on_torch) - {"rng/cupy", "rng/torch/cpu"} == \
+        set(on_cupy) - {"rng/cupy", "rng/torch/cpu"}
+    for key in ("G.l3.weight", "D.l3.weight"):  # trained on from cupy's parameters
+        assert np.isfinite(on_torch[key]).all() and not np.array_equal(on_torch[key],
+                                                                         on_cupy[key])
+        assert np.abs(on_torch[key] - on_cupy[key]).max() < 0.5 * np.abs(on_cupy[key]).max()
 
 
 def test_parity_works_out_of_the_box():
+    """No options: torch against cupy on the CPU, and every row passes."""
     r = cli("parity", SPECS / "ring2d.yaml")
     assert r.exit_code == 0, r.stdout + r.stderr
+    assert "parity torch (cpu) vs cupy (cpu)" in r.stdout
+    passed = re.search(r"(\d+) passed, 0 failed", r.stdout)
+    # G(z) and D(x); the gradient of each of the 12 parameters, each after the step
+    assert passed and int(passed.group(1)) >= 2 + 12 + 12
 
 
 def test_errors_are_located_and_clean(tmp_path, monkeypatch):

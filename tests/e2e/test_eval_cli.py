@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,13 @@ def test_toy_sample_plot_npz_and_metrics_plot(ring_run, tmp_path):
     assert r.exit_code == 0 and r.stdout.strip() == f"wrote {png}"
     assert "warning: --grid changes nothing without --npz" in r.stderr
     r = cli("sample", ring_run, "--checkpoint", "75", "--out", tmp_path / "early.png")
-    assert r.exit_code == 0 and (tmp_path / "early.png").exists()
+    assert r.exit_code == 0 and Image.open(tmp_path / "early.png").format == "PNG"
+    r = cli("sample", ring_run, "--checkpoint", "75", "--npz", tmp_path / "e.npz", "--n", "123",
+            "--seed", "4")  # the same noise as s.npz, through step 75's G
+    assert r.exit_code == 0, r.stderr
+    with np.load(tmp_path / "e.npz") as e, np.load(tmp_path / "s.npz") as s:
+        assert int(e["step"]) == 75 and e["samples"].shape == (123, 2)
+        assert not np.allclose(e["samples"], s["samples"])
     r = cli("plot", ring_run)
     assert r.exit_code == 0 and (runs_root() / "ring" / "plots" / "metrics.png").exists()
     (tmp_path / "adir").mkdir()
@@ -206,6 +213,7 @@ def test_feature_metrics_with_their_floor_and_history(mnist_run):
     assert rows["real (valid split)"]["coverage"] > rows["G"]["coverage"]
     assert "classifier: test accuracy" in r.stdout and "FID" in r.stdout
     assert "domain classifier: epoch 4/4" in r.stderr  # trained once…
+    _check_rows_by_definition(rep, mnist_run)
     r = cli("eval", mnist_run, "--fid", "--samples", "60", "--parzen", "--valid-limit", "20")
     assert r.exit_code == 0, r.stderr
     assert "domain classifier" not in r.stderr  # …then read from the cache
@@ -214,6 +222,48 @@ def test_feature_metrics_with_their_floor_and_history(mnist_run):
     assert [h["metric"] for h in history] == ["quality", "parzen", "quality"]
     assert all(h["checkpoint_step"] == 10 for h in history)
     assert history[2]["metrics"] == ["fid"] and "precision" not in history[2]["rows"]["G"]
+
+
+def _prdc_by_definition(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float]:
+    """Kynkäänniemi et al.'s precision and recall, Naeem et al.'s density and coverage, from
+    SciPy's Euclidean distances (a set's k-th neighbour: column k of its sorted distances,
+    column 0 being the point itself)."""
+    from scipy.spatial.distance import cdist
+
+    r_real = np.sort(cdist(real, real), axis=1)[:, k]
+    r_fake = np.sort(cdist(fake, fake), axis=1)[:, k]
+    d = cdist(real, fake)
+    inside = d <= r_real[:, None]  # fake j in real i's ball
+    return {"precision": inside.any(0).mean(), "recall": (d <= r_fake[None, :]).any(1).mean(),
+            "density": inside.sum() / (k * len(fake)), "coverage": (d.min(1) <= r_real).mean()}
+
+
+def _check_rows_by_definition(rep: dict, run: str) -> None:
+    """The held-out and training rows of a quality report recomputed from the classifier's
+    features: PRDC by its definitions, FID with SciPy's sqrtm."""
+    from scipy import linalg
+
+    from advgraph.evaluate.classifier import domain_classifier
+
+    sp = restore_run(RunDir(runs_root() / run)).splits
+    clf = domain_classifier(sp.train, sp.train_y, sp.test, sp.test_y, 10, (1, 28, 28))
+    assert str(clf.path) == rep["classifier"]["path"]  # the report's classifier, from its cache
+    ref = clf.features_and_probs(sp.test)[0].astype(np.float64)
+    n, k = rep["samples"], rep["prdc_k"]
+    for name, x in (("real (valid split)", sp.valid[:n]), ("train as samples", sp.train[:n])):
+        feats = clf.features_and_probs(x)[0].astype(np.float64)
+        row = rep["rows"][name]
+        for key, want in _prdc_by_definition(ref, feats, k).items():
+            assert row[key] == pytest.approx(want, abs=1e-12), (name, key)
+        s1, s2 = np.cov(ref, rowvar=False), np.cov(feats, rowvar=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", linalg.LinAlgWarning)  # singular: see below
+            root = linalg.sqrtm(s1 @ s2)
+        fid = (((ref.mean(0) - feats.mean(0)) ** 2).sum() + np.trace(s1 + s2)
+               - 2 * np.trace(root).real)
+        # 60 samples span fewer dimensions than the features: both covariances are singular,
+        # and sqrtm's roots of their rounding-level eigenvalues move it by a few 1e-6
+        assert row["fid"] == pytest.approx(fid, rel=2e-5), name
 
 
 def test_a_classifier_that_could_not_be_cached_is_reported_as_such(mnist_run, tmp_path,

@@ -108,14 +108,29 @@ def test_full_disk_keeps_the_last_good_checkpoint(monkeypatch):
     assert not [p for p in run.ckpt_dir.iterdir() if p.name.startswith(".")]  # no temp files
 
 
-def test_unwritable_runs_directory(monkeypatch):
-    def refuse(self, *a, **kw):
-        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+def test_unwritable_runs_directory(tmp_path, monkeypatch):
+    """--runs-dir inside a directory the user may not write to (mode 0o500). Root writes there
+    all the same (permission bits do not bind it): then mkdir is refused for that directory's
+    contents alone, as the kernel would refuse them to anyone else."""
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    runs = ro / "runs"
+    if os.geteuid() == 0:
+        real = Path.mkdir
 
-    monkeypatch.setattr(Path, "mkdir", refuse)
-    r = cli("train", SPECS / "toy1d.yaml", "--runs-dir", "/somewhere/ro")
+        def mkdir(self, *a, **kw):
+            if Path(os.path.abspath(self)).is_relative_to(ro):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+            return real(self, *a, **kw)
+
+        monkeypatch.setattr(Path, "mkdir", mkdir)
+    try:
+        r = cli("train", SPECS / "toy1d.yaml", "--runs-dir", runs)
+    finally:
+        ro.chmod(0o700)  # for pytest's clean-up
     assert r.exit_code == 1
-    assert r.stderr.strip() == "error: cannot create the runs directory /somewhere/ro: Permission denied"
+    assert r.stderr.strip() == f"error: cannot create the runs directory {runs}: Permission denied"
+    assert not runs.exists()
 
 
 def test_nothing_is_ever_unpickled():

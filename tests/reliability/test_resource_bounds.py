@@ -19,9 +19,10 @@ import pytest
 from advgraph import memory
 from advgraph.data.idx import read_idx
 from advgraph.errors import DataError
+from advgraph.run.directory import RunDir
 from advgraph.run.session import training_peak
 from tests.conftest import make_mnist_dir
-from tests.helpers import cli
+from tests.helpers import cli, runs_root
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
@@ -170,9 +171,14 @@ def test_memory_check_uses_available_memory(monkeypatch):
 
 
 def test_memory_check_passes_with_enough_memory(monkeypatch):
-    monkeypatch.setattr(memory, "available_bytes", lambda: 64 * 2**30)
-    r = cli("train", HERE / "valid.yaml", "--set", "training.stop={steps: 2}")
+    asked = []
+    monkeypatch.setattr(memory, "available_bytes", lambda: asked.append(1) or 64 * 2**30)
+    r = cli("train", HERE / "valid.yaml", "--name", "fits", "--set", "training.stop={steps: 2}")
     assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert asked  # the check ran, and let the run through to its end
+    assert "run fits finished: step 2" in r.stdout
+    ckpt, tensors, _ = RunDir(runs_root() / "fits").latest_checkpoint()
+    assert ckpt.step == 2 and {"G.h0.weight", "D.y.bias"} <= set(tensors)
 
 
 def test_available_memory_reads_meminfo_and_cgroups(tmp_path, monkeypatch):
@@ -236,7 +242,10 @@ def _peak_and_estimate(spec: Path, sets: list[str], extra: list[str]) -> tuple[i
 @pytest.mark.parametrize("which", ["ring2d", "mnist"])
 def test_estimate_is_honest_against_measured_peak(tmp_path, which):
     """Train a few steps (a checkpoint included) in a child process; its peak resident
-    memory must not exceed the estimate by more than 25 %, nor be far below it."""
+    memory must not exceed the estimate by more than 25 %, nor the estimate the peak by more
+    than 50 %: the estimate refuses runs before they allocate, and one 50 % high would refuse
+    a run that needs only two thirds of the free memory. (Measured: estimate/peak 0.92 for
+    ring2d, 1.22 for mnist; the margin is for other platforms' runtime sizes.)"""
     pytest.importorskip("torch")
     stop = ["training.stop={steps: 3}", "training.checkpoint={steps: 3}", "training.log_every=1"]
     if which == "ring2d":
@@ -249,7 +258,7 @@ def test_estimate_is_honest_against_measured_peak(tmp_path, which):
                                        ["--data-root", str(root)])
     print(f"{which}: peak {peak / 2**20:.0f} MiB, estimate {est / 2**20:.0f} MiB")
     assert peak <= est * 1.25, (peak, est)
-    assert est <= 4 * peak, (peak, est)
+    assert est <= 1.5 * peak, (peak, est)
 
 
 # ---- sizes of the other commands ----------------------------------------------------------
