@@ -34,7 +34,7 @@ class Problem:
 
     path: str  # dotted path inside the spec, e.g. "generator.layers[2].units" ("" = document root)
     msg: str
-    source: str | None = None  # file name, or "--set" for command-line overrides
+    source: str | None = None  # file name, or "`overrides`" for the overrides given with it
     line: int | None = None  # 1-based
     col: int | None = None  # 1-based
 

@@ -50,6 +50,7 @@ FLAGS = {
     "theory": "--theory", "fid": "--fid", "prdc": "--prdc", "score": "--score",
     "fmt": "--format", "out": "--out", "force": "--force", "device": "--device",
     "data_root": "--data-root", "name": "--name", "resume": "--resume",
+    "overrides": "--set", "nproc": "--nproc", "tensorboard": "--tensorboard",
 }
 
 

@@ -54,7 +54,7 @@ def make_trainer(loaded: LoadedSpec, ctx: Context
                                       optim), sched
     if not getattr(backend, "distributed", False):
         raise UsageError(f"backend {backend.name!r} trains on one device only; "
-                         "--nproc needs the torch backend")
+                         "`nproc` needs the torch backend")
     if m % dist.world:
         raise UsageError(f"training.batch_size = {m} does not split evenly over {dist.world} "
                          "processes")

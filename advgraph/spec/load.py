@@ -20,6 +20,9 @@ from ..errors import Problem, SpecError
 from .gan import GanSpec
 
 PathT = tuple[Any, ...]
+# Where an override (`load_text(..., overrides)`, the CLI's --set) is reported: the CLI words
+# `overrides` as its flag (AdvGraphError.worded).
+OVERRIDES = "`overrides`"
 
 
 def dotted(path: PathT) -> str:
@@ -45,7 +48,7 @@ class Positions:
         # A path set on the command line is reported as such.
         for i in range(len(path), -1, -1):
             if path[:i] in self.overrides:
-                return Problem(dotted(path), msg, source="--set")
+                return Problem(dotted(path), msg, source=OVERRIDES)
         table = self.keys if at_key and path in self.keys else self.values
         for i in range(len(path), -1, -1):  # nearest located ancestor
             pos = table.get(path[:i]) or self.values.get(path[:i])
@@ -137,7 +140,7 @@ def parse_override_path(text: str) -> PathT:
 
     if not re.fullmatch(r"[A-Za-z_][\w-]*(\[\d+\])*(\.[A-Za-z_][\w-]*(\[\d+\])*)*", text):
         raise SpecError(Problem(text, "not a dotted path (e.g. training.optimizer.lr or "
-                                      "generator.layers[2].units)", source="--set"))
+                                      "generator.layers[2].units)", source=OVERRIDES))
     out: list[Any] = []
     for part in text.split("."):
         name, *idx = part.split("[")
@@ -151,42 +154,42 @@ def apply_overrides(data: Any, overrides: list[str], pos: Positions) -> Any:
     for item in overrides:
         if "=" not in item:
             raise SpecError(Problem(item, "expected PATH=VALUE, e.g. training.optimizer.lr=0.05",
-                                    source="--set"))
+                                    source=OVERRIDES))
         key, raw = item.split("=", 1)
         path = parse_override_path(key.strip())
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as e:
-            raise SpecError(Problem(key, f"value is not valid YAML: {e}", source="--set")) from None
+            raise SpecError(Problem(key, f"value is not valid YAML: {e}", source=OVERRIDES)) from None
         except ValueError as e:  # e.g. an integer with thousands of digits
             msg = ("number too large; no value of a spec needs that many digits"
                    if "digits" in str(e) else f"value cannot be read: {e}")
-            raise SpecError(Problem(key, msg, source="--set")) from None
+            raise SpecError(Problem(key, msg, source=OVERRIDES)) from None
         except RecursionError:
-            raise SpecError(Problem(key, "value is nested too deeply", source="--set")) from None
+            raise SpecError(Problem(key, "value is nested too deeply", source=OVERRIDES)) from None
         node = data
         for i, part in enumerate(path[:-1]):
             nxt = path[i + 1]
             if isinstance(part, int):
                 if not isinstance(node, list) or not 0 <= part < len(node):
                     raise SpecError(Problem(dotted(path[: i + 1]), "no such list item",
-                                            source="--set"))
+                                            source=OVERRIDES))
                 if not isinstance(node[part], (dict, list)):
                     node[part] = [] if isinstance(nxt, int) else {}
                 node = node[part]
             else:
                 if not isinstance(node, dict):
                     raise SpecError(Problem(dotted(path[: i + 1]), "not a mapping",
-                                            source="--set"))
+                                            source=OVERRIDES))
                 if not isinstance(node.get(part), (dict, list)):
                     node[part] = [] if isinstance(nxt, int) else {}
                 node = node[part]
         last = path[-1]
         if isinstance(last, int):
             if not isinstance(node, list) or not 0 <= last < len(node):
-                raise SpecError(Problem(dotted(path), "no such list item", source="--set"))
+                raise SpecError(Problem(dotted(path), "no such list item", source=OVERRIDES))
         elif not isinstance(node, dict):
-            raise SpecError(Problem(dotted(path), "not a mapping", source="--set"))
+            raise SpecError(Problem(dotted(path), "not a mapping", source=OVERRIDES))
         _switch_interval(node, path, value, pos)
         node[last] = value
         pos.overrides.add(path)
@@ -209,7 +212,7 @@ def _switch_interval(node: dict, path: PathT, value: Any, pos: Positions) -> Non
     # set on this command line, itself or with its mapping ('training.stop={epochs: 5}')
     if any(given[:len(o)] == o for o in pos.overrides):
         raise SpecError(Problem(dotted(path[:-1]), f"both '{other}' and '{path[-1]}' are set; "
-                                f"an interval takes one of them", source="--set"))
+                                f"an interval takes one of them", source=OVERRIDES))
     del node[other]
 
 

@@ -78,8 +78,8 @@ def _resumed_spec(run: RunDir, overrides: list[str]) -> tuple[LoadedSpec, GanSpe
     changed = _changed_paths(original.model_dump(), loaded.spec.model_dump())
     illegal = _not_resumable(changed)
     if illegal:
-        raise UsageError("on --resume only training." + "/".join(RESUMABLE)
-                         + f" may change; --set changes {', '.join(illegal)}")
+        raise UsageError("on `resume` only training." + "/".join(RESUMABLE)
+                         + f" may change; `overrides` change {', '.join(illegal)}")
     return loaded, original, changed
 
 
@@ -108,7 +108,7 @@ def _check_not_stopped(name: str, session: Session) -> None:
        (stop.epochs is not None and session.stream.epoch >= stop.epochs):
         what = f"{stop.steps} steps" if stop.steps is not None else f"{stop.epochs} epochs"
         raise UsageError(f"run {name!r} already reached its stop ({what}) at step "
-                         f"{session.step}; train further with e.g. --set "
+                         f"{session.step}; train further with e.g. `overrides` "
                          f"training.stop.{'steps' if stop.steps is not None else 'epochs'}=N")
 
 

@@ -22,7 +22,7 @@ TAGS = {"d_loss": "loss/D", "g_loss": "loss/G", "d_real": "D/real", "d_fake": "D
         "steps_per_s": "progress/steps_per_s"}
 
 
-def require(option: str = "--tensorboard") -> None:
+def require(option: str = "`tensorboard`") -> None:
     """Raise MissingExtra unless torch.utils.tensorboard imports (it needs `tensorboard`)."""
     try:
         from torch.utils.tensorboard import SummaryWriter  # noqa: F401

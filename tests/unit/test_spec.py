@@ -159,12 +159,12 @@ def test_overrides_apply_and_are_validated():
                                         "generator.layers[0].units=32"])
     assert loaded.spec.training.optimizer.lr == 0.05
     assert loaded.spec.generator.layers[0].units == 32
-    assert problems(BASE, ["training.k=0"]) == ["--set: training.k: Input should be greater than 0"]
+    assert problems(BASE, ["training.k=0"]) == ["`overrides`: training.k: Input should be greater than 0"]
     assert problems(BASE, ["generator.layers[9].units=3"]) == [
-        "--set: generator.layers[9]: no such list item"]
+        "`overrides`: generator.layers[9]: no such list item"]
     assert problems(BASE, ["training.lr"]) == [
-        "--set: training.lr: expected PATH=VALUE, e.g. training.optimizer.lr=0.05"]
-    assert problems(BASE, ["training..lr=1"])[0].startswith("--set: training..lr: not a dotted path")
+        "`overrides`: training.lr: expected PATH=VALUE, e.g. training.optimizer.lr=0.05"]
+    assert problems(BASE, ["training..lr=1"])[0].startswith("`overrides`: training..lr: not a dotted path")
 
 
 def test_setting_an_intervals_steps_replaces_its_epochs():
@@ -180,9 +180,9 @@ def test_setting_an_intervals_steps_replaces_its_epochs():
     # both on the command line: still refused, with the way out
     for both, message in (
             (["training.stop.steps=7", "training.stop.epochs=2"],
-             "--set: training.stop: both 'steps' and 'epochs' are set; an interval takes one"),
+             "`overrides`: training.stop: both 'steps' and 'epochs' are set; an interval takes one"),
             (["training.stop={epochs: 5}", "training.stop.steps=100"],
-             "--set: training.stop: both 'epochs' and 'steps' are set; an interval takes one")):
+             "`overrides`: training.stop: both 'epochs' and 'steps' are set; an interval takes one")):
         with pytest.raises(SpecError) as e:
             load_file(SPECS / "mnist.yaml", both)
         assert str(e.value).startswith(message), str(e.value)
