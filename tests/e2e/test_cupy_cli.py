@@ -34,9 +34,11 @@ def _tensors(name: str) -> dict[str, np.ndarray]:
 
 @pytest.mark.slow
 def test_toy1d_trains_to_the_equilibrium_on_the_host_executor():
-    r = cli("train", SPECS / "toy1d.yaml", *CUPY)
+    # Half the shipped 3000 steps: G's std is within the bound from about step 750 on, and is
+    # no safer at 3000 (on torch, 8 of 8 seeds pass at 1500, 6 of 8 at 3000).
+    r = cli("train", SPECS / "toy1d.yaml", *CUPY, "--set", "training.stop.steps=1500")
     assert r.exit_code == 0, r.stderr
-    assert "run toy1d-001 finished: step 3000" in r.stdout
+    assert "run toy1d-001 finished: step 1500" in r.stdout
     state = json.loads(sorted((runs_root() / "toy1d-001" / "checkpoints").glob("*.json"))[-1]
                        .read_text())
     assert state["backend"] == "cupy"
