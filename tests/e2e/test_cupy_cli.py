@@ -51,6 +51,7 @@ def test_toy1d_trains_to_the_equilibrium_on_the_host_executor():
         assert abs(d.mean() - 0.5) < 0.1, backend
 
 
+@pytest.mark.slow
 def test_resume_on_the_host_executor_is_bit_exact():
     for name, steps in (("whole", 40), ("part", 20)):
         r = cli("train", SPECS / "ring2d.yaml", "--name", name, *CUPY, *SMALL,
@@ -374,6 +375,7 @@ class _Views:
         self.host, self.twin, self.pair = host, twin, pair
 
 
+@pytest.mark.slow
 def test_cifar10_conv_on_the_host_executor_equals_the_twins(monkeypatch):
     """The paper's CIFAR-10 conv nets (D's maxout_conv and max_pool layers as the spec has
     them, G narrowed: CIFAR_NARROW), two iterations of Algorithm 1 at batch 4, in lock step:
