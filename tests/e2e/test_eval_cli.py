@@ -201,6 +201,7 @@ def test_interpolation_grid(mnist_run):
                                  "equal to 2") in r.stderr
 
 
+@pytest.mark.slow
 def test_theory_shrinks_with_training():
     """Figure 1 measured: trained D is closer to D*, and p_g closer to p_data, than at init."""
     r = cli("train", SPECS / "toy1d.yaml", "--name", "fig1", "--set", "training.stop.steps=1500",
