@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from pathlib import Path
 
@@ -16,9 +17,17 @@ SPECS = ROOT / "specs"
 @pytest.fixture(scope="session")
 def host_kernel_cache(request, tmp_path_factory) -> Path:
     """The host executor's compiled kernels, shared by every test (keyed by a hash of every
-    input, so a stale build is never used): pytest's cache, or one temporary directory."""
+    input, so a stale build is never used): pytest's cache, or one temporary directory, which
+    the pytest-xdist workers of a run share (a build is renamed into place whole, so workers
+    building the same library at once both end up with one good copy)."""
     cache = getattr(request.config, "cache", None)
-    return cache.mkdir("advgraph-host") if cache is not None else tmp_path_factory.mktemp("host")
+    if cache is not None:
+        return cache.mkdir("advgraph-host")
+    if "PYTEST_XDIST_WORKER" in os.environ:  # each worker's basetemp is popen-gwN/ in the run's
+        shared = tmp_path_factory.getbasetemp().parent / "host"
+        shared.mkdir(exist_ok=True)
+        return shared
+    return tmp_path_factory.mktemp("host")
 
 
 @pytest.fixture(autouse=True)

@@ -80,6 +80,7 @@ def _run(variant: str, *argv: str) -> subprocess.CompletedProcess:
                           text=True, capture_output=True, timeout=600)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["asan", "tsan"])
 @pytest.mark.parametrize("spec", ["toy1d", "ring2d", "conv"])
 def test_plans_run_clean_under_sanitizers(spec, variant, tmp_path):

@@ -106,7 +106,8 @@ def _assert_identical(a: dict, b: dict) -> None:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
-@pytest.mark.parametrize("spec", SPEC_FILES)
+@pytest.mark.parametrize("spec", [pytest.param(s, marks=[pytest.mark.slow] if s in NARROW else [])
+                                  for s in SPEC_FILES])  # the widest nets: slow
 def test_training_with_reuse_is_bit_identical(spec, monkeypatch):
     program, optim = _program(load_file(SPECS / spec, NARROW.get(spec, [])))
     data, y = _data(program)

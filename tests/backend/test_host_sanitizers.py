@@ -52,6 +52,7 @@ SUITE = "import runpy, sys; sys.argv = ['host_cases', *sys.argv[1:]]; " \
         "runpy.run_module('tests.backend.host_cases', run_name='__main__')"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["asan", "tsan"])
 def test_kernel_suite_is_clean_under_sanitizers(variant, host_cache):
     build_library(variant, cache_dir=host_cache)  # (built here: a failure shows its log)
@@ -109,7 +110,8 @@ FAULTS = {
 }
 
 
-@pytest.mark.parametrize("fault", sorted(FAULTS))
+@pytest.mark.parametrize("fault", [pytest.param(f, marks=[] if f == "off_by_one" else [pytest.mark.slow])
+                                   for f in sorted(FAULTS)])  # one in the fast tier
 def test_sanitizers_catch_injected_faults(fault, host_cache):
     variant, name, old, new, case, kwargs, report = FAULTS[fault]
     assert old in kernel_sources.sources()[name]

@@ -34,9 +34,11 @@ def _tensors(name: str) -> dict[str, np.ndarray]:
 
 @pytest.mark.slow
 def test_toy1d_trains_to_the_equilibrium_on_the_host_executor():
-    r = cli("train", SPECS / "toy1d.yaml", *CUPY)
+    # Half the shipped 3000 steps: G's std is within the bound from about step 750 on, and is
+    # no safer at 3000 (on torch, 8 of 8 seeds pass at 1500, 6 of 8 at 3000).
+    r = cli("train", SPECS / "toy1d.yaml", *CUPY, "--set", "training.stop.steps=1500")
     assert r.exit_code == 0, r.stderr
-    assert "run toy1d-001 finished: step 3000" in r.stdout
+    assert "run toy1d-001 finished: step 1500" in r.stdout
     state = json.loads(sorted((runs_root() / "toy1d-001" / "checkpoints").glob("*.json"))[-1]
                        .read_text())
     assert state["backend"] == "cupy"
@@ -49,6 +51,7 @@ def test_toy1d_trains_to_the_equilibrium_on_the_host_executor():
         assert abs(d.mean() - 0.5) < 0.1, backend
 
 
+@pytest.mark.slow
 def test_resume_on_the_host_executor_is_bit_exact():
     for name, steps in (("whole", 40), ("part", 20)):
         r = cli("train", SPECS / "ring2d.yaml", "--name", name, *CUPY, *SMALL,
@@ -372,6 +375,7 @@ class _Views:
         self.host, self.twin, self.pair = host, twin, pair
 
 
+@pytest.mark.slow
 def test_cifar10_conv_on_the_host_executor_equals_the_twins(monkeypatch):
     """The paper's CIFAR-10 conv nets (D's maxout_conv and max_pool layers as the spec has
     them, G narrowed: CIFAR_NARROW), two iterations of Algorithm 1 at batch 4, in lock step:

@@ -23,6 +23,7 @@ def tensors(name):
     return RunDir(runs_root() / name).latest_checkpoint()[1]
 
 
+@pytest.mark.slow
 def test_distributed_run_resumes_exactly():
     spec = SPECS / "ring2d.yaml"
     r = cli_proc("train", spec, "--nproc", "2", "--name", "full", *FAST,
@@ -46,6 +47,7 @@ def test_distributed_run_resumes_exactly():
     assert state["world_size"] == 2
 
 
+@pytest.mark.slow
 def test_distributed_checkpoint_resumes_in_one_process():
     spec = SPECS / "ring2d.yaml"
     assert cli_proc("train", spec, "--nproc", "2", "--name", "d", *FAST,
@@ -55,6 +57,7 @@ def test_distributed_checkpoint_resumes_in_one_process():
     assert RunDir(runs_root() / "d").latest_checkpoint()[0].step == 30
 
 
+@pytest.mark.slow
 def test_interrupting_a_distributed_run():
     spec = SPECS / "ring2d.yaml"
     code, err = interrupt_training("int", 2, spec, "--nproc", "2", "--name", "int", *FAST,
@@ -106,6 +109,7 @@ def test_eval_and_sample_refusals_are_reported_once(args, message):
     assert r.stderr.lower().count("error:") == 1 and r.stderr.count(message) == 1, r.stderr
 
 
+@pytest.mark.slow
 def test_parzen_and_nearest_shared_over_ranks_agree_with_one_process(mnist_dir, tmp_path):
     r = cli_proc("train", SPECS / "mnist.yaml", "--name", "m", "--data-root", mnist_dir,
                  "--set", "data.train=250", "--set", "data.valid=50",
@@ -130,6 +134,7 @@ def test_parzen_and_nearest_shared_over_ranks_agree_with_one_process(mnist_dir, 
     assert pngs[0] == pngs[1]
 
 
+@pytest.mark.slow
 def test_kmeans_baseline_over_ranks(tmp_path):
     """eval --baseline kmeans --nproc 2: rank 0 computes the centres and the ranks share the
     Parzen work (the figure of one process); a cache that cannot be written is one warning

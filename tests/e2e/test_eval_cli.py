@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -22,26 +23,51 @@ from advgraph.spec import load_file  # noqa: E402
 from advgraph.run.context import Context  # noqa: E402
 from advgraph.run.restore import RestoredRun, restore_run  # noqa: E402
 from advgraph.run.session import make_trainer  # noqa: E402
-from tests.conftest import SPECS  # noqa: E402
+from tests.conftest import SPECS, make_mnist_dir  # noqa: E402
 from tests.helpers import cli, runs_root  # noqa: E402
 
 
-@pytest.fixture
-def ring_run():
-    r = cli("train", SPECS / "ring2d.yaml", "--name", "ring", "--set", "data.train=3000",
-            "--set", "data.valid=500", "--set", "data.test=500", "--set", "training.stop.steps=150",
-            "--set", "training.checkpoint={steps: 75}", "--set", "training.log_every=25")
+def _trained_once(tmp_path_factory, name: str, *args) -> Path:
+    """A run trained once for the module, in its own runs directory and cache root."""
+    root = tmp_path_factory.mktemp(name)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ADVGRAPH_OFFLINE", "1")
+        mp.setenv("XDG_CACHE_HOME", str(root / "cache"))
+        r = cli("train", *args, "--name", name, "--runs-dir", root / "runs")
     assert r.exit_code == 0, r.stderr
-    return "ring"
+    return root / "runs" / name
+
+
+def _copy(trained: Path) -> str:
+    """A copy of a module's run in the test's runs directory (commands write into a run)."""
+    shutil.copytree(trained, runs_root() / trained.name)
+    return trained.name
+
+
+@pytest.fixture(scope="module")
+def _ring(tmp_path_factory) -> Path:
+    return _trained_once(tmp_path_factory, "ring", SPECS / "ring2d.yaml", "--set", "data.train=3000",
+                         "--set", "data.valid=500", "--set", "data.test=500",
+                         "--set", "training.stop.steps=150", "--set", "training.checkpoint={steps: 75}",
+                         "--set", "training.log_every=25")
 
 
 @pytest.fixture
-def mnist_run(mnist_dir):
-    r = cli("train", SPECS / "mnist.yaml", "--name", "digits", "--data-root", mnist_dir,
-            "--set", "data.train=250", "--set", "data.valid=50",
-            "--set", "training.stop={steps: 10}", "--set", "training.checkpoint={steps: 5}")
-    assert r.exit_code == 0, r.stderr
-    return "digits"
+def ring_run(_ring):
+    return _copy(_ring)
+
+
+@pytest.fixture(scope="module")
+def _digits(tmp_path_factory) -> Path:
+    data = make_mnist_dir(tmp_path_factory.mktemp("mnist"))
+    return _trained_once(tmp_path_factory, "digits", SPECS / "mnist.yaml", "--data-root", data,
+                         "--set", "data.train=250", "--set", "data.valid=50",
+                         "--set", "training.stop={steps: 10}", "--set", "training.checkpoint={steps: 5}")
+
+
+@pytest.fixture
+def mnist_run(_digits):
+    return _copy(_digits)
 
 
 def test_toy_sample_plot_npz_and_metrics_plot(ring_run, tmp_path):
@@ -175,6 +201,7 @@ def test_interpolation_grid(mnist_run):
                                  "equal to 2") in r.stderr
 
 
+@pytest.mark.slow
 def test_theory_shrinks_with_training():
     """Figure 1 measured: trained D is closer to D*, and p_g closer to p_data, than at init."""
     r = cli("train", SPECS / "toy1d.yaml", "--name", "fig1", "--set", "training.stop.steps=1500",

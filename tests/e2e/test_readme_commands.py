@@ -123,6 +123,7 @@ def mapped(command: str, world: dict[str, Path]) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("readme-world")  # in order, in one world: later commands use earlier runs
 @pytest.mark.parametrize("command", COMMANDS)
 def test_readme_command_runs_as_written(command, world, monkeypatch):
     monkeypatch.setenv("HOME", str(world["home"]))

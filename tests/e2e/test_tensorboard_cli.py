@@ -113,6 +113,7 @@ def test_first_given_on_a_resume_the_events_get_the_whole_history():
     check_mirrors_the_run("late")
 
 
+@pytest.mark.slow
 @needs_tensorboard
 def test_an_event_file_cut_short_is_completed_by_the_next_resume():
     """A crash can leave an event file ending mid-way: the resume logs again from the last

@@ -23,6 +23,7 @@ def final_tensors(name: str) -> dict[str, np.ndarray]:
     return RunDir(runs_root() / name).latest_checkpoint()[1]
 
 
+@pytest.mark.slow
 def test_toy1d_learns_the_data_distribution():
     r = cli("train", SPECS / "toy1d.yaml")
     assert r.exit_code == 0, r.stderr

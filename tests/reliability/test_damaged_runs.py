@@ -247,6 +247,7 @@ def damage(draw):
     return target, kind, arg
 
 
+@pytest.mark.slow
 @FUZZ
 @given(damage())
 def test_random_damage_fails_cleanly_or_not_at_all(trained, tmp_path, dmg):

@@ -32,6 +32,7 @@ def final(name):
     return RunDir(runs_root() / name).latest_checkpoint()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.usefixtures("one_torch_thread")
 def test_sigkill_at_a_random_point_loses_at_most_one_interval(seed):
@@ -62,6 +63,7 @@ def test_sigkill_at_a_random_point_loses_at_most_one_interval(seed):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["bitflip", "truncate"])
 def test_damaged_latest_checkpoint_falls_back_and_still_resumes_exactly(damage):
     spec = SPECS / "ring2d.yaml"

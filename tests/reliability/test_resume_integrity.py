@@ -140,6 +140,7 @@ def test_any_changed_value_in_the_state_is_refused_by_the_reader(trained, tmp_pa
         damaged.state()  # what every reader of a checkpoint calls first
 
 
+@pytest.mark.slow
 def test_resume_after_a_tampered_state_is_exact(trained):
     run = _copy(trained, "t")
     newest = run.checkpoints()[-1].state_path
@@ -241,6 +242,7 @@ def test_a_hand_edited_spec_is_refused_on_resume(trained):
 # ---- metrics.jsonl after a resume ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_metrics_after_a_resume_equal_the_uninterrupted_run():
     """Stopped at 17 (off the logging schedule, between checkpoints 14 and 21), resumed to 40:
     the same rows as one run to 40, the interval 11–20 included, timing aside."""
