@@ -2,8 +2,9 @@
 `advgraph.backends` entry points (the plugins themselves are under backends/).
 
 A backend turns a Program into a Trainer. Trainers speak NumPy at their boundary (checkpoints,
-samples) and keep everything else on their device. The training loop (advgraph.train) owns the
-schedules, the data order and the run directory; a trainer only executes steps.
+samples) and keep everything else on their device. The session layer (advgraph.run) owns the
+schedules, the data order and the run directory, the training loop (advgraph.train) the
+steps' order; a trainer only executes steps.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`advgraph sample`, `interpolate` and `plot`: figures from a trained run (the work itself is
-advgraph.evaluate's and advgraph.figures')."""
+advgraph.run.sample_files', advgraph.evaluate.interpolation's and advgraph.figures')."""
 
 from __future__ import annotations
 

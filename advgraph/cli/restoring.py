@@ -36,8 +36,12 @@ def current_rank() -> int:
     """This process's rank when launched as one of --nproc's ranks (0 otherwise): its errors
     say which rank they come from."""
     from ..distributed import world_from_env
+    from ..errors import UsageError
 
-    return world_from_env()[0]
+    try:
+        return world_from_env()[0]
+    except UsageError:  # reported as an error line by `ranks`, inside the command's user_errors
+        return 0
 
 
 # Lower bounds on the float32 copies of the samples a command holds at its peak (see

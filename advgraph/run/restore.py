@@ -1,4 +1,4 @@
-"""Reading a checkpoint back: a trained model for sample and eval (restore_run), or a whole
+"""Reading a checkpoint back: a trained model for sample, eval, export and the API (restore_run), or a whole
 training session for a resume (validate_and_restore). Nothing here imports the training loop,
 so evaluation does not either."""
 
@@ -129,7 +129,7 @@ def _check_tensors(ckpt, tensors: dict[str, np.ndarray], want: dict[str, np.ndar
     if missing:
         raise CheckpointError(f"{ckpt.tensors_path}: lacks {len(missing)} piece(s) of state a "
                               f"resume needs, e.g. {missing[0]} (parameters alone serve sample "
-                              "and eval, not --resume)")
+                              "and eval, not `resume`)")
     if wrong:
         raise CheckpointError(f"{ckpt.tensors_path}: {wrong[0]}"
                               + (f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""))

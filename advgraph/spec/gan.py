@@ -209,7 +209,7 @@ class Every(Strict):
     def _exactly_one(self) -> "Every":
         if (self.epochs is None) == (self.steps is None):
             raise ValueError("give exactly one of 'epochs' or 'steps' (on the command line, "
-                             "setting one replaces the spec's other: --set training.stop.steps=N)")
+                             "setting one replaces the spec's other: `overrides` training.stop.steps=N)")
         return self
 
 

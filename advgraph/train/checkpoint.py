@@ -1,4 +1,4 @@
-"""Writing a training session's checkpoint (reading one back is restore.py's)."""
+"""Writing a training session's checkpoint (reading one back is advgraph.run's: checkpoints.py, restore.py)."""
 
 from __future__ import annotations
 

@@ -79,7 +79,7 @@ def _resumed_spec(run: RunDir, overrides: list[str]) -> tuple[LoadedSpec, GanSpe
     illegal = _not_resumable(changed)
     if illegal:
         raise UsageError("on `resume` only training." + "/".join(RESUMABLE)
-                         + f" may change; `overrides` change {', '.join(illegal)}")
+                         + f" may change; `overrides` changes {', '.join(illegal)}")
     return loaded, original, changed
 
 

@@ -89,7 +89,7 @@ def _executor(device: str):
 
         why = host_missing()
         if why:
-            raise BackendError(f"cupy: --device cpu runs the kernels as C++ on the host, but {why}")
+            raise BackendError(f"cupy: `device` cpu runs the kernels as C++ on the host, but {why}")
         return HostExecutor()
     if device == "cuda" or device.startswith("cuda:"):
         index = device[5:]
@@ -98,7 +98,7 @@ def _executor(device: str):
         n = _cuda_count()
         if n == 0:
             raise BackendError(f"cupy: device {device!r} requested but no CUDA device is "
-                               "available (cupy finds none); --device cpu runs the kernels on "
+                               "available (cupy finds none); `device` cpu runs the kernels on "
                                "the host")
         if int(index or 0) >= n:
             raise BackendError(f"cupy: device {device!r} does not exist ({n} CUDA device(s))")

@@ -101,7 +101,7 @@ def test_the_readme_has_commands_to_check():
     assert any("open_run" in b for b in python_blocks(README.read_text(encoding="utf-8")))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # one per xdist worker: the group's tests may be interleaved
 def world(tmp_path_factory) -> dict[str, Path]:
     """One home, data directory, runs directory and working directory for all the commands."""
     base = tmp_path_factory.mktemp("readme")

@@ -165,3 +165,14 @@ def test_batchnorm_with_one_value_per_channel_is_a_located_error(tmp_path):
                                     "\n    - {type: batchnorm").replace(
         "    - {type: relu}\n", "    - {type: relu}\n    - {type: flatten}\n")
     compile_loaded(load_text(images, "img.yaml"))  # 4 positions per channel: enough
+
+
+@pytest.mark.parametrize("command", [["sample", "nope"], ["eval", "nope", "--parzen"],
+                                     ["train", str(Path(__file__).resolve().parents[2] / "specs" / "toy1d.yaml")]])
+def test_a_bad_distributed_environment_is_an_error_line(command, monkeypatch):
+    """RANK/WORLD_SIZE set to nonsense (a broken launcher): an error line, not a traceback
+    (sample and eval asked for their rank before their error handling began)."""
+    monkeypatch.setenv("RANK", "x")
+    r = cli(*command)
+    assert r.exit_code == 2, r.output
+    assert r.stderr == "error: RANK, WORLD_SIZE and LOCAL_RANK must be integers\n"

@@ -76,7 +76,10 @@ def layer_of(name: str) -> int:
     best, level = -1, None
     for i, (_, prefixes) in enumerate(LAYERS):
         for p in prefixes:
-            if (name == p or name.startswith(p + ".")) and len(p) > best:
+            # the package's own __init__ ("advgraph") is a layer of its own, not a prefix: a new
+            # module must be given its layer
+            prefix = p != "advgraph" and name.startswith(p + ".")
+            if (name == p or prefix) and len(p) > best:
                 best, level = len(p), i
     if level is None:
         raise KeyError(name)
@@ -156,6 +159,9 @@ def test_every_module_has_a_layer(edges):
         except KeyError:
             missing.append(name)
     assert not missing, f"give these a layer in LAYERS (and CONTRIBUTING.md): {missing}"
+    for new in ("advgraph.brandnew", "advgraph.newpkg.mod"):  # the package is no catch-all
+        with pytest.raises(KeyError):
+            layer_of(new)
 
 
 def test_no_import_points_up(edges):
