@@ -130,6 +130,7 @@ def test_cifar_shaped_conv_gan_trains_end_to_end(conv_spec):
     assert img.mode == "RGB" and img.size == ((3 * 32 + 4 * 2) * 2, (2 * 32 + 3 * 2) * 2)
 
 
+@pytest.mark.slow
 def test_cifar_shaped_conv_gan_on_cupy_matches_torch(conv_spec):
     """The paper's conv geometry on cupy's kernels (the host executor) against torch: forward,
     every gradient and one momentum step."""

@@ -92,6 +92,7 @@ def test_plans_run_clean_under_sanitizers(spec, variant, tmp_path):
     assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr[-6000:]
 
 
+@pytest.mark.slow
 def test_training_does_not_depend_on_thread_or_block_order():
     digests = set()
     for order in ("natural", "reversed", "shuffled"):

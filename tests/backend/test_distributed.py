@@ -58,6 +58,7 @@ def _rank(rank, world, port, out_dir, text=BASE):
     dist.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", [BASE, COND], ids=["plain", "conditional"])
 def test_one_distributed_step_equals_one_single_process_step(tmp_path, text):
     with socket.socket() as s:

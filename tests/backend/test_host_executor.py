@@ -36,6 +36,7 @@ def release(host_cache):
     return HostKernels("release", cache_dir=host_cache)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(HC.CASES))
 def test_every_kernel_matches_its_twin_exact_variant(exact, case):
     """Bit-identical where the twin is exact (Philox noise and dropout, maxout, gathers, copies,
@@ -193,6 +194,7 @@ def test_release_build_keeps_denormals(release):
     assert tiny / np.float32(100) != 0
 
 
+@pytest.mark.slow
 def test_sanitizer_variants_need_their_runtime(host_cache):
     assert variant_env("release") == {} and variant_env("exact") == {}
     env = variant_env("asan")
@@ -204,6 +206,7 @@ def test_sanitizer_variants_need_their_runtime(host_cache):
             HostKernels("asan", cache_dir=host_cache)
 
 
+@pytest.mark.slow
 def test_library_is_cached_and_keyed_by_sources(host_cache, tmp_path):
     a = build_library("release", cache_dir=host_cache)
     assert build_library("release", cache_dir=host_cache) == a

@@ -68,6 +68,7 @@ def test_resume_on_the_host_executor_is_bit_exact():
     assert [row["step"] for row in rows] == [10, 20, 30, 40]
 
 
+@pytest.mark.slow
 def test_checkpoints_cross_backends():
     """A cupy run samples on torch; a torch run resumes on cupy and a cupy run on torch."""
     r = cli("train", SPECS / "ring2d-cgan.yaml", "--name", "c", *CUPY, *SMALL,
@@ -97,6 +98,7 @@ def test_checkpoints_cross_backends():
     ("ring2d-cgan.yaml", []),  # conditional, Adam
     ("toy1d.yaml", ["--set", "training.k=2"]),  # Adam, k = 2
 ])
+@pytest.mark.slow
 def test_parity_torch_vs_cupy_on_the_host(spec, extra):
     r = cli("parity", SPECS / spec, "--backends", "torch,cupy", "--devices", "cpu", *extra)
     assert r.exit_code == 0, r.stdout + r.stderr
@@ -428,6 +430,7 @@ def test_cifar10_conv_resumes_bit_exactly_on_the_host_executor(tmp_path):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
+@pytest.mark.slow
 def test_batchnorm_and_image_concat_on_cupy_match_torch_and_resume_across(tmp_path):
     """batchnorm on features and on images in G and D (D's real and fake halves with their own
     statistics in cupy's one pass, as torch's two passes), a label concatenated to images as

@@ -224,6 +224,7 @@ def test_theory_shrinks_with_training():
     assert trained["c_of_g"] < untrained["c_of_g"]
 
 
+@pytest.mark.slow
 def test_feature_metrics_with_their_floor_and_history(mnist_run):
     r = cli("eval", mnist_run, "--fid", "--prdc", "--score", "--samples", "60", "--baseline",
             "train")

@@ -228,6 +228,7 @@ def test_conditional_and_maxout_safetensors_rebuild(runs, tmp_path):
         np.testing.assert_allclose(out.numpy(), x, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", ["ring", "cg"])
 def test_onnx_reproduces_sample(runs, tmp_path, run):
     onnx = pytest.importorskip("onnx", reason="onnx is not installed (the export extra)")

@@ -68,6 +68,7 @@ def test_layernorm_trains_its_gain_and_bias(spec):
     assert r.exit_code == 0, r.stderr
 
 
+@pytest.mark.slow
 def test_layernorm_on_cupy_matches_torch_and_trains(spec):
     """The cupy backend's layernorm kernels on the host executor: forward, every gradient and
     one Adam step as torch computes them (parity); a cupy run trains its gain and bias and

@@ -86,6 +86,7 @@ def test_resume_equals_an_uninterrupted_run():
     assert steps == [10, 20, 30, 40, 50, 60]
 
 
+@pytest.mark.slow
 def test_sgd_momentum_run_resumes_exactly_across_epochs(mnist_dir):
     """The paper's MNIST spec on small IDX files: SGD, momentum ramp, dropout, marginals."""
     common = ["--data-root", mnist_dir, "--set", "data.train=250", "--set", "data.valid=50",
@@ -132,6 +133,7 @@ def test_marginal_bias_is_the_logit_of_the_pixel_means(mnist_dir):
     assert w.shape == (784, 1200) and np.abs(w).max() <= 0.005
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_interrupt_checkpoints_and_resume_continues_exactly(tmp_path):
     """SIGINT (what Ctrl-C sends) mid-run: exit 130, a checkpoint, then an exact resume."""

@@ -239,6 +239,7 @@ def _peak_and_estimate(spec: Path, sets: list[str], extra: list[str]) -> tuple[i
     return peak, training_peak(compile_loaded(loaded), loaded.spec)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["ring2d", "mnist"])
 def test_estimate_is_honest_against_measured_peak(tmp_path, which):
     """Train a few steps (a checkpoint included) in a child process; its peak resident

@@ -255,6 +255,7 @@ def test_metrics_after_a_resume_equal_the_uninterrupted_run():
     _same("part", "whole")
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_metrics_after_an_interrupt_equal_the_uninterrupted_run():
     code, _ = interrupt_training("i", 4, SPECS / "ring2d.yaml", "--name", "i", *FAST,

@@ -68,6 +68,7 @@ def _plant(path: Path, kind: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("kind", ["fifo", "link to a file"])
 @pytest.mark.parametrize("which", ["kmeans record", "kmeans centres", "classifier record",
                                    "classifier weights"])
+@pytest.mark.slow
 def test_a_cache_entry_that_is_not_a_regular_file_is_not_read(tmp_path, monkeypatch, kind,
                                                               which):
     """A FIFO or a link planted in place of a cached file (k-means centres, the domain
