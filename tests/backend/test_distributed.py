@@ -58,8 +58,8 @@ def _rank(rank, world, port, out_dir, text=BASE):
     dist.close()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("text", [BASE, COND], ids=["plain", "conditional"])
+@pytest.mark.parametrize("text", [BASE, pytest.param(COND, marks=pytest.mark.slow)],
+                         ids=["plain", "conditional"])  # one in the fast tier
 def test_one_distributed_step_equals_one_single_process_step(tmp_path, text):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

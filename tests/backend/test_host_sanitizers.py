@@ -112,7 +112,6 @@ FAULTS = {
 
 @pytest.mark.parametrize("fault", [pytest.param(f, marks=[] if f == "off_by_one" else [pytest.mark.slow])
                                    for f in sorted(FAULTS)])  # one in the fast tier
-@pytest.mark.slow
 def test_sanitizers_catch_injected_faults(fault, host_cache):
     variant, name, old, new, case, kwargs, report = FAULTS[fault]
     assert old in kernel_sources.sources()[name]
