@@ -141,6 +141,7 @@ def test_label_options_on_an_unconditional_run():
         assert r.exit_code == 2 and "not a conditional GAN" in r.output, (args, r.output)
 
 
+@pytest.mark.slow
 def test_conditional_resume_is_exact():
     """The labels drawn for G-steps come from the trainer's generator, which is checkpointed."""
     common = [*FAST, "--set", "training.checkpoint={steps: 10}"]

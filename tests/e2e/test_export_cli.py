@@ -196,6 +196,7 @@ json.dump({"meta": json.loads(extra["advgraph.json"]),
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", ["ring", "cg", "mx"])
 def test_torchscript_reproduces_sample_exactly(runs, tmp_path, run):
     z, y, x = sampled(runs, run, tmp_path)

@@ -70,6 +70,7 @@ def check_mirrors_the_run(run: str) -> None:
         np.testing.assert_array_equal(logged, on_disk, err_msg=f"grid at step {e.step}")
 
 
+@pytest.mark.slow
 @needs_tensorboard
 def test_events_mirror_metrics_and_grids_across_resumes():
     r = cli("train", SPEC, "--name", "tb", "--tensorboard", *FAST,

@@ -84,6 +84,7 @@ def _assert_clean(r, spec: Path | None = None) -> None:
             assert LOCATED.match(line), line
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(st.tuples(st.sampled_from(NUMERIC), HOSTILE), min_size=1, max_size=3))
 def test_hostile_numbers_are_located_or_valid(tmp_path_factory, changes):
