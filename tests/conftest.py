@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "specs"
 
 if "PYTEST_XDIST_WORKER" in os.environ:
     # Under pytest-xdist the workers share the cores: torch's OpenMP pool at its default (one
     # thread per core) in each of them, and in the CLI subprocesses they start, oversubscribes
     # them, and OpenMP's spinning threads then made training tests run up to 10x slower.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-SPECS = ROOT / "specs"
 
 
 @pytest.fixture(scope="session")
