@@ -112,6 +112,11 @@ def init(device: str) -> Dist | None:
     rank, world, local = world_from_env()
     if world == 1:
         return None
+    unset = [v for v in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(v)]
+    if unset:  # torch's env:// rendezvous would fail with a ValueError traceback
+        raise UsageError(f"WORLD_SIZE={world} makes this rank {rank} of a distributed run, but "
+                         f"{' and '.join(unset)} {'is' if len(unset) == 1 else 'are'} not set "
+                         "(start ranks with `nproc` N or torchrun)")
     import torch
     import torch.distributed as td
 

@@ -176,3 +176,19 @@ def test_a_bad_distributed_environment_is_an_error_line(command, monkeypatch):
     r = cli(*command)
     assert r.exit_code == 2, r.output
     assert r.stderr == "error: RANK, WORLD_SIZE and LOCAL_RANK must be integers\n"
+
+
+@pytest.mark.parametrize("command", [["sample", "nope"],
+                                     ["train", str(Path(__file__).resolve().parents[2] / "specs" / "toy1d.yaml")]])
+def test_a_rank_without_its_rendezvous_is_an_error_line(command, monkeypatch):
+    """WORLD_SIZE > 1 without MASTER_ADDR/MASTER_PORT (not launched by --nproc or torchrun):
+    an error line, not torch's ValueError traceback."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+    r = cli(*command)
+    assert r.exit_code == 2, r.output
+    assert r.stderr == ("error: WORLD_SIZE=2 makes this rank 0 of a distributed run, but "
+                        "MASTER_ADDR and MASTER_PORT are not set (start ranks with --nproc N or "
+                        "torchrun)\n")
