@@ -152,8 +152,54 @@ class NpzData(Strict):
     flatten: bool = True
 
 
+Side = Annotated[int, Field(gt=0, le=4096)]  # pixels
+Channel = Annotated[int, Field(ge=0, le=255)]
+Share = Annotated[float, Field(gt=0, lt=1)]
+
+
+class ImagesData(Strict):
+    """A folder (or .zip) of image files: PNG, JPEG, WebP, BMP, GIF (its first frame), TIFF.
+    Each image is turned by its EXIF orientation, converted to `channels` (palette, greyscale,
+    16-bit and RGBA over `background`) and brought to `size` by `fit`: "crop" scales it to
+    cover H×W and cuts out the centre, "pad" scales it to fit inside H×W and pads with
+    `background`. Pixels are scaled to [0, 1]. The first use packs the images into the cache
+    (advgraph.cache: <root>/images); later runs read the packed array.
+
+    Labels: "none"; "subdirs" (each top-level folder is a class, named by the folder, classes
+    sorted by name); or a labels file (JSON as StyleGAN2-ADA's dataset.json, or CSV
+    `file,label`). `class_names` names the classes by label: a run records the names it found.
+    valid/test: a count, or a share of the usable images; the split is a permutation of the
+    sorted file list by `split_seed`."""
+
+    dataset: Literal["images"]
+    path: str
+    size: tuple[Side, Side]  # (H, W)
+    channels: Literal[1, 3] = 3
+    fit: Literal["crop", "pad"] = "crop"
+    background: tuple[Channel, Channel, Channel] = (0, 0, 0)
+    labels: str = "none"  # "none", "subdirs" or a labels file
+    class_names: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = None
+    valid: NonNegativeExamples | Share = 0
+    test: NonNegativeExamples | Share = 0
+    split_seed: Seed = 0
+    flatten: bool = False
+
+    @model_validator(mode="after")
+    def _names(self) -> "ImagesData":
+        if self.class_names is not None:
+            if len(self.class_names) < 2:
+                raise ValueError("class_names: a labelled data set needs at least two classes")
+            if len(set(self.class_names)) != len(self.class_names):
+                raise ValueError("class_names: each class needs its own name")
+            if self.labels == "none":
+                raise ValueError("class_names names the classes of labels; give `labels` too")
+        if not self.labels:
+            raise ValueError("labels: \"none\", \"subdirs\" or a labels file")
+        return self
+
+
 Data = Annotated[
-    Union[IdxData, Cifar10Data, TfdData, Gaussian1dData, Ring2dData, NpzData],
+    Union[IdxData, Cifar10Data, TfdData, Gaussian1dData, Ring2dData, NpzData, ImagesData],
     Field(discriminator="dataset")
 ]
 

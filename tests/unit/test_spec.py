@@ -100,7 +100,7 @@ def test_a_missing_tag_lists_the_choices():
             ("{type: uniform, dim: 8}", "{dim: 8}", "prior", "uniform, gaussian"),
             ("{type: sgd, lr: 0.1}", "{lr: 0.1}", "training.optimizer", "sgd, adam"),
             ("{dataset: toy-ring2d,", "{", "data", "mnist, fashion-mnist, cifar10, tfd, "
-             "toy-gaussian1d, toy-ring2d, npz")]:
+             "toy-gaussian1d, toy-ring2d, npz, images")]:
         out = problems(BASE.replace(old, new))
         assert any(p.endswith(f"{where}: missing '{'dataset' if where == 'data' else 'type'}' "
                               f"(one of: {choices})") for p in out), out
