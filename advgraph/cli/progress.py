@@ -137,3 +137,42 @@ class Display:
         if self.progress is not None:
             self._show(*self._at)  # the last frame shows where training ended, not the last tick
             self.progress.stop()
+
+
+
+class LoadDisplay:
+    """The data's loading, as the commands show it (advgraph.data.report.LoadReport): a bar
+    while a folder of images is prepared on a terminal, a line at its start and end
+    otherwise; warnings as every command prints them."""
+
+    def __init__(self, console=err) -> None:
+        self.console = console
+        self._bar = None
+        self._task = None
+        self._last = 0.0
+
+    def warn(self, msg: str) -> None:
+        self.console.print(f"warning: {msg}", markup=False)
+
+    def progress(self, what: str, done: int, total: int) -> None:
+        if not self.console.is_terminal:
+            if done == 0 or done >= total:
+                self.console.print(f"{what}: {done:,}/{total:,}"
+                                   + (" done" if done >= total else ""), markup=False)
+            return
+        if self._bar is None:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeRemainingColumn)
+
+            self._bar = Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("ETA"), TimeRemainingColumn(),
+                                 console=self.console, transient=False)
+            self._task = self._bar.add_task(what, total=total)
+            self._bar.start()
+        now = time.monotonic()
+        if done >= total or now - self._last >= 0.1:  # a redraw at most every 0.1 s
+            self._last = now
+            self._bar.update(self._task, completed=done, total=total)
+        if done >= total:
+            self._bar.stop()
+            self._bar = None

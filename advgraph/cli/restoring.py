@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Optional
 
 from .common import open_run, warn
+from .progress import LoadDisplay
 
 
 def restore(run: str, runs_dir: Optional[Path], checkpoint: Optional[int], device: str,
             data_root: Optional[str], backend: Optional[str] = None):
     """The run's checkpoint in a trainer of `backend` (default: the one it trained on) on
-    `device` (`auto` resolved for that backend)."""
+    `device` (`auto` resolved for that backend); the data, when a command asks for it, loads
+    with a progress bar and warnings on rank 0."""
     from ..backend_protocol import resolve_device
     from ..errors import BackendError, LoweringError
     from ..run.restore import restore_run
@@ -22,7 +24,7 @@ def restore(run: str, runs_dir: Optional[Path], checkpoint: Optional[int], devic
     device = resolve_device(device, backend or trained_on)
     try:
         return restore_run(r, checkpoint, backend=backend, device=device, data_root=data_root,
-                           warn=warn)
+                           warn=warn, report=LoadDisplay() if current_rank() == 0 else None)
     except (BackendError, LoweringError) as e:
         if backend is not None or trained_on == "torch":
             raise

@@ -64,7 +64,7 @@ def train(
                        lambda: _check_once(nproc, spec, resume, backend, overrides)) as dist:
                 world = dist.world if dist is not None else 1
                 run, outcome = _train(spec, resume, name, backend, device, data_root, overrides,
-                                      root, dist, hooks)
+                                      root, dist, hooks, _load_display(rank))
         finally:
             if board is not None:
                 board.close()
@@ -89,6 +89,16 @@ def _reporters(rank: int, tensorboard: bool) -> tuple[Any, Any]:
     from ..train.tensorboard import TensorBoardHooks
 
     return display, TensorBoardHooks(warn=display.warn)
+
+
+def _load_display(rank: int):
+    """The data's loading shown on rank 0 (a folder of images being prepared), as sample and
+    eval show it."""
+    if rank != 0:
+        return None
+    from .progress import LoadDisplay
+
+    return LoadDisplay()
 
 
 def _auto_device(device: Optional[str], backend: str) -> str:
@@ -129,18 +139,18 @@ def _check_once(nproc: int, spec: Optional[Path], resume: Optional[str],
 
 def _train(spec: Optional[Path], resume: Optional[str], name: Optional[str],
            backend: Optional[str], device: Optional[str], data_root: Optional[str],
-           overrides: list[str], root: Path, dist, hooks) -> tuple[Any, Any]:
+           overrides: list[str], root: Path, dist, hooks, report) -> tuple[Any, Any]:
     if resume is not None:
         from ..train.resuming import resume as resume_run
 
         return resume_run(root, resume, data_root, overrides, hooks, backend=backend,
-                          device=device, dist=dist)
+                          device=device, dist=dist, report=report)
     from ..spec import load_file
     from ..run.context import Context
     from ..train.starting import start
 
     return start(load_file(spec, overrides), root, name,  # type: ignore[arg-type]
-                 Context(backend or "torch", device or "cpu", dist), data_root, hooks)
+                 Context(backend or "torch", device or "cpu", dist), data_root, hooks, report)
 
 
 def _print_outcome(run, outcome, world: int) -> None:

@@ -13,11 +13,13 @@ import numpy as np
 
 from ..errors import DataError, Problem, SpecError
 from ..ir import DataInfo
-from ..spec.gan import Cifar10Data, Gaussian1dData, IdxData, NpzData, Ring2dData, TfdData
+from ..spec.gan import (Cifar10Data, Gaussian1dData, IdxData, ImagesData, NpzData, Ring2dData,
+                        TfdData)
 from .splits import Splits
 
 if TYPE_CHECKING:
     from ..spec.load import LoadedSpec
+    from .report import LoadReport
 
 
 def resolve_path(p: str, base_dir: Path) -> Path:
@@ -76,8 +78,14 @@ class Dataset:
         arrays where they are read whole, and the float32 splits."""
         return 0
 
-    def load(self, data_root: str | None = None) -> Splits:
+    def load(self, data_root: str | None = None, report: LoadReport | None = None) -> Splits:
+        """The splits; `report` is told of progress and warnings where loading takes a while
+        (a folder of images being prepared) and is ignored by the others."""
         raise NotImplementedError
+
+    def check_paths(self, loaded: "LoadedSpec") -> None:
+        """Before loading: a SpecError located at the spec's line for a path that is not
+        there (the datasets whose loaders name their own files need nothing here)."""
 
 
 # The labels' meanings as the datasets' authors publish them (MNIST's labels are the digits).
@@ -125,7 +133,7 @@ class IdxDataset(_TenClassImages):
         raw = (MNIST_TRAIN_FILE_SIZE + test) * per  # uint8 files, read whole
         return raw + (data.train + data.valid + test) * per * 4
 
-    def load(self, data_root: str | None = None) -> Splits:
+    def load(self, data_root: str | None = None, report: LoadReport | None = None) -> Splits:
         from .idx import load_images, locate
 
         data, image = self.data, self.IMAGE
@@ -174,7 +182,7 @@ class Cifar10Dataset(_TenClassImages):
         data, per = self.data, _per_example(shape)
         return 60_000 * per * (1 + 4) + (data.train + data.valid + (data.test or 10_000)) * per * 4
 
-    def load(self, data_root: str | None = None) -> Splits:
+    def load(self, data_root: str | None = None, report: LoadReport | None = None) -> Splits:
         from .cifar10 import FILES, global_contrast_normalize, locate, read_batch
 
         data = self.data
@@ -223,7 +231,7 @@ class TfdDataset(Dataset):
     def memory_bytes(self, shape: tuple[int, ...]) -> int:
         return 102_236 * _per_example(shape) * (1 + 4)  # the distributed file's examples
 
-    def load(self, data_root: str | None = None) -> Splits:
+    def load(self, data_root: str | None = None, report: LoadReport | None = None) -> Splits:
         from . import tfd
 
         data = self.data
@@ -253,19 +261,36 @@ class NpzDataset(Dataset):
         return 0 if self.data.labels else None
 
     def shape(self, loaded: "LoadedSpec | None" = None) -> tuple[int, ...]:
-        from .npz import peek_shape
+        from .npz import peek, pixels_refused
 
         data = self.data
         try:
-            shape = peek_shape(self.path(data.path), data.key, data.labels)
+            shape, dtype = peek(self.path(data.path), data.key, data.labels)
         except DataError as e:
             if loaded is None:
                 raise
             raise SpecError(loaded.problem(("data", "path"), str(e))) from None
+        if data.pixels and dtype != np.uint8:
+            why = pixels_refused(self.path(data.path), data.key or "the array", dtype)
+            raise SpecError(loaded.problem(("data", "pixels"), why) if loaded is not None
+                            else Problem("data.pixels", why))
         per = shape[1:]
         if not per:
             raise SpecError(Problem("data.path", f"array shape {shape}: expected (N, features...)"))
         return (int(np.prod(per)),) if data.flatten else tuple(per)
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """The file's `class_names` array (as `data prepare` writes it), for figures; None
+        without one, or where the file cannot be read here (the loader names the problem)."""
+        from .npz import class_names
+
+        if not self.data.labels:
+            return None
+        try:
+            return class_names(resolve_path(self.data.path, self.base_dir or Path.cwd()))
+        except DataError:
+            return None
 
     def with_absolute_paths(self) -> Any:
         return self._absolute("path")
@@ -273,12 +298,12 @@ class NpzDataset(Dataset):
     # memory_bytes stays 0: the loader checks the arrays its file declares against the memory
     # available itself.
 
-    def load(self, data_root: str | None = None) -> Splits:
+    def load(self, data_root: str | None = None, report: LoadReport | None = None) -> Splits:
         from .npz import load, load_labels
 
         data = self.data
         path = self.path(data.path)
-        arr = load(path, data.key, data.labels)
+        arr = load(path, data.key, data.labels, data.pixels)
         n = arr.shape[0]
         y = load_labels(path, data.labels, n) if data.labels else None
         if data.valid + data.test >= n:
@@ -292,6 +317,55 @@ class NpzDataset(Dataset):
         ys = [y[c] if y is not None else None for c in cut]
         return Splits("npz", *(arr[c] for c in cut), image_shape=None, source=str(path),
                       train_y=ys[0], valid_y=ys[1], test_y=ys[2])
+
+
+class ImagesDataset(Dataset):
+    """A user's folder (or .zip) of image files, prepared once into the cache (imageset.py);
+    shape and classes come from the spec alone, so `check` reads no file."""
+
+    data: ImagesData
+
+    @property
+    def classes(self) -> int | None:
+        if self.data.labels == "none":
+            return None
+        return len(self.data.class_names) if self.data.class_names else 0
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return list(self.data.class_names) if self.data.class_names else None
+
+    def shape(self, loaded: "LoadedSpec | None" = None) -> tuple[int, ...]:
+        c, (h, w) = self.data.channels, self.data.size
+        return (c * h * w,) if self.data.flatten else (c, h, w)
+
+    def image_shape(self, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+        c, (h, w) = self.data.channels, self.data.size
+        return (c, h, w) if c == 3 else (h, w)
+
+    def _labels_file(self) -> bool:
+        return self.data.labels not in ("none", "subdirs")
+
+    def with_absolute_paths(self) -> Any:
+        data = self._absolute("path")
+        if self._labels_file():
+            data = data.model_copy(update={"labels": str(self.path(self.data.labels).resolve())})
+        return data
+
+    def check_paths(self, loaded: "LoadedSpec") -> None:
+        for field, value in (("path", self.data.path),
+                             ("labels", self.data.labels if self._labels_file() else None)):
+            if value is not None and not self.path(value).exists():
+                what = "folder or .zip" if field == "path" else "labels file"
+                raise SpecError(loaded.problem(("data", field),
+                                               f"no such {what}: {self.path(value)}"))
+
+    def load(self, data_root: str | None = None, report: LoadReport | None = None) -> Splits:
+        from .imageset import load_folder
+
+        data = self.data
+        labels = str(self.path(data.labels)) if self._labels_file() else data.labels
+        return load_folder(data, self.path(data.path), labels, report)
 
 
 class _ToyDataset(Dataset):
@@ -313,7 +387,7 @@ class Gaussian1dDataset(_ToyDataset):
     def shape(self, loaded: "LoadedSpec | None" = None) -> tuple[int, ...]:
         return (1,)
 
-    def load(self, data_root: str | None = None) -> Splits:
+    def load(self, data_root: str | None = None, report: LoadReport | None = None) -> Splits:
         from .toy import gaussian1d
 
         data = self.data
@@ -335,7 +409,7 @@ class Ring2dDataset(_ToyDataset):
     def shape(self, loaded: "LoadedSpec | None" = None) -> tuple[int, ...]:
         return (2,)
 
-    def load(self, data_root: str | None = None) -> Splits:
+    def load(self, data_root: str | None = None, report: LoadReport | None = None) -> Splits:
         from .toy import ring2d
 
         data = self.data
@@ -353,7 +427,7 @@ def _per_example(shape: tuple[int, ...]) -> int:
 
 DATASETS: dict[type, type[Dataset]] = {
     IdxData: IdxDataset, Cifar10Data: Cifar10Dataset, TfdData: TfdDataset, NpzData: NpzDataset,
-    Gaussian1dData: Gaussian1dDataset, Ring2dData: Ring2dDataset,
+    Gaussian1dData: Gaussian1dDataset, Ring2dData: Ring2dDataset, ImagesData: ImagesDataset,
 }
 
 

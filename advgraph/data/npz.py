@@ -73,11 +73,42 @@ def _open(path: Path) -> zipfile.ZipFile:
 
 def peek_shape(path: Path, key: str | None, exclude: str | None = None) -> tuple[int, ...]:
     """The array's full shape, read from the .npy header without loading the data."""
+    return peek(path, key, exclude)[0]
+
+
+def peek(path: Path, key: str | None, exclude: str | None = None
+         ) -> tuple[tuple[int, ...], np.dtype]:
+    """The array's full shape and dtype, read from the .npy header without loading the data."""
     with _reading(path), _open(path) as zf:
-        keys = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
-        k = _pick_key(path, keys, key, exclude)
-        shape, _ = _member_header(path, zf, k)
-    return shape
+        k = _pick_key(path, _arrays(zf, key), key, exclude)
+        return _member_header(path, zf, k)
+
+
+NAMES = "class_names"  # an array of the classes' names, by label (`advgraph data prepare`)
+
+
+def _arrays(zf: zipfile.ZipFile, key: str | None) -> list[str]:
+    """The file's arrays; the class names are not the examples unless named."""
+    keys = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
+    return keys if key is not None else [k for k in keys if k != NAMES]
+
+
+def pixels_refused(path: Path, k: str, dtype: np.dtype) -> str:
+    return (f"{path}: array {k!r} is {dtype}; data.pixels reads uint8 pixels (0–255) only "
+            "(leave it out to read the values as they are)")
+
+
+def class_names(path: Path) -> list[str] | None:
+    """The file's `class_names` array (strings, one per label), or None without one."""
+    with _reading(path), _open(path) as zf:
+        if NAMES + ".npy" not in zf.namelist():
+            return None
+        shape, dtype = _member_header(path, zf, NAMES)
+    if dtype.kind != "U" or len(shape) != 1 or shape[0] > 100_000:
+        raise DataError(f"{path}: array {NAMES!r} is {dtype}{list(shape)}; expected strings, "
+                        "one per class")
+    with _reading(path), np.load(path, allow_pickle=False) as z:
+        return [str(x) for x in z[NAMES]]
 
 
 def check_members(path: Path, keys: list[str], extra_per_value: int = 0) -> None:
@@ -95,16 +126,21 @@ def check_members(path: Path, keys: list[str], extra_per_value: int = 0) -> None
     check_fits(path, need, "loading array " + ", ".join(what))
 
 
-def load(path: Path, key: str | None, exclude: str | None = None) -> np.ndarray:
+def load(path: Path, key: str | None, exclude: str | None = None,
+         pixels: bool = False) -> np.ndarray:
+    """The array as float32; `pixels`: uint8 only, scaled to [0, 1]."""
     with _reading(path):
         with _open(path) as zf:
-            k = _pick_key(path, [n[:-4] for n in zf.namelist() if n.endswith(".npy")], key,
-                          exclude)
+            k = _pick_key(path, _arrays(zf, key), key, exclude)
         check_members(path, [k], extra_per_value=5)  # + a float32 copy and a finiteness mask
         with np.load(path, allow_pickle=False) as z:
             arr = z[k]
     if arr.ndim < 2:
         raise DataError(f"{path}: array {k!r} has shape {arr.shape}; expected (N, features...)")
+    if pixels:
+        if arr.dtype != np.uint8:
+            raise DataError(pixels_refused(path, k, arr.dtype))
+        return np.divide(arr, np.float32(255.0), dtype=np.float32)
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise DataError(f"{path}: array {k!r} has dtype {arr.dtype}; expected real numbers")
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +25,8 @@ class Splits:
     train_y: np.ndarray | None = None
     valid_y: np.ndarray | None = None
     test_y: np.ndarray | None = None
+    class_names: list[str] | None = None  # by label, where the data itself names its classes
+    provenance: dict[str, Any] | None = None  # what a run records of its data (run.json `data`)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -34,7 +37,11 @@ class Splits:
 
     def check_labels(self, classes: int) -> None:
         """A conditional model needs every training label in [0, classes) (and any
-        valid/test label it will be evaluated on)."""
+        valid/test label it will be evaluated on), and as many classes as the data names."""
+        if self.class_names is not None and len(self.class_names) != classes:
+            raise DataError(f"{self.source}: holds {len(self.class_names)} classes "
+                            f"({', '.join(self.class_names[:8])}), but condition.classes is "
+                            f"{classes}")
         for split in ("train", "valid", "test"):
             y = self.labels(split)
             if y is None:

@@ -28,6 +28,14 @@ PRDC_K = 5
 MAX_REFERENCE = 10_000  # precision/recall are O(N²) in memory: at most this many points a side
 
 
+# How a data set that can have labels is given them, for the message refusing the metrics
+LABEL_HINTS = {
+    "npz": "; name the labels array with data.labels",
+    "images": "; give them with data.labels: subdirs (a folder per class) or a labels file "
+              "(CSV file,label or dataset.json); --parzen needs none",
+}
+
+
 def _label_classes(restored) -> int:
     """The classes of the data's own labels (the condition's, the dataset's, or the labels
     array's), which the feature metrics' classifier is trained on."""
@@ -38,11 +46,11 @@ def _label_classes(restored) -> int:
     if known:
         return known
     if sp.train_y is None or (sp.train_y < 0).any():
-        hint = "; name the labels array with data.labels" if restored.spec.data.dataset == "npz" \
-            else ""
+        hint = LABEL_HINTS.get(restored.spec.data.dataset, "")
         raise DataError(f"{sp.source}: the feature metrics (`fid`, `prdc`, `score`) need labels "
                         "for every training example (they train a classifier on the data's own "
-                        f"labels), and this data has none{hint}")
+                        f"labels), and this data has "
+                        f"{'none' if sp.train_y is None else 'unlabelled examples'}{hint}")
     return int(sp.train_y.max()) + 1
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..backend_protocol import Trainer
 from ..data import Splits, dataset_for
+from ..data.report import LoadReport
 from ..errors import AdvGraphError, CheckpointError, RunError
 from ..ir import Program
 from ..params import bad_value
@@ -25,13 +26,15 @@ class RestoredRun:
 
     def __init__(self, run: RunDir, loaded: LoadedSpec, program: Program, trainer: Trainer,
                  step: int, device: str, data_root: str | None, backend: str = "torch",
-                 checkpoint: Any = None, checkpoint_sha256: str | None = None):
+                 checkpoint: Any = None, checkpoint_sha256: str | None = None,
+                 report: LoadReport | None = None):
         self.run, self.spec, self.program, self.trainer = run, loaded.spec, program, trainer
         self.step, self.device, self.backend = step, device, backend
         # the loaded checkpoint and its tensors' SHA-256, as verified when it was read
         self.checkpoint, self.checkpoint_sha256 = checkpoint, checkpoint_sha256
         self._base_dir, self._data_root = loaded.base_dir, data_root
         self._splits: Splits | None = None
+        self._report = report
 
     def load_checkpoint(self, step: int | None,
                         warn: Callable[[str], None] | None = None) -> None:
@@ -44,14 +47,35 @@ class RestoredRun:
     @property
     def splits(self) -> Splits:
         if self._splits is None:
-            self._splits = dataset_for(self.spec.data, self._base_dir).load(self._data_root)
+            splits = dataset_for(self.spec.data, self._base_dir).load(self._data_root,
+                                                                        self._report)
+            why = data_changed(self.run.info(), splits)
+            if why is not None and self._report is not None:
+                self._report.warn(why)
+            self._splits = splits
         return self._splits
+
+
+def data_changed(info: dict[str, Any], splits: Splits) -> str | None:
+    """What changed in the data since the run began (run.json `data` against what was just
+    loaded): the prepared pixels' SHA-256 decides, so a folder merely touched or copied
+    (new mtimes, same images) has not changed. None when the same, or nothing to compare."""
+    then, now = info.get("data"), splits.provenance
+    if not isinstance(then, dict) or now is None or not then.get("sha256") or \
+            then.get("sha256") == now.get("sha256"):
+        return None
+    return (f"the data changed since the run began: {now.get('path')} now gives "
+            f"{now.get('images')} images (SHA-256 {str(now.get('sha256'))[:12]}…), the run "
+            f"began on {then.get('images')} (SHA-256 {str(then.get('sha256'))[:12]}…)")
 
 
 def restore_run(run: RunDir, step: int | None = None, backend: str | None = None,
                 device: str | None = None, data_root: str | None = None,
-                warn: Callable[[str], None] | None = None) -> RestoredRun:
-    """A run's checkpoint (the latest good one, or `step`) in a trainer."""
+                warn: Callable[[str], None] | None = None,
+                report: LoadReport | None = None) -> RestoredRun:
+    """A run's checkpoint (the latest good one, or `step`) in a trainer; `report` hears of
+    the data's loading when the splits are asked for (and of data changed since the run
+    began)."""
     info = run.info()
     if not run.spec_path.is_file():
         raise RunError(f"{run.spec_path}: missing")
@@ -61,7 +85,8 @@ def restore_run(run: RunDir, step: int | None = None, backend: str | None = None
     ckpt, tensors, state = run.latest_checkpoint(step, warn=warn)
     load_state(trainer, ckpt, tensors, program)  # parameters alone are enough here
     return RestoredRun(run, loaded, program, trainer, ckpt.step, ctx.device,
-                       data_root or info.get("data_root"), ctx.backend, ckpt, state["sha256"])
+                       data_root or info.get("data_root"), ctx.backend, ckpt, state["sha256"],
+                       report)
 
 
 def load_state(trainer: Trainer, ckpt, tensors: dict[str, np.ndarray],

@@ -75,6 +75,18 @@ def is_parzen_row(row: dict[str, Any]) -> bool:
 # ---- run.json -------------------------------------------------------------------------------
 
 
+class DataProvenance(_Schema):
+    """run.json `data`: where a run's data came from (a folder of images: its fingerprint,
+    the SHA-256 of the prepared pixels, the split), as data.imageset records it."""
+
+    path: Optional[str] = None
+    fingerprint: Optional[Hex64] = None
+    sha256: Optional[Hex64] = None
+    images: Optional[Count] = None
+    skipped: Optional[Count] = None
+    cached: Optional[bool] = None
+
+
 class RunInfo(_Schema):
     """run.json, as train.starting / resuming / loop write it through RunDir.write_info."""
 
@@ -95,6 +107,7 @@ class RunInfo(_Schema):
     last_metrics: Optional[TrainRow] = None
     elapsed_s: Optional[Finite] = None
     resumed_from: Optional[Count] = None
+    data: Optional[DataProvenance] = None
 
 
 # ---- checkpoint state -----------------------------------------------------------------------

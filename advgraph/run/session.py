@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from ..backend_protocol import Trainer, check_supported, get_backend
 from ..compile import compile_spec
 from ..data import Splits, data_info, dataset_for
-from ..errors import UsageError
+from ..data.report import LoadReport
+from ..errors import AdvGraphError, DataError, UsageError
 from ..ir import Program
 from ..params import init_params
 from ..spec import LoadedSpec
@@ -62,11 +63,13 @@ def make_trainer(loaded: LoadedSpec, ctx: Context
                                   m, optim, dist=dist), sched
 
 
-def build_session(loaded: LoadedSpec, ctx: Context, data_root: str | None) -> Session:
-    """A fresh run: initialised parameters, the data on the trainer, the first epoch's order."""
+def build_session(loaded: LoadedSpec, ctx: Context, data_root: str | None,
+                  report: LoadReport | None = None) -> Session:
+    """A fresh run: initialised parameters, the data on the trainer, the first epoch's order.
+    `report` hears of the data's loading (progress, files left out)."""
     spec = loaded.spec
     program, trainer, sched = make_trainer(loaded, ctx)
-    splits = dataset_for(spec.data, loaded.base_dir).load(data_root)
+    splits = load_splits(loaded, ctx, data_root, report)
     m = spec.training.batch_size
     if m > len(splits.train):
         raise UsageError(f"training.batch_size = {m} is larger than the training set "
@@ -79,6 +82,30 @@ def build_session(loaded: LoadedSpec, ctx: Context, data_root: str | None) -> Se
     stream = DataStream(len(splits.train), m, rng.data)
     trainer.set_order(stream.order)
     return Session(spec, program, splits, trainer, stream, sched, ctx)
+
+
+def load_splits(loaded: LoadedSpec, ctx: Context, data_root: str | None,
+                report: LoadReport | None = None) -> Splits:
+    """The spec's data. Distributed, rank 0 loads first (a folder of images is prepared into
+    the cache once) while the others wait, then they read what it left in the cache; a failure
+    on rank 0 stops every rank with its message."""
+    dataset = dataset_for(loaded.spec.data, loaded.base_dir)
+    dataset.check_paths(loaded)
+    dist = ctx.dist
+    if dist is None:
+        return dataset.load(data_root, report)
+    failed, splits = None, None
+    if dist.is_main:
+        try:
+            splits = dataset.load(data_root, report)
+        except AdvGraphError as e:
+            failed = e
+    why = dist.broadcast(None if failed is None else str(failed))
+    if failed is not None:
+        raise failed
+    if why is not None:
+        raise DataError(f"rank 0 could not load the data: {why}")
+    return splits if splits is not None else dataset.load(data_root, None)
 
 
 def _check_memory(program: Program, spec: GanSpec, device: str) -> None:

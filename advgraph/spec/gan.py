@@ -141,7 +141,10 @@ class TfdData(Strict):
 
 class NpzData(Strict):
     """A user's own examples: one array (N, ...) in an .npz file. Relative paths are taken from
-    the spec file's directory. valid/test are taken from the end of the array."""
+    the spec file's directory. valid/test are taken from the end of the array. `pixels`: the
+    array holds uint8 pixels (as `advgraph data prepare` writes them), read scaled to [0, 1];
+    any other dtype is refused. A `class_names` array of strings in the file names the
+    classes in figures."""
 
     dataset: Literal["npz"]
     path: str
@@ -150,6 +153,7 @@ class NpzData(Strict):
     valid: NonNegativeExamples = 0
     test: NonNegativeExamples = 0
     flatten: bool = True
+    pixels: bool = False
 
 
 Side = Annotated[int, Field(gt=0, le=4096)]  # pixels

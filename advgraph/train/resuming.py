@@ -11,7 +11,8 @@ from ..atomic import atomic_write
 from ..errors import CheckpointError, RunError, UsageError
 from ..run.context import Context
 from ..run.directory import RunDir
-from ..run.restore import load_state, validate_and_restore
+from ..data.report import LoadReport
+from ..run.restore import data_changed, load_state, validate_and_restore
 from ..run.session import Session, build_session
 from ..spec import LoadedSpec, dump_resolved, load_file
 from ..spec.gan import GanSpec
@@ -25,8 +26,10 @@ RESUMABLE = ("stop", "checkpoint", "keep_checkpoints", "log_every", "monitor", "
 
 def resume(runs_root: Path, name: str, data_root: str | None, overrides: list[str],
            hooks: TrainingHooks = NO_HOOKS, *, backend: str | None = None,
-           device: str | None = None, dist=None) -> tuple[RunDir, Outcome]:
-    """Continue run `name`, on its own backend and device unless others are given."""
+           device: str | None = None, dist=None,
+           report: LoadReport | None = None) -> tuple[RunDir, Outcome]:
+    """Continue run `name`, on its own backend and device unless others are given; `report`
+    hears of the data's loading."""
     run = RunDir.resolve(name, runs_root)
     writer = dist is None or dist.is_main
     refused = None
@@ -41,19 +44,24 @@ def resume(runs_root: Path, name: str, data_root: str | None, overrides: list[st
     if refused is not None:
         raise RunError(refused)
     try:
-        return run, _resume(run, data_root, overrides, hooks, backend, device, dist)
+        return run, _resume(run, data_root, overrides, hooks, backend, device, dist, report)
     finally:
         if writer:
             run.unlock()
 
 
 def _resume(run: RunDir, data_root: str | None, overrides: list[str], hooks: TrainingHooks,
-            backend: str | None, device: str | None, dist) -> Outcome:
+            backend: str | None, device: str | None, dist,
+            report: LoadReport | None = None) -> Outcome:
     info = run.info()
     loaded, original, changed = _resumed_spec(run, overrides)
     ctx = Context(backend or info.get("backend") or "torch",
                   device or info.get("device") or "cpu", dist)
-    session = build_session(loaded, ctx, data_root or info.get("data_root"))
+    session = build_session(loaded, ctx, data_root or info.get("data_root"), report)
+    why = data_changed(info, session.splits)
+    if why is not None:  # as an edited spec: another data set is another run
+        raise UsageError(f"run {run.name!r}: {why}; restore the images, or train a new run "
+                         "on them")
     ckpt, tensors = _restore(run, session, original, hooks)
     _check_not_stopped(run.name, session)
     if not ctx.is_main:
