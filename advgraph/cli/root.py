@@ -9,7 +9,7 @@ import sys
 import typer
 import typer.core
 
-from . import backends, check, evaluate, export, generate, rundirs, train
+from . import backends, check, data, evaluate, export, generate, rundirs, train
 from .common import console, err
 
 app = typer.Typer(
@@ -48,6 +48,12 @@ def _unbraced(piece: str) -> str:
 
 for _name, _fn in COMMANDS:
     app.command(_name, cls=_Command)(_fn)
+
+# `advgraph data inspect|prepare`: a folder of images looked at, and packed
+DATA_COMMANDS = (("inspect", data.inspect), ("prepare", data.prepare))
+for _name, _fn in DATA_COMMANDS:
+    data.app.command(_name, cls=_Command)(_fn)
+app.add_typer(data.app, name="data")
 
 
 def _version(value: bool) -> None:
