@@ -1,10 +1,26 @@
-"""The files of an image folder or .zip, sorted by name, and their classes."""
+"""The files of an image folder or .zip, sorted by name, and their classes.
+
+The walk itself (what is a candidate, what is left out and why) is walk.py; here the listing
+is assembled, labelled, fingerprinted and its files opened."""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import os
+import stat
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
+
+from ...atomic import not_regular
+from ...errors import DataError
+from .labels import read_labels
+from .walk import MAX_FILE_BYTES, Found, Skipped, open_zip, walk_folder, walk_zip
+
+__all__ = ["MAX_FILE_BYTES", "Entry", "Listing", "Skipped", "scan", "shown"]
 
 
 @dataclass(frozen=True)
@@ -20,20 +36,16 @@ class Entry:
     label: int = -1
 
 
-@dataclass(frozen=True)
-class Skipped:
-    """A file that cannot be used, and why (shown to the user in a warning)."""
-
-    name: str
-    reason: str
-
-
 @dataclass
 class Listing:
     """What `scan` found: the candidate files (sorted by name), the class names (by label)
     where labels were asked for, the files found unusable while listing (unreadable, a symlink
     loop, an unsafe zip name, outside any class folder, ...), and how many hidden files and
-    __MACOSX/ entries were left out silently."""
+    __MACOSX/ entries were left out silently (a hidden folder counts once).
+
+    `labels_stat` is the labels file's (size, mtime_ns); `unmatched` the names a labels file
+    gives that are not in the folder (the caller warns about them; scan refuses a labels file
+    none of whose names is there)."""
 
     root: Path
     is_zip: bool
@@ -43,21 +55,96 @@ class Listing:
     skipped: list[Skipped] = field(default_factory=list)
     ignored: int = 0
     zip_stat: tuple[int, int] | None = None  # (size, mtime_ns) of the zip itself
+    labels_stat: tuple[int, int] | None = None
+    unmatched: list[str] = field(default_factory=list)
+    _members: dict = field(default_factory=dict, repr=False, compare=False)
+    _zip: zipfile.ZipFile | None = field(default=None, repr=False, compare=False)
+    _zip_pid: int = field(default=0, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        # an open zip is per process: a pickled listing opens its own
+        return {**self.__dict__, "_zip": None, "_zip_pid": 0}
 
     def fingerprint(self) -> str:
         """SHA-256 (hex) of everything that decides the prepared data: the root, the entries
-        (name, size, mtime, label), the class names, the zip's stat, the labels file's stat."""
-        raise NotImplementedError
+        (name, size, mtime, label), the class names, the zip's stat, the labels file's stat,
+        and the files left out (one made readable changes the data)."""
+        doc = {"root": str(Path(self.root).resolve()), "is_zip": self.is_zip,
+               "zip_stat": self.zip_stat, "labels": self.labels,
+               "labels_stat": self.labels_stat, "class_names": self.class_names,
+               "entries": [[e.name, e.size, e.mtime_ns, e.label] for e in self.entries],
+               "skipped": [[s.name, s.reason] for s in self.skipped]}
+        # ensure_ascii writes a name's surrogate escapes as \udcNN: distinct, and encodable
+        return hashlib.sha256(json.dumps(doc, ensure_ascii=True).encode("ascii")).hexdigest()
 
     def open(self, entry: Entry) -> BinaryIO:
         """The file's bytes (a regular file only; never a FIFO or a device). OSError when it
         has gone or cannot be read."""
-        raise NotImplementedError
+        if self.is_zip:
+            return io.BytesIO(self._member_bytes(entry.name))
+        fd = os.open(os.path.join(self.root, entry.name),
+                     os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(f"{not_regular(st.st_mode)}, not a regular file")
+            if st.st_size > MAX_FILE_BYTES:
+                raise OSError(f"too large: {st.st_size:,} bytes")
+            return os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _member_bytes(self, name: str) -> bytes:
+        if self._zip is None or self._zip_pid != os.getpid():
+            # after a fork the parent's handle shares its file offset: never reuse it
+            try:
+                self._zip = zipfile.ZipFile(self.root)
+            except zipfile.BadZipFile as e:
+                raise OSError(f"the zip cannot be read any more: {e}") from None
+            self._zip_pid = os.getpid()
+        info = self._members.get(name) or self._zip.getinfo(name)
+        try:
+            with self._zip.open(info) as f:
+                data = f.read(MAX_FILE_BYTES + 1)
+        except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError,
+                ValueError) as e:
+            raise OSError(f"corrupt zip member: {e}") from None
+        except Exception as e:  # zlib.error, lzma.LZMAError, ...: a damaged stream
+            raise OSError(f"corrupt zip member: {e}") from None
+        if len(data) > MAX_FILE_BYTES:
+            raise OSError(f"larger than the limit of {MAX_FILE_BYTES >> 20} MiB")
+        return data
 
 
 def shown(name: str) -> str:
-    """A file name as it can be printed: undecodable bytes as \\xNN."""
-    raise NotImplementedError
+    """A file name as it can be printed: undecodable bytes and control characters as \\xNN."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256
+                   else f"\\u{ord(c):04x}" for c in text)
+
+
+def _describe_empty(path: Path, found: Found) -> str:
+    notes = []
+    if found.ignored:
+        notes.append(f"{found.ignored} hidden file{'s' * (found.ignored != 1)} left out")
+    if found.skipped:
+        first = found.skipped[0]
+        notes.append(f"{len(found.skipped)} unusable, e.g. {shown(first.name)}: {first.reason}")
+    return f"{path}: no image files" + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _labels_file(labels: str) -> tuple[Path, os.stat_result]:
+    path = Path(labels).absolute()
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise DataError(f"{path}: the labels file cannot be read: {e.strerror or e}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"{path}: the labels file is {not_regular(st.st_mode)}, not a file")
+    return path, st
 
 
 def scan(path: Path, labels: str = "none") -> Listing:
@@ -66,4 +153,62 @@ def scan(path: Path, labels: str = "none") -> Listing:
     with no file is warned about by the caller through `skipped`), or a labels file's path
     (labels.py). DataError (one line) when `path` is missing, not a folder or zip, or holds no
     candidate file."""
-    raise NotImplementedError
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such folder or .zip file") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read: {e.strerror or e}") from None
+    labels_path, labels_st = (None, None) if labels in ("none", "subdirs") else \
+        _labels_file(labels)
+    if stat.S_ISDIR(st.st_mode):
+        exclude = (labels_st.st_dev, labels_st.st_ino) if labels_st else None
+        found, is_zip, zip_stat = walk_folder(path, exclude), False, None
+    elif stat.S_ISREG(st.st_mode):
+        found, is_zip, zip_stat = walk_zip(path), True, (st.st_size, st.st_mtime_ns)
+    else:
+        raise DataError(f"{path}: is {not_regular(st.st_mode)}; images are read from a folder "
+                        "or a .zip file")
+    if not found.files:
+        raise DataError(_describe_empty(path, found))
+    found.files.sort()
+    listing = Listing(root=path, is_zip=is_zip, labels=labels, entries=[], class_names=None,
+                      skipped=found.skipped, ignored=found.ignored, zip_stat=zip_stat,
+                      _members=found.members)
+    if labels == "subdirs":
+        _by_folder(listing, found)
+    elif labels_path is not None:
+        _by_file(listing, found, labels_path, labels_st)
+    else:
+        listing.entries = [Entry(n, s, m) for n, s, m in found.files]
+    listing.skipped.sort(key=lambda s: s.name)
+    return listing
+
+
+def _by_folder(listing: Listing, found: Found) -> None:
+    """labels: subdirs: the first folder of each path is its class."""
+    in_class = [f for f in found.files if "/" in f[0]]
+    listing.skipped += [Skipped(n, "not in a class folder") for n, _, _ in found.files
+                        if "/" not in n]
+    used = {f[0].split("/", 1)[0] for f in in_class}
+    listing.skipped += [Skipped(d + "/", "empty class folder, left out")
+                        for d in sorted(found.top_dirs - used)]
+    classes = sorted(used)
+    if len(classes) < 2:
+        has = f"one: {shown(classes[0])!r}" if classes else "none"
+        raise DataError(f"{listing.root}: `labels` subdirs needs at least two class folders; "
+                        f"it has {has} (use `labels` none for images without classes)")
+    index = {c: i for i, c in enumerate(classes)}
+    listing.entries = [Entry(n, s, m, index[n.split("/", 1)[0]]) for n, s, m in in_class]
+    listing.class_names = [shown(c) for c in classes]
+
+
+def _by_file(listing: Listing, found: Found, path: Path, st: os.stat_result) -> None:
+    names = [n for n, _, _ in found.files]
+    got = read_labels(path, names)
+    listing.labels = str(path)
+    listing.labels_stat = (st.st_size, st.st_mtime_ns)
+    listing.class_names = got.class_names
+    listing.unmatched = got.unmatched
+    listing.entries = [Entry(n, s, m, lab) for (n, s, m), lab in zip(found.files, got.labels)]
