@@ -51,6 +51,9 @@ FLAGS = {
     "fmt": "--format", "out": "--out", "force": "--force", "device": "--device",
     "data_root": "--data-root", "name": "--name", "resume": "--resume",
     "overrides": "--set", "nproc": "--nproc", "tensorboard": "--tensorboard",
+    # `data inspect|prepare` (a spec's images data says data.labels etc. instead: ImagesDataset)
+    "labels": "--labels", "workers": "--workers", "size": "--size", "channels": "--channels",
+    "fit": "--fit", "background": "--background",
 }
 
 

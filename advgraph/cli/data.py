@@ -97,9 +97,8 @@ def prepare(
 
 def npz_snippet(out: Path, labelled: bool) -> str:
     """The spec's data line that reads a prepared file."""
-    labels = ", labels: labels" if labelled else ""
-    return (f"data: {{dataset: npz, path: {out}, key: images{labels}, pixels: true, "
-            "flatten: false}")
+    labels = ", labels: y" if labelled else ""  # the arrays pack.write_npz writes
+    return f"data: {{dataset: npz, path: {out}, key: x{labels}, pixels: true, flatten: false}}"
 
 
 def _data(path: Path, size, channels, fit, background, labels) -> tuple[Any, Path, str]:

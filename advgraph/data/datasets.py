@@ -265,13 +265,13 @@ class NpzDataset(Dataset):
 
         data = self.data
         try:
-            shape, dtype = peek(self.path(data.path), data.key, data.labels)
+            shape, dtype, key = peek(self.path(data.path), data.key, data.labels)
         except DataError as e:
             if loaded is None:
                 raise
             raise SpecError(loaded.problem(("data", "path"), str(e))) from None
         if data.pixels and dtype != np.uint8:
-            why = pixels_refused(self.path(data.path), data.key or "the array", dtype)
+            why = pixels_refused(self.path(data.path), key, dtype)
             raise SpecError(loaded.problem(("data", "pixels"), why) if loaded is not None
                             else Problem("data.pixels", why))
         per = shape[1:]

@@ -31,6 +31,13 @@ def load_folder(data: ImagesData, path: Path, labels: str,
     """The splits of the folder (or .zip) `path`; `labels` is "none", "subdirs" or the labels
     file's absolute path. DataError when the classes found differ from `data.class_names`
     (the folder changed since a run recorded them), or the float32 splits would not fit."""
+    try:
+        return _load(data, path, labels, report)
+    except DataError as e:  # the images package names its parameters: here, the spec's keys
+        raise DataError(e.worded({k: f"data.{k}" for k in ImagesData.model_fields})) from None
+
+
+def _load(data: ImagesData, path: Path, labels: str, report: LoadReport | None) -> Splits:
     from .images import prepare, scan, split_indices
 
     prep = preparation(data)

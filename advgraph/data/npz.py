@@ -77,11 +77,12 @@ def peek_shape(path: Path, key: str | None, exclude: str | None = None) -> tuple
 
 
 def peek(path: Path, key: str | None, exclude: str | None = None
-         ) -> tuple[tuple[int, ...], np.dtype]:
-    """The array's full shape and dtype, read from the .npy header without loading the data."""
+         ) -> tuple[tuple[int, ...], np.dtype, str]:
+    """The array's full shape, dtype and name, read from the .npy header without loading the
+    data."""
     with _reading(path), _open(path) as zf:
         k = _pick_key(path, _arrays(zf, key), key, exclude)
-        return _member_header(path, zf, k)
+        return (*_member_header(path, zf, k), k)
 
 
 NAMES = "class_names"  # an array of the classes' names, by label (`advgraph data prepare`)

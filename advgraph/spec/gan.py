@@ -196,7 +196,7 @@ class ImagesData(Strict):
             if len(set(self.class_names)) != len(self.class_names):
                 raise ValueError("class_names: each class needs its own name")
             if self.labels == "none":
-                raise ValueError("class_names names the classes of labels; give `labels` too")
+                raise ValueError("class_names names the classes of labels; set labels too")
         if not self.labels:
             raise ValueError("labels: \"none\", \"subdirs\" or a labels file")
         return self

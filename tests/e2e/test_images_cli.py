@@ -1,0 +1,256 @@
+"""A folder of the user's own images through the CLI: `data inspect` / `data prepare`, training
+(torch and the cupy host executor) with classes from the folders, `sample --by-label` naming
+them, eval, the cache, and the errors a user meets (located, one line).
+
+The data: Pillow draws circles and squares of random sizes, positions and colours on canvases
+of random sizes (so the size rule crops and scales), in folders `circle/` and `square/`, plus
+one file that is not an image, which must be left out with a warning naming it."""
+
+from __future__ import annotations
+
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+pytest.importorskip("torch")
+
+from advgraph.run import sample_files  # noqa: E402
+from tests.conftest import ROOT  # noqa: E402
+from tests.helpers import cli, runs_root  # noqa: E402
+
+PER_CLASS = 120
+SPEC = """\
+name: shapes
+condition: {type: label, classes: 2}
+prior: {type: gaussian, dim: 16}
+data: {dataset: images, path: shapes, size: [16, 16], channels: 3, labels: subdirs,
+       valid: 20, test: 20}
+generator:
+  graph:
+    - name: body
+      inputs: [z, y]
+      layers:
+        - {type: dense, units: 512}
+        - {type: reshape, shape: [32, 4, 4]}
+        - {type: relu}
+        - {type: conv_transpose2d, channels: 16, kernel: 4, stride: 2, pad: 1}
+        - {type: relu}
+        - {type: conv_transpose2d, channels: 3, kernel: 4, stride: 2, pad: 1}
+        - {type: sigmoid}
+discriminator:
+  graph:
+    - name: hx
+      inputs: x
+      layers:
+        - {type: conv2d, channels: 16, kernel: 4, stride: 2, pad: 1}
+        - {type: leaky_relu}
+        - {type: conv2d, channels: 32, kernel: 4, stride: 2, pad: 1}
+        - {type: leaky_relu}
+        - {type: flatten}
+    - name: out
+      inputs: [hx, y]
+      layers: [{type: dense, units: 1}, {type: sigmoid}]
+training:
+  batch_size: 32
+  optimizer: {type: adam, lr: 0.0005, beta1: 0.5}
+  stop: {steps: 200}
+  checkpoint: {steps: 100}
+  log_every: 50
+"""
+
+
+def make_shapes(root: Path, per_class: int = PER_CLASS, seed: int = 0,
+                classes: tuple[str, ...] = ("circle", "square")) -> Path:
+    """`per_class` images of each shape (PNG, every fifth a JPEG) and one broken file."""
+    rng = np.random.default_rng(seed)
+    for shape in classes:
+        (root / shape).mkdir(parents=True)
+        for i in range(per_class):
+            w, h = (int(v) for v in rng.integers(16, 40, 2))
+            back = tuple(int(v) for v in rng.integers(0, 100, 3))
+            img = Image.new("RGB", (w, h), back)
+            side = int(rng.integers(6, min(w, h) - 2))
+            x0, y0 = int(rng.integers(0, w - side)), int(rng.integers(0, h - side))
+            colour = tuple(int(v) for v in rng.integers(120, 256, 3))
+            box = (x0, y0, x0 + side, y0 + side)
+            draw = ImageDraw.Draw(img)
+            (draw.ellipse if shape == "circle" else draw.rectangle)(box, fill=colour)
+            img.save(root / shape / f"{i:03d}.{'jpg' if i % 5 == 0 else 'png'}")
+    (root / classes[-1] / "broken.png").write_bytes(b"this is not a PNG")
+    return root
+
+
+@pytest.fixture
+def shapes(tmp_path) -> Path:
+    make_shapes(tmp_path / "shapes")
+    (tmp_path / "shapes.yaml").write_text(SPEC)
+    return tmp_path / "shapes.yaml"
+
+
+def _cupy_or_skip() -> list[str]:
+    sys.path.insert(0, str(ROOT / "backends"))
+    from advgraph_cupy.host import available
+
+    if available() is not None:
+        pytest.skip(str(available()))
+    return ["--backend", "cupy", "--device", "cpu"]
+
+
+def _row_labels(monkeypatch) -> list:
+    """The row labels `sample` draws at the start of each grid row (a spy on the grid)."""
+    seen: list = []
+    original = sample_files._sample_grid
+
+    def spy(restored, samples, rows, cols, shape, nearest, dist, row_labels):
+        seen.append(row_labels)
+        return original(restored, samples, rows, cols, shape, nearest, dist, row_labels)
+
+    monkeypatch.setattr(sample_files, "_sample_grid", spy)
+    return seen
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["torch", "cupy"])
+def test_shapes_train_sample_by_label_and_eval(shapes, backend, monkeypatch):
+    args = _cupy_or_skip() if backend == "cupy" else []
+    r = cli("train", shapes, "--name", "s", *args)
+    assert r.exit_code == 0, r.output
+    assert "run s finished: step 200" in r.stdout
+    warned = [line for line in r.stderr.splitlines() if "broken.png" in line]
+    assert warned and warned[0].startswith("warning: "), r.stderr
+    run = runs_root() / "s"
+    info = json.loads((run / "run.json").read_text())["data"]
+    assert info["images"] == 2 * PER_CLASS and info["skipped"] == 1 and not info["cached"]
+    assert info["split"] == {"seed": 0, "train": 2 * PER_CLASS - 40, "valid": 20, "test": 20}
+    assert info["class_names"] == ["circle", "square"] and len(info["sha256"]) == 64
+    assert "class_names:\n  - circle\n  - square" in (run / "spec.yaml").read_text() or \
+        "class_names: [circle, square]" in (run / "spec.yaml").read_text()
+    rows = _row_labels(monkeypatch)
+    r = cli("sample", "s", "--by-label", "--cols", "4", "--nearest")
+    assert r.exit_code == 0, r.output
+    assert rows == [["0 circle", "1 square"]]
+    assert Image.open(r.stdout.split("wrote ")[-1].strip()).size[0] > 16 * 5
+    r = cli("eval", "s", "--parzen", "--samples", "200")
+    assert r.exit_code == 0, r.output
+    assert "data changed" not in r.stderr
+    if backend == "torch":
+        for command in (["interpolate", "s", "--rows", "2", "--steps", "4", "--label", "1"],
+                        ["export", "s", "--format", "safetensors"]):
+            r = cli(*command)
+            assert r.exit_code == 0, r.output
+
+
+def test_data_inspect_and_prepare_a_folder_and_a_zip(tmp_path):
+    folder = make_shapes(tmp_path / "shapes", per_class=12)
+    r = cli("data", "inspect", folder, "--labels", "subdirs", "--size", "16", "16")
+    assert r.exit_code == 0, r.output
+    assert "25 file(s), 24 usable" in r.stdout, r.stdout
+    assert "classes (2): circle 12, square 12" in r.stdout
+    assert "square/broken.png" in r.stdout and "preparing will:" in r.stdout
+    r = cli("data", "inspect", folder, "--labels", "subdirs", "--json")
+    survey = json.loads(r.stdout)
+    assert survey["usable"] == 24 and survey["classes"] == {"circle": 12, "square": 12}
+    assert survey["formats"] == {"PNG": 18, "JPEG": 6}
+    archive = tmp_path / "shapes.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for p in sorted(folder.rglob("*")):
+            z.write(p, p.relative_to(folder).as_posix())
+    r = cli("data", "inspect", archive, "--labels", "subdirs", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["classes"] == {"circle": 12, "square": 12}
+    for source, out in ((folder, "f.npz"), (archive, "z.npz")):
+        r = cli("data", "prepare", source, "--out", tmp_path / out, "--labels", "subdirs",
+                "--size", "16", "16")
+        assert r.exit_code == 0, r.output
+        assert "broken.png" in r.stderr
+        assert "pixels: true" in r.stdout
+    with np.load(tmp_path / "f.npz") as a, np.load(tmp_path / "z.npz") as b:
+        assert a["x"].dtype == np.uint8 and a["x"].shape == (24, 3, 16, 16)
+        np.testing.assert_array_equal(a["x"], b["x"])  # zip or folder: the same
+        assert list(a["class_names"]) == ["circle", "square"]
+        np.testing.assert_array_equal(a["y"], [0] * 12 + [1] * 12)
+
+
+def test_training_from_the_prepared_npz_names_its_classes(tmp_path, monkeypatch):
+    make_shapes(tmp_path / "shapes", per_class=40)
+    r = cli("data", "prepare", tmp_path / "shapes", "--out", tmp_path / "p.npz",
+            "--labels", "subdirs", "--size", "16", "16")
+    assert r.exit_code == 0, r.output
+    line = next(s.strip() for s in r.stdout.splitlines() if s.strip().startswith("data:"))
+    spec = SPEC.replace(SPEC.split("\n")[3] + "\n" + SPEC.split("\n")[4], line
+                        ).replace("stop: {steps: 200}", "stop: {steps: 4}")
+    (tmp_path / "npz.yaml").write_text(spec)
+    r = cli("train", tmp_path / "npz.yaml", "--name", "n")
+    assert r.exit_code == 0, r.output
+    rows = _row_labels(monkeypatch)
+    r = cli("sample", "n", "--by-label", "--cols", "2")
+    assert r.exit_code == 0, r.output
+    assert rows == [["0 circle", "1 square"]]
+
+
+def test_npz_pixels_refuses_floats_at_the_spec_line(tmp_path):
+    np.savez(tmp_path / "f.npz", images=np.zeros((8, 3, 16, 16), np.float32))
+    spec = SPEC.replace(SPEC.split("\n")[3] + "\n" + SPEC.split("\n")[4],
+                        "data: {dataset: npz, path: f.npz, pixels: true, flatten: false}")
+    spec = spec.replace("condition: {type: label, classes: 2}\n", "").replace(
+        "inputs: [z, y]", "inputs: z").replace("inputs: [hx, y]", "inputs: hx")
+    (tmp_path / "f.yaml").write_text(spec)
+    r = cli("check", tmp_path / "f.yaml")
+    assert r.exit_code != 0
+    assert "f.yaml:3:" in r.stderr and "data.pixels:" in r.stderr and "'images' is float32" in r.stderr
+
+
+def _one_error(r) -> str:
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code != 0 and len(lines) == 1 and lines[0].startswith("error: "), r.output
+    return lines[0]
+
+
+def test_errors_are_one_located_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert "no image files" in _one_error(cli("data", "inspect", tmp_path / "empty"))
+    make_shapes(tmp_path / "one", per_class=3, classes=("circle",))
+    line = _one_error(cli("data", "prepare", tmp_path / "one", "--labels", "subdirs",
+                          "--out", tmp_path / "o.npz"))
+    assert "two class folders" in line and "--labels" in line
+    line = _one_error(cli("data", "inspect", tmp_path / "one", "--size", "0", "16"))
+    assert line.startswith("error: --size")
+    line = _one_error(cli("data", "prepare", tmp_path / "one", "--out", tmp_path / "o.txt"))
+    assert "--out" in line and ".npz" in line
+    (tmp_path / "missing.yaml").write_text(SPEC.replace("path: shapes", "path: nowhere"))
+    r = cli("check", tmp_path / "missing.yaml")  # check reads no file: the shape is the spec's
+    assert r.exit_code == 0 and "(B, 3, 16, 16)" in r.stdout, r.output
+    line = _one_error(cli("train", tmp_path / "missing.yaml"))
+    assert "missing.yaml:4:" in line and "data.path: no such folder or .zip" in line, line
+    assert not runs_root().exists() or not any(runs_root().iterdir())
+
+
+@pytest.mark.slow
+def test_the_second_run_reads_the_cache_and_a_changed_folder_is_noticed(shapes):
+    fast = ["--set", "training.stop={steps: 4}", "--set", "training.checkpoint={steps: 2}"]
+    for name in ("a", "b"):
+        r = cli("train", shapes, "--name", name, *fast)
+        assert r.exit_code == 0, r.output
+        assert ("preparing images" in r.stderr) == (name == "a"), r.stderr
+        assert "broken.png" in r.stderr  # warned again: still left out
+    first, second = (json.loads((runs_root() / n / "run.json").read_text())["data"]
+                     for n in "ab")
+    assert (first["cached"], second["cached"]) == (False, True)
+    assert first["sha256"] == second["sha256"]
+    # another image in a class folder: another data set for run b
+    Image.new("RGB", (20, 20), (255, 0, 0)).save(shapes.parent / "shapes" / "circle" / "new.png")
+    r = cli("train", "--resume", "b", "--set", "training.stop={steps: 6}")
+    assert r.exit_code != 0 and "the data changed since the run began" in r.stderr, r.output
+    r = cli("eval", "b", "--parzen", "--samples", "50")
+    assert r.exit_code == 0, r.output
+    assert "warning: the data changed since the run began" in r.stderr
+    # a new class folder: the recorded classes no longer match
+    make_shapes(shapes.parent / "more", per_class=2, classes=("triangle",))
+    (shapes.parent / "more" / "triangle").rename(shapes.parent / "shapes" / "triangle")
+    r = cli("eval", "b", "--parzen", "--samples", "50")
+    assert r.exit_code != 0 and "the folder's classes changed" in r.stderr, r.output
