@@ -54,7 +54,7 @@ def _load(data: ImagesData, path: Path, labels: str, report: LoadReport | None) 
                                   "float32")
     parts = split_indices(n, data.valid, data.test, data.split_seed)
     xs = [_scaled(packed.images, idx, data.flatten) for idx in parts]
-    ys: list[Any] = [None] * 3 if packed.labels is None else \
+    ys: list[Any] = [None] * 3 if packed.labels is None or data.labels == "none" else \
         [np.asarray(packed.labels)[idx].astype(np.int64) for idx in parts]
     image = prep.shape() if prep.channels == 3 else tuple(prep.size)
     provenance = {
@@ -71,7 +71,8 @@ def _load(data: ImagesData, path: Path, labels: str, report: LoadReport | None) 
 def _scaled(images: np.ndarray, idx: np.ndarray, flatten: bool) -> np.ndarray:
     x = np.asarray(images[idx], dtype=np.float32)  # one copy: the rows, as float32
     np.divide(x, 255.0, out=x)
-    return x.reshape(len(x), -1) if flatten else x
+    # an explicit width: an empty split (valid 0) keeps its shape
+    return x.reshape(len(x), prod(x.shape[1:])) if flatten else x
 
 
 def class_names(path: Path, data: ImagesData, found: list[str] | None,

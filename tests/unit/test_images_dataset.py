@@ -1,0 +1,140 @@
+"""ImagesDataset (`dataset: images`): shape and classes from the spec alone (no file read),
+absolute paths, and what loading gives: the splits of a seeded permutation scaled to [0, 1],
+labels, class names checked against those a run recorded, and the provenance a run keeps.
+Preparing is stood in for (its own tests are test_images_*): each image is filled with its
+row number, so every row of every split says which file it came from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import advgraph.data.images as images
+from advgraph.data import dataset_for
+from advgraph.data.images import Packed
+from advgraph.errors import DataError, SpecError
+from advgraph.spec import load_text
+from advgraph.spec.gan import ImagesData
+
+
+def data(**kw) -> ImagesData:
+    return ImagesData.model_validate({"dataset": "images", "path": "pics", "size": [6, 4],
+                                      **kw})
+
+
+def test_shape_and_classes_come_from_the_spec_without_reading_a_file():
+    grey = dataset_for(data(path="/nowhere/at/all", channels=1, labels="subdirs"))
+    assert grey.shape() == (1, 6, 4) and grey.image_shape((1, 6, 4)) == (6, 4)
+    assert grey.classes == 0  # only the folder can tell
+    flat = dataset_for(data(flatten=True))
+    assert flat.shape() == (3 * 6 * 4,) and flat.image_shape((72,)) == (3, 6, 4)
+    assert flat.classes is None and flat.class_names is None
+    named = dataset_for(data(labels="subdirs", class_names=["cat", "dog", "owl"]))
+    assert named.classes == 3 and named.class_names == ["cat", "dog", "owl"]
+
+
+def test_absolute_paths_resolve_the_folder_and_a_labels_file(tmp_path):
+    for labels, want in (("subdirs", "subdirs"), ("none", "none"),
+                         ("meta/labels.csv", str(tmp_path / "meta" / "labels.csv"))):
+        d = dataset_for(data(labels=labels), tmp_path).with_absolute_paths()
+        assert d.path == str(tmp_path / "pics") and d.labels == want
+
+
+def test_class_names_need_labels_and_two_distinct_names():
+    for bad in ({"class_names": ["a", "b"]}, {"labels": "subdirs", "class_names": ["a"]},
+                {"labels": "subdirs", "class_names": ["a", "a"]}):
+        with pytest.raises(ValueError):
+            data(**bad)
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch) -> Path:
+    """Two class folders of 5 and 7 files (scanned for real); preparing stood in for."""
+    for cls, n in (("cat", 5), ("dog", 7)):
+        (tmp_path / "pics" / cls).mkdir(parents=True)
+        for i in range(n):
+            (tmp_path / "pics" / cls / f"{i}.png").write_bytes(b"stand-in")
+    calls = []
+
+    def prepare(listing, prep, workers=None, progress=None, warn=None):
+        calls.append(prep)
+        n = len(listing.entries)
+        if progress:
+            progress(0, n)
+            progress(n, n)
+        pixels = np.arange(n, dtype=np.uint8)[:, None, None, None] * 10
+        labels = (None if listing.labels == "none" else
+                  np.array([e.label for e in listing.entries], np.int64))
+        return Packed(np.broadcast_to(pixels, (n, *prep.shape())).copy(), labels,
+                      [e.name for e in listing.entries], listing.class_names, [], "f" * 64,
+                      "a" * 64, None, cached=False)
+
+    monkeypatch.setattr(images, "prepare", prepare)
+    return tmp_path
+
+
+class Report:
+    def __init__(self):
+        self.seen = []
+
+    def warn(self, msg):
+        self.seen.append(("warn", msg))
+
+    def progress(self, what, done, total):
+        self.seen.append((what, done, total))
+
+
+def test_load_splits_scales_labels_and_records_provenance(folder):
+    report = Report()
+    sp = dataset_for(data(labels="subdirs", valid=2, test=0.25, split_seed=3),
+                     folder).load(report=report)
+    rows = {k: np.rint(getattr(sp, k)[:, 0, 0, 0] * 255 / 10).astype(int)
+            for k in ("train", "valid", "test")}
+    assert sorted(np.concatenate(list(rows.values()))) == list(range(12))  # each file once
+    assert (len(rows["valid"]), len(rows["test"])) == (2, 3)  # 0.25 of 12
+    perm = np.random.default_rng(3).permutation(12)  # the split's own rule, independently
+    assert set(rows["test"]) == set(perm[:3]) and set(rows["valid"]) == set(perm[3:5])
+    assert sp.train.dtype == np.float32 and sp.train.shape[1:] == (3, 6, 4)
+    assert float(sp.train.max()) <= 110 / 255 + 1e-6
+    for k in ("train", "valid", "test"):  # files 0-4 are cats, 5-11 dogs
+        np.testing.assert_array_equal(sp.labels(k), (rows[k] >= 5).astype(int))
+    assert sp.class_names == ["cat", "dog"] and sp.image_shape == (3, 6, 4)
+    p = sp.provenance
+    assert p["images"] == 12 and p["skipped"] == 0 and p["cached"] is False
+    assert p["split"] == {"seed": 3, "train": 7, "valid": 2, "test": 3}
+    assert p["fingerprint"] == "f" * 64 and p["sha256"] == "a" * 64
+    assert p["preparation"]["size"] == [6, 4] and p["path"] == str(folder / "pics")
+    assert ("preparing images", 12, 12) in report.seen
+
+
+def test_unlabelled_and_flattened(folder):
+    sp = dataset_for(data(flatten=True), folder).load()
+    assert sp.train.shape == (12, 72) and sp.train_y is None and sp.class_names is None
+
+
+def test_classes_that_changed_since_the_run_recorded_them_are_refused(folder):
+    ds = dataset_for(data(labels="subdirs", class_names=["cat", "dog"]), folder)
+    assert ds.load().class_names == ["cat", "dog"]
+    with pytest.raises(DataError, match="the folder's classes changed"):
+        dataset_for(data(labels="subdirs", class_names=["cat", "cow"]), folder).load()
+
+
+def test_a_condition_with_another_number_of_classes_is_refused(folder):
+    sp = dataset_for(data(labels="subdirs"), folder).load()
+    sp.check_labels(2)
+    with pytest.raises(DataError, match=r"holds 2 classes \(cat, dog\), but condition.classes"):
+        sp.check_labels(3)
+
+
+def test_a_missing_folder_is_located_at_its_spec_line(tmp_path):
+    text = ("name: x\nprior: {type: gaussian, dim: 2}\ndata:\n  dataset: images\n"
+            "  path: nowhere\n  size: [4, 4]\n"
+            "generator: {layers: [{type: dense, units: 48}, {type: sigmoid}]}\n"
+            "discriminator: {layers: [{type: flatten}, {type: dense, units: 1}, "
+            "{type: sigmoid}]}\ntraining: {batch_size: 2, optimizer: {type: adam}, stop: {steps: 1}}\n")
+    loaded = load_text(text, str(tmp_path / "x.yaml"), path=tmp_path / "x.yaml")
+    ds = dataset_for(loaded.spec.data, loaded.base_dir)
+    with pytest.raises(SpecError, match=r"x\.yaml:5:\d+: data\.path: no such folder or \.zip"):
+        ds.check_paths(loaded)
