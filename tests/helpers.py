@@ -49,3 +49,30 @@ def interrupt_training(run: str, lines: int, *args: str, env: dict | None = None
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     return proc.returncode, err
+
+
+def make_shapes(root: Path, per_class: int = 120, seed: int = 0,
+                classes: tuple[str, ...] = ("circle", "square")) -> Path:
+    """A folder of the user's own images, drawn: `per_class` circles or squares of random
+    sizes, positions and colours on canvases of random sizes (so the size rule crops and
+    scales) in a folder per class (PNG, every fifth a JPEG), and one file in the last folder
+    that is not an image (`broken.png`)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    for shape in classes:
+        (root / shape).mkdir(parents=True)
+        for i in range(per_class):
+            w, h = (int(v) for v in rng.integers(16, 40, 2))
+            back = tuple(int(v) for v in rng.integers(0, 100, 3))
+            img = Image.new("RGB", (w, h), back)
+            side = int(rng.integers(6, min(w, h) - 2))
+            x0, y0 = int(rng.integers(0, w - side)), int(rng.integers(0, h - side))
+            colour = tuple(int(v) for v in rng.integers(120, 256, 3))
+            box = (x0, y0, x0 + side, y0 + side)
+            draw = ImageDraw.Draw(img)
+            (draw.ellipse if shape == "circle" else draw.rectangle)(box, fill=colour)
+            img.save(root / shape / f"{i:03d}.{'jpg' if i % 5 == 0 else 'png'}")
+    (root / classes[-1] / "broken.png").write_bytes(b"this is not a PNG")
+    return root

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 pytest.importorskip("torch")
 
 from advgraph.run import sample_files  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
-from tests.helpers import cli, runs_root  # noqa: E402
+from tests.helpers import cli, make_shapes, runs_root  # noqa: E402
 
-PER_CLASS = 120
+PER_CLASS = 120  # images of each shape
 SPEC = """\
 name: shapes
 condition: {type: label, classes: 2}
@@ -62,27 +62,6 @@ training:
   checkpoint: {steps: 100}
   log_every: 50
 """
-
-
-def make_shapes(root: Path, per_class: int = PER_CLASS, seed: int = 0,
-                classes: tuple[str, ...] = ("circle", "square")) -> Path:
-    """`per_class` images of each shape (PNG, every fifth a JPEG) and one broken file."""
-    rng = np.random.default_rng(seed)
-    for shape in classes:
-        (root / shape).mkdir(parents=True)
-        for i in range(per_class):
-            w, h = (int(v) for v in rng.integers(16, 40, 2))
-            back = tuple(int(v) for v in rng.integers(0, 100, 3))
-            img = Image.new("RGB", (w, h), back)
-            side = int(rng.integers(6, min(w, h) - 2))
-            x0, y0 = int(rng.integers(0, w - side)), int(rng.integers(0, h - side))
-            colour = tuple(int(v) for v in rng.integers(120, 256, 3))
-            box = (x0, y0, x0 + side, y0 + side)
-            draw = ImageDraw.Draw(img)
-            (draw.ellipse if shape == "circle" else draw.rectangle)(box, fill=colour)
-            img.save(root / shape / f"{i:03d}.{'jpg' if i % 5 == 0 else 'png'}")
-    (root / classes[-1] / "broken.png").write_bytes(b"this is not a PNG")
-    return root
 
 
 @pytest.fixture

@@ -16,9 +16,11 @@ from the last rule):
 - `~` is a home directory made by the test, whose `~/mnist` holds small MNIST-shaped IDX files
   (`make_mnist_dir`), and `$ADVGRAPH_DATA` points at the same files, so a spec that finds its
   dataset by itself (fashion-mnist) finds them there; nothing is downloaded (ADVGRAPH_OFFLINE);
+- `~/photos` holds a folder of the user's own images, two classes of drawn shapes
+  (`make_shapes`: 12 of each, and one broken file);
 - `train SPEC` (a new run) gets `--set` overrides appended that make it tiny: two steps
   (`training.stop`), and for image datasets 250 training and 50 validation examples, for toy
-  data 1,000 / 100 / 100.
+  data 1,000 / 100 / 100, for a folder of images (`dataset: images`) batches of 8.
 
 A command must exit 0. A command that needs the cupy backend's host executor is skipped (with
 the reason) where that executor cannot build; no other command is skipped.
@@ -41,13 +43,14 @@ import pytest
 pytest.importorskip("torch")
 
 from tests.conftest import ROOT, make_mnist_dir  # noqa: E402
-from tests.helpers import cli  # noqa: E402
+from tests.helpers import cli, make_shapes  # noqa: E402
 
 README = ROOT / "README.md"
 TINY = {"image": ["--set", "training.stop={steps: 2}", "--set", "data.train=250",
                   "--set", "data.valid=50"],
         "toy": ["--set", "training.stop={steps: 2}", "--set", "data.train=1000",
-                "--set", "data.valid=100", "--set", "data.test=100"]}
+                "--set", "data.valid=100", "--set", "data.test=100"],
+        "images": ["--set", "training.stop={steps: 2}", "--set", "training.batch_size=8"]}
 
 
 def code_block_commands(text: str) -> list[str]:
@@ -107,6 +110,7 @@ def world(tmp_path) -> dict[str, Path]:
     """One home, data directory, runs directory and working directory for all the commands."""
     home = tmp_path / "home"
     data = make_mnist_dir(home / "mnist")
+    make_shapes(home / "photos", per_class=12)
     work = tmp_path / "work"
     work.mkdir()
     (work / "specs").symlink_to(ROOT / "specs")
@@ -117,8 +121,9 @@ def mapped(command: str, world: dict[str, Path]) -> list[str]:
     words = [os.path.expanduser(w) if w.startswith("~") else w for w in shlex.split(command)]
     if words[0] == "train" and "--resume" not in words:
         spec = next(w for w in words[1:] if w.endswith((".yaml", ".yml")))
-        toy = any(k in (ROOT / spec).read_text() for k in ("toy-gaussian1d", "toy-ring2d"))
-        words += TINY["toy" if toy else "image"]
+        text = (ROOT / spec).read_text()
+        toy = any(k in text for k in ("toy-gaussian1d", "toy-ring2d"))
+        words += TINY["toy" if toy else "images" if "dataset: images" in text else "image"]
     return words
 
 
