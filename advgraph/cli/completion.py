@@ -28,6 +28,16 @@ def complete_run(ctx: typer.Context, incomplete: str) -> list[str]:
 def complete_spec(incomplete: str) -> list[str]:
     """Directories (to descend into, with a trailing /) and *.yaml / *.yml files whose path
     starts with `incomplete`, written as the user began it (relative, or under ~)."""
+    return _files(incomplete, SPEC_SUFFIXES)
+
+
+def complete_images(incomplete: str) -> list[str]:
+    """`data inspect|prepare PATH`: folders (of images, or to descend into), .zip files and
+    specs."""
+    return _files(incomplete, SPEC_SUFFIXES + (".zip",))
+
+
+def _files(incomplete: str, suffixes: tuple[str, ...]) -> list[str]:
     head, sep, prefix = incomplete.rpartition("/")
     shown = head + sep  # what precedes each candidate, exactly as typed
     folder = Path(os.path.expanduser(shown)) if shown else Path(".")
@@ -42,7 +52,7 @@ def complete_spec(incomplete: str) -> list[str]:
         try:
             if e.is_dir():
                 out.append(f"{shown}{e.name}/")
-            elif e.name.endswith(SPEC_SUFFIXES) and e.is_file():
+            elif e.name.endswith(suffixes) and e.is_file():
                 out.append(f"{shown}{e.name}")
         except OSError:
             continue

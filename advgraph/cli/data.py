@@ -11,13 +11,13 @@ import typer
 from ..errors import UsageError
 from ..jsontext import dumps
 from .common import console, print_wrote, user_errors
-from .completion import choices, complete_spec
+from .completion import choices, complete_images
 from .progress import LoadDisplay
 
 app = typer.Typer(help="Look at a folder of images, or pack it for training.",
                   no_args_is_help=True, rich_markup_mode=None)
 
-PathArg = typer.Argument(..., metavar="PATH", autocompletion=complete_spec,
+PathArg = typer.Argument(..., metavar="PATH", autocompletion=complete_images,
                          help="A folder or .zip of images, or a spec (.yaml) whose data is "
                               "`images` (its options are used; the flags given override them).")
 SizeOpt = typer.Option(None, "--size", metavar="H W",

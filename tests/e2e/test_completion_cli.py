@@ -88,6 +88,17 @@ def test_spec_arguments_complete_yaml_files_and_directories(tmp_path):
     assert complete("advgraph check nowhere/") == []
 
 
+def test_data_commands_complete_and_take_folders_zips_and_specs(tmp_path):
+    assert complete("advgraph data ") == ["inspect", "prepare"]
+    (tmp_path / "photos").mkdir()
+    for f in ("photos.zip", "photos.yaml", "photos.txt"):
+        (tmp_path / f).write_text("")
+    for command in ("inspect", "prepare"):
+        assert complete(f"advgraph data {command} ph") == ["photos/", "photos.yaml",
+                                                          "photos.zip"]
+    assert complete("advgraph data inspect p --fit ") == ["crop", "pad"]
+
+
 def test_show_completion_script_completes_in_bash(runs, tmp_path):
     """End to end: bash sources the script `--show-completion bash` prints and completes a
     line through it, calling `advgraph` (here `python -m advgraph`) in a fresh interpreter."""
