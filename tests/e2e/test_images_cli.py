@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import zipfile
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,8 @@ def _row_labels(monkeypatch) -> list:
 @pytest.mark.parametrize("backend", ["torch", "cupy"])
 def test_shapes_train_sample_by_label_and_eval(shapes, backend, monkeypatch):
     args = _cupy_or_skip() if backend == "cupy" else []
+    if backend == "torch" and find_spec("tensorboard") is not None:
+        args = ["--tensorboard"]  # its sample grids are the images' shape
     r = cli("train", shapes, "--name", "s", *args)
     assert r.exit_code == 0, r.output
     assert "run s finished: step 200" in r.stdout
@@ -119,9 +122,29 @@ def test_shapes_train_sample_by_label_and_eval(shapes, backend, monkeypatch):
     assert "data changed" not in r.stderr
     if backend == "torch":
         for command in (["interpolate", "s", "--rows", "2", "--steps", "4", "--label", "1"],
-                        ["export", "s", "--format", "safetensors"]):
+                        ["export", "s", "--format", "safetensors"],
+                        ["eval", "s", "--fid", "--prdc", "--samples", "200"]):
             r = cli(*command)
             assert r.exit_code == 0, r.output
+        if "--tensorboard" in args:
+            assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+
+
+UNCONDITIONAL = SPEC.replace("condition: {type: label, classes: 2}\n", "").replace(
+    "inputs: [z, y]", "inputs: z").replace("inputs: [hx, y]", "inputs: hx")
+
+
+def test_unlabelled_images_train_and_eval_says_which_metrics_need_labels(tmp_path):
+    make_shapes(tmp_path / "shapes", per_class=40)
+    (tmp_path / "u.yaml").write_text(UNCONDITIONAL.replace("labels: subdirs", "labels: none")
+                                     .replace("stop: {steps: 200}", "stop: {steps: 2}"))
+    r = cli("train", tmp_path / "u.yaml", "--name", "u")
+    assert r.exit_code == 0, r.output
+    assert "class_names: null" in (runs_root() / "u" / "spec.yaml").read_text()
+    line = _one_error(cli("eval", "u", "--fid", "--samples", "50"))
+    assert "--fid" in line and "data.labels: subdirs" in line and "--parzen needs none" in line
+    line = _one_error(cli("sample", "u", "--by-label"))
+    assert "not a conditional GAN" in line
 
 
 def test_data_inspect_and_prepare_a_folder_and_a_zip(tmp_path):
@@ -185,7 +208,8 @@ def test_npz_pixels_refuses_floats_at_the_spec_line(tmp_path):
 
 
 def _one_error(r) -> str:
-    lines = r.stderr.strip().splitlines()
+    """The one `error:` line of a failed command (warnings may precede it: files left out)."""
+    lines = [s for s in r.stderr.strip().splitlines() if not s.startswith("warning: ")]
     assert r.exit_code != 0 and len(lines) == 1 and lines[0].startswith("error: "), r.output
     return lines[0]
 
