@@ -294,16 +294,22 @@ def test_a_zip_member_over_the_size_limit_is_skipped_and_open_reads_at_most_the_
 
 
 def test_a_zip_opened_before_a_fork_reads_right_in_the_child(tmp_path):
-    members = {f"{i:02d}.png": png((i, 2 * i, 3 * i)) for i in range(20)}
+    rng = np.random.default_rng(0)  # larger than a read buffer: every read seeks the file
+    members = {f"{i:02d}.png": rng.bytes(50_000) for i in range(20)}
     listing = scan(make_zip(tmp_path / "d.zip", members))
     assert listing.open(listing.entries[5]).read() == members["05.png"]  # opened in the parent
+    fd = listing._zip.fp.fileno()
+    offset = os.lseek(fd, 0, os.SEEK_CUR)
     pid = os.fork()
-    if pid == 0:  # the child: every member, interleaved with the parent's reads
+    if pid == 0:  # the child (a pack worker): every member
         ok = all(listing.open(e).read() == members[e.name] for e in listing.entries)
         os._exit(0 if ok else 1)
-    ok = all(listing.open(e).read() == members[e.name] for e in reversed(listing.entries))
     _, status = os.waitpid(pid, 0)
-    assert ok and os.waitstatus_to_exitcode(status) == 0
+    assert os.waitstatus_to_exitcode(status) == 0
+    # the child read through a handle of its own: had it used the parent's, the two would
+    # share one file offset, and reads at the same time in both would get each other's bytes
+    assert os.lseek(fd, 0, os.SEEK_CUR) == offset
+    assert all(listing.open(e).read() == members[e.name] for e in reversed(listing.entries))
     clone = pickle.loads(pickle.dumps(listing))  # a spawned worker gets its own handle
     assert clone.open(clone.entries[3]).read() == members["03.png"]
 
