@@ -269,3 +269,53 @@ class _no_warning:
     def __exit__(self, *exc):
         self._cm.__exit__(*exc)
         assert not [w for w in self.seen if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def test_transparent_pixels_scaled_and_padded_still_give_the_background():
+    clear_red = Image.new("RGBA", (8, 8), (255, 0, 0, 0))
+    for fit, size in [("crop", (4, 4)), ("pad", (6, 3)), ("crop", (16, 16))]:
+        out = run(clear_red, size, fit=fit, background=(10, 20, 30))
+        assert (out == np.array([10, 20, 30])[:, None, None]).all(), (fit, size)
+    opaque = Image.new("RGBA", (8, 4), (0, 200, 0, 255))  # padded: the bands are background
+    out = run(opaque, (8, 8), fit="pad", background=(10, 20, 30))
+    assert out[:, 0, 0].tolist() == [10, 20, 30] and out[:, 4, 4].tolist() == [0, 200, 0]
+
+
+def test_a_16_bit_png_with_a_transparent_grey_value():
+    a = np.array([[1000, 65535]], np.uint16)
+    buf = saved(Image.fromarray(a), "PNG", transparency=1000)
+    img = Image.open(buf)
+    assert img.mode.startswith("I") and img.info.get("transparency") == 1000
+    buf.seek(0)
+    assert run(buf, (1, 2), background=(10, 20, 30))[:, 0].T.tolist() == [[10, 20, 30],
+                                                                           [255, 255, 255]]
+
+
+@pytest.mark.parametrize("mode,fmt", [("1", "PNG"), ("L", "PNG"), ("RGB", "PNG"),
+                                      ("CMYK", "JPEG"), ("CMYK", "TIFF"), ("LA", "PNG"),
+                                      ("I;16B", "TIFF"), ("RGBX", "TIFF"), ("LAB", "TIFF"),
+                                      ("YCbCr", "TIFF"), ("P", "GIF"), ("P", "BMP")])
+def test_files_of_every_mode_decode(mode, fmt):
+    # white in the mode: 16-bit white is 65535 (RGB white converted would be 255 of 65535)
+    img = Image.new(mode, (6, 4), 65535) if mode.startswith("I;16") else \
+        Image.new("RGB", (6, 4), (255, 255, 255)).convert(mode)
+    try:
+        buf = saved(img, fmt)
+    except (OSError, ValueError, KeyError):
+        pytest.skip(f"Pillow cannot write {mode} as {fmt}")
+    for channels in (1, 3):
+        buf.seek(0)
+        out = run(buf, (4, 6), channels=channels)
+        assert (out.astype(int) >= 245).all(), (mode, fmt, out.min())
+
+
+def test_a_mode_pillow_cannot_convert_is_unusable(monkeypatch):
+    buf = saved(Image.new("CMYK", (4, 4)), "JPEG")
+
+    def refuse(self, mode=None, *args, **kw):
+        raise ValueError(f"conversion from {self.mode} to {mode} not supported")
+
+    monkeypatch.setattr(Image.Image, "convert", refuse)  # as for a mode it does not know
+    with pytest.raises(Unusable, match=r"^CMYK pixels cannot be converted: conversion from "
+                                       r"CMYK to RGB not supported$"):
+        decode(buf, Preparation((4, 4), 3))
