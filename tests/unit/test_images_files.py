@@ -266,6 +266,23 @@ def test_unsafe_zip_names_are_skipped(tmp_path, bad):
     assert reasons(listing) == {bad: "unsafe name in the zip"}
 
 
+def test_links_and_encrypted_members_of_a_zip_are_skipped(tmp_path):
+    z = make_zip(tmp_path / "d.zip", {"ok.png": png()})
+    with zipfile.ZipFile(z, "a") as zf:
+        link = zipfile.ZipInfo("link.png")
+        link.external_attr = (0o120777 << 16)  # S_IFLNK, as `zip --symlinks` writes it
+        zf.writestr(link, "/etc/passwd")
+        zf.writestr("secret.png", b"scrambled")
+    data = bytearray(z.read_bytes())  # mark it encrypted in the central directory
+    at = data.rindex(b"PK\x01\x02")  # the last entry's (secret.png), flags at +8
+    data[at + 8] |= 0x1
+    z.write_bytes(bytes(data))
+    listing = scan(z)
+    assert names(listing) == ["ok.png"]
+    assert reasons(listing) == {"link.png": "a symbolic link inside the zip, not followed",
+                                "secret.png": "encrypted"}
+
+
 def test_unsafe_zip_names_are_never_classes(tmp_path):
     z = make_zip(tmp_path / "d.zip", {"a/1.png": png(), "b/2.png": png(), "../c/3.png": png()})
     assert scan(z, "subdirs").class_names == ["a", "b"]

@@ -172,6 +172,8 @@ def walk_zip(path: Path) -> Found:
             found.skipped.append(Skipped(name, "listed twice in the zip; the first one is used"))
         elif info.flag_bits & 0x1:
             found.skipped.append(Skipped(name, "encrypted"))
+        elif stat.S_ISLNK(info.external_attr >> 16):  # its bytes are a path, not an image
+            found.skipped.append(Skipped(name, "a symbolic link inside the zip, not followed"))
         elif info.file_size > MAX_FILE_BYTES:
             found.skipped.append(Skipped(name, _too_large(info.file_size)))
         else:
