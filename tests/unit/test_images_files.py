@@ -230,6 +230,24 @@ def test_an_empty_folder_says_how_many_hidden_files_were_left_out(tmp_path):
         scan(tmp_path)
 
 
+def test_a_folder_of_only_unusable_files_says_why(tmp_path):
+    os.symlink(tmp_path / "gone.png", tmp_path / "a.png")
+    with pytest.raises(DataError, match=r": no image files \(1 unusable, e\.g\. a\.png: broken "
+                                        r"symbolic link\)$"):
+        scan(tmp_path)
+
+
+def test_an_unreadable_root_is_an_error(tmp_path, monkeypatch):
+    put(tmp_path, "a.png")
+
+    def scandir(path):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(DataError, match=r": cannot read the folder: Permission denied$"):
+        scan(tmp_path)
+
+
 # ---- a zip -----------------------------------------------------------------------------------
 
 
