@@ -440,10 +440,12 @@ def test_a_labels_file_inside_the_folder_is_not_a_candidate(tmp_path):
 
 
 def test_names_not_in_the_folder_are_reported_and_none_matching_is_an_error(tmp_path):
-    root, path = labelled(tmp_path, "file,label\na/1.png,0\ngone.png,1\nalso.png,1\n", ".csv")
+    root, path = labelled(tmp_path, "file,label\na/1.png,0\ngone.png,1\nalso.png,1\n"
+                                    "b/broken.png,0\n", ".csv")
+    os.symlink(root / "nothing", root / "b/broken.png")  # found, but skipped: not unmatched
     listing = scan(root, str(path))
     assert listing.unmatched == ["gone.png", "also.png"]
-    assert read_labels(path, ["a/1.png"]).unmatched == ["gone.png", "also.png"]
+    assert read_labels(path, ["a/1.png"]).unmatched == ["gone.png", "also.png", "b/broken.png"]
     path.write_text("file,label\nx.png,0\ny.png,1\n")
     with pytest.raises(DataError, match=r"labels\.csv: none of the 2 files it names is in the "
                                         r"folder \(the first: 'x\.png'\)"):

@@ -92,7 +92,7 @@ def load(fp: BinaryIO, target: int | None = None) -> Image.Image:
             w, h = img.size
             if w * h > MAX_PIXELS:
                 raise _too_large(f"{w:,}×{h:,}")
-            if target and fmt == "JPEG" and min(w, h) >= 2 * target:
+            if target and fmt in ("JPEG", "MPO") and min(w, h) >= 2 * target:
                 img.draft(None, (target, target))  # keeps both sides ≥ target
             img.load()
     except Unusable:

@@ -211,5 +211,7 @@ def _by_file(listing: Listing, found: Found, path: Path, st: os.stat_result) -> 
     listing.labels = str(path)
     listing.labels_stat = (st.st_size, st.st_mtime_ns)
     listing.class_names = got.class_names
-    listing.unmatched = got.unmatched
+    # a name of a file found but left out (a broken link, ...) is warned about as that
+    listed = {s.name for s in listing.skipped}
+    listing.unmatched = [n for n in got.unmatched if n not in listed]
     listing.entries = [Entry(n, s, m, lab) for (n, s, m), lab in zip(found.files, got.labels)]
