@@ -259,6 +259,27 @@ def test_ctrl_c_leaves_no_temporary_file(tmp_path, workers):
     assert prepared(tmp_path / "imgs", workers=workers).path is not None
 
 
+def test_the_workers_leave_ctrl_c_to_the_main_process(tmp_path):
+    """A real Ctrl-C reaches every process of the terminal's group: the workers ignore it (the
+    main process alone stops, and cleans up; the tests above): sent to them alone, it changes
+    nothing."""
+    import multiprocessing
+    import signal
+
+    expected = write_folder(tmp_path / "imgs", 300)
+    sent = []
+
+    def interrupt_workers(done, total):
+        if 0 < done < total and not sent:
+            for worker in multiprocessing.active_children():
+                os.kill(worker.pid, signal.SIGINT)
+                sent.append(worker.pid)
+
+    packed = prepared(tmp_path / "imgs", workers=2, progress=interrupt_workers)
+    np.testing.assert_array_equal(packed.images, stacked(expected, packed.names))
+    assert len(packed.images) == 300
+
+
 def test_a_worker_that_dies_is_an_error(tmp_path, monkeypatch):
     write_folder(tmp_path / "imgs", 200)
     parent = os.getpid()
