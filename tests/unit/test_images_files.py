@@ -214,7 +214,7 @@ def test_a_missing_path_is_an_error(tmp_path):
 
 def test_a_path_that_is_neither_folder_nor_zip_is_an_error(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(DataError, match=r"notes\.txt: not a readable \.zip file"):
+    with pytest.raises(DataError, match=r"notes\.txt: not a folder or a readable \.zip file"):
         scan(tmp_path / "notes.txt")
     os.mkfifo(tmp_path / "pipe")
     with pytest.raises(DataError, match=r"pipe: is a FIFO"):
@@ -311,7 +311,8 @@ def test_a_corrupt_zip_is_a_one_line_error(tmp_path, data):
     (tmp_path / "bad.zip").write_bytes(data)
     with pytest.raises(DataError) as e:
         scan(tmp_path / "bad.zip")
-    assert str(e.value).startswith(f"{tmp_path / 'bad.zip'}: not a readable .zip file")
+    assert str(e.value).startswith(
+        f"{tmp_path / 'bad.zip'}: not a folder or a readable .zip file")
     assert "\n" not in str(e.value)
 
 
@@ -445,7 +446,8 @@ def test_names_not_in_the_folder_are_reported_and_none_matching_is_an_error(tmp_
     os.symlink(root / "nothing", root / "b/broken.png")  # found, but skipped: not unmatched
     listing = scan(root, str(path))
     assert listing.unmatched == ["gone.png", "also.png"]
-    assert read_labels(path, ["a/1.png"]).unmatched == ["gone.png", "also.png", "b/broken.png"]
+    assert read_labels(path, ["a/1.png"]).unmatched == ["gone.png", "also.png",
+                                                        "b/broken.png"]
     path.write_text("file,label\nx.png,0\ny.png,1\n")
     with pytest.raises(DataError, match=r"labels\.csv: none of the 2 files it names is in the "
                                         r"folder \(the first: 'x\.png'\)"):
@@ -489,7 +491,8 @@ def test_a_name_listed_twice_with_the_same_label_is_fine(tmp_path):
 def test_a_labels_file_must_be_a_small_regular_utf8_file(tmp_path, monkeypatch):
     root, path = labelled(tmp_path, "file,label\na/1.png,1\n", ".csv")
     monkeypatch.setattr(labels_mod, "MAX_LABELS_BYTES", 10)
-    with pytest.raises(DataError, match=r"labels\.csv: the labels file is 21 bytes; the limit is 10$"):
+    with pytest.raises(DataError,
+                       match=r"labels\.csv: the labels file is 21 bytes; the limit is 10$"):
         read_labels_file(path, ["a/1.png"])
     monkeypatch.undo()
     path.write_bytes(b"file,label\n\xff.png,1\n")

@@ -144,7 +144,7 @@ def open_zip(path: Path) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:
-        raise DataError(f"{path}: not a readable .zip file ({e})") from None
+        raise DataError(f"{path}: not a folder or a readable .zip file ({e})") from None
 
 
 def walk_zip(path: Path) -> Found:
