@@ -136,6 +136,46 @@ def test_a_changed_file_is_prepared_again(tmp_path, monkeypatch):
     again = prepared(tmp_path / "imgs", workers=1)
     assert not again.cached and calls.n == 10 and again.warnings == []
     assert (again.images[3] == 7).all() and again.sha256 != first.sha256
+    # the entry of the folder as it was is gone: the cache holds one entry per folder
+    assert cache_files() == sorted([again.path.name, again.path.with_suffix(".json").name])
+
+
+def test_a_record_that_does_not_match_the_files_is_refused(tmp_path):
+    import json
+
+    write_folder(tmp_path / "imgs", 10)
+    (tmp_path / "imgs" / "0002.png").write_bytes(b"junk")
+    first = prepared(tmp_path / "imgs", workers=1)
+    record = first.path.with_suffix(".json")
+    meta = json.loads(record.read_text())
+    assert [name for name, _ in meta["decode_skipped"]] == ["0002.png"]
+    for forged in ([["0004.png", "forged"]], []):  # the wrong rows; one row too many
+        meta["decode_skipped"] = forged
+        record.write_text(json.dumps(meta))
+        again = prepared(tmp_path / "imgs", workers=1)
+        assert not again.cached and again.names == first.names
+        assert any("does not match the files listed" in w for w in again.warnings)
+
+
+def test_temporary_files_of_killed_preparations_are_removed(tmp_path):
+    import socket
+    import subprocess
+
+    write_folder(tmp_path / "imgs", 5)
+    first = prepared(tmp_path / "imgs", workers=1)
+    proc = subprocess.Popen(["true"])
+    proc.wait()  # a pid that has ended
+    host = socket.gethostname()
+    slot = first.path.name[:16]
+    killed = first.path.parent / f"{slot}{'0' * 16}.npy.tmp-{host}-{proc.pid}"
+    running = first.path.parent / f"{slot}{'0' * 16}.npy.tmp-{host}-{os.getpid()}"
+    other = first.path.parent / f"{'f' * 32}.npy.tmp-{host}-{proc.pid}"  # another folder's
+    for p in (killed, running, other):
+        p.write_bytes(b"")
+    os.utime(tmp_path / "imgs" / "0001.png", ns=(1, 1))
+    again = prepared(tmp_path / "imgs", workers=1)
+    assert sorted(cache_files()) == sorted([again.path.name, again.path.with_suffix(".json").name,
+                                            running.name, other.name])
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -62,12 +62,16 @@ class Packed:
     cached: bool  # True: read from the cache, nothing decoded
 
 
-def entry_key(fingerprint: str, prep: Preparation) -> str:
+def entry_key(listing: Listing, fingerprint: str, prep: Preparation) -> str:
+    """32 hex digits: 16 of the folder and the preparation (the slot: the entries of a folder
+    as it was before are found by it, and removed), then 16 of the listing's fingerprint."""
     import PIL
 
-    return hashlib.sha256(json.dumps(
-        {"format": FORMAT, "fingerprint": fingerprint, "prep": prep.as_dict(),
-         "pillow": PIL.__version__}, sort_keys=True).encode()).hexdigest()
+    def digest(**fields) -> str:
+        fields.update(format=FORMAT, prep=prep.as_dict(), pillow=PIL.__version__)
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+    return digest(root=str(Path(listing.root).resolve())) + digest(fingerprint=fingerprint)
 
 
 def prepare(listing: Listing, prep: Preparation, workers: int | None = None,
@@ -81,11 +85,11 @@ def prepare(listing: Listing, prep: Preparation, workers: int | None = None,
         raise ValueError(f"`workers` must be a positive integer or None, not {workers!r}")
     warn = warn or (lambda message: None)
     fingerprint = listing.fingerprint()
-    key = entry_key(fingerprint, prep)[:32]
+    key = entry_key(listing, fingerprint, prep)
     from ...cache import cache_dir
 
     entry = cache_dir("images") / f"{key}.npy"
-    packed = _cached(entry, key, listing, prep, warn)
+    packed = _cached(entry, key, listing, fingerprint, prep, warn)
     if packed is not None:
         _check_memory(listing.root, len(packed.images), prep, in_memory=False)
         _warn_skipped(packed.skipped, len(packed.images), warn, per_file=False)
@@ -112,7 +116,7 @@ def _record_path(entry: Path) -> Path:
     return entry.with_suffix(".json")
 
 
-def _cached(entry: Path, key: str, listing: Listing, prep: Preparation,
+def _cached(entry: Path, key: str, listing: Listing, fingerprint: str, prep: Preparation,
             warn: Warn) -> Packed | None:
     """The entry when it is there and sound; None (after a warning, when it is damaged)."""
     from ...cache import read_entry
@@ -123,55 +127,61 @@ def _cached(entry: Path, key: str, listing: Listing, prep: Preparation,
     try:
         files = len(listing.entries) + len(listing.skipped)
         meta = json.loads(read_entry(record, RECORD_LIMIT + RECORD_PER_FILE * files))
-        return _checked(entry, meta, key, prep)
+        return _checked(entry, meta, key, listing, fingerprint, prep)
     except (OSError, ValueError, KeyError, TypeError) as e:
         warn(f"the cached prepared images {entry} are unusable ({e}); preparing them again")
         return None
 
 
-def _checked(entry: Path, meta: dict, key: str, prep: Preparation) -> Packed:
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("key") != key:
-        raise ValueError("its record is not one of this version's entries")
-    shape = tuple(meta["shape"])
-    n = shape[0] if shape else 0
-    if (len(shape) != 4 or not all(isinstance(v, int) for v in shape) or n < 1
-            or shape[1:] != prep.shape()):
-        raise ValueError(f"its record gives the shape {shape}")
-    names, labels, classes = meta["names"], meta["labels"], meta["class_names"]
-    if not (isinstance(names, list) and len(names) == n and all(isinstance(s, str) for s in names)
-            and (labels is None or (isinstance(labels, list) and len(labels) == n
-                                    and all(isinstance(v, int) for v in labels)))
-            and (classes is None or all(isinstance(s, str) for s in classes))):
-        raise ValueError("its record's names, labels or classes do not match its rows")
-    skipped = [Skipped(str(name), str(reason)) for name, reason in meta["skipped"]]
+def _checked(entry: Path, meta: dict, key: str, listing: Listing, fingerprint: str,
+             prep: Preparation) -> Packed:
+    """The entry its record describes, checked against the listing: the rows are the listed
+    files less those the record says could not be used (names and labels as the listing has
+    them), and the array's bytes hash to the record's SHA-256."""
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("key") != key \
+            or meta.get("fingerprint") != fingerprint:
+        raise ValueError("its record is not this folder's entry")
+    failed = {str(name) for name, _ in meta["decode_skipped"]}
+    rows = [e for e in listing.entries if e.name not in failed]
+    shape = (len(rows), *prep.shape())
+    if not rows or meta["names"] != [e.name for e in rows]:
+        raise ValueError("its record does not match the files listed")
     images = store.map_checked(entry, shape, str(meta["sha256"]))
-    return Packed(images, None if labels is None else np.asarray(labels, np.int64), names,
-                  classes, skipped, str(meta["fingerprint"]), str(meta["sha256"]), entry,
-                  cached=True)
+    labels = None
+    if listing.labels != "none":
+        labels = np.asarray([e.label for e in rows], np.int64)
+    skipped = list(listing.skipped) + [Skipped(str(name), str(reason))
+                                       for name, reason in meta["decode_skipped"]]
+    return Packed(images, labels, [e.name for e in rows], listing.class_names, skipped,
+                  fingerprint, str(meta["sha256"]), entry, cached=True)
 
 
-def _record(packed: Packed, key: str, prep: Preparation) -> dict:
-    return {"format": FORMAT, "key": key, "shape": list(packed.images.shape),
-            "sha256": packed.sha256, "fingerprint": packed.fingerprint,
-            "prep": prep.as_dict(), "names": packed.names,
+def _record(packed: Packed, key: str, prep: Preparation, listing: Listing) -> dict:
+    scanned = len(listing.skipped)  # the files the listing left out come first
+    return {"format": FORMAT, "key": key, "root": str(Path(listing.root).resolve()),
+            "shape": list(packed.images.shape), "sha256": packed.sha256,
+            "fingerprint": packed.fingerprint, "prep": prep.as_dict(), "names": packed.names,
             "labels": None if packed.labels is None else packed.labels.tolist(),
             "class_names": packed.class_names,
-            "skipped": [[s.name, s.reason] for s in packed.skipped],
+            "listing_skipped": [[s.name, s.reason] for s in packed.skipped[:scanned]],
+            "decode_skipped": [[s.name, s.reason] for s in packed.skipped[scanned:]],
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def _store(packed: Packed, target: store.Target, key: str, prep: Preparation,
-           entry: Path, warn: Warn) -> None:
-    """The entry renamed into place, its record after it; a failure is a warning (the data
-    is used from memory and prepared again next time)."""
+           listing: Listing, entry: Path, warn: Warn) -> None:
+    """The entry renamed into place, its record after it, and the entries of the folder as it
+    was before removed; a failure is a warning (the data is used from memory and prepared
+    again next time)."""
     from ...atomic import atomic_write
     from ...jsontext import dump_bytes
 
     record = _record_path(entry)
     try:
         target.commit(entry)
-        atomic_write(record, dump_bytes(_record(packed, key, prep), str(record)))
+        atomic_write(record, dump_bytes(_record(packed, key, prep, listing), str(record)))
         packed.path = entry
+        store.remove_older(entry.parent, key[:16], keep=key)
     except (OSError, WriteError) as e:
         detail = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         warn(f"the prepared images are not cached ({entry}: {detail}); they are prepared again "
@@ -204,7 +214,7 @@ def _prepare(listing: Listing, prep: Preparation, fingerprint: str, key: str, en
                         store.sha256(images), None, cached=False)
         if target.tmp is not None:
             packed.images = target.reopen()
-            _store(packed, target, key, prep, entry, warn)
+            _store(packed, target, key, prep, listing, entry, warn)
         return packed
     finally:
         target.discard()

@@ -171,3 +171,37 @@ def reserve(fd: int, size: int, folder: Path) -> None:
     if shutil.disk_usage(folder).free < size:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     os.ftruncate(fd, size)
+
+
+def remove_older(folder: Path, slot: str, keep: str) -> None:
+    """The files of the entries of `slot` other than `keep` removed (the folder as it was
+    before: its data changed, so they are never read again), and temporary files that a
+    process of this machine left when it was killed. Best effort: what cannot be removed
+    stays."""
+    host = socket.gethostname()
+    try:
+        found = [p for p in folder.iterdir() if p.name.startswith(slot)]
+    except OSError:
+        return
+    for p in found:
+        if p.name.startswith(keep):
+            if ".tmp-" not in p.name:
+                continue
+        if ".tmp-" in p.name:
+            owner, _, pid = p.name.rpartition(".tmp-")[2].rpartition("-")
+            if owner != host or not pid.isdigit() or _alive(int(pid)):
+                continue
+        try:
+            p.unlink()
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
