@@ -4,6 +4,8 @@
       mnist/, fashion-mnist/, cifar10/   downloaded data sets
       classifiers/                       the domain classifiers of the feature metrics
       kmeans/                            the k-means centres of `--baseline kmeans`
+      images/                            image folders of `dataset: images`, decoded and
+                                         packed (uint8 .npy, memory-mapped, and a record)
       host-kernels/                      the cupy backend's kernels compiled for the CPU
 
 Deleting any of it is safe: it is downloaded, trained or built again when next needed.

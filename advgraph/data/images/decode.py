@@ -58,8 +58,12 @@ class Preparation:
 def decode(fp: BinaryIO, prep: Preparation) -> np.ndarray:
     """The image in `fp` as (C, H, W) uint8; Unusable when it cannot be."""
     img = load(fp, max(prep.size))
-    img = _flatten(img, prep)
-    img = _fit(img, prep)
+    mode = img.mode
+    try:
+        img = _fit(_normalised(img), prep)
+        img = _opaque(img, prep)
+    except (ValueError, OSError) as e:  # a mode Pillow cannot convert
+        raise Unusable(f"{mode} pixels cannot be converted: {_brief(e)}") from None
     a = np.asarray(img)
     if a.ndim == 2:
         a = a[None] if prep.channels == 1 else np.broadcast_to(a, (3, *a.shape))
@@ -88,7 +92,7 @@ def load(fp: BinaryIO, target: int | None = None) -> Image.Image:
             w, h = img.size
             if w * h > MAX_PIXELS:
                 raise _too_large(f"{w:,}×{h:,}")
-            if target and fmt == "JPEG" and min(w, h) >= 2 * target:
+            if target and fmt in ("JPEG", "MPO") and min(w, h) >= 2 * target:
                 img.draft(None, (target, target))  # keeps both sides ≥ target
             img.load()
     except Unusable:
@@ -122,37 +126,52 @@ def _oriented(img: Image.Image) -> Image.Image:
     return img if method is None else img.transpose(method)
 
 
-def _flatten(img: Image.Image, prep: Preparation) -> Image.Image:
-    """`img` as L (one channel, or a greyscale image for three) or RGB, with transparency
-    composited over the background."""
+def _normalised(img: Image.Image) -> Image.Image:
+    """`img` as L, RGB or RGBA: palette, 1-bit, 16-bit and float greyscale, CMYK, YCbCr, ...;
+    RGBA wherever the image has transparency (an alpha band or a transparent colour)."""
     mode = img.mode
-    if "transparency" in img.info and mode in ("L", "RGB", "P", "1", "I;16", "I"):
-        img, mode = img.convert("RGBA"), "RGBA"
-    if mode in ("L", "RGB"):
-        pass
-    elif mode == "1":
-        img = img.convert("L")
-    elif mode == "P":
-        img = img.convert("RGB")
-    elif mode.startswith("I;16") or mode == "I":
-        img = Image.fromarray(_from_16bit(np.asarray(img)), "L")
-    elif mode == "F":
-        img = Image.fromarray(_from_float(np.asarray(img)), "L")
-    elif mode in _ALPHA:
-        img = Image.fromarray(_composite(np.asarray(img.convert("RGBA")), prep.background),
-                              "RGB")
-    else:  # CMYK, YCbCr, LAB, HSV, RGBX
-        img = img.convert("RGB")
+    trns = img.info.get("transparency")
+    if mode in ("L", "RGB") and trns is None:
+        return img
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        raw = np.asarray(img)
+        grey = _from_float(raw) if mode == "F" else _from_16bit(raw)
+        if isinstance(trns, int):  # a grey value that stands for transparent
+            alpha = np.where(raw == trns, 0, 255).astype(np.uint8)
+            return Image.fromarray(np.stack([grey] * 3 + [alpha], -1), "RGBA")
+        return Image.fromarray(grey, "L")
+    if trns is not None or mode in _ALPHA:
+        return img.convert("RGBA")
+    return img.convert("L" if mode == "1" else "RGB")  # P, CMYK, YCbCr, LAB, HSV, RGBX
+
+
+def _opaque(img: Image.Image, prep: Preparation) -> Image.Image:
+    """`img` (L, RGB or RGBA) composited over the background, in prep.channels: one is
+    Pillow's luminance of RGB (ITU-R 601)."""
+    if img.mode == "RGBA":
+        canvas = Image.new("RGB", img.size, tuple(prep.background))
+        canvas.paste(img.convert("RGB"), mask=img.getchannel("A"))
+        img = canvas
     if prep.channels == 1 and img.mode == "RGB":
         img = img.convert("L")
     return img
 
 
+def _flatten(img: Image.Image, prep: Preparation) -> Image.Image:
+    """`img` as L (one channel, or a greyscale image for three) or RGB, its transparency
+    composited over the background (no resizing)."""
+    return _opaque(_normalised(img), prep)
+
+
+_LUT16 = ((np.arange(65536, dtype=np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
 def _from_16bit(a: np.ndarray) -> np.ndarray:
     """16-bit samples to 8 bits, rounded (65535 → 255, 32896 → 128); mode "I" holds 16-bit
     samples too (values outside 0..65535 are clipped)."""
-    a = np.clip(a.astype(np.int64), 0, 65535)
-    return ((a * 255 + 32767) // 65535).astype(np.uint8)
+    if a.dtype.itemsize > 2:
+        a = np.clip(a, 0, 65535)
+    return _LUT16[a]
 
 
 def _from_float(a: np.ndarray) -> np.ndarray:
@@ -162,16 +181,10 @@ def _from_float(a: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
 
 
-def _composite(rgba: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
-    """RGBA over an opaque background, rounded: alpha 0 gives the background exactly, alpha
-    255 the colour."""
-    alpha = rgba[..., 3:].astype(np.uint32)
-    fg = rgba[..., :3].astype(np.uint32)
-    bg = np.asarray(background, np.uint32)
-    return ((fg * alpha + bg * (255 - alpha) + 127) // 255).astype(np.uint8)
-
-
-def _fill(img: Image.Image, background: tuple[int, int, int]) -> int | tuple[int, int, int]:
+def _fill(img: Image.Image, background: tuple[int, int, int]):
+    """The padding's colour in the image's mode (transparent in RGBA: composited later)."""
+    if img.mode == "RGBA":
+        return (0, 0, 0, 0)
     if img.mode == "RGB":
         return tuple(background)
     return Image.new("RGB", (1, 1), tuple(background)).convert("L").getpixel((0, 0))

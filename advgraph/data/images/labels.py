@@ -50,7 +50,7 @@ def read_labels(path: Path, names: list[str]) -> LabelsFile:
     size = regular_size(path)
     if size > MAX_LABELS_BYTES:
         raise DataError(f"{path}: the labels file is {size:,} bytes; the limit is "
-                        f"{MAX_LABELS_BYTES >> 20} MiB")
+                        f"{MAX_LABELS_BYTES:,}")
     try:
         with open(path, "rb") as f:
             text = f.read(MAX_LABELS_BYTES + 1).decode("utf-8-sig")

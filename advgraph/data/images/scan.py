@@ -18,7 +18,8 @@ from typing import BinaryIO
 from ...atomic import not_regular
 from ...errors import DataError
 from .labels import read_labels
-from .walk import MAX_FILE_BYTES, Found, Skipped, open_zip, walk_folder, walk_zip
+from . import walk
+from .walk import MAX_FILE_BYTES, Found, Skipped, walk_folder, walk_zip
 
 __all__ = ["MAX_FILE_BYTES", "Entry", "Listing", "Skipped", "scan", "shown"]
 
@@ -88,7 +89,7 @@ class Listing:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise OSError(f"{not_regular(st.st_mode)}, not a regular file")
-            if st.st_size > MAX_FILE_BYTES:
+            if st.st_size > walk.MAX_FILE_BYTES:
                 raise OSError(f"too large: {st.st_size:,} bytes")
             return os.fdopen(fd, "rb")
         except BaseException:
@@ -106,14 +107,14 @@ class Listing:
         info = self._members.get(name) or self._zip.getinfo(name)
         try:
             with self._zip.open(info) as f:
-                data = f.read(MAX_FILE_BYTES + 1)
+                data = f.read(walk.MAX_FILE_BYTES + 1)
         except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError,
                 ValueError) as e:
             raise OSError(f"corrupt zip member: {e}") from None
         except Exception as e:  # zlib.error, lzma.LZMAError, ...: a damaged stream
             raise OSError(f"corrupt zip member: {e}") from None
-        if len(data) > MAX_FILE_BYTES:
-            raise OSError(f"larger than the limit of {MAX_FILE_BYTES >> 20} MiB")
+        if len(data) > walk.MAX_FILE_BYTES:
+            raise OSError(f"larger than the limit of {walk.MAX_FILE_BYTES:,} bytes")
         return data
 
 
@@ -210,5 +211,7 @@ def _by_file(listing: Listing, found: Found, path: Path, st: os.stat_result) -> 
     listing.labels = str(path)
     listing.labels_stat = (st.st_size, st.st_mtime_ns)
     listing.class_names = got.class_names
-    listing.unmatched = got.unmatched
+    # a name of a file found but left out (a broken link, ...) is warned about as that
+    listed = {s.name for s in listing.skipped}
+    listing.unmatched = [n for n in got.unmatched if n not in listed]
     listing.entries = [Entry(n, s, m, lab) for (n, s, m), lab in zip(found.files, got.labels)]

@@ -46,7 +46,7 @@ def _hidden(name: str) -> bool:
 
 
 def _too_large(size: int) -> str:
-    return f"too large: {size:,} bytes, over the limit of {MAX_FILE_BYTES >> 20} MiB"
+    return f"too large: {size:,} bytes, over the limit of {MAX_FILE_BYTES:,}"
 
 
 def _stat_problem(entry: os.DirEntry, e: OSError) -> str:
@@ -58,6 +58,10 @@ def _stat_problem(entry: os.DirEntry, e: OSError) -> str:
     if isinstance(e, PermissionError):
         return "permission denied"
     return f"cannot read: {e.strerror or e}"
+
+
+def _name(entry: os.DirEntry) -> str:
+    return entry.name
 
 
 def _readable(path: str, st: os.stat_result) -> bool:
@@ -76,7 +80,9 @@ def walk_folder(root: Path, exclude: tuple[int, int] | None) -> Found:
         rel, full, ancestors = stack.pop()
         try:
             with os.scandir(full) as it:
-                items = list(it)
+                # by name: which of two ways into one folder is taken does not depend on
+                # the file system's order
+                items = sorted(it, key=_name)
         except OSError as e:
             if not rel:
                 raise DataError(f"{root}: cannot read the folder: {e.strerror or e}") from None
@@ -138,7 +144,7 @@ def open_zip(path: Path) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:
-        raise DataError(f"{path}: not a readable .zip file ({e})") from None
+        raise DataError(f"{path}: not a folder or a readable .zip file ({e})") from None
 
 
 def walk_zip(path: Path) -> Found:
@@ -166,6 +172,8 @@ def walk_zip(path: Path) -> Found:
             found.skipped.append(Skipped(name, "listed twice in the zip; the first one is used"))
         elif info.flag_bits & 0x1:
             found.skipped.append(Skipped(name, "encrypted"))
+        elif stat.S_ISLNK(info.external_attr >> 16):  # its bytes are a path, not an image
+            found.skipped.append(Skipped(name, "a symbolic link inside the zip, not followed"))
         elif info.file_size > MAX_FILE_BYTES:
             found.skipped.append(Skipped(name, _too_large(info.file_size)))
         else:

@@ -1,0 +1,407 @@
+"""Packing an image folder into the cache (advgraph.data.images.pack): the cache entry is used
+when sound and prepared again when damaged, linked or stale; the folder changing under the
+preparation is an error; parallel decoding gives the same bytes; unusable files are left out and
+named; memory is checked first; an unwritable cache is a warning; Ctrl-C leaves nothing behind.
+The oracle for the pixels is Pillow itself on files already at the prepared size."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import importlib
+
+from advgraph.data.images import decode as decoding
+from advgraph.data.images import pack, parallel
+from advgraph.data.images.decode import Preparation
+from advgraph.errors import DataError, WriteError
+
+scan = importlib.import_module("advgraph.data.images.scan")  # the package's `scan` is the function
+PREP = Preparation(size=(8, 8), channels=1)
+
+
+def write_folder(root: Path, n: int, seed: int = 0, classes: int = 0) -> dict[str, np.ndarray]:
+    """n 8×8 greyscale PNGs named 0000.png… (in class folders c0/, c1/… when `classes`): their
+    pixels by name."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    pixels = {}
+    for i in range(n):
+        img = rng.integers(0, 256, (8, 8), dtype=np.uint8)
+        name = f"c{i % classes}/{i:04d}.png" if classes else f"{i:04d}.png"
+        (root / name).parent.mkdir(exist_ok=True)
+        Image.fromarray(img, "L").save(root / name)
+        pixels[name] = img
+    return pixels
+
+
+def stacked(pixels: dict[str, np.ndarray], names: list[str]) -> np.ndarray:
+    return np.stack([pixels[k] for k in names])[:, None]
+
+
+def cache_files() -> list[str]:
+    from advgraph.cache import cache_dir
+
+    folder = cache_dir("images")
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+class Calls:
+    """decode, counted (in this process)."""
+
+    def __init__(self, monkeypatch):
+        self.n = 0
+        real = decoding.decode
+
+        def counted(fp, prep):
+            self.n += 1
+            return real(fp, prep)
+
+        monkeypatch.setattr(decoding, "decode", counted)
+
+
+def prepared(folder: Path, labels: str = "none", **kw) -> pack.Packed:
+    warnings: list[str] = []
+    kw.setdefault("warn", warnings.append)
+    packed = pack.prepare(scan.scan(folder, labels), PREP, **kw)
+    packed.warnings = warnings  # type: ignore[attr-defined]
+    return packed
+
+
+def test_the_second_run_reads_the_cache_and_decodes_nothing(tmp_path, monkeypatch):
+    expected = write_folder(tmp_path / "imgs", 20)
+    first = prepared(tmp_path / "imgs", workers=1)
+    assert not first.cached and first.path is not None and first.warnings == []
+    assert first.names == sorted(expected)
+    np.testing.assert_array_equal(first.images, stacked(expected, first.names))
+    calls = Calls(monkeypatch)
+    second = prepared(tmp_path / "imgs", workers=1)
+    assert second.cached and calls.n == 0 and second.warnings == []
+    assert isinstance(second.images, np.memmap) and not second.images.flags.writeable
+    np.testing.assert_array_equal(second.images, first.images)
+    assert second.sha256 == first.sha256 and second.names == first.names
+    # what later runs read is an .npy that numpy itself maps
+    np.testing.assert_array_equal(np.load(second.path, mmap_mode="r"), first.images)
+    assert [n for n in cache_files() if ".tmp" in n] == []
+
+
+def test_a_damaged_entry_is_prepared_again_with_a_warning(tmp_path, monkeypatch):
+    write_folder(tmp_path / "imgs", 10)
+    first = prepared(tmp_path / "imgs", workers=1)
+    before = np.array(first.images)  # the map would show the damage written below
+    data = bytearray(first.path.read_bytes())
+    data[-5] ^= 0xFF  # one pixel of the last image
+    first.path.write_bytes(bytes(data))
+    calls = Calls(monkeypatch)
+    again = prepared(tmp_path / "imgs", workers=1)
+    assert not again.cached and calls.n == 10
+    assert any("SHA-256 does not match" in w and "preparing them again" in w
+               for w in again.warnings)
+    np.testing.assert_array_equal(again.images, before)
+    assert prepared(tmp_path / "imgs", workers=1).cached  # repaired
+
+
+def test_a_truncated_entry_is_prepared_again(tmp_path):
+    write_folder(tmp_path / "imgs", 10)
+    first = prepared(tmp_path / "imgs", workers=1)
+    with open(first.path, "r+b") as f:
+        f.truncate(first.path.stat().st_size - 64)
+    again = prepared(tmp_path / "imgs", workers=1)
+    assert not again.cached and any("bytes, expected" in w for w in again.warnings)
+
+
+def test_a_symlinked_entry_is_refused(tmp_path):
+    write_folder(tmp_path / "imgs", 10)
+    first = prepared(tmp_path / "imgs", workers=1)
+    elsewhere = tmp_path / "elsewhere.npy"
+    elsewhere.write_bytes(first.path.read_bytes())  # the same bytes: only the link is wrong
+    first.path.unlink()
+    first.path.symlink_to(elsewhere)
+    again = prepared(tmp_path / "imgs", workers=1)
+    assert not again.cached and any("symbolic link" in w for w in again.warnings)
+    assert not again.path.is_symlink()  # replaced by a file, not written through
+
+
+def test_a_changed_file_is_prepared_again(tmp_path, monkeypatch):
+    write_folder(tmp_path / "imgs", 10)
+    first = prepared(tmp_path / "imgs", workers=1)
+    img = tmp_path / "imgs" / "0003.png"
+    Image.fromarray(np.full((8, 8), 7, np.uint8), "L").save(img)
+    os.utime(img, ns=(1, 1))
+    calls = Calls(monkeypatch)
+    again = prepared(tmp_path / "imgs", workers=1)
+    assert not again.cached and calls.n == 10 and again.warnings == []
+    assert (again.images[3] == 7).all() and again.sha256 != first.sha256
+    # the entry of the folder as it was is gone: the cache holds one entry per folder
+    assert cache_files() == sorted([again.path.name, again.path.with_suffix(".json").name])
+
+
+def test_a_record_that_does_not_match_the_files_is_refused(tmp_path):
+    import json
+
+    write_folder(tmp_path / "imgs", 10)
+    (tmp_path / "imgs" / "0002.png").write_bytes(b"junk")
+    first = prepared(tmp_path / "imgs", workers=1)
+    record = first.path.with_suffix(".json")
+    meta = json.loads(record.read_text())
+    assert [name for name, _ in meta["decode_skipped"]] == ["0002.png"]
+    for forged in ([["0004.png", "forged"]], []):  # the wrong rows; one row too many
+        meta["decode_skipped"] = forged
+        record.write_text(json.dumps(meta))
+        again = prepared(tmp_path / "imgs", workers=1)
+        assert not again.cached and again.names == first.names
+        assert any("does not match the files listed" in w for w in again.warnings)
+
+
+def test_temporary_files_of_killed_preparations_are_removed(tmp_path):
+    import socket
+    import subprocess
+
+    write_folder(tmp_path / "imgs", 5)
+    first = prepared(tmp_path / "imgs", workers=1)
+    proc = subprocess.Popen(["true"])
+    proc.wait()  # a pid that has ended
+    host = socket.gethostname()
+    slot = first.path.name[:16]
+    killed = first.path.parent / f"{slot}{'0' * 16}.npy.tmp-{host}-{proc.pid}"
+    running = first.path.parent / f"{slot}{'0' * 16}.npy.tmp-{host}-{os.getpid()}"
+    other = first.path.parent / f"{'f' * 32}.npy.tmp-{host}-{proc.pid}"  # another folder's
+    for p in (killed, running, other):
+        p.write_bytes(b"")
+    os.utime(tmp_path / "imgs" / "0001.png", ns=(1, 1))
+    again = prepared(tmp_path / "imgs", workers=1)
+    assert sorted(cache_files()) == sorted([again.path.name, again.path.with_suffix(".json").name,
+                                            running.name, other.name])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_folder_changing_while_it_is_prepared_is_an_error(tmp_path, workers):
+    write_folder(tmp_path / "imgs", 200)
+
+    def touch(done, total):
+        if done > 0:  # (with 2 workers, every chunk may have finished by the first call)
+            os.utime(tmp_path / "imgs" / "0150.png", ns=(1, 1))
+
+    with pytest.raises(DataError, match=r"imgs changed while it was being prepared \(files "
+                                        r"1 modified: 0150.png\); run again"):
+        prepared(tmp_path / "imgs", workers=workers, progress=touch)
+    assert cache_files() == []  # nothing cached, no temporary file
+
+
+def test_two_workers_give_the_same_bytes_as_one(tmp_path, monkeypatch):
+    expected = write_folder(tmp_path / "imgs", 300, classes=3)
+    (tmp_path / "imgs" / "c1" / "0100.png").write_bytes(b"not a png")
+    one = prepared(tmp_path / "imgs", labels="subdirs", workers=1)
+    from advgraph.cache import cache_dir
+
+    for p in cache_dir("images").iterdir():
+        p.unlink()
+    used = []
+    real = parallel._in_workers
+    monkeypatch.setattr(parallel, "_in_workers", lambda *a: used.append(a[2]) or real(*a))
+    two = prepared(tmp_path / "imgs", labels="subdirs", workers=2)
+    assert used == [2] and not two.cached
+    assert two.images.tobytes() == one.images.tobytes() and two.sha256 == one.sha256
+    assert two.names == one.names and two.labels.tolist() == one.labels.tolist()
+    assert [s.name for s in two.skipped] == ["c1/0100.png"] == [s.name for s in one.skipped]
+    del expected["c1/0100.png"]
+    assert two.names == sorted(expected)
+    np.testing.assert_array_equal(two.images, stacked(expected, two.names))
+    assert two.labels.tolist() == [int(k[1]) for k in two.names]
+
+
+def test_unusable_files_are_left_out_and_named(tmp_path):
+    expected = write_folder(tmp_path / "imgs", 12)
+    (tmp_path / "imgs" / "0002.png").write_bytes(b"plain text, no image")
+    good = (tmp_path / "imgs" / "0005.png").read_bytes()
+    (tmp_path / "imgs" / "0005.png").write_bytes(good[: len(good) // 2])  # truncated
+    packed = prepared(tmp_path / "imgs", workers=1)
+    keep = [f"{k:04d}.png" for k in range(12) if k not in (2, 5)]
+    assert packed.names == keep
+    np.testing.assert_array_equal(packed.images, stacked(expected, keep))
+    assert [s.name for s in packed.skipped] == ["0002.png", "0005.png"]
+    assert all(s.reason for s in packed.skipped)
+    assert packed.warnings[:2] == [f"skipped 0002.png: {packed.skipped[0].reason}",
+                                   f"skipped 0005.png: {packed.skipped[1].reason}"]
+    assert packed.warnings[2].startswith("skipped 2 of 12 files that cannot be used; the first: "
+                                         "0002.png (")
+    # the compacted entry is what the cache holds, and what numpy reads from it
+    np.testing.assert_array_equal(np.load(packed.path), packed.images)
+    again = prepared(tmp_path / "imgs", workers=1)
+    assert again.cached and again.skipped == packed.skipped and again.names == packed.names
+    assert len(again.warnings) == 1 and again.warnings[0].startswith("skipped 2 of 12")
+
+
+def test_no_usable_file_is_an_error(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    for k in range(3):
+        (tmp_path / "imgs" / f"{k}.png").write_bytes(b"junk")
+    with pytest.raises(DataError, match=r"imgs: none of the 3 files is a usable image \(first "
+                                        r"problems: 0.png: "):
+        prepared(tmp_path / "imgs", workers=1)
+    assert cache_files() == []
+
+
+def test_memory_is_checked_before_anything_is_decoded(tmp_path, monkeypatch):
+    import advgraph.memory
+
+    write_folder(tmp_path / "imgs", 10)
+    calls = Calls(monkeypatch)
+    monkeypatch.setattr(advgraph.memory, "available_bytes", lambda: 4 * 10 * 64 - 1)
+    with pytest.raises(DataError, match=r"imgs: 10 images of 1×8×8 as float32 would need "):
+        prepared(tmp_path / "imgs", workers=1)
+    assert calls.n == 0 and cache_files() == []
+    monkeypatch.setattr(advgraph.memory, "available_bytes", lambda: 4 * 10 * 64)
+    assert len(prepared(tmp_path / "imgs", workers=1).images) == 10
+
+
+def test_an_unwritable_cache_is_a_warning(tmp_path, monkeypatch):
+    expected = write_folder(tmp_path / "imgs", 10)
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("ADVGRAPH_CACHE", str(tmp_path / "afile"))
+    packed = prepared(tmp_path / "imgs", workers=1)
+    assert packed.path is None and not packed.cached
+    np.testing.assert_array_equal(packed.images, stacked(expected, packed.names))
+    assert len(packed.warnings) == 1 and "cannot be cached" in packed.warnings[0]
+    assert "preparing them in memory" in packed.warnings[0]
+
+
+def test_no_room_in_the_cache_prepares_in_memory(tmp_path, monkeypatch):
+    import errno
+
+    from advgraph.data.images import store
+
+    def full(fd, size, folder):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    write_folder(tmp_path / "imgs", 10)
+    monkeypatch.setattr(store, "reserve", full)
+    packed = prepared(tmp_path / "imgs", workers=1)
+    assert packed.path is None and "No space left on device" in packed.warnings[0]
+    assert cache_files() == []  # the temporary file is gone
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_leaves_no_temporary_file(tmp_path, workers):
+    write_folder(tmp_path / "imgs", 200)
+
+    def interrupt(done, total):
+        if done > 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        prepared(tmp_path / "imgs", workers=workers, progress=interrupt)
+    assert cache_files() == []
+    assert prepared(tmp_path / "imgs", workers=workers).path is not None
+
+
+def test_the_workers_leave_ctrl_c_to_the_main_process(tmp_path):
+    """A real Ctrl-C reaches every process of the terminal's group: the workers ignore it (the
+    main process alone stops, and cleans up; the tests above): sent to them alone, it changes
+    nothing."""
+    import multiprocessing
+    import signal
+
+    expected = write_folder(tmp_path / "imgs", 300)
+    sent = []
+
+    def interrupt_workers(done, total):
+        if 0 < done < total and not sent:
+            for worker in multiprocessing.active_children():
+                os.kill(worker.pid, signal.SIGINT)
+                sent.append(worker.pid)
+
+    packed = prepared(tmp_path / "imgs", workers=2, progress=interrupt_workers)
+    np.testing.assert_array_equal(packed.images, stacked(expected, packed.names))
+    assert len(packed.images) == 300
+
+
+def test_a_worker_that_dies_is_an_error(tmp_path, monkeypatch):
+    write_folder(tmp_path / "imgs", 200)
+    parent = os.getpid()
+
+    def crash(fp, prep):
+        if os.getpid() != parent:
+            os._exit(3)
+
+    monkeypatch.setattr(decoding, "decode", crash)
+    with pytest.raises(DataError, match="a process decoding the images died"):
+        prepared(tmp_path / "imgs", workers=2)
+    assert cache_files() == []
+
+
+def test_write_npz_round_trip(tmp_path):
+    write_folder(tmp_path / "imgs", 9, classes=3)
+    packed = prepared(tmp_path / "imgs", labels="subdirs", workers=1)
+    out = tmp_path / "out" / "data.npz"
+    pack.write_npz(packed, out)
+    with np.load(out, allow_pickle=False) as z:
+        assert sorted(z.keys()) == ["class_names", "x", "y"]
+        np.testing.assert_array_equal(z["x"], packed.images)
+        assert z["x"].dtype == np.uint8 and z["y"].dtype == np.int64
+        assert z["y"].tolist() == packed.labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+        assert z["class_names"].tolist() == ["c0", "c1", "c2"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["data.npz"]
+
+
+def test_write_npz_refuses_a_link_and_a_folder(tmp_path):
+    write_folder(tmp_path / "imgs", 3)
+    packed = prepared(tmp_path / "imgs", workers=1)
+    target = tmp_path / "victim"
+    target.write_text("keep")
+    (tmp_path / "link.npz").symlink_to(target)
+    with pytest.raises(WriteError, match="symbolic link"):
+        pack.write_npz(packed, tmp_path / "link.npz")
+    assert target.read_text() == "keep"
+    (tmp_path / "dir.npz").mkdir()
+    with pytest.raises(WriteError, match="a directory"):
+        pack.write_npz(packed, tmp_path / "dir.npz")
+    pack.write_npz(packed, tmp_path / "plain.npz")
+    with np.load(tmp_path / "plain.npz") as z:
+        assert list(z.keys()) == ["x"]
+
+
+def test_default_workers_follow_the_cpus_this_process_may_use(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert parallel.default_workers(60_000) == 3
+    assert parallel.default_workers(100) == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert parallel.default_workers(60_000) == parallel.MAX_WORKERS
+
+
+# ---- advgraph data inspect (survey.py) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_survey_counts_what_is_there_and_says_what_preparing_does(tmp_path, workers):
+    from advgraph.data.images.survey import survey
+
+    root = tmp_path / "imgs"
+    write_folder(root, 120, classes=2)  # 8×8 L PNGs: nothing to do to them
+    Image.fromarray(np.zeros((10, 16, 4), np.uint8), "RGBA").save(root / "c0" / "rgba.png")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8), "RGB").save(root / "c1" / "rgb.jpg")
+    (root / "c1" / "bad.png").write_bytes(b"junk")
+    good = (root / "c0" / "0000.png").read_bytes()
+    (root / "c0" / "cut.png").write_bytes(good[:len(good) // 2])
+    s = survey(scan.scan(root, "subdirs"), PREP, workers=workers)
+    assert (s.files, s.usable) == (124, 122)
+    assert s.formats == {"PNG": 122, "JPEG": 1}  # bad.png has no header, cut.png has one
+    assert s.modes == {"L": 121, "RGBA": 1, "RGB": 1}
+    assert s.sizes == {(8, 8): 122, (16, 10): 1}  # (W, H) as stored
+    assert s.classes == {"c0": 61, "c1": 61}
+    assert [p.name for p in s.problems] == ["c0/cut.png", "c1/bad.png"]
+    assert "truncated or corrupt PNG" in s.problems[0].reason
+    assert s.plan == [
+        "122 images → (1, 8, 8) uint8, 0.0 MB in the cache; training holds 0.0 MiB of them "
+        "as float32",
+        "1 of 122 resized to 8×8 (crop: scaled to cover, then the centre cut out)",
+        "1 with transparency composited over (0, 0, 0)",
+        "2 in colour converted to greyscale",
+        "skipped 2 files that cannot be used"]
+    # what the survey found usable is what preparing keeps
+    packed = prepared(root, labels="subdirs", workers=1)
+    assert len(packed.images) == s.usable and packed.skipped == s.problems
