@@ -158,6 +158,13 @@ def test_data_inspect_and_prepare_a_folder_and_a_zip(tmp_path):
     survey = json.loads(r.stdout)
     assert survey["usable"] == 24 and survey["classes"] == {"circle": 12, "square": 12}
     assert survey["formats"] == {"PNG": 18, "JPEG": 6}
+    (tmp_path / "s.yaml").write_text(SPEC)  # a spec: its data's options (16×16, subdirs)
+    r = cli("data", "inspect", tmp_path / "s.yaml")
+    assert r.exit_code == 0 and "(3, 16, 16)" in r.stdout and "circle 12" in r.stdout, r.output
+    r = cli("data", "inspect", tmp_path / "s.yaml", "--size", "8", "8", "--channels", "1")
+    assert r.exit_code == 0 and "(1, 8, 8)" in r.stdout, r.output
+    line = _one_error(cli("data", "inspect", ROOT / "specs" / "mnist.yaml"))
+    assert "its data is 'mnist'" in line
     archive = tmp_path / "shapes.zip"
     with zipfile.ZipFile(archive, "w") as z:
         for p in sorted(folder.rglob("*")):

@@ -90,3 +90,23 @@ def test_a_long_name_leaves_the_bar_whole_and_stays_on_the_line_above():
     assert len(last) <= 80 and "…" not in last
     assert lines[0].startswith(f"run {name}: ")
     assert "step 300 · epoch 2.00/250 1234.5 steps/s ETA" in last
+
+
+def test_preparing_images_shows_a_bar_on_a_terminal_and_two_lines_otherwise():
+    from advgraph.cli.progress import LoadDisplay
+
+    out = io.StringIO()
+    d = LoadDisplay(Console(file=out, force_terminal=True, width=120, markup=False,
+                            highlight=False))
+    for done in (0, 40, 100):
+        d.progress("preparing images", done, 100)
+    d.warn("skipped a.png: not an image")
+    text = out.getvalue()
+    assert "preparing images" in text and "100/100" in text and "━" in text
+    assert "warning: skipped a.png: not an image" in text
+    out = io.StringIO()
+    d = LoadDisplay(Console(file=out, force_terminal=False, markup=False, highlight=False))
+    for done in (0, 40, 100):
+        d.progress("preparing images", done, 100)
+    assert out.getvalue().splitlines() == ["preparing images: 0/100",
+                                           "preparing images: 100/100 done"]
