@@ -252,6 +252,8 @@ def test_the_second_run_reads_the_cache_and_a_changed_folder_is_noticed(shapes):
                      for n in "ab")
     assert (first["cached"], second["cached"]) == (False, True)
     assert first["sha256"] == second["sha256"]
+    r = cli("train", "--resume", "a", "--set", "training.stop={steps: 6}")  # the same images
+    assert r.exit_code == 0 and "run a finished: step 6" in r.stdout, r.output
     # another image in a class folder: another data set for run b
     Image.new("RGB", (20, 20), (255, 0, 0)).save(shapes.parent / "shapes" / "circle" / "new.png")
     r = cli("train", "--resume", "b", "--set", "training.stop={steps: 6}")
