@@ -214,6 +214,31 @@ def test_two_workers_give_the_same_bytes_as_one(tmp_path, monkeypatch):
     assert two.labels.tolist() == [int(k[1]) for k in two.names]
 
 
+def test_a_zip_in_two_workers_gives_the_folder_s_bytes(tmp_path):
+    """Each worker reads the zip through its own handle (a forked one shares the file offset)."""
+    import zipfile
+
+    expected = write_folder(tmp_path / "imgs", 200)
+    with zipfile.ZipFile(tmp_path / "imgs.zip", "w") as z:
+        for name in sorted(expected):
+            z.write(tmp_path / "imgs" / name, name)
+    folder = prepared(tmp_path / "imgs", workers=1)
+    zipped = prepared(tmp_path / "imgs.zip", workers=2)
+    assert zipped.names == folder.names and zipped.sha256 == folder.sha256
+    assert prepared(tmp_path / "imgs.zip", workers=2).cached
+
+
+def test_names_that_are_not_utf8_survive_the_record(tmp_path):
+    expected = write_folder(tmp_path / "imgs", 3)
+    odd = os.fsdecode(b"\xff\xfe.png")  # surrogate escapes, as the file system gives it
+    os.rename(tmp_path / "imgs" / "0001.png", tmp_path / "imgs" / odd)
+    first = prepared(tmp_path / "imgs", workers=1)
+    assert odd in first.names
+    again = prepared(tmp_path / "imgs", workers=1)
+    assert again.cached and again.names == first.names and again.warnings == []
+    np.testing.assert_array_equal(again.images[first.names.index(odd), 0], expected["0001.png"])
+
+
 def test_unusable_files_are_left_out_and_named(tmp_path):
     expected = write_folder(tmp_path / "imgs", 12)
     (tmp_path / "imgs" / "0002.png").write_bytes(b"plain text, no image")
@@ -268,6 +293,18 @@ def test_an_unwritable_cache_is_a_warning(tmp_path, monkeypatch):
     np.testing.assert_array_equal(packed.images, stacked(expected, packed.names))
     assert len(packed.warnings) == 1 and "cannot be cached" in packed.warnings[0]
     assert "preparing them in memory" in packed.warnings[0]
+
+
+def test_preparing_in_memory_needs_room_for_the_uint8_copy_too(tmp_path, monkeypatch):
+    import advgraph.memory
+
+    write_folder(tmp_path / "imgs", 10)
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("ADVGRAPH_CACHE", str(tmp_path / "afile"))
+    monkeypatch.setattr(advgraph.memory, "available_bytes", lambda: 5 * 10 * 64 - 1)
+    with pytest.raises(DataError, match=r"10 images of 1×8×8 as float32 beside their uint8 copy "
+                                        r"\(not cached\) would need"):
+        prepared(tmp_path / "imgs", workers=1)
 
 
 def test_no_room_in_the_cache_prepares_in_memory(tmp_path, monkeypatch):
