@@ -89,6 +89,29 @@ def test_the_second_run_reads_the_cache_and_decodes_nothing(tmp_path, monkeypatc
     assert [n for n in cache_files() if ".tmp" in n] == []
 
 
+def test_two_processes_preparing_at_once_leave_one_sound_entry(tmp_path):
+    import multiprocessing
+
+    write_folder(tmp_path / "imgs", 300)
+    ctx = multiprocessing.get_context("fork")
+    start = ctx.Barrier(2)
+
+    def race():
+        start.wait()
+        packed = pack.prepare(scan.scan(tmp_path / "imgs"), PREP, workers=1)
+        os._exit(0 if packed.path is not None else 1)
+
+    racers = [ctx.Process(target=race) for _ in range(2)]
+    for p in racers:
+        p.start()
+    for p in racers:
+        p.join(60)
+    assert [p.exitcode for p in racers] == [0, 0]
+    after = prepared(tmp_path / "imgs", workers=1)
+    assert after.cached and after.warnings == [] and len(after.images) == 300
+    assert len(cache_files()) == 2  # one .npy and its record, no temporary file
+
+
 def test_a_damaged_entry_is_prepared_again_with_a_warning(tmp_path, monkeypatch):
     write_folder(tmp_path / "imgs", 10)
     first = prepared(tmp_path / "imgs", workers=1)
