@@ -17,6 +17,8 @@ prepare's times include listing the folder, re-listing it after decoding (the ch
 check), hashing and writing the cache entry. Files per second are the folder's files over the
 wall time. Peak RSS: the measuring process's ru_maxrss and its largest child's (the workers);
 the cached array itself is a memory map (page cache, not counted by the kernel as anonymous).
+CPU: user + system seconds of the measuring process and its workers (on a machine that other
+work shares, what the wall time cannot show: how much the two workers had to do).
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ def measure(what: str, folder: Path) -> dict:
     from advgraph.data.images import Preparation, prepare, scan
 
     prep = Preparation(size=(28, 28), channels=1)
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = me.ru_utime + me.ru_stime  # the imports' (no child has run yet)
     t = time.perf_counter()
     if what == "plain":
         files = sorted(os.listdir(folder))
@@ -95,10 +99,11 @@ def measure(what: str, folder: Path) -> dict:
         assert len(packed.images) == n and packed.cached == (what == "hit")
         extra = {"scan_s": scanned, "sha256": packed.sha256}
     wall = time.perf_counter() - t
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    return {"what": what, "files": n, "wall_s": wall, "files_per_s": n / wall,
-            "peak_rss": own, "peak_rss_child": kids, **extra}
+    me, kids = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                     resource.RUSAGE_CHILDREN))
+    cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime - cpu0
+    return {"what": what, "files": n, "wall_s": wall, "files_per_s": n / wall, "cpu_s": cpu,
+            "peak_rss": me.ru_maxrss * 1024, "peak_rss_child": kids.ru_maxrss * 1024, **extra}
 
 
 def child(what: str, folder: Path, cache: Path) -> dict:
@@ -138,7 +143,8 @@ def main() -> None:
     for what in ("plain", "w1", "w1-quiet", "w2", "hit"):
         r = best[what]
         scan_s = f", of which scan {r['scan_s']:.2f} s" if "scan_s" in r else ""
-        print(f"{what:8} {r['wall_s']:7.2f} s{scan_s}  {r['files_per_s']:8,.0f} files/s  "
+        print(f"{what:8} {r['wall_s']:7.2f} s{scan_s}  CPU {r['cpu_s']:5.2f} s  "
+              f"{r['files_per_s']:8,.0f} files/s  "
               f"{r['files_per_s'] / plain:5.2f}× plain  peak RSS {r['peak_rss'] / 2**20:.0f} MiB "
               f"(largest child {r['peak_rss_child'] / 2**20:.0f} MiB)")
 
