@@ -275,13 +275,28 @@ def test_unusable_files_are_left_out_and_named(tmp_path):
     assert all(s.reason for s in packed.skipped)
     assert packed.warnings[:2] == [f"skipped 0002.png: {packed.skipped[0].reason}",
                                    f"skipped 0005.png: {packed.skipped[1].reason}"]
-    assert packed.warnings[2].startswith("skipped 2 of 12 files that cannot be used; the first: "
-                                         "0002.png (")
+    assert packed.warnings[2] == (f"skipped 2 of 12 files that cannot be used: 0002.png "
+                                  f"({packed.skipped[0].reason}), 0005.png "
+                                  f"({packed.skipped[1].reason})")
     # the compacted entry is what the cache holds, and what numpy reads from it
     np.testing.assert_array_equal(np.load(packed.path), packed.images)
     again = prepared(tmp_path / "imgs", workers=1)
     assert again.cached and again.skipped == packed.skipped and again.names == packed.names
     assert len(again.warnings) == 1 and again.warnings[0].startswith("skipped 2 of 12")
+
+
+def test_many_unusable_files_are_named_ten_then_counted(tmp_path):
+    write_folder(tmp_path / "imgs", 20)
+    for k in range(12):
+        (tmp_path / "imgs" / f"{k:04d}.png").write_bytes(b"junk")
+    packed = prepared(tmp_path / "imgs", workers=1)
+    assert len(packed.images) == 8 and len(packed.skipped) == 12
+    assert [w.split(":")[0] for w in packed.warnings[:10]] == [
+        f"skipped {k:04d}.png" for k in range(10)]
+    assert len(packed.warnings) == 11
+    assert packed.warnings[10].startswith("skipped 12 of 20 files that cannot be used; the "
+                                          "first: 0000.png (")
+    assert packed.warnings[10].endswith(", …")
 
 
 def test_no_usable_file_is_an_error(tmp_path):

@@ -304,9 +304,9 @@ def _warn_skipped(skipped: list[Skipped], usable: int, warn: Warn, per_file: boo
             warn(f"skipped {shown(s.name)}: {s.reason}")
     total = usable + len(skipped)
     first = ", ".join(f"{shown(s.name)} ({s.reason})" for s in skipped[:3])
+    which = "; the first: " if len(skipped) > 3 else ": "
     more = ", …" if len(skipped) > 3 else ""
-    warn(f"skipped {len(skipped):,} of {total:,} files that cannot be used; the first: "
-         f"{first}{more}")
+    warn(f"skipped {len(skipped):,} of {total:,} files that cannot be used{which}{first}{more}")
 
 
 # ---- the .npz of `advgraph data prepare` --------------------------------------------------
