@@ -206,13 +206,65 @@ def test_the_folder_changing_while_it_is_prepared_is_an_error(tmp_path, workers)
     write_folder(tmp_path / "imgs", 200)
 
     def touch(done, total):
-        if done > 0:  # (with 2 workers, every chunk may have finished by the first call)
+        if done == 0:  # before any file is read: caught as it is read
             os.utime(tmp_path / "imgs" / "0150.png", ns=(1, 1))
 
-    with pytest.raises(DataError, match=r"imgs changed while it was being prepared \(files "
-                                        r"1 modified: 0150.png\); run again"):
+    with pytest.raises(DataError, match=r"imgs changed while it was being prepared \(0150.png "
+                                        r"modified since it was listed\); run again"):
         prepared(tmp_path / "imgs", workers=workers, progress=touch)
     assert cache_files() == []  # nothing cached, no temporary file
+
+
+def settled(root: Path) -> None:
+    """Every folder's and file's times a day back: a folder written long before it is used."""
+    old = (os.stat(root).st_mtime_ns - 86_400 * 10**9,) * 2
+    for folder, _, files in os.walk(root, topdown=False):
+        for f in files:
+            os.utime(os.path.join(folder, f), ns=old)
+        os.utime(folder, ns=old)
+
+
+class Scans:
+    """scan, counted: the listing again after decoding is what the folders' mtimes spare."""
+
+    def __init__(self, monkeypatch):
+        self.n, real = 0, pack.scan
+
+        def counted(*a, **k):
+            self.n += 1
+            return real(*a, **k)
+
+        monkeypatch.setattr(pack, "scan", counted)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_settled_folder_is_not_listed_again_and_a_file_added_is_still_caught(
+        tmp_path, monkeypatch, workers):
+    write_folder(tmp_path / "imgs", 200, classes=2)
+    settled(tmp_path / "imgs")
+    scans = Scans(monkeypatch)
+    assert prepared(tmp_path / "imgs", labels="subdirs", workers=workers).images.shape[0] == 200
+    assert scans.n == 0  # the folders' mtimes said nothing was added or removed
+    from advgraph.cache import cache_dir
+
+    for p in cache_dir("images").iterdir():  # prepared again, not read from the cache
+        p.unlink()
+
+    def add(done, total):
+        if done == total:  # after every file was read
+            Image.new("L", (8, 8)).save(tmp_path / "imgs" / "c1" / "new.png")
+
+    with pytest.raises(DataError, match=r"changed while it was being prepared \(files 1 added: "
+                                        r"c1/new.png\)"):
+        prepared(tmp_path / "imgs", labels="subdirs", workers=workers, progress=add)
+    assert scans.n == 1 and cache_files() == []
+
+
+def test_a_folder_modified_just_before_the_scan_is_listed_again(tmp_path, monkeypatch):
+    write_folder(tmp_path / "imgs", 20)  # just written: its mtime could hide a change
+    scans = Scans(monkeypatch)
+    prepared(tmp_path / "imgs", workers=1)
+    assert scans.n == 1
 
 
 def test_two_workers_give_the_same_bytes_as_one(tmp_path, monkeypatch):
