@@ -89,6 +89,29 @@ def test_the_second_run_reads_the_cache_and_decodes_nothing(tmp_path, monkeypatc
     assert [n for n in cache_files() if ".tmp" in n] == []
 
 
+def test_two_processes_preparing_at_once_leave_one_sound_entry(tmp_path):
+    import multiprocessing
+
+    write_folder(tmp_path / "imgs", 300)
+    ctx = multiprocessing.get_context("fork")
+    start = ctx.Barrier(2)
+
+    def race():
+        start.wait()
+        packed = pack.prepare(scan.scan(tmp_path / "imgs"), PREP, workers=1)
+        os._exit(0 if packed.path is not None else 1)
+
+    racers = [ctx.Process(target=race) for _ in range(2)]
+    for p in racers:
+        p.start()
+    for p in racers:
+        p.join(60)
+    assert [p.exitcode for p in racers] == [0, 0]
+    after = prepared(tmp_path / "imgs", workers=1)
+    assert after.cached and after.warnings == [] and len(after.images) == 300
+    assert len(cache_files()) == 2  # one .npy and its record, no temporary file
+
+
 def test_a_damaged_entry_is_prepared_again_with_a_warning(tmp_path, monkeypatch):
     write_folder(tmp_path / "imgs", 10)
     first = prepared(tmp_path / "imgs", workers=1)
@@ -183,13 +206,65 @@ def test_the_folder_changing_while_it_is_prepared_is_an_error(tmp_path, workers)
     write_folder(tmp_path / "imgs", 200)
 
     def touch(done, total):
-        if done > 0:  # (with 2 workers, every chunk may have finished by the first call)
+        if done == 0:  # before any file is read: caught as it is read
             os.utime(tmp_path / "imgs" / "0150.png", ns=(1, 1))
 
-    with pytest.raises(DataError, match=r"imgs changed while it was being prepared \(files "
-                                        r"1 modified: 0150.png\); run again"):
+    with pytest.raises(DataError, match=r"imgs changed while it was being prepared \(0150.png "
+                                        r"modified since it was listed\); run again"):
         prepared(tmp_path / "imgs", workers=workers, progress=touch)
     assert cache_files() == []  # nothing cached, no temporary file
+
+
+def settled(root: Path) -> None:
+    """Every folder's and file's times a day back: a folder written long before it is used."""
+    old = (os.stat(root).st_mtime_ns - 86_400 * 10**9,) * 2
+    for folder, _, files in os.walk(root, topdown=False):
+        for f in files:
+            os.utime(os.path.join(folder, f), ns=old)
+        os.utime(folder, ns=old)
+
+
+class Scans:
+    """scan, counted: the listing again after decoding is what the folders' mtimes spare."""
+
+    def __init__(self, monkeypatch):
+        self.n, real = 0, pack.scan
+
+        def counted(*a, **k):
+            self.n += 1
+            return real(*a, **k)
+
+        monkeypatch.setattr(pack, "scan", counted)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_settled_folder_is_not_listed_again_and_a_file_added_is_still_caught(
+        tmp_path, monkeypatch, workers):
+    write_folder(tmp_path / "imgs", 200, classes=2)
+    settled(tmp_path / "imgs")
+    scans = Scans(monkeypatch)
+    assert prepared(tmp_path / "imgs", labels="subdirs", workers=workers).images.shape[0] == 200
+    assert scans.n == 0  # the folders' mtimes said nothing was added or removed
+    from advgraph.cache import cache_dir
+
+    for p in cache_dir("images").iterdir():  # prepared again, not read from the cache
+        p.unlink()
+
+    def add(done, total):
+        if done == total:  # after every file was read
+            Image.new("L", (8, 8)).save(tmp_path / "imgs" / "c1" / "new.png")
+
+    with pytest.raises(DataError, match=r"changed while it was being prepared \(files 1 added: "
+                                        r"c1/new.png\)"):
+        prepared(tmp_path / "imgs", labels="subdirs", workers=workers, progress=add)
+    assert scans.n == 1 and cache_files() == []
+
+
+def test_a_folder_modified_just_before_the_scan_is_listed_again(tmp_path, monkeypatch):
+    write_folder(tmp_path / "imgs", 20)  # just written: its mtime could hide a change
+    scans = Scans(monkeypatch)
+    prepared(tmp_path / "imgs", workers=1)
+    assert scans.n == 1
 
 
 def test_two_workers_give_the_same_bytes_as_one(tmp_path, monkeypatch):
@@ -214,6 +289,31 @@ def test_two_workers_give_the_same_bytes_as_one(tmp_path, monkeypatch):
     assert two.labels.tolist() == [int(k[1]) for k in two.names]
 
 
+def test_a_zip_in_two_workers_gives_the_folder_s_bytes(tmp_path):
+    """Each worker reads the zip through its own handle (a forked one shares the file offset)."""
+    import zipfile
+
+    expected = write_folder(tmp_path / "imgs", 200)
+    with zipfile.ZipFile(tmp_path / "imgs.zip", "w") as z:
+        for name in sorted(expected):
+            z.write(tmp_path / "imgs" / name, name)
+    folder = prepared(tmp_path / "imgs", workers=1)
+    zipped = prepared(tmp_path / "imgs.zip", workers=2)
+    assert zipped.names == folder.names and zipped.sha256 == folder.sha256
+    assert prepared(tmp_path / "imgs.zip", workers=2).cached
+
+
+def test_names_that_are_not_utf8_survive_the_record(tmp_path):
+    expected = write_folder(tmp_path / "imgs", 3)
+    odd = os.fsdecode(b"\xff\xfe.png")  # surrogate escapes, as the file system gives it
+    os.rename(tmp_path / "imgs" / "0001.png", tmp_path / "imgs" / odd)
+    first = prepared(tmp_path / "imgs", workers=1)
+    assert odd in first.names
+    again = prepared(tmp_path / "imgs", workers=1)
+    assert again.cached and again.names == first.names and again.warnings == []
+    np.testing.assert_array_equal(again.images[first.names.index(odd), 0], expected["0001.png"])
+
+
 def test_unusable_files_are_left_out_and_named(tmp_path):
     expected = write_folder(tmp_path / "imgs", 12)
     (tmp_path / "imgs" / "0002.png").write_bytes(b"plain text, no image")
@@ -227,13 +327,28 @@ def test_unusable_files_are_left_out_and_named(tmp_path):
     assert all(s.reason for s in packed.skipped)
     assert packed.warnings[:2] == [f"skipped 0002.png: {packed.skipped[0].reason}",
                                    f"skipped 0005.png: {packed.skipped[1].reason}"]
-    assert packed.warnings[2].startswith("skipped 2 of 12 files that cannot be used; the first: "
-                                         "0002.png (")
+    assert packed.warnings[2] == (f"skipped 2 of 12 files that cannot be used: 0002.png "
+                                  f"({packed.skipped[0].reason}), 0005.png "
+                                  f"({packed.skipped[1].reason})")
     # the compacted entry is what the cache holds, and what numpy reads from it
     np.testing.assert_array_equal(np.load(packed.path), packed.images)
     again = prepared(tmp_path / "imgs", workers=1)
     assert again.cached and again.skipped == packed.skipped and again.names == packed.names
     assert len(again.warnings) == 1 and again.warnings[0].startswith("skipped 2 of 12")
+
+
+def test_many_unusable_files_are_named_ten_then_counted(tmp_path):
+    write_folder(tmp_path / "imgs", 20)
+    for k in range(12):
+        (tmp_path / "imgs" / f"{k:04d}.png").write_bytes(b"junk")
+    packed = prepared(tmp_path / "imgs", workers=1)
+    assert len(packed.images) == 8 and len(packed.skipped) == 12
+    assert [w.split(":")[0] for w in packed.warnings[:10]] == [
+        f"skipped {k:04d}.png" for k in range(10)]
+    assert len(packed.warnings) == 11
+    assert packed.warnings[10].startswith("skipped 12 of 20 files that cannot be used; the "
+                                          "first: 0000.png (")
+    assert packed.warnings[10].endswith(", …")
 
 
 def test_no_usable_file_is_an_error(tmp_path):
@@ -268,6 +383,18 @@ def test_an_unwritable_cache_is_a_warning(tmp_path, monkeypatch):
     np.testing.assert_array_equal(packed.images, stacked(expected, packed.names))
     assert len(packed.warnings) == 1 and "cannot be cached" in packed.warnings[0]
     assert "preparing them in memory" in packed.warnings[0]
+
+
+def test_preparing_in_memory_needs_room_for_the_uint8_copy_too(tmp_path, monkeypatch):
+    import advgraph.memory
+
+    write_folder(tmp_path / "imgs", 10)
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("ADVGRAPH_CACHE", str(tmp_path / "afile"))
+    monkeypatch.setattr(advgraph.memory, "available_bytes", lambda: 5 * 10 * 64 - 1)
+    with pytest.raises(DataError, match=r"10 images of 1×8×8 as float32 beside their uint8 copy "
+                                        r"\(not cached\) would need"):
+        prepared(tmp_path / "imgs", workers=1)
 
 
 def test_no_room_in_the_cache_prepares_in_memory(tmp_path, monkeypatch):

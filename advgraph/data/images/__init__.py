@@ -6,6 +6,9 @@ array in the cache, then split and scaled like any other data set.
     decode.py    one file to a (C, H, W) uint8 array: EXIF orientation, modes, the size rule
     pack.py      every file, decoded in parallel into the cache (keyed by the file list, sizes
                  and mtimes; its SHA-256 checked on load), or the prepared .npz of `data prepare`
+    store.py     the cache entry's .npy: written in place through a shared memory map,
+                 compacted, renamed into place whole; mapped read-only once its hash matches
+    parallel.py  contiguous chunks of files in forked worker processes (or this one)
     survey.py    `advgraph data inspect`: what is there and what preparing will do
     split.py     deterministic train/valid/test from a seed and the sorted file list
 

@@ -33,7 +33,7 @@ from ..files import check_fits
 from . import decode as decoding
 from . import parallel, store
 from .decode import Preparation, Unusable
-from .scan import Listing, Skipped, scan, shown
+from .scan import Changed, Listing, Skipped, scan, shown
 
 # progress(done, total): files decoded so far (called from the main process only)
 Progress = Callable[[int, int], None]
@@ -43,6 +43,10 @@ FORMAT = 1  # bump when the packing changes: entries of older formats are then p
 RECORD_LIMIT = 2**20  # bytes of a cache record, beyond...
 RECORD_PER_FILE = 2**12  # ...these per file named in it (its name, label, skip reason)
 SHOWN_SKIPS = 10  # skipped files named one per line; the rest are counted
+# a folder modified this close before the scan may change again within the same tick of its
+# file system's clock (coarse: milliseconds; seconds on some network file systems)
+RACY_NS = 3 * 10**9
+CHANGED = "\0changed: "  # marks a file found changed as it was read (never a real reason)
 
 
 @dataclass
@@ -200,7 +204,7 @@ def _prepare(listing: Listing, prep: Preparation, fingerprint: str, key: str, en
     target = _target(listing, prep, entry, warn)
     try:
         reasons = _decode_all(listing, prep, target.array, workers, progress)
-        _check_unchanged(listing, fingerprint)
+        _check_unchanged(listing, fingerprint, reasons)
         failed = [Skipped(e.name, r) for e, r in zip(listing.entries, reasons) if r is not None]
         good = [i for i, r in enumerate(reasons) if r is None]
         if not good:
@@ -238,6 +242,7 @@ def _target(listing: Listing, prep: Preparation, entry: Path, warn: Warn) -> sto
 def _decode_all(listing: Listing, prep: Preparation, out: np.ndarray, workers: int,
                 progress: Progress | None) -> list[str | None]:
     """Each file decoded into its row of `out`: the reason it cannot be used, or None."""
+    out = out.view(np.ndarray)  # a row written through np.memmap's subclass costs 10% more
 
     def task(start: int, stop: int) -> list[str | None]:
         reasons: list[str | None] = []
@@ -248,6 +253,8 @@ def _decode_all(listing: Listing, prep: Preparation, out: np.ndarray, workers: i
                 reasons.append(None)
             except Unusable as e:
                 reasons.append(str(e) or "not a usable image")
+            except Changed as e:
+                reasons.append(CHANGED + str(e))
             except OSError as e:
                 reasons.append(f"cannot be read: {e.strerror or e}")
         return reasons
@@ -259,8 +266,20 @@ def _decode_all(listing: Listing, prep: Preparation, out: np.ndarray, workers: i
                         "or with fewer worker processes") from None
 
 
-def _check_unchanged(listing: Listing, fingerprint: str) -> None:
-    """DataError when the folder (or zip, or labels file) is not as it was listed."""
+def _check_unchanged(listing: Listing, fingerprint: str, reasons: list[str | None]) -> None:
+    """DataError when the folder (or zip, or labels file) is not as it was listed. Each file
+    was checked against its listed size and mtime as it was read (Changed); a file added or
+    removed moves its folder's mtime. Only where that cannot tell (a folder modified within
+    RACY_NS of the scan, whose mtime a later change in the same clock tick would not move) is
+    the whole folder listed again, as git does for its index's racily clean entries."""
+    changed = [(e, r) for e, r in zip(listing.entries, reasons) if r and r.startswith(CHANGED)]
+    if changed:
+        e, r = changed[0]
+        more = f" and {len(changed) - 1:,} more" if len(changed) > 1 else ""
+        raise DataError(f"{listing.root} changed while it was being prepared ({shown(e.name)} "
+                        f"{r[len(CHANGED):]}{more}); run again once it is stable")
+    if _stats_unchanged(listing):
+        return
     try:
         again = scan(listing.root, listing.labels)
     except DataError as e:
@@ -269,6 +288,30 @@ def _check_unchanged(listing: Listing, fingerprint: str) -> None:
     if again.fingerprint() != fingerprint:
         raise DataError(f"{listing.root} changed while it was being prepared "
                         f"({_difference(listing, again)}); run again once it is stable")
+
+
+def _stats_unchanged(listing: Listing) -> bool:
+    """True when the zip, the labels file and every folder walked have the stats they were
+    listed with, and no folder was modified so close to the scan that its mtime could hide a
+    later change."""
+    def stat_of(path) -> tuple[int, int] | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime_ns
+
+    if listing.is_zip and stat_of(listing.root) != listing.zip_stat:
+        return False
+    if listing.labels_stat is not None and stat_of(listing.labels) != listing.labels_stat:
+        return False
+    if not listing.is_zip and not listing.dirs:
+        return False  # a listing built by hand: nothing to compare
+    for path, mtime_ns in listing.dirs:
+        now = stat_of(path)
+        if now is None or now[1] != mtime_ns or mtime_ns >= listing.scanned_ns - RACY_NS:
+            return False
+    return True
 
 
 def _difference(before: Listing, after: Listing) -> str:
@@ -303,9 +346,9 @@ def _warn_skipped(skipped: list[Skipped], usable: int, warn: Warn, per_file: boo
             warn(f"skipped {shown(s.name)}: {s.reason}")
     total = usable + len(skipped)
     first = ", ".join(f"{shown(s.name)} ({s.reason})" for s in skipped[:3])
+    which = "; the first: " if len(skipped) > 3 else ": "
     more = ", …" if len(skipped) > 3 else ""
-    warn(f"skipped {len(skipped):,} of {total:,} files that cannot be used; the first: "
-         f"{first}{more}")
+    warn(f"skipped {len(skipped):,} of {total:,} files that cannot be used{which}{first}{more}")
 
 
 # ---- the .npz of `advgraph data prepare` --------------------------------------------------

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import stat
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,9 @@ class Listing:
     zip_stat: tuple[int, int] | None = None  # (size, mtime_ns) of the zip itself
     labels_stat: tuple[int, int] | None = None
     unmatched: list[str] = field(default_factory=list)
+    # each folder walked, with its mtime when it was listed; when the scan began (time_ns)
+    dirs: list[tuple[str, int]] = field(default_factory=list)
+    scanned_ns: int = 0
     _members: dict = field(default_factory=dict, repr=False, compare=False)
     _zip: zipfile.ZipFile | None = field(default=None, repr=False, compare=False)
     _zip_pid: int = field(default=0, repr=False, compare=False)
@@ -79,22 +83,33 @@ class Listing:
         return hashlib.sha256(json.dumps(doc, ensure_ascii=True).encode("ascii")).hexdigest()
 
     def open(self, entry: Entry) -> BinaryIO:
-        """The file's bytes (a regular file only; never a FIFO or a device). OSError when it
-        has gone or cannot be read."""
+        """The file's bytes (a regular file only; never a FIFO or a device), read whole: one
+        read instead of the decoder's many small ones. OSError when it has gone or cannot be
+        read; Changed (an OSError) when it is not the size and mtime it was listed with."""
         if self.is_zip:
             return io.BytesIO(self._member_bytes(entry.name))
-        fd = os.open(os.path.join(self.root, entry.name),
-                     os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            fd = os.open(os.path.join(self.root, entry.name),
+                         os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise Changed("removed since it was listed") from None
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise OSError(f"{not_regular(st.st_mode)}, not a regular file")
-            if st.st_size > walk.MAX_FILE_BYTES:
-                raise OSError(f"too large: {st.st_size:,} bytes")
-            return os.fdopen(fd, "rb")
-        except BaseException:
+            if (st.st_size, st.st_mtime_ns) != (entry.size, entry.mtime_ns):
+                raise Changed("modified since it was listed")
+            data = os.read(fd, st.st_size + 1)
+            while len(data) < st.st_size + 1:  # a short read (a network file system)
+                more = os.read(fd, st.st_size + 1 - len(data))
+                if not more:
+                    break
+                data += more
+            if len(data) != st.st_size:
+                raise Changed("modified while it was read")
+            return io.BytesIO(data)
+        finally:
             os.close(fd)
-            raise
 
     def _member_bytes(self, name: str) -> bytes:
         if self._zip is None or self._zip_pid != os.getpid():
@@ -116,6 +131,10 @@ class Listing:
         if len(data) > walk.MAX_FILE_BYTES:
             raise OSError(f"larger than the limit of {walk.MAX_FILE_BYTES:,} bytes")
         return data
+
+
+class Changed(OSError):
+    """A listed file that is no longer as it was listed (pack.py: the folder changed)."""
 
 
 def shown(name: str) -> str:
@@ -155,6 +174,7 @@ def scan(path: Path, labels: str = "none") -> Listing:
     (labels.py). DataError (one line) when `path` is missing, not a folder or zip, or holds no
     candidate file."""
     path = Path(path)
+    began = time.time_ns()
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -176,7 +196,7 @@ def scan(path: Path, labels: str = "none") -> Listing:
     found.files.sort()
     listing = Listing(root=path, is_zip=is_zip, labels=labels, entries=[], class_names=None,
                       skipped=found.skipped, ignored=found.ignored, zip_stat=zip_stat,
-                      _members=found.members)
+                      dirs=found.dirs, scanned_ns=began, _members=found.members)
     if labels == "subdirs":
         _by_folder(listing, found)
     elif labels_path is not None:

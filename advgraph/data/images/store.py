@@ -122,7 +122,7 @@ class Target:
             for start in range(0, n, rows):
                 block = idx[start:start + rows]
                 self.array[start:start + len(block)] = self.array[block]
-        kept = self.array[:n]
+        kept = self.array = self.array[:n]  # rows beyond n are cut off the file below
         if self.tmp is not None:
             self.array.flush()
             with open(self.tmp, "r+b") as f:

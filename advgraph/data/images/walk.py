@@ -39,6 +39,7 @@ class Found:
     skipped: list[Skipped] = field(default_factory=list)
     ignored: int = 0
     members: dict[str, zipfile.ZipInfo] = field(default_factory=dict)
+    dirs: list[tuple[str, int]] = field(default_factory=list)  # (path, mtime_ns) walked
 
 
 def _hidden(name: str) -> bool:
@@ -79,6 +80,9 @@ def walk_folder(root: Path, exclude: tuple[int, int] | None) -> Found:
     while stack:
         rel, full, ancestors = stack.pop()
         try:
+            # the folder's mtime before its entries are read: a file added or removed after
+            # that moves it (pack.py's check that the folder did not change while prepared)
+            found.dirs.append((full, os.stat(full).st_mtime_ns))
             with os.scandir(full) as it:
                 # by name: which of two ways into one folder is taken does not depend on
                 # the file system's order
