@@ -22,7 +22,7 @@ pytest.importorskip("torch")
 
 from advgraph.run import sample_files  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
-from tests.helpers import cli, make_shapes, runs_root  # noqa: E402
+from tests.helpers import cli, cli_proc, make_shapes, runs_root  # noqa: E402
 
 PER_CLASS = 120  # images of each shape
 SPEC = """\
@@ -267,3 +267,18 @@ def test_the_second_run_reads_the_cache_and_a_changed_folder_is_noticed(shapes):
     (shapes.parent / "more" / "triangle").rename(shapes.parent / "shapes" / "triangle")
     r = cli("eval", "b", "--parzen", "--samples", "50")
     assert r.exit_code != 0 and "the folder's classes changed" in r.stderr, r.output
+
+
+@pytest.mark.slow
+def test_distributed_training_on_a_folder_reports_once(shapes):
+    """Two ranks train on a folder; rank 0 alone reports the preparing and the file left out.
+    (That rank 1 waits for rank 0 and reads the cache, session.load_splits, is not observable
+    from here.)"""
+    r = cli_proc("train", shapes, "--nproc", "2", "--name", "d",
+                 "--set", "training.stop={steps: 2}", "--set", "training.checkpoint={steps: 2}")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("preparing images: 0/") == 1, r.stderr
+    assert r.stderr.count("warning: skipped square/broken.png") == 1, r.stderr  # rank 0 only
+    info = json.loads((runs_root() / "d" / "run.json").read_text())
+    assert info["world_size"] == 2 and info["data"]["images"] == 2 * PER_CLASS
+
