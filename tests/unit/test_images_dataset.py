@@ -133,7 +133,8 @@ def test_a_missing_folder_is_located_at_its_spec_line(tmp_path):
             "  path: nowhere\n  size: [4, 4]\n"
             "generator: {layers: [{type: dense, units: 48}, {type: sigmoid}]}\n"
             "discriminator: {layers: [{type: flatten}, {type: dense, units: 1}, "
-            "{type: sigmoid}]}\ntraining: {batch_size: 2, optimizer: {type: adam}, stop: {steps: 1}}\n")
+            "{type: sigmoid}]}\n"
+            "training: {batch_size: 2, optimizer: {type: adam}, stop: {steps: 1}}\n")
     loaded = load_text(text, str(tmp_path / "x.yaml"), path=tmp_path / "x.yaml")
     ds = dataset_for(loaded.spec.data, loaded.base_dir)
     with pytest.raises(SpecError, match=r"x\.yaml:5:\d+: data\.path: no such folder or \.zip"):
