@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 import warnings
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -72,6 +73,24 @@ def decode(fp: BinaryIO, prep: Preparation) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+_BOMBS_GUARDED = 0  # inside bombs_as_errors(): load() need not enter its own
+
+
+@contextmanager
+def bombs_as_errors() -> Iterator[None]:
+    """Pillow's DecompressionBombWarning raised (load() makes it Unusable) for every file
+    decoded inside: one catch_warnings for a chunk of files instead of one each (it costs about
+    2 µs a file, 4% of decoding a small PNG)."""
+    global _BOMBS_GUARDED
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        _BOMBS_GUARDED += 1
+        try:
+            yield
+        finally:
+            _BOMBS_GUARDED -= 1
+
+
 def _too_large(pixels: str) -> Unusable:
     return Unusable(f"too large: {pixels} pixels, over the limit of {MAX_PIXELS:,}")
 
@@ -85,8 +104,7 @@ def load(fp: BinaryIO, target: int | None = None) -> Image.Image:
     fp.seek(0)
     fmt = "image"
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with (nullcontext() if _BOMBS_GUARDED else bombs_as_errors()):
             img = Image.open(fp, formats=FORMATS)
             fmt = img.format or fmt
             w, h = img.size

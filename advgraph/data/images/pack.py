@@ -246,17 +246,18 @@ def _decode_all(listing: Listing, prep: Preparation, out: np.ndarray, workers: i
 
     def task(start: int, stop: int) -> list[str | None]:
         reasons: list[str | None] = []
-        for i in range(start, stop):
-            try:
-                with listing.open(listing.entries[i]) as f:
-                    out[i] = decoding.decode(f, prep)
-                reasons.append(None)
-            except Unusable as e:
-                reasons.append(str(e) or "not a usable image")
-            except Changed as e:
-                reasons.append(CHANGED + str(e))
-            except OSError as e:
-                reasons.append(f"cannot be read: {e.strerror or e}")
+        with decoding.bombs_as_errors():
+            for i in range(start, stop):
+                try:
+                    with listing.open(listing.entries[i]) as f:
+                        out[i] = decoding.decode(f, prep)
+                    reasons.append(None)
+                except Unusable as e:
+                    reasons.append(str(e) or "not a usable image")
+                except Changed as e:
+                    reasons.append(CHANGED + str(e))
+                except OSError as e:
+                    reasons.append(f"cannot be read: {e.strerror or e}")
         return reasons
 
     try:
