@@ -187,8 +187,17 @@ def _step_rows(setup: _Setup, spec_training, tol: float, noise: dict[str, float]
     a, b = setup.build(0, own), setup.build(1, own)
     for tr in (a, b):
         setup.d_step(tr, sched["D"].lr(0), sched["D"].momentum(0))
+    d_a, d_b = a.state_dict(), b.state_dict()
+    # G's step through the same D: each backend's stepped D carries its own rounding (Adam
+    # moves a weight whose gradient is rounding noise by ±lr, either way), which G's gradients
+    # would carry far beyond the rounding measured at the starting parameters
+    b.load_state_dict({**d_b, **{t.name: d_a[t.name] for t in setup.program.D.params()}})
+    for tr in (a, b):
         setup.g_step(tr, sched["G"].lr(0), sched["G"].momentum(0))
     sa, sb = a.state_dict(), b.state_dict()
+    for key in d_a:  # D's tensors as its own step left them
+        if key.startswith(("D.", "optim/D/")):
+            sa[key], sb[key] = d_a[key], d_b[key]
     adam = {t.name: g for g in ("G", "D") if own[g].kind == "adam"
             for t in getattr(setup.program, g).params()}
     lrs = {g: sched[g].lr(0) for g in ("G", "D")}
@@ -207,16 +216,17 @@ def _step_rows(setup: _Setup, spec_training, tol: float, noise: dict[str, float]
             keep = m1 > max(ADAM_FLOOR * max(float(m1.max()), 1e-30),
                             16 * (1 - cfg.beta1) * noise.get(key, 0.0))
             x, y = x[keep], y[keep]
-        rows.append(_diff("step", key, x, y, tol, _step_floor(key, own, noise, lrs)))
+        rows.append(_diff("step", key, x, y, tol, _step_floor(key, own, noise, lrs, sa)))
     return rows
 
 
 def _step_floor(key: str, own: dict[str, OptimConfig], noise: dict[str, float],
-                lrs: dict[str, float]) -> float:
-    """The rounding floor of a tensor after one step: its gradient's measured rounding carried
-    through the update (SGD: θ − lr·g and the velocity −lr·g; Adam's moments m = (1 − β1)·g
-    and v = (1 − β2)·g²); 0 for what does not carry it (Adam's parameters are compared where
-    the gradient is above the noise)."""
+                lrs: dict[str, float], state: dict[str, np.ndarray]) -> float:
+    """The rounding floor of a tensor after one step: its gradient's measured rounding δ
+    carried through the update (SGD: θ − lr·g and the velocity −lr·g; Adam's moments
+    m = (1 − β1)·g, so (1 − β1)·δ, and v = (1 − β2)·g², so (1 − β2)·δ·(2·max|g| + δ), with
+    |g| = |m|/(1 − β1) from `state`); 0 for what does not carry it (Adam's parameters are
+    compared where the gradient is above the noise)."""
     parts = key.split("/")
     if parts[0] == "optim" and len(parts) >= 4:
         net, slot, tensor = parts[1], parts[2], "/".join(parts[3:])
@@ -227,7 +237,13 @@ def _step_floor(key: str, own: dict[str, OptimConfig], noise: dict[str, float],
     cfg, floor = own[net], noise[tensor]
     if cfg.kind == "sgd":
         return lrs[net] * floor if slot in ("param", "velocity") else 0.0
-    return {"m": (1 - cfg.beta1) * floor, "v": 4 * (1 - cfg.beta2) * floor ** 2}.get(slot, 0.0)
+    if slot == "m":
+        return (1 - cfg.beta1) * floor
+    if slot == "v":
+        m = state.get(f"optim/{net}/m/{tensor}")
+        g = float(np.abs(m).max()) / (1 - cfg.beta1) if m is not None and m.size else 0.0
+        return (1 - cfg.beta2) * floor * (2 * g + floor)
+    return 0.0
 
 
 ADAM_FLOOR = 1e-3  # relative gradient size below which an Adam step's sign is rounding noise

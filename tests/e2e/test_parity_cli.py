@@ -108,3 +108,79 @@ def test_parity_argument_errors():
     for tol in ("0", "-1", "nan", "inf"):  # inf would pass every row
         r = cli("parity", SPECS / "ring2d.yaml", "--tol", tol)
         assert r.exit_code == 2 and "--tol must be positive and finite" in r.stderr, tol
+
+
+class _NoisySigns:
+    """The torch backend whose D step, like any backend's Adam, moves each weight whose
+    gradient is rounding noise (below parity's ADAM_FLOOR of the tensor's largest) by ±lr,
+    with signs of its own: a correct backend, whose stepped D differs from another's there."""
+
+    name = "noisy-signs"
+    distributed = False
+
+    def __init__(self, everywhere: bool = False):
+        self.inner, self.everywhere = get_backend("torch"), everywhere
+
+    def available(self):
+        return True, ""
+
+    def unsupported(self, op):
+        return self.inner.unsupported(op)
+
+    def build(self, program, *a, **kw):
+        tr = self.inner.build(program, *a, **kw)
+        d_step, rng = tr.d_step, np.random.default_rng(7)
+
+        def noisy(pos, lr, mom, z=None):
+            d_step(pos, lr, mom, z)
+            state = tr.state_dict()
+            for t in program.D.params():
+                m = state.get(f"optim/D/m/{t.name}")
+                if m is None:
+                    return  # SGD: the gradient step is the whole story
+                tiny = self.everywhere | (np.abs(m) <= parity.ADAM_FLOOR * np.abs(m).max())
+                state[t.name] = state[t.name] + tiny * lr * rng.choice([-1.0, 1.0], m.shape)
+            tr.load_state_dict(state)
+
+        tr.d_step = noisy
+        return tr
+
+
+def test_g_s_step_is_compared_through_the_same_d(monkeypatch):
+    """With Adam, two correct backends' stepped Ds differ by ±lr wherever D's gradient is
+    rounding noise; G's step is compared from one D, so that difference (which G's gradients
+    would carry far beyond their measured rounding) is not blamed on G. A D moved so
+    everywhere still fails."""
+    real = parity.get_backend
+    everywhere = []
+    monkeypatch.setattr(parity, "get_backend", lambda name: _NoisySigns(bool(everywhere))
+                        if name == "noisy-signs" else real(name))
+    from tests.programs import compile_loaded
+    from advgraph.spec import load_file
+
+    loaded = load_file(SPECS / "ring2d.yaml", overrides=["training.optimizer={type: adam, "
+                                                         "lr: 0.05}"])
+    program = compile_loaded(loaded)
+
+    def failing() -> set[str]:
+        rows = parity.compare(program, loaded.spec.training, ("torch", "noisy-signs"),
+                              ("cpu", "cpu"), 64, 1e-4)
+        return {r.tensor for r in rows if not r.ok}
+
+    assert failing() == set()
+    everywhere.append(True)
+    assert {t.name for t in program.D.params()} <= failing()
+
+
+def test_adam_moment_floors_carry_the_gradient_s_rounding():
+    """A gradient g known to ±δ gives Adam's first moments m = (1 − β1)·g and v = (1 − β2)·g²
+    known to (1 − β1)·δ and (1 − β2)·((g + δ)² − g²): the floors are those, in closed form."""
+    from advgraph.backend_protocol import OptimConfig
+
+    cfg = OptimConfig("adam", beta1=0.5, beta2=0.999)
+    g, delta = np.array([[0.3, -2.0]], np.float32), 1e-3
+    state = {"optim/D/m/D.w": (1 - cfg.beta1) * g}
+    floor = lambda slot: parity._step_floor(f"optim/D/{slot}/D.w", {"D": cfg},  # noqa: E731
+                                            {"D.w": delta}, {"D": 0.1}, state)
+    assert floor("m") == pytest.approx((1 - cfg.beta1) * delta)
+    assert floor("v") == pytest.approx((1 - cfg.beta2) * ((2.0 + delta) ** 2 - 2.0 ** 2))
