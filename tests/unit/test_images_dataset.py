@@ -139,3 +139,58 @@ def test_a_missing_folder_is_located_at_its_spec_line(tmp_path):
     ds = dataset_for(loaded.spec.data, loaded.base_dir)
     with pytest.raises(SpecError, match=r"x\.yaml:5:\d+: data\.path: no such folder or \.zip"):
         ds.check_paths(loaded)
+
+
+SPEC = ("name: x\nprior: {type: gaussian, dim: 2}\ndata:\n  dataset: images\n"
+        "  path: pics\n  size: [4, 4]\n  labels: subdirs\n"
+        "generator: {layers: [{type: dense, units: 48}, {type: sigmoid}]}\n"
+        "discriminator: {layers: [{type: flatten}, {type: dense, units: 1}, "
+        "{type: sigmoid}]}\n"
+        "training: {batch_size: 2, optimizer: {type: adam}, stop: {steps: 1}}\n")
+
+
+def _problems(*sets: str) -> list[str]:
+    with pytest.raises(SpecError) as e:
+        load_text(SPEC, "x.yaml", overrides=list(sets))
+    return [str(p) for p in e.value.problems]
+
+
+def test_a_count_or_share_is_one_problem_in_one_line_and_true_is_no_count():
+    for value in ("true", "false", "1.5", "-1", "1e12", ".nan", "'3'"):
+        (line,) = _problems(f"data.valid={value}")
+        assert "data.valid: a count ≥ 0" in line and "or a share in (0, 1)" in line, line
+    (line,) = _problems("data.test=true")
+    assert "data.test:" in line and "got true" in line
+    ok = load_text(SPEC, "x.yaml", overrides=["data.valid=0.25", "data.test=3"]).spec.data
+    assert (ok.valid, ok.test) == (0.25, 3)
+    assert type(load_text(SPEC, "x.yaml", overrides=["data.valid=3.0"]).spec.data.valid) is int
+
+
+def test_booleans_are_refused_where_a_number_is_meant():
+    for key, where in (("split_seed", "data.split_seed"), ("channels", "data.channels"),
+                       ("size=[true, 4]", "data.size[0]"), ("background=[0, true, 0]",
+                                                            "data.background[1]")):
+        setting = f"data.{key}" if "=" in key else f"data.{key}=true"
+        (line,) = _problems(setting)
+        assert f"{where}: a number, not true" in line, line
+
+
+def test_an_empty_path_or_labels_is_refused_at_validation():
+    for setting in ("data.path=''", "data.path=", "data.path='  '"):
+        (line,) = _problems(setting)
+        assert "data.path: empty" in line, line
+    for setting in ("data.labels=''", "data.labels="):
+        (line,) = _problems(setting)
+        assert "data.labels: empty" in line, line
+
+
+def test_problems_of_an_overridden_field_are_located_at_set_and_in_the_file_at_its_line():
+    for setting, msg in (("data.class_names=[a]", "at least two classes"),
+                         ("data.class_names=[a, a]", "its own name"),
+                         ("data.labels=''", "empty")):
+        (line,) = _problems(setting)
+        assert line.startswith("`overrides`: data.") and msg in line, line
+    text = SPEC.replace("  labels: subdirs\n", "  labels: none\n  class_names: [a, b]\n")
+    with pytest.raises(SpecError) as e:
+        load_text(text, "x.yaml")
+    assert str(e.value.problems[0]).startswith("x.yaml:8:"), str(e.value)  # class_names' line
