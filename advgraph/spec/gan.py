@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import (AfterValidator, BeforeValidator, Field, PlainValidator, ValidationInfo,
-                      field_validator, model_validator)
+from pydantic import (AfterValidator, BeforeValidator, Field, PlainValidator, PrivateAttr,
+                      ValidationInfo, field_validator, model_validator)
 
 from ..names import is_name_stem
 from ..fields import (SQRT3, Count, NonNegativeCount, NonNegativeReal, PositiveReal, Real, Seed,
@@ -213,6 +213,18 @@ class ImagesData(Strict):
     test: CountOrShare = 0
     split_seed: Annotated[Seed, NotBool] = 0
     flatten: bool = False
+    # read from a run's own spec.yaml (load_file(stored=True)): its class_names are those the
+    # run recorded, not the user's; a mismatch then means the folder changed
+    _recorded: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="after")
+    def _stored(self, info: ValidationInfo) -> "ImagesData":
+        self._recorded = bool(info.context and info.context.get("stored"))
+        return self
+
+    @property
+    def recorded(self) -> bool:
+        return self._recorded
 
     # Field validators, not a model validator: a problem is located at its own key (and at
     # --set when it was set there), not at `data:`.

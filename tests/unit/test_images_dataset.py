@@ -117,8 +117,21 @@ def test_unlabelled_and_flattened(folder):
 def test_classes_that_changed_since_the_run_recorded_them_are_refused(folder):
     ds = dataset_for(data(labels="subdirs", class_names=["cat", "dog"]), folder)
     assert ds.load().class_names == ["cat", "dog"]
-    with pytest.raises(DataError, match="the folder's classes changed"):
-        dataset_for(data(labels="subdirs", class_names=["cat", "cow"]), folder).load()
+    recorded = ImagesData.model_validate(  # as a run's spec.yaml is read (load_file(stored=True))
+        {"dataset": "images", "path": "pics", "size": [6, 4], "labels": "subdirs",
+         "class_names": ["cat", "cow"]}, context={"stored": True})
+    with pytest.raises(DataError, match="recorded when the run began.*the folder's classes "
+                                        "changed"):
+        dataset_for(recorded, folder).load()
+
+
+def test_class_names_a_user_gives_in_another_order_are_told_the_folders_order(folder):
+    with pytest.raises(DataError) as e:
+        dataset_for(data(labels="subdirs", class_names=["dog", "cat"]), folder).load()
+    msg = str(e.value)
+    assert "the folder's classes (sorted by name) are cat, dog, but data.class_names gives " \
+           "dog, cat (in label order: the folders sorted by name)" in msg, msg
+    assert "recorded" not in msg and "changed" not in msg
 
 
 def test_a_condition_with_another_number_of_classes_is_refused(folder):
