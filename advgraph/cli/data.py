@@ -30,9 +30,11 @@ FitOpt = typer.Option(None, "--fit", metavar="crop|pad", autocompletion=choices(
 BackgroundOpt = typer.Option(None, "--background", metavar="R G B",
                              help="Drawn under transparent pixels and in the padding, 0–255 "
                                   "each [default: 0 0 0].")
-LabelsOpt = typer.Option(None, "--labels", metavar="none|subdirs|FILE",
-                         help="Classes: none, subdirs (a folder per class), or a labels file "
-                              "(CSV file,label or dataset.json) [default: none, or the spec's].")
+LabelsOpt = typer.Option(None, "--labels", metavar="none|subdirs|dataset.json|FILE",
+                         help="Classes: none, subdirs (a folder per class), dataset.json (the "
+                              "one at the root of the folder or zip), or a labels file (CSV "
+                              "file,label or a dataset.json elsewhere) [default: none, or the "
+                              "spec's].")
 
 
 def inspect(
@@ -107,7 +109,7 @@ def _data(path: Path, size, channels, fit, background, labels) -> tuple[Any, Pat
     from pydantic import ValidationError
 
     from ..data.datasets import resolve_path
-    from ..spec.gan import ImagesData
+    from ..spec.gan import LABEL_WORDS, ImagesData
 
     base, fields = Path.cwd(), {"dataset": "images", "path": str(path), "size": (32, 32)}
     if path.suffix.lower() in (".yaml", ".yml"):
@@ -128,8 +130,7 @@ def _data(path: Path, size, channels, fit, background, labels) -> tuple[Any, Pat
         flag = "--" + str(err["loc"][0]) if err["loc"] else str(path)
         raise UsageError(f"{flag}: {err['msg']}") from None
     folder = resolve_path(data.path, base)
-    lab = data.labels if data.labels in ("none", "subdirs") else str(resolve_path(data.labels,
-                                                                                   base))
+    lab = data.labels if data.labels in LABEL_WORDS else str(resolve_path(data.labels, base))
     return data, folder, lab
 
 

@@ -28,8 +28,8 @@ def preparation(data: ImagesData):
 
 def load_folder(data: ImagesData, path: Path, labels: str,
                 report: LoadReport | None = None) -> Splits:
-    """The splits of the folder (or .zip) `path`; `labels` is "none", "subdirs" or the labels
-    file's absolute path. DataError when the classes found differ from `data.class_names`
+    """The splits of the folder (or .zip) `path`; `labels` is "none", "subdirs", "dataset.json"
+    (the one at the folder's root) or the labels file's absolute path. DataError when the classes found differ from `data.class_names`
     (the folder changed since a run recorded them), or the float32 splits would not fit."""
     try:
         return _load(data, path, labels, report)

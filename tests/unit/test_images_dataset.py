@@ -37,6 +37,7 @@ def test_shape_and_classes_come_from_the_spec_without_reading_a_file():
 
 def test_absolute_paths_resolve_the_folder_and_a_labels_file(tmp_path):
     for labels, want in (("subdirs", "subdirs"), ("none", "none"),
+                         ("dataset.json", "dataset.json"),  # a word: the one in the folder
                          ("meta/labels.csv", str(tmp_path / "meta" / "labels.csv"))):
         d = dataset_for(data(labels=labels), tmp_path).with_absolute_paths()
         assert d.path == str(tmp_path / "pics") and d.labels == want
@@ -207,3 +208,23 @@ def test_problems_of_an_overridden_field_are_located_at_set_and_in_the_file_at_i
     with pytest.raises(SpecError) as e:
         load_text(text, "x.yaml")
     assert str(e.value.problems[0]).startswith("x.yaml:8:"), str(e.value)  # class_names' line
+
+
+def test_labels_dataset_json_is_the_word_passed_to_scan_not_a_path(tmp_path, monkeypatch):
+    """Only this side: the word reaches scan unchanged (the images package finds the
+    dataset.json at the folder's root) and no ./dataset.json beside the spec is looked for."""
+    loaded = load_text(SPEC.replace("labels: subdirs", "labels: dataset.json"),
+                       str(tmp_path / "x.yaml"), path=tmp_path / "x.yaml")
+    (tmp_path / "pics").mkdir()
+    ds = dataset_for(loaded.spec.data, loaded.base_dir)
+    ds.check_paths(loaded)  # no "no such labels file: …/dataset.json"
+    seen = []
+
+    def scan(path, labels):
+        seen.append((path, labels))
+        raise DataError("stop here")
+
+    monkeypatch.setattr(images, "scan", scan)
+    with pytest.raises(DataError, match="stop here"):
+        ds.load()
+    assert seen == [(tmp_path / "pics", "dataset.json")]
