@@ -284,3 +284,49 @@ def test_distributed_training_on_a_folder_reports_once(shapes):
     info = json.loads((runs_root() / "d" / "run.json").read_text())
     assert info["world_size"] == 2 and info["data"]["images"] == 2 * PER_CLASS
 
+
+
+def test_prepare_refuses_an_out_inside_the_folder_and_bounds_workers(tmp_path):
+    folder = make_shapes(tmp_path / "shapes", per_class=3)
+    for out in (folder / "packed.npz", folder / "circle" / "p.npz",
+                tmp_path / "shapes" / ".." / "shapes" / "new" / "p.npz"):
+        line = _one_error(cli("data", "prepare", folder, "--out", out))
+        assert line.startswith("error: --out:") and "inside" in line, line
+    assert not list(folder.rglob("*.npz"))
+    r = cli("data", "prepare", folder, "--out", tmp_path / "o.npz", "--workers", "100000")
+    assert r.exit_code == 2 and "--workers" in r.output, r.output
+    r = cli("data", "prepare", folder, "--out", tmp_path / "deeper" / "o.npz", "--size", "8",
+            "8")  # a missing parent is made, as mkdir -p would
+    assert r.exit_code == 0 and (tmp_path / "deeper" / "o.npz").is_file(), r.output
+
+
+def test_the_printed_data_line_reads_back_the_path_written():
+    import yaml
+
+    from advgraph.cli.data import npz_snippet
+
+    for name in ("p.npz", "a b.npz", "x: y.npz", "#c.npz", "*a.npz", "é.npz", "a,b.npz",
+                 "{x}.npz", "- x.npz", "'q.npz", 'a"b.npz', "[1].npz", "a #b.npz"):
+        line = npz_snippet(Path("/data") / name, True)
+        assert yaml.safe_load(line)["data"]["path"] == f"/data/{name}", line
+    line = npz_snippet(Path("/data/\udcff.npz"), False)  # bytes that are not UTF-8
+    assert "not UTF-8" in line and "rename" in line and "\udcff" not in line
+
+
+def test_labels_dataset_json_reaches_scan_as_the_word(tmp_path, monkeypatch):
+    """This side only: `--labels dataset.json` (the one at the folder's root) is not taken as
+    a path beside the working directory; the images package reads it."""
+    import advgraph.data.images as images
+    from advgraph.errors import DataError
+
+    seen = []
+
+    def scan(path, labels):
+        seen.append(labels)
+        raise DataError("stop here")
+
+    monkeypatch.setattr(images, "scan", scan)
+    monkeypatch.chdir(tmp_path)
+    assert "stop here" in _one_error(cli("data", "inspect", tmp_path, "--labels",
+                                         "dataset.json"))
+    assert seen == ["dataset.json"]
