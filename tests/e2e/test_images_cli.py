@@ -140,13 +140,21 @@ def test_unlabelled_images_train_and_eval_says_which_metrics_need_labels(tmp_pat
     make_shapes(tmp_path / "shapes", per_class=40)
     (tmp_path / "u.yaml").write_text(UNCONDITIONAL.replace("labels: subdirs", "labels: none")
                                      .replace("stop: {steps: 200}", "stop: {steps: 2}"))
-    r = cli("train", tmp_path / "u.yaml", "--name", "u")
+    r = cli("train", tmp_path / "u.yaml", "--name", "u", "--set", "data.test=0")
     assert r.exit_code == 0, r.output
     assert "class_names: null" in (runs_root() / "u" / "spec.yaml").read_text()
     line = _one_error(cli("eval", "u", "--fid", "--samples", "50"))
     assert "--fid" in line and "data.labels: subdirs" in line and "--parzen needs none" in line
     line = _one_error(cli("sample", "u", "--by-label"))
     assert "not a conditional GAN" in line
+    line = _one_error(cli("eval", "u", "--parzen", "--samples", "50"))  # test: 0, as trained
+    assert "the test split of this run's data is empty: set data.test (a count or a share, " \
+           "e.g. 0.1) when training, or use --split valid" in line, line
+    # the data changed since: the commands that read it say so
+    Image.new("RGB", (20, 20), (9, 9, 9)).save(tmp_path / "shapes" / "circle" / "new.png")
+    r = cli("sample", "u", "--nearest", "--rows", "1", "--cols", "2")
+    assert r.exit_code == 0, r.output
+    assert "warning: the data changed since the run began" in r.stderr, r.stderr
 
 
 def test_data_inspect_and_prepare_a_folder_and_a_zip(tmp_path):
