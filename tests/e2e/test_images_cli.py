@@ -272,6 +272,12 @@ def test_the_second_run_reads_the_cache_and_a_changed_folder_is_noticed(shapes):
     r = cli("eval", "b", "--parzen", "--samples", "50")
     assert r.exit_code == 0, r.output
     assert "warning: the data changed since the run began" in r.stderr
+    # sample --nearest reads the data and warns; without it sample reads only the checkpoint
+    # (a conditional G's labels are drawn uniformly) and cannot tell (README)
+    for args, warned in ((), False), (("--by-label",), False), (("--nearest",), True):
+        r = cli("sample", "b", "--rows", "2", "--cols", "2", *args)
+        assert r.exit_code == 0, r.output
+        assert ("the data changed since the run began" in r.stderr) == warned, r.stderr
     # a new class folder: the recorded classes no longer match
     make_shapes(shapes.parent / "more", per_class=2, classes=("triangle",))
     (shapes.parent / "more" / "triangle").rename(shapes.parent / "shapes" / "triangle")
