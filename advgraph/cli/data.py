@@ -163,7 +163,7 @@ def _data(path: Path, size, channels, fit, background, labels) -> tuple[Any, Pat
     except ValidationError as e:
         err = e.errors()[0]
         flag = "--" + str(err["loc"][0]) if err["loc"] else str(path)
-        raise UsageError(f"{flag}: {err['msg']}") from None
+        raise UsageError(f"{flag}: {err['msg'].removeprefix('Value error, ')}") from None
     folder = resolve_path(data.path, base)
     lab = data.labels if data.labels in LABEL_WORDS else str(resolve_path(data.labels, base))
     return data, folder, lab

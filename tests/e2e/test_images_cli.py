@@ -344,3 +344,9 @@ def test_labels_dataset_json_reaches_scan_as_the_word(tmp_path, monkeypatch):
     assert "stop here" in _one_error(cli("data", "inspect", tmp_path, "--labels",
                                          "dataset.json"))
     assert seen == ["dataset.json"]
+
+
+def test_a_flag_the_data_model_refuses_is_one_line_in_plain_words(tmp_path):
+    folder = make_shapes(tmp_path / "shapes", per_class=3)
+    line = _one_error(cli("data", "inspect", folder, "--labels", ""))
+    assert line.startswith("error: --labels: empty") and "Value error" not in line, line

@@ -228,3 +228,11 @@ def test_labels_dataset_json_is_the_word_passed_to_scan_not_a_path(tmp_path, mon
     with pytest.raises(DataError, match="stop here"):
         ds.load()
     assert seen == [(tmp_path / "pics", "dataset.json")]
+
+
+def test_a_set_value_that_is_not_utf8_or_not_yaml_is_one_line():
+    (line,) = _problems("data.path=/tmp/\udcff")  # as Python decodes a non-UTF-8 argv
+    assert line.startswith("`overrides`: data.path:") and "not UTF-8" in line, line
+    assert "\n" not in line and "#x" not in line
+    (line,) = _problems("data.path=[a")
+    assert "not valid YAML" in line and "\n" not in line, line
