@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Optional, Tuple
 
@@ -14,6 +15,7 @@ from .common import console, print_wrote, user_errors
 from .completion import choices, complete_images
 from .progress import LoadDisplay
 
+MAX_WORKERS = 256  # processes decoding images (the images package also caps them by the CPUs)
 app = typer.Typer(help="Look at a folder of images, or pack it for training.",
                   no_args_is_help=True, rich_markup_mode=None)
 
@@ -30,9 +32,11 @@ FitOpt = typer.Option(None, "--fit", metavar="crop|pad", autocompletion=choices(
 BackgroundOpt = typer.Option(None, "--background", metavar="R G B",
                              help="Drawn under transparent pixels and in the padding, 0–255 "
                                   "each [default: 0 0 0].")
-LabelsOpt = typer.Option(None, "--labels", metavar="none|subdirs|FILE",
-                         help="Classes: none, subdirs (a folder per class), or a labels file "
-                              "(CSV file,label or dataset.json) [default: none, or the spec's].")
+LabelsOpt = typer.Option(None, "--labels", metavar="none|subdirs|dataset.json|FILE",
+                         help="Classes: none, subdirs (a folder per class), dataset.json (the "
+                              "one at the root of the folder or zip), or a labels file (CSV "
+                              "file,label or a dataset.json elsewhere) [default: none, or the "
+                              "spec's].")
 
 
 def inspect(
@@ -66,7 +70,8 @@ def prepare(
     size: Optional[Tuple[int, int]] = SizeOpt, channels: Optional[int] = ChannelsOpt,
     fit: Optional[str] = FitOpt, background: Optional[Tuple[int, int, int]] = BackgroundOpt,
     labels: Optional[str] = LabelsOpt,
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, metavar="N",
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, max=MAX_WORKERS,
+                                          metavar="N",
                                           help="Processes decoding images [default: one per "
                                                "CPU]."),
 ) -> None:
@@ -80,6 +85,7 @@ def prepare(
             raise UsageError(f"--out: the packed file is an .npz; give a path ending in .npz, "
                              f"not {out.name!r}")
         data, folder, labels_arg = _data(path, size, channels, fit, background, labels)
+        _out_of(folder, out)
         listing = _scan(folder, labels_arg)
         shown = LoadDisplay()
         packed = pack(listing, _prep(data), workers=workers,
@@ -95,10 +101,41 @@ def prepare(
     console.print("  " + npz_snippet(out, packed.labels is not None), markup=False)
 
 
+def _out_of(folder: Path, out: Path) -> None:
+    """Refuse an --out inside the folder being prepared: the file would be found there by
+    every later scan ("not in a class folder", or an image that does not decode)."""
+    inside = folder.resolve()
+    if inside.is_dir() and out.resolve().is_relative_to(inside):
+        raise UsageError(f"--out: {out} is inside {folder}, the folder being prepared; write "
+                         "it elsewhere (later uses would find it among the images)")
+
+
 def npz_snippet(out: Path, labelled: bool) -> str:
-    """The spec's data line that reads a prepared file."""
+    """The spec's data line that reads a prepared file: the path quoted where YAML would
+    read it otherwise (a colon, a '#', a leading '*', …); a path that is not UTF-8 cannot be
+    written in a spec at all."""
     labels = ", labels: y" if labelled else ""  # the arrays pack.write_npz writes
-    return f"data: {{dataset: npz, path: {out}, key: x{labels}, pixels: true, flatten: false}}"
+    text = str(out)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes the file system kept as surrogates
+        return (f"(the path {ascii(text)} is not UTF-8 and cannot be written in a spec: rename "
+                "it, then) " + npz_snippet(Path("RENAMED.npz"), labelled))
+    line = f"data: {{dataset: npz, path: {text}, key: x{labels}, pixels: true, flatten: false}}"
+    if _yaml_path(line) != text:
+        line = line.replace(f"path: {text},", f"path: {json.dumps(text, ensure_ascii=False)},",
+                            1)
+    return line
+
+
+def _yaml_path(line: str) -> object:
+    """The path a spec reads from `line` (None where it does not parse)."""
+    import yaml
+
+    try:
+        return (yaml.safe_load(line) or {}).get("data", {}).get("path")
+    except (yaml.YAMLError, AttributeError):
+        return None
 
 
 def _data(path: Path, size, channels, fit, background, labels) -> tuple[Any, Path, str]:
@@ -107,7 +144,7 @@ def _data(path: Path, size, channels, fit, background, labels) -> tuple[Any, Pat
     from pydantic import ValidationError
 
     from ..data.datasets import resolve_path
-    from ..spec.gan import ImagesData
+    from ..spec.gan import LABEL_WORDS, ImagesData
 
     base, fields = Path.cwd(), {"dataset": "images", "path": str(path), "size": (32, 32)}
     if path.suffix.lower() in (".yaml", ".yml"):
@@ -126,10 +163,9 @@ def _data(path: Path, size, channels, fit, background, labels) -> tuple[Any, Pat
     except ValidationError as e:
         err = e.errors()[0]
         flag = "--" + str(err["loc"][0]) if err["loc"] else str(path)
-        raise UsageError(f"{flag}: {err['msg']}") from None
+        raise UsageError(f"{flag}: {err['msg'].removeprefix('Value error, ')}") from None
     folder = resolve_path(data.path, base)
-    lab = data.labels if data.labels in ("none", "subdirs") else str(resolve_path(data.labels,
-                                                                                   base))
+    lab = data.labels if data.labels in LABEL_WORDS else str(resolve_path(data.labels, base))
     return data, folder, lab
 
 

@@ -13,8 +13,8 @@ import numpy as np
 
 from ..errors import DataError, Problem, SpecError
 from ..ir import DataInfo
-from ..spec.gan import (Cifar10Data, Gaussian1dData, IdxData, ImagesData, NpzData, Ring2dData,
-                        TfdData)
+from ..spec.gan import (LABEL_WORDS, Cifar10Data, Gaussian1dData, IdxData, ImagesData, NpzData,
+                        Ring2dData, TfdData)
 from .splits import Splits
 
 if TYPE_CHECKING:
@@ -344,7 +344,9 @@ class ImagesDataset(Dataset):
         return (c, h, w) if c == 3 else (h, w)
 
     def _labels_file(self) -> bool:
-        return self.data.labels not in ("none", "subdirs")
+        """`labels` is a path (not a word: none, subdirs, or dataset.json, which means the
+        one at the root of the folder or zip and is found by scan)."""
+        return self.data.labels not in LABEL_WORDS
 
     def with_absolute_paths(self) -> Any:
         data = self._absolute("path")

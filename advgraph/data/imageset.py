@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from ..spec.gan import ImagesData
+from ..spec.gan import LABEL_WORDS, ImagesData
 from .files import check_fits
 from .report import LoadReport
 from .splits import Splits
@@ -28,8 +28,8 @@ def preparation(data: ImagesData):
 
 def load_folder(data: ImagesData, path: Path, labels: str,
                 report: LoadReport | None = None) -> Splits:
-    """The splits of the folder (or .zip) `path`; `labels` is "none", "subdirs" or the labels
-    file's absolute path. DataError when the classes found differ from `data.class_names`
+    """The splits of the folder (or .zip) `path`; `labels` is "none", "subdirs", "dataset.json"
+    (the one at the folder's root) or the labels file's absolute path. DataError when the classes found differ from `data.class_names`
     (the folder changed since a run recorded them), or the float32 splits would not fit."""
     try:
         return _load(data, path, labels, report)
@@ -89,9 +89,7 @@ def class_names(path: Path, data: ImagesData, found: list[str] | None,
                             f"{' (' + found[0] + ')' if found else ''}; a labelled data set "
                             "needs at least two (or use labels: none)")
         if want is not None and want != list(found):
-            raise DataError(f"{path}: holds the classes {_listed(found)}, but data.class_names "
-                            f"(recorded when the run began) are {_listed(want)}: the folder's "
-                            "classes changed")
+            raise DataError(_names_differ(path, data, list(found), want))
         return list(found)
     if want is not None and labels is not None and len(labels):
         top = int(np.max(labels))
@@ -101,8 +99,20 @@ def class_names(path: Path, data: ImagesData, found: list[str] | None,
     return want
 
 
+def _names_differ(path: Path, data: ImagesData, found: list[str], want: list[str]) -> str:
+    if data.recorded:  # a run's spec.yaml: the names it found when it began
+        return (f"{path}: holds the classes {_listed(found)}, but data.class_names (recorded "
+                f"when the run began) are {_listed(want)}: the folder's classes changed")
+    if data.labels == "subdirs":
+        return (f"{path}: the folder's classes (sorted by name) are {_listed(found)}, but "
+                f"data.class_names gives {_listed(want)} (in label order: the folders sorted "
+                "by name)")
+    return (f"{path}: the labels ({_labels_word(data)}) give the classes {_listed(found)}, but "
+            f"data.class_names gives {_listed(want)} (in label order)")
+
+
 def _labels_word(data: ImagesData) -> str:
-    return data.labels if data.labels in ("none", "subdirs") else "(a labels file)"
+    return data.labels if data.labels in LABEL_WORDS else "a labels file"
 
 
 def _listed(names: list[str], most: int = 8) -> str:

@@ -87,7 +87,7 @@ def _parzen_points(restored: RestoredRun, split: str, sigma: float | None, sampl
     sp = restored.splits
     evaluate = getattr(sp, split)
     if len(evaluate) == 0:
-        raise DataError(f"the {split} split of this run's data is empty")
+        raise DataError(f"the {split} split of this run's data is empty{_how(restored, split)}")
     if sigma is None and len(sp.valid) == 0:
         raise DataError("choosing σ needs validation data and the valid split is empty; "
                         "give `sigma`")
@@ -98,6 +98,20 @@ def _parzen_points(restored: RestoredRun, split: str, sigma: float | None, sampl
         raise UsageError(f"`baseline` {baseline}: only {len(sp.train)} training examples "
                          f"for `samples` {samples}")
     return evaluate
+
+
+def _how(restored: RestoredRun, split: str) -> str:
+    """How to get an empty split: the data key that sizes it, and another split that has
+    examples."""
+    data, sp = restored.spec.data, restored.splits
+    how = []
+    if split in ("valid", "test") and split in type(data).model_fields:
+        kind = "a count or a share, e.g. 0.1" if data.dataset == "images" else "a count"
+        how.append(f"set data.{split} ({kind}) when training")
+    other = [s for s in ("test", "valid", "train") if s != split and len(getattr(sp, s))]
+    if other:
+        how.append(f"use `split` {other[0]}")
+    return ": " + ", or ".join(how) if how else ""
 
 
 def _parzen_overall(est: _ParzenSetting, evaluate: np.ndarray) -> tuple[dict[str, Any], str]:

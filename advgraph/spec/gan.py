@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import AfterValidator, Field, ValidationInfo, model_validator
+from pydantic import (AfterValidator, BeforeValidator, Field, PlainValidator, PrivateAttr,
+                      ValidationInfo, field_validator, model_validator)
 
 from ..names import is_name_stem
 from ..fields import (SQRT3, Count, NonNegativeCount, NonNegativeReal, PositiveReal, Real, Seed,
@@ -156,9 +157,33 @@ class NpzData(Strict):
     pixels: bool = False
 
 
-Side = Annotated[int, Field(gt=0, le=4096)]  # pixels
-Channel = Annotated[int, Field(ge=0, le=255)]
-Share = Annotated[float, Field(gt=0, lt=1)]
+def _not_bool(v: object) -> object:
+    """YAML's true/false are ints to pydantic (true → 1): refused where a number is meant."""
+    if isinstance(v, bool):
+        raise ValueError(f"a number, not {str(v).lower()}")
+    return v
+
+
+def _count_or_share(v: object) -> int | float:
+    """`valid`/`test` of images: a count (an int ≥ 0) or a share of the images (a float in
+    (0, 1)); one message for every wrong value (a union would give one per member)."""
+    if not isinstance(v, bool) and isinstance(v, (int, float)):
+        if isinstance(v, float) and 0 < v < 1:
+            return v
+        if isinstance(v, int) or v.is_integer():
+            if 0 <= v <= MAX_EXAMPLES:
+                return int(v)
+    shown = {True: "true", False: "false", None: "null"}.get(v, repr(v)) \
+        if v is None or isinstance(v, bool) else repr(v)
+    raise ValueError(f"a count ≥ 0 (at most {MAX_EXAMPLES:,}) or a share in (0, 1), e.g. 100 "
+                     f"or 0.05; got {shown}")
+
+
+NotBool = BeforeValidator(_not_bool)
+Side = Annotated[int, NotBool, Field(gt=0, le=4096)]  # pixels
+Channel = Annotated[int, NotBool, Field(ge=0, le=255)]
+CountOrShare = Annotated[Union[int, float], PlainValidator(_count_or_share)]
+LABEL_WORDS = ("none", "subdirs", "dataset.json")  # `labels` values that are not a file path
 
 
 class ImagesData(Strict):
@@ -170,36 +195,65 @@ class ImagesData(Strict):
     (advgraph.cache: <root>/images); later runs read the packed array.
 
     Labels: "none"; "subdirs" (each top-level folder is a class, named by the folder, classes
-    sorted by name); or a labels file (JSON as StyleGAN2-ADA's dataset.json, or CSV
-    `file,label`). `class_names` names the classes by label: a run records the names it found.
+    sorted by name); "dataset.json" (the word, not a path: the dataset.json at the root of the
+    folder or zip, StyleGAN2-ADA's convention); or a labels file (JSON as StyleGAN2-ADA's
+    dataset.json, or CSV `file,label`). `class_names` names the classes by label: a run records the names it found.
     valid/test: a count, or a share of the usable images; the split is a permutation of the
     sorted file list by `split_seed`."""
 
     dataset: Literal["images"]
     path: str
     size: tuple[Side, Side]  # (H, W)
-    channels: Literal[1, 3] = 3
+    channels: Annotated[Literal[1, 3], NotBool] = 3
     fit: Literal["crop", "pad"] = "crop"
     background: tuple[Channel, Channel, Channel] = (0, 0, 0)
-    labels: str = "none"  # "none", "subdirs" or a labels file
+    labels: str = "none"  # "none", "subdirs", "dataset.json" or a labels file
     class_names: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = None
-    valid: NonNegativeExamples | Share = 0
-    test: NonNegativeExamples | Share = 0
-    split_seed: Seed = 0
+    valid: CountOrShare = 0
+    test: CountOrShare = 0
+    split_seed: Annotated[Seed, NotBool] = 0
     flatten: bool = False
+    # read from a run's own spec.yaml (load_file(stored=True)): its class_names are those the
+    # run recorded, not the user's; a mismatch then means the folder changed
+    _recorded: bool = PrivateAttr(default=False)
 
     @model_validator(mode="after")
-    def _names(self) -> "ImagesData":
-        if self.class_names is not None:
-            if len(self.class_names) < 2:
-                raise ValueError("class_names: a labelled data set needs at least two classes")
-            if len(set(self.class_names)) != len(self.class_names):
-                raise ValueError("class_names: each class needs its own name")
-            if self.labels == "none":
-                raise ValueError("class_names names the classes of labels; set labels too")
-        if not self.labels:
-            raise ValueError("labels: \"none\", \"subdirs\" or a labels file")
+    def _stored(self, info: ValidationInfo) -> "ImagesData":
+        self._recorded = bool(info.context and info.context.get("stored"))
         return self
+
+    @property
+    def recorded(self) -> bool:
+        return self._recorded
+
+    # Field validators, not a model validator: a problem is located at its own key (and at
+    # --set when it was set there), not at `data:`.
+    @field_validator("path", mode="before")
+    @classmethod
+    def _path(cls, v: object) -> object:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            raise ValueError("empty: give the folder or .zip of images")
+        return v
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels(cls, v: object) -> object:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            raise ValueError("empty: \"none\", \"subdirs\", \"dataset.json\" or a labels "
+                             "file")
+        return v
+
+    @field_validator("class_names")
+    @classmethod
+    def _names(cls, v: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if v is not None:
+            if len(v) < 2:
+                raise ValueError("a labelled data set needs at least two classes")
+            if len(set(v)) != len(v):
+                raise ValueError("each class needs its own name")
+            if info.data.get("labels") == "none":
+                raise ValueError("names the classes of labels; set labels too")
+        return v
 
 
 Data = Annotated[

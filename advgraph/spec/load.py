@@ -157,10 +157,16 @@ def apply_overrides(data: Any, overrides: list[str], pos: Positions) -> Any:
                                     source=OVERRIDES))
         key, raw = item.split("=", 1)
         path = parse_override_path(key.strip())
+        if any("\udc80" <= c <= "\udcff" for c in raw):  # bytes the OS could not decode
+            raise SpecError(Problem(key, "value is not UTF-8 text, which a spec cannot hold "
+                                         "(a path with such bytes: rename it)",
+                                    source=OVERRIDES))
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as e:
-            raise SpecError(Problem(key, f"value is not valid YAML: {e}", source=OVERRIDES)) from None
+        except yaml.YAMLError as e:  # one line: the problem, not the parser's position lines
+            why = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise SpecError(Problem(key, f"value is not valid YAML: {why}",
+                                    source=OVERRIDES)) from None
         except ValueError as e:  # e.g. an integer with thousands of digits
             msg = ("number too large; no value of a spec needs that many digits"
                    if "digits" in str(e) else f"value cannot be read: {e}")

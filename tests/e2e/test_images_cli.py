@@ -140,13 +140,21 @@ def test_unlabelled_images_train_and_eval_says_which_metrics_need_labels(tmp_pat
     make_shapes(tmp_path / "shapes", per_class=40)
     (tmp_path / "u.yaml").write_text(UNCONDITIONAL.replace("labels: subdirs", "labels: none")
                                      .replace("stop: {steps: 200}", "stop: {steps: 2}"))
-    r = cli("train", tmp_path / "u.yaml", "--name", "u")
+    r = cli("train", tmp_path / "u.yaml", "--name", "u", "--set", "data.test=0")
     assert r.exit_code == 0, r.output
     assert "class_names: null" in (runs_root() / "u" / "spec.yaml").read_text()
     line = _one_error(cli("eval", "u", "--fid", "--samples", "50"))
     assert "--fid" in line and "data.labels: subdirs" in line and "--parzen needs none" in line
     line = _one_error(cli("sample", "u", "--by-label"))
     assert "not a conditional GAN" in line
+    line = _one_error(cli("eval", "u", "--parzen", "--samples", "50"))  # test: 0, as trained
+    assert "the test split of this run's data is empty: set data.test (a count or a share, " \
+           "e.g. 0.1) when training, or use --split valid" in line, line
+    # the data changed since: the commands that read it say so
+    Image.new("RGB", (20, 20), (9, 9, 9)).save(tmp_path / "shapes" / "circle" / "new.png")
+    r = cli("sample", "u", "--nearest", "--rows", "1", "--cols", "2")
+    assert r.exit_code == 0, r.output
+    assert "warning: the data changed since the run began" in r.stderr, r.stderr
 
 
 def test_data_inspect_and_prepare_a_folder_and_a_zip(tmp_path):
@@ -264,6 +272,12 @@ def test_the_second_run_reads_the_cache_and_a_changed_folder_is_noticed(shapes):
     r = cli("eval", "b", "--parzen", "--samples", "50")
     assert r.exit_code == 0, r.output
     assert "warning: the data changed since the run began" in r.stderr
+    # sample --nearest reads the data and warns; without it sample reads only the checkpoint
+    # (a conditional G's labels are drawn uniformly) and cannot tell (README)
+    for args, warned in ((), False), (("--by-label",), False), (("--nearest",), True):
+        r = cli("sample", "b", "--rows", "2", "--cols", "2", *args)
+        assert r.exit_code == 0, r.output
+        assert ("the data changed since the run began" in r.stderr) == warned, r.stderr
     # a new class folder: the recorded classes no longer match
     make_shapes(shapes.parent / "more", per_class=2, classes=("triangle",))
     (shapes.parent / "more" / "triangle").rename(shapes.parent / "shapes" / "triangle")
@@ -284,3 +298,55 @@ def test_distributed_training_on_a_folder_reports_once(shapes):
     info = json.loads((runs_root() / "d" / "run.json").read_text())
     assert info["world_size"] == 2 and info["data"]["images"] == 2 * PER_CLASS
 
+
+
+def test_prepare_refuses_an_out_inside_the_folder_and_bounds_workers(tmp_path):
+    folder = make_shapes(tmp_path / "shapes", per_class=3)
+    for out in (folder / "packed.npz", folder / "circle" / "p.npz",
+                tmp_path / "shapes" / ".." / "shapes" / "new" / "p.npz"):
+        line = _one_error(cli("data", "prepare", folder, "--out", out))
+        assert line.startswith("error: --out:") and "inside" in line, line
+    assert not list(folder.rglob("*.npz"))
+    r = cli("data", "prepare", folder, "--out", tmp_path / "o.npz", "--workers", "100000")
+    assert r.exit_code == 2 and "--workers" in r.output, r.output
+    r = cli("data", "prepare", folder, "--out", tmp_path / "deeper" / "o.npz", "--size", "8",
+            "8")  # a missing parent is made, as mkdir -p would
+    assert r.exit_code == 0 and (tmp_path / "deeper" / "o.npz").is_file(), r.output
+
+
+def test_the_printed_data_line_reads_back_the_path_written():
+    import yaml
+
+    from advgraph.cli.data import npz_snippet
+
+    for name in ("p.npz", "a b.npz", "x: y.npz", "#c.npz", "*a.npz", "é.npz", "a,b.npz",
+                 "{x}.npz", "- x.npz", "'q.npz", 'a"b.npz', "[1].npz", "a #b.npz"):
+        line = npz_snippet(Path("/data") / name, True)
+        assert yaml.safe_load(line)["data"]["path"] == f"/data/{name}", line
+    line = npz_snippet(Path("/data/\udcff.npz"), False)  # bytes that are not UTF-8
+    assert "not UTF-8" in line and "rename" in line and "\udcff" not in line
+
+
+def test_labels_dataset_json_reaches_scan_as_the_word(tmp_path, monkeypatch):
+    """This side only: `--labels dataset.json` (the one at the folder's root) is not taken as
+    a path beside the working directory; the images package reads it."""
+    import advgraph.data.images as images
+    from advgraph.errors import DataError
+
+    seen = []
+
+    def scan(path, labels):
+        seen.append(labels)
+        raise DataError("stop here")
+
+    monkeypatch.setattr(images, "scan", scan)
+    monkeypatch.chdir(tmp_path)
+    assert "stop here" in _one_error(cli("data", "inspect", tmp_path, "--labels",
+                                         "dataset.json"))
+    assert seen == ["dataset.json"]
+
+
+def test_a_flag_the_data_model_refuses_is_one_line_in_plain_words(tmp_path):
+    folder = make_shapes(tmp_path / "shapes", per_class=3)
+    line = _one_error(cli("data", "inspect", folder, "--labels", ""))
+    assert line.startswith("error: --labels: empty") and "Value error" not in line, line

@@ -37,6 +37,7 @@ def test_shape_and_classes_come_from_the_spec_without_reading_a_file():
 
 def test_absolute_paths_resolve_the_folder_and_a_labels_file(tmp_path):
     for labels, want in (("subdirs", "subdirs"), ("none", "none"),
+                         ("dataset.json", "dataset.json"),  # a word: the one in the folder
                          ("meta/labels.csv", str(tmp_path / "meta" / "labels.csv"))):
         d = dataset_for(data(labels=labels), tmp_path).with_absolute_paths()
         assert d.path == str(tmp_path / "pics") and d.labels == want
@@ -117,8 +118,21 @@ def test_unlabelled_and_flattened(folder):
 def test_classes_that_changed_since_the_run_recorded_them_are_refused(folder):
     ds = dataset_for(data(labels="subdirs", class_names=["cat", "dog"]), folder)
     assert ds.load().class_names == ["cat", "dog"]
-    with pytest.raises(DataError, match="the folder's classes changed"):
-        dataset_for(data(labels="subdirs", class_names=["cat", "cow"]), folder).load()
+    recorded = ImagesData.model_validate(  # as a run's spec.yaml is read (load_file(stored=True))
+        {"dataset": "images", "path": "pics", "size": [6, 4], "labels": "subdirs",
+         "class_names": ["cat", "cow"]}, context={"stored": True})
+    with pytest.raises(DataError, match="recorded when the run began.*the folder's classes "
+                                        "changed"):
+        dataset_for(recorded, folder).load()
+
+
+def test_class_names_a_user_gives_in_another_order_are_told_the_folders_order(folder):
+    with pytest.raises(DataError) as e:
+        dataset_for(data(labels="subdirs", class_names=["dog", "cat"]), folder).load()
+    msg = str(e.value)
+    assert "the folder's classes (sorted by name) are cat, dog, but data.class_names gives " \
+           "dog, cat (in label order: the folders sorted by name)" in msg, msg
+    assert "recorded" not in msg and "changed" not in msg
 
 
 def test_a_condition_with_another_number_of_classes_is_refused(folder):
@@ -139,3 +153,86 @@ def test_a_missing_folder_is_located_at_its_spec_line(tmp_path):
     ds = dataset_for(loaded.spec.data, loaded.base_dir)
     with pytest.raises(SpecError, match=r"x\.yaml:5:\d+: data\.path: no such folder or \.zip"):
         ds.check_paths(loaded)
+
+
+SPEC = ("name: x\nprior: {type: gaussian, dim: 2}\ndata:\n  dataset: images\n"
+        "  path: pics\n  size: [4, 4]\n  labels: subdirs\n"
+        "generator: {layers: [{type: dense, units: 48}, {type: sigmoid}]}\n"
+        "discriminator: {layers: [{type: flatten}, {type: dense, units: 1}, "
+        "{type: sigmoid}]}\n"
+        "training: {batch_size: 2, optimizer: {type: adam}, stop: {steps: 1}}\n")
+
+
+def _problems(*sets: str) -> list[str]:
+    with pytest.raises(SpecError) as e:
+        load_text(SPEC, "x.yaml", overrides=list(sets))
+    return [str(p) for p in e.value.problems]
+
+
+def test_a_count_or_share_is_one_problem_in_one_line_and_true_is_no_count():
+    for value in ("true", "false", "1.5", "-1", "1e12", ".nan", "'3'"):
+        (line,) = _problems(f"data.valid={value}")
+        assert "data.valid: a count ≥ 0" in line and "or a share in (0, 1)" in line, line
+    (line,) = _problems("data.test=true")
+    assert "data.test:" in line and "got true" in line
+    ok = load_text(SPEC, "x.yaml", overrides=["data.valid=0.25", "data.test=3"]).spec.data
+    assert (ok.valid, ok.test) == (0.25, 3)
+    assert type(load_text(SPEC, "x.yaml", overrides=["data.valid=3.0"]).spec.data.valid) is int
+
+
+def test_booleans_are_refused_where_a_number_is_meant():
+    for key, where in (("split_seed", "data.split_seed"), ("channels", "data.channels"),
+                       ("size=[true, 4]", "data.size[0]"), ("background=[0, true, 0]",
+                                                            "data.background[1]")):
+        setting = f"data.{key}" if "=" in key else f"data.{key}=true"
+        (line,) = _problems(setting)
+        assert f"{where}: a number, not true" in line, line
+
+
+def test_an_empty_path_or_labels_is_refused_at_validation():
+    for setting in ("data.path=''", "data.path=", "data.path='  '"):
+        (line,) = _problems(setting)
+        assert "data.path: empty" in line, line
+    for setting in ("data.labels=''", "data.labels="):
+        (line,) = _problems(setting)
+        assert "data.labels: empty" in line, line
+
+
+def test_problems_of_an_overridden_field_are_located_at_set_and_in_the_file_at_its_line():
+    for setting, msg in (("data.class_names=[a]", "at least two classes"),
+                         ("data.class_names=[a, a]", "its own name"),
+                         ("data.labels=''", "empty")):
+        (line,) = _problems(setting)
+        assert line.startswith("`overrides`: data.") and msg in line, line
+    text = SPEC.replace("  labels: subdirs\n", "  labels: none\n  class_names: [a, b]\n")
+    with pytest.raises(SpecError) as e:
+        load_text(text, "x.yaml")
+    assert str(e.value.problems[0]).startswith("x.yaml:8:"), str(e.value)  # class_names' line
+
+
+def test_labels_dataset_json_is_the_word_passed_to_scan_not_a_path(tmp_path, monkeypatch):
+    """Only this side: the word reaches scan unchanged (the images package finds the
+    dataset.json at the folder's root) and no ./dataset.json beside the spec is looked for."""
+    loaded = load_text(SPEC.replace("labels: subdirs", "labels: dataset.json"),
+                       str(tmp_path / "x.yaml"), path=tmp_path / "x.yaml")
+    (tmp_path / "pics").mkdir()
+    ds = dataset_for(loaded.spec.data, loaded.base_dir)
+    ds.check_paths(loaded)  # no "no such labels file: …/dataset.json"
+    seen = []
+
+    def scan(path, labels):
+        seen.append((path, labels))
+        raise DataError("stop here")
+
+    monkeypatch.setattr(images, "scan", scan)
+    with pytest.raises(DataError, match="stop here"):
+        ds.load()
+    assert seen == [(tmp_path / "pics", "dataset.json")]
+
+
+def test_a_set_value_that_is_not_utf8_or_not_yaml_is_one_line():
+    (line,) = _problems("data.path=/tmp/\udcff")  # as Python decodes a non-UTF-8 argv
+    assert line.startswith("`overrides`: data.path:") and "not UTF-8" in line, line
+    assert "\n" not in line and "#x" not in line
+    (line,) = _problems("data.path=[a")
+    assert "not valid YAML" in line and "\n" not in line, line
