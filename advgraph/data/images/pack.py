@@ -19,11 +19,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -82,7 +85,9 @@ def prepare(listing: Listing, prep: Preparation, workers: int | None = None,
             progress: Progress | None = None, warn: Warn | None = None) -> Packed:
     """The packed data of `listing`: from the cache when an entry for its fingerprint and
     `prep` is there and its SHA-256 matches, else decoded (in `workers` processes; None: as
-    many as the CPUs, for large listings) and cached. DataError when no file is usable, when
+    many as the CPUs, for large listings; capped by parallel.most_workers()) and cached. SIGTERM
+    while decoding raises Terminated (a KeyboardInterrupt), as Ctrl-C does, once the temporary
+    file is removed. DataError when no file is usable, when
     the data would not fit in memory or on disk, or when the folder changed while it was being
     prepared."""
     if workers is not None and (not isinstance(workers, int) or workers < 1):
@@ -195,8 +200,40 @@ def _store(packed: Packed, target: store.Target, key: str, prep: Preparation,
 # ---- preparing ----------------------------------------------------------------------------
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM while preparing: handled as Ctrl-C is (the temporary file removed, the workers
+    ended), then the process ends non-zero."""
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises Terminated in the block, where it would end the process at once (its
+    default action) and leave the temporary file behind: only in the main thread, only where
+    the handler is the default one (a caller's own, training's say, is kept), and the previous
+    one restored after."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated("terminated (SIGTERM)")
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _prepare(listing: Listing, prep: Preparation, fingerprint: str, key: str, entry: Path,
              workers: int, progress: Progress | None, warn: Warn) -> Packed:
+    with sigterm_as_interrupt():
+        return _prepare_now(listing, prep, fingerprint, key, entry, workers, progress, warn)
+
+
+def _prepare_now(listing: Listing, prep: Preparation, fingerprint: str, key: str, entry: Path,
+                 workers: int, progress: Progress | None, warn: Warn) -> Packed:
     n = len(listing.entries)
     if n == 0:
         raise DataError(_none_usable(listing, []))
