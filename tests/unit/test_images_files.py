@@ -87,7 +87,7 @@ def test_links_to_files_and_folders_are_followed(tmp_path):
 
 def test_a_link_loop_a_link_to_itself_and_a_broken_link_are_skipped_by_name(tmp_path):
     put(tmp_path, "a/one.png")
-    os.symlink(tmp_path, tmp_path / "a/up")  # a loop back to the root
+    os.symlink(tmp_path / "a", tmp_path / "a/up")  # a loop back to its folder
     os.symlink(tmp_path / "a/self", tmp_path / "a/self")
     os.symlink(tmp_path / "nowhere.png", tmp_path / "a/broken.png")
     listing = scan(tmp_path)
@@ -95,6 +95,28 @@ def test_a_link_loop_a_link_to_itself_and_a_broken_link_are_skipped_by_name(tmp_
     assert reasons(listing) == {"a/up": "symbolic link loop, not followed",
                                 "a/self": "symbolic link loop, not followed",
                                 "a/broken.png": "broken symbolic link"}
+
+
+def test_a_link_to_the_root_or_a_folder_holding_it_is_not_followed(tmp_path):
+    """`ln -s / everything` walked the whole file system."""
+    root = tmp_path / "data"
+    put(root, "a/one.png")
+    put(tmp_path, "beside.png")
+    os.symlink("/", root / "everything")
+    os.symlink(tmp_path, root / "a/parent")
+    os.symlink(root, root / "a/root")
+    os.symlink("..", root / "up")
+    os.symlink(tmp_path.parent, root / "grandparent")
+    put(tmp_path, "other/x.png")
+    os.symlink(tmp_path / "other", root / "other")  # an unrelated folder: followed
+    listing = scan(root)
+    assert names(listing) == ["a/one.png", "other/x.png"]
+    holds = "link to a folder that holds this one, not followed"
+    assert reasons(listing) == {"everything": holds, "a/parent": holds, "a/root": holds,
+                                "up": holds, "grandparent": holds}
+    # reached through a link itself: the folders that hold the link hold it too
+    os.symlink(root, tmp_path / "via")
+    assert names(scan(tmp_path / "via")) == ["a/one.png", "other/x.png"]
 
 
 def test_two_links_into_one_folder_walk_it_once_more_at_most(tmp_path):
