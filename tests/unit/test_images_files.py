@@ -487,13 +487,25 @@ def test_names_not_in_the_folder_are_reported_and_none_matching_is_an_error(tmp_
     (".json", '{"labls": []}', r'labels\.json: a JSON labels file is'),
     (".json", '{"labels": [["a/1.png", 1], ["a/1.png", 2]]}',
      r"labels\[1\]: 'a/1\.png' is labelled again, differently \(first at labels\[0\]\)"),
+    (".json", '{"labels": [["a/1.png", 100000]]}', r"labels\.json: labels\[0\]: the label "
+                                                   r"must be below 100,000 .*; got 100,000$"),
+    (".json", '{"labels": [["a/1.png", 99999999999999999999999]]}',
+     r"labels\[0\]: the label must be below 100,000 .*; got a number of 23 digits$"),
+    (".json", '{"labels": [["a/1.png", ' + "9" * 5000 + ']]}', r"labels\.json: not usable JSON"),
     (".csv", "name,label\na/1.png,1\n", r"labels\.csv:1: a CSV labels file needs a header "
-                                        r"with `file` and `label` columns; found name, label"),
-    (".csv", "file,label\na/1.png,1\nb/3.png,-1\n", r"labels\.csv: line 3: the label must be "
+                                        r"with 'file' and 'label' columns; found name, label"),
+    (".csv", "file,label\na/1.png,1\nb/3.png,-1\n", r"labels\.csv:3: the label must be "
                                                     r"≥ 0; got -1"),
+    (".csv", "file,label\na/1.png,1\nb/3.png,99999999999999999999999\n",
+     r"labels\.csv:3: the label must be below 100,000 .*; got a number of 23 digits$"),
+    (".csv", "file,label\na/1.png,100000\n", r"labels\.csv:2: the label must be below 100,000 "
+                                             r"\(the most classes a model has\); got 100,000$"),
+    (".csv", "file,label\na/1.png," + "9" * 5000 + "\n", r"labels\.csv:2: the label must be "
+                                                      r"below 100,000 .* 5,000 digits$"),
+    (".csv", "file,label\n\n", r"labels\.csv: the labels file has a header but no rows$"),
     (".csv", "file,label\na/1.png,1\nb/3.png\n", r"labels\.csv:3: 1 column\(s\)"),
     (".csv", "file,label\na/1.png,1\n,2\n", r"labels\.csv:3: names no file"),
-    (".csv", "file,label\na/1.png,1\na/1.png,0\n", r"labels\.csv: line 3: 'a/1\.png' is "
+    (".csv", "file,label\na/1.png,1\na/1.png,0\n", r"labels\.csv:3: 'a/1\.png' is "
                                                    r"labelled again, differently \(first at "
                                                    r"line 2\)"),
     (".csv", "", r"labels\.csv: the labels file is empty"),
@@ -503,6 +515,18 @@ def test_a_malformed_labels_file_is_an_error_naming_where(tmp_path, suffix, text
     with pytest.raises(DataError, match=where) as e:
         scan(root, str(path))
     assert "\n" not in str(e.value)
+
+
+def test_the_label_limit_is_the_conditional_model_s():
+    from advgraph.spec.gan import LabelCondition
+
+    limit = [m.le for m in LabelCondition.model_fields["classes"].metadata if hasattr(m, "le")]
+    assert limit == [labels_mod.MAX_LABEL]
+
+
+def test_the_largest_label_is_packed(tmp_path):
+    root, path = labelled(tmp_path, "file,label\na/1.png,99999\nb/3.png,0\n", ".csv")
+    assert [e.label for e in scan(root, str(path)).entries] == [99999, -1, 0]
 
 
 def test_a_name_listed_twice_with_the_same_label_is_fine(tmp_path):
