@@ -580,3 +580,64 @@ def test_a_split_without_training_images_is_an_error_naming_valid_and_test(n, va
     with pytest.raises(DataError, match=r"`valid` \(\d+\) and `test` \(\d+\) leave no training "
                                         rf"image of the {n} usable ones"):
         split_indices(n, valid, test, seed=0)
+
+
+# ---- labels: dataset.json (the file at the root of the folder or zip) ---------------------
+
+
+def test_labels_dataset_json_reads_the_folder_s_own(tmp_path, monkeypatch):
+    root, _ = labelled(tmp_path, "", ".csv")
+    (root / "dataset.json").write_text(json.dumps({"labels": [["a/1.png", 2], ["b/3.png", 0]]}))
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    (elsewhere / "dataset.json").write_text('{"labels": [["a/2.png", 7]]}')
+    monkeypatch.chdir(elsewhere)  # never the current folder's
+    listing = scan(root, "dataset.json")
+    assert [e.label for e in listing.entries] == [2, -1, 0]
+    assert names(listing) == ["a/1.png", "a/2.png", "b/3.png"]
+    assert listing.labels == "dataset.json" and listing.labels_file() == root / "dataset.json"
+    before = listing.fingerprint()
+    (root / "dataset.json").write_text(json.dumps({"labels": [["a/1.png", 1]]}))
+    again = scan(root, "dataset.json")
+    assert [e.label for e in again.entries] == [1, -1, -1] and again.fingerprint() != before
+    # another path is a labels file by that path, as before
+    assert [e.label for e in scan(root, str(elsewhere / "dataset.json")).entries] == [-1, 7, -1]
+
+
+def test_labels_dataset_json_reads_the_zip_s_member(tmp_path):
+    with zipfile.ZipFile(tmp_path / "d.zip", "w") as z:
+        for n in ("00000/img00000000.png", "00000/img00000001.png"):
+            z.writestr(n, png())
+        z.writestr("dataset.json", json.dumps({"labels": [["00000/img00000000.png", 4],
+                                                          ["00000/img00000001.png", 1]]}))
+    listing = scan(tmp_path / "d.zip", "dataset.json")
+    assert [e.label for e in listing.entries] == [4, 1] and listing.labels_file() is None
+    assert names(listing) == ["00000/img00000000.png", "00000/img00000001.png"]
+
+
+def test_labels_dataset_json_that_is_not_there_or_too_large_is_an_error(tmp_path, monkeypatch):
+    root, _ = labelled(tmp_path, "", ".csv")
+    with pytest.raises(DataError, match=r"imgs: has no dataset\.json at its root \(`labels` "
+                                        r"dataset\.json reads that file"):
+        scan(root, "dataset.json")
+    with zipfile.ZipFile(tmp_path / "d.zip", "w") as z:
+        z.writestr("a.png", png())
+    with pytest.raises(DataError, match=r"d\.zip: has no dataset\.json at its root"):
+        scan(tmp_path / "d.zip", "dataset.json")
+    with zipfile.ZipFile(tmp_path / "d.zip", "a") as z:
+        z.writestr("dataset.json", '{"labels": [["a.png", 1]]}' + " " * 100)
+    monkeypatch.setattr(labels_mod, "MAX_LABELS_BYTES", 50)
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("advgraph.data.images.scan"),
+                        "MAX_LABELS_BYTES", 50)
+    with pytest.raises(DataError, match=r"d\.zip/dataset\.json: the labels file is 126 bytes; "
+                                        r"the limit is 50$"):
+        scan(tmp_path / "d.zip", "dataset.json")
+    monkeypatch.undo()
+    with zipfile.ZipFile(tmp_path / "e.zip", "w") as z:
+        z.writestr("a.png", png())
+        z.writestr("dataset.json", '{"labels": [["a.png", -1]]}')
+    with pytest.raises(DataError, match=r"e\.zip/dataset\.json: labels\[0\]: the label must be "
+                                        r"≥ 0"):
+        scan(tmp_path / "e.zip", "dataset.json")

@@ -532,3 +532,14 @@ def test_survey_counts_what_is_there_and_says_what_preparing_does(tmp_path, work
     # what the survey found usable is what preparing keeps
     packed = prepared(root, labels="subdirs", workers=1)
     assert len(packed.images) == s.usable and packed.skipped == s.problems
+
+
+def test_a_folder_labelled_by_its_own_dataset_json_is_prepared_and_then_cached(tmp_path):
+    import json
+
+    write_folder(tmp_path / "imgs", 6)
+    (tmp_path / "imgs" / "dataset.json").write_text(json.dumps(
+        {"labels": [[f"{i:04d}.png", i % 2] for i in range(6)]}))
+    first = prepared(tmp_path / "imgs", labels="dataset.json", workers=1)
+    assert first.labels.tolist() == [0, 1, 0, 1, 0, 1] and not first.cached
+    assert prepared(tmp_path / "imgs", labels="dataset.json", workers=1).cached

@@ -341,7 +341,8 @@ def _stats_unchanged(listing: Listing) -> bool:
 
     if listing.is_zip and stat_of(listing.root) != listing.zip_stat:
         return False
-    if listing.labels_stat is not None and stat_of(listing.labels) != listing.labels_stat:
+    labels_file = listing.labels_file()
+    if labels_file is not None and stat_of(labels_file) != listing.labels_stat:
         return False
     if not listing.is_zip and not listing.dirs:
         return False  # a listing built by hand: nothing to compare
