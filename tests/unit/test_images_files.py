@@ -92,7 +92,7 @@ def test_a_link_loop_a_link_to_itself_and_a_broken_link_are_skipped_by_name(tmp_
     os.symlink(tmp_path / "nowhere.png", tmp_path / "a/broken.png")
     listing = scan(tmp_path)
     assert names(listing) == ["a/one.png"]
-    assert reasons(listing) == {"a/up": "symbolic link loop, not followed",
+    assert reasons(listing) == {"a/up/": "symbolic link loop, not followed",
                                 "a/self": "symbolic link loop, not followed",
                                 "a/broken.png": "broken symbolic link"}
 
@@ -112,8 +112,8 @@ def test_a_link_to_the_root_or_a_folder_holding_it_is_not_followed(tmp_path):
     listing = scan(root)
     assert names(listing) == ["a/one.png", "other/x.png"]
     holds = "link to a folder that holds this one, not followed"
-    assert reasons(listing) == {"everything": holds, "a/parent": holds, "a/root": holds,
-                                "up": holds, "grandparent": holds}
+    assert reasons(listing) == {"everything/": holds, "a/parent/": holds, "a/root/": holds,
+                                "up/": holds, "grandparent/": holds}
     # reached through a link itself: the folders that hold the link hold it too
     os.symlink(root, tmp_path / "via")
     assert names(scan(tmp_path / "via")) == ["a/one.png", "other/x.png"]
@@ -125,7 +125,7 @@ def test_two_links_into_one_folder_walk_it_once_more_at_most(tmp_path):
     os.symlink(tmp_path / "d", tmp_path / "l2")
     listing = scan(tmp_path)
     assert names(listing) == ["d/x.png"]
-    assert set(reasons(listing)) == {"l1", "l2"}
+    assert set(reasons(listing)) == {"l1/", "l2/"}
 
 
 def test_a_fifo_is_skipped_and_never_opened(tmp_path):
@@ -216,6 +216,12 @@ def test_subdirs_with_one_class_is_an_error_suggesting_labels_none(tmp_path):
     msg = str(e.value)
     assert msg.startswith(f"{tmp_path}: ") and "\n" not in msg
     assert "at least two class folders" in msg and "'cats'" in msg and "none" in msg
+    (tmp_path / "emptyclass").mkdir()
+    (tmp_path / "dogs").mkdir()
+    put(tmp_path, "dogs/.hidden.png")
+    with pytest.raises(DataError, match=r"it has one: 'cats' with images, and 2 with none: "
+                                        r"dogs/, emptyclass/ \(use `labels` none"):
+        scan(tmp_path, "subdirs")
 
 
 def test_subdirs_class_names_are_shown_safely(tmp_path):

@@ -36,7 +36,7 @@ from ..files import check_fits
 from . import decode as decoding
 from . import parallel, store
 from .decode import Preparation, Unusable
-from .scan import Changed, Listing, Skipped, scan, shown
+from .scan import Changed, Listing, Skipped, none_usable, scan, shown
 
 # progress(done, total): files decoded so far (called from the main process only)
 Progress = Callable[[int, int], None]
@@ -93,6 +93,8 @@ def prepare(listing: Listing, prep: Preparation, workers: int | None = None,
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ValueError(f"`workers` must be a positive integer or None, not {workers!r}")
     warn = warn or (lambda message: None)
+    if listing.unmatched:
+        warn(unmatched_warning(listing.unmatched))
     fingerprint = listing.fingerprint()
     key = entry_key(listing, fingerprint, prep)
     from ...cache import cache_dir
@@ -236,7 +238,7 @@ def _prepare_now(listing: Listing, prep: Preparation, fingerprint: str, key: str
                  workers: int, progress: Progress | None, warn: Warn) -> Packed:
     n = len(listing.entries)
     if n == 0:
-        raise DataError(_none_usable(listing, []))
+        raise DataError(none_usable(listing, []))
     _check_memory(listing.root, n, prep, in_memory=False)
     target = _target(listing, prep, entry, warn)
     try:
@@ -245,7 +247,7 @@ def _prepare_now(listing: Listing, prep: Preparation, fingerprint: str, key: str
         failed = [Skipped(e.name, r) for e, r in zip(listing.entries, reasons) if r is not None]
         good = [i for i, r in enumerate(reasons) if r is None]
         if not good:
-            raise DataError(_none_usable(listing, failed))
+            raise DataError(none_usable(listing, failed))
         images = target.compact(good)
         labels = None
         if listing.labels != "none":
@@ -368,26 +370,35 @@ def _difference(before: Listing, after: Listing) -> str:
     return f"files {', '.join(parts)}: {shown(first)}" + (", …" if count > 1 else "")
 
 
-def _none_usable(listing: Listing, failed: list[Skipped]) -> str:
-    problems = (list(listing.skipped) + failed)[:3]
-    first = "; ".join(f"{shown(s.name)}: {s.reason}" for s in problems)
-    n = len(listing.entries)
-    return (f"{listing.root}: none of the {n:,} files is a usable image"
-            + (f" (first problems: {first})" if first else ""))
-
-
 def _warn_skipped(skipped: list[Skipped], usable: int, warn: Warn, per_file: bool) -> None:
-    """Per file for the first few (when just prepared), then a count: one line each."""
+    """Per file for the first few (when just prepared), then a count: one line each (the count
+    names the first three only where they were not named on their own lines)."""
     if not skipped:
         return
     if per_file:
         for s in skipped[:SHOWN_SKIPS]:
             warn(f"skipped {shown(s.name)}: {s.reason}")
-    total = usable + len(skipped)
+    files = sum(not s.name.endswith("/") for s in skipped)  # a name with '/': a folder
+    folders = len(skipped) - files
+    count = f"skipped {files:,} of {usable + files:,} files that cannot be used" + (
+        f" and {folders:,} folder{'s' * (folders != 1)}" if folders else "")
+    if per_file and len(skipped) <= SHOWN_SKIPS:
+        if files:
+            warn(count)
+        return
     first = ", ".join(f"{shown(s.name)} ({s.reason})" for s in skipped[:3])
     which = "; the first: " if len(skipped) > 3 else ": "
     more = ", …" if len(skipped) > 3 else ""
-    warn(f"skipped {len(skipped):,} of {total:,} files that cannot be used{which}{first}{more}")
+    warn(f"{count}{which}{first}{more}")
+
+
+def unmatched_warning(names: list[str], most: int = 5) -> str:
+    """The names a labels file gives that match no image file, in one line."""
+    listed = ", ".join(shown(n) for n in names[:most]) + (", …" if len(names) > most else "")
+    one = len(names) == 1
+    return (f"{len(names):,} name{'' if one else 's'} in the labels file match{'es' if one else ''}"
+            f" no image file: {listed} (names are paths inside the folder, '/'-separated, "
+            "case-sensitive)")
 
 
 # ---- the .npz of `advgraph data prepare` --------------------------------------------------

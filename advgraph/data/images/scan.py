@@ -159,6 +159,16 @@ def shown(name: str) -> str:
                    else f"\\u{ord(c):04x}" for c in text)
 
 
+def none_usable(listing: Listing, failed: list[Skipped]) -> str:
+    """The one-line error when none of the listed files is usable (`failed`: those found
+    unusable when read), with the first problems: prepare's and `data inspect`'s."""
+    problems = (list(listing.skipped) + failed)[:3]
+    first = "; ".join(f"{shown(s.name)}: {s.reason}" for s in problems)
+    n = len(listing.entries)
+    return (f"{listing.root}: none of the {n:,} files is a usable image"
+            + (f" (first problems: {first})" if first else ""))
+
+
 def _describe_empty(path: Path, found: Found) -> str:
     notes = []
     if found.ignored:
@@ -236,6 +246,11 @@ def _by_folder(listing: Listing, found: Found) -> None:
     classes = sorted(used)
     if len(classes) < 2:
         has = f"one: {shown(classes[0])!r}" if classes else "none"
+        empty = sorted(found.top_dirs - used)
+        if empty:
+            listed = ", ".join(shown(d) + "/" for d in empty[:5]) + (", …" if len(empty) > 5
+                                                                     else "")
+            has += f" with images, and {len(empty)} with none: {listed}"
         raise DataError(f"{listing.root}: `labels` subdirs needs at least two class folders; "
                         f"it has {has} (use `labels` none for images without classes)")
     index = {c: i for i, c in enumerate(classes)}

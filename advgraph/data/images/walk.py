@@ -22,7 +22,8 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 
 @dataclass(frozen=True)
 class Skipped:
-    """A file that cannot be used, and why (shown to the user in a warning)."""
+    """A file that cannot be used, and why (shown to the user in a warning). A name ending in
+    '/' is a folder left out (a link loop, an unreadable or empty class folder), not a file."""
 
     name: str
     reason: str
@@ -133,15 +134,17 @@ def _visit(entry: os.DirEntry, rel: str, seen: tuple[tuple, set, set],
         return
     if stat.S_ISDIR(st.st_mode):
         key = (st.st_dev, st.st_ino)
+        # named with a '/': a folder, not a file (survey counts files)
         if key in outer:
-            found.skipped.append(Skipped(name, "link to a folder that holds this one, not "
-                                               "followed"))
+            found.skipped.append(Skipped(name + "/", "link to a folder that holds this one, "
+                                                     "not followed"))
         elif key in ancestors:
-            found.skipped.append(Skipped(name, "symbolic link loop, not followed"))
+            found.skipped.append(Skipped(name + "/", "symbolic link loop, not followed"))
         elif entry.is_symlink() and key in visited:
             # a second way into a folder already walked: following every such link could
             # take exponentially long on a crafted tree
-            found.skipped.append(Skipped(name, "link to a folder already listed, not followed"))
+            found.skipped.append(Skipped(name + "/", "link to a folder already listed, not "
+                                                     "followed"))
         else:
             visited.add(key)
             stack.append((name, entry.path, ancestors + (key,)))
