@@ -19,14 +19,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
@@ -36,6 +33,7 @@ from ..files import check_fits
 from . import decode as decoding
 from . import parallel, store
 from .decode import Preparation, Unusable
+from .parallel import Terminated, sigterm_as_interrupt  # noqa: F401 (what prepare raises)
 from .scan import Changed, Listing, Skipped, none_usable, scan, shown
 
 # progress(done, total): files decoded so far (called from the main process only)
@@ -200,32 +198,6 @@ def _store(packed: Packed, target: store.Target, key: str, prep: Preparation,
 
 
 # ---- preparing ----------------------------------------------------------------------------
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM while preparing: handled as Ctrl-C is (the temporary file removed, the workers
-    ended), then the process ends non-zero."""
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises Terminated in the block, where it would end the process at once (its
-    default action) and leave the temporary file behind: only in the main thread, only where
-    the handler is the default one (a caller's own, training's say, is kept), and the previous
-    one restored after."""
-    if threading.current_thread() is not threading.main_thread() \
-            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        yield
-        return
-
-    def terminate(signum, frame):
-        raise Terminated("terminated (SIGTERM)")
-
-    signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _prepare(listing: Listing, prep: Preparation, fingerprint: str, key: str, entry: Path,

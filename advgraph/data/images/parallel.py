@@ -20,7 +20,9 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Callable
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 CHUNK = 512  # files per chunk at most: the progress bar moves every few hundred files
 MIN_CHUNK = 64
@@ -39,6 +41,32 @@ _BLOCKED = {signal.SIGINT, signal.SIGTERM}
 class WorkerDied(Exception):
     """A worker process ended without finishing its chunk (killed, out of memory, a crash in
     a decoder); str(e) says how."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM while preparing: handled as Ctrl-C is (the temporary file removed, the workers
+    ended), then the process ends non-zero."""
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises Terminated in the block, where it would end the process at once (its
+    default action) and leave the temporary file behind: only in the main thread, only where
+    the handler is the default one (a caller's own, training's say, is kept), and the previous
+    one restored after."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated("terminated (SIGTERM)")
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def usable_cpus() -> int:
