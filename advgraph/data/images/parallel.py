@@ -7,8 +7,9 @@ Forking is what Linux does cheaply and safely for a process that only decodes wi
 NumPy; elsewhere (macOS, where fork is unsafe, and Windows) the work runs in this process.
 
 Why explicit processes and a pipe each rather than a pool: an interruption must always be
-prompt. The workers share no lock (a worker killed while holding a pool's queue lock hung the
-others, and the pool's shutdown with them); each is handed its next chunk by this process only
+prompt, and a Ctrl-C while a ProcessPoolExecutor was forking its workers hung its shutdown
+forever (about 1 time in 16: this process waiting for a worker, one worker reading its pipe,
+another waiting on a lock). Here the workers share no lock; each is handed its next chunk by this process only
 when it has sent back the last one, and on any exception here every worker is killed and
 reaped before the exception goes on. They are forked with SIGINT and SIGTERM blocked, so none
 is ever born with this process's handlers (they ignore Ctrl-C, which this process handles),
