@@ -87,14 +87,36 @@ def test_links_to_files_and_folders_are_followed(tmp_path):
 
 def test_a_link_loop_a_link_to_itself_and_a_broken_link_are_skipped_by_name(tmp_path):
     put(tmp_path, "a/one.png")
-    os.symlink(tmp_path, tmp_path / "a/up")  # a loop back to the root
+    os.symlink(tmp_path / "a", tmp_path / "a/up")  # a loop back to its folder
     os.symlink(tmp_path / "a/self", tmp_path / "a/self")
     os.symlink(tmp_path / "nowhere.png", tmp_path / "a/broken.png")
     listing = scan(tmp_path)
     assert names(listing) == ["a/one.png"]
-    assert reasons(listing) == {"a/up": "symbolic link loop, not followed",
+    assert reasons(listing) == {"a/up/": "symbolic link loop, not followed",
                                 "a/self": "symbolic link loop, not followed",
                                 "a/broken.png": "broken symbolic link"}
+
+
+def test_a_link_to_the_root_or_a_folder_holding_it_is_not_followed(tmp_path):
+    """`ln -s / everything` walked the whole file system."""
+    root = tmp_path / "data"
+    put(root, "a/one.png")
+    put(tmp_path, "beside.png")
+    os.symlink("/", root / "everything")
+    os.symlink(tmp_path, root / "a/parent")
+    os.symlink(root, root / "a/root")
+    os.symlink("..", root / "up")
+    os.symlink(tmp_path.parent, root / "grandparent")
+    put(tmp_path, "other/x.png")
+    os.symlink(tmp_path / "other", root / "other")  # an unrelated folder: followed
+    listing = scan(root)
+    assert names(listing) == ["a/one.png", "other/x.png"]
+    holds = "link to a folder that holds this one, not followed"
+    assert reasons(listing) == {"everything/": holds, "a/parent/": holds, "a/root/": holds,
+                                "up/": holds, "grandparent/": holds}
+    # reached through a link itself: the folders that hold the link hold it too
+    os.symlink(root, tmp_path / "via")
+    assert names(scan(tmp_path / "via")) == ["a/one.png", "other/x.png"]
 
 
 def test_two_links_into_one_folder_walk_it_once_more_at_most(tmp_path):
@@ -103,7 +125,7 @@ def test_two_links_into_one_folder_walk_it_once_more_at_most(tmp_path):
     os.symlink(tmp_path / "d", tmp_path / "l2")
     listing = scan(tmp_path)
     assert names(listing) == ["d/x.png"]
-    assert set(reasons(listing)) == {"l1", "l2"}
+    assert set(reasons(listing)) == {"l1/", "l2/"}
 
 
 def test_a_fifo_is_skipped_and_never_opened(tmp_path):
@@ -194,6 +216,12 @@ def test_subdirs_with_one_class_is_an_error_suggesting_labels_none(tmp_path):
     msg = str(e.value)
     assert msg.startswith(f"{tmp_path}: ") and "\n" not in msg
     assert "at least two class folders" in msg and "'cats'" in msg and "none" in msg
+    (tmp_path / "emptyclass").mkdir()
+    (tmp_path / "dogs").mkdir()
+    put(tmp_path, "dogs/.hidden.png")
+    with pytest.raises(DataError, match=r"it has one: 'cats' with images, and 2 with none: "
+                                        r"dogs/, emptyclass/ \(use `labels` none"):
+        scan(tmp_path, "subdirs")
 
 
 def test_subdirs_class_names_are_shown_safely(tmp_path):
@@ -465,13 +493,25 @@ def test_names_not_in_the_folder_are_reported_and_none_matching_is_an_error(tmp_
     (".json", '{"labls": []}', r'labels\.json: a JSON labels file is'),
     (".json", '{"labels": [["a/1.png", 1], ["a/1.png", 2]]}',
      r"labels\[1\]: 'a/1\.png' is labelled again, differently \(first at labels\[0\]\)"),
+    (".json", '{"labels": [["a/1.png", 100000]]}', r"labels\.json: labels\[0\]: the label "
+                                                   r"must be below 100,000 .*; got 100,000$"),
+    (".json", '{"labels": [["a/1.png", 99999999999999999999999]]}',
+     r"labels\[0\]: the label must be below 100,000 .*; got a number of 23 digits$"),
+    (".json", '{"labels": [["a/1.png", ' + "9" * 5000 + ']]}', r"labels\.json: not usable JSON"),
     (".csv", "name,label\na/1.png,1\n", r"labels\.csv:1: a CSV labels file needs a header "
-                                        r"with `file` and `label` columns; found name, label"),
-    (".csv", "file,label\na/1.png,1\nb/3.png,-1\n", r"labels\.csv: line 3: the label must be "
+                                        r"with 'file' and 'label' columns; found name, label"),
+    (".csv", "file,label\na/1.png,1\nb/3.png,-1\n", r"labels\.csv:3: the label must be "
                                                     r"≥ 0; got -1"),
+    (".csv", "file,label\na/1.png,1\nb/3.png,99999999999999999999999\n",
+     r"labels\.csv:3: the label must be below 100,000 .*; got a number of 23 digits$"),
+    (".csv", "file,label\na/1.png,100000\n", r"labels\.csv:2: the label must be below 100,000 "
+                                             r"\(the most classes a model has\); got 100,000$"),
+    (".csv", "file,label\na/1.png," + "9" * 5000 + "\n", r"labels\.csv:2: the label must be "
+                                                      r"below 100,000 .* 5,000 digits$"),
+    (".csv", "file,label\n\n", r"labels\.csv: the labels file has a header but no rows$"),
     (".csv", "file,label\na/1.png,1\nb/3.png\n", r"labels\.csv:3: 1 column\(s\)"),
     (".csv", "file,label\na/1.png,1\n,2\n", r"labels\.csv:3: names no file"),
-    (".csv", "file,label\na/1.png,1\na/1.png,0\n", r"labels\.csv: line 3: 'a/1\.png' is "
+    (".csv", "file,label\na/1.png,1\na/1.png,0\n", r"labels\.csv:3: 'a/1\.png' is "
                                                    r"labelled again, differently \(first at "
                                                    r"line 2\)"),
     (".csv", "", r"labels\.csv: the labels file is empty"),
@@ -481,6 +521,18 @@ def test_a_malformed_labels_file_is_an_error_naming_where(tmp_path, suffix, text
     with pytest.raises(DataError, match=where) as e:
         scan(root, str(path))
     assert "\n" not in str(e.value)
+
+
+def test_the_label_limit_is_the_conditional_model_s():
+    from advgraph.spec.gan import LabelCondition
+
+    limit = [m.le for m in LabelCondition.model_fields["classes"].metadata if hasattr(m, "le")]
+    assert limit == [labels_mod.MAX_LABEL]
+
+
+def test_the_largest_label_is_packed(tmp_path):
+    root, path = labelled(tmp_path, "file,label\na/1.png,99999\nb/3.png,0\n", ".csv")
+    assert [e.label for e in scan(root, str(path)).entries] == [99999, -1, 0]
 
 
 def test_a_name_listed_twice_with_the_same_label_is_fine(tmp_path):
@@ -534,3 +586,64 @@ def test_a_split_without_training_images_is_an_error_naming_valid_and_test(n, va
     with pytest.raises(DataError, match=r"`valid` \(\d+\) and `test` \(\d+\) leave no training "
                                         rf"image of the {n} usable ones"):
         split_indices(n, valid, test, seed=0)
+
+
+# ---- labels: dataset.json (the file at the root of the folder or zip) ---------------------
+
+
+def test_labels_dataset_json_reads_the_folder_s_own(tmp_path, monkeypatch):
+    root, _ = labelled(tmp_path, "", ".csv")
+    (root / "dataset.json").write_text(json.dumps({"labels": [["a/1.png", 2], ["b/3.png", 0]]}))
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    (elsewhere / "dataset.json").write_text('{"labels": [["a/2.png", 7]]}')
+    monkeypatch.chdir(elsewhere)  # never the current folder's
+    listing = scan(root, "dataset.json")
+    assert [e.label for e in listing.entries] == [2, -1, 0]
+    assert names(listing) == ["a/1.png", "a/2.png", "b/3.png"]
+    assert listing.labels == "dataset.json" and listing.labels_file() == root / "dataset.json"
+    before = listing.fingerprint()
+    (root / "dataset.json").write_text(json.dumps({"labels": [["a/1.png", 1]]}))
+    again = scan(root, "dataset.json")
+    assert [e.label for e in again.entries] == [1, -1, -1] and again.fingerprint() != before
+    # another path is a labels file by that path, as before
+    assert [e.label for e in scan(root, str(elsewhere / "dataset.json")).entries] == [-1, 7, -1]
+
+
+def test_labels_dataset_json_reads_the_zip_s_member(tmp_path):
+    with zipfile.ZipFile(tmp_path / "d.zip", "w") as z:
+        for n in ("00000/img00000000.png", "00000/img00000001.png"):
+            z.writestr(n, png())
+        z.writestr("dataset.json", json.dumps({"labels": [["00000/img00000000.png", 4],
+                                                          ["00000/img00000001.png", 1]]}))
+    listing = scan(tmp_path / "d.zip", "dataset.json")
+    assert [e.label for e in listing.entries] == [4, 1] and listing.labels_file() is None
+    assert names(listing) == ["00000/img00000000.png", "00000/img00000001.png"]
+
+
+def test_labels_dataset_json_that_is_not_there_or_too_large_is_an_error(tmp_path, monkeypatch):
+    root, _ = labelled(tmp_path, "", ".csv")
+    with pytest.raises(DataError, match=r"imgs: has no dataset\.json at its root \(`labels` "
+                                        r"dataset\.json reads that file"):
+        scan(root, "dataset.json")
+    with zipfile.ZipFile(tmp_path / "d.zip", "w") as z:
+        z.writestr("a.png", png())
+    with pytest.raises(DataError, match=r"d\.zip: has no dataset\.json at its root"):
+        scan(tmp_path / "d.zip", "dataset.json")
+    with zipfile.ZipFile(tmp_path / "d.zip", "a") as z:
+        z.writestr("dataset.json", '{"labels": [["a.png", 1]]}' + " " * 100)
+    monkeypatch.setattr(labels_mod, "MAX_LABELS_BYTES", 50)
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("advgraph.data.images.scan"),
+                        "MAX_LABELS_BYTES", 50)
+    with pytest.raises(DataError, match=r"d\.zip/dataset\.json: the labels file is 126 bytes; "
+                                        r"the limit is 50$"):
+        scan(tmp_path / "d.zip", "dataset.json")
+    monkeypatch.undo()
+    with zipfile.ZipFile(tmp_path / "e.zip", "w") as z:
+        z.writestr("a.png", png())
+        z.writestr("dataset.json", '{"labels": [["a.png", -1]]}')
+    with pytest.raises(DataError, match=r"e\.zip/dataset\.json: labels\[0\]: the label must be "
+                                        r"≥ 0"):
+        scan(tmp_path / "e.zip", "dataset.json")

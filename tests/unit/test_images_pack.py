@@ -327,14 +327,45 @@ def test_unusable_files_are_left_out_and_named(tmp_path):
     assert all(s.reason for s in packed.skipped)
     assert packed.warnings[:2] == [f"skipped 0002.png: {packed.skipped[0].reason}",
                                    f"skipped 0005.png: {packed.skipped[1].reason}"]
-    assert packed.warnings[2] == (f"skipped 2 of 12 files that cannot be used: 0002.png "
-                                  f"({packed.skipped[0].reason}), 0005.png "
-                                  f"({packed.skipped[1].reason})")
+    # both named on their own lines: the count does not name them again
+    assert packed.warnings[2:] == ["skipped 2 of 12 files that cannot be used"]
     # the compacted entry is what the cache holds, and what numpy reads from it
     np.testing.assert_array_equal(np.load(packed.path), packed.images)
     again = prepared(tmp_path / "imgs", workers=1)
     assert again.cached and again.skipped == packed.skipped and again.names == packed.names
-    assert len(again.warnings) == 1 and again.warnings[0].startswith("skipped 2 of 12")
+    assert again.warnings == [f"skipped 2 of 12 files that cannot be used: 0002.png "
+                              f"({packed.skipped[0].reason}), 0005.png "
+                              f"({packed.skipped[1].reason})"]  # not named one per line
+
+
+def test_a_folder_left_out_is_not_counted_as_a_file(tmp_path):
+    write_folder(tmp_path / "imgs", 4)
+    os.symlink(tmp_path / "imgs", tmp_path / "imgs" / "self")
+    packed = prepared(tmp_path / "imgs", workers=1)
+    assert packed.warnings == ["skipped self/: link to a folder that holds this one, not "
+                               "followed"]
+    (tmp_path / "imgs" / "0001.png").write_bytes(b"junk")
+    packed = prepared(tmp_path / "imgs", workers=1)
+    assert packed.warnings[2] == "skipped 1 of 4 files that cannot be used and 1 folder"
+
+
+def test_names_in_the_labels_file_that_match_no_file_are_warned_about(tmp_path):
+    write_folder(tmp_path / "imgs", 3)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,label\n0000.png,0\n0001.PNG,1\n../x.png,1\n0002.png,1\n")
+    packed = prepared(tmp_path / "imgs", labels=str(labels), workers=1)
+    assert packed.warnings == [
+        "2 names in the labels file match no image file: 0001.PNG, ../x.png (names are paths "
+        "inside the folder, '/'-separated, case-sensitive)"]
+    labels.write_text("file,label\n" + "".join(f"{k}.png,1\n" for k in range(7))
+                      + "0000.png,0\n")
+    again = prepared(tmp_path / "imgs", labels=str(labels), workers=1)
+    assert again.warnings == [
+        "7 names in the labels file match no image file: 0.png, 1.png, 2.png, 3.png, 4.png, "
+        "… (names are paths inside the folder, '/'-separated, case-sensitive)"]
+    labels.write_text("file,label\n0000.png,0\nnope.png,1\n")
+    assert prepared(tmp_path / "imgs", labels=str(labels), workers=1).warnings[0].startswith(
+        "1 name in the labels file matches no image file: nope.png (")
 
 
 def test_many_unusable_files_are_named_ten_then_counted(tmp_path):
@@ -516,9 +547,10 @@ def test_survey_counts_what_is_there_and_says_what_preparing_does(tmp_path, work
     (root / "c0" / "cut.png").write_bytes(good[:len(good) // 2])
     s = survey(scan.scan(root, "subdirs"), PREP, workers=workers)
     assert (s.files, s.usable) == (124, 122)
-    assert s.formats == {"PNG": 122, "JPEG": 1}  # bad.png has no header, cut.png has one
-    assert s.modes == {"L": 121, "RGBA": 1, "RGB": 1}
-    assert s.sizes == {(8, 8): 122, (16, 10): 1}  # (W, H) as stored
+    # the usable images only: not bad.png (no header) nor cut.png (a header, then nothing)
+    assert s.formats == {"PNG": 121, "JPEG": 1}
+    assert s.modes == {"L": 120, "RGBA": 1, "RGB": 1}
+    assert s.sizes == {(8, 8): 121, (16, 10): 1}  # (W, H) as stored
     assert s.classes == {"c0": 61, "c1": 61}
     assert [p.name for p in s.problems] == ["c0/cut.png", "c1/bad.png"]
     assert "truncated or corrupt PNG" in s.problems[0].reason
@@ -532,3 +564,51 @@ def test_survey_counts_what_is_there_and_says_what_preparing_does(tmp_path, work
     # what the survey found usable is what preparing keeps
     packed = prepared(root, labels="subdirs", workers=1)
     assert len(packed.images) == s.usable and packed.skipped == s.problems
+
+
+def test_a_folder_labelled_by_its_own_dataset_json_is_prepared_and_then_cached(tmp_path):
+    import json
+
+    write_folder(tmp_path / "imgs", 6)
+    (tmp_path / "imgs" / "dataset.json").write_text(json.dumps(
+        {"labels": [[f"{i:04d}.png", i % 2] for i in range(6)]}))
+    first = prepared(tmp_path / "imgs", labels="dataset.json", workers=1)
+    assert first.labels.tolist() == [0, 1, 0, 1, 0, 1] and not first.cached
+    assert prepared(tmp_path / "imgs", labels="dataset.json", workers=1).cached
+
+
+def test_survey_counts_files_not_folders_names_unmatched_labels_and_1_bit(tmp_path):
+    from advgraph.data.images.survey import survey
+
+    root = tmp_path / "imgs"
+    write_folder(root, 3)
+    Image.new("1", (8, 8)).save(root / "bits.png")
+    os.symlink(root, root / "self")
+    os.symlink(root / "gone.png", root / "broken.png")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,label\n0000.png,0\nbits.png,1\nmissing.png,1\n")
+    s = survey(scan.scan(root, str(labels)), PREP, workers=1)
+    assert (s.files, s.usable) == (5, 4)  # 4 read and broken.png; self/ is a folder
+    assert s.modes == {"L": 3, "1-bit": 1}
+    assert [(p.name, p.reason.split(" (")[0]) for p in s.problems] == [
+        ("broken.png", "broken symbolic link"),
+        ("self/", "link to a folder that holds this one, not followed"),
+        ("missing.png", "in the labels file, but no image file has this name")]
+    assert s.plan[-2:] == ["skipped 1 file that cannot be used",
+                           "1 folder left out (see the problems)"]
+
+
+def test_survey_of_a_folder_with_no_usable_file_raises_prepare_s_error(tmp_path):
+    from advgraph.data.images.survey import NoneUsable, survey
+
+    (tmp_path / "imgs").mkdir()
+    for k in range(3):
+        (tmp_path / "imgs" / f"{k}.png").write_bytes(b"junk")
+    listing = scan.scan(tmp_path / "imgs")
+    with pytest.raises(DataError) as prepare_error:
+        pack.prepare(listing, PREP, workers=1)
+    with pytest.raises(NoneUsable) as e:
+        survey(listing, PREP, workers=1)
+    assert str(e.value) == str(prepare_error.value) and "\n" not in str(e.value)
+    assert (e.value.survey.files, e.value.survey.usable) == (3, 0)
+    assert len(e.value.survey.problems) == 3

@@ -23,6 +23,9 @@ from ...errors import DataError
 from ..files import regular_size
 
 MAX_LABELS_BYTES = 64 << 20
+# labels are below this: a conditional model has at most this many classes (LabelCondition's
+# `classes` in advgraph/spec/gan.py; not imported: worker processes import no pydantic)
+MAX_LABEL = 100_000
 _INT = re.compile(r"[+-]?\d+")
 
 
@@ -58,19 +61,36 @@ def read_labels(path: Path, names: list[str]) -> LabelsFile:
         raise DataError(f"{path}: the labels file is not UTF-8 text (byte {e.start})") from None
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
-    if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
+    return parse_labels(path, text, names)
+
+
+def parse_labels(path: Path | str, text: str, names: list[str]) -> LabelsFile:
+    """read_labels of a labels file's text (`path` names it in errors: a file, or the
+    dataset.json inside a zip); JSON where `path` ends in .json or the text starts with '{'."""
+    if str(path).lower().endswith(".json") or text.lstrip().startswith("{"):
         pairs, class_names = _json_pairs(path, text)
     else:
         pairs, class_names = _csv_pairs(path, text)
     return _match(path, pairs, class_names, names)
 
 
-def _json_pairs(path: Path, text: str) -> tuple[list[tuple[str, int, str]], None]:
+def _label_range(where: str, label: int) -> None:
+    if label < 0:
+        raise DataError(f"{where}: the label must be ≥ 0; got {label}")
+    if label >= MAX_LABEL:
+        got = f"{label:,}" if label < 10**20 else f"a number of {len(str(label)):,} digits"
+        raise DataError(f"{where}: the label must be below {MAX_LABEL:,} (the most classes a "
+                        f"model has); got {got}")
+
+
+def _json_pairs(path: Path | str, text: str) -> tuple[list[tuple[str, int, str]], None]:
     """(name, label, location) of each entry of a dataset.json."""
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise DataError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
+    except (ValueError, RecursionError) as e:  # a number of over 4,300 digits, deep nesting
+        raise DataError(f"{path}: not usable JSON: {e}") from None
     if not isinstance(doc, dict) or "labels" not in doc:
         raise DataError(f'{path}: a JSON labels file is {{"labels": [["file", label], ...]}}')
     rows = doc["labels"]
@@ -81,7 +101,6 @@ def _json_pairs(path: Path, text: str) -> tuple[list[tuple[str, int, str]], None
     pairs = []
     for i, row in enumerate(rows):
         where = f"{path}: labels[{i}]"
-        loc = f"labels[{i}]"
         if not (isinstance(row, list) and len(row) == 2 and isinstance(row[0], str)):
             raise DataError(f'{where}: each entry is ["file", label]; got {_short(row)}')
         label = row[1]
@@ -89,13 +108,16 @@ def _json_pairs(path: Path, text: str) -> tuple[list[tuple[str, int, str]], None
             label = -1
         elif isinstance(label, bool) or not isinstance(label, int):
             raise DataError(f"{where}: the label must be a whole number ≥ 0; got {_short(label)}")
-        elif label < 0:
-            raise DataError(f"{where}: the label must be ≥ 0; got {label}")
-        pairs.append((row[0], label, loc))
+        else:
+            _label_range(where, label)
+        pairs.append((row[0], label, where))
     return pairs, None
 
 
-def _csv_pairs(path: Path, text: str) -> tuple[list[tuple[str, int, str]], list[str] | None]:
+def _csv_pairs(path: Path | str, text: str
+               ) -> tuple[list[tuple[str, int, str]], list[str] | None]:
+    """(name, label, where) of each row ("where": PATH:LINE), and the class names of a CSV
+    whose labels are names."""
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, None)
@@ -103,8 +125,9 @@ def _csv_pairs(path: Path, text: str) -> tuple[list[tuple[str, int, str]], list[
             raise DataError(f"{path}: the labels file is empty")
         cols = [h.strip().lower() for h in header]
         if "file" not in cols or "label" not in cols:
-            raise DataError(f"{path}:1: a CSV labels file needs a header with `file` and "
-                            f"`label` columns; found {', '.join(header) or 'none'}")
+            # plain quotes: the CLI rewrites backquoted words into flags (`label`: --label)
+            raise DataError(f"{path}:1: a CSV labels file needs a header with 'file' and "
+                            f"'label' columns; found {', '.join(header) or 'none'}")
         fi, li = cols.index("file"), cols.index("label")
         rows = []
         for row in reader:
@@ -115,20 +138,36 @@ def _csv_pairs(path: Path, text: str) -> tuple[list[tuple[str, int, str]], list[
                 raise DataError(f"{where}: {len(row)} column(s); the header has {len(header)}")
             if not row[fi].strip():
                 raise DataError(f"{where}: names no file")
-            rows.append((row[fi].strip(), row[li].strip(), f"line {reader.line_num}"))
+            rows.append((row[fi].strip(), row[li].strip(), where))
     except csv.Error as e:
         raise DataError(f"{path}:{reader.line_num}: not valid CSV: {e}") from None
+    if not rows:
+        raise DataError(f"{path}: the labels file has a header but no rows")
     given = [lab for _, lab, _ in rows if lab]
     if all(_INT.fullmatch(lab) for lab in given):
         pairs = []
-        for name, lab, loc in rows:
-            if lab and int(lab) < 0:
-                raise DataError(f"{path}: {loc}: the label must be ≥ 0; got {lab}")
-            pairs.append((name, int(lab) if lab else -1, loc))
+        for name, lab, where in rows:
+            label = _csv_int(where, lab) if lab else -1
+            pairs.append((name, label, where))
         return pairs, None
     class_names = sorted(set(given))
     index = {c: i for i, c in enumerate(class_names)}
     return [(n, index[lab] if lab else -1, w) for n, lab, w in rows], class_names
+
+
+def _csv_int(where: str, text: str) -> int:
+    if len(text.lstrip("+-0")) > 20:  # int() refuses over 4,300 digits; none is a label
+        raise DataError(f"{where}: the label must be below {MAX_LABEL:,} (the most classes a "
+                        f"model has); got a number of {len(text.lstrip('+-0')):,} digits")
+    label = int(text)
+    _label_range(where, label)
+    return label
+
+
+def _short_where(where: str) -> str:
+    """'line 3' of 'PATH:3', 'labels[0]' of 'PATH: labels[0]'."""
+    tail = where.rpartition(": ")[2] if where.endswith("]") else where.rpartition(":")[2]
+    return tail if tail.startswith("labels[") else f"line {tail}"
 
 
 def _short(value) -> str:
@@ -136,20 +175,21 @@ def _short(value) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _match(path: Path, pairs: list[tuple[str, int, str]], class_names: list[str] | None,
-           names: list[str]) -> LabelsFile:
+def _match(path: Path | str, pairs: list[tuple[str, int, str]],
+           class_names: list[str] | None, names: list[str]) -> LabelsFile:
+    """Each pair's "where" is its location: PATH:LINE, or PATH: labels[i]."""
     index = {n: i for i, n in enumerate(names)}
     labels = [-1] * len(names)
     first: dict[str, tuple[int, str]] = {}
     unmatched = []
-    for name, label, loc in pairs:
+    for name, label, where in pairs:
         name = name[2:] if name.startswith("./") else name
         if name in first:
             if first[name][0] != label:
-                raise DataError(f"{path}: {loc}: {name!r} is labelled again, differently "
-                                f"(first at {first[name][1]})")
+                raise DataError(f"{where}: {name!r} is labelled again, differently "
+                                f"(first at {_short_where(first[name][1])})")
             continue
-        first[name] = (label, loc)
+        first[name] = (label, where)
         if name in index:
             labels[index[name]] = label
         else:

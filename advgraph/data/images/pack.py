@@ -33,7 +33,8 @@ from ..files import check_fits
 from . import decode as decoding
 from . import parallel, store
 from .decode import Preparation, Unusable
-from .scan import Changed, Listing, Skipped, scan, shown
+from .parallel import Terminated, sigterm_as_interrupt  # noqa: F401 (what prepare raises)
+from .scan import Changed, Listing, Skipped, none_usable, scan, shown
 
 # progress(done, total): files decoded so far (called from the main process only)
 Progress = Callable[[int, int], None]
@@ -82,12 +83,16 @@ def prepare(listing: Listing, prep: Preparation, workers: int | None = None,
             progress: Progress | None = None, warn: Warn | None = None) -> Packed:
     """The packed data of `listing`: from the cache when an entry for its fingerprint and
     `prep` is there and its SHA-256 matches, else decoded (in `workers` processes; None: as
-    many as the CPUs, for large listings) and cached. DataError when no file is usable, when
+    many as the CPUs, for large listings; capped by parallel.most_workers()) and cached. SIGTERM
+    while decoding raises Terminated (a KeyboardInterrupt), as Ctrl-C does, once the temporary
+    file is removed. DataError when no file is usable, when
     the data would not fit in memory or on disk, or when the folder changed while it was being
     prepared."""
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ValueError(f"`workers` must be a positive integer or None, not {workers!r}")
     warn = warn or (lambda message: None)
+    if listing.unmatched:
+        warn(unmatched_warning(listing.unmatched))
     fingerprint = listing.fingerprint()
     key = entry_key(listing, fingerprint, prep)
     from ...cache import cache_dir
@@ -197,9 +202,15 @@ def _store(packed: Packed, target: store.Target, key: str, prep: Preparation,
 
 def _prepare(listing: Listing, prep: Preparation, fingerprint: str, key: str, entry: Path,
              workers: int, progress: Progress | None, warn: Warn) -> Packed:
+    with sigterm_as_interrupt():
+        return _prepare_now(listing, prep, fingerprint, key, entry, workers, progress, warn)
+
+
+def _prepare_now(listing: Listing, prep: Preparation, fingerprint: str, key: str, entry: Path,
+                 workers: int, progress: Progress | None, warn: Warn) -> Packed:
     n = len(listing.entries)
     if n == 0:
-        raise DataError(_none_usable(listing, []))
+        raise DataError(none_usable(listing, []))
     _check_memory(listing.root, n, prep, in_memory=False)
     target = _target(listing, prep, entry, warn)
     try:
@@ -208,7 +219,7 @@ def _prepare(listing: Listing, prep: Preparation, fingerprint: str, key: str, en
         failed = [Skipped(e.name, r) for e, r in zip(listing.entries, reasons) if r is not None]
         good = [i for i, r in enumerate(reasons) if r is None]
         if not good:
-            raise DataError(_none_usable(listing, failed))
+            raise DataError(none_usable(listing, failed))
         images = target.compact(good)
         labels = None
         if listing.labels != "none":
@@ -304,7 +315,8 @@ def _stats_unchanged(listing: Listing) -> bool:
 
     if listing.is_zip and stat_of(listing.root) != listing.zip_stat:
         return False
-    if listing.labels_stat is not None and stat_of(listing.labels) != listing.labels_stat:
+    labels_file = listing.labels_file()
+    if labels_file is not None and stat_of(labels_file) != listing.labels_stat:
         return False
     if not listing.is_zip and not listing.dirs:
         return False  # a listing built by hand: nothing to compare
@@ -330,26 +342,35 @@ def _difference(before: Listing, after: Listing) -> str:
     return f"files {', '.join(parts)}: {shown(first)}" + (", …" if count > 1 else "")
 
 
-def _none_usable(listing: Listing, failed: list[Skipped]) -> str:
-    problems = (list(listing.skipped) + failed)[:3]
-    first = "; ".join(f"{shown(s.name)}: {s.reason}" for s in problems)
-    n = len(listing.entries)
-    return (f"{listing.root}: none of the {n:,} files is a usable image"
-            + (f" (first problems: {first})" if first else ""))
-
-
 def _warn_skipped(skipped: list[Skipped], usable: int, warn: Warn, per_file: bool) -> None:
-    """Per file for the first few (when just prepared), then a count: one line each."""
+    """Per file for the first few (when just prepared), then a count: one line each (the count
+    names the first three only where they were not named on their own lines)."""
     if not skipped:
         return
     if per_file:
         for s in skipped[:SHOWN_SKIPS]:
             warn(f"skipped {shown(s.name)}: {s.reason}")
-    total = usable + len(skipped)
+    files = sum(not s.name.endswith("/") for s in skipped)  # a name with '/': a folder
+    folders = len(skipped) - files
+    count = f"skipped {files:,} of {usable + files:,} files that cannot be used" + (
+        f" and {folders:,} folder{'s' * (folders != 1)}" if folders else "")
+    if per_file and len(skipped) <= SHOWN_SKIPS:
+        if files:
+            warn(count)
+        return
     first = ", ".join(f"{shown(s.name)} ({s.reason})" for s in skipped[:3])
     which = "; the first: " if len(skipped) > 3 else ": "
     more = ", …" if len(skipped) > 3 else ""
-    warn(f"skipped {len(skipped):,} of {total:,} files that cannot be used{which}{first}{more}")
+    warn(f"{count}{which}{first}{more}")
+
+
+def unmatched_warning(names: list[str], most: int = 5) -> str:
+    """The names a labels file gives that match no image file, in one line."""
+    listed = ", ".join(shown(n) for n in names[:most]) + (", …" if len(names) > most else "")
+    one = len(names) == 1
+    return (f"{len(names):,} name{'' if one else 's'} in the labels file match{'es' if one else ''}"
+            f" no image file: {listed} (names are paths inside the folder, '/'-separated, "
+            "case-sensitive)")
 
 
 # ---- the .npz of `advgraph data prepare` --------------------------------------------------

@@ -18,11 +18,15 @@ from typing import BinaryIO
 
 from ...atomic import not_regular
 from ...errors import DataError
-from .labels import read_labels
+from .labels import MAX_LABELS_BYTES, LabelsFile, parse_labels, read_labels
 from . import walk
 from .walk import MAX_FILE_BYTES, Found, Skipped, walk_folder, walk_zip
 
-__all__ = ["MAX_FILE_BYTES", "Entry", "Listing", "Skipped", "scan", "shown"]
+__all__ = ["DATASET_JSON", "MAX_FILE_BYTES", "Entry", "Listing", "Skipped", "scan", "shown"]
+
+# `labels` dataset.json: the labels file StyleGAN2-ADA's dataset_tool writes at the root of the
+# folder or zip it makes (read from there, never from the current folder)
+DATASET_JSON = "dataset.json"
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class Listing:
 
     root: Path
     is_zip: bool
-    labels: str  # "subdirs", "none" or the labels file's absolute path
+    labels: str  # "subdirs", "none", "dataset.json" or the labels file's absolute path
     entries: list[Entry]
     class_names: list[str] | None
     skipped: list[Skipped] = field(default_factory=list)
@@ -81,6 +85,15 @@ class Listing:
                "skipped": [[s.name, s.reason] for s in self.skipped]}
         # ensure_ascii writes a name's surrogate escapes as \udcNN: distinct, and encodable
         return hashlib.sha256(json.dumps(doc, ensure_ascii=True).encode("ascii")).hexdigest()
+
+    def labels_file(self) -> Path | None:
+        """The labels file on disk (None: no labels file, or the dataset.json inside a zip,
+        whose changes the zip's own stat follows)."""
+        if self.labels in ("none", "subdirs"):
+            return None
+        if self.labels == DATASET_JSON:
+            return None if self.is_zip else Path(self.root) / DATASET_JSON
+        return Path(self.labels)
 
     def open(self, entry: Entry) -> BinaryIO:
         """The file's bytes (a regular file only; never a FIFO or a device), read whole: one
@@ -146,6 +159,16 @@ def shown(name: str) -> str:
                    else f"\\u{ord(c):04x}" for c in text)
 
 
+def none_usable(listing: Listing, failed: list[Skipped]) -> str:
+    """The one-line error when none of the listed files is usable (`failed`: those found
+    unusable when read), with the first problems: prepare's and `data inspect`'s."""
+    problems = (list(listing.skipped) + failed)[:3]
+    first = "; ".join(f"{shown(s.name)}: {s.reason}" for s in problems)
+    n = len(listing.entries)
+    return (f"{listing.root}: none of the {n:,} files is a usable image"
+            + (f" (first problems: {first})" if first else ""))
+
+
 def _describe_empty(path: Path, found: Found) -> str:
     notes = []
     if found.ignored:
@@ -171,8 +194,9 @@ def scan(path: Path, labels: str = "none") -> Listing:
     """The files of `path` (a folder, or a .zip file). `labels`: "none", "subdirs" (the first
     folder of each file's path names its class; classes are sorted by name, and a class folder
     with no file is warned about by the caller through `skipped`), or a labels file's path
-    (labels.py). DataError (one line) when `path` is missing, not a folder or zip, or holds no
-    candidate file."""
+    (labels.py), or "dataset.json": exactly the dataset.json at the root of the folder or zip
+    (as StyleGAN2-ADA's dataset_tool writes it; a DataError when there is none). DataError (one
+    line) when `path` is missing, not a folder or zip, or holds no candidate file."""
     path = Path(path)
     began = time.time_ns()
     try:
@@ -181,7 +205,7 @@ def scan(path: Path, labels: str = "none") -> Listing:
         raise DataError(f"{path}: no such folder or .zip file") from None
     except OSError as e:
         raise DataError(f"{path}: cannot be read: {e.strerror or e}") from None
-    labels_path, labels_st = (None, None) if labels in ("none", "subdirs") else \
+    labels_path, labels_st = (None, None) if labels in ("none", "subdirs", DATASET_JSON) else \
         _labels_file(labels)
     if stat.S_ISDIR(st.st_mode):
         exclude = (labels_st.st_dev, labels_st.st_ino) if labels_st else None
@@ -199,8 +223,12 @@ def scan(path: Path, labels: str = "none") -> Listing:
                       dirs=found.dirs, scanned_ns=began, _members=found.members)
     if labels == "subdirs":
         _by_folder(listing, found)
+    elif labels == DATASET_JSON:
+        _by_dataset_json(listing, found)
     elif labels_path is not None:
-        _by_file(listing, found, labels_path, labels_st)
+        listing.labels = str(labels_path)
+        listing.labels_stat = (labels_st.st_size, labels_st.st_mtime_ns)
+        _by_file(listing, found, read_labels(labels_path, [n for n, _, _ in found.files]))
     else:
         listing.entries = [Entry(n, s, m) for n, s, m in found.files]
     listing.skipped.sort(key=lambda s: s.name)
@@ -218,6 +246,11 @@ def _by_folder(listing: Listing, found: Found) -> None:
     classes = sorted(used)
     if len(classes) < 2:
         has = f"one: {shown(classes[0])!r}" if classes else "none"
+        empty = sorted(found.top_dirs - used)
+        if empty:
+            listed = ", ".join(shown(d) + "/" for d in empty[:5]) + (", …" if len(empty) > 5
+                                                                     else "")
+            has += f" with images, and {len(empty)} with none: {listed}"
         raise DataError(f"{listing.root}: `labels` subdirs needs at least two class folders; "
                         f"it has {has} (use `labels` none for images without classes)")
     index = {c: i for i, c in enumerate(classes)}
@@ -225,11 +258,44 @@ def _by_folder(listing: Listing, found: Found) -> None:
     listing.class_names = [shown(c) for c in classes]
 
 
-def _by_file(listing: Listing, found: Found, path: Path, st: os.stat_result) -> None:
+def _by_dataset_json(listing: Listing, found: Found) -> None:
+    """labels: dataset.json: the one at the root of the folder, or the zip's member."""
     names = [n for n, _, _ in found.files]
-    got = read_labels(path, names)
-    listing.labels = str(path)
-    listing.labels_stat = (st.st_size, st.st_mtime_ns)
+    where = f"{listing.root}/{DATASET_JSON}"
+    missing = DataError(f"{listing.root}: has no {DATASET_JSON} at its root (`labels` "
+                        f"{DATASET_JSON} reads that file, as StyleGAN2-ADA's dataset_tool "
+                        "writes it; give any other labels file by its path)")
+    if not listing.is_zip:
+        if not os.path.lexists(Path(listing.root) / DATASET_JSON):
+            raise missing
+        path, st = _labels_file(str(Path(listing.root) / DATASET_JSON))
+        listing.labels_stat = (st.st_size, st.st_mtime_ns)
+        _by_file(listing, found, read_labels(path, names))
+        return
+    with walk.open_zip(listing.root) as zf:
+        try:
+            info = zf.getinfo(DATASET_JSON)
+        except KeyError:
+            raise missing from None
+        if info.file_size > MAX_LABELS_BYTES:
+            raise DataError(f"{where}: the labels file is {info.file_size:,} bytes; the limit "
+                            f"is {MAX_LABELS_BYTES:,}")
+        try:
+            with zf.open(info) as f:
+                data = f.read(MAX_LABELS_BYTES + 1)
+        except Exception as e:  # encrypted, a damaged stream, ...: zipfile raises many kinds
+            raise DataError(f"{where}: cannot be read from the zip: {e}") from None
+    if len(data) > MAX_LABELS_BYTES:
+        raise DataError(f"{where}: the labels file is over the limit of "
+                        f"{MAX_LABELS_BYTES:,} bytes")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{where}: the labels file is not UTF-8 text (byte {e.start})") from None
+    _by_file(listing, found, parse_labels(where, text, names))
+
+
+def _by_file(listing: Listing, found: Found, got: LabelsFile) -> None:
     listing.class_names = got.class_names
     # a name of a file found but left out (a broken link, ...) is warned about as that
     listed = {s.name for s in listing.skipped}

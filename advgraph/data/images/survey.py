@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from math import prod
 from typing import BinaryIO, Callable, NamedTuple
 
+from ...errors import DataError
 from ...memory import describe
 from . import decode as decoding
 from . import parallel
 from .decode import Preparation, Unusable
-from .scan import Listing, Skipped
+from .scan import Listing, Skipped, none_usable
 
 _ALPHA = ("RGBA", "LA", "PA", "RGBa", "La")
 _GREY = ("1", "L", "LA", "La", "I", "F") + tuple(f"I;16{e}" for e in ("", "B", "L", "N"))
@@ -25,6 +26,11 @@ _TURNED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 @dataclass
 class Survey:
+    """`files`: the files found (the candidates read, and the files left out while listing;
+    not the folders left out, whose names end in '/'); `formats`, `modes` (Pillow's, "1-bit"
+    for "1") and `sizes` count the usable images only; `problems`: every file and folder left
+    out, and each name in the labels file that matches no file."""
+
     files: int
     usable: int
     formats: Counter = field(default_factory=Counter)  # "PNG" -> count
@@ -33,6 +39,19 @@ class Survey:
     classes: dict[str, int] | None = None  # class name -> usable files
     problems: list[Skipped] = field(default_factory=list)
     plan: list[str] = field(default_factory=list)  # what preparing does, one line each
+
+
+class NoneUsable(DataError):
+    """No file of the folder is usable: prepare's one-line error, raised by `survey` once it
+    has surveyed; `survey` is the Survey (a caller may show it before the error)."""
+
+    def __init__(self, message: str, survey: Survey):
+        super().__init__(message)
+        self.survey = survey
+
+
+UNMATCHED = ("in the labels file, but no image file has this name (names are paths inside "
+             "the folder, '/'-separated, case-sensitive)")
 
 
 class Header(NamedTuple):
@@ -85,24 +104,28 @@ def survey(listing: Listing, prep: Preparation, progress: Callable[[int, int], N
            workers: int | None = None) -> Survey:
     """Every file's header read (and decoded, to find truncated and corrupt files).
     `progress(done, total)` as in pack.prepare; `workers` None: as many as the CPUs for a
-    large listing."""
+    large listing. NoneUsable (a DataError, prepare's message) when no file is usable."""
     n = len(listing.entries)
     if workers is None:
         workers = parallel.default_workers(n)
     looks: list[Look] = parallel.run_chunks(
         n, lambda start, stop: [_look(listing, i, prep) for i in range(start, stop)], workers,
         progress)
-    s = Survey(files=n + len(listing.skipped), usable=sum(lk.problem is None for lk in looks))
+    left_out = sum(not p.name.endswith("/") for p in listing.skipped)  # '/': a folder
+    s = Survey(files=n + left_out, usable=sum(lk.problem is None for lk in looks))
     for lk in looks:
-        if lk.header is not None:
+        if lk.header is not None and lk.problem is None:
             s.formats[lk.header.format] += 1
-            s.modes[lk.header.mode] += 1
+            s.modes["1-bit" if lk.header.mode == "1" else lk.header.mode] += 1
             s.sizes[lk.header.size] += 1
-    s.problems = sorted(list(listing.skipped) + [
-        Skipped(e.name, lk.problem) for e, lk in zip(listing.entries, looks)
-        if lk.problem is not None], key=lambda p: p.name)
+    failed = [Skipped(e.name, lk.problem) for e, lk in zip(listing.entries, looks)
+              if lk.problem is not None]
+    s.problems = sorted(list(listing.skipped) + failed, key=lambda p: p.name)
     s.classes = _classes(listing, looks)
     s.plan = plan(listing, prep, looks, s)
+    s.problems += [Skipped(name, UNMATCHED) for name in listing.unmatched]
+    if not s.usable:
+        raise NoneUsable(none_usable(listing, failed), s)
     return s
 
 
@@ -147,8 +170,12 @@ def plan(listing: Listing, prep: Preparation, looks: list[Look], s: Survey) -> l
     unlabelled = sum(e.label < 0 for e, lk in zip(listing.entries, looks) if lk.problem is None)
     if listing.labels != "none" and unlabelled:
         lines.append(f"{unlabelled:,} images have no label (-1)")
-    if s.problems:
-        lines.append(f"skipped {_files(len(s.problems))} that cannot be used")
+    files = sum(not p.name.endswith("/") for p in s.problems)
+    folders = len(s.problems) - files
+    if files:
+        lines.append(f"skipped {_files(files)} that cannot be used")
+    if folders:
+        lines.append(f"{folders:,} folder{'s' * (folders != 1)} left out (see the problems)")
     if listing.ignored:
         lines.append(f"{_files(listing.ignored)} hidden or in __MACOSX/ left out")
     return lines

@@ -22,7 +22,8 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 
 @dataclass(frozen=True)
 class Skipped:
-    """A file that cannot be used, and why (shown to the user in a warning)."""
+    """A file that cannot be used, and why (shown to the user in a warning). A name ending in
+    '/' is a folder left out (a link loop, an unreadable or empty class folder), not a file."""
 
     name: str
     reason: str
@@ -70,12 +71,28 @@ def _readable(path: str, st: os.stat_result) -> bool:
     return bool(st.st_mode & stat.S_IROTH) or os.access(path, os.R_OK)
 
 
+def _holders(root: Path) -> set[tuple[int, int]]:
+    """(st_dev, st_ino) of `root` and of every folder that holds it: its parents as given
+    and as resolved (a path through a link has both)."""
+    keys = set()
+    for path in {Path(os.path.abspath(root)), Path(os.path.realpath(root))}:
+        for folder in (path, *path.parents):
+            try:
+                st = os.stat(folder)
+            except OSError:
+                continue
+            keys.add((st.st_dev, st.st_ino))
+    return keys
+
+
 def walk_folder(root: Path, exclude: tuple[int, int] | None) -> Found:
-    """Every candidate under `root`, links followed; `exclude` is the (st_dev, st_ino) of a
-    file that is not a candidate (the labels file)."""
+    """Every candidate under `root`, links followed, except a link to `root` itself or to a
+    folder that holds it (`ln -s / everything` would walk the whole file system); `exclude` is
+    the (st_dev, st_ino) of a file that is not a candidate (the labels file)."""
     found = Found()
     top = os.stat(root)
     visited = {(top.st_dev, top.st_ino)}
+    outer = _holders(root)
     stack = [("", str(root), ((top.st_dev, top.st_ino),))]
     while stack:
         rel, full, ancestors = stack.pop()
@@ -95,12 +112,15 @@ def walk_folder(root: Path, exclude: tuple[int, int] | None) -> Found:
             found.skipped.append(Skipped(rel + "/", reason))
             continue
         for entry in items:
-            _visit(entry, rel, ancestors, visited, exclude, found, stack)
+            _visit(entry, rel, (ancestors, visited, outer), exclude, found, stack)
     return found
 
 
-def _visit(entry: os.DirEntry, rel: str, ancestors: tuple, visited: set,
+def _visit(entry: os.DirEntry, rel: str, seen: tuple[tuple, set, set],
            exclude: tuple[int, int] | None, found: Found, stack: list) -> None:
+    """`seen`: the folders above this one in the walk, every folder walked, and the root and
+    the folders that hold it."""
+    ancestors, visited, outer = seen
     name = f"{rel}/{entry.name}" if rel else entry.name
     if _hidden(entry.name):
         found.ignored += 1
@@ -114,12 +134,17 @@ def _visit(entry: os.DirEntry, rel: str, ancestors: tuple, visited: set,
         return
     if stat.S_ISDIR(st.st_mode):
         key = (st.st_dev, st.st_ino)
-        if key in ancestors:
-            found.skipped.append(Skipped(name, "symbolic link loop, not followed"))
+        # named with a '/': a folder, not a file (survey counts files)
+        if key in outer:
+            found.skipped.append(Skipped(name + "/", "link to a folder that holds this one, "
+                                                     "not followed"))
+        elif key in ancestors:
+            found.skipped.append(Skipped(name + "/", "symbolic link loop, not followed"))
         elif entry.is_symlink() and key in visited:
             # a second way into a folder already walked: following every such link could
             # take exponentially long on a crafted tree
-            found.skipped.append(Skipped(name, "link to a folder already listed, not followed"))
+            found.skipped.append(Skipped(name + "/", "link to a folder already listed, not "
+                                                     "followed"))
         else:
             visited.add(key)
             stack.append((name, entry.path, ancestors + (key,)))
