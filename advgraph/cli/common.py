@@ -73,6 +73,12 @@ def user_errors(rank: int = 0,
     except MemoryError:
         err.print(prefix + f"out of memory; try {lower}", markup=False)
         raise typer.Exit(1) from None
+    except KeyboardInterrupt as e:  # typer would end silently with 130
+        from ..data.images.parallel import Terminated
+
+        term = isinstance(e, Terminated)  # SIGTERM while a folder of images was prepared
+        err.print("terminated" if term else "interrupted", markup=False)
+        raise typer.Exit(143 if term else 130) from None
 
 
 def runs_root(runs_dir: Optional[Path]) -> Path:

@@ -15,7 +15,7 @@ from .common import console, print_wrote, user_errors
 from .completion import choices, complete_images
 from .progress import LoadDisplay
 
-MAX_WORKERS = 256  # processes decoding images (the images package also caps them by the CPUs)
+MAX_WORKERS = 64  # processes decoding images (the images package also caps them at 4 a CPU)
 app = typer.Typer(help="Look at a folder of images, or pack it for training.",
                   no_args_is_help=True, rich_markup_mode=None)
 
@@ -48,15 +48,22 @@ def inspect(
 ) -> None:
     """What a folder of images holds (files, formats, modes, sizes, classes, problems) and
     what preparing it will do."""
-    from ..data.images.survey import survey
+    from ..data.images.survey import NoneUsable, survey
 
     with user_errors():
         data, folder, labels_arg = _data(path, size, channels, fit, background, labels)
         listing = _scan(folder, labels_arg)
         shown = LoadDisplay()
-        found = survey(listing, _prep(data),
-                       progress=lambda done, total: shown.progress("reading images", done, total))
-    report = survey_dict(folder, found)
+        try:
+            found = survey(listing, _prep(data), progress=lambda done, total: shown.progress(
+                "reading images", done, total))
+        except NoneUsable as e:  # what was found, then the one error line (as prepare's)
+            _print_survey(survey_dict(folder, e.survey), as_json)
+            raise
+    _print_survey(survey_dict(folder, found), as_json)
+
+
+def _print_survey(report: dict, as_json: bool) -> None:
     if as_json:
         console.print(dumps(report, "survey"), markup=False)
         return
@@ -72,8 +79,8 @@ def prepare(
     labels: Optional[str] = LabelsOpt,
     workers: Optional[int] = typer.Option(None, "--workers", min=1, max=MAX_WORKERS,
                                           metavar="N",
-                                          help="Processes decoding images [default: one per "
-                                               "CPU]."),
+                                          help="Processes decoding images, at most 4 per "
+                                               "CPU [default: one per CPU]."),
 ) -> None:
     """Pack a folder of images into an .npz (uint8 pixels, labels, class names) that a spec
     reads with `dataset: npz`; prints the spec's data line."""
@@ -213,7 +220,7 @@ def survey_lines(r: dict[str, Any], most_problems: int = 10) -> list[str]:
         lines.append(f"classes ({len(r['classes'])}): " + _counts(r["classes"], 20))
     problems = r["problems"]
     if problems:
-        lines.append(f"problems ({len(problems)}; these files are left out):")
+        lines.append(f"problems ({len(problems)}):")
         lines += [f"  {p['file']}: {p['problem']}" for p in problems[:most_problems]]
         if len(problems) > most_problems:
             lines.append(f"  … and {len(problems) - most_problems} more (--json lists all)")

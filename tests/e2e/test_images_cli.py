@@ -350,3 +350,33 @@ def test_a_flag_the_data_model_refuses_is_one_line_in_plain_words(tmp_path):
     folder = make_shapes(tmp_path / "shapes", per_class=3)
     line = _one_error(cli("data", "inspect", folder, "--labels", ""))
     assert line.startswith("error: --labels: empty") and "Value error" not in line, line
+
+
+@pytest.mark.parametrize("raised, code, said", [("Terminated", 143, "terminated"),
+                                               ("KeyboardInterrupt", 130, "interrupted")])
+def test_sigterm_and_ctrl_c_while_preparing_end_with_a_word_and_their_codes(
+        raised, code, said, capsys):
+    """SIGTERM during preparation arrives as parallel.Terminated (after the temporary file is
+    removed): the command says so and exits 128 + 15; Ctrl-C, 128 + 2 (typer alone would end
+    without a word)."""
+    import typer
+
+    from advgraph.cli.common import user_errors
+    from advgraph.data.images import parallel
+
+    exc = parallel.Terminated() if raised == "Terminated" else KeyboardInterrupt()
+    with pytest.raises(typer.Exit) as e:
+        with user_errors():
+            raise exc
+    assert e.value.exit_code == code and said in capsys.readouterr().err
+
+
+def test_inspect_of_a_folder_with_no_usable_image_shows_the_problems_then_one_error(tmp_path):
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / "notes.txt").write_text("hello")
+    (tmp_path / "f" / "fake.png").write_bytes(b"not a png")
+    r = cli("data", "inspect", tmp_path / "f")
+    assert r.exit_code == 1
+    assert "fake.png: not an image" in r.stdout and "notes.txt" in r.stdout
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "none of the 2 files is a usable image" in errors[0]
