@@ -235,7 +235,10 @@ def _worker(conn, parent: int) -> None:
             try:
                 conn.send((start, _TASK(start, stop)))
             except Exception as e:  # the parent raises it
-                conn.send((None, _picklable(e)))
+                try:
+                    conn.send((None, e))  # pickled whole before anything is written
+                except Exception:  # one that cannot be pickled: its type and text
+                    conn.send((None, RuntimeError(f"{type(e).__name__}: {e}")))
     except (EOFError, BrokenPipeError):
         pass  # the parent has gone or closed its end
     except BaseException:  # pragma: no cover - a bug in the task: the parent says it died
@@ -244,16 +247,6 @@ def _worker(conn, parent: int) -> None:
         traceback.print_exc()
         code = 1
     os._exit(code)
-
-
-def _picklable(e: Exception) -> Exception:
-    import pickle
-
-    try:
-        pickle.loads(pickle.dumps(e))
-        return e
-    except Exception:
-        return RuntimeError(f"{type(e).__name__}: {e}")
 
 
 def _die_with(parent: int) -> None:
