@@ -104,7 +104,8 @@ def prepare(
     n, shape = len(packed.images), "×".join(map(str, packed.images.shape[1:]))
     classes = f", {len(packed.class_names)} classes" if packed.class_names else ""
     console.print(f"{n:,} images of {shape} (uint8){classes}; "
-                  f"{len(packed.skipped)} file(s) left out. Train on it with:", markup=False)
+                  f"{sum(not s.name.endswith('/') for s in packed.skipped)} file(s) left out; "
+                  "rows in a random order (seed 0). Train on it with:", markup=False)
     console.print("  " + npz_snippet(out, packed.labels is not None), markup=False)
 
 
@@ -169,10 +170,14 @@ def _data(path: Path, size, channels, fit, background, labels) -> tuple[Any, Pat
         data = ImagesData.model_validate(fields)
     except ValidationError as e:
         err = e.errors()[0]
-        flag = "--" + str(err["loc"][0]) if err["loc"] else str(path)
+        name = str(err["loc"][0]) if err["loc"] else ""
+        flag = f"--{name}" if name in given else (f"data.{name}" if name else str(path))
         raise UsageError(f"{flag}: {err['msg'].removeprefix('Value error, ')}") from None
     folder = resolve_path(data.path, base)
-    lab = data.labels if data.labels in LABEL_WORDS else str(resolve_path(data.labels, base))
+    # a labels file named on the command line is the user's path from here; the spec's own is
+    # taken from the spec's folder, as training takes it
+    lab = data.labels if data.labels in LABEL_WORDS else \
+        str(resolve_path(data.labels, Path.cwd() if labels is not None else base))
     return data, folder, lab
 
 

@@ -59,6 +59,7 @@ def _load(data: ImagesData, path: Path, labels: str, report: LoadReport | None) 
     image = prep.shape() if prep.channels == 3 else tuple(prep.size)
     provenance = {
         "path": str(path), "fingerprint": packed.fingerprint, "sha256": packed.sha256,
+        "labels_sha256": _labels_sha256(packed.labels if data.labels != "none" else None),
         "images": n, "skipped": len(packed.skipped), "labels": data.labels,
         "class_names": names, "preparation": prep.as_dict(),
         "split": {"seed": data.split_seed, "train": len(parts[0]), "valid": len(parts[1]),
@@ -66,6 +67,16 @@ def _load(data: ImagesData, path: Path, labels: str, report: LoadReport | None) 
         "cached": bool(packed.cached)}
     return Splits("images", *xs, image_shape=image, source=str(path), train_y=ys[0],
                   valid_y=ys[1], test_y=ys[2], class_names=names, provenance=provenance)
+
+
+def _labels_sha256(labels: np.ndarray | None) -> str | None:
+    """SHA-256 of the rows' labels (int64): a labels file edited, or files moved between
+    class folders, changes it where the pixels' SHA-256 stays."""
+    if labels is None:
+        return None
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(labels, np.int64).tobytes()).hexdigest()
 
 
 def _scaled(images: np.ndarray, idx: np.ndarray, flatten: bool) -> np.ndarray:

@@ -61,9 +61,14 @@ def data_changed(info: dict[str, Any], splits: Splits) -> str | None:
     loaded): the prepared pixels' SHA-256 decides, so a folder merely touched or copied
     (new mtimes, same images) has not changed. None when the same, or nothing to compare."""
     then, now = info.get("data"), splits.provenance
-    if not isinstance(then, dict) or now is None or not then.get("sha256") or \
-            then.get("sha256") == now.get("sha256"):
+    if not isinstance(then, dict) or now is None or not then.get("sha256"):
         return None
+    if then.get("sha256") == now.get("sha256"):
+        if then.get("labels_sha256") in (None, now.get("labels_sha256")):
+            return None
+        return (f"the data's labels changed since the run began: {now.get('path')} gives "
+                "the same images other labels (a labels file edited, or files moved between "
+                "class folders)")
     return (f"the data changed since the run began: {now.get('path')} now gives "
             f"{now.get('images')} images (SHA-256 {str(now.get('sha256'))[:12]}…), the run "
             f"began on {then.get('images')} (SHA-256 {str(then.get('sha256'))[:12]}…)")

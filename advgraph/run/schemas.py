@@ -82,6 +82,7 @@ class DataProvenance(_Schema):
     path: Optional[str] = None
     fingerprint: Optional[Hex64] = None
     sha256: Optional[Hex64] = None
+    labels_sha256: Optional[Hex64] = None
     images: Optional[Count] = None
     skipped: Optional[Count] = None
     cached: Optional[bool] = None

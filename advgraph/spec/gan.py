@@ -208,7 +208,8 @@ class ImagesData(Strict):
     fit: Literal["crop", "pad"] = "crop"
     background: tuple[Channel, Channel, Channel] = (0, 0, 0)
     labels: str = "none"  # "none", "subdirs", "dataset.json" or a labels file
-    class_names: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = None
+    # a folder's name can be 255 bytes, each undecodable one shown as \xNN (4 characters)
+    class_names: list[Annotated[str, Field(min_length=1, max_length=1024)]] | None = None
     valid: CountOrShare = 0
     test: CountOrShare = 0
     split_seed: Annotated[Seed, NotBool] = 0

@@ -192,7 +192,10 @@ def test_data_inspect_and_prepare_a_folder_and_a_zip(tmp_path):
         assert a["x"].dtype == np.uint8 and a["x"].shape == (24, 3, 16, 16)
         np.testing.assert_array_equal(a["x"], b["x"])  # zip or folder: the same
         assert list(a["class_names"]) == ["circle", "square"]
-        np.testing.assert_array_equal(a["y"], [0] * 12 + [1] * 12)
+        # rows in a random order (npz's valid/test come from the end), each with its folder's
+        # class
+        assert sorted(a["y"].tolist()) == [0] * 12 + [1] * 12 and a["y"].tolist() != sorted(a["y"])
+        assert [f.split("/")[0] for f in a["files"]] == [["circle", "square"][y] for y in a["y"]]
 
 
 def test_training_from_the_prepared_npz_names_its_classes(tmp_path, monkeypatch):
@@ -380,3 +383,45 @@ def test_inspect_of_a_folder_with_no_usable_image_shows_the_problems_then_one_er
     assert "fake.png: not an image" in r.stdout and "notes.txt" in r.stdout
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "none of the 2 files is a usable image" in errors[0]
+
+
+def test_a_labels_file_edited_since_the_run_began_is_refused_on_resume(tmp_path):
+    """The same images with other labels (a labels file edited): the pixels' SHA-256 is the
+    same, their labels' is not, and a resumed run would train on other labels."""
+    make_shapes(tmp_path / "shapes", per_class=20)
+    names = sorted(p.relative_to(tmp_path / "shapes").as_posix()
+                   for p in (tmp_path / "shapes").rglob("*") if p.suffix in (".png", ".jpg")
+                   and p.name != "broken.png")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,label\n" + "".join(f"{n},{i % 2}\n" for i, n in enumerate(names)))
+    (tmp_path / "u.yaml").write_text(UNCONDITIONAL.replace("labels: subdirs",
+                                                           "labels: labels.csv"))
+    fast = ["--set", "training.stop={steps: 2}", "--set", "training.checkpoint={steps: 2}",
+            "--set", "data.valid=4", "--set", "data.test=4"]
+    r = cli("train", tmp_path / "u.yaml", "--name", "lab", *fast)
+    assert r.exit_code == 0, r.output
+    r = cli("train", "--resume", "lab", "--set", "training.stop={steps: 4}")
+    assert r.exit_code == 0, r.output  # unchanged
+    labels.write_text("file,label\n" + "".join(f"{n},{(i + 1) % 2}\n"
+                                                for i, n in enumerate(names)))
+    r = cli("train", "--resume", "lab", "--set", "training.stop={steps: 6}")
+    assert r.exit_code != 0 and "labels changed since the run began" in r.stderr, r.output
+
+
+def test_data_prepare_of_a_spec_takes_a_labels_flag_from_here(tmp_path, monkeypatch):
+    """--labels FILE on the command line is the user's path from the current directory, also
+    where PATH is a spec (whose own `labels` is taken from the spec's folder)."""
+    make_shapes(tmp_path / "shapes", per_class=4)
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "u.yaml").write_text(UNCONDITIONAL.replace(
+        "path: shapes", f"path: {tmp_path / 'shapes'}").replace("labels: subdirs",
+                                                               "labels: none"))
+    (tmp_path / "specs" / "labels.csv").write_text("file,label\ncircle/001.png,1\n")  # a decoy
+    (tmp_path / "labels.csv").write_text("file,label\ncircle/001.png,0\nsquare/001.png,1\n")
+    monkeypatch.chdir(tmp_path)
+    r = cli("data", "prepare", tmp_path / "specs" / "u.yaml", "--labels", "labels.csv",
+            "--out", tmp_path / "p.npz")
+    assert r.exit_code == 0, r.output
+    with np.load(tmp_path / "p.npz") as z:
+        got = dict(zip(z["files"].tolist(), z["y"].tolist()))
+    assert got["circle/001.png"] == 0 and got["square/001.png"] == 1

@@ -236,3 +236,12 @@ def test_a_set_value_that_is_not_utf8_or_not_yaml_is_one_line():
     assert "\n" not in line and "#x" not in line
     (line,) = _problems("data.path=[a")
     assert "not valid YAML" in line and "\n" not in line, line
+
+
+def test_a_class_folder_name_of_255_undecodable_bytes_can_be_recorded():
+    """A run records the class names it found in its spec.yaml, which is validated when read
+    back: a folder's name may be 255 bytes, each shown as \\xNN."""
+    long = "\\xff" * 255
+    data = ImagesData(dataset="images", path="p", size=(8, 8), labels="subdirs",
+                      class_names=[long, "b"])
+    assert data.class_names[0] == long

@@ -498,10 +498,16 @@ def test_write_npz_round_trip(tmp_path):
     out = tmp_path / "out" / "data.npz"
     pack.write_npz(packed, out)
     with np.load(out, allow_pickle=False) as z:
-        assert sorted(z.keys()) == ["class_names", "x", "y"]
-        np.testing.assert_array_equal(z["x"], packed.images)
+        assert sorted(z.keys()) == ["class_names", "files", "x", "y"]
         assert z["x"].dtype == np.uint8 and z["y"].dtype == np.int64
-        assert z["y"].tolist() == packed.labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+        assert packed.labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+        # rows in a seeded random order (npz's valid/test come from the end: not one class),
+        # each still with its own file's pixels and label
+        assert z["files"].tolist() != packed.names and sorted(z["files"]) == packed.names
+        row = {name: i for i, name in enumerate(packed.names)}
+        for j, name in enumerate(z["files"].tolist()):
+            np.testing.assert_array_equal(z["x"][j], packed.images[row[name]])
+            assert z["y"][j] == packed.labels[row[name]]
         assert z["class_names"].tolist() == ["c0", "c1", "c2"]
     assert sorted(p.name for p in out.parent.iterdir()) == ["data.npz"]
 
@@ -520,7 +526,7 @@ def test_write_npz_refuses_a_link_and_a_folder(tmp_path):
         pack.write_npz(packed, tmp_path / "dir.npz")
     pack.write_npz(packed, tmp_path / "plain.npz")
     with np.load(tmp_path / "plain.npz") as z:
-        assert list(z.keys()) == ["x"]
+        assert sorted(z.keys()) == ["files", "x"]
 
 
 def test_default_workers_follow_the_cpus_this_process_may_use(monkeypatch):
@@ -612,3 +618,14 @@ def test_survey_of_a_folder_with_no_usable_file_raises_prepare_s_error(tmp_path)
     assert str(e.value) == str(prepare_error.value) and "\n" not in str(e.value)
     assert (e.value.survey.files, e.value.survey.usable) == (3, 0)
     assert len(e.value.survey.problems) == 3
+
+
+def test_a_folder_prepared_with_and_without_its_classes_keeps_an_entry_for_each(
+        tmp_path, monkeypatch):
+    """A DCGAN (labels none) and a cDCGAN (labels subdirs) on one folder: storing one's entry
+    does not remove the other's, so neither decodes the folder again."""
+    write_folder(tmp_path / "imgs", 12, classes=2)
+    for labels in ("none", "subdirs"):
+        assert not prepared(tmp_path / "imgs", labels=labels, workers=1).cached
+    for labels in ("none", "subdirs"):
+        assert prepared(tmp_path / "imgs", labels=labels, workers=1).cached

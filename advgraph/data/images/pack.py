@@ -76,7 +76,11 @@ def entry_key(listing: Listing, fingerprint: str, prep: Preparation) -> str:
         fields.update(format=FORMAT, prep=prep.as_dict(), pillow=PIL.__version__)
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
-    return digest(root=str(Path(listing.root).resolve())) + digest(fingerprint=fingerprint)
+    # the labels' kind in the slot too: a folder prepared with and without its classes (a
+    # DCGAN and a cDCGAN on one folder) keeps an entry for each
+    labels = listing.labels if listing.labels in ("none", "subdirs", "dataset.json") else "file"
+    return (digest(root=str(Path(listing.root).resolve()), labels=labels)
+            + digest(fingerprint=fingerprint))
 
 
 def prepare(listing: Listing, prep: Preparation, workers: int | None = None,
@@ -376,11 +380,14 @@ def unmatched_warning(names: list[str], most: int = 5) -> str:
 # ---- the .npz of `advgraph data prepare` --------------------------------------------------
 
 
-def write_npz(packed: Packed, out: Path) -> None:
+def write_npz(packed: Packed, out: Path, seed: int = 0) -> None:
     """The packed data as an .npz for `dataset: npz`: `x` uint8 (N, C, H, W), `y` int64 where
-    labelled, `class_names` (fixed-width unicode) where named. Written to a temporary file
-    beside `out` and renamed over it; a link, a directory or any other non-regular file at
-    `out` is refused (WriteError), as is every failure to write (nothing is left behind)."""
+    labelled, `class_names` (fixed-width unicode) where named, and `files`, each row's file.
+    The rows are in a random order by `seed` (not the file order, which groups a folder's
+    classes): `dataset: npz` takes `valid` and `test` from the end, which must not be the last
+    class. Written to a temporary file beside `out` and renamed over it; a link, a directory or
+    any other non-regular file at `out` is refused (WriteError), as is every failure to write
+    (nothing is left behind)."""
     out = Path(out)
     try:
         mode = os.lstat(out).st_mode
@@ -396,9 +403,11 @@ def write_npz(packed: Packed, out: Path) -> None:
         kind = not_regular(mode)
         if kind is not None:
             raise WriteError(f"cannot write {out}: it is {kind} (refusing to replace it)")
-    arrays = {"x": packed.images}
+    order = np.random.default_rng(seed).permutation(len(packed.images))
+    arrays = {"x": np.asarray(packed.images)[order],
+              "files": np.asarray([shown(packed.names[i]) for i in order], dtype=str)}
     if packed.labels is not None:
-        arrays["y"] = np.asarray(packed.labels, np.int64)
+        arrays["y"] = np.asarray(packed.labels, np.int64)[order]
     if packed.class_names:
         arrays["class_names"] = np.asarray(packed.class_names, dtype=str)
     _write_atomically(out, arrays)
