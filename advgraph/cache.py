@@ -32,11 +32,11 @@ def cache_dir(name: str) -> Path:
     return cache_root() / name
 
 
-def read_entry(path: Path, limit: int) -> bytes:
-    """The bytes of a cache file, read only when the path itself is a regular file of at most
-    `limit` bytes: advgraph writes nothing else there, and a FIFO would block for ever, a link
-    to /dev/zero read until memory ran out. ValueError (a link, not a regular file, too large)
-    or OSError, which the caches take as damage: they compute the entry again."""
+def open_entry(path: Path) -> tuple[int, os.stat_result]:
+    """A cache file opened for reading (its descriptor, and its stat), only when the path itself
+    is a regular file: advgraph writes nothing else there, and a FIFO would block for ever, a
+    link to /dev/zero read until memory ran out. ValueError (a link, not a regular file) or
+    OSError, which the caches take as damage: they compute the entry again."""
     import stat
 
     try:
@@ -49,6 +49,17 @@ def read_entry(path: Path, limit: int) -> bytes:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ValueError(f"{path} is not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def read_entry(path: Path, limit: int) -> bytes:
+    """The bytes of a cache file (open_entry), read only when it holds at most `limit` bytes.
+    ValueError (a link, not a regular file, too large) or OSError: damage."""
+    fd, st = open_entry(path)
+    try:
         if st.st_size > limit:
             raise ValueError(f"{path} holds {st.st_size:,} bytes, more than {limit:,}")
         with os.fdopen(os.dup(fd), "rb") as f:

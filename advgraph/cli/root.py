@@ -75,11 +75,6 @@ def main() -> None:
         # One name whatever the launcher (`python -m advgraph` too): completion scripts call
         # back through $_ADVGRAPH_COMPLETE.
         app(prog_name="advgraph")
-    except KeyboardInterrupt as e:
-        from ..data.images.parallel import Terminated
-
-        if isinstance(e, Terminated):  # SIGTERM while preparing images
-            err.print("terminated")
-            sys.exit(143)
+    except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)

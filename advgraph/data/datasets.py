@@ -340,8 +340,9 @@ class ImagesDataset(Dataset):
         return (c * h * w,) if self.data.flatten else (c, h, w)
 
     def image_shape(self, shape: tuple[int, ...]) -> tuple[int, ...] | None:
-        c, (h, w) = self.data.channels, self.data.size
-        return (c, h, w) if c == 3 else (h, w)
+        from .imageset import image_shape
+
+        return image_shape(self.data)
 
     def _labels_file(self) -> bool:
         """`labels` is a path (not a word: none, subdirs, or dataset.json, which means the

@@ -11,7 +11,6 @@ import numpy as np
 
 from ..errors import DataError
 from ..spec.gan import LABEL_WORDS, ImagesData
-from .files import check_fits
 from .report import LoadReport
 from .splits import Splits
 
@@ -37,6 +36,12 @@ def load_folder(data: ImagesData, path: Path, labels: str,
         raise DataError(e.worded({k: f"data.{k}" for k in ImagesData.model_fields})) from None
 
 
+def image_shape(data: ImagesData) -> tuple[int, ...]:
+    """How one example is drawn: (3, H, W) in colour, (H, W) in grey."""
+    c, (h, w) = data.channels, data.size
+    return (c, h, w) if c == 3 else (h, w)
+
+
 def _load(data: ImagesData, path: Path, labels: str, report: LoadReport | None) -> Splits:
     from .images import prepare, scan, split_indices
 
@@ -49,14 +54,12 @@ def _load(data: ImagesData, path: Path, labels: str, report: LoadReport | None) 
     packed = prepare(listing, prep, progress=progress,
                      warn=report.warn if report is not None else None)
     names = class_names(path, data, packed.class_names, packed.labels)
-    n, per = len(packed.images), prod(prep.shape())
-    check_fits(path, n * per * 4, f"{n:,} images of {'×'.join(map(str, prep.shape()))} as "
-                                  "float32")
+    n = len(packed.images)  # their float32 copies' memory was checked by prepare
     parts = split_indices(n, data.valid, data.test, data.split_seed)
     xs = [_scaled(packed.images, idx, data.flatten) for idx in parts]
     ys: list[Any] = [None] * 3 if packed.labels is None or data.labels == "none" else \
         [np.asarray(packed.labels)[idx].astype(np.int64) for idx in parts]
-    image = prep.shape() if prep.channels == 3 else tuple(prep.size)
+    image = image_shape(data)
     provenance = {
         "path": str(path), "fingerprint": packed.fingerprint, "sha256": packed.sha256,
         "labels_sha256": _labels_sha256(packed.labels if data.labels != "none" else None),

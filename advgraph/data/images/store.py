@@ -16,7 +16,6 @@ import io
 import mmap
 import os
 import socket
-import stat
 import struct
 from math import prod
 from pathlib import Path
@@ -52,16 +51,10 @@ def map_checked(path: Path, shape: tuple[int, ...], digest: str) -> np.ndarray:
     """The cached array at `path`, memory-mapped read-only, once it is found to be a regular
     file (never a link: O_NOFOLLOW), to hold a uint8 array of `shape` and nothing more, and
     its bytes to hash to `digest`. ValueError or OSError otherwise (damage)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise ValueError(f"{path} is a symbolic link (advgraph writes none there)") from None
-        raise
+    from ...cache import open_entry
+
+    fd, st = open_entry(path)
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f"{path} is not a regular file")
         version = np.lib.format.read_magic(f)
         read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                 else np.lib.format.read_array_header_2_0)
