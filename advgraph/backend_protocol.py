@@ -50,17 +50,27 @@ class Trainer(Protocol):
     def set_order(self, order: np.ndarray) -> None:
         """The permutation of example indices for the current epoch."""
 
-    def d_step(self, pos: int, lr: float, momentum: float, z: np.ndarray | None = None) -> None:
+    def d_step(self, pos: int, lr: float, momentum: float, z: np.ndarray | None = None,
+               penalties: tuple[str, ...] | None = None) -> None:
         """One D update on examples order[pos:pos+m] and m noise samples (drawn if z is None).
-        Conditional: G's samples get the labels of the real examples."""
+        Conditional: G's samples get the labels of the real examples. D descends the
+        program's loss plus, of its penalties (Objective.penalties), those named in
+        `penalties` (None: all; the loop passes those due at this update), each weighted
+        weight·every. Spectrally normalised D weights take their power iteration first."""
 
     def g_step(self, lr: float, momentum: float, z: np.ndarray | None = None,
                y: np.ndarray | None = None) -> None:
         """One G update on m fresh noise samples (or the given z). Conditional: on labels y,
         or m labels drawn from the training labels."""
 
+    def ema_step(self, decay: float) -> None:
+        """After a G update of a program with an EMA: ema ← decay·ema + (1 − decay)·θ for each
+        of G's trainable tensors (decay 0 copies θ; Ema.rate gives it)."""
+
     def read_metrics(self, reset: bool = True) -> dict[str, float]:
-        """Means since the last reset of d_loss, g_loss, d_real, d_fake; `reset` starts new
+        """Means since the last reset of d_loss, g_loss, d_real, d_fake (D's mean output: a
+        probability, or a score for a D without a sigmoid), and of each penalty's term
+        (Objective.metric_names, over the updates that applied it); `reset` starts new
         sums. Also `finite`: 1.0 when every parameter is finite. The only host sync of
         training. The running sums and counts are part of state_dict ("metrics/sums",
         "metrics/counts"), so a resumed run's next interval is the uninterrupted one's."""
@@ -76,7 +86,8 @@ class Trainer(Protocol):
         """n draws from the prior with the trainer's generator."""
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Parameters, buffers, optimiser slots and RNG state, by stable name."""
+        """Parameters, buffers, optimiser slots, RNG state and the regularisers' state
+        (advgraph.ir.objective names it), by stable name."""
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what state_dict gave (parameters alone are enough to start from)."""
@@ -92,6 +103,11 @@ class Backend(Protocol):
 
     def unsupported(self, op: Op) -> str | None:
         """None when the backend lowers `op`; otherwise why it cannot (shown to the user)."""
+
+    def unsupported_feature(self, feature: str) -> str | None:
+        """None when the backend trains `feature` (Objective.features: "loss:<name>",
+        "gradient_penalty", "r1", "spectral_norm", "ema"); otherwise why not. Optional: a
+        backend without it supports only the paper's losses and no regulariser."""
 
     def cuda_available(self) -> bool:
         """Whether `--device auto` should pick CUDA (optional: a backend without it is CPU)."""
@@ -157,8 +173,22 @@ def resolve_device(device: str | None, backend_name: str) -> str:
 
 
 def check_supported(backend: Backend, program: Program) -> None:
-    """An op the backend lacks is a compile-time error naming op, node and backend."""
+    """An op the backend lacks is a compile-time error naming op, node and backend; a loss or
+    regulariser it lacks one naming the spec's key and the backend."""
     require_ops(program, backend.name, backend.unsupported)
+    unsupported = getattr(backend, "unsupported_feature", _paper_only)
+    for feature, path in program.objective.features():
+        why = unsupported(feature)
+        if why is not None:
+            what = feature.split(":", 1)[-1]
+            raise BackendError(f"{path}: {what} is not supported by backend {backend.name!r}: "
+                               f"{why}")
+
+
+def _paper_only(feature: str) -> str | None:
+    if feature in ("loss:minimax", "loss:non_saturating"):
+        return None
+    return "this backend declares only the paper's losses (no unsupported_feature)"
 
 
 def require_ops(program: Program, backend: str, unsupported: Callable[[Op], str | None]) -> None:

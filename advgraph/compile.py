@@ -14,6 +14,8 @@ from .errors import Problem, SpecError
 from .ir import DataInfo, Graph, Node, Op, Prior, Program, Tensor
 from .ops import ARITY, OPS, ShapeError, fmt_shape, of_layer, too_small_batch
 from .fields import MAX_SIZE
+from .objective import d_ending_problem
+from .objective import resolve as resolve_objective
 from .spec.gan import GanSpec, UniformPrior
 from .spec.layers import Network
 from .spec.load import LoadedSpec
@@ -226,23 +228,28 @@ def compile_spec(loaded: LoadedSpec, data: DataInfo) -> Program:
         where, layers = spec.discriminator.last_layers()
         final = layers[-1] if layers else None
         at = ("discriminator", *where, len(layers) - 1) if layers else ("discriminator", "graph")
-        if final is None or not of_layer(final).probability:
-            problems.append(loaded.problem(
-                at, f"D must end in a {_PROBABILITY} (one probability per example), not "
-                    + (repr(final.type) if final is not None else "a concat")))
+        loss = spec.training.loss
+        probability = final is not None and of_layer(final).probability
+        why = d_ending_problem(loss, probability)
+        if why is not None:
+            ending = repr(final.type) if final is not None else "a concat"
+            problems.append(loaded.problem(at, f"D ends in {ending}: {why}"))
         elif D.out_shape != (1,):
             problems.append(loaded.problem(
-                at, f"D must output one probability per example, got {fmt_shape(D.out_shape)}"))
-        else:
-            D.logits = D.node(D.output).inputs[0]
+                at, f"D must output one {'probability' if probability else 'score'} per "
+                    f"example, got {fmt_shape(D.out_shape)}"))
+        else:  # the logit of the final sigmoid, or the raw score itself
+            D.logits = D.node(D.output).inputs[0] if probability else D.output
     # Marginal biases in D make no sense (there is no target to take marginals of).
     for path, layer in _all_layers(spec.discriminator, "discriminator"):
         if getattr(layer, "bias", None) == "marginals":
             problems.append(loaded.problem(
                 path + ("bias",), "bias 'marginals' is only meaningful for G's output layer"))
 
+    objective = None
     if G is not None and D is not None:
         _check_batch(G, D, spec.training.batch_size, loaded, problems)
+        objective = resolve_objective(spec, G, D, loaded, problems)
     if problems:
         raise SpecError(problems)
     assert G is not None and D is not None
@@ -251,8 +258,9 @@ def compile_spec(loaded: LoadedSpec, data: DataInfo) -> Program:
     p = spec.prior
     prior = (Prior.uniform(p.dim, p.low, p.high) if isinstance(p, UniformPrior)
              else Prior.gaussian(p.dim, p.mean, p.std))
-    return Program(G=G, D=D, prior=prior, g_loss=spec.training.g_loss, data_shape=data_shape,
-                   classes=classes)
+    assert objective is not None
+    return Program(G=G, D=D, prior=prior, data_shape=data_shape, classes=classes,
+                   objective=objective)
 
 
 def _check_batch(G, D, batch: int, loaded: LoadedSpec, problems: list[Problem]) -> None:

@@ -42,8 +42,13 @@ def init_tensor(t: Tensor, rng: np.random.Generator,
 
 def init_params(program: Program, rng: np.random.Generator,
                 train_data: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Every parameter and buffer of G and D, in graph order (draws are order-dependent)."""
-    return {t.name: init_tensor(t, rng, train_data) for t in program.tensors()}
+    """Every parameter and buffer of G and D, in graph order (draws are order-dependent), then
+    the regularisers' state (advgraph.objective.init_state)."""
+    from .objective import init_state
+
+    params = {t.name: init_tensor(t, rng, train_data) for t in program.tensors()}
+    params.update(init_state(program, rng, params))
+    return params
 
 
 def bad_value(program: Program, tensors: dict[str, np.ndarray]) -> str | None:

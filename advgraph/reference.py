@@ -13,7 +13,7 @@ import numpy as np
 from .ir import Graph, Node, Op
 from .ops import OPS
 
-__all__ = ["apply", "d_loss", "forward", "g_loss", "one_hot", "softplus"]
+__all__ = ["apply", "d_loss", "forward", "g_loss", "loss_values", "one_hot", "softplus"]
 
 
 def apply(node: Node, x: np.ndarray, params: dict[str, np.ndarray], *, train: bool = False,
@@ -59,15 +59,42 @@ def forward(graph: Graph, params: dict[str, np.ndarray], x: np.ndarray, *, train
 
 
 def d_loss(D: Graph, params: dict[str, np.ndarray], x_real: np.ndarray,
-           x_fake: np.ndarray, y: np.ndarray | None = None) -> float:
-    """−(1/m)Σ[log D(x|y) + log(1 − D(G(z|y)|y))], through logits (no dropout)."""
+           x_fake: np.ndarray, y: np.ndarray | None = None, loss: str = "non_saturating") -> float:
+    """D's loss (`loss_values`) on D's logits or scores (no dropout)."""
     lr = forward(D, params, x_real, upto=D.logits, y=y)
     lf = forward(D, params, x_fake, upto=D.logits, y=y)
-    return float(softplus(-lr).mean() + softplus(lf).mean())
+    return loss_values(loss, lr, lf)[0]
 
 
 def g_loss(G: Graph, D: Graph, params: dict[str, np.ndarray], z: np.ndarray, kind: str,
            y: np.ndarray | None = None) -> float:
-    """non_saturating: −(1/m)Σ log D(G(z));  minimax: (1/m)Σ log(1 − D(G(z)))."""
+    """G's loss (`loss_values`) for `kind`, e.g. non_saturating: −(1/m)Σ log D(G(z));
+    minimax: (1/m)Σ log(1 − D(G(z)))."""
     lf = forward(D, params, forward(G, params, z, y=y), upto=D.logits, y=y)
-    return float(softplus(-lf).mean() if kind == "non_saturating" else -softplus(lf).mean())
+    return loss_values(kind, lf, lf)[1]
+
+
+def loss_values(loss: str, l_real: np.ndarray, l_fake: np.ndarray) -> tuple[float, float]:
+    """(D's loss on real and fake logits/scores, G's loss on the fake ones), each a mean over
+    the batch, as every backend computes them:
+    - minimax / non_saturating: D softplus(−l_r) + softplus(l_f) (BCE through the logit);
+      G −softplus(l_f) = log(1 − D) (minimax) or softplus(−l_f) = −log D (non_saturating);
+    - least_squares (Mao et al., targets 0 and 1): D ½(l_r − 1)² + ½l_f², G ½(l_f − 1)²;
+    - hinge: D relu(1 − l_r) + relu(1 + l_f), G −l_f;
+    - wasserstein: D l_f − l_r, G −l_f."""
+    lr, lf = np.asarray(l_real, np.float64), np.asarray(l_fake, np.float64)
+    if loss in ("minimax", "non_saturating"):
+        d = softplus(-lr).mean() + softplus(lf).mean()
+        g = softplus(-lf).mean() if loss == "non_saturating" else -softplus(lf).mean()
+    elif loss == "least_squares":
+        d = 0.5 * ((lr - 1) ** 2).mean() + 0.5 * (lf ** 2).mean()
+        g = 0.5 * ((lf - 1) ** 2).mean()
+    elif loss == "hinge":
+        d = np.maximum(1 - lr, 0).mean() + np.maximum(1 + lf, 0).mean()
+        g = -lf.mean()
+    elif loss == "wasserstein":
+        d = lf.mean() - lr.mean()
+        g = -lf.mean()
+    else:
+        raise ValueError(f"not a loss: {loss!r}")
+    return float(d), float(g)

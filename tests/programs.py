@@ -35,7 +35,7 @@ def one_op_program(op: Op, in_shape, attrs, source: str = "z") -> Program:
                          {"weight": Tensor("D.y.weight", (flat, 1), Init("normal", {"std": 1.0})),
                           "bias": Tensor("D.y.bias", (1,), Init("const", {"value": 0.0}))}),
                     Node("D.s", Op.SIGMOID, ("D.y",), (1,))], output="D.s", logits="D.y")
-    return Program(g, d, Prior.gaussian(int(np.prod(in_shape)), 0.0, 1.0), "non_saturating", out)
+    return Program(g, d, Prior.gaussian(int(np.prod(in_shape)), 0.0, 1.0), data_shape=out)
 
 
 # Every image op, batchnorm on features and on images, a label concatenated to images as maps;

@@ -8,6 +8,8 @@ imports neither it, nor the spec layer (pydantic), nor torch or cupy.
 
 from .data import DataInfo
 from .graph import Graph, Init, Node, Prior, Program, Tensor
+from .objective import Ema, Objective, Penalty, SpectralWeight
 from .ops import Op
 
-__all__ = ["DataInfo", "Graph", "Init", "Node", "Op", "Prior", "Program", "Tensor"]
+__all__ = ["DataInfo", "Ema", "Graph", "Init", "Node", "Objective", "Op", "Penalty", "Prior",
+           "Program", "SpectralWeight", "Tensor"]

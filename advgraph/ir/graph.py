@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from advgraph.errors import GraphError
 
+from .objective import Objective
 from .ops import Op
 
 
@@ -178,9 +179,13 @@ class Program:
     G: Graph
     D: Graph
     prior: Prior
-    g_loss: str  # "non_saturating" | "minimax"
     data_shape: tuple[int, ...]
     classes: int | None = None  # conditional GAN: y is a one-hot label of this many classes
+    objective: Objective = field(default_factory=Objective)  # the loss and the regularisers
+
+    @property
+    def loss(self) -> str:
+        return self.objective.loss
 
     @property
     def conditional(self) -> bool:

@@ -76,6 +76,9 @@ class OpDef:
     # (out, in), so torch-layout exports hold its transpose
     probability: bool = False  # y = σ(x), a probability whose logit is x: D ends in it, losses
     # take its input as the logit, and a bias of "marginals" before it is the data's logit
+    # The axis of the op's "weight" that indexes its outputs: spectral norm sees the weight as a
+    # matrix with this axis as rows (None: no weight to normalise).
+    spectral_axis: int | None = None
     training_only: bool = False  # y = x outside training (sampling, evaluation)
     # Attributes that make it y = x in training too: set where runs are compared (parity),
     # since what it draws from a backend's random generator cannot match another backend's.

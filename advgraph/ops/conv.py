@@ -187,14 +187,14 @@ DEFS = [
           "+ 1; cross-correlation with zero padding.  weight: (channels, C, k, k), bias: "
           "(channels,).  attrs: channels, kernel, stride, pad.",
           _conv_infer(Op.CONV2D), _conv_flops, _conv, layer=Conv2d, attrs=_conv_attrs,
-          params=CONV_PARAMS,
+          params=CONV_PARAMS, spectral_axis=0,
           examples=(((3, 9, 9), {"channels": 5, "kernel": 3, "stride": 2, "pad": 1}),
                     ((2, 7, 7), {"channels": 4, "kernel": 4, "stride": 1, "pad": 0}))),
     OpDef(Op.CONV_T2D, "the transpose (gradient) of CONV2D: H' = (H − 1)·stride − 2·pad + kernel "
           "+ output_pad.  weight: (C, channels, k, k), bias: (channels,).  attrs: channels, "
           "kernel, stride, pad, output_pad.",
           _conv_t_infer, lambda i, o, a: 2 * prod(i) * a["channels"] * a["kernel"] ** 2, _conv_t,
-          layer=ConvTranspose2d, attrs=_conv_attrs, params=CONV_T_PARAMS,
+          layer=ConvTranspose2d, attrs=_conv_attrs, params=CONV_T_PARAMS, spectral_axis=1,
           examples=(((4, 5, 5), {"channels": 3, "kernel": 5, "stride": 3, "pad": 0,
                                  "output_pad": 0}),
                     ((2, 4, 4), {"channels": 2, "kernel": 3, "stride": 2, "pad": 1,
@@ -202,7 +202,7 @@ DEFS = [
     OpDef(Op.MAXOUT_CONV, "CONV2D to channels·pieces maps; map c·pieces + p is piece p of "
           "channel c; y[:, c] = max_p.  weight: (channels·pieces, C, k, k).  attrs: as CONV2D + "
           "pieces.", _conv_infer(Op.MAXOUT_CONV), _conv_flops, _conv, layer=MaxoutConv,
-          attrs=_conv_attrs, params=CONV_PARAMS,
+          attrs=_conv_attrs, params=CONV_PARAMS, spectral_axis=0,
           examples=(((3, 8, 8), {"channels": 4, "pieces": 2, "kernel": 3, "stride": 1,
                                  "pad": 2}),)),
     OpDef(Op.MAX_POOL, "max over kernel × kernel windows moved by stride, padding counts as −∞.  "

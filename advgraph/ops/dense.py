@@ -63,7 +63,7 @@ DEFS = [
           flops=lambda i, o, a: 2 * i[0] * a["units"],
           reference=lambda x, p, a, train, rng: x @ p("weight") + p("bias"),
           layer=Dense, attrs=lambda l: {"units": l.units}, params=AFFINE_PARAMS,
-          examples=(((7,), {"units": 5}),), gemm=True, epilogue=True),
+          examples=(((7,), {"units": 5}),), gemm=True, epilogue=True, spectral_axis=1),
     OpDef(Op.MAXOUT, "a = x @ W + b with W: (in, units·pieces), b: (units·pieces,); the pieces "
           "of unit u are the consecutive columns u·pieces … u·pieces+pieces−1 (Pylearn2's "
           "layout); y[:, u] = max_p a[:, u·pieces + p].  attrs: units, pieces.",
@@ -71,5 +71,6 @@ DEFS = [
           flops=lambda i, o, a: 2 * i[0] * _width(a) + _width(a),
           reference=_maxout,
           layer=Maxout, attrs=lambda l: {"units": l.units, "pieces": l.pieces},
-          params=AFFINE_PARAMS, examples=(((9,), {"units": 4, "pieces": 3}),), gemm=True),
+          params=AFFINE_PARAMS, examples=(((9,), {"units": 4, "pieces": 3}),), gemm=True,
+          spectral_axis=1),
 ]

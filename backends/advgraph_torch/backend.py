@@ -192,7 +192,7 @@ class TorchTrainer:
         z = self._noise(z, self.m)
         yo = self._labels_for(y, self.m)
         l_fake = self.D(self.G(z, self._train_ctx, y=yo), self._frozen_ctx, logits=True, y=yo)
-        if self.program.g_loss == "non_saturating":
+        if self.program.loss == "non_saturating":
             loss = F.softplus(-l_fake).mean()  # −log D(G(z))
         else:
             loss = -F.softplus(l_fake).mean()  # log(1 − D(G(z)))

@@ -120,7 +120,7 @@ discriminator:
     - {name: out, inputs: [a, y]}
 training:"""
     text = COND[:COND.index("discriminator:")] + d + COND.split("training:", 1)[1]
-    assert any("discriminator.graph" in p and "must end in a sigmoid" in p
+    assert any("discriminator.graph" in p and "end D in a sigmoid" in p
                for p in problems(text))
 
 

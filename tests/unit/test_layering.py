@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data, compile and the tools over graphs and arrays",
      ("advgraph.data", "advgraph.compile", "advgraph.params", "advgraph.reference",
       "advgraph.sampling", "advgraph.figures", "advgraph.backend_protocol",
-      "advgraph.distributed", "advgraph.parzen", "advgraph.nearest")),
+      "advgraph.distributed", "advgraph.parzen", "advgraph.nearest", "advgraph.objective")),
     ("backends", ("advgraph_torch", "advgraph_cupy")),
     ("session", ("advgraph.run",)),
     ("train and evaluate", ("advgraph.train", "advgraph.evaluate")),

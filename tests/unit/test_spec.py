@@ -198,8 +198,9 @@ def test_generator_output_must_match_data():
 
 def test_discriminator_must_end_in_one_sigmoid():
     out = problems(BASE.replace("    - {type: sigmoid}\ntraining", "    - {type: tanh}\ntraining"))
-    assert out == ["x.yaml:13:7: discriminator.layers[2]: D must end in a sigmoid (one probability "
-                   "per example), not 'tanh'"]
+    assert out == ["x.yaml:13:7: discriminator.layers[2]: D ends in 'tanh': the non_saturating "
+                   "loss reads D's output as a probability: end D in a sigmoid (or use a loss on "
+                   "raw scores: least_squares, hinge, wasserstein)"]
     out = problems(BASE.replace("{type: dense, name: y, units: 1}", "{type: dense, name: y, units: 4}"))
     assert out == ["x.yaml:13:7: discriminator.layers[2]: D must output one probability per "
                    "example, got (4,)"]

@@ -121,7 +121,7 @@ def _g_step(lw: Lowering, xd: Buf, logits: Buf, dlogits: Buf) -> list[Launch]:
                          tag=".gstep", final=logits.at(0, m))
     g, b = ew_grid(m)
     gs.append(Launch("bce_g", g, b, (logits.at(0, m), dlogits.at(0, m), i32(m),
-                                     i32(int(P.g_loss == "non_saturating")),
+                                     i32(int(P.loss == "non_saturating")),
                                      plan.view("metrics")), "G loss"))
     dfake = plan.buffer("G.dout", "float32", m * d)
     lw.backward(tape_dg, m, dlogits.at(0, m), gs, weights=False, input_grad=dfake,
