@@ -94,11 +94,16 @@ def train_step(s: Session) -> float:
     """One iteration of Algorithm 1; returns D's momentum (for the metrics row)."""
     sd, sg = s.sched["D"], s.sched["G"]
     mom_d, mom_g = sd.momentum(s.stream.epoch), sg.momentum(s.stream.epoch)
+    objective = s.program.objective
     for _ in range(s.spec.training.k):
-        s.trainer.d_step(next_minibatch(s.stream, s.trainer), sd.lr(s.updates["D"]), mom_d)
+        due = tuple(p.kind for p in objective.penalties if p.due(s.updates["D"]))
+        s.trainer.d_step(next_minibatch(s.stream, s.trainer), sd.lr(s.updates["D"]), mom_d,
+                         penalties=due)
         s.updates["D"] += 1
     s.trainer.g_step(sg.lr(s.updates["G"]), mom_g)
     s.updates["G"] += 1
+    if objective.ema is not None:
+        s.trainer.ema_step(objective.ema.rate(s.updates["G"]))
     s.step += 1
     return mom_d
 
@@ -181,7 +186,7 @@ def _log_metrics(run: RunDir, s: Session, clock: _Clock, momentum: float,
     m = s.trainer.read_metrics(reset=reset)
     sd, sg = s.sched["D"], s.sched["G"]
     row = {"step": s.step, "epoch": round(s.stream.epoch_float, 4),
-           **{key: m[key] for key in LOSSES},
+           **{key: m[key] for key in LOSSES + s.program.objective.metric_names()},
            "lr_d": sd.lr(s.updates["D"]), "lr_g": sg.lr(s.updates["G"]), "momentum": momentum,
            "steps_per_s": clock.rate(now, s.step), "time_s": round(s.elapsed, 3)}
     run.append_metrics(row)

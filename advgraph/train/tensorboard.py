@@ -17,6 +17,7 @@ DIRNAME = "tensorboard"  # runs/<name>/tensorboard/
 
 # metrics.jsonl keys → tags; TensorBoard groups tags by what precedes the slash.
 TAGS = {"d_loss": "loss/D", "g_loss": "loss/G", "d_real": "D/real", "d_fake": "D/fake",
+        "gradient_penalty": "loss/gradient_penalty", "r1": "loss/r1",
         "lr_d": "lr/D", "lr_g": "lr/G", "momentum": "momentum/D",
         "epoch": "progress/epoch", "time_s": "progress/time_s",
         "steps_per_s": "progress/steps_per_s"}

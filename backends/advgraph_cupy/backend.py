@@ -165,7 +165,8 @@ class CupyTrainer:
         self.t[net] += 1
         return P.hparams(self.optim[net], lr, momentum, self.t[net])
 
-    def d_step(self, pos: int, lr: float, momentum: float, z: np.ndarray | None = None) -> None:
+    def d_step(self, pos: int, lr: float, momentum: float, z: np.ndarray | None = None,
+               penalties: tuple[str, ...] | None = None) -> None:
         if not 0 <= pos <= self.n - self.m:
             raise BackendError(f"minibatch position {pos} outside 0..{self.n - self.m}")
         z = None if z is None else self._noise(z)

@@ -158,7 +158,8 @@ class TorchTrainer:
 
     # ---- Algorithm 1 steps ------------------------------------------------------------------
 
-    def d_step(self, pos: int, lr: float, momentum: float, z: np.ndarray | None = None) -> None:
+    def d_step(self, pos: int, lr: float, momentum: float, z: np.ndarray | None = None,
+               penalties: tuple[str, ...] | None = None) -> None:
         torch, F = self.torch, self.torch.nn.functional
         start = pos + self.offset
         idx = self.order[start:start + self.m]
