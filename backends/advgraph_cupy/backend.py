@@ -17,16 +17,21 @@ from typing import Any
 
 import numpy as np
 
-from advgraph.backend_protocol import METRIC_SUMS, OptimConfig
+from advgraph.backend_protocol import METRIC_SUMS, OptimConfig, check_supported
 from advgraph.errors import BackendError
 from advgraph.ir import Op, Program
+from advgraph.ir.objective import LOSSES
 
 from . import lowering as L
 from . import plan as P
+from . import regularizer_state
 from .codes import METRICS
 
 _BUCKETS = (64, 256, 1024)  # inference batch sizes: a request is split/padded into these
 HOST_WRITTEN = ("z", "y.g")  # scratch the trainer uploads (given noise and labels)
+_DOUBLE_BACKWARD = ("it needs gradients of gradients (the double backward of every op), which "
+                    "the cupy kernels do not implement; use --backend torch")
+PENALTY_REASON = {"gradient_penalty": _DOUBLE_BACKWARD, "r1": _DOUBLE_BACKWARD}
 
 
 class CupyBackend:
@@ -52,6 +57,14 @@ class CupyBackend:
     def unsupported(self, op: Op) -> str | None:
         return L.unsupported(op)
 
+    def unsupported_feature(self, feature: str) -> str | None:
+        """Every loss, spectral norm and EMA; not the gradient penalties."""
+        if feature in PENALTY_REASON:
+            return PENALTY_REASON[feature]
+        if feature in ("spectral_norm", "ema") or feature in [f"loss:{x}" for x in LOSSES]:
+            return None
+        return "not implemented by the cupy kernels"
+
     def memory_report(self, program: Program, batch_size: int,
                       optim: dict[str, OptimConfig]) -> list[str]:
         """The training plan's device memory (data set excluded), with scratch buffers
@@ -69,6 +82,7 @@ class CupyBackend:
               optim: dict[str, OptimConfig], dist=None) -> "CupyTrainer":
         if dist is not None:
             raise BackendError("the cupy backend trains on one device only")
+        check_supported(self, program)
         return CupyTrainer(program, _executor(device), seed, batch_size, optim)
 
 
@@ -218,6 +232,13 @@ class CupyTrainer:
         self.rt.run(("d", given_z), self.plan,
                     lambda: [l for l in self.plan.d_step if not (given_z and l.kernel == "noise")])
 
+    def ema_step(self, decay: float) -> None:
+        if "ema" not in self.plan.phases:
+            raise BackendError("ema_step: this program has no training.regularizers.ema")
+        self.flush()
+        self.rt.upload("ema.decay", np.array([decay], np.float32))
+        self.rt.run("ema", self.plan, lambda: self.plan.phases["ema"])
+
     def flush(self) -> None:
         """Run the recorded D-updates now, one phase each."""
         pending, self._pending = self._pending, []
@@ -337,6 +358,7 @@ class CupyTrainer:
                         _, off, size = self.plan.param_offsets[t.name]
                         out[t.name] = stats[off:off + size].reshape(t.shape).copy()
             out[f"optim/{net}/t"] = np.array([self.t[net]], np.int64)
+        out.update(regularizer_state.download(self.program, self.plan, self.rt))
         out["rng/cupy"] = self.rt.download("rng")
         out["metrics/sums"] = self.rt.download("metrics", 0, len(METRIC_SUMS))
         out["metrics/counts"] = np.array(self._counts, np.int64)
@@ -381,10 +403,13 @@ class CupyTrainer:
                         flat[s][off:off + n] = slot.astype(np.float32).reshape(-1)
             for s, arr in flat.items():
                 self.rt.upload(f"{net}.{s}", arr)
+            if net == "G":
+                g_params = flat["params"]
             if f"{net}.stats" in self.plan.buffers:
                 self.rt.upload(f"{net}.stats", self._stats(net, state))
             if f"optim/{net}/t" in state:
                 self.t[net] = int(np.asarray(state[f"optim/{net}/t"]).reshape(-1)[0])
+        regularizer_state.upload(self.program, self.plan, self.rt, state, g_params)
         if "rng/cupy" in state:
             rng = np.asarray(state["rng/cupy"])
             if rng.shape != (4,) or rng.dtype != np.uint32:

@@ -79,6 +79,8 @@ class Plan:
     phases: dict[str, list[Launch]] = field(default_factory=dict)
     param_offsets: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # name → (buf, offset, size)
     io: dict[str, Buf] = field(default_factory=dict)  # inference: "z"/"x"/"y" in, "out" out
+    # spectrally normalised weight → the views of its power iteration's u and v (state)
+    spectral: dict[str, tuple[Buf, Buf]] = field(default_factory=dict)
 
     @property
     def d_step(self) -> list[Launch]:

@@ -17,7 +17,7 @@ if str(ROOT / "backends") not in sys.path:
     sys.path.insert(0, str(ROOT / "backends"))
 
 from advgraph_cupy import twins  # noqa: E402
-from advgraph_cupy.codes import EPILOGUES, METRICS  # noqa: E402
+from advgraph_cupy.codes import EPILOGUES, METRICS, SCORE_LOSSES  # noqa: E402
 
 i32, u32, f32 = np.int32, np.uint32, np.float32
 BLOCK = (256, 1, 1)
@@ -314,6 +314,47 @@ def case_bce(hk, rng, exact, small=False):
              [i32(m), i32(ns)], ["l_fake", "g_fake", 0, 1, "metrics"], False, 1e-5)
 
 
+def case_score_losses(hk, rng, exact, small=False):
+    """least_squares, hinge, wasserstein; some scores exactly at hinge's kinks (±1)."""
+    m = 600
+    lr = (rng.standard_normal(m) * 2).astype(f32)
+    lf = (rng.standard_normal(m) * 2).astype(f32)
+    lr[:5], lf[:5] = 1.0, -1.0
+    metrics = rng.standard_normal(len(METRICS)).astype(f32)
+    for kind in SCORE_LOSSES.values():
+        both(hk, "score_d", grid1(m), BLOCK,
+             {"l_real": lr, "l_fake": lf, "g_real": np.zeros(m, f32), "g_fake": np.zeros(m, f32),
+              "metrics": metrics}, [i32(m), i32(kind)],
+             ["l_real", "l_fake", "g_real", "g_fake", 0, 1, "metrics"], False, 1e-5)
+        both(hk, "score_g", grid1(m), BLOCK, {"l_fake": lf, "g_fake": np.zeros(m, f32),
+                                              "metrics": metrics},
+             [i32(m), i32(kind)], ["l_fake", "g_fake", 0, 1, "metrics"], False, 1e-5)
+
+
+def case_spectral(hk, rng, exact, small=False):
+    """A weight around each kind of axis (dense's (in, out), conv's first, deconv's middle),
+    one with more columns than the block has threads; the power iteration (2 steps, and 0:
+    σ from the stored vectors), W / σ and the gradient through it."""
+    for outer, rows, inner in ((300, 7, 1), (1, 5, 27), (3, 4, 9), (1, 1, 1)):
+        n, cols = outer * rows * inner, outer * inner
+        w = rng.standard_normal(n).astype(f32)
+        u = rng.standard_normal(rows).astype(f32)
+        v = rng.standard_normal(cols).astype(f32)
+        for iters in (2, 0):
+            out = both(hk, "sn_power", (1, 1, 1), BLOCK,
+                       {"w": w, "u": u, "v": v, "sigma": np.zeros(1, f32)},
+                       [i32(outer), i32(rows), i32(inner), i32(iters)],
+                       ["w", "u", "v", "sigma", 0, 1, 2, 3], False, 1e-5)
+        sigma = out["sigma"]
+        both(hk, "sn_scale", grid1(n), BLOCK, {"w": w, "sigma": sigma, "wn": np.zeros(n, f32)},
+             [i32(n)], ["w", "sigma", "wn", 0], exact)
+        g = rng.standard_normal(n).astype(f32)
+        both(hk, "sn_grad", (1, 1, 1), BLOCK,
+             {"g": g, "w": w, "u": u, "v": v, "sigma": sigma},
+             [i32(outer), i32(rows), i32(inner)], ["g", "w", "u", "v", "sigma", 0, 1, 2],
+             False, 1e-5)
+
+
 def case_optim(hk, rng, exact, small=False):
     n = 1234
     p, v, g = (rng.standard_normal(n).astype(f32) for _ in range(3))
@@ -323,6 +364,11 @@ def case_optim(hk, rng, exact, small=False):
     m, v2 = rng.standard_normal(n).astype(f32), np.abs(rng.standard_normal(n)).astype(f32)
     both(hk, "adam", grid1(n), BLOCK, {"p": p, "m": m, "v": v2, "g": g, "hp": hp},
          [i32(n), f32(0.5), f32(0.999)], ["p", "m", "v", "g", 0, 1, 2, "hp"], False, 1e-6)
+    ema = rng.standard_normal(n).astype(f32)
+    for decay in (0.0, 0.999):
+        both(hk, "ema_update", grid1(n), BLOCK, {"ema": ema, "p": p,
+                                                 "decay": np.array([decay], f32)},
+             [i32(n)], ["ema", "p", 0, "decay"], decay == 0.0 or exact, 1e-6)
 
 
 def case_small_utils(hk, rng, exact, small=False):
@@ -335,7 +381,7 @@ def case_small_utils(hk, rng, exact, small=False):
 
 CASES = {name[5:]: fn for name, fn in dict(globals()).items() if name.startswith("case_")}
 # What the reversed/shuffled order runs: a barrier kernel, atomics, and gathers.
-ORDER_SUBSET = ("gemm", "bce", "count_nonfinite", "maxout", "gathers")
+ORDER_SUBSET = ("gemm", "bce", "count_nonfinite", "maxout", "gathers", "spectral")
 
 
 def run_suite(hk, exact=False, small=False, names=None, seed=0):

@@ -19,10 +19,11 @@ from typing import Any
 from advgraph.ir import Op
 
 from ..emitter import OpEmitter
-from . import conv, elementwise, gemm, loss, norm, optim, pool, prior
+from . import conv, elementwise, gemm, loss, norm, optim, pool, prior, spectral
 from .common import Family, Footprint, Twin
 
-FAMILIES: tuple[ModuleType, ...] = (conv, elementwise, gemm, loss, norm, optim, pool, prior)
+FAMILIES: tuple[ModuleType, ...] = (conv, elementwise, gemm, loss, norm, optim, pool, prior,
+                                   spectral)
 
 
 def merge(families: tuple[Family, ...], table: str) -> dict[Any, Any]:

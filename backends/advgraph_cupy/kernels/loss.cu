@@ -32,3 +32,46 @@ extern "C" __global__ void bce_g(const float* __restrict__ l_fake, float* __rest
     g_fake[i] = (float)((ns ? (s - 1.0) : -s) * inv);
     atomicAdd(&metrics[METRIC_G_LOSS], (float)((ns ? softplus_d(-l) : -softplus_d(l)) * inv));
 }
+
+// The losses on D's raw scores (D ends without a sigmoid), as advgraph.reference.loss_values:
+//   least_squares (LOSS_LEAST_SQUARES): D ½(l_r − 1)² + ½l_f²,   G ½(l_f − 1)²;
+//   hinge (LOSS_HINGE):                 D relu(1 − l_r) + relu(1 + l_f),   G −l_f;
+//   wasserstein (LOSS_WASSERSTEIN):     D l_f − l_r,   G −l_f.
+// Means over m each; hinge's gradient at its kink is 0 (as torch's relu). d_real and d_fake
+// sum the raw scores. In double, as bce_d (the gradients are correctly rounded).
+extern "C" __global__ void score_d(const float* __restrict__ l_real,
+                                   const float* __restrict__ l_fake, float* __restrict__ g_real,
+                                   float* __restrict__ g_fake, int m, int kind,
+                                   float* __restrict__ metrics) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= m) return;
+    double lr = l_real[i], lf = l_fake[i], inv = 1.0 / (double)m, gr, gf, loss;
+    if (kind == LOSS_LEAST_SQUARES) {
+        gr = lr - 1.0;
+        gf = lf;
+        loss = 0.5 * (lr - 1.0) * (lr - 1.0) + 0.5 * lf * lf;
+    } else if (kind == LOSS_HINGE) {
+        gr = 1.0 - lr > 0.0 ? -1.0 : 0.0;
+        gf = 1.0 + lf > 0.0 ? 1.0 : 0.0;
+        loss = fmax(1.0 - lr, 0.0) + fmax(1.0 + lf, 0.0);
+    } else {  // LOSS_WASSERSTEIN
+        gr = -1.0;
+        gf = 1.0;
+        loss = lf - lr;
+    }
+    g_real[i] = (float)(gr * inv);
+    g_fake[i] = (float)(gf * inv);
+    atomicAdd(&metrics[METRIC_D_LOSS], (float)(loss * inv));
+    atomicAdd(&metrics[METRIC_D_REAL], (float)(lr * inv));
+    atomicAdd(&metrics[METRIC_D_FAKE], (float)(lf * inv));
+}
+
+extern "C" __global__ void score_g(const float* __restrict__ l_fake, float* __restrict__ g_fake,
+                                   int m, int kind, float* __restrict__ metrics) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= m) return;
+    double l = l_fake[i], inv = 1.0 / (double)m;
+    bool ls = kind == LOSS_LEAST_SQUARES;
+    g_fake[i] = (float)((ls ? l - 1.0 : -1.0) * inv);
+    atomicAdd(&metrics[METRIC_G_LOSS], (float)((ls ? 0.5 * (l - 1.0) * (l - 1.0) : -l) * inv));
+}

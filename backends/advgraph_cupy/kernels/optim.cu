@@ -29,3 +29,14 @@ extern "C" __global__ void adam(float* __restrict__ p, float* __restrict__ m, fl
     v[i] = vi;
     p[i] -= hp[1] * mi / (sqrtf(vi) + hp[2]);
 }
+
+// G's exponential moving average (a phase of its own, after a G update): ema ← d·ema + (1−d)·θ
+// with d = decay[0], written by the host before the replay (it is 0 until the EMA's start
+// step: then ema ← θ exactly).
+extern "C" __global__ void ema_update(float* __restrict__ ema, const float* __restrict__ p, int n,
+                                      const float* __restrict__ decay) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float d = decay[0];
+    ema[i] = d == 0.f ? p[i] : d * ema[i] + (1.f - d) * p[i];
+}

@@ -23,3 +23,10 @@ def k_adam(p, m, v, g, n, beta1, beta2, hp):
     m[:n] = beta1 * m[:n] + (1 - beta1) * g[:n]
     v[:n] = beta2 * v[:n] + (1 - beta2) * g[:n] * g[:n]
     p[:n] -= hp[1] * m[:n] / (np.sqrt(v[:n]) + hp[2])
+
+
+@FAMILY.kernel("ema_update",
+               footprint=lambda s: {"ema": s["n"], "p": s["n"], "decay": 1})
+def k_ema_update(ema, p, n, decay):
+    d = np.float32(decay[0])
+    ema[:n] = p[:n] if d == 0 else d * ema[:n] + (np.float32(1) - d) * p[:n]

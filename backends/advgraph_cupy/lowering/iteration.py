@@ -15,11 +15,12 @@ import numpy as np
 from advgraph.backend_protocol import OptimConfig
 from advgraph.ir import Program
 
-from ..codes import METRICS
+from ..codes import METRICS, SCORE_LOSSES
 from ..kernels.common import width
 from ..plan import (BLOCK, N_EXAMPLES, SLOTTED, Buf, Launch, Plan, copy_rows, ew_grid, f32, i32,
                     noise_launch)
 from .lowerer import Lowering
+from .regularizers import correct_spectral_grads, ema_phase, normalise
 
 
 def _noise(lw: Lowering, out: list[Launch], rows: int, name: str) -> Buf:
@@ -66,6 +67,9 @@ def training_plan(lw: Lowering) -> Plan:
     plan.phases["d_step"] = _d_step(lw, xd, logits, dlogits)
     plan.phases["g_step"] = _g_step(lw, xd, logits, dlogits)
     _metric_phases(plan)
+    ema = ema_phase(lw)
+    if ema:
+        plan.phases["ema"] = ema
     return plan
 
 
@@ -76,6 +80,7 @@ def _d_step(lw: Lowering, xd: Buf, logits: Buf, dlogits: Buf) -> list[Launch]:
     d, C = int(np.prod(P.data_shape)), P.classes or 0
     order, pos = plan.view("order"), Buf("pos", 0, 1)
     ds: list[Launch] = []
+    normalise(lw, ("G", "D"), "D", ds)
     z = _noise(lw, ds, m, "z")
     y_d = None
     if C:
@@ -93,10 +98,9 @@ def _d_step(lw: Lowering, xd: Buf, logits: Buf, dlogits: Buf) -> list[Launch]:
                                            i32(d), N_EXAMPLES), "real minibatch"))
     tape_d = lw.forward(P.D, 2 * m, {"x": xd, "y": y_d}, ds, train=True, tag=".dstep",
                         final=logits, groups=2, update_stats=True)
-    g, b = ew_grid(m)
-    ds.append(Launch("bce_d", g, b, (logits.at(0, m), logits.at(m, m), dlogits.at(0, m),
-                                     dlogits.at(m, m), i32(m), plan.view("metrics")), "D loss"))
+    ds.append(_loss_d(lw, logits, dlogits))
     lw.backward(tape_d, 2 * m, dlogits, ds, weights=True, input_grad=None, tag=".dstep")
+    correct_spectral_grads(lw, "D", ds)
     _update(lw, "D", ds)
     _advance(lw, ds)  # each update draws fresh random numbers: k D-updates differ too
     return ds
@@ -107,6 +111,7 @@ def _g_step(lw: Lowering, xd: Buf, logits: Buf, dlogits: Buf) -> list[Launch]:
     P, m, plan = lw.p, lw.m, lw.plan
     d, C = int(np.prod(P.data_shape)), P.classes or 0
     gs: list[Launch] = []
+    normalise(lw, ("G", "D"), "G", gs)
     z = _noise(lw, gs, m, "z")
     y_g = None
     if C:
@@ -119,17 +124,38 @@ def _g_step(lw: Lowering, xd: Buf, logits: Buf, dlogits: Buf) -> list[Launch]:
                         final=xd.at(0, m * d), update_stats=True)
     tape_dg = lw.forward(P.D, m, {"x": xd.at(0, m * d), "y": y_g}, gs, train=True,
                          tag=".gstep", final=logits.at(0, m))
-    g, b = ew_grid(m)
-    gs.append(Launch("bce_g", g, b, (logits.at(0, m), dlogits.at(0, m), i32(m),
-                                     i32(int(P.loss == "non_saturating")),
-                                     plan.view("metrics")), "G loss"))
+    gs.append(_loss_g(lw, logits, dlogits))
     dfake = plan.buffer("G.dout", "float32", m * d)
     lw.backward(tape_dg, m, dlogits.at(0, m), gs, weights=False, input_grad=dfake,
                 tag=".gstep")
     lw.backward(tape_g, m, dfake, gs, weights=True, input_grad=None, tag=".gstep")
+    correct_spectral_grads(lw, "G", gs)
     _update(lw, "G", gs)
     _advance(lw, gs)
     return gs
+
+
+def _loss_d(lw: Lowering, logits: Buf, dlogits: Buf) -> Launch:
+    """D's loss on the real (first m) and fake logits or scores, its gradients and metrics."""
+    m, loss, metrics = lw.m, lw.p.loss, lw.plan.view("metrics")
+    g, b = ew_grid(m)
+    halves = (logits.at(0, m), logits.at(m, m), dlogits.at(0, m), dlogits.at(m, m), i32(m))
+    if loss in SCORE_LOSSES:
+        return Launch("score_d", g, b, (*halves, i32(SCORE_LOSSES[loss]), metrics),
+                      f"D loss ({loss})")
+    return Launch("bce_d", g, b, (*halves, metrics), f"D loss ({loss})")
+
+
+def _loss_g(lw: Lowering, logits: Buf, dlogits: Buf) -> Launch:
+    """G's loss on D's logits or scores of its m samples, the gradient and the metric."""
+    m, loss, metrics = lw.m, lw.p.loss, lw.plan.view("metrics")
+    g, b = ew_grid(m)
+    if loss in SCORE_LOSSES:
+        return Launch("score_g", g, b, (logits.at(0, m), dlogits.at(0, m), i32(m),
+                                        i32(SCORE_LOSSES[loss]), metrics), f"G loss ({loss})")
+    return Launch("bce_g", g, b, (logits.at(0, m), dlogits.at(0, m), i32(m),
+                                  i32(int(loss == "non_saturating")), metrics),
+                  f"G loss ({loss})")
 
 
 def _metric_phases(plan: Plan) -> None:
@@ -163,6 +189,7 @@ def inference_plan(lw: Lowering, net: str, rows: int) -> Plan:
     io["out"] = plan.buffer(f"{net}{tag}.out", "float32", rows * width(graph.node(graph.output)),
                             "host_out")
     launches: list[Launch] = []
+    normalise(lw, (net,), None, launches)  # W / σ from the stored u, v
     lw.forward(graph, rows, io, launches, train=False, tag=tag, final=io["out"],
                to_logits=False)
     plan.phases["forward"] = launches

@@ -11,6 +11,7 @@ from advgraph.backend_protocol import OptimConfig, require_ops
 from advgraph.ir import Graph, Node, Op, Program
 
 from ..emitter import BackwardPass, ForwardPass, Tape, needs_grad
+from .regularizers import SpectralSlot, spectral_layout
 from ..kernels import EMITTERS
 from ..kernels.common import width
 from ..plan import Buf, Launch, Plan, copy_rows
@@ -39,6 +40,8 @@ class Lowering:
         self._stream = 0
         require_ops(program, "cupy", unsupported)
         self._flat_params()
+        # spectrally normalised weights: their W / σ, which every pass reads instead of W
+        self.spectral: dict[str, SpectralSlot] = spectral_layout(self.plan, program)
 
     # ---- parameters and RNG streams -----------------------------------------------------------
 
@@ -64,6 +67,11 @@ class Lowering:
                     self.plan.buffer(f"{g}.{s}", "float32", off, "state")
 
     def param(self, name: str, grads: bool = False) -> Buf:
+        """A parameter's view (its gradient's with `grads`): for a spectrally normalised
+        weight, W / σ (the gradient stays W's buffer: regularizers.correct_spectral_grads
+        turns the gradient with respect to W / σ into W's before the update)."""
+        if not grads and name in self.spectral:
+            return self.spectral[name].wn
         buf, off, size = self.plan.param_offsets[name]
         return Buf(buf.replace("params", "grads") if grads else buf, off, size)
 
