@@ -1,0 +1,438 @@
+"""The CuPy backend's losses and regularisers (issue 23) against independent computations:
+each new kernel's NumPy twin against the definitions (advgraph.reference.loss_values and its
+finite differences, advgraph.objective.power_iteration, numpy.linalg.svd, the EMA recurrence),
+and training steps on the host executor (the kernels compiled as C++) against the NumPy
+reference forward, differentiated by finite differences in float64, with spectral norm's u, v
+against power_iteration; resume, inference and the refusal of the gradient penalties."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from advgraph import reference as R
+from advgraph.backend_protocol import OptimConfig, check_supported
+from advgraph.compile import compile_spec
+from advgraph.errors import BackendError
+from advgraph.ir.data import DataInfo
+from advgraph.ir.objective import LOSSES, SCORE_LOSSES
+from advgraph.objective import folded, power_iteration, spectral_matrix, spectral_sigma
+from advgraph.params import init_params
+from advgraph.spec import load_text
+from tests.conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "backends"))
+from advgraph_cupy import twins  # noqa: E402
+from advgraph_cupy.backend import CupyBackend, CupyTrainer  # noqa: E402
+from advgraph_cupy.codes import METRICS, SCORE_LOSSES as CODES  # noqa: E402
+from advgraph_cupy.host import available  # noqa: E402
+from advgraph_cupy.runtime import HostExecutor  # noqa: E402
+
+needs_host = pytest.mark.skipif(available() is not None, reason=str(available()))
+M = 6  # minibatch
+
+DENSE = """
+prior: {{type: gaussian, dim: 3}}
+data: {{dataset: toy-ring2d}}
+generator:
+  layers:
+    - {{type: dense, name: h0, units: 6}}
+    - {{type: tanh}}
+    - {{type: dense, name: y, units: 2}}
+    - {{type: linear}}
+discriminator:
+  layers:
+    - {{type: maxout, name: h0, units: 4, pieces: 2}}
+    - {{type: dense, name: y, units: 1}}
+    - {{type: {end}}}
+training:
+  batch_size: {m}
+  loss: {loss}
+  regularizers: {regs}
+  optimizer: {{type: adam, lr: 0.001}}
+  stop: {{steps: 3}}
+"""
+
+CONV = """
+prior: {{type: gaussian, dim: 3}}
+data: {{dataset: npz, path: x.npz, flatten: false}}
+generator:
+  layers:
+    - {{type: dense, name: h0, units: 8}}
+    - {{type: tanh}}
+    - {{type: reshape, shape: [2, 2, 2]}}
+    - {{type: conv_transpose2d, name: up, channels: 1, kernel: 2, stride: 2}}
+    - {{type: tanh}}
+discriminator:
+  layers:
+    - {{type: conv2d, name: c0, channels: 2, kernel: 3, pad: 1}}
+    - {{type: leaky_relu, slope: 0.2}}
+    - {{type: flatten}}
+    - {{type: dense, name: y, units: 1}}
+    - {{type: {end}}}
+training:
+  batch_size: {m}
+  loss: {loss}
+  regularizers: {regs}
+  optimizer: {{type: adam, lr: 0.001}}
+  stop: {{steps: 3}}
+"""
+
+
+def program_for(loss: str, regs: str = "{}", conv: bool = False):
+    end = "linear" if loss in SCORE_LOSSES else "sigmoid"
+    text = (CONV if conv else DENSE).format(end=end, m=M, loss=loss, regs=regs)
+    shape = (1, 4, 4) if conv else (2,)
+    return compile_spec(load_text(text, "x.yaml"), DataInfo(shape, None))
+
+
+# ---- the kernels' twins against the definitions ----------------------------------------------
+
+def _fd(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Central finite differences of the scalar f at x (float64)."""
+    x = np.array(x, np.float64)
+    out = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + eps
+        hi = f(x)
+        x[i] = old - eps
+        lo = f(x)
+        x[i] = old
+        out[i] = (hi - lo) / (2 * eps)
+    return out
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_loss_kernels_give_loss_values_and_their_gradients(loss):
+    rng = np.random.default_rng(3)
+    m = 37
+    lr = (rng.standard_normal(m) * 2).astype(np.float32)
+    lf = (rng.standard_normal(m) * 2).astype(np.float32)
+    metrics = np.zeros(len(METRICS), np.float32)
+    g_real, g_fake, g_gen = (np.zeros(m, np.float32) for _ in range(3))
+    if loss in SCORE_LOSSES:
+        twins.KERNELS["score_d"](lr, lf, g_real, g_fake, m, CODES[loss], metrics)
+        twins.KERNELS["score_g"](lf, g_gen, m, CODES[loss], metrics)
+    else:
+        twins.KERNELS["bce_d"](lr, lf, g_real, g_fake, m, metrics)
+        twins.KERNELS["bce_g"](lf, g_gen, m, int(loss == "non_saturating"), metrics)
+    d, g = R.loss_values(loss, lr, lf)
+    i = METRICS.index
+    assert metrics[i("d_loss")] == pytest.approx(d, rel=1e-6)
+    assert metrics[i("g_loss")] == pytest.approx(g, rel=1e-6, abs=1e-7)
+    out = (lambda x: x) if loss in SCORE_LOSSES else (lambda x: 1 / (1 + np.exp(-x)))
+    assert metrics[i("d_real")] == pytest.approx(out(lr.astype(np.float64)).mean(), rel=1e-6)
+    assert metrics[i("d_fake")] == pytest.approx(out(lf.astype(np.float64)).mean(), rel=1e-6)
+    np.testing.assert_allclose(g_real, _fd(lambda x: R.loss_values(loss, x, lf)[0], lr),
+                               atol=1e-7)
+    np.testing.assert_allclose(g_fake, _fd(lambda x: R.loss_values(loss, lr, x)[0], lf),
+                               atol=1e-7)
+    np.testing.assert_allclose(g_gen, _fd(lambda x: R.loss_values(loss, x, x)[1], lf),
+                               atol=1e-7)
+
+
+# (shape, axis) of a dense weight (in, out), a conv weight (out, in, kh, kw), a deconv's
+# (in, out, kh, kw)
+WEIGHTS = [((20, 7), 1), ((5, 3, 3, 3), 0), ((3, 4, 3, 3), 1), ((1, 9), 1)]
+
+
+def _dims(shape, axis):
+    return int(np.prod(shape[:axis])), shape[axis], int(np.prod(shape[axis + 1:]))
+
+
+@pytest.mark.parametrize("shape,axis", WEIGHTS)
+def test_power_iteration_twin_matches_the_reference_and_svd(shape, axis):
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal(shape).astype(np.float32)
+    outer, rows, inner = _dims(shape, axis)
+    u0 = rng.standard_normal(rows).astype(np.float32)
+    u0 /= np.linalg.norm(u0)
+    u, v, sigma = u0.copy(), np.zeros(outer * inner, np.float32), np.zeros(1, np.float32)
+    twins.KERNELS["sn_power"](w.reshape(-1), u, v, sigma, outer, rows, inner, 2)
+    ru, rv, rs = power_iteration(w, axis, u0, 2)
+    np.testing.assert_allclose(u, ru, atol=1e-6)
+    np.testing.assert_allclose(v, rv, atol=1e-6)
+    assert sigma[0] == pytest.approx(rs, rel=1e-6)
+    # σ from the stored vectors, without iterating: uᵀMv
+    twins.KERNELS["sn_power"](w.reshape(-1), u, v, sigma, outer, rows, inner, 0)
+    assert sigma[0] == pytest.approx(spectral_sigma(w, axis, u, v), rel=1e-6)
+    # converged: the largest singular value
+    twins.KERNELS["sn_power"](w.reshape(-1), u, v, sigma, outer, rows, inner, 500)
+    top = np.linalg.svd(np.moveaxis(w.astype(np.float64), axis, 0).reshape(rows, -1),
+                        compute_uv=False)[0]
+    assert sigma[0] == pytest.approx(top, rel=1e-5)
+
+
+@pytest.mark.parametrize("shape,axis", WEIGHTS)
+def test_spectral_gradient_twin_is_the_gradient_through_w_over_sigma(shape, axis):
+    """d/dW ⟨G, W / σ(W)⟩ with σ = uᵀM(W)v, u and v held constant, by finite differences."""
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal(shape)
+    outer, rows, inner = _dims(shape, axis)
+    u = rng.standard_normal(rows).astype(np.float32)
+    v = rng.standard_normal(outer * inner).astype(np.float32)
+    g = rng.standard_normal(shape)
+
+    def f(x):
+        return float((g * x).sum() / (u @ spectral_matrix(x, axis) @ v))
+
+    sigma = np.array([spectral_sigma(w, axis, u, v)], np.float32)
+    mine = g.astype(np.float32).reshape(-1)
+    twins.KERNELS["sn_grad"](mine, w.astype(np.float32).reshape(-1), u, v, sigma, outer, rows,
+                             inner)
+    want = _fd(f, w.astype(np.float32).astype(np.float64))
+    np.testing.assert_allclose(mine.reshape(shape), want, rtol=1e-4,
+                               atol=1e-5 * np.abs(want).max())
+
+
+def test_ema_twin_follows_the_recurrence():
+    rng = np.random.default_rng(6)
+    ema = rng.standard_normal(50).astype(np.float32)
+    thetas = [rng.standard_normal(50).astype(np.float32) for _ in range(4)]
+    want = ema.astype(np.float64)
+    for i, (theta, decay) in enumerate(zip(thetas, (0.0, 0.9, 0.99, 0.5))):
+        twins.KERNELS["ema_update"](ema, theta, 50, np.array([decay], np.float32))
+        want = decay * want + (1 - decay) * theta
+        if i == 0:
+            assert np.array_equal(ema, theta)  # decay 0 copies θ
+    np.testing.assert_allclose(ema, want, rtol=1e-6, atol=1e-6)
+
+
+# ---- refusals -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("penalty,loss", [("gradient_penalty", "wasserstein"),
+                                          ("r1", "non_saturating")])
+def test_gradient_penalties_are_refused_with_the_reason(penalty, loss):
+    program = program_for(loss, f"{{{penalty}: {{weight: 10}}}}")
+    with pytest.raises(BackendError) as e:
+        check_supported(CupyBackend(), program)
+    assert str(e.value) == (
+        f"training.regularizers.{penalty}: {penalty} is not supported by backend 'cupy': it "
+        "needs gradients of gradients (the double backward of every op), which the cupy kernels "
+        "do not implement; use --backend torch")
+
+
+def test_every_loss_spectral_norm_and_ema_are_supported():
+    program = program_for("hinge", "{spectral_norm: {nets: [G, D]}, ema: {decay: 0.9}}")
+    check_supported(CupyBackend(), program)
+    assert all(CupyBackend().unsupported_feature(f"loss:{x}") is None for x in LOSSES)
+
+
+# ---- training steps on the host executor against the NumPy reference --------------------------
+
+SGD = {"G": OptimConfig("sgd"), "D": OptimConfig("sgd")}
+SN_BOTH = "{spectral_norm: {nets: [G, D]}}"
+
+
+def _setup(program, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    data = rng.uniform(-1, 1, (4 * M, *program.data_shape)).astype(np.float32)
+    params = init_params(program, np.random.default_rng(seed + 1), data)
+    z = [rng.standard_normal((M, program.prior.dim)).astype(np.float32) for _ in range(3)]
+    return data, params, z
+
+
+def _trainer(program, data, params, optim=SGD, seed: int = 7) -> CupyTrainer:
+    tr = CupyTrainer(program, HostExecutor(), seed, M, optim)
+    tr.load_state_dict(params)
+    tr.load_data(data)
+    tr.set_order(np.arange(len(data)))
+    return tr
+
+
+def _uv_after(program, params, net: str | None) -> dict:
+    """Each normalised weight's (u, v) as a step of `net` uses them: iterated from the stored u
+    for net's weights (advgraph.objective.power_iteration), the stored ones for the others."""
+    out = {}
+    for s in program.objective.spectral:
+        u, v = params[f"spectral/{s.tensor}/u"], params[f"spectral/{s.tensor}/v"]
+        if s.net == net:
+            u, v, _ = power_iteration(params[s.tensor], s.axis, u,
+                                      program.objective.spectral_iterations)
+        out[s.tensor] = (u, v)
+    return out
+
+
+def _normalised(program, params, uv) -> dict:
+    out = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    for s in program.objective.spectral:
+        out[s.tensor] = out[s.tensor] / spectral_sigma(out[s.tensor], s.axis, *uv[s.tensor])
+    return out
+
+
+def _with(program, params, net: str, flat: np.ndarray) -> dict:
+    out, i = dict(params), 0
+    for t in getattr(program, net).params():
+        out[t.name] = flat[i:i + t.size].reshape(t.shape)
+        i += t.size
+    return out
+
+
+def _flat(program, params, net: str) -> np.ndarray:
+    return np.concatenate([np.asarray(params[t.name], np.float64).reshape(-1)
+                           for t in getattr(program, net).params()])
+
+
+def _reference_grad(program, params, net: str, x, z) -> tuple[np.ndarray, float]:
+    """The gradient of net's loss with respect to its raw parameters (finite differences of the
+    reference forward, W / σ with u, v held at what the step uses), and the loss."""
+    G, D, loss = program.G, program.D, program.loss
+    uv = _uv_after(program, params, net)
+    if net == "D":
+        x_fake = R.forward(G, _normalised(program, params, uv), z)
+
+        def f(flat):
+            q = _normalised(program, _with(program, params, "D", flat), uv)
+            return R.loss_values(loss, R.forward(D, q, x, upto=D.logits),
+                                 R.forward(D, q, x_fake, upto=D.logits))[0]
+    else:
+        def f(flat):
+            q = _normalised(program, _with(program, params, "G", flat), uv)
+            lf = R.forward(D, q, R.forward(G, q, z), upto=D.logits)
+            return R.loss_values(loss, lf, lf)[1]
+    flat = _flat(program, params, net)
+    return _fd(f, flat), f(flat)
+
+
+def _step_grad(program, data, params, net: str, z) -> tuple[np.ndarray, dict, dict]:
+    """θ0 − θ1 of one SGD step with lr 1, momentum 0 on the host executor; the state after it
+    and the metrics."""
+    tr = _trainer(program, data, params)
+    if net == "D":
+        tr.d_step(0, 1.0, 0.0, z=z)
+    else:
+        tr.g_step(1.0, 0.0, z=z)
+    metrics = tr.read_metrics()
+    state = tr.state_dict()
+    return _flat(program, params, net) - _flat(program, state, net), state, metrics
+
+
+CASES = [pytest.param(loss, "{}", False, id=f"{loss}") for loss in LOSSES
+         if loss != "wasserstein"] + [  # (which needs D kept Lipschitz)
+    pytest.param(loss, SN_BOTH, False, id=f"{loss}-sn") for loss in LOSSES] + [
+    pytest.param("hinge", "{spectral_norm: {nets: [D], iterations: 3}}", False, id="hinge-snD3"),
+    pytest.param("wasserstein", "{spectral_norm: {nets: [D]}}", True, id="wasserstein-conv-snD"),
+    pytest.param("non_saturating", "{spectral_norm: {nets: [G]}}", True, id="ns-conv-snG"),
+    pytest.param("hinge", SN_BOTH, True, id="hinge-conv-sn")]
+
+
+@needs_host
+@pytest.mark.parametrize("loss,regs,conv", CASES)
+@pytest.mark.parametrize("net", ["D", "G"])
+def test_a_step_descends_the_reference_loss(loss, regs, conv, net):
+    """Each net's gradient (spectral norm: through W / σ to W) against finite differences of
+    the reference loss; the loss in the metrics; u and v after the step: the owner's iterated
+    as power_iteration does, the other net's kept."""
+    program = program_for(loss, regs, conv)
+    data, params, z = _setup(program)
+    x = data[:M].astype(np.float64)
+    got, state, metrics = _step_grad(program, data, params, net, z[0])
+    want, value = _reference_grad(program, params, net, x, z[0])
+    scale = np.abs(want).max()
+    assert scale > 1e-3
+    assert np.abs(got - want).max() <= 2e-4 * scale, (np.abs(got - want).max(), scale)
+    assert metrics["d_loss" if net == "D" else "g_loss"] == pytest.approx(value, rel=1e-5,
+                                                                          abs=1e-6)
+    for tensor, (u, v) in _uv_after(program, params, net).items():
+        np.testing.assert_allclose(state[f"spectral/{tensor}/u"], u, atol=2e-6)
+        np.testing.assert_allclose(state[f"spectral/{tensor}/v"], v, atol=2e-6)
+
+
+@needs_host
+def test_the_power_iteration_carries_on_from_the_stored_vectors():
+    """Two D-steps: the second iterates from the u the first left, on the weights it left."""
+    program = program_for("hinge", SN_BOTH)
+    data, params, z = _setup(program)
+    tr = _trainer(program, data, params)
+    tr.d_step(0, 0.1, 0.0, z=z[0])
+    first = tr.state_dict()
+    tr.d_step(M, 0.1, 0.0, z=z[1])
+    second = tr.state_dict()
+    for tensor, (u, v) in _uv_after(program, first, "D").items():
+        np.testing.assert_allclose(second[f"spectral/{tensor}/u"], u, atol=2e-6)
+        np.testing.assert_allclose(second[f"spectral/{tensor}/v"], v, atol=2e-6)
+        if tensor == "D.h0.weight":  # (D.y's u has one element: ±1 always)
+            assert not np.allclose(u, first[f"spectral/{tensor}/u"], atol=1e-6)
+
+
+@needs_host
+@pytest.mark.parametrize("conv", [False, True])
+def test_inference_uses_w_over_sigma_from_the_stored_vectors(conv):
+    program = program_for("non_saturating", SN_BOTH, conv)
+    data, params, z = _setup(program)
+    tr = _trainer(program, data, params)
+    tr.d_step(0, 0.1, 0.0, z=z[0])
+    tr.g_step(0.1, 0.0, z=z[1])
+    state = tr.state_dict()
+    plain = {k: np.asarray(v, np.float64) for k, v in folded(program, state).items()}
+    np.testing.assert_allclose(tr.generate(z[2]), R.forward(program.G, plain, z[2]),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(tr.discriminate(data), R.forward(program.D, plain, data)[:, 0],
+                               rtol=1e-5, atol=1e-6)
+
+
+@needs_host
+def test_ema_of_g_follows_the_recurrence_over_steps():
+    """ema_step(Ema.rate(t)) after each G-update: a copy of θ until `start`, then the
+    recurrence on the parameters each update left."""
+    program = program_for("least_squares", "{ema: {decay: 0.75, start: 1}}")
+    ema = program.objective.ema
+    data, params, z = _setup(program)
+    tr = _trainer(program, data, params)
+    want = None
+    for t in range(1, 4):
+        tr.d_step(0, 0.1, 0.0)
+        tr.g_step(0.1, 0.0)
+        tr.ema_step(ema.rate(t))
+        state = tr.state_dict()
+        theta = {x.name: state[x.name].astype(np.float64) for x in program.G.params()}
+        d = ema.rate(t)
+        want = theta if want is None else {k: d * want[k] + (1 - d) * theta[k] for k in theta}
+        for k in theta:
+            np.testing.assert_allclose(state[f"ema/{k}"], want[k], rtol=1e-6, atol=1e-7)
+    assert ema.rate(1) == 0.0 and ema.rate(2) == 0.75
+    assert set(state) >= {f"ema/{x.name}" for x in program.G.params()}
+
+
+@needs_host
+@pytest.mark.parametrize("loss", ["hinge", "non_saturating"])
+def test_a_resumed_run_repeats_the_uninterrupted_one(loss):
+    """State (spectral u, v, the EMA, the metrics' sums) saved mid-interval and loaded into a
+    fresh trainer: the next steps and the interval's metrics are the uninterrupted run's, to
+    the bit."""
+    program = program_for(loss, "{spectral_norm: {nets: [G, D]}, ema: {decay: 0.9}}", True)
+    data, params, _ = _setup(program)
+    adam = {g: OptimConfig("adam") for g in "GD"}
+
+    def steps(tr, n):
+        for i in range(n):
+            tr.d_step((i % 2) * M, 1e-3, 0.0)
+            tr.d_step(((i + 1) % 2) * M, 1e-3, 0.0)
+            tr.g_step(1e-3, 0.0)
+            tr.ema_step(0.9)
+
+    a = _trainer(program, data, params, adam)
+    steps(a, 2)
+    saved = a.state_dict()
+    steps(a, 2)
+    b = _trainer(program, data, init_params(program, np.random.default_rng(9), data), adam, 1)
+    b.load_state_dict(saved)
+    steps(b, 2)
+    assert a.read_metrics() == b.read_metrics()
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    assert {k for k in sa if k.startswith(("spectral/", "ema/"))}
+    for k in sa:
+        assert np.array_equal(sa[k], sb[k]), k
+
+
+@needs_host
+def test_a_state_without_spectral_vectors_is_refused():
+    program = program_for("hinge", "{spectral_norm: {nets: [D]}}")
+    data, params, _ = _setup(program)
+    del params["spectral/D.h0.weight/v"]
+    with pytest.raises(BackendError, match="state lacks 'spectral/D.h0.weight/v'"):
+        _trainer(program, data, params)
