@@ -15,6 +15,11 @@ two backends' roundings resolve differently sends a gradient to another unit; an
 the loss's per-example terms, which are as large as that). After a first Adam step, parameters are compared where the
 gradient is above 1e-3 × the tensor's largest and above its rounding (elsewhere the step is
 lr·sign of rounding noise), the moments everywhere.
+
+The regularisers' state is compared with the step too: spectral norm's u and v (each net's
+power iteration at the start of its own step), and G's EMA after an `ema_step` with the rate of
+the first G-update (where the program has one), on the parameters' terms: (1 − decay) of a
+parameter's floor, where its parameter is compared.
 """
 
 from __future__ import annotations
@@ -105,6 +110,11 @@ class _Setup:
         else:
             tr.g_step(lr, mom, z=self.z_g, y=self.y_g)
 
+    def ema_decay(self) -> float | None:
+        """The EMA's decay after the first G-update (None: no EMA)."""
+        ema = self.program.objective.ema
+        return None if ema is None else ema.rate(1)
+
     def nudged(self) -> dict[str, np.ndarray]:
         """The parameters each moved by 1e-6 of itself, up or down at random (about 8 float32
         ulps): mathematically the same gradients to 1e-6, but other roundings, and other
@@ -191,12 +201,18 @@ def _step_rows(setup: _Setup, spec_training, tol: float, noise: dict[str, float]
     # G's step through the same D: each backend's stepped D carries its own rounding (Adam
     # moves a weight whose gradient is rounding noise by ±lr, either way), which G's gradients
     # would carry far beyond the rounding measured at the starting parameters
-    b.load_state_dict({**d_b, **{t.name: d_a[t.name] for t in setup.program.D.params()}})
+    # (and spectral norm's vectors: G's step uses D's σ from them)
+    same_d = {t.name: d_a[t.name] for t in setup.program.D.params()}
+    same_d.update({k: v for k, v in d_a.items() if k.startswith("spectral/D.")})
+    b.load_state_dict({**d_b, **same_d})
+    decay = setup.ema_decay()
     for tr in (a, b):
         setup.g_step(tr, sched["G"].lr(0), sched["G"].momentum(0))
+        if decay is not None:
+            tr.ema_step(decay)
     sa, sb = a.state_dict(), b.state_dict()
     for key in d_a:  # D's tensors as its own step left them
-        if key.startswith(("D.", "optim/D/")):
+        if key.startswith(D_OWN):
             sa[key], sb[key] = d_a[key], d_b[key]
     adam = {t.name: g for g in ("G", "D") if own[g].kind == "adam"
             for t in getattr(setup.program, g).params()}
@@ -206,18 +222,27 @@ def _step_rows(setup: _Setup, spec_training, tol: float, noise: dict[str, float]
         if sa[key].dtype.kind != "f":
             continue
         x, y = sa[key], sb[key]
-        if key in adam and f"optim/{adam[key]}/m/{key}" in sa:
+        param = key[4:] if key.startswith("ema/") else key  # an EMA carries its parameter's step
+        if param in adam and f"optim/{adam[param]}/m/{param}" in sa:
             # Adam's first step is lr·g/(|g| + ε) ≈ lr·sign(g): where g is float32 rounding
             # noise, its sign is too. Compare the parameters where the gradient means
             # something (above 1e-3 of the tensor's largest and 16× its measured rounding);
             # the moments, linear in g, are compared everywhere.
-            cfg = own[adam[key]]
-            m1 = np.abs(sa[f"optim/{adam[key]}/m/{key}"])
+            cfg = own[adam[param]]
+            m1 = np.abs(sa[f"optim/{adam[param]}/m/{param}"])
             keep = m1 > max(ADAM_FLOOR * max(float(m1.max()), 1e-30),
-                            16 * (1 - cfg.beta1) * noise.get(key, 0.0))
+                            16 * (1 - cfg.beta1) * noise.get(param, 0.0))
             x, y = x[keep], y[keep]
-        rows.append(_diff("step", key, x, y, tol, _step_floor(key, own, noise, lrs, sa)))
+        floor = _step_floor(param, own, noise, lrs, sa)
+        if param != key:
+            floor *= 1 - (decay or 0.0)
+        rows.append(_diff("step", key, x, y, tol, floor))
     return rows
+
+
+# What D's own step leaves (G's step only reads it): its parameters, optimiser slots and
+# spectral norm's vectors
+D_OWN = ("D.", "optim/D/", "spectral/D.")
 
 
 def _step_floor(key: str, own: dict[str, OptimConfig], noise: dict[str, float],

@@ -16,6 +16,8 @@ Its modules, bottom to top (each imports only modules listed before it):
 - runtime.py: one runtime over three executors of a plan: CUDA (NVRTC + cupy, CUDA graphs), the
   host executor (host/: the same sources compiled with g++ and run on the CPU), and the NumPy
   twins (twins.py), the oracle of the other two.
+- regularizer_state.py: the regularisers' state (spectral norm's u, v; G's EMA) in and out of a
+  trainer's state_dict.
 - backend.py: the `cupy` backend and its Trainer (`--device cuda[:N]` or `--device cpu`);
   resources.py: each kernel's registers and occupancy (ptxas, no GPU needed).
 """

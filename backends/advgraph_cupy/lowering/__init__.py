@@ -9,7 +9,10 @@ D's real and fake halves apart), the convolutions to im2col / col2im around a GE
 The modules, along its seams:
 - `grouping`: which nodes a pass launches, which fuse, which are aliases;
 - `lowerer`: the parameter layout, RNG streams and the pass drivers (`Lowering`);
-- `iteration`: the Algorithm-1 iteration and inference plans built from those.
+- `regularizers`: spectral norm's buffers and launches (W / σ before each pass, the power
+  iteration in the owning net's step, the gradient through W / σ) and the EMA phase;
+- `iteration`: the Algorithm-1 iteration and inference plans built from those, with the
+  loss kernel of the program's loss (loss.cu: bce_* on logits, score_* on raw scores).
 The ops' emitters are not here: each sits in the module of the kernel family it is built on,
 kernels/<family>.py beside kernels/<family>.cu, with those kernels' NumPy twins and footprints
 and the op's tape entry type (dense and maxout in `gemm`; activations, dropout, concat and the
