@@ -145,8 +145,9 @@ def test_penalties_of_a_linear_d_in_closed_form(due):
 
 
 def test_penalty_metrics_average_over_the_updates_that_applied_them():
-    """Three D-updates, the gradient penalty due on the first and the third: its metric is the
-    mean of those two terms (at the weights before each), r1's is its one term."""
+    """Three D-updates, the gradient penalty due on the first and the third, then a G-update: the
+    penalty's metric is the mean of its two terms (at the weights before each), r1's is its one
+    term, g_loss the G-update's."""
     prog = program("wasserstein", PENALTIES, linear_d=True)
     x, z = data()
     tr, params = ready(prog, x)
@@ -158,9 +159,12 @@ def test_penalty_metrics_average_over_the_updates_that_applied_them():
         r1 += [terms["r1"]] if "r1" in due else []
         tr.d_step(0, LR, 0.0, z=z, penalties=due)
         np.testing.assert_allclose(tr.state_dict()["D.y.weight"][:, 0], w, rtol=1e-5, atol=1e-6)
+    g_want = R.g_loss(prog.G, prog.D, f64(tr.state_dict()), z, "wasserstein")
+    tr.g_step(LR, 0.0, z=z)  # one G-update to three D-updates: g_loss is its own mean
     state = tr.state_dict()
-    np.testing.assert_array_equal(state["metrics/counts"], [3, 0, 2, 1])
+    np.testing.assert_array_equal(state["metrics/counts"], [3, 1, 2, 1])
     got = tr.read_metrics()
+    assert got["g_loss"] == pytest.approx(g_want, rel=1e-5)
     assert got["gradient_penalty"] == pytest.approx(np.mean(gp), rel=1e-5)
     assert got["r1"] == pytest.approx(r1[0], rel=1e-5)
 
@@ -361,6 +365,8 @@ def test_state_round_trip_gives_the_identical_next_steps():
     a, _ = ready(prog, x, optim=adam)
     _steps(a, prog, 0, 3)
     saved = a.state_dict()
+    regs = {k for k in init_params(prog, np.random.default_rng(0), None) if "/" in k}
+    assert len(regs) == 12 and regs <= saved.keys()  # spectral/*/u, v of 4 weights, ema/* of 4
     assert saved["metrics/sums"].shape == (6,) and list(saved["metrics/counts"]) == [3, 3, 2, 1]
     b, _ = ready(prog, x, seed=99, optim=adam)
     b.load_state_dict(saved)
