@@ -144,6 +144,34 @@ def test_penalties_of_a_linear_d_in_closed_form(due):
         assert got[kind] == pytest.approx(terms[kind] if applied else 0.0, rel=1e-5)
 
 
+def test_penalties_of_a_conditional_linear_d_differentiate_x_only():
+    """D(x | y) = w·x + c·onehot(y) + b: the interpolates keep the real half's labels, so the
+    closed form above holds for w, and c stays (the fake half has the real half's labels)."""
+    text = "condition: {type: label, classes: 8}\n" + BASE.replace(MAXOUT, "").replace(
+        "    - {type: sigmoid}", "    - {type: linear}").replace(
+        "training:\n", "training:\n  loss: wasserstein\n  regularizers:\n" + "".join(
+            f"    {line}\n" for line in PENALTIES.splitlines()))
+    prog = compile_loaded(load_text(text, "x.yaml"))
+    x, z = data()
+    y = np.arange(M) % 3  # three of the ring's eight classes
+    tr, params = build(prog, batch=M)
+    tr.load_data(x, y)
+    tr.set_order(np.arange(M))
+    assert params["D.y.weight"].shape == (10, 1)  # x's two rows, then the label's eight
+    p = f64(params)
+    fake = R.forward(prog.G, p, z, y=y)
+    w = p["D.y.weight"][:2, 0]
+    nw = np.linalg.norm(w)
+    grad = fake.mean(0) - x.mean(0) + 3 * 20 * (nw - 0.5) * w / nw + 4 * 2 * w
+    tr.d_step(0, LR, 0.0, z=z)
+    after = tr.state_dict()["D.y.weight"][:, 0]
+    np.testing.assert_allclose(after[:2], w - LR * grad, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(after[2:], params["D.y.weight"][2:, 0], rtol=1e-6, atol=1e-7)
+    got = tr.read_metrics()
+    assert got["gradient_penalty"] == pytest.approx(10 * (nw - 0.5) ** 2, rel=1e-5)
+    assert got["r1"] == pytest.approx(nw ** 2, rel=1e-5)
+
+
 def test_penalty_metrics_average_over_the_updates_that_applied_them():
     """Three D-updates, the gradient penalty due on the first and the third, then a G-update: the
     penalty's metric is the mean of its two terms (at the weights before each), r1's is its one
