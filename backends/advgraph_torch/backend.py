@@ -189,7 +189,9 @@ class TorchTrainer:
         due = [(i, p) for i, p in enumerate(self.objective.penalties)
                if penalties is None or p.kind in penalties]
         if any(p.kind == "r1" for _, p in due):
-            x.requires_grad_(True)  # r1 differentiates the real half's logits in x
+            # r1 differentiates the logits of the loss's own pass over the real half in x
+            # (as Mescheder et al.'s code does): no second forward.
+            x.requires_grad_(True)
         self.spectral.iterate("D")
         params = self.spectral.params(grad="D")  # W / σ once for the whole update
         with torch.no_grad():
