@@ -184,3 +184,118 @@ def test_adam_moment_floors_carry_the_gradient_s_rounding():
                                             {"D.w": delta}, {"D": 0.1}, state)
     assert floor("m") == pytest.approx((1 - cfg.beta1) * delta)
     assert floor("v") == pytest.approx((1 - cfg.beta2) * ((2.0 + delta) ** 2 - 2.0 ** 2))
+
+
+# ---- the losses and regularisers after 2014 (issue 23): every combination cupy supports -------
+
+SN_D, SN_G = "{spectral_norm: {nets: [D]}}", "{spectral_norm: {nets: [G]}}"
+SN_EMA = "{spectral_norm: {nets: [G, D], iterations: 2}, ema: {decay: 0.9}}"
+OBJECTIVES = [(loss, regs, False) for loss in ("minimax", "non_saturating", "least_squares",
+                                               "hinge")
+              for regs in ("{ema: {decay: 0.999}}", SN_D, SN_G, SN_EMA)] + [
+    ("wasserstein", SN_D, False), ("wasserstein", SN_EMA, False),
+    ("hinge", SN_EMA, True), ("non_saturating", SN_G, True), ("wasserstein", SN_D, True),
+    ("least_squares", "{ema: {decay: 0.5, start: 1}}", True)]
+
+
+REG_IDS = {SN_D: "snD", SN_G: "snG", SN_EMA: "snGD2+ema"}
+
+
+def _objective_program(loss: str, regs: str, conv: bool):
+    """The small dense or conv GAN of tests/backend/test_cupy_objective.py with this loss and
+    these regularisers, and its spec's training section."""
+    from advgraph.spec import load_text
+    from tests.backend.test_cupy_objective import CONV, DENSE, program_for
+
+    program = program_for(loss, regs, conv)
+    end = "linear" if program.objective.raw_score else "sigmoid"
+    training = load_text((CONV if conv else DENSE).format(end=end, m=16, loss=loss, regs=regs),
+                         "x.yaml").spec.training
+    return program, training
+
+
+def _host_or_skip():
+    from tests.conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "backends"))
+    from advgraph_cupy.host import available
+
+    if available() is not None:
+        pytest.skip(available())
+
+
+@pytest.mark.parametrize("loss,regs,conv", OBJECTIVES,
+                         ids=[f"{lo}-{REG_IDS.get(r, 'ema')}-{'conv' if c else 'dense'}"
+                              for lo, r, c in OBJECTIVES])
+def test_torch_and_cupy_agree_on_each_loss_and_regulariser(loss, regs, conv):
+    """Forward (W / σ from the stored vectors), gradients (through W / σ to W), one step, and
+    the regularisers' state after it: each net's u and v, G's EMA after one EMA step."""
+    _host_or_skip()
+    program, training = _objective_program(loss, regs, conv)
+    rows = parity.compare(program, training, ("torch", "cupy"), ("cpu", "cpu"), 16, 1e-4)
+    assert [(r.stage, r.tensor, r.max_abs, r.allowed) for r in rows if not r.ok] == []
+    keys = {r.tensor for r in rows if r.stage == "step"}
+    for s in program.objective.spectral:
+        assert {f"spectral/{s.tensor}/u", f"spectral/{s.tensor}/v"} <= keys
+    if program.objective.ema is not None:
+        assert {f"ema/{t.name}" for t in program.G.params()} <= keys
+
+
+class _SkewedEma:
+    """The torch backend with an EMA step of another decay: a wrong EMA."""
+
+    name = "skewed-ema"
+    distributed = False
+
+    def __init__(self):
+        self.inner = get_backend("torch")
+
+    def available(self):
+        return True, ""
+
+    def unsupported(self, op):
+        return self.inner.unsupported(op)
+
+    def unsupported_feature(self, feature):
+        return self.inner.unsupported_feature(feature)
+
+    def build(self, *a, **kw):
+        tr = self.inner.build(*a, **kw)
+        ema_step = tr.ema_step
+        tr.ema_step = lambda decay: ema_step(decay * 0.5)
+        return tr
+
+
+def test_a_wrong_ema_fails_and_only_the_ema(monkeypatch):
+    real = parity.get_backend
+    monkeypatch.setattr(parity, "get_backend",
+                        lambda name: _SkewedEma() if name == "skewed-ema" else real(name))
+    program, training = _objective_program("hinge", SN_EMA, False)
+    rows = parity.compare(program, training, ("torch", "skewed-ema"), ("cpu", "cpu"), 16, 1e-4)
+    assert {r.tensor for r in rows if not r.ok} == {f"ema/{t.name}" for t in program.G.params()}
+
+
+def test_parity_cli_with_hinge_spectral_norm_and_ema(tmp_path):
+    """Through the command line, from a spec file: rows for u, v and the EMA, all ok."""
+    _host_or_skip()
+    from tests.backend.test_cupy_objective import DENSE
+
+    spec = tmp_path / "sn.yaml"
+    spec.write_text(DENSE.format(end="linear", m=16, loss="hinge", regs=SN_EMA))
+    r = cli("parity", spec, "--backends", "torch,cupy", "--devices", "cpu", "--batch", "16",
+            "--json")
+    assert r.exit_code == 0, r.stdout[-3000:] + r.stderr
+    tensors = {row["tensor"] for row in json.loads(r.stdout) if row["ok"]}
+    assert {"spectral/D.h0.weight/u", "spectral/G.y.weight/v", "ema/G.h0.weight"} <= tensors
+
+
+def test_parity_refuses_a_penalty_cupy_lacks(tmp_path):
+    from tests.backend.test_cupy_objective import DENSE
+
+    spec = tmp_path / "gp.yaml"
+    spec.write_text(DENSE.format(end="linear", m=16, loss="wasserstein",
+                                 regs="{gradient_penalty: {weight: 10}}"))
+    r = cli("parity", spec, "--backends", "torch,cupy", "--devices", "cpu", "--batch", "16")
+    assert r.exit_code == 1
+    assert "training.regularizers.gradient_penalty: gradient_penalty is not supported by " \
+           "backend 'cupy': it needs gradients of gradients" in r.stderr
