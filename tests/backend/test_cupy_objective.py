@@ -469,3 +469,30 @@ def test_cuda_executor_matches_the_twins_with_the_regularisers(conv):
     for key in mb:
         assert ma[key] == pytest.approx(mb[key], rel=1e-3, abs=1e-5), key
     np.testing.assert_allclose(ga, gb, rtol=1e-4, atol=1e-5)
+
+
+@needs_host
+def test_checkpoints_cross_between_torch_and_cupy():
+    """A torch state with spectral vectors, an EMA and metric sums loads into cupy (the same
+    G(z), D(x) and metrics), and cupy's state back into torch."""
+    pytest.importorskip("torch")
+    from advgraph.backend_protocol import get_backend
+
+    program = program_for("hinge", "{spectral_norm: {nets: [G, D]}, ema: {decay: 0.9}}", True)
+    data, params, z = _setup(program)
+    adam = {g: OptimConfig("adam") for g in "GD"}
+    torch_tr = get_backend("torch").build(program, "cpu", 3, M, adam)
+    torch_tr.load_state_dict(params)
+    torch_tr.load_data(data)
+    torch_tr.set_order(np.arange(len(data)))
+    for _ in range(2):
+        torch_tr.d_step(0, 1e-3, 0.0)
+        torch_tr.g_step(1e-3, 0.0)
+        torch_tr.ema_step(0.9)
+    cupy_tr = _trainer(program, data, torch_tr.state_dict(), adam)
+    np.testing.assert_allclose(cupy_tr.generate(z[0]), torch_tr.generate(z[0]), atol=1e-6)
+    np.testing.assert_allclose(cupy_tr.discriminate(data), torch_tr.discriminate(data), atol=1e-6)
+    assert cupy_tr.read_metrics(reset=False) == torch_tr.read_metrics(reset=False)
+    back = get_backend("torch").build(program, "cpu", 3, M, adam)
+    back.load_state_dict(cupy_tr.state_dict())
+    assert np.array_equal(back.generate(z[0]), torch_tr.generate(z[0]))
