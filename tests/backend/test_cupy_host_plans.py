@@ -62,6 +62,8 @@ for it in range(3):
         tr.d_step((b % 3) * m, sched["D"].lr(b), 0.5)
         b += 1
     tr.g_step(sched["G"].lr(it), 0.5)
+    if program.objective.ema is not None:
+        tr.ema_step(0.9)
 metrics = tr.read_metrics()
 assert metrics["finite"] == 1.0, metrics
 y70 = labels[:70] if program.conditional else None
@@ -80,13 +82,25 @@ def _run(variant: str, *argv: str) -> subprocess.CompletedProcess:
                           text=True, capture_output=True, timeout=600)
 
 
+def _spec_arg(spec: str, tmp_path) -> str:
+    """A shipped spec's name, or the conv spec's file (conv-sn: with spectral norm on both
+    nets and an EMA)."""
+    if not spec.startswith("conv"):
+        return spec
+    path = write_conv_spec(tmp_path)
+    if spec == "conv-sn":
+        path.write_text(path.read_text().replace("training:\n", "training:\n  regularizers: "
+                        "{spectral_norm: {nets: [G, D]}, ema: {decay: 0.9}}\n", 1))
+    return str(path)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["asan", "tsan"])
-@pytest.mark.parametrize("spec", ["toy1d", "ring2d", "conv"])
+@pytest.mark.parametrize("spec", ["toy1d", "ring2d", "conv", "conv-sn"])
 def test_plans_run_clean_under_sanitizers(spec, variant, tmp_path):
     if sanitizer_runtime(variant) is None:
         pytest.skip(f"g++ has no lib{variant}.so")
-    p = _run(variant, str(write_conv_spec(tmp_path)) if spec == "conv" else spec, variant, "shuffled")
+    p = _run(variant, _spec_arg(spec, tmp_path), variant, "shuffled")
     assert p.returncode == 0, f"{p.stdout}\n{p.stderr[-6000:]}"
     assert "plan ran clean" in p.stdout
     assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr[-6000:]
