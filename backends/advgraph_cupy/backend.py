@@ -383,6 +383,7 @@ class CupyTrainer:
         missing = [n for n in names if n not in state]
         if missing:
             raise BackendError(f"state lacks {len(missing)} tensor(s), e.g. {missing[0]!r}")
+        g_params = np.zeros(0, np.float32)  # G's, flat: an EMA missing from the state starts as θ
         for net in ("G", "D"):
             size = self.plan.buffers[f"{net}.params"].size
             flat = {s: np.zeros(size, np.float32) for s in ("params", *self.optim[net].slots)}

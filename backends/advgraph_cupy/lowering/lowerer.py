@@ -11,11 +11,11 @@ from advgraph.backend_protocol import OptimConfig, require_ops
 from advgraph.ir import Graph, Node, Op, Program
 
 from ..emitter import BackwardPass, ForwardPass, Tape, needs_grad
-from .regularizers import SpectralSlot, spectral_layout
 from ..kernels import EMITTERS
 from ..kernels.common import width
 from ..plan import Buf, Launch, Plan, copy_rows
 from .grouping import group_forward
+from .regularizers import SpectralSlot, spectral_layout
 
 # The ops this backend lowers, and why not the others; a test checks that every op of the
 # registry is in exactly one of the two.
