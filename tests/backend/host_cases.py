@@ -333,26 +333,32 @@ def case_score_losses(hk, rng, exact, small=False):
 
 def case_spectral(hk, rng, exact, small=False):
     """A weight around each kind of axis (dense's (in, out), conv's first, deconv's middle),
-    one with more columns than the block has threads; the power iteration (2 steps, and 0:
-    σ from the stored vectors), W / σ and the gradient through it."""
+    one with more columns than the block has threads: both products, the normalisation, σ,
+    W / σ, and ⟨G, W⟩'s block sums (n beyond one round of 3 blocks) and the gradient."""
     for outer, rows, inner in ((300, 7, 1), (1, 5, 27), (3, 4, 9), (1, 1, 1)):
         n, cols = outer * rows * inner, outer * inner
         w = rng.standard_normal(n).astype(f32)
         u = rng.standard_normal(rows).astype(f32)
         v = rng.standard_normal(cols).astype(f32)
-        for iters in (2, 0):
-            out = both(hk, "sn_power", (1, 1, 1), BLOCK,
-                       {"w": w, "u": u, "v": v, "sigma": np.zeros(1, f32)},
-                       [i32(outer), i32(rows), i32(inner), i32(iters)],
-                       ["w", "u", "v", "sigma", 0, 1, 2, 3], False, 1e-5)
-        sigma = out["sigma"]
+        for trans, x, m in ((1, u, cols), (0, v, rows)):
+            both(hk, "sn_mv", (m, 1, 1), BLOCK, {"w": w, "x": x, "y": np.zeros(m, f32)},
+                 [i32(outer), i32(rows), i32(inner), i32(trans)],
+                 ["w", "x", "y", 0, 1, 2, 3], False, 1e-5)
+        both(hk, "sn_normalize", (1, 1, 1), BLOCK, {"raw": v, "out": np.zeros(cols, f32)},
+             [i32(cols)], ["raw", "out", 0], False, 1e-6)
+        sigma = both(hk, "sn_sigma", (1, 1, 1), BLOCK, {"u": u, "mv": u[::-1].copy(),
+                                                        "sigma": np.zeros(1, f32)},
+                     [i32(rows)], ["u", "mv", "sigma", 0], False, 1e-6)["sigma"]
         both(hk, "sn_scale", grid1(n), BLOCK, {"w": w, "sigma": sigma, "wn": np.zeros(n, f32)},
              [i32(n)], ["w", "sigma", "wn", 0], exact)
         g = rng.standard_normal(n).astype(f32)
-        both(hk, "sn_grad", (1, 1, 1), BLOCK,
-             {"g": g, "w": w, "u": u, "v": v, "sigma": sigma},
-             [i32(outer), i32(rows), i32(inner)], ["g", "w", "u", "v", "sigma", 0, 1, 2],
-             False, 1e-5)
+        parts = both(hk, "sn_dot_parts", (3, 1, 1), BLOCK,
+                     {"g": g, "w": w, "parts": np.zeros(6, f32)}, [i32(n), i32(3)],
+                     ["g", "w", "parts", 0, 1], False, 1e-6)["parts"]
+        both(hk, "sn_grad", grid1(n), BLOCK,
+             {"g": g, "u": u, "v": v, "sigma": np.abs(sigma) + 1, "parts": parts},
+             [i32(3), i32(outer), i32(rows), i32(inner)],
+             ["g", "u", "v", "sigma", "parts", 0, 1, 2, 3], False, 1e-5)
 
 
 def case_optim(hk, rng, exact, small=False):

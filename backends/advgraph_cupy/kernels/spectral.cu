@@ -4,8 +4,9 @@
 //   M[r, c] = W[(a·rows + r)·inner + b],  c = a·inner + b,  cols = outer·inner
 // (dense W (in, out): outer = in, rows = out, inner = 1; conv (out, in, kh, kw): outer = 1;
 // deconv (in, out, kh, kw): outer = in, inner = kh·kw).
-// sn_power and sn_grad are one block of NT threads over the whole weight: its sums are reduced
-// in a fixed tree in double (deterministic, no atomics), so a resumed run repeats them exactly.
+// One power iteration is sn_mv (Mᵀu), sn_normalize (→ v), sn_mv (Mv), sn_normalize (→ u); then
+// sn_sigma (σ = u·Mv) and sn_scale (W / σ). Every sum is a block's, reduced in a fixed tree in
+// double (no atomics), so the results never depend on scheduling and a resume repeats them.
 #include "common.cuh"
 
 #define NT 256
@@ -27,43 +28,40 @@ static __device__ __forceinline__ size_t sn_at(int r, int c, int rows, int inner
     return ((size_t)(c / inner) * rows + r) * inner + c % inner;
 }
 
-// `iterations` times: v ← normalize(Mᵀu), u ← normalize(Mv) (normalize: x / max(‖x‖, 1e-12)),
-// u and v updated in place; then sigma[0] = uᵀMv. With iterations 0, σ from the stored u, v
-// (the other net's step, inference). One block.
+// A block per output: y[o] = Σ_c M[o, c]·x[c] (trans 0: Mv, o a row) or Σ_r M[r, o]·x[r]
+// (trans 1: Mᵀu, o a column).
 extern "C" __global__ void __launch_bounds__(NT)
-sn_power(const float* __restrict__ w, float* __restrict__ u, float* __restrict__ v,
-         float* __restrict__ sigma, int outer, int rows, int inner, int iterations) {
+sn_mv(const float* __restrict__ w, const float* __restrict__ x, float* __restrict__ y,
+      int outer, int rows, int inner, int trans) {
     __shared__ double red[NT];
-    const int cols = outer * inner;
-    for (int it = 0; it < iterations; ++it) {
-        double q = 0.0;
-        for (int c = threadIdx.x; c < cols; c += NT) {
-            double s = 0.0;
-            for (int r = 0; r < rows; ++r) s += (double)w[sn_at(r, c, rows, inner)] * u[r];
-            v[c] = (float)s;
-            q += s * s;
-        }
-        double inv = 1.0 / fmax(sqrt(sn_block_sum(q, red)), 1e-12);
-        for (int c = threadIdx.x; c < cols; c += NT) v[c] = (float)(v[c] * inv);
-        __syncthreads();  // u's products read all of v
-        q = 0.0;
-        for (int r = threadIdx.x; r < rows; r += NT) {
-            double s = 0.0;
-            for (int c = 0; c < cols; ++c) s += (double)w[sn_at(r, c, rows, inner)] * v[c];
-            u[r] = (float)s;
-            q += s * s;
-        }
-        inv = 1.0 / fmax(sqrt(sn_block_sum(q, red)), 1e-12);
-        for (int r = threadIdx.x; r < rows; r += NT) u[r] = (float)(u[r] * inv);
-        __syncthreads();  // the next v (or σ) reads all of u
-    }
-    double part = 0.0;
-    for (int r = threadIdx.x; r < rows; r += NT) {
-        double s = 0.0;
-        for (int c = 0; c < cols; ++c) s += (double)w[sn_at(r, c, rows, inner)] * v[c];
-        part += s * u[r];
-    }
-    double total = sn_block_sum(part, red);
+    const int o = blockIdx.x, cols = outer * inner;
+    if (o >= (trans ? cols : rows)) return;  // the whole block leaves together
+    const int n = trans ? rows : cols;
+    double s = 0.0;
+    for (int k = threadIdx.x; k < n; k += NT)
+        s += (double)w[trans ? sn_at(k, o, rows, inner) : sn_at(o, k, rows, inner)] * x[k];
+    const double total = sn_block_sum(s, red);
+    if (threadIdx.x == 0) y[o] = (float)total;
+}
+
+// out = raw / max(‖raw‖, 1e-12) (torch's normalize). One block.
+extern "C" __global__ void __launch_bounds__(NT)
+sn_normalize(const float* __restrict__ raw, float* __restrict__ out, int n) {
+    __shared__ double red[NT];
+    double q = 0.0;
+    for (int i = threadIdx.x; i < n; i += NT) q += (double)raw[i] * raw[i];
+    const double inv = 1.0 / fmax(sqrt(sn_block_sum(q, red)), 1e-12);
+    for (int i = threadIdx.x; i < n; i += NT) out[i] = (float)(raw[i] * inv);
+}
+
+// sigma[0] = u·mv, mv = Mv: σ = uᵀMv. One block.
+extern "C" __global__ void __launch_bounds__(NT)
+sn_sigma(const float* __restrict__ u, const float* __restrict__ mv, float* __restrict__ sigma,
+         int rows) {
+    __shared__ double red[NT];
+    double s = 0.0;
+    for (int r = threadIdx.x; r < rows; r += NT) s += (double)u[r] * mv[r];
+    const double total = sn_block_sum(s, red);
     if (threadIdx.x == 0) sigma[0] = (float)total;
 }
 
@@ -75,20 +73,39 @@ extern "C" __global__ void sn_scale(const float* __restrict__ w, const float* __
     wn[i] = w[i] / sigma[0];
 }
 
-// From G, the gradient with respect to W / σ, to the gradient with respect to W (u, v held
-// constant): G/σ − (⟨G, W⟩/σ²)·M⁻¹(u vᵀ), in place. One block.
+// ⟨G, W⟩ in `nparts` blocks, block b summing elements b·NT + t + j·nparts·NT; each part kept
+// as a pair of floats (hi, the rest: about 48 bits), for sn_grad to add up in order.
 extern "C" __global__ void __launch_bounds__(NT)
-sn_grad(float* __restrict__ g, const float* __restrict__ w, const float* __restrict__ u,
-        const float* __restrict__ v, const float* __restrict__ sigma, int outer, int rows,
-        int inner) {
+sn_dot_parts(const float* __restrict__ g, const float* __restrict__ w, float* __restrict__ parts,
+             int n, int nparts) {
     __shared__ double red[NT];
-    const size_t n = (size_t)outer * rows * inner;
-    double part = 0.0;
-    for (size_t i = threadIdx.x; i < n; i += NT) part += (double)g[i] * w[i];
-    const double s = sigma[0];
-    const double k = sn_block_sum(part, red) / (s * s);
-    for (size_t i = threadIdx.x; i < n; i += NT) {
-        int b = (int)(i % inner), r = (int)(i / inner % rows), a = (int)(i / inner / rows);
-        g[i] = (float)(g[i] / s - k * u[r] * v[a * inner + b]);
+    if ((int)blockIdx.x >= nparts) return;
+    double s = 0.0;
+    for (size_t i = (size_t)blockIdx.x * NT + threadIdx.x; i < (size_t)n; i += (size_t)nparts * NT)
+        s += (double)g[i] * w[i];
+    const double total = sn_block_sum(s, red);
+    if (threadIdx.x == 0) {
+        const float hi = (float)total;
+        parts[2 * blockIdx.x] = hi;
+        parts[2 * blockIdx.x + 1] = (float)(total - hi);
     }
+}
+
+// From G, the gradient with respect to W / σ, to the gradient with respect to W (u, v held
+// constant), in place: G/σ − (⟨G, W⟩/σ²)·u_r·v_c at W's element of M[r, c].
+extern "C" __global__ void sn_grad(float* __restrict__ g, const float* __restrict__ u,
+                                   const float* __restrict__ v, const float* __restrict__ sigma,
+                                   const float* __restrict__ parts, int nparts, int outer,
+                                   int rows, int inner) {
+    __shared__ double k;
+    if (threadIdx.x == 0) {
+        double dot = 0.0;
+        for (int p = 0; p < nparts; ++p) dot += (double)parts[2 * p] + (double)parts[2 * p + 1];
+        k = dot / ((double)sigma[0] * sigma[0]);
+    }
+    __syncthreads();
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)outer * rows * inner) return;
+    const int b = (int)(i % inner), r = (int)(i / inner % rows), a = (int)(i / inner / rows);
+    g[i] = (float)(g[i] / (double)sigma[0] - k * u[r] * v[a * inner + b]);
 }

@@ -3,11 +3,12 @@ iteration, and G's EMA.
 
 Spectral norm: each normalised weight W has, in its net's state, W / σ (`<net>.sn`, what every
 pass reads instead of W: `Lowering.param`), its power iteration's u and v (`<net>.uv`, u then v
-per weight) and σ (`<net>.sigma`). Every phase that runs a net computes W / σ first: a training
-step iterates the weights of the net it updates (`iterations` times) and uses the stored u, v
-for the other net's; inference uses the stored ones. So each replay of a captured phase sees
-the weights as the updates before it left them. Before the update, the gradient with respect to
-W / σ becomes W's: G/σ − (⟨G, W⟩/σ²)·u vᵀ.
+per weight) and σ (`<net>.sigma`); `<net>.snraw` holds a product before it is normalised and
+`<net>.snparts` the block sums of ⟨G, W⟩. Every phase that runs a net computes W / σ first: a
+training step iterates the weights of the net it updates (`iterations` times: v ← normalize(Mᵀu),
+u ← normalize(Mv)) and uses the stored u, v for the other net's; inference uses the stored ones.
+So each replay of a captured phase sees the weights as the updates before it left them. Before
+the update, the gradient with respect to W / σ becomes W's: G/σ − (⟨G, W⟩/σ²)·u vᵀ.
 
 EMA: a phase of its own (`ema`), one launch over G's flat parameters into `G.ema`, the decay
 read from `ema.decay` (host-written, so the captured phase never changes).
@@ -25,6 +26,7 @@ from advgraph.ir.objective import SpectralWeight
 from ..plan import Buf, Launch, Plan, ew_grid, i32
 
 NT = 256  # spectral.cu's block
+NPARTS = 64  # the blocks of sn_dot_parts: fixed, so ⟨G, W⟩ is always summed in one order
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class SpectralSlot:
     u: Buf
     v: Buf
     sigma: Buf
+    raw: Buf  # the net's scratch for a product before it is normalised
+    parts: Buf  # the net's scratch for ⟨G, W⟩'s block sums
 
     @property
     def dims(self) -> tuple[int, int, int]:
@@ -50,12 +54,15 @@ def spectral_layout(plan: Plan, program: Program) -> dict[str, SpectralSlot]:
         if not weights:
             continue
         off_w = off_uv = 0
+        raw = plan.buffer(f"{net}.snraw", "float32", max(max(s.rows, s.cols) for s in weights),
+                          "state")
+        parts = plan.buffer(f"{net}.snparts", "float32", 2 * NPARTS, "state")
         for i, s in enumerate(weights):
             size = s.rows * s.cols
             out[s.tensor] = SpectralSlot(s, Buf(f"{net}.sn", off_w, size),
                                          Buf(f"{net}.uv", off_uv, s.rows),
                                          Buf(f"{net}.uv", off_uv + s.rows, s.cols),
-                                         Buf(f"{net}.sigma", i, 1))
+                                         Buf(f"{net}.sigma", i, 1), raw, parts)
             plan.spectral[s.tensor] = (out[s.tensor].u, out[s.tensor].v)
             off_w, off_uv = off_w + size, off_uv + s.rows + s.cols
         plan.buffer(f"{net}.sn", "float32", off_w, "state")
@@ -71,15 +78,28 @@ def normalise(lw, nets: tuple[str, ...], owner: str | None, out: list[Launch]) -
     for name, slot in lw.spectral.items():
         if slot.weight.net not in nets:
             continue
-        w = lw.plan.param_offsets[name]
-        raw = Buf(w[0], w[1], w[2])
+        w = Buf(*lw.plan.param_offsets[name])
+        dims = tuple(i32(d) for d in slot.dims)
+        rows, cols = slot.weight.rows, slot.weight.cols
+        mv_t, mv = slot.raw.at(0, cols), slot.raw.at(0, rows)
         k = iters if slot.weight.net == owner else 0
-        out.append(Launch("sn_power", (1, 1, 1), (NT, 1, 1),
-                          (raw, slot.u, slot.v, slot.sigma, *(i32(d) for d in slot.dims), i32(k)),
-                          f"σ({name})" + (f", {k} power iteration(s)" if k else "")))
-        g, b = ew_grid(w[2])
-        out.append(Launch("sn_scale", g, b, (raw, slot.sigma, slot.wn, i32(w[2])),
-                          f"{name} / σ"))
+        for it in range(k):
+            step = f"{name}: power iteration {it + 1}"
+            out += [Launch("sn_mv", (cols, 1, 1), (NT, 1, 1), (w, slot.u, mv_t, *dims, i32(1)),
+                           f"{step}, Mᵀu"),
+                    Launch("sn_normalize", (1, 1, 1), (NT, 1, 1), (mv_t, slot.v, i32(cols)),
+                           f"{step}, v"),
+                    Launch("sn_mv", (rows, 1, 1), (NT, 1, 1), (w, slot.v, mv, *dims, i32(0)),
+                           f"{step}, Mv"),
+                    Launch("sn_normalize", (1, 1, 1), (NT, 1, 1), (mv, slot.u, i32(rows)),
+                           f"{step}, u")]
+        if not k:  # (after an iteration, mv holds Mv of the v that σ uses)
+            out.append(Launch("sn_mv", (rows, 1, 1), (NT, 1, 1), (w, slot.v, mv, *dims, i32(0)),
+                              f"{name}: Mv"))
+        g, b = ew_grid(w.extent)
+        out += [Launch("sn_sigma", (1, 1, 1), (NT, 1, 1), (slot.u, mv, slot.sigma, i32(rows)),
+                       f"σ({name}) = uᵀMv"),
+                Launch("sn_scale", g, b, (w, slot.sigma, slot.wn, i32(w.extent)), f"{name} / σ")]
 
 
 def correct_spectral_grads(lw, net: str, out: list[Launch]) -> None:
@@ -87,11 +107,13 @@ def correct_spectral_grads(lw, net: str, out: list[Launch]) -> None:
     for name, slot in lw.spectral.items():
         if slot.weight.net != net:
             continue
-        w = lw.plan.param_offsets[name]
-        out.append(Launch("sn_grad", (1, 1, 1), (NT, 1, 1),
-                          (lw.param(name, grads=True), Buf(w[0], w[1], w[2]), slot.u, slot.v,
-                           slot.sigma, *(i32(d) for d in slot.dims)),
-                          f"d {name} through W / σ"))
+        w, grad = Buf(*lw.plan.param_offsets[name]), lw.param(name, grads=True)
+        g, b = ew_grid(w.extent)
+        out += [Launch("sn_dot_parts", (NPARTS, 1, 1), (NT, 1, 1),
+                       (grad, w, slot.parts, i32(w.extent), i32(NPARTS)), f"⟨d {name}, W⟩"),
+                Launch("sn_grad", g, b, (grad, slot.u, slot.v, slot.sigma, slot.parts,
+                                         i32(NPARTS), *(i32(d) for d in slot.dims)),
+                       f"d {name} through W / σ")]
 
 
 def ema_phase(lw) -> list[Launch]:
