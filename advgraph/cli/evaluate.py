@@ -119,11 +119,20 @@ def eval_(
 
         for restored, last in restored_checkpoints(r, steps, restored_at, dist=dist, warn=warn,
                                                    skip_vanished=all_checkpoints):
-            fits(restored, "--samples", f"--samples {samples:,}", samples, EVAL_COPIES,
-                 EVAL_PER_SAMPLE)
+            if parzen or quality or theory:
+                fits(restored, "--samples", f"--samples {samples:,}", samples, EVAL_COPIES,
+                     EVAL_PER_SAMPLE)
+            if modes:
+                fits(restored, "--mode-samples", f"--mode-samples {mode_samples:,}",
+                     mode_samples, EVAL_COPIES, _mode_bytes(restored))
             for kind, report in ev.reports(restored, last=last, dist=dist, warn=warn,
                                            progress=lambda m: err.print(m, markup=False)):
                 _print_report(kind, report, as_json)
+
+
+def _mode_bytes(restored) -> int:
+    """--modes' work per sample: its float64 distances and differences to each mode centre."""
+    return 32 * int(getattr(restored.spec.data, "modes", 0))
 
 
 def _print_report(kind: str, report: dict[str, Any], as_json: bool = False) -> None:

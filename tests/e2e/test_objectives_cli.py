@@ -48,6 +48,8 @@ def test_eval_modes_on_a_ring2d_run():
     assert "within 3 std (0.02) of the nearest mode" in r.stdout
     r = cli("eval", "ring", "--modes", "--mode-share", "0")
     assert r.exit_code == 2 and "--mode-share must be in (0, 1]" in r.stderr
+    r = cli("eval", "ring", "--modes", "--mode-samples", "100000000000")  # refused, not tried
+    assert r.exit_code != 0 and "lower --mode-samples" in r.stderr
 
 
 def test_eval_modes_refuses_other_data():
@@ -69,3 +71,4 @@ def test_raw_without_ema_says_it_changes_nothing(tmp_path):
         assert "--raw changes nothing: run plain keeps no moving average" in r.stderr
     with np.load(tmp_path / "a.npz") as f:
         assert str(f["weights"]) == "raw"
+
