@@ -9,7 +9,10 @@ import numpy as np
 from advgraph.backend_protocol import METRIC_SUMS, OptimConfig
 from advgraph.errors import BackendError
 from advgraph.ir import Op, Program
+from advgraph.ir.objective import LOSSES, PENALTIES
 from advgraph.ops import BATCH_COUPLED
+
+REGULARIZERS = PENALTIES + ("spectral_norm", "ema")
 
 
 class TorchBackend:
@@ -33,6 +36,15 @@ class TorchBackend:
         from .lower import LOWERINGS, UNSUPPORTED
 
         return None if op in LOWERINGS else UNSUPPORTED.get(op, "no lowering")
+
+    def unsupported_feature(self, feature: str) -> str | None:
+        """Every loss and regulariser trains here, data-parallel too: the power iteration is
+        deterministic in weights every rank holds alike, a penalty is a mean over examples
+        (so the ranks' mean is the global batch's), the EMA follows identical weights."""
+        kind, _, loss = feature.partition(":")
+        if (kind == "loss" and loss in LOSSES) or feature in REGULARIZERS:
+            return None
+        return f"no torch implementation of {feature!r}"
 
     def build(self, program: Program, device: str, seed: int, batch_size: int,
               optim: dict[str, OptimConfig], dist=None) -> "TorchTrainer":
@@ -65,6 +77,7 @@ class TorchTrainer:
         import torch
 
         from .lower import Ctx, Net
+        from .objective import Ema, Spectral
         from .optim import Optimizer
 
         self.torch = torch
@@ -82,6 +95,9 @@ class TorchTrainer:
         for t in program.tensors():
             self.tensors[t.name] = torch.zeros(t.shape, dtype=torch.float32, device=self.device,
                                                requires_grad=t.trainable)
+        self.objective = program.objective
+        self.spectral = Spectral(program.objective, self.tensors)
+        self.ema = Ema(program, self.tensors)
         self.G = Net(program.G, self.tensors)
         self.D = Net(program.D, self.tensors)
         self._names = {g: [t.name for t in getattr(program, g).params()] for g in ("G", "D")}
@@ -97,8 +113,9 @@ class TorchTrainer:
         self._eye = (torch.eye(program.classes, device=self.device) if program.conditional
                      else None)
         self.labels: Any = None
-        self._sums = torch.zeros(len(METRIC_SUMS), device=self.device)
-        self._counts = [0, 0]
+        self._metrics = METRIC_SUMS + program.objective.metric_names()
+        self._sums = torch.zeros(len(self._metrics), device=self.device)
+        self._counts = [0] * (len(self._metrics) - 2)  # D-updates, G-updates, each penalty's
         self.data: Any = None
         self.order: Any = None
 
@@ -160,43 +177,76 @@ class TorchTrainer:
 
     def d_step(self, pos: int, lr: float, momentum: float, z: np.ndarray | None = None,
                penalties: tuple[str, ...] | None = None) -> None:
-        torch, F = self.torch, self.torch.nn.functional
+        torch = self.torch
+        from .objective import d_loss, d_output
+
         start = pos + self.offset
         idx = self.order[start:start + self.m]
         x = self.data.index_select(0, idx)
         # The fake half is conditioned on the real half's labels: y ~ p_data(y) for both.
         y = self._one_hot(self.labels.index_select(0, idx)) if self.classes is not None else None
         z = self._noise(z, self.m)
+        due = [(i, p) for i, p in enumerate(self.objective.penalties)
+               if penalties is None or p.kind in penalties]
+        if any(p.kind == "r1" for _, p in due):
+            # r1 differentiates the logits of the loss's own pass over the real half in x
+            # (as Mescheder et al.'s code does): no second forward.
+            x.requires_grad_(True)
+        self.spectral.iterate("D")
+        params = self.spectral.params(grad="D")  # W / σ once for the whole update
         with torch.no_grad():
-            fake = self.G(z, self._train_ctx, y=y)
-        if self._joint_d:
-            yy = torch.cat([y, y]) if y is not None else None
-            logits = self.D(torch.cat([x, fake]), self._train_ctx, logits=True, y=yy)
-            l_real, l_fake = logits[: len(x)], logits[len(x):]
-        else:
-            l_real = self.D(x, self._train_ctx, logits=True, y=y)
-            l_fake = self.D(fake, self._train_ctx, logits=True, y=y)
-        # −[log D(x) + log(1 − D(G(z)))] = softplus(−l_real) + softplus(l_fake)
-        loss = F.softplus(-l_real).mean() + F.softplus(l_fake).mean()
-        grads = list(torch.autograd.grad(loss, self._params["D"]))
+            fake = self.G(z, self._train_ctx, y=y, params=params)
+        l_real, l_fake = self._d_logits(x, fake, y, params)
+        loss = d_loss(self.objective.loss, l_real, l_fake)
+        terms = self._penalties(due, x, fake, y, l_real, params)
+        total = loss + sum(p.every * t for (_, p), t in zip(due, terms)) if terms else loss
+        grads = list(torch.autograd.grad(total, self._params["D"]))
         if self.dist is not None:
             self.dist.average_(grads)
         self.opt["D"].step(grads, lr, momentum)
         with torch.no_grad():
+            out = self.objective
             self._sums[:3] += torch.stack(
-                [loss, torch.sigmoid(l_real).mean(), torch.sigmoid(l_fake).mean()])
+                [loss, d_output(out, l_real).mean(), d_output(out, l_fake).mean()])
+            for (i, _), t in zip(due, terms):
+                self._sums[len(METRIC_SUMS) + i] += t
         self._counts[0] += 1
+        for i, _ in due:
+            self._counts[2 + i] += 1
+
+    def _d_logits(self, x, fake, y, params) -> tuple[Any, Any]:
+        """D's logits (or scores) of the real and the fake half."""
+        torch = self.torch
+        if self._joint_d:
+            yy = torch.cat([y, y]) if y is not None else None
+            logits = self.D(torch.cat([x, fake]), self._train_ctx, logits=True, y=yy,
+                            params=params)
+            return logits[: len(x)], logits[len(x):]
+        return (self.D(x, self._train_ctx, logits=True, y=y, params=params),
+                self.D(fake, self._train_ctx, logits=True, y=y, params=params))
+
+    def _penalties(self, due, x, fake, y, l_real, params) -> list[Any]:
+        """Each due penalty's term (weight included, the lazy factor not)."""
+        from .objective import gradient_penalty, r1
+
+        def logits(xx):
+            return self.D(xx, self._train_ctx, logits=True, y=y, params=params)
+
+        return [r1(p, l_real, x) if p.kind == "r1" else
+                gradient_penalty(p, logits, x, fake, self.gen) for _, p in due]
 
     def g_step(self, lr: float, momentum: float, z: np.ndarray | None = None,
                y: np.ndarray | None = None) -> None:
-        torch, F = self.torch, self.torch.nn.functional
+        torch = self.torch
+        from .objective import g_loss
+
         z = self._noise(z, self.m)
         yo = self._labels_for(y, self.m)
-        l_fake = self.D(self.G(z, self._train_ctx, y=yo), self._frozen_ctx, logits=True, y=yo)
-        if self.program.loss == "non_saturating":
-            loss = F.softplus(-l_fake).mean()  # −log D(G(z))
-        else:
-            loss = -F.softplus(l_fake).mean()  # log(1 − D(G(z)))
+        self.spectral.iterate("G")
+        params = self.spectral.params(grad="G")
+        fake = self.G(z, self._train_ctx, y=yo, params=params)
+        l_fake = self.D(fake, self._frozen_ctx, logits=True, y=yo, params=params)
+        loss = g_loss(self.objective.loss, l_fake)
         grads = list(torch.autograd.grad(loss, self._params["G"]))
         if self.dist is not None:
             self.dist.average_(grads)
@@ -204,6 +254,9 @@ class TorchTrainer:
         with torch.no_grad():
             self._sums[3] += loss
         self._counts[1] += 1
+
+    def ema_step(self, decay: float) -> None:
+        self.ema.step(decay)
 
     def read_metrics(self, reset: bool = True) -> dict[str, float]:
         torch = self.torch
@@ -213,12 +266,13 @@ class TorchTrainer:
             if self.dist is not None:  # every rank's shard counts equally
                 self.dist.average_([self._sums])
             s = self._sums.tolist()
-        nd, ng = max(self._counts[0], 1), max(self._counts[1], 1)
-        out = {k: v / (ng if k == "g_loss" else nd) for k, v in zip(METRIC_SUMS, s)}
+        # d_loss, d_real, d_fake per D-update, g_loss per G-update, a penalty per application
+        counts = [self._counts[0]] * 3 + self._counts[1:]
+        out = {k: v / max(n, 1) for k, v, n in zip(self._metrics, s, counts)}
         out["finite"] = float(bool(finite))
         if reset:  # (after an average over ranks the sums are every rank's mean: still linear)
             self._sums.zero_()
-            self._counts = [0, 0]
+            self._counts = [0] * len(self._counts)
         return out
 
     # ---- inference --------------------------------------------------------------------------
@@ -226,13 +280,15 @@ class TorchTrainer:
     def generate(self, z: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
         yo = self._need_labels(y, len(z))
         with self.torch.no_grad():
-            return self.G(self._noise(z, len(z)), self._eval_ctx, y=yo).cpu().numpy()
+            return self.G(self._noise(z, len(z)), self._eval_ctx, y=yo,
+                          params=self.spectral.params()).cpu().numpy()
 
     def discriminate(self, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
         yo = self._need_labels(y, len(x))
         with self.torch.no_grad():
             x = self.torch.as_tensor(np.asarray(x, np.float32), device=self.device)
-            return self.D(x, self._eval_ctx, y=yo).reshape(-1).cpu().numpy()
+            return self.D(x, self._eval_ctx, y=yo,
+                          params=self.spectral.params()).reshape(-1).cpu().numpy()
 
     # ---- state ------------------------------------------------------------------------------
 
@@ -244,6 +300,8 @@ class TorchTrainer:
         out = {n: t.detach().cpu().numpy().copy() for n, t in self.tensors.items()}
         for g in ("G", "D"):
             out.update({k: v.cpu().numpy().copy() for k, v in self.opt[g].state(f"optim/{g}").items()})
+        out.update({k: v.cpu().numpy().copy()
+                    for k, v in {**self.spectral.state(), **self.ema.state()}.items()})
         out[self._rng_key()] = self.gen.get_state().numpy().copy()
         if self.dist is not None:  # collective (save() calls it on every rank): ranks' mean
             self.dist.average_([self._sums])
@@ -263,11 +321,21 @@ class TorchTrainer:
                     raise BackendError(f"{n}: shape {tuple(src.shape)} in the state, "
                                        f"{tuple(t.shape)} in the graph")
                 t.copy_(torch.as_tensor(src))
+        self.spectral.load(state)
+        self.ema.load(state)  # (after θ: without a stored average it starts at θ)
         for g in ("G", "D"):
             self.opt[g].load(f"optim/{g}", state)
         key = self._rng_key()
         if key in state:
             self.gen.set_state(torch.as_tensor(np.asarray(state[key], dtype=np.uint8)).cpu())
         if "metrics/sums" in state and "metrics/counts" in state:
-            self._sums.copy_(torch.as_tensor(np.asarray(state["metrics/sums"], np.float32)))
-            self._counts = [int(v) for v in np.asarray(state["metrics/counts"]).reshape(-1)[:2]]
+            self._load_metrics(state["metrics/sums"], state["metrics/counts"])
+
+    def _load_metrics(self, sums, counts) -> None:
+        """The running sums; a checkpoint from before the penalties holds only the first
+        (METRIC_SUMS, and the D- and G-update counts): the penalties' start at zero."""
+        sums = np.asarray(sums, np.float32).reshape(-1)[: len(self._sums)]
+        counts = [int(v) for v in np.asarray(counts).reshape(-1)[: len(self._counts)]]
+        self._sums.zero_()
+        self._sums[: len(sums)] = self.torch.as_tensor(sums, device=self.device)
+        self._counts = counts + [0] * (len(self._counts) - len(counts))

@@ -148,10 +148,12 @@ class Net:
         self.free = [[src for src in n.inputs if last_use[src] == i] for i, n in enumerate(body)]
 
     def __call__(self, x: torch.Tensor, ctx: Ctx, logits: bool = False,
-                 y: torch.Tensor | None = None) -> torch.Tensor:
-        """`y`: the one-hot labels of a conditional graph."""
+                 y: torch.Tensor | None = None,
+                 params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """`y`: the one-hot labels of a conditional graph; `params`: a table to use instead of
+        the net's own (the trainer's, with spectrally normalised weights as W / σ)."""
         steps = self.logit_steps if logits else self.steps
-        p = self.params
+        p = self.params if params is None else params
         if self.chain:
             for fn, node in steps:  # type: ignore[union-attr]
                 x = fn(x, node, p, ctx)

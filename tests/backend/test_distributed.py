@@ -22,6 +22,11 @@ SGD = {"G": OptimConfig("sgd"), "D": OptimConfig("sgd")}
 
 
 COND = "condition: {type: label, classes: 8}\n" + BASE  # the label concatenated to x and z
+# The regularisers whose result does not hang on the ranks' generators (the gradient penalty's
+# ε would): r1 on each rank's shard, spectral norm's power iteration on both nets, the EMA.
+REGS = BASE.replace("    - {type: sigmoid}", "    - {type: linear}").replace(
+    "training:\n", "training:\n  loss: hinge\n  regularizers:\n    r1: {weight: 2}\n"
+    "    spectral_norm: {nets: [G, D]}\n    ema: {decay: 0.5}\n")
 
 
 def _inputs():
@@ -40,6 +45,8 @@ def _one_step(trainer, x, zd, zg, y, yg, rank=0, world=1):
     shard = slice(rank * M // world, (rank + 1) * M // world)
     trainer.d_step(0, 0.1, 0.5, z=zd[shard])
     trainer.g_step(0.1, 0.5, z=zg[shard], y=yg[shard] if cond else None)
+    if trainer.program.objective.ema is not None:
+        trainer.ema_step(0.5)
     return trainer.state_dict()
 
 
@@ -58,8 +65,9 @@ def _rank(rank, world, port, out_dir, text=BASE):
     dist.close()
 
 
-@pytest.mark.parametrize("text", [BASE, pytest.param(COND, marks=pytest.mark.slow)],
-                         ids=["plain", "conditional"])  # one in the fast tier
+@pytest.mark.parametrize("text", [BASE, pytest.param(COND, marks=pytest.mark.slow),
+                                  pytest.param(REGS, marks=pytest.mark.slow)],
+                         ids=["plain", "conditional", "regularizers"])  # one in the fast tier
 def test_one_distributed_step_equals_one_single_process_step(tmp_path, text):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -71,11 +79,15 @@ def test_one_distributed_step_equals_one_single_process_step(tmp_path, text):
     single.load_state_dict(init_params(program, np.random.default_rng(0), None))
     want = _one_step(single, *_inputs())
     ranks = [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(2)]
-    for t in program.tensors():
+    # (with regularisers, their state: spectral norm's u, v and the EMA)
+    names = [t.name for t in program.tensors()] + [k for k in want if k[:4] in ("spec", "ema/")]
+    for name in names:
+        key = name.replace("/", "|")
         for got in ranks:  # every rank holds the same parameters …
-            np.testing.assert_allclose(got[t.name], want[t.name], rtol=1e-5, atol=1e-7,
-                                       err_msg=t.name)
-        np.testing.assert_array_equal(ranks[0][t.name], ranks[1][t.name])
+            np.testing.assert_allclose(got[key], want[name], rtol=1e-5, atol=1e-7, err_msg=name)
+        np.testing.assert_array_equal(ranks[0][key], ranks[1][key])
+    # the metrics' sums (each rank's shard mean, averaged: the global batch's, r1's too)
+    np.testing.assert_allclose(ranks[0]["metrics|sums"], want["metrics/sums"], rtol=1e-5)
     # … and the momentum buffers of the global-batch gradient.
     key = "optim|D|velocity|D.h0.weight"
     np.testing.assert_allclose(ranks[0][key], want[key.replace("|", "/")], rtol=1e-5, atol=1e-7)
