@@ -112,6 +112,11 @@ def test_the_fashion_mnist_hinge_sn_spec_trains(mnist_dir):
     assert r.exit_code == 0, r.stderr
     with np.load(runs_root() / "f.npz") as f:
         assert str(f["weights"]) == "ema" and f["samples"].shape == (4, 1, 28, 28)
+    for flag in ([], ["--raw"]):  # the raw figure beside the average's, not over it
+        r = cli("interpolate", "f", "--rows", "1", "--steps", "2", *flag)
+        assert r.exit_code == 0, r.stderr
+    assert sorted(p.name for p in (runs_root() / "f" / "samples").glob("interp-*.png")) == [
+        "interp-step-0000002-seed0-lerp-raw.png", "interp-step-0000002-seed0-lerp.png"]
 
 
 def test_ema_is_used_unless_raw_and_provenance_says_which(ema_run, tmp_path):
