@@ -28,10 +28,10 @@ M, LR = 8, 0.05
 MAXOUT = "    - {type: maxout, name: h0, units: 8, pieces: 2}\n"
 
 
-def program(loss="non_saturating", regs="", linear_d=False):
+def program(loss="non_saturating", regs="", linear_d=False, cond=False):
     """BASE with `loss` (D ends in a raw score for the score losses) and `regs`, the YAML lines
-    under training.regularizers; `linear_d`: D(x) = w·x + b."""
-    text = BASE
+    under training.regularizers; `linear_d`: D(x) = w·x + b; `cond`: on the ring's 8 labels."""
+    text = ("condition: {type: label, classes: 8}\n" if cond else "") + BASE
     if loss in SCORE_LOSSES:
         text = text.replace("    - {type: sigmoid}", "    - {type: linear}")
     if linear_d:
@@ -47,9 +47,9 @@ def data(seed=5):
     return rng.normal(size=(M, 2)).astype(np.float32), rng.normal(size=(M, 8)).astype(np.float32)
 
 
-def ready(prog, x, **kw):
+def ready(prog, x, y=None, **kw):
     tr, params = build(prog, batch=M, **kw)
-    tr.load_data(x)
+    tr.load_data(x, y)
     tr.set_order(np.arange(M))
     return tr, params
 
@@ -147,16 +147,10 @@ def test_penalties_of_a_linear_d_in_closed_form(due):
 def test_penalties_of_a_conditional_linear_d_differentiate_x_only():
     """D(x | y) = w·x + c·onehot(y) + b: the interpolates keep the real half's labels, so the
     closed form above holds for w, and c stays (the fake half has the real half's labels)."""
-    text = "condition: {type: label, classes: 8}\n" + BASE.replace(MAXOUT, "").replace(
-        "    - {type: sigmoid}", "    - {type: linear}").replace(
-        "training:\n", "training:\n  loss: wasserstein\n  regularizers:\n" + "".join(
-            f"    {line}\n" for line in PENALTIES.splitlines()))
-    prog = compile_loaded(load_text(text, "x.yaml"))
+    prog = program("wasserstein", PENALTIES, linear_d=True, cond=True)
     x, z = data()
     y = np.arange(M) % 3  # three of the ring's eight classes
-    tr, params = build(prog, batch=M)
-    tr.load_data(x, y)
-    tr.set_order(np.arange(M))
+    tr, params = ready(prog, x, y)
     assert params["D.y.weight"].shape == (10, 1)  # x's two rows, then the label's eight
     p = f64(params)
     fake = R.forward(prog.G, p, z, y=y)
@@ -189,8 +183,7 @@ def test_penalty_metrics_average_over_the_updates_that_applied_them():
         np.testing.assert_allclose(tr.state_dict()["D.y.weight"][:, 0], w, rtol=1e-5, atol=1e-6)
     g_want = R.g_loss(prog.G, prog.D, f64(tr.state_dict()), z, "wasserstein")
     tr.g_step(LR, 0.0, z=z)  # one G-update to three D-updates: g_loss is its own mean
-    state = tr.state_dict()
-    np.testing.assert_array_equal(state["metrics/counts"], [3, 1, 2, 1])
+    np.testing.assert_array_equal(tr.state_dict()["metrics/counts"], [3, 1, 2, 1])
     got = tr.read_metrics()
     assert got["g_loss"] == pytest.approx(g_want, rel=1e-5)
     assert got["gradient_penalty"] == pytest.approx(np.mean(gp), rel=1e-5)
@@ -271,6 +264,13 @@ def _normalised(prog, p, uv):
     return out
 
 
+def _same_vectors(prog, state, uv):
+    for s in prog.objective.spectral:
+        for i, vec in enumerate("uv"):
+            np.testing.assert_allclose(state[f"spectral/{s.tensor}/{vec}"], uv[s.tensor][i],
+                                       atol=1e-5, err_msg=f"{s.tensor}: {vec}")
+
+
 @pytest.mark.parametrize("op", WEIGHTED, ids=[op.value for op in WEIGHTED])
 def test_spectral_g_step_per_weighted_op(op):
     """One G-update of a G that is one weighted op, spectrally normalised with D's dense layer:
@@ -292,9 +292,7 @@ def test_spectral_g_step_per_weighted_op(op):
                                         "non_saturating"), p64, names, eps=1e-4)
     tr.g_step(LR, 0.0, z=z)
     after = tr.state_dict()
-    for s in prog.objective.spectral:
-        np.testing.assert_allclose(after[f"spectral/{s.tensor}/u"], uv[s.tensor][0], atol=1e-5)
-        np.testing.assert_allclose(after[f"spectral/{s.tensor}/v"], uv[s.tensor][1], atol=1e-5)
+    _same_vectors(prog, after, uv)
     for n in names:
         np.testing.assert_allclose(after[n], p64[n] - LR * grad[n], rtol=1e-3, atol=1e-5,
                                    err_msg=n)
@@ -332,11 +330,7 @@ def test_spectral_d_and_g_steps_follow_finite_differences():
         grad = _num_grad(loss, p64, names)
         step()
         after = tr.state_dict()
-        for s in prog.objective.spectral:
-            np.testing.assert_allclose(after[f"spectral/{s.tensor}/u"], uv[s.tensor][0],
-                                       atol=1e-5, err_msg=s.tensor)
-            np.testing.assert_allclose(after[f"spectral/{s.tensor}/v"], uv[s.tensor][1],
-                                       atol=1e-5, err_msg=s.tensor)
+        _same_vectors(prog, after, uv)
         for n in names:
             np.testing.assert_allclose(after[n], p64[n] - LR * grad[n], rtol=1e-4, atol=1e-6,
                                        err_msg=f"{net}: {n}")
@@ -368,7 +362,6 @@ def test_ema_follows_the_recurrence_from_start():
             ema[n] = decay * ema[n] + (1 - decay) * state[n]
             np.testing.assert_allclose(state[f"ema/{n}"], ema[n], rtol=1e-6, atol=1e-7,
                                        err_msg=f"{n} after G-update {n_g}")
-        assert not np.allclose(state["G.h0.weight"], state["ema/G.h0.weight"]) or n_g <= 2
 
 
 ALL = ("gradient_penalty: {weight: 1, every: 2}\nr1: {weight: 0.5, every: 3}\n"
@@ -401,8 +394,7 @@ def test_state_round_trip_gives_the_identical_next_steps():
     _steps(a, prog, 3, 2)
     _steps(b, prog, 3, 2)
     sa, sb = a.state_dict(), b.state_dict()
-    assert sa.keys() == sb.keys()
-    for k in sa:
+    for k in sa.keys() | sb.keys():
         np.testing.assert_array_equal(sa[k], sb[k], err_msg=k)
     assert a.read_metrics() == b.read_metrics()
 
@@ -421,8 +413,7 @@ def test_metrics_of_a_checkpoint_without_penalties_load():
         (1.0, 0.5, 1.0, 0.0)
     _, _, terms = _linear_d_update(tr.state_dict(), x, z, (), prog)
     tr.d_step(0, LR, 0.0, z=z, penalties=("r1",))
-    state = tr.state_dict()
-    np.testing.assert_array_equal(state["metrics/counts"], [3, 4, 0, 1])
+    np.testing.assert_array_equal(tr.state_dict()["metrics/counts"], [3, 4, 0, 1])
     assert tr.read_metrics()["r1"] == pytest.approx(terms["r1"], rel=1e-5)
 
 
