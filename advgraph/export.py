@@ -15,10 +15,11 @@ Inputs: z float32 (N, prior dim); a conditional G also y int64 (N,), class indic
 x float32 (N, *data shape). G's weights are the moving average of a run with
 training.regularizers.ema (its trained ones when `raw` was asked of the restore), and a
 spectrally normalised weight is exported divided by its σ (from the checkpoint's u, v), so the
-module needs no spectral norm; the metadata's `weights` says which. Beside the model file `<stem>.ext`: `<stem>.ext.json` (prior, shapes,
-classes, step, source run, the checkpoint's SHA-256) and `<stem>.spec.yaml` (the resolved spec),
-which the formats of one checkpoint share: all three can be exported into one directory. Only
-those files are written (atomically), never into a run's own files.
+module needs no spectral norm; the metadata's `weights` says which. Beside the model file
+`<stem>.ext`: `<stem>.ext.json` (prior, shapes, classes, step, source run, the checkpoint's
+SHA-256) and `<stem>.spec.yaml` (the resolved spec), which the formats of one checkpoint share:
+all three can be exported into one directory. Only those files are written (atomically), never
+into a run's own files.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from typing import Any, Optional
 import typer
 
 from .common import (CheckpointOpt, DataRootOpt, DeviceOpt, EvalBackendOpt, LabelOpt, OutOpt,
-                     RawOpt, RunArg, RunsDirOpt, SeedOpt, open_run, png_out, print_wrote, user_errors,
-                     warn)
+                     RawOpt, RunArg, RunsDirOpt, SeedOpt, open_run, png_out, print_wrote,
+                     user_errors, warn)
 from .ranks import ranks
 from .restoring import FIGURE_COPIES, NPZ_COPIES, current_rank, fits, restore
 

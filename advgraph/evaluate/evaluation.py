@@ -92,10 +92,10 @@ class Evaluation:
 
     def reports(self, restored: Any, *, last: bool, dist=None, warn: Warn = None,
                 progress: Warn = None) -> Iterator[tuple[str, dict[str, Any]]]:
-        """("parzen" | "quality" | "theory" | "modes", its report) for one checkpoint, each written under
-        the run's eval/. A baseline, which does not depend on G, is measured with the `last`
-        checkpoint alone. With `dist`, every rank shares the Parzen work; rank 0 alone yields,
-        and measures the rest."""
+        """("parzen" | "quality" | "theory" | "modes", its report) for one checkpoint, each
+        written under the run's eval/. A baseline, which does not depend on G, is measured
+        with the `last` checkpoint alone. With `dist`, every rank shares the Parzen work; rank 0
+        alone yields, and measures the rest."""
         from .likelihood import parzen
         from .modes import modes
         from .quality import quality
