@@ -101,8 +101,7 @@ def test_the_ring_specs_train_and_are_measured(spec):
     assert json.loads(r.stdout)["weights"] == "raw"
 
 
-@pytest.mark.slow
-def test_the_fashion_mnist_hinge_sn_spec_trains(mnist_dir):
+def test_the_fashion_mnist_hinge_sn_spec_trains(mnist_dir):  # about 1 s
     r = cli("train", SPECS / "fashion-mnist-conv-hinge-sn.yaml", "--name", "f",
             "--data-root", mnist_dir, "--set", "data.train=250", "--set", "data.valid=50",
             "--set", "training.batch_size=8", "--set", "training.stop={steps: 2}",
