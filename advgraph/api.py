@@ -6,6 +6,7 @@
     x = run.generate(64, seed=0)                # as `advgraph sample fm --npz` draws them
     G = run.generator()                         # a torch.nn.Module: G(z) or G(z, y), arrays too
     run.spec, run.step, run.checkpoints         # the resolved spec, the step loaded, all steps
+    run.weights                                 # "ema" (G's moving average) or "raw"
 
 Whatever backend trained the run: checkpoints are backend-neutral. The run is read on the
 backend that trained it unless `backend` says otherwise; `generator()` is a torch module either
@@ -52,6 +53,12 @@ class Run:
         return [c.step for c in self._r.run.checkpoints()]
 
     @property
+    def weights(self) -> str:
+        """"ema" when G is its moving average (a run with training.regularizers.ema, opened
+        without `raw`), else "raw"."""
+        return self._r.weights
+
+    @property
     def classes(self) -> int | None:
         """The number of classes of a conditional G (None otherwise)."""
         return self._r.program.classes
@@ -68,11 +75,14 @@ class Run:
 
     def generator(self):
         """G as a torch.nn.Module in inference mode (dropout off): forward(z) for z of shape
-        (N, prior dim), or forward(z, y) with class labels y for a conditional G."""
+        (N, prior dim), or forward(z, y) with class labels y for a conditional G. Spectral
+        norm is folded into its weights (W / σ): the module computes what `generate` does."""
         from advgraph_torch.module import GraphModule
 
-        return GraphModule(self._r.program.G, self._r.trainer.state_dict(),
-                           self._r.program.classes).eval()
+        from .objective import folded
+
+        tensors = folded(self._r.program, self._r.trainer.state_dict())
+        return GraphModule(self._r.program.G, tensors, self._r.program.classes).eval()
 
     def sample_noise(self, n: int, seed: int = 0) -> np.ndarray:
         """n draws from the run's prior, as `generate` draws them with `seed`."""
@@ -85,16 +95,17 @@ class Run:
 
 
 def open_run(run: str | Path, *, checkpoint: int | None = None, backend: str | None = None,
-             device: str = "cpu", runs_dir: str | Path | None = None) -> Run:
+             device: str = "cpu", runs_dir: str | Path | None = None, raw: bool = False) -> Run:
     """Open a run as the CLI's RUN reads it: a name is the run of that name under `runs_dir`
     (default $ADVGRAPH_RUNS, else ./runs); a Path, or a string with a '/' or a leading '.'
     (`"runs/fm"`, `"./fm"`), is the run directory itself. Its latest good checkpoint unless
-    `checkpoint` names a step. Raises advgraph.errors.AdvGraphError subclasses with the file
-    named."""
+    `checkpoint` names a step. G is its moving average when the run keeps one
+    (training.regularizers.ema), its trained weights with `raw`. Raises
+    advgraph.errors.AdvGraphError subclasses with the file named."""
     import warnings
 
     from .run.restore import restore_run
 
     root = Path(runs_dir) if runs_dir is not None else default_root()
     return Run(restore_run(RunDir.resolve(run, root), checkpoint, backend=backend, device=device,
-                           warn=lambda m: warnings.warn(m, stacklevel=3)))
+                           warn=lambda m: warnings.warn(m, stacklevel=3), raw=raw))

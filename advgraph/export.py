@@ -12,10 +12,14 @@ computes exactly what `sample --backend torch` computes:
   batch axis dynamic; the metadata is the model's `advgraph` metadata_props entry.
 
 Inputs: z float32 (N, prior dim); a conditional G also y int64 (N,), class indices. Output:
-x float32 (N, *data shape). Beside the model file `<stem>.ext`: `<stem>.ext.json` (prior, shapes,
-classes, step, source run, the checkpoint's SHA-256) and `<stem>.spec.yaml` (the resolved spec),
-which the formats of one checkpoint share: all three can be exported into one directory. Only
-those files are written (atomically), never into a run's own files.
+x float32 (N, *data shape). G's weights are the moving average of a run with
+training.regularizers.ema (its trained ones when `raw` was asked of the restore), and a
+spectrally normalised weight is exported divided by its σ (from the checkpoint's u, v), so the
+module needs no spectral norm; the metadata's `weights` says which. Beside the model file
+`<stem>.ext`: `<stem>.ext.json` (prior, shapes, classes, step, source run, the checkpoint's
+SHA-256) and `<stem>.spec.yaml` (the resolved spec), which the formats of one checkpoint share:
+all three can be exported into one directory. Only those files are written (atomically), never
+into a run's own files.
 """
 
 from __future__ import annotations
@@ -34,7 +38,9 @@ from .version import __version__
 from .atomic import atomic_write
 from .errors import ExportError, MissingExtra, UsageError, WriteError
 from .jsontext import dumps
+from .objective import folded
 from .run.restore import RestoredRun
+from .run.sample_files import raw_suffix
 
 FORMATS = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}
 LIBRARIES = {"onnx": ("onnx", "onnxscript")}  # format → optional modules it needs
@@ -73,7 +79,7 @@ def require_libraries(fmt: str) -> None:
 def output_paths(restored: RestoredRun, fmt: str, out: Path | None) -> tuple[Path, Path, Path]:
     """The model file and its two sidecars (spec, metadata); refuses the run's own files."""
     ext = FORMATS[fmt]
-    name = f"G-step{restored.step}{ext}"
+    name = f"G-step{restored.step}{raw_suffix(restored)}{ext}"
     if out is None:
         model = restored.run.path / "export" / name
     elif out.is_dir() or not out.suffix:  # a directory (created when missing)
@@ -112,10 +118,11 @@ def _run_file_owner(path: Path) -> Path | None:
 
 
 def generator_module(restored: RestoredRun):
-    """G in torch's layouts, in inference mode (dropout off, batchnorm's running statistics)."""
+    """G in torch's layouts, in inference mode (dropout off, batchnorm's running statistics),
+    its spectrally normalised weights folded (W / σ): a plain network."""
     from advgraph_torch.module import GraphModule
 
-    tensors = restored.trainer.state_dict()
+    tensors = folded(restored.program, restored.trainer.state_dict())
     G = restored.program.G
     return GraphModule(G, {t.name: tensors[t.name] for t in G.tensors()},
                        restored.program.classes, torch_layout=True).eval()
@@ -150,6 +157,9 @@ def metadata(restored: RestoredRun, fmt: str, files: tuple[Path, Path, Path],
         "step": restored.step,
         "checkpoint": str(ckpt.tensors_path.relative_to(restored.run.path)) if ckpt else None,
         "checkpoint_sha256": restored.checkpoint_sha256,
+        "weights": restored.weights,  # "ema" (G's moving average) or "raw"
+        "spectral_norm_folded": [s.tensor.split(".", 1)[1]
+                                 for s in prog.objective.spectral_of("G")],
         "prior": prior, "inputs": inputs,
         "output": {"name": "x", "dtype": "float32", "shape": ["N", *prog.data_shape]},
         "data_shape": list(prog.data_shape), "classes": prog.classes,

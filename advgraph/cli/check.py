@@ -58,6 +58,7 @@ def check(
     console.print(f"estimated FLOPs per training iteration (m={summary['batch_size']}, "
                   f"k={summary['k']}): {summary['flops_per_iteration']:,} "
                   f"({summary['flops_per_iteration'] / 1e9:.2f} GFLOP)")
+    console.print(_objective_line(summary["objective"]))
     console.print(f"memory to train, at least (parameters, gradients, optimiser slots, "
                   f"activations): {summary['training_bytes_min'] / 2**20:,.1f} MiB")
     for line in report or []:
@@ -103,7 +104,32 @@ def _summary(spec: Path, program, t) -> dict[str, Any]:
         "batch_size": t.batch_size, "k": t.k,
         "flops_per_iteration": iteration_flops(program.G, program.D, t.batch_size, t.k),
         "training_bytes_min": training_bytes(program.G, program.D, t.batch_size),
+        "objective": _objective(program.objective),
     }
+
+
+def _objective(o) -> dict[str, Any]:
+    """The loss and each regulariser as resolved (spectral norm: the weights it normalises)."""
+    regs: dict[str, Any] = {p.kind: {"weight": p.weight, "every": p.every,
+                                     **({"target": p.target} if p.kind == "gradient_penalty"
+                                        else {})} for p in o.penalties}
+    if o.spectral:
+        regs["spectral_norm"] = {"weights": [s.tensor for s in o.spectral],
+                                 "iterations": o.spectral_iterations}
+    if o.ema is not None:
+        regs["ema"] = {"decay": o.ema.decay, "start": o.ema.start}
+    return {"loss": o.loss, "regularizers": regs}
+
+
+def _objective_line(obj: dict[str, Any]) -> str:
+    regs = obj["regularizers"]
+    parts = []
+    for kind, r in regs.items():
+        if kind == "spectral_norm":
+            parts.append(f"spectral_norm on {', '.join(r['weights'])}")
+        else:
+            parts.append(f"{kind} (" + ", ".join(f"{k} {v:g}" for k, v in r.items()) + ")")
+    return f"objective: {obj['loss']} loss" + ("; " + "; ".join(parts) if parts else "")
 
 
 def _graph_table(title: str, nodes: list[dict[str, Any]]) -> Table:

@@ -39,6 +39,8 @@ SeedOpt = typer.Option(0, "--seed", min=0, max=2**63 - 1,  # as training.seed: 0
 OutOpt = typer.Option(None, "--out", help="Where to write the figure [default: under the run].")
 LabelOpt = typer.Option(None, "--label", metavar="CLASS",
                         help="Conditional runs: the class every sample is drawn for.")
+RawOpt = typer.Option(False, "--raw", help="Use G's trained weights, not their moving average "
+                      "(runs with training.regularizers.ema use the average by default).")
 DataRootOpt = typer.Option(None, "--data-root", help="Where the run's dataset is now "
                                                      "[default: where it was trained from].")
 
@@ -53,7 +55,7 @@ FLAGS = {
     "overrides": "--set", "nproc": "--nproc", "tensorboard": "--tensorboard",
     # `data inspect|prepare` (a spec's images data says data.labels etc. instead: ImagesDataset)
     "labels": "--labels", "workers": "--workers", "size": "--size", "channels": "--channels",
-    "fit": "--fit", "background": "--background",
+    "fit": "--fit", "background": "--background", "raw": "--raw", "modes": "--modes",
 }
 
 

@@ -10,11 +10,12 @@ from typing import Any, Optional
 import typer
 
 from ..errors import UsageError
-from .common import (CheckpointOpt, DataRootOpt, DeviceOpt, EvalBackendOpt, OutOpt, RunArg,
+from .common import (CheckpointOpt, DataRootOpt, DeviceOpt, EvalBackendOpt, OutOpt, RawOpt,
+                     RunArg,
                      RunsDirOpt, SeedOpt, console, err, open_run, png_out, print_wrote,
                      user_errors, warn)
 from .ranks import ranks
-from .reports import print_by_label, print_parzen, print_quality, print_theory
+from .reports import print_by_label, print_modes, print_parzen, print_quality, print_theory
 from .restoring import EVAL_COPIES, EVAL_PER_SAMPLE, current_rank, fits, restore
 
 
@@ -35,6 +36,13 @@ def _flag(name: str, help: str) -> Any:
 
 ParzenOpt = _flag("--parzen", "Parzen-window log-likelihood (Table 1).")
 TheoryOpt = _flag("--theory", "1-D runs: D vs D*, JSD, C(G) (Figure 1).")
+ModesOpt = _flag("--modes", "toy-ring2d runs: modes covered, high-quality share and KL to "
+                            "uniform (the 8-Gaussians probe of Metz et al. 2017).")
+ModeSamplesOpt = typer.Option(2500, "--mode-samples", min=1, help="Samples drawn for --modes.")
+ModeShareOpt = typer.Option(20 / 2500, "--mode-share", min=0.0, max=1.0, help="--modes: the "
+                            "share of the samples a mode needs within 3 std to count as "
+                            "covered [default: 20 of 2500].")
+JsonOpt = _flag("--json", "Print each report as one line of JSON instead of tables.")
 FidOpt = _flag("--fid", "Fréchet distance in the features of a classifier of the run's data "
                         "(FID's form; labelled data).")
 PrdcOpt = _flag("--prdc", "Precision, recall, density and coverage (k = 5) in the same "
@@ -72,24 +80,29 @@ def eval_(
     seed: int = SeedOpt, out: Optional[Path] = OutOpt, checkpoint: Optional[int] = CheckpointOpt,
     device: str = DeviceOpt, backend: Optional[str] = EvalBackendOpt,
     data_root: Optional[str] = DataRootOpt, runs_dir: Optional[Path] = RunsDirOpt,
-    nproc: int = NprocOpt,
+    nproc: int = NprocOpt, modes: bool = ModesOpt, mode_samples: int = ModeSamplesOpt,
+    mode_share: float = ModeShareOpt, raw: bool = RawOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Evaluate a run: --parzen (any data), --fid/--prdc/--score (labelled data), --theory
-    (1-D data). Every result is also appended to eval/metrics.jsonl."""
+    (1-D data), --modes (toy-ring2d data). Every result is also appended to
+    eval/metrics.jsonl."""
     from ..evaluate.evaluation import Evaluation, checkpoint_steps, restored_checkpoints
 
     quality = frozenset(m for m, on in (("fid", fid), ("prdc", prdc), ("score", score)) if on)
 
     def check() -> Evaluation:  # once before --nproc launches its ranks, and in each
         png_out(out)
-        grid = _check_eval_options(parzen or bool(quality) or theory, parzen, by_label, sigmas,
-                                   sigma, all_checkpoints, checkpoint)
+        grid = _check_eval_options(parzen or bool(quality) or theory or modes, parzen, by_label,
+                                   sigmas, sigma, all_checkpoints, checkpoint)
+        if modes and not 0 < mode_share <= 1:
+            raise UsageError(f"--mode-share must be in (0, 1], got {mode_share}")
         open_run(run, runs_dir)
         return Evaluation(parzen=parzen, quality=quality, theory=theory, per_label=by_label,
                           samples=samples, seed=seed, split=split.value,
                           baseline=baseline.value if baseline else None, sigmas=grid,
                           sigma=sigma, valid_limit=valid_limit or None,
-                          retrain_classifier=retrain_classifier, out=out)
+                          retrain_classifier=retrain_classifier, out=out, modes=modes,
+                          mode_samples=mode_samples, mode_share=mode_share)
 
     rank = current_rank()
     with user_errors(rank, "a smaller --samples"), ranks(nproc, device, check) as dist:
@@ -102,19 +115,37 @@ def eval_(
 
         def restored_at(step: Optional[int]):
             return restore(run, runs_dir, step, dist.device if dist else device, data_root,
-                           backend)
+                           backend, raw)
 
         for restored, last in restored_checkpoints(r, steps, restored_at, dist=dist, warn=warn,
                                                    skip_vanished=all_checkpoints):
-            fits(restored, "--samples", f"--samples {samples:,}", samples, EVAL_COPIES,
-                 EVAL_PER_SAMPLE)
+            if parzen or quality or theory:
+                fits(restored, "--samples", f"--samples {samples:,}", samples, EVAL_COPIES,
+                     EVAL_PER_SAMPLE)
+            if modes:
+                fits(restored, "--mode-samples", f"--mode-samples {mode_samples:,}",
+                     mode_samples, EVAL_COPIES, _mode_bytes(restored))
             for kind, report in ev.reports(restored, last=last, dist=dist, warn=warn,
                                            progress=lambda m: err.print(m, markup=False)):
-                _print_report(kind, report)
+                _print_report(kind, report, as_json)
 
 
-def _print_report(kind: str, report: dict[str, Any]) -> None:
-    """One report of eval, as tables; where it was written."""
+def _mode_bytes(restored) -> int:
+    """--modes' work per sample: its float64 distances and differences to each mode centre."""
+    return 32 * int(getattr(restored.spec.data, "modes", 0))
+
+
+def _print_report(kind: str, report: dict[str, Any], as_json: bool = False) -> None:
+    """One report of eval, as tables (or a line of JSON); where it was written."""
+    if as_json:
+        from ..jsontext import dumps
+
+        console.print(dumps({"metric": kind, **report}, "the report", nonfinite=True))
+        return
+    if kind == "modes":
+        print_modes(report)
+        print_wrote(Path(report["written"]))
+        return
     if kind == "theory":
         print_theory(report)
         return
@@ -132,7 +163,7 @@ def _check_eval_options(any_metric: bool, parzen: bool, by_label: bool, sigmas: 
     """What typer cannot check of eval's options; returns the σ grid from --sigmas (None: the
     default)."""
     if not any_metric:
-        raise UsageError("choose --parzen, --fid, --prdc, --score and/or --theory")
+        raise UsageError("choose --parzen, --fid, --prdc, --score, --theory and/or --modes")
     if by_label and not parzen:
         raise UsageError("--by-label goes with --parzen")
     grid = _parse_sigmas(sigmas)

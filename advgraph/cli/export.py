@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .common import (CheckpointOpt, RunArg, RunsDirOpt, console, open_run, print_wrote,
+from .common import (CheckpointOpt, RawOpt, RunArg, RunsDirOpt, console, open_run, print_wrote,
                      user_errors, warn)
 
 
@@ -33,18 +33,22 @@ def export(
     checkpoint: Optional[int] = CheckpointOpt,
     force: bool = typer.Option(False, "--force", help="Replace the files of an earlier export "
                                "at the same place."),
+    raw: bool = RawOpt,
     runs_dir: Optional[Path] = RunsDirOpt,
 ) -> None:
     """Export G alone in torch's layouts, with the resolved spec and the prior beside it. It
-    computes what `sample --backend torch` computes; onnx needs the export extra."""
+    computes what `sample --backend torch` computes (G's moving average where the run keeps
+    one, unless --raw; spectral norm folded into the weights); onnx needs the export extra."""
     from .. import export as E
     from ..run.restore import restore_run
+    from .restoring import warn_raw
 
     with user_errors():
         chosen = E.check_format(fmt.value if fmt else None, out)
         E.require_libraries(chosen)  # before the run is read: a missing library fails fast
         restored = restore_run(open_run(run, runs_dir), checkpoint,
-                               backend="torch", device="cpu", warn=warn)
+                               backend="torch", device="cpu", warn=warn, raw=raw)
+        warn_raw(restored)
         done = E.export(restored, chosen, out, force=force)
     print_wrote(done.model)
     if done.spec_shared:

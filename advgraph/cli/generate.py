@@ -9,8 +9,8 @@ from typing import Any, Optional
 import typer
 
 from .common import (CheckpointOpt, DataRootOpt, DeviceOpt, EvalBackendOpt, LabelOpt, OutOpt,
-                     RunArg, RunsDirOpt, SeedOpt, open_run, png_out, print_wrote, user_errors,
-                     warn)
+                     RawOpt, RunArg, RunsDirOpt, SeedOpt, open_run, png_out, print_wrote,
+                     user_errors, warn)
 from .ranks import ranks
 from .restoring import FIGURE_COPIES, NPZ_COPIES, current_rank, fits, restore
 
@@ -32,7 +32,7 @@ def sample(
                                   "class (each column shares its z)."),
     seed: int = SeedOpt, out: Optional[Path] = OutOpt, checkpoint: Optional[int] = CheckpointOpt,
     device: str = DeviceOpt, backend: Optional[str] = EvalBackendOpt,
-    data_root: Optional[str] = DataRootOpt,
+    data_root: Optional[str] = DataRootOpt, raw: bool = RawOpt,
     runs_dir: Optional[Path] = RunsDirOpt, nproc: int = typer.Option(
         1, "--nproc", min=1, help="Share the --nearest search over this many processes."),
 ) -> None:
@@ -51,7 +51,7 @@ def sample(
             ranks(nproc, device, check) as dist:
         check()
         restored = restore(run, runs_dir, checkpoint, dist.device if dist else device,
-                           data_root, backend)
+                           data_root, backend, raw)
         figure = grid or nearest or out is not None or npz is None
         toy = image_shape(restored) is None
         _check_sample_memory(restored, rows, cols, n, npz is not None, figure, toy,
@@ -81,7 +81,7 @@ def interpolate(
     slerp: bool = typer.Option(False, "--slerp", help="Spherical interpolation (for Gaussian priors)."),
     label: Optional[int] = LabelOpt,
     seed: int = SeedOpt, out: Optional[Path] = OutOpt, checkpoint: Optional[int] = CheckpointOpt,
-    device: str = DeviceOpt, backend: Optional[str] = EvalBackendOpt,
+    device: str = DeviceOpt, backend: Optional[str] = EvalBackendOpt, raw: bool = RawOpt,
     runs_dir: Optional[Path] = RunsDirOpt,
 ) -> None:
     """Figure 3: images decoded along straight lines between pairs of z drawn from the prior."""
@@ -89,7 +89,7 @@ def interpolate(
 
     with user_errors(lower="a smaller --rows or --steps"):
         png_out(out)
-        restored = restore(run, runs_dir, checkpoint, device, None, backend)
+        restored = restore(run, runs_dir, checkpoint, device, None, backend, raw)
         fits(restored, "--rows or --steps", f"--rows {rows:,} × --steps {steps:,}",
              rows * steps, FIGURE_COPIES)
         if slerp and restored.program.prior.kind == "uniform":

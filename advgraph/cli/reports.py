@@ -11,6 +11,23 @@ from rich.table import Table
 from .common import console, err, print_wrote, warn
 
 
+def print_modes(rep: dict[str, Any]) -> None:
+    table = Table(title=f"Modes of the ring — run {rep['run']}, step {rep['checkpoint_step']}, "
+                        f"{rep['samples']} samples, G's {rep['weights']} weights",
+                  title_justify="left")
+    for col in ("modes covered", "high-quality share", "KL(modes ‖ uniform)"):
+        table.add_column(col, justify="right")
+    kl = rep["kl_uniform"]
+    table.add_row(f"{rep['modes_covered']} of {rep['modes']}",
+                  f"{rep['high_quality_share']:.4f}",
+                  "undefined" if kl is None else f"{kl:.4f}")
+    console.print(table)
+    console.print(f"high quality: within {rep['radius_std']:g} std ({rep['std']:g}) of the "
+                  f"nearest mode; covered: at least {rep['covered_min_samples']} high-quality "
+                  "samples" + (" (KL undefined: no sample is high quality)" if kl is None
+                               else ""))
+
+
 def print_theory(rep: dict[str, Any]) -> None:
     console.print(f"mean |D − D*| over the data's support: {rep['mean_abs_d_minus_dstar']:.4f}")
     console.print(f"JSD(p_data ‖ p_g): {rep['jsd']:.5f}")

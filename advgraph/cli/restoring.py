@@ -11,10 +11,11 @@ from .progress import LoadDisplay
 
 
 def restore(run: str, runs_dir: Optional[Path], checkpoint: Optional[int], device: str,
-            data_root: Optional[str], backend: Optional[str] = None):
+            data_root: Optional[str], backend: Optional[str] = None, raw: bool = False):
     """The run's checkpoint in a trainer of `backend` (default: the one it trained on) on
-    `device` (`auto` resolved for that backend); the data, when a command asks for it, loads
-    with a progress bar and warnings on rank 0."""
+    `device` (`auto` resolved for that backend), G's EMA weights where the run keeps them
+    unless `raw`; the data, when a command asks for it, loads with a progress bar and
+    warnings on rank 0."""
     from ..backend_protocol import resolve_device
     from ..errors import BackendError, LoweringError
     from ..run.restore import restore_run
@@ -23,8 +24,9 @@ def restore(run: str, runs_dir: Optional[Path], checkpoint: Optional[int], devic
     trained_on = r.info().get("backend") or "torch"
     device = resolve_device(device, backend or trained_on)
     try:
-        return restore_run(r, checkpoint, backend=backend, device=device, data_root=data_root,
-                           warn=warn, report=LoadDisplay() if current_rank() == 0 else None)
+        restored = restore_run(r, checkpoint, backend=backend, device=device,
+                               data_root=data_root, warn=warn,
+                               report=LoadDisplay() if current_rank() == 0 else None, raw=raw)
     except (BackendError, LoweringError) as e:
         if backend is not None or trained_on == "torch":
             raise
@@ -32,6 +34,16 @@ def restore(run: str, runs_dir: Optional[Path], checkpoint: Optional[int], devic
         raise BackendError(f"{e}\n(run {r.name} trained on {trained_on}, its default here; "
                            "checkpoints are backend-neutral: --backend torch reads it with "
                            "torch)") from None
+    if current_rank() == 0:
+        warn_raw(restored)
+    return restored
+
+
+def warn_raw(restored) -> None:
+    """--raw asked of a run without EMA weights: said, as it changes nothing."""
+    if restored.raw and restored.program.objective.ema is None:
+        warn(f"--raw changes nothing: run {restored.run.name} keeps no moving average of G's "
+             "weights (training.regularizers.ema)")
 
 
 def current_rank() -> int:

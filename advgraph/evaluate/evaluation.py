@@ -63,8 +63,8 @@ def _still_listed(run: RunDir, step: int) -> bool:
 
 @dataclass
 class Evaluation:
-    """What to measure on each checkpoint (Parzen, the feature metrics, the 1-D theory), how,
-    and what the measures share across the checkpoints of one run."""
+    """What to measure on each checkpoint (Parzen, the feature metrics, the 1-D theory, the
+    ring's modes), how, and what the measures share across the checkpoints of one run."""
 
     parzen: bool = False
     quality: frozenset[str] = frozenset()  # of "fid", "prdc", "score"
@@ -79,21 +79,25 @@ class Evaluation:
     valid_limit: Optional[int] = 1000  # validation points to choose σ on (None: all)
     retrain_classifier: bool = False
     out: Optional[Path] = None  # the theory figure
+    modes: bool = False  # the 8-Gaussians probe (toy-ring2d)
+    mode_samples: int = 2500
+    mode_share: float = 20 / 2500
     # the feature metrics' classifier and reference features, which no checkpoint of G changes
     memo: dict = field(default_factory=dict, repr=False)
 
     @property
     def baseline_only(self) -> bool:
         """Parzen of a baseline and nothing else: no checkpoint of G changes what it measures."""
-        return self.baseline is not None and not (self.quality or self.theory)
+        return self.baseline is not None and not (self.quality or self.theory or self.modes)
 
     def reports(self, restored: Any, *, last: bool, dist=None, warn: Warn = None,
                 progress: Warn = None) -> Iterator[tuple[str, dict[str, Any]]]:
-        """("parzen" | "quality" | "theory", its report) for one checkpoint, each written under
-        the run's eval/. A baseline, which does not depend on G, is measured with the `last`
-        checkpoint alone. With `dist`, every rank shares the Parzen work; rank 0 alone yields,
-        and measures the rest."""
+        """("parzen" | "quality" | "theory" | "modes", its report) for one checkpoint, each
+        written under the run's eval/. A baseline, which does not depend on G, is measured
+        with the `last` checkpoint alone. With `dist`, every rank shares the Parzen work; rank 0
+        alone yields, and measures the rest."""
         from .likelihood import parzen
+        from .modes import modes
         from .quality import quality
         from .theory import theory
 
@@ -113,3 +117,6 @@ class Evaluation:
                                      progress=progress, memo=self.memo)
         if self.theory:
             yield "theory", theory(restored, samples=self.samples, seed=self.seed, out=self.out)
+        if self.modes:
+            yield "modes", modes(restored, samples=self.mode_samples, share=self.mode_share,
+                                 seed=self.seed)

@@ -9,7 +9,8 @@ import numpy as np
 from ..errors import UsageError
 from ..run import samples
 from ..run.restore import RestoredRun
-from ..run.sample_files import class_text, contrast_normalised, display_images, out_path
+from ..run.sample_files import (class_text, contrast_normalised, display_images, out_path,
+                                raw_suffix)
 from ..run.samples import check_label, class_names, image_shape
 from ..sampling import lerp, sample_prior, slerp
 
@@ -39,7 +40,7 @@ def interpolate(restored: RestoredRun, *, rows: int, steps: int, seed: int, sphe
     img = grid(display_images(x, shape, contrast_normalised(restored)), rows, steps,
                row_labels=row_labels)
     kind = "slerp" if spherical else "lerp"
-    suffix = f"-label{label}" if label is not None else ""
+    suffix = (f"-label{label}" if label is not None else "") + raw_suffix(restored)
     return save_png(img, out_path(restored.run, out, "samples",
                                   f"interp-step-{restored.step:07d}-seed{seed}-{kind}{suffix}.png"),
                     follow=out is not None)

@@ -36,7 +36,8 @@ def parzen(restored: RestoredRun, *, samples: int, sigmas: list[float] | None, s
     est = _ParzenSetting(restored, split, samples, grid,
                          sigma, valid_limit, baseline, seed, chunk, dist, progress)
     t0 = time.perf_counter()
-    report: dict[str, Any] = {"run": restored.run.name, "checkpoint_step": restored.step}
+    report: dict[str, Any] = {"run": restored.run.name, "checkpoint_step": restored.step,
+                              "weights": restored.weights}
     if per_label:
         report["by_label"], source = _parzen_by_label(est, evaluate)
     else:

@@ -161,6 +161,7 @@ def measure(restored, *, which: set[str], samples: int, seed: int, split: str = 
                                          ref_moments, which)
     return {
         "run": restored.run.name, "checkpoint_step": restored.step, "metric": "quality",
+        "weights": restored.weights,
         "metrics": sorted(which), "rows": rows, "rows_about": about, "reference_split": split,
         "reference_n": len(ref_feats), "samples": samples, "seed": seed, "prdc_k": PRDC_K,
         "classifier": {"test_accuracy": clf.accuracy, "data_digest": clf.digest,

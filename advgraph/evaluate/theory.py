@@ -128,7 +128,8 @@ def theory(restored, *, samples: int, seed: int, out: Path | None) -> dict[str, 
     png = plot(curves, th, out_path(restored.run, out, "eval",
                                     f"theory-step-{restored.step:07d}.png"),
                follow=out is not None)
-    report = {"run": restored.run.name, "checkpoint_step": restored.step, **th.as_dict(),
+    report = {"run": restored.run.name, "checkpoint_step": restored.step,
+              "weights": restored.weights, **th.as_dict(),
               "samples": samples, "seed": seed, "figure": str(png)}
     write_report(restored.run, "theory.json", report, "theory")
     return report

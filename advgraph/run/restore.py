@@ -13,6 +13,7 @@ from ..data import Splits, dataset_for
 from ..data.report import LoadReport
 from ..errors import AdvGraphError, CheckpointError, RunError
 from ..ir import Program
+from ..objective import inference_tensors, weights_used
 from ..params import bad_value
 from ..spec import LoadedSpec, load_file
 from .context import Context
@@ -21,15 +22,16 @@ from .session import Session, make_trainer
 
 
 class RestoredRun:
-    """A trained model restored from a run, for sampling and evaluation. The data splits are
+    """A trained model restored from a run, for sampling and evaluation: G with its EMA
+    weights when the run keeps them, unless `raw` (`weights` says which). The data splits are
     read only when first asked for."""
 
     def __init__(self, run: RunDir, loaded: LoadedSpec, program: Program, trainer: Trainer,
                  step: int, device: str, data_root: str | None, backend: str = "torch",
                  checkpoint: Any = None, checkpoint_sha256: str | None = None,
-                 report: LoadReport | None = None):
+                 report: LoadReport | None = None, raw: bool = False):
         self.run, self.spec, self.program, self.trainer = run, loaded.spec, program, trainer
-        self.step, self.device, self.backend = step, device, backend
+        self.step, self.device, self.backend, self.raw = step, device, backend, raw
         # the loaded checkpoint and its tensors' SHA-256, as verified when it was read
         self.checkpoint, self.checkpoint_sha256 = checkpoint, checkpoint_sha256
         self._base_dir, self._data_root = loaded.base_dir, data_root
@@ -41,8 +43,14 @@ class RestoredRun:
         """Another checkpoint of this run into the same trainer: the program, the trainer and
         the data are kept (eval --all-checkpoints builds and reads them once)."""
         ckpt, tensors, state = self.run.latest_checkpoint(step, warn=warn)
-        load_state(self.trainer, ckpt, tensors, self.program)
+        load_state(self.trainer, ckpt, inference_tensors(self.program, tensors, self.raw),
+                   self.program)
         self.step, self.checkpoint, self.checkpoint_sha256 = ckpt.step, ckpt, state["sha256"]
+
+    @property
+    def weights(self) -> str:
+        """"ema" or "raw": which of G's weights the trainer holds, for provenance."""
+        return weights_used(self.program, self.raw)
 
     @property
     def splits(self) -> Splits:
@@ -77,9 +85,10 @@ def data_changed(info: dict[str, Any], splits: Splits) -> str | None:
 def restore_run(run: RunDir, step: int | None = None, backend: str | None = None,
                 device: str | None = None, data_root: str | None = None,
                 warn: Callable[[str], None] | None = None,
-                report: LoadReport | None = None) -> RestoredRun:
-    """A run's checkpoint (the latest good one, or `step`) in a trainer; `report` hears of
-    the data's loading when the splits are asked for (and of data changed since the run
+                report: LoadReport | None = None, raw: bool = False) -> RestoredRun:
+    """A run's checkpoint (the latest good one, or `step`) in a trainer, G with its EMA
+    weights where the run keeps them (its trained ones with `raw`); `report` hears of the
+    data's loading when the splits are asked for (and of data changed since the run
     began)."""
     info = run.info()
     if not run.spec_path.is_file():
@@ -88,10 +97,11 @@ def restore_run(run: RunDir, step: int | None = None, backend: str | None = None
     ctx = Context(backend or info.get("backend") or "torch", device or "cpu")
     program, trainer, _ = make_trainer(loaded, ctx)
     ckpt, tensors, state = run.latest_checkpoint(step, warn=warn)
-    load_state(trainer, ckpt, tensors, program)  # parameters alone are enough here
+    # parameters alone are enough here; spectral norm's u, v go in with them (used, not iterated)
+    load_state(trainer, ckpt, inference_tensors(program, tensors, raw), program)
     return RestoredRun(run, loaded, program, trainer, ckpt.step, ctx.device,
                        data_root or info.get("data_root"), ctx.backend, ckpt, state["sha256"],
-                       report)
+                       report, raw)
 
 
 def load_state(trainer: Trainer, ckpt, tensors: dict[str, np.ndarray],

@@ -25,6 +25,18 @@ def out_path(run: RunDir, given: Path | None, sub: str, name: str) -> Path:
     return run.path / sub / name
 
 
+def weights_of(restored: RestoredRun) -> str:
+    """"ema" or "raw": G's weights in the trainer (a live training session's are raw)."""
+    return getattr(restored, "weights", "raw")
+
+
+def raw_suffix(restored: RestoredRun) -> str:
+    """"-raw" in the names of files drawn with G's trained weights where the run was asked for
+    them instead of their moving average (which the plain names are drawn with), so neither
+    replaces the other."""
+    return "-raw" if getattr(restored, "raw", False) and restored.program.objective.ema else ""
+
+
 def sample(restored: RestoredRun, *, figure: bool, rows: int, cols: int, seed: int, out: Path | None,
            nearest: bool, n: int | None, npz: Path | None, dist=None, label: int | None = None,
            per_label: bool = False) -> list[Path]:
@@ -52,7 +64,8 @@ def sample(restored: RestoredRun, *, figure: bool, rows: int, cols: int, seed: i
         return []
     written: list[Path] = []
     run = restored.run
-    suffix = f"-label{label}" if label is not None else ("-by-label" if per_label else "")
+    suffix = (f"-label{label}" if label is not None else ("-by-label" if per_label else "")) \
+        + raw_suffix(restored)
     if npz is not None:
         written.append(_write_npz(restored, Path(npz), n or rows * cols, seed, label,
                                   rows if per_label else None))
@@ -89,7 +102,8 @@ def _write_npz(restored: RestoredRun, path: Path, count: int, seed: int, label: 
         x, y = draw_samples_and_labels(restored, count, seed, label)
     extra = {"labels": y.astype(np.int64)} if y is not None else {}
     buf = io.BytesIO()
-    np.savez(buf, samples=x, step=np.int64(restored.step), seed=np.int64(seed), **extra)
+    np.savez(buf, samples=x, step=np.int64(restored.step), seed=np.int64(seed),
+             weights=np.str_(weights_of(restored)), **extra)
     atomic_write(path, buf.getvalue(), follow=True)  # --npz: the user's path
     return path
 

@@ -150,7 +150,7 @@ def test_kmeans_baseline_scores_the_centres(ring_run):
     (["--parzen", "--split", "nope"], "Invalid value for '--split'"),
     (["--theory", "--by-label"], "--by-label goes with --parzen"),
     (["--fid", "--samples", "3"], "--samples must be more than 5"),
-    ([], "choose --parzen, --fid, --prdc, --score and/or --theory"),
+    ([], "choose --parzen, --fid, --prdc, --score, --theory and/or --modes"),
     (["--theory"], "--theory needs 1-D data"),
     (["--parzen", "--checkpoint", "3"], "no checkpoint at step 3"),
     (["--parzen", "--baseline", "kmean"],
