@@ -18,6 +18,7 @@ from .ir.objective import PROBABILITY_LOSSES, SCORE_LOSSES
 from .ops import BATCH_COUPLED, OPS
 
 EPS = 1e-12  # torch.nn.functional.normalize's: v / max(‖v‖, eps)
+WARM_START = 15  # power iterations on the initial weights, as torch's spectral_norm starts
 REGS = ("training", "regularizers")
 
 
@@ -137,15 +138,36 @@ def spectral_sigma(w: np.ndarray, axis: int, u: np.ndarray, v: np.ndarray) -> fl
     return float(np.asarray(u, np.float64) @ m @ np.asarray(v, np.float64))
 
 
+def initial_vectors(w: np.ndarray, axis: int, rng: np.random.Generator
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """u, v to start spectral norm of `w` from: a normalised Gaussian u, then WARM_START power
+    iterations, so σ = uᵀMv is near W's largest singular value from the first pass on. (From
+    random vectors σ is a random projection, often near 0 or negative: G's first use, in D's
+    first update before G's own power iteration, would be scaled by its inverse.)"""
+    u0 = _normalize(rng.standard_normal(np.asarray(w).shape[axis]))
+    u, v, _ = power_iteration(w, axis, u0, WARM_START)
+    return u.astype(np.float32), v.astype(np.float32)
+
+
+def spectral_vectors(state: dict[str, Any], s: SpectralWeight) -> tuple[Any, Any]:
+    """The stored u, v of `s` in a trainer's state; a state with the weight alone (parameters
+    only) starts them by `initial_vectors` with a fixed seed, on every backend alike."""
+    u, v = state.get(f"spectral/{s.tensor}/u"), state.get(f"spectral/{s.tensor}/v")
+    if u is None or v is None:
+        return initial_vectors(np.asarray(state[s.tensor], np.float32), s.axis,
+                               np.random.default_rng(0))
+    return u, v
+
+
 def init_state(program: Program, rng: np.random.Generator,
                params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The regularisers' initial state, drawn after the parameters (so they are the same
-    with or without regularisers): spectral norm's u, v (normalised Gaussian draws, as
-    torch's spectral_norm starts) and the EMA's copy of G's trainable tensors."""
+    with or without regularisers): spectral norm's u, v (`initial_vectors`) and the EMA's
+    copy of G's trainable tensors."""
     out: dict[str, np.ndarray] = {}
     for s in program.objective.spectral:
-        out[f"spectral/{s.tensor}/u"] = _normalize(rng.standard_normal(s.rows)).astype(np.float32)
-        out[f"spectral/{s.tensor}/v"] = _normalize(rng.standard_normal(s.cols)).astype(np.float32)
+        u, v = initial_vectors(params[s.tensor], s.axis, rng)
+        out[f"spectral/{s.tensor}/u"], out[f"spectral/{s.tensor}/v"] = u, v
     if program.objective.ema is not None:
         for t in program.G.params():
             out[f"ema/{t.name}"] = np.array(params[t.name], np.float32, copy=True)

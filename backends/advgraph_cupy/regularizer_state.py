@@ -10,6 +10,7 @@ import numpy as np
 
 from advgraph.errors import BackendError
 from advgraph.ir import Program
+from advgraph.objective import spectral_vectors
 
 from .plan import Plan
 
@@ -33,19 +34,18 @@ def download(program: Program, plan: Plan, rt) -> dict[str, np.ndarray]:
 
 def upload(program: Program, plan: Plan, rt, state: dict[str, Any],
            params: np.ndarray) -> None:
-    """From `state`: u and v of each normalised weight (required: σ depends on them), the EMA
-    (when absent, G's parameters `params`, flat: an EMA starts as θ)."""
+    """From `state`: u and v of each normalised weight (objective.spectral_vectors: started
+    from the weight when absent), the EMA (when absent, G's parameters `params`, flat: an EMA
+    starts as θ)."""
     for net in ("G", "D"):
         if f"{net}.uv" not in plan.buffers:
             continue
         uv = np.zeros(plan.buffers[f"{net}.uv"].size, np.float32)
         for s in program.objective.spectral_of(net):
-            for part, view in zip("uv", plan.spectral[s.tensor]):
+            vectors = spectral_vectors(state, s)
+            for part, view, src in zip("uv", plan.spectral[s.tensor], vectors):
                 key = f"spectral/{s.tensor}/{part}"
-                if key not in state:
-                    raise BackendError(f"state lacks {key!r}: spectral norm's vector, which σ "
-                                       f"of {s.tensor} is computed from")
-                vec = np.asarray(state[key], np.float32)
+                vec = np.asarray(src, np.float32)
                 if vec.shape != (view.extent,):
                     raise BackendError(f"{key}: shape {vec.shape} in the state, "
                                        f"({view.extent},) expected")

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from advgraph.errors import BackendError
 from advgraph.ir import Objective, Penalty, Program, SpectralWeight
-from advgraph.objective import EPS
+from advgraph.objective import EPS, spectral_vectors
 
 # ---- losses ----------------------------------------------------------------------------------
 
@@ -108,19 +108,18 @@ class Spectral:
 
     @torch.no_grad()
     def load(self, state: dict[str, Any]) -> None:
-        """Stored vectors; a state without them (parameters alone) starts each as
-        objective.init_state does, from a fixed seed."""
-        rng = np.random.default_rng(0)
-        for key, t in self.state().items():
-            src = state.get(key)
-            if src is None:
-                src = rng.standard_normal(t.shape[0])
-                src = src / max(float(np.linalg.norm(src)), EPS)
-            src = np.asarray(src, np.float32).reshape(-1)
-            if src.shape != tuple(t.shape):
-                raise BackendError(f"{key}: shape {src.shape} in the state, {tuple(t.shape)} "
-                                   "in the graph")
-            t.copy_(torch.as_tensor(src))
+        """Stored vectors; a state without them (parameters alone) starts them as
+        objective.spectral_vectors says (after the weights are loaded)."""
+        for s in self.weights:
+            if s.tensor not in state:  # the trainer's own weight
+                state = {**state, s.tensor: self.tensors[s.tensor].detach().cpu().numpy()}
+            for part, src in zip("uv", spectral_vectors(state, s)):
+                key, t = f"spectral/{s.tensor}/{part}", getattr(self, part)[s.tensor]
+                src = np.asarray(src, np.float32).reshape(-1)
+                if src.shape != tuple(t.shape):
+                    raise BackendError(f"{key}: shape {src.shape} in the state, "
+                                       f"{tuple(t.shape)} in the graph")
+                t.copy_(torch.as_tensor(src))
 
 
 # ---- penalties -------------------------------------------------------------------------------

@@ -232,12 +232,21 @@ def test_a_resumed_run_repeats_the_uninterrupted_one(loss):
 
 
 @needs_host
-def test_a_state_without_spectral_vectors_is_refused():
+def test_a_state_without_spectral_vectors_starts_them_from_the_weight():
+    """Parameters alone: u, v start as objective.spectral_vectors says (the torch backend's
+    too), σ from them already the weight's largest singular value."""
+    from advgraph.objective import initial_vectors, spectral_matrix
+
     program = program_for("hinge", "{spectral_norm: {nets: [D]}}")
     data, params, _ = _setup(program)
-    del params["spectral/D.h0.weight/v"]
-    with pytest.raises(BackendError, match="state lacks 'spectral/D.h0.weight/v'"):
-        _trainer(program, data, params)
+    del params["spectral/D.h0.weight/u"], params["spectral/D.h0.weight/v"]
+    state = _trainer(program, data, params).state_dict()
+    (s,) = [w for w in program.objective.spectral if w.tensor == "D.h0.weight"]
+    u, v = initial_vectors(params[s.tensor], s.axis, np.random.default_rng(0))
+    np.testing.assert_array_equal(state["spectral/D.h0.weight/u"], u)
+    np.testing.assert_array_equal(state["spectral/D.h0.weight/v"], v)
+    m = spectral_matrix(params[s.tensor], s.axis).astype(np.float64)
+    assert float(u @ m @ v) == pytest.approx(np.linalg.svd(m, compute_uv=False)[0], rel=0.05)
 
 
 @pytest.mark.gpu
