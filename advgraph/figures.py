@@ -277,8 +277,9 @@ def _parzen_history(ax, evals: list[dict]) -> None:
 
 def plot_metrics(rows: list[dict], path: Path, title: str = "",
                  parzen: list[dict] | None = None, evals: list[dict] | None = None,
-                 follow: bool = False) -> Path:
-    """Losses, mean D outputs, (when monitored) the validation Parzen estimate by step, and the
+                 follow: bool = False, scores: bool = False) -> Path:
+    """Losses (and each penalty's term), mean D outputs (probabilities, or raw scores when
+    `scores`: no equilibrium lines then, and the axis follows the data), (when monitored) the validation Parzen estimate by step, and the
     history of `advgraph eval` (eval/metrics.jsonl lines): G's Parzen log-likelihoods with
     their standard errors and FIDs by checkpoint, and the latest figures of the references
     (baselines, held-out data) as horizontal lines."""
@@ -296,13 +297,18 @@ def plot_metrics(rows: list[dict], path: Path, title: str = "",
     a, b = axes[0], axes[1]
     a.plot(steps, [r["d_loss"] for r in rows], mark, label="D loss")
     a.plot(steps, [r["g_loss"] for r in rows], mark, label="G loss")
-    a.axhline(np.log(4), color="grey", lw=0.8, ls="--", label="log 4 (D at equilibrium)")
+    for key in ("gradient_penalty", "r1"):
+        if any(r.get(key) is not None for r in rows):
+            a.plot(steps, [r.get(key, np.nan) for r in rows], mark, label=f"{key} term")
+    if not scores:
+        a.axhline(np.log(4), color="grey", lw=0.8, ls="--", label="log 4 (D at equilibrium)")
     a.set_ylabel("loss")
     b.plot(steps, [r["d_real"] for r in rows], mark, label="mean D(x)")
     b.plot(steps, [r["d_fake"] for r in rows], mark, label="mean D(G(z))")
-    b.axhline(0.5, color="grey", lw=0.8, ls="--")
-    b.set_ylim(0, 1)
-    b.set_ylabel("D output")
+    if not scores:
+        b.axhline(0.5, color="grey", lw=0.8, ls="--")
+        b.set_ylim(0, 1)
+    b.set_ylabel("D score" if scores else "D output")
     extra = iter(axes[2:])
     if parzen:
         c = next(extra)

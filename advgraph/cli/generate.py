@@ -142,6 +142,18 @@ def _eval_history(run) -> list[dict[str, Any]]:
     return out
 
 
+def _raw_scores(r) -> bool:
+    """Whether the run's D gives raw scores (its spec's loss), not probabilities."""
+    from ..errors import AdvGraphError
+    from ..ir.objective import SCORE_LOSSES
+    from ..spec.load import load_file
+
+    try:
+        return load_file(r.spec_path, stored=True).spec.training.loss in SCORE_LOSSES
+    except (AdvGraphError, OSError):  # the curves do not need the spec
+        return False
+
+
 def plot(run: str = RunArg, out: Optional[Path] = OutOpt,
          runs_dir: Optional[Path] = RunsDirOpt) -> None:
     """Loss and D-output curves from metrics.jsonl as a PNG."""
@@ -159,4 +171,4 @@ def plot(run: str = RunArg, out: Optional[Path] = OutOpt,
             raise RunError(f"{r.metrics_path}: no training metrics yet (run {run!r})")
         print_wrote(plot_metrics(rows, out or r.path / "plots" / "metrics.png",
                                  title=f"run {r.name}", parzen=parzen, evals=_eval_history(r),
-                                 follow=out is not None))
+                                 follow=out is not None, scores=_raw_scores(r)))

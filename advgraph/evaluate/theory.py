@@ -16,6 +16,7 @@ import numpy as np
 
 from ..data.toy import normal_pdf
 from ..errors import UsageError
+from ..ir.objective import PROBABILITY_LOSSES
 from ..run.sample_files import out_path
 from ..run.samples import draw_samples
 from ..spec.gan import Gaussian1dData
@@ -117,6 +118,10 @@ def theory(restored, *, samples: int, seed: int, out: Path | None) -> dict[str, 
     if restored.program.conditional:
         raise UsageError("`theory` compares D with D* of an unconditional GAN; this run is "
                          "conditional")
+    if restored.program.loss not in PROBABILITY_LOSSES:
+        raise UsageError(f"`theory` compares D's probability with D* = p_data / (p_data + p_g) "
+                         f"and measures V(D, G) with log D; this run's D gives a raw score "
+                         f"(training.loss: {restored.program.loss})")
     g = draw_samples(restored, samples, seed)
     data = restored.splits.test if len(restored.splits.test) else restored.splits.train
     spec = restored.spec.data

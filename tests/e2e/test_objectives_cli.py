@@ -178,3 +178,12 @@ def test_a_resume_that_removes_a_regulariser_is_refused(ema_run):
         assert override.split("=")[0] in r.stderr
     r = cli("train", "--resume", "ema", "--set", "training.stop.steps=20")
     assert r.exit_code == 0, r.stderr  # the state (u, v, the average) goes through a resume
+
+
+def test_theory_refuses_a_raw_score_run():
+    """D* and V(D, G) are about probabilities: a hinge run's scores are not one."""
+    hinge = ["--set", "training.loss=hinge", "--set", "discriminator.layers[3].type=linear"]
+    assert cli("train", SPECS / "toy1d.yaml", "--name", "score", *TINY, *hinge).exit_code == 0
+    r = cli("eval", "score", "--theory")
+    assert r.exit_code == 2 and "Traceback" not in r.stderr
+    assert "this run's D gives a raw score (training.loss: hinge)" in r.stderr

@@ -114,6 +114,17 @@ def test_metrics_plot_of_a_single_row_shows_markers(drawn):
             assert n == 1 and marker not in (None, "", "None", " "), (name, marker)
 
 
+def test_metrics_plot_of_a_wgan_gp_run_reads_scores_and_shows_the_penalty(drawn):
+    assert cli("train", SPECS / "ring2d-wgan-gp.yaml", "--name", "wg", "--set",
+               "training.stop.steps=4", "--set", "training.log_every=2", "--set",
+               "data.train=600", "--set", "training.sample_grid=null").exit_code == 0
+    drawn.clear()
+    assert cli("plot", "wg").exit_code == 0
+    losses, outputs = drawn[0]["axes"][:2]
+    assert set(losses["lines"]) == {"D loss", "G loss", "gradient_penalty term"}
+    assert set(outputs["lines"]) == {"mean D(x)", "mean D(G(z))"}  # no 0.5 line for scores
+
+
 def _strip(png, rows: int, cols: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """The label strip left of a grid of 28-px cells (pad 2, ×2) and its band per row."""
     a = np.asarray(Image.open(png).convert("L"))

@@ -140,3 +140,25 @@ def test_metrics_plot_draws_one_parzen_series_per_setting_with_legends_beside_th
     for ax in fig.axes:
         box, key = ax.get_window_extent(renderer), ax.get_legend().get_window_extent(renderer)
         assert key.x0 >= box.x1, ax.get_ylabel()
+
+
+def test_metrics_plot_of_raw_scores_has_no_probability_axis_and_shows_penalties(monkeypatch,
+                                                                                tmp_path):
+    """A wasserstein D's mean scores (here 7 and −3) are drawn on an axis that holds them, with
+    no log 4 / 0.5 equilibrium lines; a penalty's term is a curve of the loss panel."""
+    import advgraph.figures as F
+
+    figs = []
+    monkeypatch.setattr(F, "_save_fig", lambda fig, path, follow=False: figs.append(fig) or path)
+    monkeypatch.setattr(F._pyplot(), "close", lambda fig: None)
+    rows = [{"step": s, "d_loss": -10.0, "g_loss": 3.0, "d_real": 7.0, "d_fake": -3.0,
+             "gradient_penalty": 0.25} for s in (10, 20)]
+    F.plot_metrics(rows, tmp_path / "m.png", scores=True)
+    loss_ax, d_ax = figs[0].axes[0], figs[0].axes[1]
+    assert [ln.get_label() for ln in loss_ax.lines] == ["D loss", "G loss",
+                                                        "gradient_penalty term"]
+    lo, hi = d_ax.get_ylim()
+    assert lo <= -3.0 and hi >= 7.0 and len(d_ax.lines) == 2
+    F.plot_metrics(rows, tmp_path / "p.png")  # read as probabilities: the paper's axes
+    assert figs[1].axes[1].get_ylim() == (0.0, 1.0)
+    assert "log 4 (D at equilibrium)" in [ln.get_label() for ln in figs[1].axes[0].lines]
