@@ -45,12 +45,16 @@ def resolve(spec: Any, G: Graph, D: Graph, loaded: Any, problems: list[Problem])
     spectral: list[SpectralWeight] = []
     if r.spectral_norm is not None:
         spectral = _spectral_weights(r.spectral_norm, {"G": G, "D": D}, loaded, problems)
-    if t.loss == "wasserstein" and r.gradient_penalty is None and \
-            not any(s.net == "D" for s in spectral):
-        problems.append(loaded.problem(
-            ("training", "loss"),
-            "wasserstein needs D to be kept Lipschitz, or its scores grow without bound: add "
-            "training.regularizers.gradient_penalty (WGAN-GP) or spectral_norm on D"))
+    if t.loss == "wasserstein" and r.gradient_penalty is None:
+        bare = [n.tensors["weight"].name for n in D.nodes
+                if OPS[n.op].spectral_axis is not None]
+        bare = [w for w in bare if w not in {s.tensor for s in spectral}]
+        if bare:
+            problems.append(loaded.problem(
+                ("training", "loss"),
+                "wasserstein needs D to be kept Lipschitz, or its scores grow without bound: add "
+                "training.regularizers.gradient_penalty (WGAN-GP) or spectral_norm on every "
+                f"weighted layer of D (without: {', '.join(bare)})"))
     ema = Ema(r.ema.decay, r.ema.start) if r.ema is not None else None
     return Objective(t.loss, tuple(penalties), tuple(spectral),
                      r.spectral_norm.iterations if r.spectral_norm is not None else 1, ema)

@@ -128,7 +128,7 @@ def _objective_line(obj: dict[str, Any]) -> str:
         if kind == "spectral_norm":
             parts.append(f"spectral_norm on {', '.join(r['weights'])}")
         else:
-            parts.append(f"{kind} (" + ", ".join(f"{k} {v:g}" for k, v in r.items()) + ")")
+            parts.append(f"{kind} (" + ", ".join(f"{k} {v:.10g}" for k, v in r.items()) + ")")
     return f"objective: {obj['loss']} loss" + ("; " + "; ".join(parts) if parts else "")
 
 

@@ -38,8 +38,10 @@ ParzenOpt = _flag("--parzen", "Parzen-window log-likelihood (Table 1).")
 TheoryOpt = _flag("--theory", "1-D runs: D vs D*, JSD, C(G) (Figure 1).")
 ModesOpt = _flag("--modes", "toy-ring2d runs: modes covered, high-quality share and KL to "
                             "uniform (the 8-Gaussians probe of Metz et al. 2017).")
-ModeSamplesOpt = typer.Option(2500, "--mode-samples", min=1, help="Samples drawn for --modes.")
-ModeShareOpt = typer.Option(20 / 2500, "--mode-share", min=0.0, max=1.0, help="--modes: the "
+MODE_SAMPLES, MODE_SHARE = 2500, 20 / 2500  # evaluate.modes' defaults (imported only to run)
+ModeSamplesOpt = typer.Option(MODE_SAMPLES, "--mode-samples", min=1,
+                              help="Samples drawn for --modes.")
+ModeShareOpt = typer.Option(MODE_SHARE, "--mode-share", help="--modes: the "
                             "share of the samples a mode needs within 3 std to count as "
                             "covered [default: 20 of 2500].")
 JsonOpt = _flag("--json", "Print each report as one line of JSON instead of tables.")
@@ -94,8 +96,10 @@ def eval_(
         png_out(out)
         grid = _check_eval_options(parzen or bool(quality) or theory or modes, parzen, by_label,
                                    sigmas, sigma, all_checkpoints, checkpoint)
-        if modes and not 0 < mode_share <= 1:
+        if modes and not 0 < mode_share <= 1:  # (NaN too)
             raise UsageError(f"--mode-share must be in (0, 1], got {mode_share}")
+        if not modes and (mode_samples != MODE_SAMPLES or mode_share != MODE_SHARE):
+            raise UsageError("--mode-samples and --mode-share go with --modes")
         open_run(run, runs_dir)
         return Evaluation(parzen=parzen, quality=quality, theory=theory, per_label=by_label,
                           samples=samples, seed=seed, split=split.value,

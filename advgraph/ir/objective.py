@@ -96,9 +96,6 @@ class Objective:
         """D's output is a score, not a probability."""
         return self.loss in SCORE_LOSSES
 
-    def penalty(self, kind: str) -> Penalty | None:
-        return next((p for p in self.penalties if p.kind == kind), None)
-
     def spectral_of(self, net: str) -> tuple[SpectralWeight, ...]:
         return tuple(s for s in self.spectral if s.net == net)
 

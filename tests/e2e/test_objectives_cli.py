@@ -46,8 +46,11 @@ def test_eval_modes_on_a_ring2d_run():
     r = cli("eval", "ring", "--modes")  # the table
     assert r.exit_code == 0 and "modes covered" in r.stdout and "of 8" in r.stdout
     assert "within 3 std (0.02) of the nearest mode" in r.stdout
-    r = cli("eval", "ring", "--modes", "--mode-share", "0")
-    assert r.exit_code == 2 and "--mode-share must be in (0, 1]" in r.stderr
+    for share in ("0", "nan", "1.5"):
+        r = cli("eval", "ring", "--modes", "--mode-share", share)
+        assert r.exit_code == 2 and "--mode-share must be in (0, 1]" in r.stderr, share
+    r = cli("eval", "ring", "--parzen", "--mode-share", "0.1")  # without --modes: said, not lost
+    assert r.exit_code == 2 and "--mode-samples and --mode-share go with --modes" in r.stderr
     r = cli("eval", "ring", "--modes", "--mode-samples", "100000000000")  # refused, not tried
     assert r.exit_code != 0 and "lower --mode-samples" in r.stderr
 

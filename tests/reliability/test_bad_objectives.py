@@ -58,7 +58,7 @@ CASES = {
                                   "training.loss", "gradient_penalty (WGAN-GP) or spectral_norm"),
     "wasserstein_sn_on_g_only": (
         _with("    spectral_norm: {nets: [G]}\n").replace("loss: hinge", "loss: wasserstein"),
-        "training.loss", "spectral_norm on D"),
+        "training.loss", "spectral_norm on every weighted layer of D"),
     "gp_batchnorm_d": (GP.replace("    - {type: maxout, name: h1",
                                   "    - {type: batchnorm}\n    - {type: maxout, name: h1"),
                        "training.regularizers.gradient_penalty", "whole minibatch"),
@@ -83,6 +83,11 @@ CASES = {
     "ema_one": (_with("    ema: {decay: 1}\n"), "training.regularizers.ema.decay", "less than 1"),
     "ema_above_one": (_with("    ema: {decay: 1.5}\n"), "training.regularizers.ema.decay",
                       "less than 1"),
+    "ema_one_in_float32": (_with("    ema: {decay: 0.99999999999}\n"),
+                           "training.regularizers.ema.decay", "is 1 in float32"),
+    "wasserstein_sn_on_one_layer": (
+        _with("    spectral_norm: {layers: [D.h0]}\n").replace("loss: hinge", "loss: wasserstein"),
+        "training.loss", "(without: D.h1.weight, D.y.weight)"),
     "ema_negative_start": (_with("    ema: {start: -1}\n"), "training.regularizers.ema.start",
                            "greater than or equal to 0"),
     "unknown_regularizer": (_with("    dropout_penalty: {weight: 1}\n"),
