@@ -199,6 +199,26 @@ def _check_input(decl: Any, expected: tuple[int, ...], what: str, key: str,
             f"declared {fmt_shape(tuple(decl.shape))} but {what} is {fmt_shape(expected)}"))
 
 
+def _check_d_ending(spec: GanSpec, D: Graph, loaded: LoadedSpec,
+                    problems: list[Problem]) -> None:
+    """D ends as its loss reads it (a sigmoid, or a raw score) in one value per example; sets
+    D.logits: the final sigmoid's input, or the raw score itself."""
+    where, layers = spec.discriminator.last_layers()
+    final = layers[-1] if layers else None
+    at = ("discriminator", *where, len(layers) - 1) if layers else ("discriminator", "graph")
+    probability = final is not None and of_layer(final).probability
+    why = d_ending_problem(spec.training.loss, probability)
+    if why is not None:
+        ending = repr(final.type) if final is not None else "a concat"
+        problems.append(loaded.problem(at, f"D ends in {ending}: {why}"))
+    elif D.out_shape != (1,):
+        problems.append(loaded.problem(
+            at, f"D must output one {'probability' if probability else 'score'} per "
+                f"example, got {fmt_shape(D.out_shape)}"))
+    else:
+        D.logits = D.node(D.output).inputs[0] if probability else D.output
+
+
 def compile_spec(loaded: LoadedSpec, data: DataInfo) -> Program:
     """Lower a validated spec to a Program for data of `data.shape` and `data.classes`
     (advgraph.data.data_info(loaded) gives the spec's own data)."""
@@ -225,21 +245,7 @@ def compile_spec(loaded: LoadedSpec, data: DataInfo) -> Program:
                 f"{fmt_shape(data_shape)}"))
         _check_marginals(spec, loaded, problems)
     if D is not None:
-        where, layers = spec.discriminator.last_layers()
-        final = layers[-1] if layers else None
-        at = ("discriminator", *where, len(layers) - 1) if layers else ("discriminator", "graph")
-        loss = spec.training.loss
-        probability = final is not None and of_layer(final).probability
-        why = d_ending_problem(loss, probability)
-        if why is not None:
-            ending = repr(final.type) if final is not None else "a concat"
-            problems.append(loaded.problem(at, f"D ends in {ending}: {why}"))
-        elif D.out_shape != (1,):
-            problems.append(loaded.problem(
-                at, f"D must output one {'probability' if probability else 'score'} per "
-                    f"example, got {fmt_shape(D.out_shape)}"))
-        else:  # the logit of the final sigmoid, or the raw score itself
-            D.logits = D.node(D.output).inputs[0] if probability else D.output
+        _check_d_ending(spec, D, loaded, problems)
     # Marginal biases in D make no sense (there is no target to take marginals of).
     for path, layer in _all_layers(spec.discriminator, "discriminator"):
         if getattr(layer, "bias", None) == "marginals":
