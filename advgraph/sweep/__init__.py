@@ -1,0 +1,1 @@
+"""Sweeps: many members (seeds × varied values) of one spec trained side by side."""
