@@ -9,7 +9,7 @@ import sys
 import typer
 import typer.core
 
-from . import backends, check, data, evaluate, export, generate, rundirs, train
+from . import backends, check, data, evaluate, export, generate, rundirs, sweep, train
 from .common import console, err
 
 app = typer.Typer(
@@ -23,7 +23,7 @@ app = typer.Typer(
 
 # (name, function), in --help's order
 COMMANDS = (
-    ("check", check.check), ("train", train.train),
+    ("check", check.check), ("train", train.train), ("sweep", sweep.sweep),
     ("sample", generate.sample), ("interpolate", generate.interpolate),
     ("eval", evaluate.eval_), ("plot", generate.plot), ("export", export.export),
     ("parity", backends.parity), ("runs", rundirs.runs), ("backends", backends.backends),

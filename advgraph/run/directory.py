@@ -310,10 +310,14 @@ class RunDir:
                 ckpt.tensors_path.unlink(missing_ok=True)  # or a directory there is not one)
             raise RunError(f"checkpoint at step {step} not saved: {e}; earlier checkpoints are "
                            "intact") from None
+        self.prune_checkpoints(keep)
+        return ckpt
+
+    def prune_checkpoints(self, keep: int) -> None:
+        """Delete all but the newest `keep` checkpoints."""
         for old in self.checkpoints()[:-keep]:
             old.state_path.unlink(missing_ok=True)
             old.tensors_path.unlink(missing_ok=True)
-        return ckpt
 
     def latest_checkpoint(self, step: int | None = None,
                           warn=None) -> tuple[Checkpoint, dict[str, np.ndarray], dict[str, Any]]:

@@ -34,7 +34,8 @@ class Members(Protocol):
 
     def g_step(self, lr: Sequence[float], momentum: Sequence[float]) -> None: ...
 
-    def ema_step(self, decay: Sequence[float]) -> None: ...
+    def ema_step(self, decay: Sequence[float | None]) -> None:
+        """None for a member without an EMA."""
 
     def read_metrics(self, reset: bool = True) -> list[dict[str, float]]:
         """Per member, what Trainer.read_metrics gives (with `finite`)."""
@@ -77,9 +78,10 @@ class LoopMembers:
         for i, t in self._live():
             t.g_step(lr[i], momentum[i])
 
-    def ema_step(self, decay: Sequence[float]) -> None:
+    def ema_step(self, decay: Sequence[float | None]) -> None:
         for i, t in self._live():
-            t.ema_step(decay[i])
+            if decay[i] is not None:  # (a member without an EMA, among members with one)
+                t.ema_step(decay[i])
 
     def read_metrics(self, reset: bool = True) -> list[dict[str, float]]:
         return [t.read_metrics(reset=reset) if self.active[i] else {"finite": 0.0}

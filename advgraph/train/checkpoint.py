@@ -10,8 +10,9 @@ from ..run.session import Session
 from .provenance import versions
 
 
-def save(run: RunDir, s: Session) -> None:
-    """Checkpoint. Collective when distributed: parameters are identical on every rank, so each
+def save(run: RunDir, s: Session, extra_kept: int = 0) -> None:
+    """Checkpoint (keeping `extra_kept` more than the spec's keep_checkpoints: a sweep prunes
+    once every member has written its own). Collective when distributed: parameters are identical on every rank, so each
     checks them itself; every rank's RNG state is gathered; rank 0 alone writes."""
     ctx = s.ctx
     tensors = s.trainer.state_dict()
@@ -37,4 +38,4 @@ def save(run: RunDir, s: Session) -> None:
              # refuses a spec.yaml edited outside the keys that may change
              "spec": s.spec.model_dump(mode="json")}
     if ctx.is_main:
-        run.save_checkpoint(s.step, tensors, state, keep=s.spec.training.keep_checkpoints)
+        run.save_checkpoint(s.step, tensors, state, keep=s.spec.training.keep_checkpoints + extra_kept)

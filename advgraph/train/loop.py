@@ -170,6 +170,9 @@ class _Clock:
     def elapsed(self) -> float:
         return self.elapsed0 + time.perf_counter() - self.t0
 
+    def rate_now(self, step: int) -> float:
+        return self.rate(time.perf_counter(), step)
+
     def rate(self, now: float, step: int) -> float:
         """Steps per second since the last call (or the start); starts the next interval."""
         rate = round((step - self.interval_step) / max(now - self.interval_t0, 1e-9), 2)
@@ -184,18 +187,29 @@ def _log_metrics(run: RunDir, s: Session, clock: _Clock, momentum: float,
     # Off the schedule (a stop, an interrupt) the sums run on: they are checkpointed, and a
     # resumed run logs the whole interval on schedule.
     m = s.trainer.read_metrics(reset=reset)
-    sd, sg = s.sched["D"], s.sched["G"]
-    row = {"step": s.step, "epoch": round(s.stream.epoch_float, 4),
-           **{key: m[key] for key in LOSSES + s.program.objective.metric_names()},
-           "lr_d": sd.lr(s.updates["D"]), "lr_g": sg.lr(s.updates["G"]), "momentum": momentum,
-           "steps_per_s": clock.rate(now, s.step), "time_s": round(s.elapsed, 3)}
+    row = metrics_row(s, m, momentum, clock.rate(now, s.step))
     run.append_metrics(row)
     return row, m["finite"]
 
 
+def metrics_row(s: Session, m: dict[str, float], momentum: float,
+                rate: float) -> dict[str, Any]:
+    """A metrics.jsonl row from the trainer's interval means `m`."""
+    sd, sg = s.sched["D"], s.sched["G"]
+    return {"step": s.step, "epoch": round(s.stream.epoch_float, 4),
+            **{key: m[key] for key in LOSSES + s.program.objective.metric_names()},
+            "lr_d": sd.lr(s.updates["D"]), "lr_g": sg.lr(s.updates["G"]), "momentum": momentum,
+            "steps_per_s": rate, "time_s": round(s.elapsed, 3)}
+
+
+def is_finite(row: dict[str, Any], finite: bool) -> bool:
+    """Whether the interval's losses and the parameters (`finite`) are all finite."""
+    return bool(finite) and all(np.isfinite(row[key]) for key in LOSSES)
+
+
 def _check_finite(step: int, row: dict[str, Any], finite: bool) -> None:
     """A non-finite loss or parameter stops the run (after its row is written)."""
-    if not (finite and all(np.isfinite(row[key]) for key in LOSSES)):
+    if not is_finite(row, finite):
         raise TrainingDiverged(f"step {step}: training diverged (d_loss={row['d_loss']}, "
                                f"g_loss={row['g_loss']}, parameters finite: {bool(finite)})")
 
