@@ -39,9 +39,29 @@ def runs(runs_dir: Optional[Path] = RunsDirOpt,
     width = max(console.width, _width(table))
     Console(file=console.file, width=width, highlight=False, soft_wrap=True,
             markup=False).print(table, crop=False)  # print(width=) caps at console.width
+    _print_sweeps(root)
     damaged = [r for r in rows if r["status"] == "damaged"]
     for r in damaged:
         err.print(f"warning: run {r['name']} is damaged: {r['error']}", markup=False)
+
+
+def _print_sweeps(root: Path) -> None:
+    """One line per sweep under the table: its members are the runs named <sweep>.…"""
+    from collections import Counter
+
+    from ..errors import RunError
+    from ..sweep.directory import list_sweeps
+
+    for sw in list_sweeps(root):
+        try:
+            info = sw.info()
+        except RunError as e:
+            err.print(f"warning: sweep {sw.name} is damaged: {e}", markup=False)
+            continue
+        counts = Counter(m["status"] for m in info["members"])
+        states = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        console.print(f"sweep {sw.name}: {len(info['members'])} members ({states}), step "
+                      f"{info['step']}, {info.get('engine', '?')} engine")
 
 
 def _fmt(v: float | None, spec: str) -> str:
@@ -107,8 +127,8 @@ def rm(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     runs_dir: Optional[Path] = RunsDirOpt,
 ) -> None:
-    """Delete runs, such as ones that died before their first checkpoint; a run being written
-    is refused."""
+    """Delete runs, such as ones that died before their first checkpoint, or a sweep with all
+    its members; a run or sweep being written is refused."""
     import sys
 
     from ..run.directory import RunDir
@@ -116,7 +136,7 @@ def rm(
 
     with user_errors():
         root = runs_root(runs_dir)
-        runs = [RunDir.open(root, n) for n in names]  # every name checked before any deletion
+        runs = [r for n in names for r in _runs_named(root, n)]  # all checked before deleting
         if not yes and not sys.stdin.isatty():
             raise UsageError("rm deletes runs for good: add --yes to confirm (no terminal to "
                              "ask on)")
@@ -127,3 +147,16 @@ def rm(
 
         if not remove_runs(runs, confirm, lambda r: console.print(f"deleted {r.path}")):
             raise typer.Exit(1)
+
+
+def _runs_named(root: Path, name: str) -> list:
+    """The run `name`, or a sweep's directory and its members' runs (those still there)."""
+    from ..run.directory import RunDir
+    from ..sweep.directory import SweepDir
+
+    from ..names import check_name
+
+    if not SweepDir.is_sweep(root / check_name(name)):
+        return [RunDir.open(root, name)]
+    sweep = SweepDir.resolve(name, root)
+    return [RunDir(sweep.path)] + [r for r in sweep.member_runs() if r.path.is_dir()]

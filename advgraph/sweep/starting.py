@@ -132,12 +132,14 @@ def _resume(sweep: SweepDir, info: dict[str, Any], runs: list[RunDir], data_root
     sw, why = build_sweep(members, [s[0] for s in specs], ctx,
                           data_root or first.get("data_root"), engine, report)
     step = _common_step(runs, live)
+    partial = [False] * len(runs)  # an interval logged off the schedule (see truncate_metrics)
     for i, run in enumerate(runs):
         if not live[i]:
             sw.engine.freeze(i)
             sw.live[i] = False
             continue
-        _restore_member(sw, i, run, step, specs[i][1], hooks)
+        counts = _restore_member(sw, i, run, step, specs[i][1], hooks)
+        partial[i] = counts is not None and bool(counts.any())
     ref = sw.sessions[sw.live_indices()[0]]
     for i, ok in enumerate(live):  # a frozen member keeps the others' counters
         if not ok:
@@ -152,7 +154,7 @@ def _resume(sweep: SweepDir, info: dict[str, Any], runs: list[RunDir], data_root
             from ..spec import dump_resolved
 
             atomic_write(runs[i].spec_path, dump_resolved(loaded.spec).encode())
-        runs[i].truncate_metrics(step, partial_at_step=True)
+        runs[i].truncate_metrics(step, partial_at_step=partial[i])
         runs[i].write_info(status="running", step=step, resumed_from=step)
     sweep.write_info(status="running", step=step, backend=ctx.backend, device=ctx.device,
                      engine=sw.engine.engine, why_loop=why)
@@ -172,7 +174,8 @@ def _common_step(runs: list[RunDir], live: list[bool]) -> int:
 
 
 def _restore_member(sw: SweepSession, i: int, run: RunDir, step: int, original,
-                    hooks: TrainingHooks) -> None:
+                    hooks: TrainingHooks):
+    """Member i from its checkpoint at `step`; returns the checkpoint's metric counts."""
     s = sw.sessions[i]
     ckpt, tensors, state = run.latest_checkpoint(step=step, warn=hooks.warn)
     _check_spec_unchanged(run, ckpt, state, original)
@@ -181,3 +184,4 @@ def _restore_member(sw: SweepSession, i: int, run: RunDir, step: int, original,
     validate_and_restore(ckpt, tensors, state, s, same)
     load_state(s.trainer, ckpt, tensors, s.program)
     sw.engine.set_order(i, s.stream.order)
+    return tensors.get("metrics/counts")
