@@ -123,7 +123,7 @@ def build_sweep(members: list[Member], loaded: list[LoadedSpec], ctx: Context,
         stream = DataStream(len(splits.train), m, rng.data)
         eng.set_order(i, stream.order)
         sessions.append(Session(ls.spec, p, splits, eng.member(i), stream, sc, ctx))
-    why = None if eng.engine == "batched" else (apart or _why_loop(backend, engine))
+    why = None if eng.engine == "batched" else _why_loop(backend, engine)
     return SweepSession(members, sessions, eng, [True] * len(members)), why
 
 
