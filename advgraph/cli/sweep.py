@@ -35,43 +35,52 @@ def sweep(
     engine: str = EngineOpt, name: Optional[str] = SweepNameOpt,
     resume: Optional[str] = ResumeOpt, set_: Optional[List[str]] = SetOpt,
     data_root: Optional[str] = DataRootOpt, runs_dir: Optional[Path] = RunsDirOpt,
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Processes on this machine, each "
+                              "training its share of the members as one program "
+                              "(torch.distributed; torchrun works too)."),
 ) -> None:
     """Train many members of one spec (seeds × --vary values) side by side, each a run of its
     own (runs/<sweep>.<values>.s<seed>/) that sample, eval, export and plot read as any run;
     `advgraph eval SWEEP` averages over seeds. Ctrl-C checkpoints every member and stops."""
+    from ..distributed import world_from_env
     from ..run.context import Context
     from ..sweep.starting import resume_sweep, start_sweep
+    from ..train.hooks import NO_HOOKS
     from .progress import Display
+    from .ranks import ranks
 
-    root = runs_root(runs_dir)
-    display = Display()
+    root, rank = runs_root(runs_dir), world_from_env()[0]
+    display = Display() if rank == 0 else None
+    hooks = display or NO_HOOKS
     try:
-        with user_errors():
-            if engine not in ("auto", "batched", "loop"):
-                raise UsageError(f"--engine {engine!r}: use auto, batched or loop")
-            if resume is not None:
-                if spec is not None or seeds is not None or vary or name is not None:
-                    raise UsageError("--resume continues a sweep as it was: give no spec, "
-                                     "--seeds, --vary or --name with it")
-                sw, outcome, why = resume_sweep(
-                    root, resume, data_root, set_ or [], display, backend,
-                    None if device is None else _auto_device(device, backend or "torch"),
-                    engine, _load_display(0))
-            else:
-                if spec is None:
-                    raise UsageError("missing spec file (or --resume SWEEP)")
-                if seeds is None:
-                    raise UsageError("--seeds is required: e.g. --seeds 0-15")
-                ctx = Context(backend or "torch", _auto_device(device, backend or "torch"))
-                sw, outcome, why = start_sweep(spec, set_ or [], seeds, vary or [], name, root,
-                                               ctx, data_root, engine, display,
-                                               _load_display(0))
+        with user_errors(rank):
+            _check_args(spec, seeds, vary, name, resume, engine, nproc, backend)
+            dev = None if device is None and resume is not None else \
+                _auto_device(device, backend or "torch")
+            with ranks(nproc, dev or "cpu", lambda: _check_once(spec, set_ or [], seeds,
+                                                                vary or [], nproc)) as dist:
+                if resume is not None:
+                    sw, outcome, why = resume_sweep(root, resume, data_root, set_ or [], hooks,
+                                                    backend, dev, engine,
+                                                    _load_display(rank), dist)
+                else:
+                    ctx = Context(backend or "torch", dev, dist)  # type: ignore[arg-type]
+                    sw, outcome, why = start_sweep(spec, set_ or [], seeds, vary or [],  # type: ignore[arg-type]
+                                                   name, root, ctx, data_root, engine, hooks,
+                                                   _load_display(rank))
     finally:
-        display.stop()
+        if display is not None:
+            display.stop()
+    if rank != 0:
+        if outcome.status == "interrupted":
+            raise typer.Exit(130)
+        return
     info = sw.info()
     n = len(info["members"])
     diverged = [m["name"] for m in info["members"] if m["status"] == "diverged"]
-    how = "as one batched program" if why is None else f"one after another ({why})"
+    world = info.get("world_size") or 1
+    how = ("as one batched program" if why is None else f"one after another ({why})") \
+        + (f" on each of {world} processes" if world > 1 else "")
     if outcome.status == "interrupted":
         err.print(f"interrupted at step {outcome.step}; every member checkpointed. Continue "
                   f"with: advgraph sweep --resume {sw.name}")
@@ -81,3 +90,35 @@ def sweep(
                   + f" → {sw.path}")
     if outcome.status == "diverged":
         raise typer.Exit(1)
+
+
+def _check_args(spec, seeds, vary, name, resume, engine, nproc, backend) -> None:
+    if engine not in ("auto", "batched", "loop"):
+        raise UsageError(f"--engine {engine!r}: use auto, batched or loop")
+    if nproc > 1 and (backend or "torch") != "torch":
+        raise UsageError(f"--nproc needs the torch backend; {backend!r} trains on one device "
+                         "only")
+    if resume is not None:
+        if spec is not None or seeds is not None or vary or name is not None:
+            raise UsageError("--resume continues a sweep as it was: give no spec, --seeds, "
+                             "--vary or --name with it")
+        return
+    if spec is None:
+        raise UsageError("missing spec file (or --resume SWEEP)")
+    if seeds is None:
+        raise UsageError("--seeds is required: e.g. --seeds 0-15")
+
+
+def _check_once(spec, overrides, seeds, vary, nproc) -> None:
+    """Before starting the ranks: the arguments and every member's spec, checked once."""
+    if spec is None:
+        return
+    from ..spec import load_file
+    from ..sweep.plan import load_members, members, parse_seeds, parse_vary
+
+    planned = members("sweep", parse_seeds(seeds), parse_vary(vary))
+    load_file(spec, overrides)
+    load_members(spec, overrides, planned)
+    if nproc > len(planned):
+        raise UsageError(f"--nproc {nproc} for {len(planned)} member(s): each process trains "
+                         "at least one member; lower --nproc")

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import TrainingDiverged
 from ..run.directory import RunDir
 from ..train.checkpoint import save
-from ..train.hooks import TrainingHooks
+from ..train.hooks import NO_HOOKS, TrainingHooks
 from ..train.interrupt import graceful
 from ..train.loop import (LOSSES, Outcome, _checkpoint_due, _Clock, _reached_stop, _snapshot,
                           _snapshot_due, interval_ends, is_finite, metrics_row, start_info)
@@ -24,25 +24,29 @@ def run_sweep(sweep: SweepDir, runs: list[RunDir], sw: SweepSession,
               hooks: TrainingHooks) -> Outcome:
     """Train every live member to the stop condition or an interrupt."""
     s0 = sw.first
+    if not sw.is_main:
+        hooks = NO_HOOKS
     hooks.start(start_info(sweep, s0))  # type: ignore[arg-type]
     t = s0.spec.training
     pz = t.monitor.parzen
     clock = _Clock(s0)
     last: dict[str, Any] | None = None
     status = "finished"
+    alive = True
     with graceful() as interrupt:
-        while not _reached_stop(s0) and any(sw.live):
+        while not _reached_stop(s0) and alive:
             epoch_before = s0.stream.epoch
             moms = sweep_step(sw)
             elapsed = clock.elapsed()
             for s in sw.sessions:
                 s.elapsed = elapsed
             hooks.tick(s0.step, s0.stream.epoch_float)
-            stop_now = interrupt.requested
+            stop_now = _anyone(sw.dist, interrupt.requested)
             ending = stop_now or _reached_stop(s0)
             on_schedule = s0.step % t.log_every == 0
             if on_schedule or ending:
                 last = _log(sweep, runs, sw, clock.rate_now(s0.step), moms, on_schedule, hooks)
+                alive = _anyone(sw.dist, any(sw.live))  # the ranks stop together
             new_epoch = s0.stream.epoch > epoch_before
             if pz is not None and interval_ends(pz.every, s0.step, s0.stream.epoch, new_epoch):
                 for i in sw.live_indices():
@@ -56,13 +60,17 @@ def run_sweep(sweep: SweepDir, runs: list[RunDir], sw: SweepSession,
             if stop_now:
                 status = "interrupted"
                 break
-    if not any(sw.live):
+    if not alive:
         status = "diverged"
     for i in sw.live_indices():
         runs[i].write_info(status=status, step=s0.step, epoch=s0.stream.epoch,
                            elapsed_s=round(s0.elapsed, 3))
-    sweep.write_info(status=status, members=_statuses(sweep, sw, status))
+    _write_statuses(sweep, sw, runs, status)
     return Outcome(status, s0.step, s0.stream.epoch, last)
+
+
+def _anyone(dist, flag: bool) -> bool:
+    return flag if dist is None else dist.any(flag)
 
 
 def sweep_step(sw: SweepSession) -> list[float]:
@@ -127,7 +135,8 @@ def _diverge(sweep: SweepDir, runs: list[RunDir], sw: SweepSession, i: int,
     good = run.checkpoints()
     run.write_info(status="diverged", step=s.step, epoch=s.stream.epoch,
                    **({"last_metrics": row} if row is not None else {}))
-    sweep.set_member_status(run.name, "diverged")
+    if sw.is_main:  # (another rank's members are gathered at the end: _write_statuses)
+        sweep.set_member_status(run.name, "diverged")
     hooks.warn(f"member {run.name} diverged at step {s.step} ({why}); frozen, "
                + (f"its last good checkpoint (step {good[-1].step}) kept"
                   if good else "no checkpoint had been written")
@@ -147,13 +156,25 @@ def _checkpoint(sweep: SweepDir, runs: list[RunDir], sw: SweepSession,
             continue
         runs[i].write_info(status="running", step=s.step, epoch=s.stream.epoch)
     s0 = sw.first
-    sweep.write_info(step=s0.step, epoch=s0.stream.epoch)
+    if sw.dist is not None:
+        sw.dist.gather(None)  # every rank has written its members' checkpoints
+    if sw.is_main:
+        sweep.write_info(step=s0.step, epoch=s0.stream.epoch)
+    if sw.dist is not None:
+        sw.dist.broadcast(None)  # … and the sweep's step is on disk: prune
     for i in sw.live_indices():
         runs[i].prune_checkpoints(sw.sessions[i].spec.training.keep_checkpoints)
 
 
-def _statuses(sweep: SweepDir, sw: SweepSession, status: str) -> list[dict[str, Any]]:
+def _write_statuses(sweep: SweepDir, sw: SweepSession, runs: list[RunDir],
+                    status: str) -> None:
+    """The sweep's status and every member's, from every rank, written by the main one."""
+    mine = {r.name: (status if live else "diverged") for r, live in zip(runs, sw.live)}
+    parts = [mine] if sw.dist is None else sw.dist.gather(mine)
+    if not sw.is_main:
+        return
+    done = {k: v for part in parts or [] for k, v in part.items()}
     members = sweep.info()["members"]
-    for m, live in zip(members, sw.live):
-        m["status"] = status if live else "diverged"
-    return members
+    for m in members:
+        m["status"] = done.get(m["name"], m["status"])
+    sweep.write_info(status=status, members=members)

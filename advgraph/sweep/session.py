@@ -34,6 +34,11 @@ class SweepSession:
     sessions: list[Session]
     engine: Members
     live: list[bool]
+    dist: Any = None  # the ranks sharing the sweep (each trains its own members), or None
+
+    @property
+    def is_main(self) -> bool:
+        return self.dist is None or self.dist.is_main
 
     @property
     def first(self) -> Session:
@@ -86,10 +91,23 @@ def shape_difference(members: list[Member], programs: list[Program]) -> str | No
     return None
 
 
+def shard(n: int, dist) -> list[int]:
+    """The members a rank trains: a contiguous slice, the first ranks one more when the
+    members do not split evenly (all of them without `dist`)."""
+    if dist is None:
+        return list(range(n))
+    per, extra = divmod(n, dist.world)
+    lo = dist.rank * per + min(dist.rank, extra)
+    return list(range(lo, lo + per + (dist.rank < extra)))
+
+
 def build_sweep(members: list[Member], loaded: list[LoadedSpec], ctx: Context,
                 data_root: str | None, engine: str = "auto",
-                report: LoadReport | None = None) -> tuple[SweepSession, str | None]:
-    """Fresh members: compiled, checked, initialised as their solo runs would be. Returns the
+                report: LoadReport | None = None, dist=None,
+                mine: list[int] | None = None) -> tuple[SweepSession, str | None]:
+    """Fresh members: compiled, checked, initialised as their solo runs would be. Every member
+    is checked; those in `mine` (default: all) are built, each one trained on this process
+    alone (`dist`, the ranks sharing a sweep, only loads the data rank 0 first). Returns the
     sweep and, where the members could not be one batched program, why (None when batched)."""
     check_lockstep(members, loaded)
     programs = [compile_spec(ls, data_info(ls)) for ls in loaded]
@@ -101,9 +119,11 @@ def build_sweep(members: list[Member], loaded: list[LoadedSpec], ctx: Context,
         raise UsageError(f"{apart}: members of one batched program share every shape and op; "
                          "sweep these values separately, or pass --engine loop to train the "
                          "members one after another in this process")
+    mine = list(range(len(members))) if mine is None else mine
+    members, loaded, programs = ([xs[i] for i in mine] for xs in (members, loaded, programs))
     _check_memory(programs, loaded, ctx.device)
     spec0 = loaded[0].spec
-    splits = load_splits(loaded[0], ctx, data_root, report)
+    splits = load_splits(loaded[0], Context(ctx.backend, ctx.device, dist), data_root, report)
     m = spec0.training.batch_size
     if m > len(splits.train):
         raise UsageError(f"training.batch_size = {m} is larger than the training set "
@@ -124,7 +144,7 @@ def build_sweep(members: list[Member], loaded: list[LoadedSpec], ctx: Context,
         eng.set_order(i, stream.order)
         sessions.append(Session(ls.spec, p, splits, eng.member(i), stream, sc, ctx))
     why = None if eng.engine == "batched" else _why_loop(backend, engine)
-    return SweepSession(members, sessions, eng, [True] * len(members)), why
+    return SweepSession(members, sessions, eng, [True] * len(members), dist), why
 
 
 def _why_loop(backend, engine: str) -> str:

@@ -7,13 +7,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_write
 from ..data.report import LoadReport
 from ..errors import CheckpointError, RunError, UsageError
 from ..names import check_name, is_name_stem
 from ..run.context import Context
 from ..run.directory import RunDir
 from ..run.restore import load_state, validate_and_restore
-from ..spec import LoadedSpec, load_file
+from ..spec import LoadedSpec, dump_resolved, load_file
 from ..train.hooks import TrainingHooks
 from ..train.loop import Outcome
 from ..train.resuming import _check_not_stopped, _check_spec_unchanged, _resumed_spec
@@ -21,39 +22,70 @@ from ..train.starting import _record, _with_class_names, absolute_paths
 from .directory import SweepDir
 from .loop import run_sweep
 from .plan import Member, load_members, members as plan_members, parse_seeds, parse_vary
-from .session import SweepSession, build_sweep
+from .session import SweepSession, build_sweep, shard
 
 
 def start_sweep(spec: Path, overrides: list[str], seeds_text: str, vary_items: list[str],
                 name: str | None, root: Path, ctx: Context, data_root: str | None,
                 engine: str, hooks: TrainingHooks, report: LoadReport | None = None
                 ) -> tuple[SweepDir, Outcome, str | None]:
-    """A new sweep of `spec`: every member checked and built before any directory is made."""
+    """A new sweep of `spec`: every member checked and built before any directory is made.
+    With `ctx.dist`, each rank trains its shard of the members and rank 0 makes the
+    directories and writes sweep.json."""
+    dist = ctx.dist
     seeds, vary = parse_seeds(seeds_text), parse_vary(vary_items)
     base = load_file(spec, overrides)  # the spec's own problems, before any member's
     stem = name or f"{_stem(base, spec)}-sweep"
     planned = plan_members(check_name(stem), seeds, vary)
     loaded = [_absolute(ls) for ls in load_members(spec, overrides, planned)]
-    sw, why = build_sweep(planned, loaded, ctx, data_root, engine, report)
-    sweep_run = RunDir.create(root, name, stem=stem)
-    sweep = SweepDir(sweep_run.path)
-    final = plan_members(sweep.name, seeds, vary) if name is None else planned
-    runs = _create_members(sweep, final)
-    sw.members = final
+    mine = shard(_check_world(len(planned), dist), dist)
+    local = Context(ctx.backend, dist.device if dist is not None else ctx.device)
+    sw, why = build_sweep(planned, loaded, local, data_root, engine, report, dist, mine)
+    sweep = _create(root, name, stem, seeds, vary, dist)
+    final = plan_members(sweep.name, seeds, vary)
+    runs = [RunDir(root / final[i].name) for i in mine]
+    sw.members = [final[i] for i in mine]
     locked: list[Any] = []
     try:
-        for r in [sweep, *runs]:
+        for r in ([sweep] if sw.is_main else []) + runs:
             r.lock()
             locked.append(r)
-        for i, (m, run) in enumerate(zip(final, runs)):
-            ls = _with_class_names(loaded[i], sw.sessions[i])
-            _record(run, ls, ctx, data_root, sw.first.splits.provenance)
+        for i, (m, run) in enumerate(zip(sw.members, runs)):
+            ls = _with_class_names(loaded[mine[i]], sw.sessions[i])
+            _record(run, ls, local, data_root, sw.first.splits.provenance)
             run.write_info(sweep=sweep.name, setting=m.setting)
-        sweep.write_info(**_sweep_info(sweep.name, spec, ctx, sw, vary, seeds, why))
+        if sw.is_main:
+            sweep.write_info(**_sweep_info(sweep.name, spec, ctx, sw, final, vary, seeds, why))
+        if dist is not None:
+            dist.broadcast(None)  # sweep.json is there before any rank trains
         return sweep, run_sweep(sweep, runs, sw, hooks), why
     finally:
         for r in locked:
             r.unlock()
+
+
+def _create(root: Path, name: str | None, stem: str, seeds, vary, dist) -> SweepDir:
+    """The sweep's directory and every member's run directory, made by rank 0, whose name
+    the other ranks are told (None: it failed, and says why itself)."""
+    made = None
+    try:
+        if dist is None or dist.is_main:
+            sweep = SweepDir(RunDir.create(root, name, stem=stem).path)
+            _create_members(sweep, plan_members(sweep.name, seeds, vary))
+            made = sweep.name
+    finally:
+        if dist is not None:
+            made = dist.broadcast(made)
+    if made is None:
+        raise RunError("rank 0 could not create the sweep's directories")
+    return SweepDir(root / made)
+
+
+def _check_world(n: int, dist) -> int:
+    if dist is not None and dist.world > n:
+        raise UsageError(f"{dist.world} processes for {n} member(s): each process trains at "
+                         "least one member; lower --nproc")
+    return n
 
 
 def _stem(base: LoadedSpec, spec: Path) -> str:
@@ -84,80 +116,102 @@ def _create_members(sweep: SweepDir, members: list[Member]) -> list[RunDir]:
     return made
 
 
-def _sweep_info(name: str, spec: Path, ctx: Context, sw: SweepSession, vary, seeds,
-                why: str | None) -> dict[str, Any]:
+def _sweep_info(name: str, spec: Path, ctx: Context, sw: SweepSession, members: list[Member],
+                vary, seeds, why: str | None) -> dict[str, Any]:
     return {"name": name, "status": "running", "step": 0, "epoch": 0,
             "spec_source": str(spec), "backend": ctx.backend, "device": ctx.device,
-            "engine": sw.engine.engine, "why_loop": why, "seeds": seeds,
-            "vary": {v.key: list(v.values) for v in vary},
+            "engine": sw.engine.engine, "why_loop": why, "world_size": ctx.world,
+            "seeds": seeds, "vary": {v.key: list(v.values) for v in vary},
             "members": [{"name": m.name, "seed": m.seed, "values": m.values,
-                         "setting": m.setting, "status": "running"} for m in sw.members]}
+                         "setting": m.setting, "status": "running"} for m in members]}
 
 
 def resume_sweep(root: Path, name: str, data_root: str | None, overrides: list[str],
                  hooks: TrainingHooks, backend: str | None, device: str | None,
-                 engine: str, report: LoadReport | None = None
+                 engine: str, report: LoadReport | None = None, dist=None
                  ) -> tuple[SweepDir, Outcome, str | None]:
-    """Continue sweep `name` from the newest step every live member has a checkpoint of."""
+    """Continue sweep `name` from the newest step every live member has a checkpoint of
+    (with `dist`, each rank its shard of the members, however many ranks trained it)."""
     sweep = SweepDir.resolve(name, root)
+    info = sweep.info()
+    runs = sweep.member_runs(info)
+    mine = shard(_check_world(len(runs), dist), dist)
     locked: list[Any] = []
     try:
-        sweep.lock()
-        locked.append(sweep)
-        info = sweep.info()
-        runs = sweep.member_runs(info)
-        for r in runs:
-            r.lock()
-            locked.append(r)
-        return _resume(sweep, info, runs, data_root, overrides, hooks, backend, device,
-                       engine, report)
+        refused = None
+        try:
+            for r in ([sweep] if dist is None or dist.is_main else []) + [runs[i] for i in mine]:
+                r.lock()
+                locked.append(r)
+        except RunError as e:
+            refused = str(e)
+        if dist is not None:  # every rank stops when one could not take its locks
+            parts = dist.gather(refused)
+            refused = dist.broadcast(next((x for x in parts or [] if x), None))
+        if refused is not None:
+            raise RunError(refused)
+        return _resume(sweep, info, runs, mine, data_root, overrides, hooks, backend, device,
+                       engine, report, dist)
     finally:
         for r in locked:
             r.unlock()
 
 
-def _resume(sweep: SweepDir, info: dict[str, Any], runs: list[RunDir], data_root, overrides,
-            hooks, backend, device, engine, report) -> tuple[SweepDir, Outcome, str | None]:
+def _live(info: dict[str, Any], runs: list[RunDir]) -> list[bool]:
+    """Members not diverged, by sweep.json and by their own run.json (a rank other than the
+    main one marks only its member's run)."""
+    out = []
+    for m, r in zip(info["members"], runs):
+        if not r.path.is_dir():
+            raise RunError(f"member {r.name} of sweep {info['name']!r} is gone ({r.path}); "
+                           "its sweep cannot resume")
+        out.append(m.get("status") != "diverged" and r.info().get("status") != "diverged")
+    return out
+
+
+def _resume(sweep: SweepDir, info: dict[str, Any], runs: list[RunDir], mine: list[int],
+            data_root, overrides, hooks, backend, device, engine, report,
+            dist) -> tuple[SweepDir, Outcome, str | None]:
     members = [Member(m["name"], m["seed"], m.get("values", {}),
                       {k: str(v) for k, v in m.get("values", {}).items()})
                for m in info["members"]]
-    live = [m.get("status") != "diverged" for m in info["members"]]
-    if not any(live):
+    live_all = _live(info, runs)
+    if not any(live_all):
         raise UsageError(f"sweep {sweep.name!r}: every member diverged; nothing to resume")
+    step = _common_step(runs, live_all)
     specs = [_resumed_spec(r, overrides) for r in runs]
-    first = runs[0].info()
+    dev = device or info.get("device") or "cpu"
     ctx = Context(backend or info.get("backend") or "torch",
-                  device or info.get("device") or "cpu", None)
+                  dist.device if dist is not None else dev)
     engine = engine if engine != "auto" else ("loop" if info.get("engine") == "loop" else "auto")
     sw, why = build_sweep(members, [s[0] for s in specs], ctx,
-                          data_root or first.get("data_root"), engine, report)
-    step = _common_step(runs, live)
+                          data_root or runs[0].info().get("data_root"), engine, report, dist,
+                          mine)
+    runs, specs, live = ([xs[i] for i in mine] for xs in (runs, specs, live_all))
     partial = [False] * len(runs)  # an interval logged off the schedule (see truncate_metrics)
     for i, run in enumerate(runs):
+        if live[i]:
+            counts = _restore_member(sw, i, run, step, specs[i][1], hooks)
+            partial[i] = counts is not None and bool(counts.any())
+    for i, s in enumerate(sw.sessions):  # a frozen member keeps the others' counters
         if not live[i]:
             sw.engine.freeze(i)
             sw.live[i] = False
-            continue
-        counts = _restore_member(sw, i, run, step, specs[i][1], hooks)
-        partial[i] = counts is not None and bool(counts.any())
-    ref = sw.sessions[sw.live_indices()[0]]
-    for i, ok in enumerate(live):  # a frozen member keeps the others' counters
-        if not ok:
-            s = sw.sessions[i]
-            s.step, s.updates = ref.step, dict(ref.updates)
-            s.stream.batches = ref.stream.batches
-    _check_not_stopped(sweep.name, ref)
+            s.step, s.updates = step, {"D": step * s.spec.training.k, "G": step}
+            s.stream.batches = s.updates["D"]
+    _check_not_stopped(sweep.name, sw.sessions[0])
     for i in sw.live_indices():
         loaded, _, changed = specs[i]
         if changed:
-            from ..atomic import atomic_write
-            from ..spec import dump_resolved
-
             atomic_write(runs[i].spec_path, dump_resolved(loaded.spec).encode())
         runs[i].truncate_metrics(step, partial_at_step=partial[i])
         runs[i].write_info(status="running", step=step, resumed_from=step)
-    sweep.write_info(status="running", step=step, backend=ctx.backend, device=ctx.device,
-                     engine=sw.engine.engine, why_loop=why)
+    if sw.is_main:
+        sweep.write_info(status="running", step=step, backend=ctx.backend, device=dev,
+                         engine=sw.engine.engine, why_loop=why,
+                         world_size=1 if dist is None else dist.world)
+    if dist is not None:
+        dist.broadcast(None)
     return sweep, run_sweep(sweep, runs, sw, hooks), why
 
 

@@ -135,3 +135,26 @@ def test_ctrl_c_checkpoints_every_member_and_rm_waits_for_the_sweep(tmp_path):
     r = cli("rm", "live", "--yes")
     assert r.exit_code == 0 and not (runs_root() / "live").exists()
     assert not (runs_root() / "live.s0").exists() and not (runs_root() / "live.s1").exists()
+
+
+@pytest.mark.slow
+def test_nproc_shards_the_members_over_processes_and_a_resume_may_change_it():
+    args = ["--seeds", "0-2", "--engine", "loop", *TINY]
+    assert cli("sweep", SPECS / "ring2d.yaml", "--name", "one", *args).exit_code == 0
+    env = {**os.environ, "ADVGRAPH_RUNS": str(runs_root())}
+    r = subprocess.run([sys.executable, "-m", "advgraph", "sweep", str(SPECS / "ring2d.yaml"),
+                        "--name", "two", *args, "--set", "training.stop.steps=10",
+                        "--nproc", "2"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "3 members one after another (--engine loop) on each of 2 processes" in r.stdout
+    info = json.loads((runs_root() / "two" / "sweep.json").read_text())
+    assert info["world_size"] == 2 and info["step"] == 10
+    assert [m["status"] for m in info["members"]] == ["finished"] * 3
+    r = cli("sweep", "--resume", "two", "--set", "training.stop.steps=20")  # one process now
+    assert r.exit_code == 0, r.stderr
+    for s in (0, 1, 2):
+        _same_training(f"two.s{s}", f"one.s{s}", 20)
+    r = subprocess.run([sys.executable, "-m", "advgraph", "sweep", str(SPECS / "ring2d.yaml"),
+                        "--name", "x", "--seeds", "0", *TINY, "--nproc", "2"], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "--nproc 2 for 1 member(s)" in r.stderr

@@ -29,7 +29,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("backends", ("advgraph_torch", "advgraph_cupy")),
     ("session", ("advgraph.run",)),
     ("train and evaluate", ("advgraph.train", "advgraph.evaluate")),
-    ("tools over a run", ("advgraph.export", "advgraph.api", "advgraph.parity", "advgraph")),
+    ("tools over a run", ("advgraph.export", "advgraph.api", "advgraph.parity", "advgraph.sweep",
+                          "advgraph")),
     ("cli", ("advgraph.cli", "advgraph.__main__")),
 ]
 # in one layer, but neither may import the other
