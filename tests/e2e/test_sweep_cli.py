@@ -158,3 +158,22 @@ def test_nproc_shards_the_members_over_processes_and_a_resume_may_change_it():
                         "--name", "x", "--seeds", "0", *TINY, "--nproc", "2"], env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "--nproc 2 for 1 member(s)" in r.stderr
+
+
+def test_a_cupy_sweep_member_is_its_solo_run_on_the_host_executor():
+    import sys as _sys
+
+    from tests.conftest import ROOT
+
+    _sys.path.insert(0, str(ROOT / "backends"))
+    from advgraph_cupy.host import available
+
+    if available() is not None:
+        pytest.skip(str(available()))
+    args = ["--backend", "cupy", "--device", "cpu", *TINY, "--set", "training.stop.steps=10"]
+    r = cli("sweep", SPECS / "toy1d.yaml", "--seeds", "0-1", "--name", "cu", *args)
+    assert r.exit_code == 0, r.stderr
+    assert "one after another (the cupy backend has no batched engine)" in r.stdout
+    assert cli("train", SPECS / "toy1d.yaml", "--name", "solo", *args,
+               "--set", "training.seed=1").exit_code == 0
+    _same_training("cu.s1", "solo", 10)
