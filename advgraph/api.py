@@ -109,3 +109,47 @@ def open_run(run: str | Path, *, checkpoint: int | None = None, backend: str | N
     root = Path(runs_dir) if runs_dir is not None else default_root()
     return Run(restore_run(RunDir.resolve(run, root), checkpoint, backend=backend, device=device,
                            warn=lambda m: warnings.warn(m, stacklevel=3), raw=raw))
+
+
+class Sweep:
+    """A sweep's members (`advgraph sweep`), each an ordinary run: `members` lists them as
+    sweep.json records them (name, seed, values, setting, status); `open(name)` and `runs()`
+    open them as `open_run` does."""
+
+    def __init__(self, sweep: Any, root: Path):
+        self._sweep, self._root = sweep, root
+        self.info = sweep.info()
+
+    @property
+    def name(self) -> str:
+        return self._sweep.name
+
+    @property
+    def members(self) -> list[dict[str, Any]]:
+        return self.info["members"]
+
+    def open(self, member: str, **kwargs: Any) -> Run:
+        names = [m["name"] for m in self.members]
+        if member not in names:
+            from .errors import RunError
+
+            raise RunError(f"sweep {self.name!r} has no member {member!r} (members: "
+                           f"{', '.join(names)})")
+        return open_run(member, runs_dir=self._root, **kwargs)
+
+    def runs(self, **kwargs: Any) -> list[Run]:
+        """Every member that did not diverge, opened (keyword arguments as open_run's)."""
+        return [self.open(m["name"], **kwargs) for m in self.members
+                if m["status"] != "diverged"]
+
+    def __repr__(self) -> str:
+        return f"Sweep({self.name!r}, {len(self.members)} members)"
+
+
+def open_sweep(sweep: str | Path, *, runs_dir: str | Path | None = None) -> Sweep:
+    """Open a sweep by name under `runs_dir` (default $ADVGRAPH_RUNS, else ./runs) or by the
+    path of its directory."""
+    from .sweep.directory import SweepDir
+
+    root = Path(runs_dir) if runs_dir is not None else default_root()
+    return Sweep(SweepDir.resolve(str(sweep), root), root)

@@ -177,3 +177,21 @@ def test_a_cupy_sweep_member_is_its_solo_run_on_the_host_executor():
     assert cli("train", SPECS / "toy1d.yaml", "--name", "solo", *args,
                "--set", "training.seed=1").exit_code == 0
     _same_training("cu.s1", "solo", 10)
+
+
+def test_the_api_opens_a_sweep_and_its_members():
+    import advgraph
+    from advgraph.errors import RunError
+
+    assert cli("sweep", SPECS / "ring2d.yaml", "--seeds", "0-1", "--name", "api",
+               *TINY).exit_code == 0
+    sw = advgraph.open_sweep("api")
+    assert [m["name"] for m in sw.members] == ["api.s0", "api.s1"]
+    runs = sw.runs()
+    assert [r.name for r in runs] == ["api.s0", "api.s1"] and runs[1].step == 20
+    np.testing.assert_array_equal(runs[1].generate(5, seed=3),
+                                  advgraph.open_run("api.s1").generate(5, seed=3))
+    with pytest.raises(RunError, match="no member 'x'"):
+        sw.open("x")
+    with pytest.raises(RunError, match="no sweep 'nope'"):
+        advgraph.open_sweep("nope")
