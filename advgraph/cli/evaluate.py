@@ -89,7 +89,9 @@ def eval_(
 ) -> None:
     """Evaluate a run: --parzen (any data), --fid/--prdc/--score (labelled data), --theory
     (1-D data), --modes (toy-ring2d data). Every result is also appended to
-    eval/metrics.jsonl."""
+    eval/metrics.jsonl. Given a sweep, every member that did not diverge is evaluated so, then
+    each figure's mean ± standard error over the seeds is printed per setting (and written to
+    the sweep's eval/)."""
     from ..evaluate.evaluation import Evaluation
 
     quality = frozenset(m for m, on in (("fid", fid), ("prdc", prdc), ("score", score)) if on)

@@ -156,7 +156,8 @@ def _raw_scores(r) -> bool:
 
 def plot(run: str = RunArg, out: Optional[Path] = OutOpt,
          runs_dir: Optional[Path] = RunsDirOpt) -> None:
-    """Loss and D-output curves from metrics.jsonl as a PNG."""
+    """Loss and D-output curves from metrics.jsonl as a PNG (of a sweep: per setting, the
+    median over its members with the 25–75% band)."""
     from ..errors import RunError
     from ..figures import plot_metrics
 

@@ -21,7 +21,7 @@ SE_NOTE = "s.e. = sample std (ddof 1) / √n over the seeds; n = 1: no s.e."
 def evaluate_sweep(sw, evaluate: Callable[[str], Reports], as_json: bool) -> None:
     """`evaluate(member)` for each member that did not diverge, in the order sweep.json lists
     them; a member that fails is reported and the others still evaluated, and the command
-    then exits non-zero. One summary per kind of report."""
+    then exits non-zero (2 where one's error was a usage error, e.g. --theory of 2-D data). One summary per kind of report."""
     with user_errors():
         info = sw.info()
     members = info["members"]
@@ -31,7 +31,7 @@ def evaluate_sweep(sw, evaluate: Callable[[str], Reports], as_json: bool) -> Non
         with user_errors():
             raise RunError(f"every member of sweep {sw.name} diverged: nothing to evaluate")
     by_kind: dict[str, list[tuple[dict, dict]]] = {}  # kind → (member, report)
-    failed = []
+    failed, code = [], 1  # the exit code: the failures' highest (2: a usage error)
     for i, m in enumerate(live):
         err.print(f"[{i + 1}/{len(live)}] {m['name']}", markup=False)
         try:
@@ -39,6 +39,7 @@ def evaluate_sweep(sw, evaluate: Callable[[str], Reports], as_json: bool) -> Non
                 by_kind.setdefault(kind, []).append((m, report))
         except AdvGraphError as e:
             failed.append({"name": m["name"], "error": " ".join(e.worded(FLAGS).split())})
+            code = max(code, e.exit_code)
         except MemoryError:
             failed.append({"name": m["name"], "error": "out of memory; try a smaller --samples"})
         else:
@@ -57,7 +58,7 @@ def evaluate_sweep(sw, evaluate: Callable[[str], Reports], as_json: bool) -> Non
     if failed:
         err.print(f"error: {len(failed)} of {len(live)} members failed: "
                   + ", ".join(f["name"] for f in failed), markup=False)
-        raise typer.Exit(1)
+        raise typer.Exit(code)
 
 
 def _summary(sw, kind: str, got: list[tuple[dict, dict]], excluded: list[str],

@@ -89,7 +89,7 @@ def test_eval_sweep_summarises_members_evaluated_as_eval_member_would(sweep):
 @pytest.mark.slow
 def test_eval_sweep_table_leaves_out_diverged_members(sweep):
     _diverge("sw.lr-0.0005.s1")
-    r = cli("eval", sweep, "--parzen", "--samples", "200", "--valid-limit", "100")
+    r = cli("eval", runs_root() / sweep, "--parzen", "--samples", "200", "--valid-limit", "100")
     assert r.exit_code == 0, r.stderr
     assert "training.optimizer.lr=0.001 " in r.stdout and "mean_log_likelihood" in r.stdout
     assert "±" in r.stdout and "(no s.e.)" in r.stdout  # the setting left with one seed
@@ -116,6 +116,15 @@ def test_a_member_that_fails_is_reported_and_the_others_evaluated(sweep):
     assert summary["settings"][0]["n"] == 1
     for name in (MEMBERS[0], *MEMBERS[2:]):
         assert (runs_root() / name / "eval" / "modes.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_usage_error_of_every_member_exits_2(sweep):
+    r = cli("eval", sweep, "--theory", "--samples", "100")  # the ring is 2-D
+    assert r.exit_code == 2 and "Traceback" not in r.stderr
+    for name in MEMBERS:
+        assert f"error: member {name}: --theory needs 1-D data" in r.stderr
+    assert "4 of 4 members failed" in r.stderr and not (runs_root() / "sw" / "eval").exists()
 
 
 @pytest.mark.slow

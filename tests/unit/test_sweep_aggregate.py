@@ -65,3 +65,15 @@ def test_figures_of_each_kind_of_report():
                                    "kl_uniform": None}
     with pytest.raises(ValueError, match="`kind`"):
         figures("nope", {})
+
+
+def test_sweep_curves_are_quantiles_over_members_aligned_by_step():
+    from advgraph.figures import quantile_curves
+
+    a = [{"step": 10, "d_loss": 1.0}, {"step": 20, "d_loss": 2.0}]
+    b = [{"step": 20, "d_loss": 4.0}, {"step": 10, "d_loss": 3.0}]  # rows out of order
+    c = [{"step": 10, "d_loss": 5.0}, {"step": 20, "g_loss": 9.0}]  # no d_loss at step 20
+    steps, (lo, med, hi) = quantile_curves([a, b, c], "d_loss")
+    assert steps.tolist() == [10, 20]
+    # step 10 over {1, 3, 5}; step 20 over {2, 4} (linear interpolation between order stats)
+    assert lo.tolist() == [2.0, 2.5] and med.tolist() == [3.0, 3.0] and hi.tolist() == [4.0, 3.5]
