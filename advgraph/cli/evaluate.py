@@ -17,8 +17,8 @@ from .common import (CheckpointOpt, DataRootOpt, DeviceOpt, EvalBackendOpt, OutO
                      sweep_at, user_errors, warn)
 from .ranks import ranks
 from .reports import print_by_label, print_modes, print_parzen, print_quality, print_theory
-from .sweep_eval import evaluate_sweep
 from .restoring import EVAL_COPIES, EVAL_PER_SAMPLE, current_rank, fits, restore
+from .sweep_eval import evaluate_sweep
 
 
 class Split(str, Enum):
