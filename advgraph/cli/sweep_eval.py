@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from ..errors import AdvGraphError, RunError
@@ -98,7 +99,7 @@ def print_summary(s: dict[str, Any]) -> None:
     for row in s["settings"]:
         table.add_row(row["setting"], str(row["n"]),
                       *(_cell(row.get(name), row["n"]) for name in names))
-    console.print(table)
+    _print_wide(table)
     console.print(SE_NOTE)
     steps = {m["checkpoint_step"] for m in s["members"]}
     if len(steps) > 1:
@@ -108,6 +109,17 @@ def print_summary(s: dict[str, Any]) -> None:
         console.print("excluded (diverged): " + ", ".join(s["excluded"]))
     for f in s["failed"]:
         console.print(f"failed: {f['name']}: {f['error']}")
+
+
+def _print_wide(table: Table) -> None:
+    """The table at its natural width where the output is not a terminal (a pipe, a file),
+    whose 80 columns would wrap a cell and split its "mean ± s.e." over two lines."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    need = console.measure(table, options=console.options.update_width(10_000)).maximum
+    Console(file=console.file, width=max(console.width, need), highlight=False,
+            soft_wrap=True, markup=False).print(table)
 
 
 def _cell(fig: dict[str, Any] | None, n: int) -> str:
