@@ -334,3 +334,56 @@ def plot_metrics(rows: list[dict], path: Path, title: str = "",
     out = _save_fig(fig, path, follow)
     plt.close(fig)
     return out
+
+
+SWEEP_CURVES = (("d_loss", "D loss", 0), ("g_loss", "G loss", 0), ("d_real", "mean D(x)", 1),
+                ("d_fake", "mean D(G(z))", 1))
+
+
+def quantile_curves(members: list[list[dict]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """The steps any member logged `key` at, and per step the 25%, 50% and 75% quantiles over
+    the members that logged it there (members aligned by step, not by row): (steps, (3, n))."""
+    steps = np.array(sorted({r["step"] for rows in members for r in rows if key in r}))
+    col = {s: i for i, s in enumerate(steps)}
+    grid = np.full((len(members), len(steps)), np.nan)
+    for i, rows in enumerate(members):
+        for r in rows:
+            if r.get(key) is not None:
+                grid[i, col[r["step"]]] = r[key]
+    return steps, np.nanpercentile(grid, [25, 50, 75], axis=0)
+
+
+def plot_sweep_metrics(settings: dict[str, list[list[dict]]], path: Path, title: str = "",
+                       follow: bool = False, scores: bool = False) -> Path:
+    """A sweep's curves: per setting (label → each member's metrics rows) the losses and mean
+    D outputs by step as the median over its members, with the band between the 25% and 75%
+    quantiles; one colour per setting, the line style telling the curves apart."""
+    plt = _pyplot()
+    from matplotlib.patches import Patch
+
+    fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True, layout="constrained")
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for c, (setting, members) in enumerate(settings.items()):
+        colour = colours[c % len(colours)]
+        for j, (key, label, panel) in enumerate(SWEEP_CURVES):
+            steps, (lo, med, hi) = quantile_curves(members, key)
+            ls = "-" if j % 2 == 0 else "--"
+            axes[panel].plot(steps, med, ls, color=colour, marker="o" if len(steps) == 1 else None,
+                             label=f"{label}, {setting} (median of {len(members)})")
+            axes[panel].fill_between(steps, lo, hi, color=colour, alpha=0.2, lw=0)
+    if not scores:
+        axes[0].axhline(np.log(4), color="grey", lw=0.8, ls=":", label="log 4 (D at equilibrium)")
+        axes[1].axhline(0.5, color="grey", lw=0.8, ls=":")
+        axes[1].set_ylim(0, 1)
+    axes[0].set_ylabel("loss")
+    axes[1].set_ylabel("D score" if scores else "D output")
+    band = Patch(color="grey", alpha=0.2, label="band: 25–75% quantiles over members")
+    for ax in axes:
+        handles, _ = ax.get_legend_handles_labels()
+        ax.legend(handles=handles + [band], loc="upper left", bbox_to_anchor=(1.01, 1),
+                  borderaxespad=0, fontsize="small")
+    axes[-1].set_xlabel("step")
+    axes[0].set_title(title)
+    out = _save_fig(fig, path, follow)
+    plt.close(fig)
+    return out

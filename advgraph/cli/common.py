@@ -90,10 +90,30 @@ def runs_root(runs_dir: Optional[Path]) -> Path:
 
 
 def open_run(run: str, runs_dir: Optional[Path]):
-    """The run directory, or the error that names what is wrong with it."""
+    """The run directory, or the error that names what is wrong with it (a sweep's names its
+    members: a command that reads one run is given one of them)."""
     from ..run.directory import RunDir
 
+    sw = sweep_at(run, runs_dir)
+    if sw is not None:
+        names = [m["name"] for m in sw.info()["members"]]
+        shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+        raise UsageError(f"{run} is a sweep of {len(names)} members ({shown}): give one member, "
+                         f"e.g. {names[0]}")
     return RunDir.resolve(run, runs_root(runs_dir))
+
+
+def sweep_at(run: str, runs_dir: Optional[Path]):
+    """The sweep RUN names (as a name under the runs directory or a path, as runs are
+    given), or None when it names none."""
+    from ..names import is_run_path
+    from ..sweep.directory import SweepDir
+
+    path = Path(run) if is_run_path(run) else runs_root(runs_dir) / run
+    try:
+        return SweepDir(path) if SweepDir.is_sweep(path) else None
+    except OSError:  # (a name too long for the file system): open_run says what is wrong
+        return None
 
 
 def warn(msg: str) -> None:

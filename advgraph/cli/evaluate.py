@@ -3,9 +3,10 @@ this parses, checks what typer cannot, and prints each report as it comes)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import typer
 
@@ -13,10 +14,11 @@ from ..errors import UsageError
 from .common import (CheckpointOpt, DataRootOpt, DeviceOpt, EvalBackendOpt, OutOpt, RawOpt,
                      RunArg,
                      RunsDirOpt, SeedOpt, console, err, open_run, png_out, print_wrote,
-                     user_errors, warn)
+                     sweep_at, user_errors, warn)
 from .ranks import ranks
 from .reports import print_by_label, print_modes, print_parzen, print_quality, print_theory
 from .restoring import EVAL_COPIES, EVAL_PER_SAMPLE, current_rank, fits, restore
+from .sweep_eval import evaluate_sweep
 
 
 class Split(str, Enum):
@@ -87,12 +89,14 @@ def eval_(
 ) -> None:
     """Evaluate a run: --parzen (any data), --fid/--prdc/--score (labelled data), --theory
     (1-D data), --modes (toy-ring2d data). Every result is also appended to
-    eval/metrics.jsonl."""
-    from ..evaluate.evaluation import Evaluation, checkpoint_steps, restored_checkpoints
+    eval/metrics.jsonl. Given a sweep, every member that did not diverge is evaluated so, then
+    each figure's mean ± standard error over the seeds is printed per setting (and written to
+    the sweep's eval/)."""
+    from ..evaluate.evaluation import Evaluation
 
     quality = frozenset(m for m, on in (("fid", fid), ("prdc", prdc), ("score", score)) if on)
 
-    def check() -> Evaluation:  # once before --nproc launches its ranks, and in each
+    def check(open_it: bool = True) -> Evaluation:  # before --nproc launches its ranks, in each
         png_out(out)
         grid = _check_eval_options(parzen or bool(quality) or theory or modes, parzen, by_label,
                                    sigmas, sigma, all_checkpoints, checkpoint)
@@ -100,7 +104,8 @@ def eval_(
             raise UsageError(f"--mode-share must be in (0, 1], got {mode_share}")
         if not modes and (mode_samples != MODE_SAMPLES or mode_share != MODE_SHARE):
             raise UsageError("--mode-samples and --mode-share go with --modes")
-        open_run(run, runs_dir)
+        if open_it:
+            open_run(run, runs_dir)
         return Evaluation(parzen=parzen, quality=quality, theory=theory, per_label=by_label,
                           samples=samples, seed=seed, split=split.value,
                           baseline=baseline.value if baseline else None, sigmas=grid,
@@ -108,30 +113,66 @@ def eval_(
                           retrain_classifier=retrain_classifier, out=out, modes=modes,
                           mode_samples=mode_samples, mode_share=mode_share)
 
+    restoring = dict(device=device, data_root=data_root, backend=backend, raw=raw)
+    sw = sweep_at(run, runs_dir)
+    if sw is not None:  # every member evaluated as `eval MEMBER` would, then summarised
+        with user_errors(0, "a smaller --samples"):
+            ev = check(open_it=False)
+            _sweep_only_options(nproc, all_checkpoints, out)
+        # a memo of its own per member: what quality keeps is keyed without the member's data
+        evaluate_sweep(sw, lambda name: evaluate_run(name, sw.path.parent, replace(ev, memo={}),
+                                                    checkpoint, False, restoring), as_json)
+        return
     rank = current_rank()
     with user_errors(rank, "a smaller --samples"), ranks(nproc, device, check) as dist:
-        ev, r = check(), open_run(run, runs_dir)
-        if all_checkpoints and ev.baseline_only and not rank:
-            warn(f"--all-checkpoints does nothing with --parzen --baseline {ev.baseline}: the "
-                 "baseline does not depend on G's checkpoint, so it is scored once; run "
-                 "--all-checkpoints without --baseline for G's history")
-        steps = checkpoint_steps(r, checkpoint, all_checkpoints and not ev.baseline_only)
+        for kind, report in evaluate_run(run, runs_dir, check(), checkpoint, all_checkpoints,
+                                         restoring, dist, rank):
+            _print_report(kind, report, as_json)
 
-        def restored_at(step: Optional[int]):
-            return restore(run, runs_dir, step, dist.device if dist else device, data_root,
-                           backend, raw)
 
-        for restored, last in restored_checkpoints(r, steps, restored_at, dist=dist, warn=warn,
-                                                   skip_vanished=all_checkpoints):
-            if parzen or quality or theory:
-                fits(restored, "--samples", f"--samples {samples:,}", samples, EVAL_COPIES,
-                     EVAL_PER_SAMPLE)
-            if modes:
-                fits(restored, "--mode-samples", f"--mode-samples {mode_samples:,}",
-                     mode_samples, EVAL_COPIES, _mode_bytes(restored))
-            for kind, report in ev.reports(restored, last=last, dist=dist, warn=warn,
-                                           progress=lambda m: err.print(m, markup=False)):
-                _print_report(kind, report, as_json)
+def evaluate_run(run: str, runs_dir: Optional[Path], ev, checkpoint: Optional[int],
+                 all_checkpoints: bool, restoring: dict[str, Any], dist=None,
+                 rank: int = 0) -> Iterator[tuple[str, dict[str, Any]]]:
+    """`eval RUN`'s work on one run, report by report as each is written: its checkpoints
+    (`checkpoint`, or every one) restored as `restoring` says (device, data_root, backend,
+    raw), their samples' memory checked, then `ev`'s metrics on each."""
+    from ..evaluate.evaluation import checkpoint_steps, restored_checkpoints
+
+    r = open_run(run, runs_dir)
+    if all_checkpoints and ev.baseline_only and not rank:
+        warn(f"--all-checkpoints does nothing with --parzen --baseline {ev.baseline}: the "
+             "baseline does not depend on G's checkpoint, so it is scored once; run "
+             "--all-checkpoints without --baseline for G's history")
+    steps = checkpoint_steps(r, checkpoint, all_checkpoints and not ev.baseline_only)
+    device = dist.device if dist else restoring["device"]
+
+    def restored_at(step: Optional[int]):
+        return restore(run, runs_dir, step, device, restoring["data_root"], restoring["backend"],
+                       restoring["raw"])
+
+    for restored, last in restored_checkpoints(r, steps, restored_at, dist=dist, warn=warn,
+                                               skip_vanished=all_checkpoints):
+        if ev.parzen or ev.quality or ev.theory:
+            fits(restored, "--samples", f"--samples {ev.samples:,}", ev.samples, EVAL_COPIES,
+                 EVAL_PER_SAMPLE)
+        if ev.modes:
+            fits(restored, "--mode-samples", f"--mode-samples {ev.mode_samples:,}",
+                 ev.mode_samples, EVAL_COPIES, _mode_bytes(restored))
+        yield from ev.reports(restored, last=last, dist=dist, warn=warn,
+                              progress=lambda m: err.print(m, markup=False))
+
+
+def _sweep_only_options(nproc: int, all_checkpoints: bool, out: Optional[Path]) -> None:
+    """The options of eval that do not apply to a sweep's members one after another."""
+    if nproc != 1:
+        raise UsageError("--nproc goes with a run; a sweep's members are evaluated one after "
+                         "another (evaluate a member with --nproc: advgraph eval MEMBER)")
+    if all_checkpoints:
+        raise UsageError("--all-checkpoints goes with a run; a sweep is summarised at one "
+                         "checkpoint (--checkpoint STEP, default each member's latest)")
+    if out is not None:
+        raise UsageError("--out goes with a run: every member of a sweep would write its "
+                         "--theory figure there (each writes under its own eval/ without it)")
 
 
 def _mode_bytes(restored) -> int:

@@ -10,7 +10,7 @@ import typer
 
 from .common import (CheckpointOpt, DataRootOpt, DeviceOpt, EvalBackendOpt, LabelOpt, OutOpt,
                      RawOpt, RunArg, RunsDirOpt, SeedOpt, open_run, png_out, print_wrote,
-                     user_errors, warn)
+                     sweep_at, user_errors, warn)
 from .ranks import ranks
 from .restoring import FIGURE_COPIES, NPZ_COPIES, current_rank, fits, restore
 
@@ -156,12 +156,16 @@ def _raw_scores(r) -> bool:
 
 def plot(run: str = RunArg, out: Optional[Path] = OutOpt,
          runs_dir: Optional[Path] = RunsDirOpt) -> None:
-    """Loss and D-output curves from metrics.jsonl as a PNG."""
+    """Loss and D-output curves from metrics.jsonl as a PNG (of a sweep: per setting, the
+    median over its members with the 25–75% band)."""
     from ..errors import RunError
     from ..figures import plot_metrics
 
     with user_errors():
         png_out(out)
+        sw = sweep_at(run, runs_dir)
+        if sw is not None:
+            return _plot_sweep(sw, out)
         r = open_run(run, runs_dir)
         metrics = r.metrics()  # a damaged metrics.jsonl: an error naming the file and line
         rows = [x for x in metrics
@@ -172,3 +176,35 @@ def plot(run: str = RunArg, out: Optional[Path] = OutOpt,
         print_wrote(plot_metrics(rows, out or r.path / "plots" / "metrics.png",
                                  title=f"run {r.name}", parzen=parzen, evals=_eval_history(r),
                                  follow=out is not None, scores=_raw_scores(r)))
+
+
+CURVES = ("step", "d_loss", "g_loss", "d_real", "d_fake")
+
+
+def _plot_sweep(sw, out: Optional[Path]) -> None:
+    """`plot SWEEP`: per setting, the members' curves as a median and a 25–75% band; diverged
+    members left out (named in the title), as are members with no metrics yet."""
+    from ..errors import RunError
+    from ..figures import plot_sweep_metrics
+
+    info = sw.info()
+    settings: dict[str, list[list[dict]]] = {}
+    left_out = [m["name"] for m in info["members"] if m.get("status") == "diverged"]
+    runs = sw.member_runs(info)
+    for m, r in zip(info["members"], runs):
+        if m.get("status") == "diverged":
+            continue
+        rows = [x for x in r.metrics() if all(k in x for k in CURVES)]  # damage: names the file
+        if rows:
+            settings.setdefault(m.get("setting", "all"), []).append(rows)
+        else:
+            warn(f"{r.metrics_path}: no training metrics yet; member {m['name']} left out")
+    if not settings:
+        raise RunError(f"sweep {sw.name}: no member has training metrics to plot")
+    title = f"sweep {sw.name}: median over seeds, band 25–75%"
+    if left_out:
+        title += f"\ndiverged, left out: {', '.join(left_out)}"
+    first = next(r for m, r in zip(info["members"], runs) if m.get("status") != "diverged")
+    print_wrote(plot_sweep_metrics(settings, out or sw.path / "plots" / "metrics.png",
+                                   title=title, follow=out is not None,
+                                   scores=_raw_scores(first)))
