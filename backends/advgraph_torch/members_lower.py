@@ -33,7 +33,10 @@ def _gemm(x, n, p, ctx):
     which cost little as N calls."""
     w, b = p[n.name + ".weight"], p[n.name + ".bias"]
     if w.shape[-1] == 1 or x.shape[1] * w.shape[1] * w.shape[2] < _SMALL_BMM:
-        return torch.stack([torch.addmm(b[i], x[i], w[i]) for i in range(len(x))])
+        # unbind, not x[i]: its backward stacks the N gradients; indexing's adds N full-size
+        # zero tensors (quadratic in N)
+        return torch.stack([torch.addmm(bi, xi, wi)
+                            for bi, xi, wi in zip(b.unbind(0), x.unbind(0), w.unbind(0))])
     return torch.baddbmm(b.unsqueeze(1), x, w)
 
 

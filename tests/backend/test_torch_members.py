@@ -243,3 +243,4 @@ def test_members_that_cannot_share_a_program_fall_back_to_the_loop():
     sn = program("hinge", "spectral_norm: {nets: [D]}")
     assert backend.build_members([sn, sn], "cpu", seeds, 8, [SGD, SGD]) is None
     assert build_members(backend, [sn, sn], "cpu", seeds, 8, [SGD, SGD]).engine == "loop"
+    assert build_members(backend, [base, base], "cpu", seeds, 8, [SGD, SGD]).engine == "batched"
