@@ -22,6 +22,9 @@ from tests.backend.test_torch_objective import program  # noqa: E402
 from tests.programs import compile_loaded, write_conv_spec  # noqa: E402
 from tests.unit.test_spec import BASE  # noqa: E402
 
+# Tiny nets: more threads only add OpenMP's waits (10x slower on a busy machine).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 N = 3
 SGD = {"G": OptimConfig("sgd"), "D": OptimConfig("sgd")}
 ADAM = {"G": OptimConfig("adam", beta1=0.5), "D": OptimConfig("adam", beta1=0.5)}
@@ -110,8 +113,8 @@ def test_mlp_with_dropout_sgd_momentum_and_per_member_lr():
     solos, members = setup(prog, SGD, x)
     iterate(solos, members, LR, MOMENTUM)
     worst = assert_states_equal(solos, members)
-    # On this CPU the MLP is bit-identical (members_lower._gemm); the tolerance is for BLAS
-    # builds that round the batched products otherwise.
+    # On this CPU the MLP is bit-identical, for 50 iterations too (members_lower._gemm); the
+    # tolerance is for BLAS builds that round the batched products otherwise.
     assert worst <= 1e-7
     iterate(solos, members, LR, MOMENTUM, iters=49, start=16)
     got = members.read_metrics()
@@ -151,6 +154,12 @@ def test_conditional_conv_net_with_batchnorm_layernorm_and_pool(tmp_path):
         np.testing.assert_allclose(member.discriminate(x[:5], labels[:5]),
                                    solo.discriminate(x[:5], labels[:5]), rtol=1e-4, atol=1e-6)
         np.testing.assert_array_equal(member.sample_noise(4), solo.sample_noise(4))
+    # 50 iterations on: the ~1-ulp differences of the grouped convolutions grow (0.8% in the
+    # metrics here), as any two roundings of a GAN's training drift apart
+    iterate(solos, members, LR, MOMENTUM, decay=DECAY, iters=48, start=32)
+    got = members.read_metrics()
+    for i, solo in enumerate(solos):
+        assert got[i] == pytest.approx(solo.read_metrics(), rel=0.05, abs=1e-3)
 
 
 @pytest.mark.parametrize("loss", LOSSES)
