@@ -50,6 +50,14 @@ class TorchBackend:
               optim: dict[str, OptimConfig], dist=None) -> "TorchTrainer":
         return TorchTrainer(program, device, seed, batch_size, optim, dist)
 
+    def build_members(self, programs: list[Program], device: str, seeds: list[int],
+                      batch_size: int, optim: list[dict[str, OptimConfig]]):
+        """One batched program for all members (members.py), or None when they cannot share
+        one (the sweep then trains one TorchTrainer per member)."""
+        from .members import build_members
+
+        return build_members(programs, _device(device), seeds, batch_size, optim)
+
 
 def _device(name: str):
     import torch

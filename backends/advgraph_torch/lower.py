@@ -130,12 +130,15 @@ class Net:
     """A lowered graph: (fn, node) steps over a shared parameter table. A chain passes one
     tensor along; a graph with branches keeps each value until its last reader has run."""
 
-    def __init__(self, graph: Graph, params: dict[str, torch.Tensor]):
+    def __init__(self, graph: Graph, params: dict[str, torch.Tensor],
+                 lowerings: dict[Op, OpFn] | None = None):
+        """`lowerings`: another table of the same ops (members_lower's, over stacked members)."""
+        table = LOWERINGS if lowerings is None else lowerings
         self.graph = graph
         self.params = params
         self.chain = graph.is_chain()
         body = [n for n in graph.nodes if n.op is not Op.INPUT]
-        self.steps = [(LOWERINGS[n.op], n) for n in body]
+        self.steps = [(table[n.op], n) for n in body]
         self.listed = {n.name for n in body if OPS[n.op].arity == "several"}  # given a list
         names = [n.name for n in body]
         self.logit_steps = self.steps[: names.index(graph.logits) + 1] if graph.logits else None

@@ -20,30 +20,42 @@ from advgraph.objective import EPS, spectral_vectors
 # ---- losses ----------------------------------------------------------------------------------
 
 
-def d_loss(loss: str, l_real: torch.Tensor, l_fake: torch.Tensor) -> torch.Tensor:
+def _mean(t: torch.Tensor, members: bool) -> torch.Tensor:
+    """The mean over a batch; with `members`, one per member of a stacked (N, B, ...) batch."""
+    return t.flatten(1).mean(1) if members else t.mean()
+
+
+def d_loss(loss: str, l_real: torch.Tensor, l_fake: torch.Tensor,
+           members: bool = False) -> torch.Tensor:
     """D's loss, as reference.loss_values (BCE through the logit for the probability losses:
-    softplus never overflows where log(sigmoid) would)."""
+    softplus never overflows where log(sigmoid) would); `members`: one per stacked member."""
+    def mean(t):
+        return _mean(t, members)
+
     if loss in ("minimax", "non_saturating"):
-        return F.softplus(-l_real).mean() + F.softplus(l_fake).mean()
+        return mean(F.softplus(-l_real)) + mean(F.softplus(l_fake))
     if loss == "least_squares":
-        return 0.5 * (l_real - 1).square().mean() + 0.5 * l_fake.square().mean()
+        return 0.5 * mean((l_real - 1).square()) + 0.5 * mean(l_fake.square())
     if loss == "hinge":
-        return torch.relu(1 - l_real).mean() + torch.relu(1 + l_fake).mean()
+        return mean(torch.relu(1 - l_real)) + mean(torch.relu(1 + l_fake))
     if loss == "wasserstein":
-        return l_fake.mean() - l_real.mean()
+        return mean(l_fake) - mean(l_real)
     raise ValueError(f"not a loss: {loss!r}")
 
 
-def g_loss(loss: str, l_fake: torch.Tensor) -> torch.Tensor:
+def g_loss(loss: str, l_fake: torch.Tensor, members: bool = False) -> torch.Tensor:
     """G's loss on D's logits/scores of its samples, as reference.loss_values."""
+    def mean(t):
+        return _mean(t, members)
+
     if loss == "non_saturating":
-        return F.softplus(-l_fake).mean()  # −log D(G(z))
+        return mean(F.softplus(-l_fake))  # −log D(G(z))
     if loss == "minimax":
-        return -F.softplus(l_fake).mean()  # log(1 − D(G(z)))
+        return -mean(F.softplus(l_fake))  # log(1 − D(G(z)))
     if loss == "least_squares":
-        return 0.5 * (l_fake - 1).square().mean()
+        return 0.5 * mean((l_fake - 1).square())
     if loss in ("hinge", "wasserstein"):
-        return -l_fake.mean()
+        return -mean(l_fake)
     raise ValueError(f"not a loss: {loss!r}")
 
 

@@ -1,0 +1,99 @@
+"""The optimisers and the EMA of optim.py and objective.py over stacked members (N, *shape),
+each member with its own lr, momentum and decay (tensors shaped (N, 1, ...) that broadcast);
+Adam's t is shared, since all members step together. Each per-member update rounds as the
+solo one does (checked bit for bit by the tests)."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+from advgraph.backend_protocol import OptimConfig
+
+
+def per_member(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
+    """(N, 1, ..., 1) float32 of one value per member, broadcasting against `like`."""
+    t = torch.tensor(list(values), dtype=torch.float32, device=like.device)
+    return t.view(-1, *([1] * (like.dim() - 1)))
+
+
+class StackedOptimizer:
+    def __init__(self, cfg: OptimConfig, names: list[str], params: list[torch.Tensor]):
+        self.cfg, self.names, self.params = cfg, names, params
+        self.t = 0
+        self.slots: dict[str, list[torch.Tensor]] = {
+            slot: [torch.zeros_like(p) for p in params] for slot in cfg.slots}
+
+    @torch.no_grad()
+    def step(self, grads: list[torch.Tensor], lr: Sequence[float],
+             momentum: Sequence[float]) -> None:
+        self.t += 1
+        if self.cfg.kind == "sgd":
+            for p, v, g in zip(self.params, self.slots["velocity"], grads):
+                # v ← μ·v − lr·g (μ = 0: v·0 + (−lr·g) = −lr·g exactly, for a finite v)
+                # addcmul rounds as optim.py's add_(alpha=−lr) (one fused rounding); g·t + v
+                # would round twice
+                v.mul_(per_member(momentum, v)).addcmul_(g, per_member([-a for a in lr], g))
+                p.add_(v)
+            return
+        b1, b2, eps = self.cfg.beta1, self.cfg.beta2, self.cfg.eps
+        corr = math.sqrt(1 - b2 ** self.t)
+        steps = [-a / (1 - b1 ** self.t) for a in lr]  # in double, as optim.py's value=
+        for p, m, v, g in zip(self.params, self.slots["m"], self.slots["v"], grads):
+            m.lerp_(g, 1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = v.sqrt().div_(corr).add_(eps)
+            p.add_(per_member(steps, m) * m / denom)  # addcdiv's (value·m)/denom
+
+    def state(self, prefix: str, i: int) -> dict[str, torch.Tensor]:
+        out = {f"{prefix}/{slot}/{n}": t[i] for slot, ts in self.slots.items()
+               for n, t in zip(self.names, ts)}
+        out[f"{prefix}/t"] = torch.tensor([self.t], dtype=torch.int64)
+        return out
+
+    @torch.no_grad()
+    def load(self, prefix: str, state: dict, i: int) -> None:
+        """Member i's slots; `t` is shared: the last member loaded sets it."""
+        for slot, ts in self.slots.items():
+            for n, t in zip(self.names, ts):
+                key = f"{prefix}/{slot}/{n}"
+                if key in state:
+                    t[i].copy_(torch.as_tensor(state[key]))
+                else:
+                    t[i].zero_()
+        if f"{prefix}/t" in state:
+            self.t = int(state[f"{prefix}/t"].reshape(-1)[0])
+
+
+class StackedEma:
+    """ema/<tensor> of G's trainable tensors, per member: ema ← d·ema + (1 − d)·θ."""
+
+    def __init__(self, names: list[str], params: list[torch.Tensor]):
+        self.names, self.params = names, params
+        self.avg = [torch.zeros_like(t, requires_grad=False) for t in params]
+
+    @torch.no_grad()
+    def step(self, decay: Sequence[float]) -> None:
+        for avg, theta in zip(self.avg, self.params):
+            # decay 0: ema·0 + θ·1 = θ, the solo copy (for a finite ema)
+            avg.mul_(per_member(decay, avg)).addcmul_(theta, per_member([1 - d for d in decay],
+                                                                        avg))
+
+    def state(self, i: int) -> dict[str, torch.Tensor]:
+        return {f"ema/{n}": t[i] for n, t in zip(self.names, self.avg)}
+
+    @torch.no_grad()
+    def load(self, state: dict, i: int) -> None:
+        from advgraph.errors import BackendError
+
+        for n, avg, theta in zip(self.names, self.avg, self.params):
+            src = state.get(f"ema/{n}")
+            if src is None:
+                avg[i].copy_(theta[i])
+                continue
+            if tuple(src.shape) != tuple(avg.shape[1:]):
+                raise BackendError(f"ema/{n}: shape {tuple(src.shape)} in the state, "
+                                   f"{tuple(avg.shape[1:])} in the graph")
+            avg[i].copy_(torch.as_tensor(src))
