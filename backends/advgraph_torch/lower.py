@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from advgraph.ir import Graph, Node, Op
 from advgraph.ops import OPS
 
+from .maxout import maxout_gemm
+
 # fn(x, node, params, ctx) -> y; ctx carries the training flags and the generator.
 OpFn = Callable[[torch.Tensor, Node, dict[str, torch.Tensor], "Ctx"], torch.Tensor]
 
@@ -43,7 +45,13 @@ def _gemm(x, n, p, ctx):
 
 
 def _maxout(x, n, p, ctx):
-    return _gemm(x, n, p, ctx).view(x.shape[0], n.attrs["units"], n.attrs["pieces"]).amax(dim=2)
+    """The gradient goes to the first winning piece at a tie (as in the cupy kernel); in
+    training through maxout.maxout_gemm, fast on the CPU."""
+    units, pieces = n.attrs["units"], n.attrs["pieces"]
+    if ctx.train and not ctx.linear_layout:
+        return maxout_gemm(x, p[n.name + ".weight"], p[n.name + ".bias"], units, pieces,
+                           lambda x, w, b: torch.addmm(b, x, w))
+    return _gemm(x, n, p, ctx).view(x.shape[0], units, pieces).max(dim=2).values
 
 
 def _dropout(x, n, p, ctx):
@@ -80,7 +88,7 @@ def _conv(x, n, p, ctx):
 def _maxout_conv(x, n, p, ctx):
     y = _conv(x, n, p, ctx)
     b, _, h, w = y.shape
-    return y.view(b, n.attrs["channels"], n.attrs["pieces"], h, w).amax(dim=2)
+    return y.view(b, n.attrs["channels"], n.attrs["pieces"], h, w).max(dim=2).values
 
 
 def _conv_t(x, n, p, ctx):

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from advgraph.ir import Op
 
 from .lower import LOWERINGS, OpFn
+from .maxout import maxout_gemm
 
 
 # ATen's bmm multiplies matrices this small (in·B·out) with its own loop, which sums in
@@ -31,7 +32,10 @@ def _gemm(x, n, p, ctx):
     baddbmm where it is (checked on CPU), else one addmm per member: for tiny products (see
     _SMALL_BMM) and for one output (D's last layer: addmm takes a matrix-vector path there),
     which cost little as N calls."""
-    w, b = p[n.name + ".weight"], p[n.name + ".bias"]
+    return _gemm_wb(x, p[n.name + ".weight"], p[n.name + ".bias"])
+
+
+def _gemm_wb(x, w, b):
     if w.shape[-1] == 1 or x.shape[1] * w.shape[1] * w.shape[2] < _SMALL_BMM:
         # unbind, not x[i]: its backward stacks the N gradients; indexing's adds N full-size
         # zero tensors (quadratic in N)
@@ -41,8 +45,13 @@ def _gemm(x, n, p, ctx):
 
 
 def _maxout(x, n, p, ctx):
+    """As lower._maxout: in training through maxout.maxout_gemm."""
+    units, pieces = n.attrs["units"], n.attrs["pieces"]
+    if ctx.train:
+        return maxout_gemm(x, p[n.name + ".weight"], p[n.name + ".bias"], units, pieces,
+                           lambda x, w, b: _gemm_wb(x, w, b))
     y = _gemm(x, n, p, ctx)
-    return y.view(*y.shape[:2], n.attrs["units"], n.attrs["pieces"]).amax(dim=3)
+    return y.view(*y.shape[:2], units, pieces).max(dim=3).values
 
 
 def _dropout(x, n, p, ctx):
@@ -111,7 +120,7 @@ def _conv(x, n, p, ctx):
 def _maxout_conv(x, n, p, ctx):
     y = _conv(x, n, p, ctx)
     k, b, _, h, w = y.shape
-    return y.reshape(k, b, n.attrs["channels"], n.attrs["pieces"], h, w).amax(dim=3)
+    return y.reshape(k, b, n.attrs["channels"], n.attrs["pieces"], h, w).max(dim=3).values
 
 
 def _conv_t(x, n, p, ctx):
