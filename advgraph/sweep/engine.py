@@ -94,6 +94,26 @@ class LoopMembers:
         return self.trainers[i]
 
 
+# On the CPU a member step above this many FLOPs is compute-bound already: one program for
+# all members was no faster than the members one after another (bench/sweep.py: the paper's
+# MNIST nets, 4.0 GFLOP, 0.8-0.9x at 16 members; ring2d, 0.18 GFLOP, 1.3-1.6x; toy1d,
+# 0.04 GFLOP, 2x), since the stacked activations leave the caches a solo step works in.
+CPU_BATCH_FLOPS = 1e9
+
+
+def auto_loop(programs: list[Program], device: str, batch_size: int, k: int) -> str | None:
+    """Why `--engine auto` trains these members one after another, or None to batch them."""
+    from ..ops.costs import iteration_flops
+
+    if len(programs) == 1:
+        return "one member: nothing to batch"
+    flops = iteration_flops(programs[0].G, programs[0].D, batch_size, k)
+    if device.startswith("cpu") and flops > CPU_BATCH_FLOPS:
+        return (f"on the CPU, nets of {flops / 1e9:.1f} GFLOP per step are compute-bound: "
+                "batched, they train no faster (--engine batched forces it)")
+    return None
+
+
 def build_members(backend: Any, programs: list[Program], device: str, seeds: list[int],
                   batch_size: int, optim: list[dict[str, OptimConfig]],
                   engine: str = "auto") -> Members:

@@ -19,7 +19,7 @@ from ..run.schedule import Schedule
 from ..run.session import Session, load_splits, training_peak
 from ..run.stream import DataStream
 from ..spec import LoadedSpec
-from .engine import Members, build_members
+from .engine import Members, auto_loop, build_members
 from .plan import Member
 
 # What every member must share to train in lockstep (the loop's schedule and the data).
@@ -133,8 +133,10 @@ def build_sweep(members: list[Member], loaded: list[LoadedSpec], ctx: Context,
     scheds = [{g: Schedule(ls.spec.training.optimizer_for(g)) for g in ("G", "D")}
               for ls in loaded]
     optim = [{g: s.config() for g, s in sc.items()} for sc in scheds]
+    auto = auto_loop(programs, ctx.device, m, spec0.training.k) if engine == "auto" else None
     eng = build_members(backend, programs, ctx.device,
-                        [seeds(mb.seed).backend for mb in members], m, optim, engine)
+                        [seeds(mb.seed).backend for mb in members], m, optim,
+                        "loop" if auto else engine)
     eng.load_data(splits.train, splits.train_y if programs[0].conditional else None)
     sessions = []
     for i, (mb, ls, p, sc) in enumerate(zip(members, loaded, programs, scheds)):
@@ -143,7 +145,7 @@ def build_sweep(members: list[Member], loaded: list[LoadedSpec], ctx: Context,
         stream = DataStream(len(splits.train), m, rng.data)
         eng.set_order(i, stream.order)
         sessions.append(Session(ls.spec, p, splits, eng.member(i), stream, sc, ctx))
-    why = None if eng.engine == "batched" else _why_loop(backend, engine)
+    why = None if eng.engine == "batched" else (auto or _why_loop(backend, engine))
     return SweepSession(members, sessions, eng, [True] * len(members), dist), why
 
 
