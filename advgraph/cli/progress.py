@@ -38,7 +38,7 @@ class Display:
         self.unit, self.total = info.unit, info.total
         self._at = (info.step, info.epoch)
         resumed = f"resumed at step {info.step}; " if info.step else ""
-        self.console.print(f"run {info.run_name}: {info.run_path}  ({resumed}on {info.device}; "
+        self.console.print(f"{info.kind} {info.run_name}: {info.run_path}  ({resumed}on {info.device}; "
                            f"stop after {info.total} {info.unit}; {info.per_epoch} minibatches "
                            "per epoch)")
         if self.live:

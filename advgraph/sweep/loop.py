@@ -4,6 +4,7 @@ run's. A member that diverges is frozen and marked; the others go on."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,8 @@ def run_sweep(sweep: SweepDir, runs: list[RunDir], sw: SweepSession,
     s0 = sw.first
     if not sw.is_main:
         hooks = NO_HOOKS
-    hooks.start(start_info(sweep, s0))  # type: ignore[arg-type]
+    n = len(sweep.info()["members"]) if sw.is_main else len(sw.sessions)
+    hooks.start(replace(start_info(sweep, s0), kind=f"sweep of {n} members"))  # type: ignore[arg-type]
     t = s0.spec.training
     pz = t.monitor.parzen
     clock = _Clock(s0)
