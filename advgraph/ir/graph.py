@@ -193,3 +193,15 @@ class Program:
 
     def tensors(self) -> list[Tensor]:
         return self.G.tensors() + self.D.tensors()
+
+    def structure(self) -> tuple:
+        """Everything but the tensors' initialisation and the spec positions: what programs
+        must share to run as one over stacked members (advgraph sweep), in the order G, D,
+        prior, data shape, classes, objective."""
+        def graph(g: Graph) -> tuple:
+            return (g.name, tuple((n.name, n.op, n.inputs, n.shape, repr(sorted(n.attrs.items())),
+                                   tuple((k, t.name, t.shape, t.trainable)
+                                         for k, t in n.tensors.items())) for n in g.nodes),
+                    g.output, g.logits)
+        return (graph(self.G), graph(self.D), self.prior, self.data_shape, self.classes,
+                self.objective)

@@ -68,23 +68,14 @@ def check_lockstep(members: list[Member], loaded: list[LoadedSpec]) -> None:
                                  "training loop's schedule; sweep each value on its own")
 
 
-def signature(p: Program) -> tuple:
-    """Everything of a program but its tensors' initialisation and the spec positions: what
-    members must share to be one batched program."""
-    def graph(g):
-        return tuple((n.name, n.op, n.inputs, n.shape, tuple(sorted(n.attrs.items(), key=str)),
-                      tuple((k, t.name, t.shape, t.trainable) for k, t in n.tensors.items()))
-                     for n in g.nodes), g.output, g.logits
-    return graph(p.G), graph(p.D), p.prior, p.data_shape, p.classes, p.objective
-
-
 def shape_difference(members: list[Member], programs: list[Program]) -> str | None:
     """Why the members cannot be one program (the first difference), or None."""
-    ref = signature(programs[0])
+    ref = programs[0].structure()
     for m, p in zip(members[1:], programs[1:]):
-        sig = signature(p)
+        sig = p.structure()
         if sig == ref:
             continue
+        # in the order of Program.structure()
         names = ("G", "D", "the prior", "the data's shape", "the classes", "the objective")
         what = next(n for n, a, b in zip(names, ref, sig) if a != b)
         return f"{what} of {m.name} differs from {members[0].name}'s ({m.setting})"

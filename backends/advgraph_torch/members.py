@@ -31,23 +31,10 @@ from .members_optim import StackedEma, StackedOptimizer
 from .objective import d_loss, d_output, g_loss
 
 
-def _graph_signature(graph) -> tuple:
-    """A graph as one program over stacked members sees it: everything but the Inits."""
-    nodes = tuple((n.name, n.op, n.inputs, n.shape, repr(sorted(n.attrs.items())),
-                   tuple((k, t.name, t.shape, t.trainable) for k, t in n.tensors.items()))
-                  for n in graph.nodes)
-    return graph.name, nodes, graph.output, graph.logits
-
-
-def signature(program: Program) -> tuple:
-    return (_graph_signature(program.G), _graph_signature(program.D), program.prior,
-            program.data_shape, program.classes, program.objective)
-
-
 def why_not_batched(programs: list[Program], optim: list[dict[str, OptimConfig]]) -> str | None:
     """None when the members can share one program; else why not."""
-    first = signature(programs[0])
-    if any(signature(p) != first for p in programs[1:]):
+    first = programs[0].structure()
+    if any(p.structure() != first for p in programs[1:]):
         return "the members' programs differ in more than their initialisers"
     if any(o != optim[0] for o in optim[1:]):
         return "the members' optimisers differ"
