@@ -195,3 +195,26 @@ def test_the_api_opens_a_sweep_and_its_members():
         sw.open("x")
     with pytest.raises(RunError, match="no sweep 'nope'"):
         advgraph.open_sweep("nope")
+
+
+DROPOUT_D = ("discriminator.layers=[{type: dropout, keep: 0.8, scale: 1.25}, "
+             "{type: maxout, name: h0, units: 32, pieces: 2}, {type: dropout, keep: 0.5, "
+             "scale: 2.0}, {type: maxout, name: h1, units: 32, pieces: 2}, "
+             "{type: dense, name: y, units: 1}, {type: sigmoid}]")
+
+
+@pytest.mark.slow
+def test_a_batched_member_with_dropout_follows_its_solo_run_for_200_steps():
+    """The metrics trajectory over 200 steps, and every tensor at the end, within float32
+    rounding's reach (1e-4 relative): dropout masks come from each member's own generator."""
+    args = [*TINY, "--set", DROPOUT_D, "--set", "training.stop.steps=200",
+            "--set", "training.log_every=10", "--set", "training.checkpoint={steps: 200}",
+            "--set", "training.optimizer={type: sgd, lr: 0.05, momentum: 0.5}"]
+    r = cli("sweep", SPECS / "ring2d.yaml", "--seeds", "0-1", "--vary",
+            "training.optimizer.lr=0.05,0.02", "--name", "dr", "--engine", "batched", *args)
+    assert r.exit_code == 0, r.stderr
+    assert "4 members as one batched program" in r.stdout
+    assert cli("train", SPECS / "ring2d.yaml", "--name", "solo", *args, "--set",
+               "training.seed=1", "--set", "training.optimizer.lr=0.02").exit_code == 0
+    _same_training("dr.lr-0.02.s1", "solo", 200, exact=False)
+    assert len([r for r in _rows("solo") if "d_loss" in r]) == 20
