@@ -137,6 +137,9 @@ def members(sweep: str, seeds: list[int], vary: list[Vary]) -> list[Member]:
                 name = f"{sweep}.m{ci:03d}.s{s}"
             if not NAME_RE.fullmatch(name):
                 name = f"{sweep}.{len(out):04d}"
+            if not NAME_RE.fullmatch(name):
+                raise UsageError(f"sweep name {sweep!r} leaves no room for its members' names "
+                                 f"({name!r} is over 100 characters): give a shorter --name")
             out.append(Member(name, s, values, raws))
     return out
 
