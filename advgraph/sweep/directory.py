@@ -113,6 +113,10 @@ class SweepDir:
     def check_removable(self) -> None:
         self._run.check_removable()
 
+    def clean_stale_tmp(self) -> list[Path]:
+        """sweep.json's temporary files left by a writer killed mid-write (hold the lock)."""
+        return self._run.clean_stale_tmp()
+
 
 def _members_problem(info: dict[str, Any]) -> str | None:
     """Members are named <sweep>.… (plan.members) and listed once: a hand-edited list naming

@@ -144,6 +144,7 @@ def resume_sweep(root: Path, name: str, data_root: str | None, overrides: list[s
             for r in ([sweep] if dist is None or dist.is_main else []) + [runs[i] for i in mine]:
                 r.lock()
                 locked.append(r)
+                r.clean_stale_tmp()  # left by a writer killed mid-write (as train --resume)
         except RunError as e:
             refused = str(e)
         if dist is not None:  # every rank stops when one could not take its locks

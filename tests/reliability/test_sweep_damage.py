@@ -89,3 +89,15 @@ def test_a_sweep_without_any_checkpoint_says_so(sweep):
     r = cli("sweep", "--resume", "sw")
     _no_traceback(r)
     assert r.exit_code == 1 and "sweep 'sw' has no checkpoint yet" in r.stderr, r.stderr
+
+
+def test_a_resume_removes_what_a_kill_mid_write_left(sweep):
+    """SIGKILL during a checkpoint or a sweep.json write leaves atomic_write's temporary
+    files; the resume, holding the locks, removes them as `train --resume` does."""
+    left = [sweep / "sw.s0" / "checkpoints" / ".step-0000006.safetensors.abcd1234.tmp",
+            sweep / "sw.s1" / ".run.json.abcd1234.tmp", sweep / "sw" / ".sweep.json.abcd1234.tmp"]
+    for p in left:
+        p.write_bytes(b"partial")
+    r = cli("sweep", "--resume", "sw", "--set", "training.stop.steps=6")
+    assert r.exit_code == 0, r.stderr
+    assert [p for p in left if p.exists()] == []
