@@ -101,3 +101,19 @@ def test_a_resume_removes_what_a_kill_mid_write_left(sweep):
     r = cli("sweep", "--resume", "sw", "--set", "training.stop.steps=6")
     assert r.exit_code == 0, r.stderr
     assert [p for p in left if p.exists()] == []
+
+
+def test_runs_and_plot_tell_a_killed_sweep_and_a_deleted_member(sweep):
+    """sweep.json still says 'running' after SIGKILL: `runs` shows what the members' runs
+    show (stopped: their process is gone); a deleted member is missing, not 'no metrics'."""
+    _edit(sweep, lambda i: [m.update(status="running") for m in i["members"]])
+    for m in ("sw.s0", "sw.s1"):
+        path = sweep / m / "run.json"
+        info = json.loads(path.read_text())
+        info.update(status="running", pid=2**22 + 1)  # above pid_max: no such process
+        path.write_text(json.dumps(info))
+    assert cli("rm", "sw.s1", "--yes").exit_code == 0
+    r = cli("runs")
+    assert "sweep sw: 2 members (1 missing, 1 stopped)" in r.stdout, r.stdout
+    r = cli("plot", "sw", "--out", sweep / "p.png")
+    assert r.exit_code == 0 and "member sw.s1 is gone" in r.stderr, r.stderr
