@@ -117,3 +117,9 @@ def test_runs_and_plot_tell_a_killed_sweep_and_a_deleted_member(sweep):
     assert "sweep sw: 2 members (1 missing, 1 stopped)" in r.stdout, r.stdout
     r = cli("plot", "sw", "--out", sweep / "p.png")
     assert r.exit_code == 0 and "member sw.s1 is gone" in r.stderr, r.stderr
+
+
+def test_train_resume_of_a_sweep_points_to_sweep_resume(sweep):
+    r = cli("train", "--resume", "sw")
+    _no_traceback(r)
+    assert r.exit_code == 2 and "advgraph sweep --resume sw" in r.stderr, r.stderr
