@@ -50,12 +50,13 @@ def start_sweep(spec: Path, overrides: list[str], seeds_text: str, vary_items: l
         for r in ([sweep] if sw.is_main else []) + runs:
             r.lock()
             locked.append(r)
+        if sw.is_main:  # first: a sweep killed while its members are recorded is one that
+            # `rm SWEEP` deletes and `sweep --resume` names, not directories no command knows
+            sweep.write_info(**_sweep_info(sweep.name, spec, ctx, sw, final, vary, seeds, why))
         for i, (m, run) in enumerate(zip(sw.members, runs)):
             ls = _with_class_names(loaded[mine[i]], sw.sessions[i])
             _record(run, ls, local, data_root, sw.first.splits.provenance)
             run.write_info(sweep=sweep.name, setting=m.setting)
-        if sw.is_main:
-            sweep.write_info(**_sweep_info(sweep.name, spec, ctx, sw, final, vary, seeds, why))
         if dist is not None:
             dist.broadcast(None)  # sweep.json is there before any rank trains
         return sweep, run_sweep(sweep, runs, sw, hooks), why

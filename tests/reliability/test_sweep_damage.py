@@ -123,3 +123,28 @@ def test_train_resume_of_a_sweep_points_to_sweep_resume(sweep):
     r = cli("train", "--resume", "sw")
     _no_traceback(r)
     assert r.exit_code == 2 and "advgraph sweep --resume sw" in r.stderr, r.stderr
+
+
+def test_a_sweep_killed_while_recording_its_members_can_be_removed(monkeypatch):
+    """Killed (here: a second Ctrl-C) after its directories were made, before every member
+    was recorded: the sweep is still one that `sweep --resume` names and `rm` deletes."""
+    from advgraph.sweep import starting
+
+    calls = []
+
+    def record(*args, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    real = starting._record
+    monkeypatch.setattr(starting, "_record", record)
+    cli("sweep", RING, "--name", "sw", "--seeds", "0-1", *TINY)
+    monkeypatch.setattr(starting, "_record", real)
+    r = cli("sweep", "--resume", "sw")
+    _no_traceback(r)
+    assert r.exit_code == 1 and "sweep 'sw' has no checkpoint yet" in r.stderr, r.stderr
+    r = cli("rm", "sw", "--yes")
+    assert r.exit_code == 0, r.stderr
+    assert list(runs_root().iterdir()) == []
