@@ -174,5 +174,12 @@ def _runs_named(root: Path, name: str) -> list:
 
     if not SweepDir.is_sweep(root / check_name(name)):
         return [RunDir.open(root, name)]
+    from ..errors import RunError
+
     sweep = SweepDir.resolve(name, root)
-    return [RunDir(sweep.path)] + [r for r in sweep.member_runs() if r.path.is_dir()]
+    try:
+        members = sweep.member_runs()
+    except RunError as e:  # which runs are its members is what the file says
+        raise RunError(f"{e}; rm cannot tell the sweep's members: repair the file, or delete "
+                       f"{sweep.path} and its members' runs yourself") from None
+    return [RunDir(sweep.path)] + [r for r in members if r.path.is_dir()]

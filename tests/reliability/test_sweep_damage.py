@@ -148,3 +148,12 @@ def test_a_sweep_killed_while_recording_its_members_can_be_removed(monkeypatch):
     r = cli("rm", "sw", "--yes")
     assert r.exit_code == 0, r.stderr
     assert list(runs_root().iterdir()) == []
+
+
+def test_rm_of_a_damaged_sweep_says_what_to_do_and_deletes_nothing(sweep):
+    (sweep / "sw" / "sweep.json").write_text("{not json")
+    r = cli("rm", "sw", "--yes")
+    _no_traceback(r)
+    assert r.exit_code == 1 and "sweep.json" in r.stderr, r.stderr
+    assert "rm cannot tell the sweep's members" in r.stderr, r.stderr
+    assert sorted(p.name for p in sweep.iterdir()) == ["sw", "sw.s0", "sw.s1"]
