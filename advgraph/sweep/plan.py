@@ -147,6 +147,9 @@ def members(sweep: str, seeds: list[int], vary: list[Vary]) -> list[Member]:
 def load_members(spec: Path, overrides: list[str], members_: list[Member]) -> list[LoadedSpec]:
     """Each member's spec: the file, --set, then its values and seed; a value that fails
     validation is located and names the member."""
+    if any(o.split("=", 1)[0].strip() == "training.seed" for o in overrides):
+        raise UsageError("--set training.seed: each member's seed is its --seeds one (the "
+                         "--set would be ignored); give the seeds with --seeds")
     out = []
     for m in members_:
         try:
