@@ -194,6 +194,9 @@ def _plot_sweep(sw, out: Optional[Path]) -> None:
     for m, r in zip(info["members"], runs):
         if m.get("status") == "diverged":
             continue
+        if not r.path.is_dir():
+            warn(f"member {m['name']} is gone ({r.path}); left out")
+            continue
         rows = [x for x in r.metrics() if all(k in x for k in CURVES)]  # damage: names the file
         if rows:
             settings.setdefault(m.get("setting", "all"), []).append(rows)

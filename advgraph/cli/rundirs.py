@@ -58,10 +58,26 @@ def _print_sweeps(root: Path) -> None:
         except RunError as e:
             err.print(f"warning: sweep {sw.name} is damaged: {e}", markup=False)
             continue
-        counts = Counter(m["status"] for m in info["members"])
+        counts = Counter(_member_status(m, r) for m, r in zip(info["members"],
+                                                              sw.member_runs(info)))
         states = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
         console.print(f"sweep {sw.name}: {len(info['members'])} members ({states}), step "
                       f"{info['step']}, {info.get('engine', '?')} engine")
+
+
+def _member_status(m: dict[str, Any], run) -> str:
+    """A member's status as `runs` shows its run's: 'stopped' when sweep.json says running
+    but its process is gone (killed), 'missing' when its run was deleted."""
+    from ..errors import RunError
+
+    if not run.path.is_dir():
+        return "missing"
+    if m["status"] != "running":
+        return m["status"]
+    try:
+        return run.status()
+    except RunError:
+        return "damaged"
 
 
 def _fmt(v: float | None, spec: str) -> str:
@@ -158,5 +174,12 @@ def _runs_named(root: Path, name: str) -> list:
 
     if not SweepDir.is_sweep(root / check_name(name)):
         return [RunDir.open(root, name)]
+    from ..errors import RunError
+
     sweep = SweepDir.resolve(name, root)
-    return [RunDir(sweep.path)] + [r for r in sweep.member_runs() if r.path.is_dir()]
+    try:
+        members = sweep.member_runs()
+    except RunError as e:  # which runs are its members is what the file says
+        raise RunError(f"{e}; rm cannot tell the sweep's members: repair the file, or delete "
+                       f"{sweep.path} and its members' runs yourself") from None
+    return [RunDir(sweep.path)] + [r for r in members if r.path.is_dir()]

@@ -9,7 +9,7 @@ import typer
 
 from ..errors import UsageError
 from .common import (RunsDirOpt, SetOpt, complete_run, complete_spec, console, err, runs_root,
-                     user_errors)
+                     sweep_at, user_errors)
 from .completion import choices
 from .ranks import ranks
 
@@ -50,6 +50,9 @@ def train(
     with user_errors():
         rank = world_from_env()[0]
         _check_source(spec, resume, name)
+        if resume is not None and sweep_at(resume, runs_dir) is not None:
+            raise UsageError(f"{resume} is a sweep: continue it with advgraph sweep --resume "
+                             f"{resume} (or one member with train --resume <member>)")
         if tensorboard:  # before any rank starts or any directory is made
             from ..train.tensorboard import require
 

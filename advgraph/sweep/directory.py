@@ -79,6 +79,9 @@ class SweepDir:
             SweepInfo.model_validate(data)
         except ValidationError as e:
             raise RunError(f"{self.info_path}: damaged ({describe(e)})") from None
+        problem = _members_problem(data)
+        if problem is not None:
+            raise RunError(f"{self.info_path}: damaged ({problem})")
         return data
 
     def write_info(self, **updates: Any) -> dict[str, Any]:
@@ -109,6 +112,26 @@ class SweepDir:
 
     def check_removable(self) -> None:
         self._run.check_removable()
+
+    def clean_stale_tmp(self) -> list[Path]:
+        """sweep.json's temporary files left by a writer killed mid-write (hold the lock)."""
+        return self._run.clean_stale_tmp()
+
+
+def _members_problem(info: dict[str, Any]) -> str | None:
+    """Members are named <sweep>.… (plan.members) and listed once: a hand-edited list naming
+    another run, or one twice, would have `rm SWEEP` delete a run that is no member, and a
+    resume lock a run against itself."""
+    seen: set[str] = set()
+    for i, m in enumerate(info["members"]):
+        name = m["name"]
+        if not name.startswith(info["name"] + "."):
+            return (f"members[{i}].name: {name!r} is not named after the sweep "
+                    f"({info['name']}.…)")
+        if name in seen:
+            return f"members[{i}].name: {name!r} is listed twice"
+        seen.add(name)
+    return None
 
 
 def list_sweeps(root: Path) -> list[SweepDir]:

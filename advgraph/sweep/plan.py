@@ -137,6 +137,9 @@ def members(sweep: str, seeds: list[int], vary: list[Vary]) -> list[Member]:
                 name = f"{sweep}.m{ci:03d}.s{s}"
             if not NAME_RE.fullmatch(name):
                 name = f"{sweep}.{len(out):04d}"
+            if not NAME_RE.fullmatch(name):
+                raise UsageError(f"sweep name {sweep!r} leaves no room for its members' names "
+                                 f"({name!r} is over 100 characters): give a shorter --name")
             out.append(Member(name, s, values, raws))
     return out
 
@@ -144,6 +147,9 @@ def members(sweep: str, seeds: list[int], vary: list[Vary]) -> list[Member]:
 def load_members(spec: Path, overrides: list[str], members_: list[Member]) -> list[LoadedSpec]:
     """Each member's spec: the file, --set, then its values and seed; a value that fails
     validation is located and names the member."""
+    if any(o.split("=", 1)[0].strip() == "training.seed" for o in overrides):
+        raise UsageError("--set training.seed: each member's seed is its --seeds one (the "
+                         "--set would be ignored); give the seeds with --seeds")
     out = []
     for m in members_:
         try:

@@ -50,12 +50,13 @@ def start_sweep(spec: Path, overrides: list[str], seeds_text: str, vary_items: l
         for r in ([sweep] if sw.is_main else []) + runs:
             r.lock()
             locked.append(r)
+        if sw.is_main:  # first: a sweep killed while its members are recorded is one that
+            # `rm SWEEP` deletes and `sweep --resume` names, not directories no command knows
+            sweep.write_info(**_sweep_info(sweep.name, spec, ctx, sw, final, vary, seeds, why))
         for i, (m, run) in enumerate(zip(sw.members, runs)):
             ls = _with_class_names(loaded[mine[i]], sw.sessions[i])
             _record(run, ls, local, data_root, sw.first.splits.provenance)
             run.write_info(sweep=sweep.name, setting=m.setting)
-        if sw.is_main:
-            sweep.write_info(**_sweep_info(sweep.name, spec, ctx, sw, final, vary, seeds, why))
         if dist is not None:
             dist.broadcast(None)  # sweep.json is there before any rank trains
         return sweep, run_sweep(sweep, runs, sw, hooks), why
@@ -135,6 +136,7 @@ def resume_sweep(root: Path, name: str, data_root: str | None, overrides: list[s
     sweep = SweepDir.resolve(name, root)
     info = sweep.info()
     runs = sweep.member_runs(info)
+    _check_present(info, runs)  # before locking: a lock would make the missing one's .lock
     mine = shard(_check_world(len(runs), dist), dist)
     locked: list[Any] = []
     try:
@@ -143,6 +145,7 @@ def resume_sweep(root: Path, name: str, data_root: str | None, overrides: list[s
             for r in ([sweep] if dist is None or dist.is_main else []) + [runs[i] for i in mine]:
                 r.lock()
                 locked.append(r)
+                r.clean_stale_tmp()  # left by a writer killed mid-write (as train --resume)
         except RunError as e:
             refused = str(e)
         if dist is not None:  # every rank stops when one could not take its locks
@@ -157,14 +160,19 @@ def resume_sweep(root: Path, name: str, data_root: str | None, overrides: list[s
             r.unlock()
 
 
-def _live(info: dict[str, Any], runs: list[RunDir]) -> list[bool]:
-    """Members not diverged, by sweep.json and by their own run.json (a rank other than the
-    main one marks only its member's run)."""
-    out = []
-    for m, r in zip(info["members"], runs):
+def _check_present(info: dict[str, Any], runs: list[RunDir]) -> None:
+    for r in runs:
         if not r.path.is_dir():
             raise RunError(f"member {r.name} of sweep {info['name']!r} is gone ({r.path}); "
                            "its sweep cannot resume")
+
+
+def _live(info: dict[str, Any], runs: list[RunDir]) -> list[bool]:
+    """Members not diverged, by sweep.json and by their own run.json (a rank other than the
+    main one marks only its member's run)."""
+    _check_present(info, runs)
+    out = []
+    for m, r in zip(info["members"], runs):
         out.append(m.get("status") != "diverged" and r.info().get("status") != "diverged")
     return out
 
@@ -178,7 +186,7 @@ def _resume(sweep: SweepDir, info: dict[str, Any], runs: list[RunDir], mine: lis
     live_all = _live(info, runs)
     if not any(live_all):
         raise UsageError(f"sweep {sweep.name!r}: every member diverged; nothing to resume")
-    step = _common_step(runs, live_all)
+    step = _common_step(sweep.name, runs, live_all, hooks.warn)
     specs = [_resumed_spec(r, overrides) for r in runs]
     dev = device or info.get("device") or "cpu"
     ctx = Context(backend or info.get("backend") or "torch",
@@ -215,16 +223,42 @@ def _resume(sweep: SweepDir, info: dict[str, Any], runs: list[RunDir], mine: lis
     return sweep, run_sweep(sweep, runs, sw, hooks), why
 
 
-def _common_step(runs: list[RunDir], live: list[bool]) -> int:
-    steps = None
+def _common_step(name: str, runs: list[RunDir], live: list[bool], warn) -> int:
+    """The newest step at which every live member's checkpoint verifies; a damaged one
+    (checksum, missing file) falls back to the step before, as `train --resume` does. Every
+    rank reads every member's, so all ranks agree on the step."""
+    steps: set[int] | None = None
     for r, ok in zip(runs, live):
         if ok:
             have = {c.step for c in r.checkpoints()}
             steps = have if steps is None else steps & have
     if not steps:
+        if not any(r.checkpoints() for r, ok in zip(runs, live) if ok):
+            raise CheckpointError(f"sweep {name!r} has no checkpoint yet (it stopped before "
+                                  f"its first); delete it (advgraph rm {name}) and start again")
         raise CheckpointError("no checkpoint step is common to every live member of the "
                               "sweep; resume a member on its own with `advgraph train --resume`")
-    return max(steps)
+    problems = []
+    for step in sorted(steps, reverse=True):
+        bad = _unusable_at(runs, live, step)
+        if bad is None:
+            return step
+        warn(f"skipping step {step} for every member: {bad}")
+        problems.append(bad)
+    raise CheckpointError("no checkpoint step common to every live member is usable:\n"
+                          + "\n".join(problems))
+
+
+def _unusable_at(runs: list[RunDir], live: list[bool], step: int) -> str | None:
+    """Why some live member's checkpoint at `step` cannot be restored (None: all verify)."""
+    for r, ok in zip(runs, live):
+        if not ok:
+            continue
+        try:
+            r.latest_checkpoint(step=step)
+        except CheckpointError as e:
+            return str(e).removeprefix("no usable checkpoint:\n")
+    return None
 
 
 def _restore_member(sw: SweepSession, i: int, run: RunDir, step: int, original,

@@ -37,6 +37,8 @@ CASES = [
      "training.batch_size differs between members sw.batch_size-32.s0 and sw.batch_size-64.s0"),
     (["--seeds", "0", "--engine", "fast"], "--engine 'fast': use auto, batched or loop"),
     (["--seeds", "0", "--name", "../x"], "invalid run name '../x'"),
+    (["--seeds", "0", "--name", "a" * 99], "leaves no room for its members' names"),
+    (["--seeds", "0", "--set", "training.seed=5"], "--set training.seed: each member's seed"),
 ]
 
 
