@@ -166,20 +166,32 @@ def rm(
 
 
 def _runs_named(root: Path, name: str) -> list:
-    """The run `name`, or a sweep's directory and its members' runs (those still there)."""
+    """The run `name`, or a sweep's directory and its members' runs: those still there whose
+    run.json names the sweep (a run made since under a removed member's name is not one)."""
+    from ..errors import RunError
+    from ..names import check_name
     from ..run.directory import RunDir
     from ..sweep.directory import SweepDir
 
-    from ..names import check_name
-
     if not SweepDir.is_sweep(root / check_name(name)):
         return [RunDir.open(root, name)]
-    from ..errors import RunError
-
     sweep = SweepDir.resolve(name, root)
     try:
         members = sweep.member_runs()
     except RunError as e:  # which runs are its members is what the file says
         raise RunError(f"{e}; rm cannot tell the sweep's members: repair the file, or delete "
                        f"{sweep.path} and its members' runs yourself") from None
-    return [RunDir(sweep.path)] + [r for r in members if r.path.is_dir()]
+    mine = []
+    for r in members:
+        if not r.path.is_dir():
+            continue
+        try:
+            owner = r.info().get("sweep")
+        except RunError:
+            owner = sweep.name  # damaged, but made by the sweep: its directory's name says so
+        if owner == sweep.name:
+            mine.append(r)
+        else:
+            err.print(f"warning: run {r.name} is not a member of sweep {sweep.name} (its "
+                      "run.json does not name it): kept", markup=False)
+    return [RunDir(sweep.path)] + mine

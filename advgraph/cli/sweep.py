@@ -85,7 +85,8 @@ def sweep(
         err.print(f"interrupted at step {outcome.step}; every member checkpointed. Continue "
                   f"with: advgraph sweep --resume {sw.name}")
         raise typer.Exit(130)
-    console.print(f"sweep {sw.name} {outcome.status}: {n} members {how}, step {outcome.step}"
+    console.print(f"sweep {sw.name} {outcome.status}: {n} member{'s' * (n != 1)} {how}, "
+                  f"step {outcome.step}"
                   + (f"; diverged: {', '.join(diverged)}" if diverged else "")
                   + f" → {sw.path}")
     if outcome.status == "diverged":

@@ -3,6 +3,7 @@ counters) over one `Members` engine, and the data loaded once for all."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,7 +113,8 @@ def build_sweep(members: list[Member], loaded: list[LoadedSpec], ctx: Context,
                          "members one after another in this process")
     mine = list(range(len(members))) if mine is None else mine
     members, loaded, programs = ([xs[i] for i in mine] for xs in (members, loaded, programs))
-    _check_memory(programs, loaded, ctx.device)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world)) if dist is not None else 1
+    _check_memory(programs, loaded, ctx.device, local)
     spec0 = loaded[0].spec
     splits = load_splits(loaded[0], Context(ctx.backend, ctx.device, dist), data_root, report)
     m = spec0.training.batch_size
@@ -148,9 +150,11 @@ def _why_loop(backend, engine: str) -> str:
     return f"the {backend.name} backend does not batch these members' features"
 
 
-def _check_memory(programs: list[Program], loaded: list[LoadedSpec], device: str) -> None:
+def _check_memory(programs: list[Program], loaded: list[LoadedSpec], device: str,
+                  ranks: int = 1) -> None:
     """The whole sweep's estimate, refused before anything is allocated: every member's nets,
-    the data and the runtime once."""
+    the data and the runtime once (once per process: `ranks` of them share this machine, each
+    with as many members as this one, give or take one)."""
     from .. import memory
     from ..data import dataset_for
     from ..ops.costs import RUNTIME_BYTES
@@ -161,10 +165,12 @@ def _check_memory(programs: list[Program], loaded: list[LoadedSpec], device: str
     runtime = max(RUNTIME_BYTES, rss)
     spec0 = loaded[0].spec
     shared = runtime + dataset_for(spec0.data).memory_bytes(programs[0].data_shape)
-    need = shared + sum(training_peak(p, ls.spec, rss) - shared
-                        for p, ls in zip(programs, loaded))
-    memory.check_fits("the number of members (--seeds, --vary) or the nets' sizes",
-                      f"{len(programs)} members need", need,
+    need = ranks * (shared + sum(training_peak(p, ls.spec, rss) - shared
+                                 for p, ls in zip(programs, loaded)))
+    where = f" on each of {ranks} processes" if ranks > 1 else ""
+    memory.check_fits("the number of members (--seeds, --vary) or the nets' sizes"
+                      + (" or --nproc" if ranks > 1 else ""),
+                      f"{len(programs)} members{where} need", need,
                       f" to train with batch size {spec0.training.batch_size} (each member's "
                       "parameters, gradients, optimiser state and activations; the data and "
                       "the runtime once)", held=rss)

@@ -157,3 +157,20 @@ def test_rm_of_a_damaged_sweep_says_what_to_do_and_deletes_nothing(sweep):
     assert r.exit_code == 1 and "sweep.json" in r.stderr, r.stderr
     assert "rm cannot tell the sweep's members" in r.stderr, r.stderr
     assert sorted(p.name for p in sweep.iterdir()) == ["sw", "sw.s0", "sw.s1"]
+
+
+def test_rm_of_a_sweep_keeps_a_run_made_since_under_a_removed_members_name():
+    from tests.conftest import SPECS
+    from tests.helpers import cli, runs_root
+
+    tiny = ["--set", "data.train=512", "--set", "training.batch_size=64",
+            "--set", "training.stop.steps=2", "--set", "training.log_every=1",
+            "--set", "training.checkpoint={steps: 2}", "--set", "training.sample_grid=null"]
+    assert cli("sweep", SPECS / "toy1d.yaml", "--seeds", "0-1", "--name", "sw",
+               *tiny).exit_code == 0
+    assert cli("rm", "sw.s1", "--yes").exit_code == 0
+    assert cli("train", SPECS / "toy1d.yaml", "--name", "sw.s1", *tiny).exit_code == 0
+    r = cli("rm", "sw", "--yes")
+    assert r.exit_code == 0 and "run sw.s1 is not a member of sweep sw" in r.stderr
+    assert (runs_root() / "sw.s1" / "run.json").exists()
+    assert not (runs_root() / "sw").exists() and not (runs_root() / "sw.s0").exists()
