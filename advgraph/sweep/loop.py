@@ -27,8 +27,7 @@ def run_sweep(sweep: SweepDir, runs: list[RunDir], sw: SweepSession,
     s0 = sw.first
     if not sw.is_main:
         hooks = NO_HOOKS
-    n = len(sweep.info()["members"]) if sw.is_main else len(sw.sessions)
-    hooks.start(replace(start_info(sweep, s0), kind=f"sweep of {n} member{'s' * (n != 1)}"))  # type: ignore[arg-type]
+    hooks.start(replace(start_info(sweep, s0), kind="sweep"))  # type: ignore[arg-type]
     t = s0.spec.training
     pz = t.monitor.parzen
     clock = _Clock(s0)

@@ -21,7 +21,7 @@ class StartInfo:
     per_epoch: int  # minibatches per epoch
     epoch: float  # epochs done so far
     device: str = "cpu"  # where it trains (what --device auto chose)
-    kind: str = "run"  # or "sweep of N members" (advgraph sweep)
+    kind: str = "run"  # or "sweep" (advgraph sweep)
 
 
 class TrainingHooks(Protocol):
