@@ -125,5 +125,18 @@ def _print_wide(table: Table) -> None:
 def _cell(fig: dict[str, Any] | None, n: int) -> str:
     if fig is None:
         return "—"
-    text = f"{fig['mean']:.4g}" + (" (no s.e.)" if fig["se"] is None else f" ± {fig['se']:.2g}")
+    text = _mean_se(fig["mean"], fig["se"])
     return text + (f" (n={fig['n']})" if fig["n"] != n else "")
+
+
+def _mean_se(mean: float, se: float | None) -> str:
+    """The mean to the decimal place of its s.e.'s second significant digit: 6.88 ± 0.22,
+    0.655 ± 0.056."""
+    import math
+
+    if se is None:
+        return f"{mean:.4g} (no s.e.)"
+    if not (se > 0 and math.isfinite(se) and math.isfinite(mean)):
+        return f"{mean:.4g} ± {se:.2g}"
+    places = max(0, 1 - math.floor(math.log10(se)))
+    return f"{mean:.{places}f} ± {se:.{places}f}"

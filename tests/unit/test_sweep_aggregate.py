@@ -77,3 +77,14 @@ def test_sweep_curves_are_quantiles_over_members_aligned_by_step():
     assert steps.tolist() == [10, 20]
     # step 10 over {1, 3, 5}; step 20 over {2, 4} (linear interpolation between order stats)
     assert lo.tolist() == [2.0, 2.5] and med.tolist() == [3.0, 3.0] and hi.tolist() == [4.0, 3.5]
+
+
+def test_the_table_gives_the_mean_to_its_standard_errors_precision():
+    from advgraph.cli.sweep_eval import _mean_se
+
+    assert _mean_se(6.875, 0.2205) == "6.88 ± 0.22"
+    assert _mean_se(5, 0.35) == "5.00 ± 0.35"
+    assert _mean_se(0.6552, 0.056) == "0.655 ± 0.056"
+    assert _mean_se(116.74, 2.2) == "116.7 ± 2.2"
+    assert _mean_se(3, None) == "3 (no s.e.)"
+    assert _mean_se(3, 0.0) == "3 ± 0"
