@@ -55,7 +55,7 @@ labels = rng.integers(0, program.classes, 130) if program.conditional else None
 tr.load_data(data, labels)
 tr.set_order(rng.permutation(130))
 b = 0
-for it in range(3):
+for it in range(2):  # every launch; the 4th D-update (b = 3) starts an epoch
     for _ in range(2):
         if b and b % 3 == 0:
             tr.set_order(rng.permutation(130))  # an epoch ends inside an iteration
