@@ -66,7 +66,10 @@ def both(hk, kernel, grid, block, bufs: dict, scalars: list, order: list, exact:
 
 # ---- the cases --------------------------------------------------------------------------------
 
-GEMM_SHAPES = [(100, 1200, 784), (37, 5, 3), (65, 129, 17), (1, 1, 1)]
+# (100, 70, 784): the MNIST nets' batch and input width, so the longest accumulation (49 K-tiles)
+# is held to the twin's tolerance; N at 70 (two column tiles, one partial) rather than the first
+# layer's 1200 units, which cost 17 times as much in the exact variant and tiled no differently.
+GEMM_SHAPES = [(100, 70, 784), (37, 5, 3), (65, 129, 17), (1, 1, 1)]
 GEMM_SMALL = [(37, 5, 3), (65, 129, 17), (1, 1, 1)]
 
 
@@ -401,7 +404,11 @@ if __name__ == "__main__":  # python -m tests.backend.host_cases VARIANT [CACHE_
 
     variant = sys.argv[1]
     cache = sys.argv[2] if len(sys.argv) > 2 else None
-    for order in ("natural", "shuffled"):
-        hk = HostKernels(variant, order=order, seed=1, cache_dir=cache)
-        run_suite(hk, exact=variant in ("exact", "asan", "tsan"), small=True)
+    # One order: ASan checks each access against shadow memory and TSan each pair of accesses
+    # against happens-before (barriers, atomics), whichever fiber runs first, so a second order
+    # repeated the same checks (the injected faults of test_host_sanitizers.py are caught in
+    # this natural order); that results do not depend on the order is
+    # test_kernels_do_not_depend_on_block_or_thread_order's.
+    hk = HostKernels(variant, order="natural", seed=1, cache_dir=cache)
+    run_suite(hk, exact=variant in ("exact", "asan", "tsan"), small=True)
     print(f"host kernel suite passed under {variant}")

@@ -307,10 +307,12 @@ def test_a_cupy_run_that_cannot_build_here_suggests_torch(tmp_path, monkeypatch)
 
 
 # cifar10-conv with G's two dense layers narrowed (8000 → 400 and 800 units, so 8 maps of
-# 10 × 10 into its conv_transpose2d instead of 80): the same ops and D, the paper's conv net
-# unchanged, in seconds instead of minutes on the host executor.
+# 10 × 10 into its conv_transpose2d instead of 80) and D's widest two (c2's 192 maps → 16, h3's
+# 500 units → 50): every layer's op, kernel size, stride, padding and pieces as the paper's
+# (c0 and c1, the 8 × 8 kernels on 32 × 32 images, unchanged), in seconds on the host executor.
 CIFAR_NARROW = ["generator.layers[0].units=400", "generator.layers[2].units=800",
-                "generator.layers[4].shape=[8, 10, 10]"]
+                "generator.layers[4].shape=[8, 10, 10]", "discriminator.layers[4].channels=16",
+                "discriminator.layers[7].units=50"]
 CIFAR_SMALL = ["--set", "training.batch_size=4", "--set", "data.train=16",
                "--set", "training.log_every=1", "--set", "training.checkpoint={steps: 1}",
                *(a for o in CIFAR_NARROW for a in ("--set", o))]
@@ -380,7 +382,7 @@ class _Views:
 @pytest.mark.slow
 def test_cifar10_conv_on_the_host_executor_equals_the_twins(monkeypatch):
     """The paper's CIFAR-10 conv nets (D's maxout_conv and max_pool layers as the spec has
-    them, G narrowed: CIFAR_NARROW), two iterations of Algorithm 1 at batch 4, in lock step:
+    them, G and D's widest layers narrowed: CIFAR_NARROW), two iterations of Algorithm 1 at batch 4, in lock step:
     every launch of the .cu kernels compiled for the CPU gives what its NumPy twin gives from
     the same inputs, noise included (in-kernel Philox on both)."""
     from advgraph.params import init_params
@@ -412,7 +414,7 @@ def test_cifar10_conv_on_the_host_executor_equals_the_twins(monkeypatch):
 
 @pytest.mark.slow
 def test_cifar10_conv_resumes_bit_exactly_on_the_host_executor(tmp_path):
-    """Two steps of cifar10-conv (G narrowed: CIFAR_NARROW) on small generated CIFAR-10
+    """Two steps of cifar10-conv (narrowed: CIFAR_NARROW) on small generated CIFAR-10
     batches, straight through and as one step resumed: every tensor, the RNG and the optimiser
     state bit-identical."""
     from tests.unit.test_cifar import make_cifar_dir
