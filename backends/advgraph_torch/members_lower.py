@@ -49,7 +49,7 @@ def _maxout(x, n, p, ctx):
     units, pieces = n.attrs["units"], n.attrs["pieces"]
     if ctx.train:
         return maxout_gemm(x, p[n.name + ".weight"], p[n.name + ".bias"], units, pieces,
-                           lambda x, w, b: _gemm_wb(x, w, b))
+                           _gemm_wb)
     y = _gemm(x, n, p, ctx)
     return y.view(*y.shape[:2], units, pieces).max(dim=3).values
 
