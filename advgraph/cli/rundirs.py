@@ -185,10 +185,10 @@ def _runs_named(root: Path, name: str) -> list:
     for r in members:
         if not r.path.is_dir():
             continue
-        try:
-            owner = r.info().get("sweep")
+        try:  # not yet recorded (no run.json), or damaged: made by the sweep, as named
+            owner = r.info().get("sweep") if r.info_path.exists() else sweep.name
         except RunError:
-            owner = sweep.name  # damaged, but made by the sweep: its directory's name says so
+            owner = sweep.name
         if owner == sweep.name:
             mine.append(r)
         else:
