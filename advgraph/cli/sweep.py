@@ -75,6 +75,11 @@ def sweep(
         if outcome.status == "interrupted":
             raise typer.Exit(130)
         return
+    _print_outcome(sw, outcome, why)
+
+
+def _print_outcome(sw, outcome, why: str | None) -> None:
+    """The last line: how the members trained, who diverged, where the sweep is."""
     info = sw.info()
     n = len(info["members"])
     diverged = [m["name"] for m in info["members"] if m["status"] == "diverged"]
