@@ -207,7 +207,8 @@ def _plot_sweep(sw, out: Optional[Path]) -> None:
     title = f"sweep {sw.name}: median over seeds, band 25–75%"
     if left_out:
         title += f"\ndiverged, left out: {', '.join(left_out)}"
-    first = next(r for m, r in zip(info["members"], runs) if m.get("status") != "diverged")
+    first = next(r for m, r in zip(info["members"], runs)
+                 if m.get("status") not in ("diverged", "missing") and r.path.is_dir())
     print_wrote(plot_sweep_metrics(settings, out or sw.path / "plots" / "metrics.png",
                                    title=title, follow=out is not None,
                                    scores=_raw_scores(first)))

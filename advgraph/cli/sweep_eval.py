@@ -26,8 +26,9 @@ def evaluate_sweep(sw, evaluate: Callable[[str], Reports], as_json: bool) -> Non
     with user_errors():
         info = sw.info()
     members = info["members"]
-    excluded = [m["name"] for m in members if m.get("status") == "diverged"]
-    live = [m for m in members if m.get("status") != "diverged"]
+    out = ("diverged", "missing")  # missing: its run was deleted
+    excluded = [m["name"] for m in members if m.get("status") in out]
+    live = [m for m in members if m.get("status") not in out]
     if not live:
         with user_errors():
             raise RunError(f"every member of sweep {sw.name} diverged: nothing to evaluate")
@@ -106,7 +107,7 @@ def print_summary(s: dict[str, Any]) -> None:
         console.print("note: members evaluated at different checkpoints: " + ", ".join(
             f"{m['name']} step {m['checkpoint_step']}" for m in s["members"]))
     if s["excluded"]:
-        console.print("excluded (diverged): " + ", ".join(s["excluded"]))
+        console.print("excluded (diverged or deleted): " + ", ".join(s["excluded"]))
     for f in s["failed"]:
         console.print(f"failed: {f['name']}: {f['error']}")
 

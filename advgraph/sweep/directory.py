@@ -35,7 +35,8 @@ class MemberInfo(_Model):
     seed: int
     values: dict[str, Any] = {}
     setting: str = "all"
-    status: Literal["running", "finished", "interrupted", "diverged", "stopped"] = "running"
+    status: Literal["running", "finished", "interrupted", "diverged", "stopped",
+                    "missing"] = "running"  # missing: its run was deleted
 
 
 class SweepInfo(_Model):

@@ -134,9 +134,8 @@ def resume_sweep(root: Path, name: str, data_root: str | None, overrides: list[s
     """Continue sweep `name` from the newest step every live member has a checkpoint of
     (with `dist`, each rank its shard of the members, however many ranks trained it)."""
     sweep = SweepDir.resolve(name, root)
-    info = sweep.info()
+    info = _without_missing(sweep, sweep.info(), hooks, dist)  # (before a lock could make one)
     runs = sweep.member_runs(info)
-    _check_present(info, runs)  # before locking: a lock would make the missing one's .lock
     mine = shard(_check_world(len(runs), dist), dist)
     locked: list[Any] = []
     try:
@@ -160,17 +159,31 @@ def resume_sweep(root: Path, name: str, data_root: str | None, overrides: list[s
             r.unlock()
 
 
-def _check_present(info: dict[str, Any], runs: list[RunDir]) -> None:
-    for r in runs:
-        if not r.path.is_dir():
-            raise RunError(f"member {r.name} of sweep {info['name']!r} is gone ({r.path}); "
-                           "its sweep cannot resume")
+def _without_missing(sweep: SweepDir, info: dict[str, Any], hooks: TrainingHooks,
+                     dist) -> dict[str, Any]:
+    """sweep.json's members less those whose run was deleted (`rm MEMBER`): the sweep goes
+    on without them, each marked `missing` in sweep.json, as eval, plot and runs leave out."""
+    runs = sweep.member_runs(info)
+    gone = [m for m, r in zip(info["members"], runs)
+            if m.get("status") == "missing" or not r.path.is_dir()]
+    if not gone:
+        return info
+    kept = [m for m in info["members"] if m not in gone]
+    if not any(m.get("status") != "diverged" for m in kept):
+        raise RunError(f"sweep {sweep.name!r}: no member left to train (deleted: "
+                       f"{', '.join(m['name'] for m in gone)})")
+    new = [m["name"] for m in gone if m.get("status") != "missing"]
+    if new and (dist is None or dist.is_main):
+        hooks.warn(f"member(s) {', '.join(new)} deleted: the sweep goes on without them")
+        for m in gone:
+            m["status"] = "missing"
+        sweep.write_info(members=info["members"])
+    return {**info, "members": kept}
 
 
 def _live(info: dict[str, Any], runs: list[RunDir]) -> list[bool]:
     """Members not diverged, by sweep.json and by their own run.json (a rank other than the
     main one marks only its member's run)."""
-    _check_present(info, runs)
     out = []
     for m, r in zip(info["members"], runs):
         out.append(m.get("status") != "diverged" and r.info().get("status") != "diverged")

@@ -93,7 +93,7 @@ def test_eval_sweep_table_leaves_out_diverged_members(sweep):
     assert r.exit_code == 0, r.stderr
     assert "training.optimizer.lr=0.001 " in r.stdout and "mean_log_likelihood" in r.stdout
     assert "±" in r.stdout and "(no s.e.)" in r.stdout  # the setting left with one seed
-    assert "excluded (diverged): sw.lr-0.0005.s1" in r.stdout
+    assert "excluded (diverged or deleted): sw.lr-0.0005.s1" in r.stdout
     assert not (runs_root() / "sw.lr-0.0005.s1" / "eval").exists()  # never evaluated
     summary = json.loads((runs_root() / "sw" / "eval" / "parzen.json").read_text())
     one = summary["settings"][1]

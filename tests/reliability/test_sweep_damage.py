@@ -64,12 +64,23 @@ def test_rm_never_deletes_a_run_the_edited_list_names(sweep, name):
     assert sorted(p.name for p in sweep.iterdir()) == ["other", "sw", "sw.s0", "sw.s1"]
 
 
-def test_a_removed_member_is_named_before_any_lock_is_taken(sweep):
+def test_a_sweep_resumes_without_a_deleted_member_and_marks_it_missing(sweep):
     assert cli("rm", "sw.s1", "--yes").exit_code == 0
     r = cli("sweep", "--resume", "sw", "--set", "training.stop.steps=6")
     _no_traceback(r)
-    assert r.exit_code == 1 and "member sw.s1 of sweep 'sw' is gone" in r.stderr, r.stderr
-    assert not (sweep / "sw.s1").exists()
+    assert r.exit_code == 0, r.stderr
+    assert "member(s) sw.s1 deleted: the sweep goes on without them" in r.stderr
+    assert not (sweep / "sw.s1").exists()  # no lock file (or directory) made for it
+    info = json.loads((sweep / "sw" / "sweep.json").read_text())
+    assert [(m["name"], m["status"]) for m in info["members"]] == [
+        ("sw.s0", "finished"), ("sw.s1", "missing")]
+    assert info["step"] == 6
+    r = cli("eval", "sw", "--modes", "--mode-samples", "200", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1])["excluded"] == ["sw.s1"]
+    assert cli("rm", "sw.s0", "--yes").exit_code == 0
+    r = cli("sweep", "--resume", "sw", "--set", "training.stop.steps=8")
+    assert r.exit_code == 1 and "no member left to train" in r.stderr, r.stderr
 
 
 def test_a_damaged_newest_checkpoint_resumes_from_the_step_before(sweep):
