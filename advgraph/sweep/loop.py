@@ -65,7 +65,7 @@ def run_sweep(sweep: SweepDir, runs: list[RunDir], sw: SweepSession,
         status = "diverged"
     for i in sw.live_indices():
         runs[i].write_info(status=status, step=s0.step, epoch=s0.stream.epoch,
-                           elapsed_s=round(s0.elapsed, 3))
+                           last_metrics=sw.last[i], elapsed_s=round(s0.elapsed, 3))
     _write_statuses(sweep, sw, runs, status)
     return Outcome(status, s0.step, s0.stream.epoch, last)
 
@@ -116,7 +116,7 @@ def _log(sweep: SweepDir, runs: list[RunDir], sw: SweepSession, rate: float,
         runs[i].append_metrics(row)
         if is_finite(row, ms[i]["finite"]):
             rows.append(row)
-            runs[i].write_info(last_metrics=row)
+            sw.last[i] = row  # into run.json with the next checkpoint, as train does
         else:
             _diverge(sweep, runs, sw, i, hooks, f"d_loss={row['d_loss']}, g_loss="
                      f"{row['g_loss']}, parameters finite: {bool(ms[i]['finite'])}", row)
@@ -155,7 +155,8 @@ def _checkpoint(sweep: SweepDir, runs: list[RunDir], sw: SweepSession,
         except TrainingDiverged as e:
             _diverge(sweep, runs, sw, i, hooks, str(e).split(": ", 1)[-1])
             continue
-        runs[i].write_info(status="running", step=s.step, epoch=s.stream.epoch)
+        runs[i].write_info(status="running", step=s.step, epoch=s.stream.epoch,
+                           last_metrics=sw.last[i])
     s0 = sw.first
     if sw.dist is not None:
         sw.dist.gather(None)  # every rank has written its members' checkpoints

@@ -4,7 +4,7 @@ counters) over one `Members` engine, and the data loaded once for all."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..backend_protocol import check_supported, get_backend
@@ -36,6 +36,10 @@ class SweepSession:
     engine: Members
     live: list[bool]
     dist: Any = None  # the ranks sharing the sweep (each trains its own members), or None
+    last: list[Any] = field(default_factory=list)  # each member's latest finite metrics row
+
+    def __post_init__(self) -> None:
+        self.last = self.last or [None] * len(self.members)
 
     @property
     def is_main(self) -> bool:

@@ -54,14 +54,19 @@ def _maxout(x, n, p, ctx):
     return _gemm(x, n, p, ctx).view(x.shape[0], units, pieces).max(dim=2).values
 
 
-def _dropout(x, n, p, ctx):
+def dropout(x, n, ctx, draw: Callable[[torch.Tensor, float], torch.Tensor]) -> torch.Tensor:
+    """x · mask · scale in training, where `draw(x, keep)` gives the 0/1 mask; x in inference."""
     if not ctx.train:
         return x
     keep, scale = n.attrs["keep"], n.attrs["scale"]
     if keep >= 1.0:
         return x * scale if scale != 1.0 else x
-    mask = torch.empty_like(x).bernoulli_(keep, generator=ctx.gen)
-    return x * mask.mul_(scale)
+    return x * draw(x, keep).mul_(scale)
+
+
+def _dropout(x, n, p, ctx):
+    return dropout(x, n, ctx,
+                   lambda x, keep: torch.empty_like(x).bernoulli_(keep, generator=ctx.gen))
 
 
 def _batchnorm(x, n, p, ctx):

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from advgraph.ir import Op
 
-from .lower import LOWERINGS, OpFn
+from .lower import LOWERINGS, OpFn, dropout
 from .maxout import maxout_gemm
 
 
@@ -55,17 +55,14 @@ def _maxout(x, n, p, ctx):
 
 
 def _dropout(x, n, p, ctx):
-    if not ctx.train:
-        return x
-    keep, scale = n.attrs["keep"], n.attrs["scale"]
-    if keep >= 1.0:
-        return x * scale if scale != 1.0 else x
-    # One member at a time, each from its own generator, on its own contiguous slice: the
-    # draws of member i are those of its solo trainer's mask of shape (B, ...).
-    mask = torch.empty(x.shape, dtype=x.dtype, device=x.device)  # contiguous slices
-    for i, gen in enumerate(ctx.gen):
-        mask[i].bernoulli_(keep, generator=gen)
-    return x * mask.mul_(scale)
+    def draw(x, keep):
+        # One member at a time, each from its own generator, on its own contiguous slice: the
+        # draws of member i are those of its solo trainer's mask of shape (B, ...).
+        mask = torch.empty(x.shape, dtype=x.dtype, device=x.device)  # contiguous slices
+        for i, gen in enumerate(ctx.gen):
+            mask[i].bernoulli_(keep, generator=gen)
+        return mask
+    return dropout(x, n, ctx, draw)
 
 
 def to_channels(x: torch.Tensor) -> torch.Tensor:
