@@ -76,3 +76,20 @@ def make_shapes(root: Path, per_class: int = 120, seed: int = 0,
             img.save(root / shape / f"{i:03d}.{'jpg' if i % 5 == 0 else 'png'}")
     (root / classes[-1] / "broken.png").write_bytes(b"this is not a PNG")
     return root
+
+
+def central_differences(f, x, eps: float = 1e-6):
+    """∂f/∂x of the scalar f at x by central differences, in float64 (x is left unchanged)."""
+    import numpy as np
+
+    x = np.array(x, np.float64)
+    out = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + eps
+        hi = f(x)
+        x[i] = old - eps
+        lo = f(x)
+        x[i] = old
+        out[i] = (hi - lo) / (2 * eps)
+    return out

@@ -20,6 +20,7 @@ from advgraph.ir.objective import LOSSES, SCORE_LOSSES
 from advgraph.objective import power_iteration, spectral_matrix, spectral_sigma
 from advgraph.spec import load_text
 from tests.conftest import ROOT
+from tests.helpers import central_differences
 
 sys.path.insert(0, str(ROOT / "backends"))
 from advgraph_cupy import twins  # noqa: E402
@@ -29,6 +30,14 @@ from advgraph_cupy.host import available  # noqa: E402
 
 needs_host = pytest.mark.skipif(available() is not None, reason=str(available()))
 M = 6  # minibatch
+
+TRAINING = """training:
+  batch_size: {m}
+  loss: {loss}
+  regularizers: {regs}
+  optimizer: {{type: adam, lr: 0.001}}
+  stop: {{steps: 3}}
+"""
 
 DENSE = """
 prior: {{type: gaussian, dim: 3}}
@@ -44,13 +53,7 @@ discriminator:
     - {{type: maxout, name: h0, units: 4, pieces: 2}}
     - {{type: dense, name: y, units: 1}}
     - {{type: {end}}}
-training:
-  batch_size: {m}
-  loss: {loss}
-  regularizers: {regs}
-  optimizer: {{type: adam, lr: 0.001}}
-  stop: {{steps: 3}}
-"""
+""" + TRAINING
 
 CONV = """
 prior: {{type: gaussian, dim: 3}}
@@ -69,13 +72,7 @@ discriminator:
     - {{type: flatten}}
     - {{type: dense, name: y, units: 1}}
     - {{type: {end}}}
-training:
-  batch_size: {m}
-  loss: {loss}
-  regularizers: {regs}
-  optimizer: {{type: adam, lr: 0.001}}
-  stop: {{steps: 3}}
-"""
+""" + TRAINING
 
 
 def program_for(loss: str, regs: str = "{}", conv: bool = False):
@@ -87,19 +84,7 @@ def program_for(loss: str, regs: str = "{}", conv: bool = False):
 
 # ---- the kernels' twins against the definitions ----------------------------------------------
 
-def _fd(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Central finite differences of the scalar f at x (float64)."""
-    x = np.array(x, np.float64)
-    out = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + eps
-        hi = f(x)
-        x[i] = old - eps
-        lo = f(x)
-        x[i] = old
-        out[i] = (hi - lo) / (2 * eps)
-    return out
+_fd = central_differences
 
 
 @pytest.mark.parametrize("loss", LOSSES)

@@ -17,6 +17,7 @@ from advgraph.ops import OPS  # noqa: E402
 from advgraph.params import init_params  # noqa: E402
 from advgraph.spec import load_file, load_text  # noqa: E402
 from tests.conftest import SPECS  # noqa: E402
+from tests.helpers import central_differences  # noqa: E402
 from tests.unit.test_spec import BASE  # noqa: E402
 
 SGD = {"G": OptimConfig("sgd"), "D": OptimConfig("sgd")}
@@ -67,20 +68,9 @@ def _tiny_program(g_loss="non_saturating"):
 
 
 def _num_grad(f, params, names, eps=1e-5):
-    out = {}
-    for n in names:
-        g = np.zeros_like(params[n], dtype=np.float64)
-        flat = params[n].reshape(-1)
-        for i in range(flat.size):
-            old = flat[i]
-            flat[i] = old + eps
-            up = f(params)
-            flat[i] = old - eps
-            down = f(params)
-            flat[i] = old
-            g.reshape(-1)[i] = (up - down) / (2 * eps)
-        out[n] = g
-    return out
+    """∂f(params)/∂params[n] for each of `names`, by central differences in float64."""
+    return {n: central_differences(lambda v, n=n: f({**params, n: v}), params[n], eps)
+            for n in names}
 
 
 @pytest.mark.parametrize("g_loss", ["non_saturating", "minimax"])

@@ -42,12 +42,13 @@ def test_torch_and_cupy_agree_row_by_row():
 
 
 class _Skewed:
-    """The torch backend with D's gradient step scaled: what a buggy kernel would do."""
+    """The torch backend with one step of its trainers skewed (`skew` wraps the trainer's
+    method `step`): what a buggy kernel would do."""
 
-    name = "skewed"
     distributed = False
 
-    def __init__(self):
+    def __init__(self, name, step, skew):
+        self.name, self._step, self._skew = name, step, skew
         self.inner = get_backend("torch")
 
     def available(self):
@@ -56,17 +57,25 @@ class _Skewed:
     def unsupported(self, op):
         return self.inner.unsupported(op)
 
+    def unsupported_feature(self, feature):
+        return self.inner.unsupported_feature(feature)
+
     def build(self, *a, **kw):
         tr = self.inner.build(*a, **kw)
-        d_step = tr.d_step
-        tr.d_step = lambda pos, lr, mom, z=None: d_step(pos, lr * 1.01, mom, z)
+        setattr(tr, self._step, self._skew(getattr(tr, self._step)))
         return tr
+
+
+def _skewed_d_step():
+    """D's gradient step scaled."""
+    return _Skewed("skewed", "d_step",
+                   lambda d_step: lambda pos, lr, mom, z=None: d_step(pos, lr * 1.01, mom, z))
 
 
 def test_a_wrong_backend_fails(monkeypatch):
     real = parity.get_backend
     monkeypatch.setattr(parity, "get_backend",
-                        lambda name: _Skewed() if name == "skewed" else real(name))
+                        lambda name: _skewed_d_step() if name == "skewed" else real(name))
     from tests.programs import compile_loaded
     from advgraph.spec import load_file
 
@@ -86,7 +95,7 @@ def test_the_table_shows_what_the_verdict_is_made_of(monkeypatch):
     shown and the verdict agree: ok exactly where the first is within the second."""
     real = parity.get_backend
     monkeypatch.setattr(parity, "get_backend",
-                        lambda name: _Skewed() if name == "skewed" else real(name))
+                        lambda name: _skewed_d_step() if name == "skewed" else real(name))
     r = cli("parity", SPECS / "ring2d.yaml", "--backends", "torch,skewed", "--batch", "32")
     assert r.exit_code == 1
     assert "ok when max |a − b| ≤ allowed = 0.0001 × the tensor's max |a|, |b|" in r.stdout
@@ -241,35 +250,16 @@ def test_torch_and_cupy_agree_on_each_loss_and_regulariser(loss, regs, conv):
         assert {f"ema/{t.name}" for t in program.G.params()} <= keys
 
 
-class _SkewedEma:
-    """The torch backend with an EMA step of another decay: a wrong EMA."""
-
-    name = "skewed-ema"
-    distributed = False
-
-    def __init__(self):
-        self.inner = get_backend("torch")
-
-    def available(self):
-        return True, ""
-
-    def unsupported(self, op):
-        return self.inner.unsupported(op)
-
-    def unsupported_feature(self, feature):
-        return self.inner.unsupported_feature(feature)
-
-    def build(self, *a, **kw):
-        tr = self.inner.build(*a, **kw)
-        ema_step = tr.ema_step
-        tr.ema_step = lambda decay: ema_step(decay * 0.5)
-        return tr
+def _skewed_ema():
+    """An EMA step of another decay: a wrong EMA."""
+    return _Skewed("skewed-ema", "ema_step",
+                   lambda ema_step: lambda decay: ema_step(decay * 0.5))
 
 
 def test_a_wrong_ema_fails_and_only_the_ema(monkeypatch):
     real = parity.get_backend
     monkeypatch.setattr(parity, "get_backend",
-                        lambda name: _SkewedEma() if name == "skewed-ema" else real(name))
+                        lambda name: _skewed_ema() if name == "skewed-ema" else real(name))
     program, training = _objective_program("hinge", SN_EMA, False)
     rows = parity.compare(program, training, ("torch", "skewed-ema"), ("cpu", "cpu"), 16, 1e-4)
     assert {r.tensor for r in rows if not r.ok} == {f"ema/{t.name}" for t in program.G.params()}
