@@ -249,6 +249,12 @@ def _common_step(name: str, runs: list[RunDir], live: list[bool], warn) -> int:
         if not any(r.checkpoints() for r, ok in zip(runs, live) if ok):
             raise CheckpointError(f"sweep {name!r} has no checkpoint yet (it stopped before "
                                   f"its first); delete it (advgraph rm {name}) and start again")
+        bare = [r.name for r, ok in zip(runs, live) if ok and not r.checkpoints()]
+        if bare:  # its first checkpoint was cut short (a full disk, a kill) after some members
+            raise CheckpointError(
+                f"sweep {name!r} has no checkpoint that every member has ({', '.join(bare)} "
+                "have none: its first checkpoint was cut short); start it again "
+                f"(advgraph rm {name})")
         raise CheckpointError("no checkpoint step is common to every live member of the "
                               "sweep; resume a member on its own with `advgraph train --resume`")
     problems = []

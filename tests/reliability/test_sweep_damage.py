@@ -185,3 +185,13 @@ def test_rm_of_a_sweep_keeps_a_run_made_since_under_a_removed_members_name():
     assert r.exit_code == 0 and "run sw.s1 is not a member of sweep sw" in r.stderr
     assert (runs_root() / "sw.s1" / "run.json").exists()
     assert not (runs_root() / "sw").exists() and not (runs_root() / "sw.s0").exists()
+
+
+def test_a_first_checkpoint_cut_short_says_to_start_again(sweep):
+    """A full disk during the first checkpoint: some members wrote theirs, others none."""
+    shutil.rmtree(sweep / "sw.s1" / "checkpoints")
+    r = cli("sweep", "--resume", "sw", "--set", "training.stop.steps=6")
+    _no_traceback(r)
+    assert r.exit_code == 1, r.stderr
+    assert ("sweep 'sw' has no checkpoint that every member has (sw.s1 have none: its first "
+            "checkpoint was cut short); start it again (advgraph rm sw)") in r.stderr
