@@ -148,9 +148,10 @@ def ew_grid(n: int, per_thread: int = 1) -> tuple[tuple[int, int, int], tuple[in
 
 def gemm(A: Buf, B: Buf, C: Buf, bias: Buf, M: int, N: int, K: int, transA: bool,
          transB: bool, epilogue: str, slope: float, note: str, accumulate: bool = False,
-         batch: int = 1, strides: tuple[int, int, int] = (0, 0, 0)) -> Launch:
+         batch: int = 1, strides: tuple[int, ...] = (0, 0, 0, 0)) -> Launch:
     """C = epilogue(op(A)·op(B)) (C += it with `accumulate`); with batch > 1, `batch` products
-    (gemm_batched), the operands of the b-th `strides` (A's, B's, C's) elements on."""
+    (gemm_batched), the operands of the b-th `strides` (A's, B's, C's and the bias's; the bias's
+    0 when left out) elements on."""
     lda = M if transA else K
     ldb = K if transB else N
     shape = (i32(M), i32(N), i32(K), i32(lda), i32(ldb), i32(N))
@@ -160,7 +161,8 @@ def gemm(A: Buf, B: Buf, C: Buf, bias: Buf, M: int, N: int, K: int, transA: bool
     if batch == 1:
         return Launch("gemm", grid, (256, 1, 1), (A, B, C, bias, *shape, *rest), note)
     return Launch("gemm_batched", grid, (256, 1, 1),
-                  (A, B, C, bias, *shape, i32(batch), *(np.int64(v) for v in strides), *rest), note)
+                  (A, B, C, bias, *shape, i32(batch),
+                   *(np.int64(v) for v in (tuple(strides) + (0,))[:4]), *rest), note)
 
 
 def copy_rows(src: Buf, dst: Buf, rows: int, cols: int, ld_src: int, ld_dst: int,

@@ -93,19 +93,25 @@ def case_gemm(hk, rng, exact, small=False, shapes=None, epilogues=None):
                 runs = [(1, 0, 0, 0, 0, ep) for ep in (epilogues or EPILOGUES.values())]
                 runs.append((1, 0, 0, 0, 1, EPILOGUES["relu"]))
                 runs.append((3, rows_a * lda + 5, 0, M * ldc + 7, 1, EPILOGUES["none"]))
+                # a sweep's members: each its own B and bias, the biases N + 3 apart
+                runs.append((3, rows_a * lda + 5, 0, M * ldc + 7, 0, EPILOGUES["relu"]))
+                biases = np.concatenate([bias, np.zeros(3, f32), bias * 0.5, np.zeros(3, f32),
+                                         -bias])
                 for batch, sA, sB, sC, acc, ep in runs:
+                    sBias = N + 3 if batch > 1 and ep != EPILOGUES["none"] else 0
                     C0 = rng.standard_normal(batch * (M * ldc + 7)).astype(f32)  # padding survives
                     shape = [i32(v) for v in (M, N, K, lda, ldb, ldc)]
                     rest = [i32(v) for v in (acc, tA, tB, ep)] + [f32(0.1)]
                     kernel, s = "gemm", shape + rest
                     if batch > 1:
                         kernel = "gemm_batched"
-                        s = shape + [i32(batch)] + [np.int64(v) for v in (sA, sB, sC)] + rest
+                        s = shape + [i32(batch)] + [np.int64(v) for v in (sA, sB, sC, sBias)] + rest
                     mine = C0.copy()
+                    b = biases if sBias else bias
                     hk.launch(kernel, (-(-N // 64), -(-M // 64), batch), BLOCK,
-                              [ptr(A), ptr(B), ptr(mine), ptr(bias)] + s)
+                              [ptr(A), ptr(B), ptr(mine), ptr(b)] + s)
                     twin = C0.copy()
-                    twins.KERNELS[kernel](A, B, twin, bias, *[v.item() for v in s])
+                    twins.KERNELS[kernel](A, B, twin, b, *[v.item() for v in s])
                     close(mine, twin, 1e-5, f"{kernel} {M}x{N}x{K} tA={tA} tB={tB} ep={ep} "
                           f"batch={batch} acc={acc}", scale=scale + (3 if acc else 0))
 

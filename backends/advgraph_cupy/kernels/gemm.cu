@@ -1,8 +1,8 @@
 // C[M,N] = epilogue(op(A)[M,K] · op(B)[K,N]) with op = identity or transpose, row-major; with
 // `accumulate`, C += that instead (a second reader's part of a gradient, without a scratch copy).
 // gemm_batched: `batch` independent products, the b-th at A + b·strideA, B + b·strideB,
-// C + b·strideC (a stride of 0 shares the operand, e.g. a convolution's weights); blockIdx.z is
-// the product, and the bias, when the epilogue adds one, is shared. Two kernels from one body:
+// C + b·strideC and bias + b·strideBias (a stride of 0 shares the operand, e.g. a convolution's
+// weights and bias; a sweep's members each have their own); blockIdx.z is the product. Two kernels from one body:
 // the batch offsets cost the plain GEMM 18 registers (98, 2 blocks per SM, instead of 80, 3).
 // Our own tiled SGEMM (CuPy cannot capture cuBLAS in a CUDA graph): 64×64 tiles, BK = 16,
 // 256 threads each computing a 4×4 micro-tile; any M, N, K (edges are zero-filled).
@@ -21,12 +21,13 @@ __device__ __forceinline__ void gemm_body(
         float (*As)[TM + 4], float (*Bs)[TN + 4], bool batched,
         const float* __restrict__ A, const float* __restrict__ B, float* __restrict__ C,
         const float* __restrict__ bias, int M, int N, int K, int lda, int ldb, int ldc,
-        long long strideA, long long strideB, long long strideC, int accumulate,
-        int transA, int transB, int epilogue, float slope) {
+        long long strideA, long long strideB, long long strideC, long long strideBias,
+        int accumulate, int transA, int transB, int epilogue, float slope) {
     if (batched) {
         A += (size_t)blockIdx.z * strideA;
         B += (size_t)blockIdx.z * strideB;
         C += (size_t)blockIdx.z * strideC;
+        if (epilogue != EP_NONE) bias += (size_t)blockIdx.z * strideBias;
     }
     const int tid = threadIdx.x;
     const int tx = tid % 16, ty = tid / 16;
@@ -88,20 +89,21 @@ gemm(const float* __restrict__ A, const float* __restrict__ B, float* __restrict
      int accumulate, int transA, int transB, int epilogue, float slope) {
     __shared__ float As[TK][TM + 4];
     __shared__ float Bs[TK][TN + 4];
-    gemm_body(As, Bs, false, A, B, C, bias, M, N, K, lda, ldb, ldc, 0, 0, 0, accumulate, transA,
-              transB, epilogue, slope);
+    gemm_body(As, Bs, false, A, B, C, bias, M, N, K, lda, ldb, ldc, 0, 0, 0, 0, accumulate,
+              transA, transB, epilogue, slope);
 }
 
 extern "C" __global__ void __launch_bounds__(256)
 gemm_batched(const float* __restrict__ A, const float* __restrict__ B, float* __restrict__ C,
              const float* __restrict__ bias, int M, int N, int K, int lda, int ldb, int ldc,
-             int batch, long long strideA, long long strideB, long long strideC, int accumulate,
-             int transA, int transB, int epilogue, float slope) {
+             int batch, long long strideA, long long strideB, long long strideC,
+             long long strideBias, int accumulate, int transA, int transB, int epilogue,
+             float slope) {
     __shared__ float As[TK][TM + 4];
     __shared__ float Bs[TK][TN + 4];
     if ((int)blockIdx.z >= batch) return;
     gemm_body(As, Bs, true, A, B, C, bias, M, N, K, lda, ldb, ldc, strideA, strideB, strideC,
-              accumulate, transA, transB, epilogue, slope);
+              strideBias, accumulate, transA, transB, epilogue, slope);
 }
 
 // db[n] = Σ_m dY[m, n]: the bias gradient (threads along n, coalesced reads). Compensated

@@ -28,29 +28,30 @@ def _gemm_batched_footprint(s):
     b = strided(N, K, s["ldb"]) if s["transB"] else strided(K, N, s["ldb"])
     return {"A": batched(bt, s["strideA"], a), "B": batched(bt, s["strideB"], b),
             "C": batched(bt, s["strideC"], strided(M, N, s["ldc"])),
-            "bias": 0 if s["epilogue"] == EPILOGUES["none"] else N}
+            "bias": 0 if s["epilogue"] == EPILOGUES["none"] else batched(bt, s["strideBias"], N)}
 
 
 @FAMILY.kernel("gemm_batched", footprint=_gemm_batched_footprint, writes={"C": "accumulate"})
-def k_gemm_batched(A, B, C, bias, M, N, K, lda, ldb, ldc, batch, sA, sB, sC, acc, transA,
-                   transB, ep, slope):
+def k_gemm_batched(A, B, C, bias, M, N, K, lda, ldb, ldc, batch, sA, sB, sC, sBias, acc,
+                   transA, transB, ep, slope):
     for i in range(batch):
         a0, b0, c0 = A[i * sA:], B[i * sB:], C[i * sC:]
         a = a0[: K * lda].reshape(K, lda)[:, :M].T if transA else a0[: M * lda].reshape(M, lda)[:, :K]
         b = b0[: N * ldb].reshape(N, ldb)[:, :K].T if transB else b0[: K * ldb].reshape(K, ldb)[:, :N]
         v = a.astype(np.float64) @ b.astype(np.float64)
         if ep != EPILOGUES["none"]:
-            v = v + bias[:N]
+            v = v + bias[i * sBias: i * sBias + N]
         v = act(v.astype(np.float32), ep, slope)
         out = c0[: M * ldc].reshape(M, ldc)[:, :N]
         out[...] = out + v if acc else v
 
 
 @FAMILY.kernel("gemm", footprint=lambda s: _gemm_batched_footprint(
-    {**s, "batch": 1, "strideA": 0, "strideB": 0, "strideC": 0}), writes={"C": "accumulate"})
+    {**s, "batch": 1, "strideA": 0, "strideB": 0, "strideC": 0, "strideBias": 0}),
+    writes={"C": "accumulate"})
 def k_gemm(A, B, C, bias, M, N, K, lda, ldb, ldc, acc, transA, transB, ep, slope):
-    k_gemm_batched(A, B, C, bias, M, N, K, lda, ldb, ldc, 1, 0, 0, 0, acc, transA, transB, ep,
-                   slope)
+    k_gemm_batched(A, B, C, bias, M, N, K, lda, ldb, ldc, 1, 0, 0, 0, 0, acc, transA, transB,
+                   ep, slope)
 
 
 @FAMILY.kernel("bias_grad", footprint=lambda s: {"dY": s["M"] * s["N"], "db": s["N"]},
