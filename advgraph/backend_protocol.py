@@ -121,6 +121,20 @@ class Backend(Protocol):
     # Optional: memory_report(program, batch_size, optim) -> list[str], lines `advgraph check
     # --backend NAME` prints (the device memory a training iteration needs, say); without
     # importing a GPU library.
+    # Optional: build_members(programs, device, seeds, batch_size, optim) -> a sweep's
+    # members as one program (advgraph.sweep.engine.Members), or None where they cannot
+    # share one (`why_not_one_program`): the sweep then steps one trainer per member.
+
+
+def why_not_one_program(programs: list[Program], optim: list[dict[str, OptimConfig]]) -> str | None:
+    """None when a sweep's members can be one program (the same nets, prior, data shape and
+    objective, the same optimisers but their lr and momentum); else why not."""
+    first = programs[0].structure()
+    if any(p.structure() != first for p in programs[1:]):
+        return "the members' programs differ in more than their initialisers"
+    if any(o != optim[0] for o in optim[1:]):
+        return "the members' optimisers differ"
+    return None
 
 
 def _entry_points() -> dict[str, Any]:

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from advgraph.backend_protocol import METRIC_SUMS, OptimConfig, check_supported
+from advgraph.backend_protocol import (METRIC_SUMS, OptimConfig, check_supported,
+                                       why_not_one_program)
 from advgraph.errors import BackendError
 from advgraph.ir import Op, Program
 from advgraph.ir.objective import LOSSES
@@ -85,6 +86,17 @@ class CupyBackend:
         check_supported(self, program)
         return CupyTrainer(program, _executor(device), seed, batch_size, optim)
 
+    def build_members(self, programs: list[Program], device: str, seeds: list[int],
+                      batch_size: int, optim: list[dict[str, OptimConfig]]):
+        """A sweep's members as one program (members.py), or None where they cannot share one."""
+        from .members import CupyMembers
+
+        if not programs or why_not_one_program(programs, optim) is not None:
+            return None
+        for p in programs:
+            check_supported(self, p)
+        return CupyMembers(programs[0], _executor(device), list(seeds), batch_size, optim[0])
+
 
 def _cuda_count() -> int:
     try:
@@ -121,15 +133,20 @@ def _executor(device: str):
 
 
 class CupyTrainer:
+    """`runtime` and `plan`: a runtime of one's own and the plan it runs (a sweep's member, a
+    view of the members' shared runtime: members.py); by default, this trainer's."""
+
     def __init__(self, program: Program, executor, seed: int, batch_size: int,
-                 optim: dict[str, OptimConfig]):
+                 optim: dict[str, OptimConfig], runtime=None, plan: P.Plan | None = None):
         from .footprint import check_plan
         from .runtime import Runtime
 
         self.program, self.m, self.optim = program, batch_size, optim
-        self.plan = L.lower(program, batch_size, optim)
-        check_plan(self.plan)
-        self.rt = Runtime(executor, host_written=HOST_WRITTEN)
+        if plan is None:
+            plan = L.lower(program, batch_size, optim)
+            check_plan(plan)
+        self.plan = plan
+        self.rt = runtime or Runtime(executor, host_written=HOST_WRITTEN)
         self.rt.ensure(self.plan)
         self.rt.upload("rng", np.array([seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF, 0, 0],
                                        np.uint32))
@@ -257,15 +274,20 @@ class CupyTrainer:
         fin = METRICS.index("finite")
         self.rt.upload("metrics", np.zeros(1, np.float32), fin)  # a fresh count
         self.rt.run("finite", self.plan, lambda: self.plan.phases["finite"])
-        s = self.rt.download("metrics").astype(np.float64)
+        out = self.metrics_of(self.rt.download("metrics"))
+        if reset:
+            self.rt.run("reset_metrics", self.plan, lambda: self.plan.phases["reset_metrics"])
+            self._counts = [0, 0]
+        return out
+
+    def metrics_of(self, sums: np.ndarray) -> dict[str, float]:
+        """The metrics from the `metrics` buffer's sums and this trainer's update counts."""
+        s = sums.astype(np.float64)
         nd, ng = max(self._counts[0], 1), max(self._counts[1], 1)
         i = METRICS.index
         out = {"d_loss": s[i("d_loss")] / nd, "d_real": s[i("d_real")] / nd,
                "d_fake": s[i("d_fake")] / nd, "g_loss": s[i("g_loss")] / ng,
                "finite": float(s[i("finite")] == 0)}
-        if reset:
-            self.rt.run("reset_metrics", self.plan, lambda: self.plan.phases["reset_metrics"])
-            self._counts = [0, 0]
         return {k: float(v) for k, v in out.items()}
 
     # ---- inference --------------------------------------------------------------------------

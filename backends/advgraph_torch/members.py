@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from advgraph.backend_protocol import METRIC_SUMS, OptimConfig
+from advgraph.backend_protocol import METRIC_SUMS, OptimConfig, why_not_one_program
 from advgraph.errors import BackendError
 from advgraph.ir import Program
 from advgraph.ops import BATCH_COUPLED
@@ -33,15 +33,10 @@ from .objective import d_loss, d_output, g_loss
 
 def why_not_batched(programs: list[Program], optim: list[dict[str, OptimConfig]]) -> str | None:
     """None when the members can share one program; else why not."""
-    first = programs[0].structure()
-    if any(p.structure() != first for p in programs[1:]):
-        return "the members' programs differ in more than their initialisers"
-    if any(o != optim[0] for o in optim[1:]):
-        return "the members' optimisers differ"
-    obj = programs[0].objective
-    if obj.spectral:
+    why = why_not_one_program(programs, optim)
+    if why is None and programs[0].objective.spectral:
         return "spectral norm is not batched"
-    return None
+    return why
 
 
 def build_members(programs, device: torch.device, seeds, batch_size,

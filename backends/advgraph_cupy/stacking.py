@@ -1,0 +1,115 @@
+"""A sweep's members as one launch plan: N copies of a solo plan in one memory (members.py).
+
+Every buffer of the solo plan but the shared ones is stacked: member i's copy of buffer X is
+the elements [i·s, (i+1)·s) of X, s being X's size in the solo plan (for the training order,
+sized by the runtime: the examples, set by `examples`). Shared are the training set and its
+labels (every member reads the same data) and the D-updates' positions (members step in
+lockstep; each has its own order of the data).
+
+A launch of the solo plan becomes one launch for every member where its kernel takes a batch
+(a GEMM becomes gemm_batched: the member is the batch index, each operand its member stride),
+and one launch per member otherwise, its views moved to that member's copies. Launch j of
+every member comes before launch j + 1 of any: a phase keeps its order, so its liveness keeps
+its shape, and one captured phase (one CUDA graph) steps every member. Member i computes what
+the solo plan computes: its own parameters, RNG state (seed and offset), hyperparameter slots,
+metrics and scratch, and the same kernels (gemm_batched's product is gemm's, bit for bit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from .plan import N_EXAMPLES, Buf, Launch, Plan, gemm
+
+SHARED = frozenset({"data", "labels", "pos"})
+
+
+class Stacking:
+    def __init__(self, solo: Plan, n: int):
+        self.solo, self.n = solo, n
+        self.examples = 0  # training examples per member: the order's stride
+
+    def stacked(self, name: str) -> bool:
+        """Whether each member has its own copy of the buffer (a buffer not in the solo
+        plan, e.g. an inference plan's own, is not stacked: one member uses it at a time)."""
+        return name in self.solo.buffers and name not in SHARED
+
+    def stride(self, name: str) -> int:
+        """Elements from one member's copy of the buffer to the next's (0: shared)."""
+        if not self.stacked(name):
+            return 0
+        return self.examples if name == "order" else self.solo.buffers[name].size
+
+    def plan(self, phases: bool = True) -> Plan:
+        """The members' plan: every stacked buffer n times over (the order sized by the
+        runtime), and, with `phases`, every phase of the solo plan stacked."""
+        buffers = {name: replace(b, size=b.size * (self.n if self.stacked(name) else 1))
+                   for name, b in self.solo.buffers.items()}
+        return Plan(buffers=buffers, param_offsets=self.solo.param_offsets,
+                    phases={k: self.launches(v) for k, v in self.solo.phases.items()}
+                    if phases else {})
+
+    # ---- launches -------------------------------------------------------------------------
+
+    def launches(self, solo: list[Launch]) -> list[Launch]:
+        """The members' launches for a list of the solo plan's."""
+        out: list[Launch] = []
+        for launch in solo:
+            merged = self._batched(launch)
+            if merged is not None:
+                out.append(merged)
+            else:
+                out.extend(self.member(launch, i) for i in range(self.n))
+        return out
+
+    def shift(self, launches: list[Launch], i: int) -> list[Launch]:
+        """Member i's copy of each launch (its inference, its noise draws)."""
+        return [self.member(launch, i) for launch in launches]
+
+    def view(self, buf: Buf, i: int) -> Buf:
+        """Member i's copy of a view of the solo plan (a shared buffer's view unchanged)."""
+        s = self.stride(buf.name)
+        if not self.stacked(buf.name):
+            return buf
+        extent = buf.extent or s - buf.offset  # "to the end" of member i's copy, not the buffer's
+        return Buf(buf.name, i * s + buf.offset, extent)
+
+    def member(self, launch: Launch, i: int) -> Launch:
+        return replace(launch, args=tuple(self._arg(a, i) for a in launch.args))
+
+    def _arg(self, a: Any, i: int) -> Any:
+        if isinstance(a, Buf):
+            return self.view(a, i)
+        if a is N_EXAMPLES:  # per member, not the stacked order's size
+            return np.int32(self.examples)
+        return a
+
+    def _batched(self, launch: Launch) -> Launch | None:
+        """A GEMM of the solo plan as one gemm_batched over the members; None for any other
+        launch (a solo plan's gemm_batched, a convolution's, stays one launch per member)."""
+        if launch.kernel != "gemm" or self.n == 1:
+            return None
+        A, B, C, bias, M, N, K, lda, ldb, ldc, acc, tA, tB, ep, slope = launch.args
+        if lda != (M if tA else K) or ldb != (K if tB else N) or ldc != N:
+            return None  # plan.gemm's leading dimensions: the only ones it can rebuild
+        from .codes import EPILOGUES
+
+        with_bias = int(ep) != EPILOGUES["none"]
+
+        def whole(b: Buf) -> Buf:  # every member's copy: one view from member 0's on
+            s = self.stride(b.name)
+            first = self.view(b, 0)
+            return replace(first, extent=(self.n - 1) * s + first.extent) if s else b
+
+        strides = (self.stride(A.name), self.stride(B.name), self.stride(C.name),
+                   self.stride(bias.name) if with_bias else 0)
+        if not strides[2]:  # a shared output: the members would race for it
+            return None
+        epilogue = {v: k for k, v in EPILOGUES.items()}[int(ep)]
+        return gemm(whole(A), whole(B), whole(C), whole(bias) if with_bias else self.view(bias, 0),
+                    int(M), int(N), int(K), bool(tA), bool(tB), epilogue, float(slope),
+                    launch.note + " (every member)", accumulate=bool(acc), batch=self.n,
+                    strides=strides)
