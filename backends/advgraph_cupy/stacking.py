@@ -7,8 +7,10 @@ labels (every member reads the same data) and the D-updates' positions (members 
 lockstep; each has its own order of the data).
 
 A launch of the solo plan becomes one launch for every member where its kernel takes a batch
-(a GEMM becomes gemm_batched: the member is the batch index, each operand its member stride),
-and one launch per member otherwise, its views moved to that member's copies. Launch j of
+(a GEMM becomes gemm_batched: the member is the batch index, each operand its member stride)
+or works on independent rows that the members' copies continue (an activation, maxout, a
+copy: kernels.ROWS), and one launch per member otherwise (anything that reads a member's own
+RNG state, hyperparameters or parameters through a pointer, or reduces over rows), its views moved to that member's copies. Launch j of
 every member comes before launch j + 1 of any: a phase keeps its order, so its liveness keeps
 its shape, and one captured phase (one CUDA graph) steps every member. Member i computes what
 the solo plan computes: its own parameters, RNG state (seed and offset), hyperparameter slots,
@@ -22,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from .kernel_sources import signatures
+from .kernels import FOOTPRINTS, ROWS
 from .plan import N_EXAMPLES, Buf, Launch, Plan, gemm
 
 SHARED = frozenset({"data", "labels", "pos"})
@@ -88,9 +92,15 @@ class Stacking:
         return a
 
     def _batched(self, launch: Launch) -> Launch | None:
-        """A GEMM of the solo plan as one gemm_batched over the members; None for any other
-        launch (a solo plan's gemm_batched, a convolution's, stays one launch per member)."""
-        if launch.kernel != "gemm" or self.n == 1:
+        """One launch for every member, or None: a GEMM as one gemm_batched over the members,
+        a kernel of independent rows (kernels.ROWS) over the members' rows where each of its
+        buffers' copies lie back to back. A solo plan's gemm_batched (a convolution's) stays
+        one launch per member."""
+        if self.n == 1:
+            return None
+        if launch.kernel in ROWS:
+            return self._rows(launch, ROWS[launch.kernel])
+        if launch.kernel != "gemm":
             return None
         A, B, C, bias, M, N, K, lda, ldb, ldc, acc, tA, tB, ep, slope = launch.args
         if lda != (M if tA else K) or ldb != (K if tB else N) or ldc != N:
@@ -113,3 +123,30 @@ class Stacking:
                     int(M), int(N), int(K), bool(tA), bool(tB), epilogue, float(slope),
                     launch.note + " (every member)", accumulate=bool(acc), batch=self.n,
                     strides=strides)
+
+    def _rows(self, launch: Launch, count: str) -> Launch | None:
+        """The members' copies as one launch over n times the rows, where every buffer the
+        kernel touches is a stacked one whose member copies it spans whole (its footprint
+        is the buffer's member stride and grows linearly with the rows): member i's rows then
+        follow member i - 1's in every buffer."""
+        params = signatures()[launch.kernel]
+        scalars = {p.name: int(self._arg(a, 0)) for p, a in zip(params, launch.args)
+                   if not p.is_pointer}
+        one = FOOTPRINTS[launch.kernel](scalars)
+        many = FOOTPRINTS[launch.kernel]({**scalars, count: scalars[count] * self.n})
+        args = []
+        for p, a in zip(params, launch.args):
+            if not p.is_pointer:
+                args.append(np.int32(scalars[count] * self.n) if p.name == count
+                            else self._arg(a, 0))
+                continue
+            if one[p.name] and (self.stride(a.name) != one[p.name]
+                                or many[p.name] != self.n * one[p.name]):
+                return None
+            first = self.view(a, 0)
+            args.append(replace(first, extent=self.n * one[p.name]) if one[p.name] else first)
+        gx, gy, gz = launch.grid
+        if gy != 1 or gz != 1 or gx * self.n * launch.block[0] >= 2**31:
+            return None  # the kernels index a 1-D grid with an int
+        return replace(launch, grid=(gx * self.n, 1, 1), args=tuple(args),
+                       note=launch.note + " (every member)")

@@ -160,25 +160,6 @@ def test_nproc_shards_the_members_over_processes_and_a_resume_may_change_it():
     assert r.returncode == 2 and "--nproc 2 for 1 member(s)" in r.stderr
 
 
-def test_a_cupy_sweep_member_is_its_solo_run_on_the_host_executor():
-    import sys as _sys
-
-    from tests.conftest import ROOT
-
-    _sys.path.insert(0, str(ROOT / "backends"))
-    from advgraph_cupy.host import available
-
-    if available() is not None:
-        pytest.skip(str(available()))
-    args = ["--backend", "cupy", "--device", "cpu", *TINY, "--set", "training.stop.steps=10"]
-    r = cli("sweep", SPECS / "toy1d.yaml", "--seeds", "0-1", "--name", "cu", *args)
-    assert r.exit_code == 0, r.stderr
-    assert "one after another (the cupy backend has no batched engine)" in r.stdout
-    assert cli("train", SPECS / "toy1d.yaml", "--name", "solo", *args,
-               "--set", "training.seed=1").exit_code == 0
-    _same_training("cu.s1", "solo", 10)
-
-
 def test_the_api_opens_a_sweep_and_its_members():
     import advgraph
     from advgraph.errors import RunError
@@ -201,6 +182,32 @@ DROPOUT_D = ("discriminator.layers=[{type: dropout, keep: 0.8, scale: 1.25}, "
              "{type: maxout, name: h0, units: 32, pieces: 2}, {type: dropout, keep: 0.5, "
              "scale: 2.0}, {type: maxout, name: h1, units: 32, pieces: 2}, "
              "{type: dense, name: y, units: 1}, {type: sigmoid}]")
+
+
+def test_a_cupy_sweep_member_is_its_solo_run_bit_for_bit_on_the_host_executor():
+    """Conditional ring2d, a D with dropout, two lrs, 200 steps as one batched cupy program:
+    the member's checkpoint and whole metrics trajectory are its solo run's, bit for bit."""
+    import sys as _sys
+
+    from tests.conftest import ROOT
+
+    _sys.path.insert(0, str(ROOT / "backends"))
+    from advgraph_cupy.host import available
+
+    if available() is not None:
+        pytest.skip(str(available()))
+    args = ["--backend", "cupy", "--device", "cpu", *TINY, "--set", DROPOUT_D,
+            "--set", "training.stop.steps=200", "--set", "training.log_every=10",
+            "--set", "training.checkpoint={steps: 200}",
+            "--set", "training.optimizer={type: sgd, lr: 0.05, momentum: 0.5}"]
+    r = cli("sweep", SPECS / "ring2d-cgan.yaml", "--seeds", "1", "--name", "cu",
+            "--vary", "training.optimizer.lr=0.05,0.02", *args)
+    assert r.exit_code == 0, r.stderr
+    assert "2 members as one batched program" in r.stdout
+    assert cli("train", SPECS / "ring2d-cgan.yaml", "--name", "solo", *args,
+               "--set", "training.seed=1", "--set", "training.optimizer.lr=0.02").exit_code == 0
+    _same_training("cu.lr-0.02.s1", "solo", 200)
+    assert len([r for r in _rows("solo") if "d_loss" in r]) == 20
 
 
 @pytest.mark.slow

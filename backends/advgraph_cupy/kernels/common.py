@@ -50,20 +50,28 @@ class Family:
         self.twins: dict[str, Twin] = {}
         self.footprints: dict[str, Footprint] = {}
         self.writes: dict[str, dict[str, str | None]] = {}
+        self.rows: dict[str, str] = {}
         self.emitters: dict[Op, OpEmitter] = {}
 
     def kernel(self, name: str, footprint: Footprint,
-               writes: dict[str, str | None] | None = None) -> Callable[[Twin], Twin]:
+               writes: dict[str, str | None] | None = None,
+               rows: str | None = None) -> Callable[[Twin], Twin]:
         """Decorates the NumPy twin of kernel `name` and declares its footprint with it, and
         `writes`: the pointer parameters it writes in full without reading them (over their
         footprint), each with the scalar that, when non-zero, makes it read too (a GEMM's
         `accumulate`), or None. The scratch layout (memory.py) may give such an output memory
-        that was another buffer's; any other non-const parameter counts as read and written."""
+        that was another buffer's; any other non-const parameter counts as read and written.
+        `rows`: the scalar counting independent rows (each row's outputs read that row's
+        inputs only), over a 1-D grid whose blockIdx.x runs linearly over them, bounds-checked:
+        copies laid back to back are then one launch of it with that scalar times the copies
+        (stacking.py: a sweep's members)."""
         def declare(twin: Twin) -> Twin:
             if name in self.twins:
                 raise ValueError(f"{self.name}.cu: kernel {name} declared twice")
             self.twins[name], self.footprints[name] = twin, footprint
             self.writes[name] = dict(writes or {})
+            if rows is not None:
+                self.rows[name] = rows
             return twin
         return declare
 

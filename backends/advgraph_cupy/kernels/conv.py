@@ -35,14 +35,14 @@ def _window_index(C, H, W, OH, OW, k, s, p):
     return idx.reshape(C * k * k, OH * OW)
 
 
-@FAMILY.kernel("im2col", footprint=_windows_footprint, writes={"cols": None})
+@FAMILY.kernel("im2col", footprint=_windows_footprint, writes={"cols": None}, rows="rows")
 def k_im2col(x, cols, rows, C, H, W, OH, OW, k, s, p):
     idx = _window_index(C, H, W, OH, OW, k, s, p)
     xs = x[: rows * C * H * W].reshape(rows, C * H * W)
     cols[: rows * idx.size] = np.where(idx >= 0, xs[:, np.maximum(idx, 0)], 0).ravel()
 
 
-@FAMILY.kernel("col2im", footprint=_windows_footprint, writes={"x": None})
+@FAMILY.kernel("col2im", footprint=_windows_footprint, writes={"x": None}, rows="rows")
 def k_col2im(cols, x, rows, C, H, W, OH, OW, k, s, p):
     idx = _window_index(C, H, W, OH, OW, k, s, p).ravel()
     keep = idx >= 0

@@ -24,13 +24,14 @@ FAMILY = Family("elementwise")
 
 # ---- kernels: twins and footprints -------------------------------------------------------------
 
-@FAMILY.kernel("act_fwd", footprint=lambda s: {"x": s["n"], "y": s["n"]}, writes={"y": None})
+@FAMILY.kernel("act_fwd", footprint=lambda s: {"x": s["n"], "y": s["n"]}, writes={"y": None},
+               rows="n")
 def k_act_fwd(x, y, n, mode, slope):
     y[:n] = act(x[:n], mode, slope)
 
 
 @FAMILY.kernel("act_bwd", footprint=lambda s: {"y": s["n"], "dy": s["n"], "dx": s["n"]},
-    writes={"dx": None})
+    writes={"dx": None}, rows="n")
 def k_act_bwd(y, dy, dx, n, mode, slope):
     dx[:n] = act_grad(y[:n], dy[:n], mode, slope)
 
@@ -38,7 +39,7 @@ def k_act_bwd(y, dy, dx, n, mode, slope):
 @FAMILY.kernel("maxout_fwd", footprint=lambda s: {
     "a": s["rows"] * s["units"] * s["pieces"] * s["inner"],
     "y": s["rows"] * s["units"] * s["inner"], "arg": s["rows"] * s["units"] * s["inner"]},
-    writes={"y": None, "arg": None})
+    writes={"y": None, "arg": None}, rows="rows")
 def k_maxout_fwd(a, y, arg, rows, units, pieces, inner):
     v = a[: rows * units * pieces * inner].reshape(rows * units, pieces, inner)
     arg[: rows * units * inner] = v.argmax(1).ravel()
@@ -47,7 +48,7 @@ def k_maxout_fwd(a, y, arg, rows, units, pieces, inner):
 
 @FAMILY.kernel("maxout_bwd", footprint=lambda s: {
     "dy": s["rows"] * s["units"] * s["inner"], "arg": s["rows"] * s["units"] * s["inner"],
-    "da": s["rows"] * s["units"] * s["pieces"] * s["inner"]}, writes={"da": None})
+    "da": s["rows"] * s["units"] * s["pieces"] * s["inner"]}, writes={"da": None}, rows="rows")
 def k_maxout_bwd(dy, arg, da, rows, units, pieces, inner):
     out = np.zeros((rows * units, pieces, inner), np.float32)
     win = arg[: rows * units * inner].reshape(rows * units, 1, inner)
@@ -67,7 +68,7 @@ def k_dropout_fwd(x, y, mask, n, keep, scale, rng, stream):
 
 
 @FAMILY.kernel("dropout_bwd", footprint=lambda s: {"dy": s["n"], "mask": s["n"], "dx": s["n"]},
-    writes={"dx": None})
+    writes={"dx": None}, rows="n")
 def k_dropout_bwd(dy, mask, dx, n, scale):
     dx[:n] = np.where(mask[:n] != 0, dy[:n] * scale, 0).astype(np.float32)
 
@@ -116,7 +117,7 @@ def k_draw_onehot(labels, n, out, rows, classes, rng, stream):
 
 @FAMILY.kernel("copy2d", footprint=lambda s: {"src": strided(s["rows"], s["cols"], s["ld_src"]),
                                               "dst": strided(s["rows"], s["cols"], s["ld_dst"])},
-    writes={"dst": "accumulate"})
+    writes={"dst": "accumulate"}, rows="rows")
 def k_copy2d(src, dst, rows, cols, ld_src, ld_dst, accumulate):
     if rows == 0 or cols == 0:
         return
@@ -139,7 +140,7 @@ def k_advance_rng(rng):
     rng[2], rng[3] = off & 0xFFFFFFFF, (off >> 32) & 0xFFFFFFFF
 
 
-@FAMILY.kernel("fill", footprint=lambda s: {"x": s["n"]}, writes={"x": None})
+@FAMILY.kernel("fill", footprint=lambda s: {"x": s["n"]}, writes={"x": None}, rows="n")
 def k_fill(x, n, v):
     x[:n] = v
 

@@ -31,7 +31,7 @@ def _pool_windows(planes, H, W, OH, OW, k, s, p):
 
 @FAMILY.kernel("maxpool_fwd", footprint=lambda s: {
     "x": s["planes"] * s["H"] * s["W"], "y": s["planes"] * s["OH"] * s["OW"],
-    "arg": s["planes"] * s["OH"] * s["OW"]}, writes={"y": None, "arg": None})
+    "arg": s["planes"] * s["OH"] * s["OW"]}, writes={"y": None, "arg": None}, rows="planes")
 def k_maxpool_fwd(x, y, arg, planes, H, W, OH, OW, k, s, p):
     idx = _pool_windows(planes, H, W, OH, OW, k, s, p)  # (OH·OW, k·k)
     xs = x[: planes * H * W].reshape(planes, H * W)
@@ -43,7 +43,7 @@ def k_maxpool_fwd(x, y, arg, planes, H, W, OH, OW, k, s, p):
 
 @FAMILY.kernel("maxpool_bwd", footprint=lambda s: {
     "dy": s["planes"] * s["OH"] * s["OW"], "arg": s["planes"] * s["OH"] * s["OW"],
-    "dx": s["planes"] * s["H"] * s["W"]}, writes={"dx": None})
+    "dx": s["planes"] * s["H"] * s["W"]}, writes={"dx": None}, rows="planes")
 def k_maxpool_bwd(dy, arg, dx, planes, H, W, OH, OW, k, s, p):
     out = np.zeros((planes, H * W))
     a = arg[: planes * OH * OW].reshape(planes, OH * OW)
