@@ -1,6 +1,7 @@
 """A sweep of N members as one program against N solo runs one after another, in one process.
 
-  python bench/sweep.py [--specs toy1d,ring2d,fashion] [--members 1,4,16,64] [--steps 40]
+  python bench/sweep.py [--specs toy1d,ring2d,fashion,mnist-nets] [--members 1,4,16,64]
+                        [--steps 40]
                         [--backend torch] [--device cpu] [--engine auto]
 
 For each spec and N, two child processes (so each peak resident memory is its own): `sweep`
@@ -14,7 +15,8 @@ and each child's peak RSS.
 
 fashion uses the paper's MNIST nets (specs/fashion-mnist.yaml: maxout + dropout D, SGD with
 momentum) on Fashion-MNIST from /usr/share/datasets/fashion-mnist (`apt-get install
-dataset-fashion-mnist`); it is skipped when that directory is missing.
+dataset-fashion-mnist`); it is skipped when that directory is missing. mnist-nets trains the
+same nets on random 28×28 images (written to $TMPDIR once): their speed without the data set.
 """
 
 from __future__ import annotations
@@ -30,11 +32,24 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION = Path("/usr/share/datasets/fashion-mnist")
+RANDOM = Path(os.environ.get("TMPDIR", "/tmp")) / "advgraph-bench-mnist-shape.npz"
 SPECS = {  # name → (spec, overrides)
     "toy1d": ("toy1d.yaml", []),
     "ring2d": ("ring2d.yaml", []),
     "fashion": ("fashion-mnist.yaml", [f"data.root={FASHION}", "data.download=false"]),
+    # the same nets on 12,000 random 28×28 images: the speed without the data set (a GPU
+    # machine without Fashion-MNIST)
+    "mnist-nets": ("fashion-mnist.yaml", [f"data={{dataset: npz, path: {RANDOM}, valid: 1000, "
+                                          "test: 1000}"]),
 }
+
+
+def _random_images() -> None:
+    if not RANDOM.exists():
+        import numpy as np
+
+        x = np.random.default_rng(0).integers(0, 256, (12000, 28, 28)).astype(np.float32) / 255
+        np.savez(RANDOM, x=x)
 
 
 def _members(spec: str, overrides: list[str], n: int):
@@ -112,6 +127,8 @@ def main() -> None:
     print(f"{'spec':8} {'N':>3} {'engine':>8} {'sweep rate':>11} {'solo rate':>10} "
           f"{'ratio':>6} {'sweep MB':>9} {'solo MB':>8}")
     for name in a.specs.split(","):
+        if name == "mnist-nets":
+            _random_images()
         if name == "fashion" and not FASHION.is_dir():
             print(f"{name:8} skipped: {FASHION} missing (apt-get install dataset-fashion-mnist)")
             continue

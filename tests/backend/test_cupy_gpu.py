@@ -84,3 +84,41 @@ def test_train_through_the_cli_on_cuda():
     assert r.exit_code == 0, r.stderr
     r = cli("eval", "g", "--theory", "--backend", "torch")
     assert r.exit_code == 0, r.stderr
+
+
+def test_sweep_members_on_cuda_are_their_solo_runs(tmp_path):
+    """The batched engine's one graph for all members against solo cuda trainers: the MLP
+    with dropout and per-member lr and momentum, and the conditional conv net with batchnorm,
+    layernorm, pooling and an EMA. The same deterministic kernels (no atomics; gemm_batched's
+    product is gemm's), so within float32 rounding at most; bit for bit on the host executor
+    (tests/backend/test_cupy_members.py)."""
+    from advgraph.spec import load_file, load_text
+    from tests.backend.test_cupy_members import assert_identical, setup
+    from tests.backend.test_torch_members import (CONV_LAYERNORM, DECAY, LR, MLP, MOMENTUM, SGD,
+                                                  iterate, ring)
+    from tests.programs import compile_loaded, write_conv_spec
+
+    x, _ = ring()
+    solos, members = setup(compile_loaded(load_text(MLP, "x.yaml")), SGD, x, device="cuda")
+    iterate(solos, members, LR, MOMENTUM, iters=20, due=())
+    assert_identical(solos, members, rtol=1e-5, atol=1e-6)
+    path = write_conv_spec(tmp_path)
+    path.write_text(path.read_text().replace(*CONV_LAYERNORM).replace(
+        "training:\n", "training:\n  regularizers:\n    ema: {decay: 0.9}\n"))
+    data = np.load(tmp_path / "images.npz")
+    solos, members = setup(compile_loaded(load_file(path)), SGD, data["x"][:40], data["y"][:40],
+                           device="cuda")
+    iterate(solos, members, LR, MOMENTUM, decay=DECAY, iters=3, due=())
+    assert_identical(solos, members, rtol=1e-5, atol=1e-6)
+
+
+def test_a_sweep_through_the_cli_on_cuda():
+    from tests.e2e.test_sweep_cli import TINY, _same_training
+
+    args = ["--backend", "cupy", "--device", "cuda", *TINY]
+    r = cli("sweep", SPECS / "ring2d-cgan.yaml", "--seeds", "0-3", "--name", "cu", *args)
+    assert r.exit_code == 0, r.stderr
+    assert "4 members as one batched program" in r.stdout
+    assert cli("train", SPECS / "ring2d-cgan.yaml", "--name", "solo", *args,
+               "--set", "training.seed=2").exit_code == 0
+    _same_training("cu.s2", "solo", 20, exact=False)

@@ -30,13 +30,13 @@ from advgraph_cupy.host import available  # noqa: E402
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
 
 
-def setup(prog, optim, x, y=None, m=8, n=N, seed=10):
-    """(solo cupy trainers, the batched members) on the host executor, alike: same init,
-    seeds and orders."""
+def setup(prog, optim, x, y=None, m=8, n=N, seed=10, device="cpu"):
+    """(solo cupy trainers, the batched members) on the host executor (or `device`), alike:
+    same init, seeds and orders."""
     backend = get_backend("cupy")
     seeds = [seed + i for i in range(n)]
-    solos = [backend.build(prog, "cpu", s, m, optim) for s in seeds]
-    members = backend.build_members([prog] * n, "cpu", seeds, m, [optim] * n)
+    solos = [backend.build(prog, device, s, m, optim) for s in seeds]
+    members = backend.build_members([prog] * n, device, seeds, m, [optim] * n)
     assert members is not None and members.engine == "batched"
     members.load_data(x, y)
     for i, solo in enumerate(solos):
@@ -50,15 +50,18 @@ def setup(prog, optim, x, y=None, m=8, n=N, seed=10):
     return solos, members
 
 
-def assert_identical(solos, members):
+def assert_identical(solos, members, **tol):
     """Every tensor of member i's state (parameters, optimiser slots, RNG, metrics, u and v,
-    the EMA) is solo i's, bit for bit."""
+    the EMA) is solo i's, bit for bit (floats within `tol` when given)."""
     for i, solo in enumerate(solos):
         want, got = solo.state_dict(), members.member(i).state_dict()
         assert sorted(got) == sorted(want)
         for key, w in want.items():
             assert got[key].dtype == w.dtype, key
-            np.testing.assert_array_equal(got[key], w, err_msg=f"member {i}: {key}")
+            if tol and w.dtype.kind == "f":
+                np.testing.assert_allclose(got[key], w, err_msg=f"member {i}: {key}", **tol)
+            else:
+                np.testing.assert_array_equal(got[key], w, err_msg=f"member {i}: {key}")
 
 
 def assert_metrics_identical(solos, members):
