@@ -6,8 +6,8 @@ losses are means over its own batch, and the members' losses are summed for one 
 parameters are disjoint, so each member's gradient is its solo gradient). `member(i)` gives a
 solo trainer's state_dict, so a member's checkpoint is a plain run's.
 
-Not batched (build_members gives None and the sweep falls back to LoopMembers): spectral norm
-(a power iteration per weight and member, not written yet); a distributed run (not asked of a
+Spectral norm's power iteration runs for all members at once (batched matrix-vector
+products, members_optim.StackedSpectral). Not batched: a distributed run (not asked of a
 sweep). The gradient penalty and R1 are batched: examples do not interact in a D with a
 penalty (the compiler refuses batch-coupled ops there), and neither do members, so ∇x of the
 sum of all logits holds each member's each example's gradient.
@@ -27,16 +27,13 @@ from advgraph.ops import BATCH_COUPLED
 
 from .lower import Ctx, Net
 from .members_lower import MEMBER_LOWERINGS
-from .members_optim import StackedEma, StackedOptimizer
+from .members_optim import StackedEma, StackedOptimizer, StackedSpectral
 from .objective import d_loss, d_output, g_loss
 
 
 def why_not_batched(programs: list[Program], optim: list[dict[str, OptimConfig]]) -> str | None:
     """None when the members can share one program; else why not."""
-    why = why_not_one_program(programs, optim)
-    if why is None and programs[0].objective.spectral:
-        return "spectral norm is not batched"
-    return why
+    return why_not_one_program(programs, optim)
 
 
 def build_members(programs, device: torch.device, seeds, batch_size,
@@ -68,6 +65,7 @@ class BatchedMembers:
                     for g in ("G", "D")}
         ema = self._names["G"] if program.objective.ema else []
         self.ema = StackedEma(ema, [self.tensors[n] for n in ema])
+        self.spectral = StackedSpectral(program.objective, self.tensors, self.n)
         self._train_ctx = Ctx(train=True, update_stats=True, gen=self.gens)  # type: ignore
         self._frozen_ctx = Ctx(train=True, update_stats=False, gen=self.gens)  # type: ignore
         self._eval_ctx = Ctx(train=False, update_stats=False, gen=None)
@@ -136,11 +134,13 @@ class BatchedMembers:
                if kinds is None or p.kind in kinds]
         if any(p.kind == "r1" for _, p in due):
             x.requires_grad_(True)
+        self.spectral.iterate("D")
+        params = self.spectral.params(grad="D")  # W / σ once for the whole update
         with torch.no_grad():
-            fake = self.G(z, self._train_ctx, y=y)
-        l_real, l_fake = self._d_logits(x, fake, y)
+            fake = self.G(z, self._train_ctx, y=y, params=params)
+        l_real, l_fake = self._d_logits(x, fake, y, params)
         loss = d_loss(self.program.objective.loss, l_real, l_fake, members=True)
-        terms = [self._penalty(p, x, fake, y, l_real) for _, p in due]
+        terms = [self._penalty(p, x, fake, y, l_real, params) for _, p in due]
         total = loss + sum(p.every * t for (_, p), t in zip(due, terms)) if terms else loss
         grads = torch.autograd.grad(self._live_sum(total), self._params["D"])
         self.opt["D"].step(list(grads), lr, momentum)
@@ -156,24 +156,25 @@ class BatchedMembers:
             for j, _ in due:
                 c[2 + j] += 1
 
-    def _penalty(self, p, x, fake, y, l_real) -> torch.Tensor:
+    def _penalty(self, p, x, fake, y, l_real, params) -> torch.Tensor:
         """(N,): each member's penalty term, as objective.gradient_penalty / r1 compute it."""
         if p.kind == "r1":
             return 0.5 * p.weight * _input_grad(l_real, x).square().sum(2).mean(1)
         shape = (x.shape[1],) + (1,) * (x.dim() - 2)  # one ε per example, as the solo draws
         eps = torch.stack([torch.rand(shape, generator=g, device=x.device) for g in self.gens])
         xh = (eps * x + (1 - eps) * fake).requires_grad_(True)
-        logits = self.D(xh, self._train_ctx, logits=True, y=y)
+        logits = self.D(xh, self._train_ctx, logits=True, y=y, params=params)
         norm = torch.linalg.vector_norm(_input_grad(logits, xh), dim=2)
         return p.weight * (norm - p.target).square().mean(1)
 
-    def _d_logits(self, x, fake, y) -> tuple[torch.Tensor, torch.Tensor]:
+    def _d_logits(self, x, fake, y, params) -> tuple[torch.Tensor, torch.Tensor]:
         if self._joint_d:
             yy = torch.cat([y, y], dim=1) if y is not None else None
-            logits = self.D(torch.cat([x, fake], dim=1), self._train_ctx, logits=True, y=yy)
+            logits = self.D(torch.cat([x, fake], dim=1), self._train_ctx, logits=True, y=yy,
+                            params=params)
             return logits[:, : x.shape[1]], logits[:, x.shape[1]:]
-        return (self.D(x, self._train_ctx, logits=True, y=y),
-                self.D(fake, self._train_ctx, logits=True, y=y))
+        return (self.D(x, self._train_ctx, logits=True, y=y, params=params),
+                self.D(fake, self._train_ctx, logits=True, y=y, params=params))
 
     def _live_sum(self, loss: torch.Tensor) -> torch.Tensor:
         """Σ of the live members' losses: a frozen member's NaN gets no gradient into anyone
@@ -184,8 +185,10 @@ class BatchedMembers:
     def g_step(self, lr: Sequence[float], momentum: Sequence[float]) -> None:
         z = self.noise(self.gens, self.m, self._z)
         y = self._drawn_labels(self.m)
-        fake = self.G(z, self._train_ctx, y=y)
-        l_fake = self.D(fake, self._frozen_ctx, logits=True, y=y)
+        self.spectral.iterate("G")
+        params = self.spectral.params(grad="G")
+        fake = self.G(z, self._train_ctx, y=y, params=params)
+        l_fake = self.D(fake, self._frozen_ctx, logits=True, y=y, params=params)
         loss = g_loss(self.program.objective.loss, l_fake, members=True)
         grads = torch.autograd.grad(self._live_sum(loss), self._params["G"])
         self.opt["G"].step(list(grads), lr, momentum)
@@ -266,6 +269,7 @@ class Member:
         for g in ("G", "D"):
             out.update({k: host(v) for k, v in e.opt[g].state(f"optim/{g}", i).items()})
         out.update({k: host(v) for k, v in e.ema.state(i).items()})
+        out.update({k: host(v) for k, v in e.spectral.state(i).items()})
         out[self._rng_key()] = e.gens[i].get_state().numpy().copy()
         out["metrics/sums"] = host(e._sums[i])
         out["metrics/counts"] = np.array(e._counts[i], np.int64)
@@ -284,6 +288,7 @@ class Member:
                                    f"{tuple(t.shape[1:])} in the graph")
             t[i].copy_(torch.as_tensor(src))
         e.ema.load(state, i)
+        e.spectral.load(state, i)
         for g in ("G", "D"):
             e.opt[g].load(f"optim/{g}", state, i)
         if self._rng_key() in state:
@@ -316,7 +321,8 @@ class Member:
         return e._eye[label_tensor(y, e.classes, e.device)][None]
 
     def _params(self) -> dict[str, torch.Tensor]:
-        return {n: t[self.i:self.i + 1] for n, t in self.e.tensors.items()}
+        """Member i's tensor table (normalised weights as W / σ), as a stack of one."""
+        return {n: t[self.i:self.i + 1] for n, t in self.e.spectral.params().items()}
 
     @torch.no_grad()
     def generate(self, z: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:

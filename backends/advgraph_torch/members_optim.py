@@ -97,3 +97,81 @@ class StackedEma:
                 raise BackendError(f"ema/{n}: shape {tuple(src.shape)} in the state, "
                                    f"{tuple(avg.shape[1:])} in the graph")
             avg[i].copy_(torch.as_tensor(src))
+
+
+class StackedSpectral:
+    """objective.Spectral over stacked members: each normalised weight's u (N, rows) and
+    v (N, cols), one power iteration for all members as batched matrix-vector products, and
+    σ (N,) of each member's weight. A batched product may round otherwise than the solo
+    matrix-vector product (an ulp), so members follow their solo runs within float32 rounding
+    here rather than bit for bit."""
+
+    def __init__(self, objective, tensors: dict[str, torch.Tensor], n: int):
+        self.weights = objective.spectral
+        self.iterations = objective.spectral_iterations
+        self.tensors = tensors
+        dev = next(iter(tensors.values())).device
+        self.u = {s.tensor: torch.zeros((n, s.rows), device=dev) for s in self.weights}
+        self.v = {s.tensor: torch.zeros((n, s.cols), device=dev) for s in self.weights}
+
+    @staticmethod
+    def _matrix(w: torch.Tensor, axis: int) -> torch.Tensor:
+        """(N, rows, cols): each member's W as spectral norm sees it (axis first)."""
+        return w.movedim(axis + 1, 1).reshape(w.shape[0], w.shape[axis + 1], -1)
+
+    @torch.no_grad()
+    def iterate(self, net: str) -> None:
+        from torch.nn import functional as F
+
+        from advgraph.objective import EPS
+
+        for s in self.weights:
+            if s.net != net:
+                continue
+            m = self._matrix(self.tensors[s.tensor], s.axis)
+            u, v = self.u[s.tensor], self.v[s.tensor]
+            for _ in range(self.iterations):
+                v.copy_(F.normalize(torch.bmm(m.transpose(1, 2), u[:, :, None])[:, :, 0],
+                                    dim=1, eps=EPS))
+                u.copy_(F.normalize(torch.bmm(m, v[:, :, None])[:, :, 0], dim=1, eps=EPS))
+
+    def params(self, grad: str | None = None) -> dict[str, torch.Tensor]:
+        """The tensor table with each normalised weight as W / σ per member: differentiable
+        for the net `grad`, constants for the other."""
+        if not self.weights:
+            return self.tensors
+        out = dict(self.tensors)
+        for s in self.weights:
+            w = self.tensors[s.tensor]
+            with torch.set_grad_enabled(s.net == grad and torch.is_grad_enabled()):
+                mv = torch.bmm(self._matrix(w, s.axis), self.v[s.tensor][:, :, None])[:, :, 0]
+                sigma = (self.u[s.tensor] * mv).sum(1)  # uᵀ M v; u, v constants
+                out[s.tensor] = w / sigma.view(-1, *([1] * (w.dim() - 1)))
+        return out
+
+    def state(self, i: int) -> dict[str, torch.Tensor]:
+        out = {}
+        for s in self.weights:
+            out[f"spectral/{s.tensor}/u"] = self.u[s.tensor][i]
+            out[f"spectral/{s.tensor}/v"] = self.v[s.tensor][i]
+        return out
+
+    @torch.no_grad()
+    def load(self, state: dict, i: int) -> None:
+        """Member i's u, v; without them, started as objective.spectral_vectors says from
+        member i's weight (loaded before)."""
+        import numpy as np
+
+        from advgraph.errors import BackendError
+        from advgraph.objective import spectral_vectors
+
+        for s in self.weights:
+            if s.tensor not in state:
+                state = {**state, s.tensor: self.tensors[s.tensor][i].detach().cpu().numpy()}
+            for part, src in zip("uv", spectral_vectors(state, s)):
+                key, t = f"spectral/{s.tensor}/{part}", getattr(self, part)[s.tensor]
+                src = np.asarray(src, np.float32).reshape(-1)
+                if src.shape != tuple(t.shape[1:]):
+                    raise BackendError(f"{key}: shape {src.shape} in the state, "
+                                       f"{tuple(t.shape[1:])} in the graph")
+                t[i].copy_(torch.as_tensor(src))
