@@ -17,9 +17,10 @@ SeedsOpt = typer.Option(None, "--seeds", metavar="SEEDS", help="The members' see
 VaryOpt = typer.Option(None, "--vary", metavar="KEY=V1,V2,…", help="A spec value to sweep, "
                        "e.g. training.optimizer.lr=0.05,0.1 (repeatable: the cross product).")
 EngineOpt = typer.Option("auto", "--engine", autocompletion=choices("auto", "batched", "loop"),
-                         help="batched: one program for all members (torch); loop: one "
-                         "trainer per member, in turn (any backend, members may differ in "
-                         "shape); auto: batched where the backend and members allow.")
+                         help="batched: one program for all members (torch, cupy); loop: "
+                         "one trainer per member, in turn (any backend, members may differ "
+                         "in shape); auto: batched where the backend and members allow (on "
+                         "--resume: a sweep that ran as a loop stays one).")
 SweepNameOpt = typer.Option(None, "--name", help="Sweep name [default: the spec's name, "
                             "-sweep and a counter]; members are named <sweep>.<values>.s<seed>.")
 ResumeOpt = typer.Option(None, "--resume", metavar="SWEEP",
