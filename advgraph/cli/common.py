@@ -72,8 +72,13 @@ def user_errors(rank: int = 0,
         for line in e.worded(FLAGS).splitlines():
             err.print(prefix + line, markup=False, soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
-    except MemoryError:
+    except MemoryError:  # cupy's OutOfMemoryError on a GPU is one too
         err.print(prefix + f"out of memory; try {lower}", markup=False)
+        raise typer.Exit(1) from None
+    except RuntimeError as e:
+        if type(e).__name__ != "OutOfMemoryError":  # torch.cuda's (without importing torch)
+            raise
+        err.print(prefix + f"out of GPU memory; try {lower}", markup=False)
         raise typer.Exit(1) from None
     except KeyboardInterrupt as e:  # typer would end silently with 130
         from ..data.images.parallel import Terminated

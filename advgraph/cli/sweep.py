@@ -54,7 +54,7 @@ def sweep(
     display = Display() if rank == 0 else None
     hooks = display or NO_HOOKS
     try:
-        with user_errors(rank):
+        with user_errors(rank, "fewer members (--seeds, --vary) or smaller nets"):
             _check_args(spec, seeds, vary, name, resume, engine, nproc, backend)
             dev = None if device is None and resume is not None else \
                 _auto_device(device, backend or "torch")

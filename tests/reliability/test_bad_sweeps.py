@@ -89,3 +89,25 @@ def test_a_sweep_too_large_for_memory_is_refused_before_allocating(monkeypatch):
     assert r.exit_code == 2, r.stderr
     assert "64 members need at least" in r.stderr and "lower the number of members" in r.stderr
     assert not runs_root().exists() or not any(runs_root().iterdir())
+
+
+def test_a_sweep_out_of_gpu_memory_is_one_line_naming_what_to_lower(capsys):
+    """A GPU allocation failing (torch.cuda.OutOfMemoryError, a RuntimeError; cupy's is a
+    MemoryError) is an error line and exit 1, not a traceback; other RuntimeErrors pass."""
+    import typer
+
+    from advgraph.cli.common import user_errors
+
+    class OutOfMemoryError(RuntimeError):  # as torch.cuda names it
+        pass
+
+    for exc, said in ((OutOfMemoryError("CUDA out of memory"), "out of GPU memory"),
+                      (MemoryError(), "out of memory")):
+        with pytest.raises(typer.Exit) as e:
+            with user_errors(0, "fewer members"):
+                raise exc
+        assert e.value.exit_code == 1
+        assert f"error: {said}; try fewer members" in capsys.readouterr().err
+    with pytest.raises(RuntimeError, match="other"):
+        with user_errors():
+            raise RuntimeError("other")
