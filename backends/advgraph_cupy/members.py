@@ -27,7 +27,7 @@ from advgraph.ir import Program
 
 from . import lowering as L
 from . import plan as P
-from .backend import HOST_WRITTEN, CupyTrainer
+from .trainer import HOST_WRITTEN, CupyTrainer
 from .codes import METRICS
 from .stacking import Stacking
 
