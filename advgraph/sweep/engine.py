@@ -125,9 +125,12 @@ def build_members(backend: Any, programs: list[Program], device: str, seeds: lis
         if out is not None:
             return out
     if engine == "batched":
+        from ..backend_protocol import why_not_one_program
         from ..errors import UsageError
 
+        why = why_not_one_program(programs, optim) if batched is not None else \
+            "it has no batched engine"
         raise UsageError(f"backend {backend.name!r} cannot train these members as one batched "
-                         "program (use --engine loop)")
+                         f"program ({why or 'their features'}): use --engine loop")
     return LoopMembers([backend.build(p, device, s, batch_size, o)
                         for p, s, o in zip(programs, seeds, optim)])

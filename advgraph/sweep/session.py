@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backend_protocol import check_supported, get_backend
+from ..backend_protocol import check_supported, get_backend, why_not_one_program
 from ..compile import compile_spec
 from ..data import data_info
 from ..data.report import LoadReport
@@ -142,16 +142,18 @@ def build_sweep(members: list[Member], loaded: list[LoadedSpec], ctx: Context,
         stream = DataStream(len(splits.train), m, rng.data)
         eng.set_order(i, stream.order)
         sessions.append(Session(ls.spec, p, splits, eng.member(i), stream, sc, ctx))
-    why = None if eng.engine == "batched" else (auto or _why_loop(backend, engine))
+    why = None if eng.engine == "batched" else (auto or _why_loop(backend, engine, programs,
+                                                                     optim))
     return SweepSession(members, sessions, eng, [True] * len(members), dist), why
 
 
-def _why_loop(backend, engine: str) -> str:
+def _why_loop(backend, engine: str, programs: list[Program], optim) -> str:
     if engine == "loop":
         return "--engine loop"
     if getattr(backend, "build_members", None) is None:
         return f"the {backend.name} backend has no batched engine"
-    return f"the {backend.name} backend does not batch these members' features"
+    return why_not_one_program(programs, optim) or \
+        f"the {backend.name} backend does not batch these members' features"
 
 
 def _check_memory(programs: list[Program], loaded: list[LoadedSpec], device: str,

@@ -75,6 +75,11 @@ class _Member(CupyTrainer):
     def load_data(self, x: np.ndarray, y: np.ndarray | None = None) -> None:
         raise BackendError("a sweep's members share its data: load it into the sweep")
 
+    def d_step(self, *args, **kwargs) -> None:
+        raise BackendError("a sweep's member trains with the others: step the sweep")
+
+    g_step = ema_step = d_step
+
     def set_order(self, order: np.ndarray) -> None:
         self.engine.set_order(self.rt.i, order)
 
@@ -92,7 +97,7 @@ class CupyMembers:
         check_plan(self.solo)
         self.st = Stacking(self.solo, self.n)
         self.rt = Runtime(executor, host_written=HOST_WRITTEN)
-        self.plan = self.st.plan()
+        self.plan = self.st.plan()  # the buffers and their layout; phases are stacked anew
         self.rt.ensure(self.plan)  # before the members: their solo plan finds every buffer
         self.members = [_Member(self, i, s) for i, s in enumerate(seeds)]
         self.active = [True] * self.n
@@ -175,9 +180,10 @@ class CupyMembers:
     def ema_step(self, decay: Sequence[float | None]) -> None:
         if "ema" not in self.solo.phases:
             raise BackendError("ema_step: this program has no training.regularizers.ema")
+        if any(d is None for d in decay):  # one program: every member has the EMA
+            raise BackendError("ema_step: a decay for every member")
         self.flush()
-        self.rt.upload("ema.decay", np.array([0.0 if d is None else d for d in decay],
-                                             np.float32))
+        self.rt.upload("ema.decay", np.array(decay, np.float32))
         self.rt.run(("ema",), self.plan, lambda: self.st.launches(self.solo.phases["ema"]))
 
     # ---- metrics ----------------------------------------------------------------------------

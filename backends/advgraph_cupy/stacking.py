@@ -34,7 +34,9 @@ SHARED = frozenset({"data", "labels", "pos"})
 class Stacking:
     def __init__(self, solo: Plan, n: int):
         self.solo, self.n = solo, n
-        self.examples = 0  # training examples per member: the order's stride
+        # training examples per member: the order's stride and the kernels' n_examples (0
+        # until the data is loaded: a plan stacked before then serves its buffers' layout only)
+        self.examples = 0
 
     def stacked(self, name: str) -> bool:
         """Whether each member has its own copy of the buffer (a buffer not in the solo
@@ -132,21 +134,22 @@ class Stacking:
         params = signatures()[launch.kernel]
         scalars = {p.name: int(self._arg(a, 0)) for p, a in zip(params, launch.args)
                    if not p.is_pointer}
+        rows = scalars[count] * self.n
+        gx, gy, gz = launch.grid
+        if gy != 1 or gz != 1 or max(gx * launch.block[0], 1) * self.n >= 2**31 \
+                or rows >= 2**31:
+            return None  # the kernels index a 1-D grid with an int
         one = FOOTPRINTS[launch.kernel](scalars)
-        many = FOOTPRINTS[launch.kernel]({**scalars, count: scalars[count] * self.n})
+        many = FOOTPRINTS[launch.kernel]({**scalars, count: rows})
         args = []
         for p, a in zip(params, launch.args):
             if not p.is_pointer:
-                args.append(np.int32(scalars[count] * self.n) if p.name == count
-                            else self._arg(a, 0))
+                args.append(np.int32(rows) if p.name == count else self._arg(a, 0))
                 continue
             if one[p.name] and (self.stride(a.name) != one[p.name]
                                 or many[p.name] != self.n * one[p.name]):
                 return None
             first = self.view(a, 0)
             args.append(replace(first, extent=self.n * one[p.name]) if one[p.name] else first)
-        gx, gy, gz = launch.grid
-        if gy != 1 or gz != 1 or gx * self.n * launch.block[0] >= 2**31:
-            return None  # the kernels index a 1-D grid with an int
         return replace(launch, grid=(gx * self.n, 1, 1), args=tuple(args),
                        note=launch.note + " (every member)")

@@ -101,10 +101,10 @@ class StackedEma:
 
 class StackedSpectral:
     """objective.Spectral over stacked members: each normalised weight's u (N, rows) and
-    v (N, cols), one power iteration for all members as batched matrix-vector products, and
-    σ (N,) of each member's weight. A batched product may round otherwise than the solo
-    matrix-vector product (an ulp), so members follow their solo runs within float32 rounding
-    here rather than bit for bit."""
+    v (N, cols), and W / σ per member. Each member's power iteration and σ are the solo's
+    matrix-vector products, one member after another: a batched product rounds otherwise (an
+    ulp in σ), and training compounds that (4e-3 after 40 steps), where these are bit for bit
+    the solo run's. They are a few small products per normalised weight."""
 
     def __init__(self, objective, tensors: dict[str, torch.Tensor], n: int):
         self.weights = objective.spectral
@@ -114,38 +114,36 @@ class StackedSpectral:
         self.u = {s.tensor: torch.zeros((n, s.rows), device=dev) for s in self.weights}
         self.v = {s.tensor: torch.zeros((n, s.cols), device=dev) for s in self.weights}
 
-    @staticmethod
-    def _matrix(w: torch.Tensor, axis: int) -> torch.Tensor:
-        """(N, rows, cols): each member's W as spectral norm sees it (axis first)."""
-        return w.movedim(axis + 1, 1).reshape(w.shape[0], w.shape[axis + 1], -1)
-
     @torch.no_grad()
     def iterate(self, net: str) -> None:
         from torch.nn import functional as F
 
         from advgraph.objective import EPS
 
+        from .objective import matrix
+
         for s in self.weights:
             if s.net != net:
                 continue
-            m = self._matrix(self.tensors[s.tensor], s.axis)
-            u, v = self.u[s.tensor], self.v[s.tensor]
-            for _ in range(self.iterations):
-                v.copy_(F.normalize(torch.bmm(m.transpose(1, 2), u[:, :, None])[:, :, 0],
-                                    dim=1, eps=EPS))
-                u.copy_(F.normalize(torch.bmm(m, v[:, :, None])[:, :, 0], dim=1, eps=EPS))
+            for w, u, v in zip(self.tensors[s.tensor], self.u[s.tensor], self.v[s.tensor]):
+                m = matrix(w, s.axis)
+                for _ in range(self.iterations):
+                    v.copy_(F.normalize(m.t() @ u, dim=0, eps=EPS))
+                    u.copy_(F.normalize(m @ v, dim=0, eps=EPS))
 
     def params(self, grad: str | None = None) -> dict[str, torch.Tensor]:
         """The tensor table with each normalised weight as W / σ per member: differentiable
         for the net `grad`, constants for the other."""
+        from .objective import matrix
+
         if not self.weights:
             return self.tensors
         out = dict(self.tensors)
         for s in self.weights:
             w = self.tensors[s.tensor]
             with torch.set_grad_enabled(s.net == grad and torch.is_grad_enabled()):
-                mv = torch.bmm(self._matrix(w, s.axis), self.v[s.tensor][:, :, None])[:, :, 0]
-                sigma = (self.u[s.tensor] * mv).sum(1)  # uᵀ M v; u, v constants
+                sigma = torch.stack([u @ (matrix(wi, s.axis) @ v) for wi, u, v in
+                                     zip(w, self.u[s.tensor], self.v[s.tensor])])
                 out[s.tensor] = w / sigma.view(-1, *([1] * (w.dim() - 1)))
         return out
 

@@ -217,3 +217,37 @@ def test_guard_zones_see_no_write_outside_a_stacked_buffer():
     assert not guarded.rt.reuse
     iterate(solos, guarded, LR, MOMENTUM, iters=2, due=())
     assert_identical(solos, guarded)
+
+
+def test_a_rows_kernel_too_large_to_merge_stays_one_launch_per_member():
+    """Merged, its row count or threads would overflow the kernels' int index: each member
+    keeps its own launch (no OverflowError)."""
+    from advgraph_cupy.plan import Launch, Plan, ew_grid, f32, i32
+    from advgraph_cupy.stacking import Stacking
+
+    n = 2**30
+    solo = Plan()
+    x = solo.buffer("x", "float32", n)
+    g, b = ew_grid(n)
+    solo.phases["p"] = [Launch("fill", g, b, (x, i32(n), f32(1.0)), "ones")]
+    big = Stacking(solo, 3).launches(solo.phases["p"])
+    assert [l.args[0].offset for l in big] == [0, n, 2 * n]
+    small = Stacking(solo, 1).launches(solo.phases["p"])
+    assert len(small) == 1
+    solo.buffers["x"] = solo.buffers["x"].__class__("x", "float32", 1000, "scratch")
+    solo.phases["p"] = [Launch("fill", *ew_grid(1000), (solo.view("x"), i32(1000), f32(1.0)),
+                               "ones")]
+    merged = Stacking(solo, 3).launches(solo.phases["p"])
+    assert len(merged) == 1 and merged[0].args[1] == 3000 and merged[0].args[0].extent == 3000
+
+
+def test_a_member_is_trained_only_with_the_others():
+    prog = compile_loaded(load_text(MLP, "x.yaml"))
+    x, _ = ring()
+    _, members = setup(prog, SGD, x)
+    from advgraph.errors import BackendError
+
+    with pytest.raises(BackendError, match="trains with the others"):
+        members.member(1).d_step(0, 0.1, 0.5)
+    with pytest.raises(BackendError, match="trains with the others"):
+        members.member(1).g_step(0.1, 0.5)

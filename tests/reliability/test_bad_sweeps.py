@@ -36,6 +36,8 @@ CASES = [
     (["--seeds", "0", "--vary", "training.batch_size=32,64"],
      "training.batch_size differs between members sw.batch_size-32.s0 and sw.batch_size-64.s0"),
     (["--seeds", "0", "--engine", "fast"], "--engine 'fast': use auto, batched or loop"),
+    (["--seeds", "0", "--vary", "training.optimizer.beta1=0.5,0.9", "--engine", "batched"],
+     "as one batched program (the members' optimisers differ): use --engine loop"),
     (["--seeds", "0", "--name", "../x"], "invalid run name '../x'"),
     (["--seeds", "0", "--name", "a" * 99], "leaves no room for its members' names"),
     (["--seeds", "0", "--set", "training.seed=5"], "--set training.seed: each member's seed"),
