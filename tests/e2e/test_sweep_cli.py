@@ -197,6 +197,7 @@ def test_a_cupy_sweep_member_is_its_solo_run_bit_for_bit_on_the_host_executor():
     if available() is not None:
         pytest.skip(str(available()))
     args = ["--backend", "cupy", "--device", "cpu", *TINY, "--set", DROPOUT_D,
+            "--set", "training.batch_size=32",
             "--set", "training.stop.steps=200", "--set", "training.log_every=10",
             "--set", "training.checkpoint={steps: 200}",
             "--set", "training.optimizer={type: sgd, lr: 0.05, momentum: 0.5}"]

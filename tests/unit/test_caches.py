@@ -65,22 +65,7 @@ def _plant(path: Path, kind: str, tmp_path: Path) -> None:
         path.symlink_to(victim)
 
 
-@pytest.mark.parametrize("kind", ["fifo", "link to a file"])
-@pytest.mark.parametrize("which", ["kmeans record", "kmeans centres", "classifier record",
-                                   "classifier weights"])
-@pytest.mark.slow
-def test_a_cache_entry_that_is_not_a_regular_file_is_not_read(tmp_path, monkeypatch, kind,
-                                                              which):
-    """A FIFO or a link planted in place of a cached file (k-means centres, the domain
-    classifier, or their records) is refused before it is read, with a warning, and the
-    result is computed again: reading it blocked for ever (FIFO) or until memory ran out
-    (a link to /dev/zero: not planted here, since without the check it takes all the
-    memory; it is refused as a link). The file the link names is left alone."""
-    pytest.importorskip("torch")
-    import subprocess
-
-    monkeypatch.setenv("ADVGRAPH_CACHE", str(tmp_path / "cache"))
-    script = '''
+_CACHING = '''
 import sys
 import numpy as np
 from advgraph.evaluate.classifier import domain_classifier
@@ -94,21 +79,49 @@ c = domain_classifier(x, y, x, y, 2, (4,), warn=warnings.append)
 print(km.cached, c.path is not None and c.not_cached is None)
 print(*warnings, sep="\\n", file=sys.stderr)
 '''
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT),
-                                                        os.environ.get("PYTHONPATH", "")])}
 
-    def run():
-        return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                              text=True, timeout=60)
 
-    first = run()
+def _caching(cache: Path):
+    """The k-means centres and the domain classifier of a small data set, in a process of
+    their own with ADVGRAPH_CACHE=cache."""
+    import subprocess
+
+    env = {**os.environ, "ADVGRAPH_CACHE": str(cache),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-c", _CACHING], env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def filled_cache(tmp_path_factory) -> Path:
+    """A cache the script filled once (computed, not read: False True), for each case to copy."""
+    pytest.importorskip("torch")
+    cache = tmp_path_factory.mktemp("filled") / "cache"
+    first = _caching(cache)
     assert first.returncode == 0 and first.stdout.split() == ["False", "True"], first.stderr
+    return cache
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link to a file"])
+@pytest.mark.parametrize("which", ["kmeans record", "kmeans centres", "classifier record",
+                                   "classifier weights"])
+@pytest.mark.slow
+def test_a_cache_entry_that_is_not_a_regular_file_is_not_read(tmp_path, filled_cache, kind,
+                                                              which):
+    """A FIFO or a link planted in place of a cached file (k-means centres, the domain
+    classifier, or their records) is refused before it is read, with a warning, and the
+    result is computed again: reading it blocked for ever (FIFO) or until memory ran out
+    (a link to /dev/zero: not planted here, since without the check it takes all the
+    memory; it is refused as a link). The file the link names is left alone."""
+    import shutil
+
+    shutil.copytree(filled_cache, tmp_path / "cache")
     folder, suffix = {"kmeans record": ("kmeans", ".json"), "kmeans centres": ("kmeans", ".npy"),
                       "classifier record": ("classifiers", ".json"),
                       "classifier weights": ("classifiers", ".safetensors")}[which]
     (entry,) = (tmp_path / "cache" / folder).glob("*" + suffix)
     _plant(entry, kind, tmp_path)
-    again = run()
+    again = _caching(tmp_path / "cache")
     assert again.returncode == 0, again.stderr[-2000:]
     assert "unusable" in again.stderr and str(entry) in again.stderr
     assert "not a regular file" in again.stderr or "a symbolic link" in again.stderr
