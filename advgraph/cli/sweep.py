@@ -37,8 +37,9 @@ def sweep(
     resume: Optional[str] = ResumeOpt, set_: Optional[List[str]] = SetOpt,
     data_root: Optional[str] = DataRootOpt, runs_dir: Optional[Path] = RunsDirOpt,
     nproc: int = typer.Option(1, "--nproc", min=1, help="Processes on this machine, each "
-                              "training its share of the members as one program "
-                              "(torch.distributed; torchrun works too)."),
+                              "training its share of the members as one program, on either "
+                              "backend (with --device cuda, each process its own GPU; "
+                              "torch.distributed coordinates them; torchrun works too)."),
 ) -> None:
     """Train many members of one spec (seeds × --vary values) side by side, each a run of its
     own (runs/<sweep>.<values>.s<seed>/) that sample, eval, export and plot read as any run;
@@ -55,7 +56,7 @@ def sweep(
     hooks = display or NO_HOOKS
     try:
         with user_errors(rank, "fewer members (--seeds, --vary) or smaller nets"):
-            _check_args(spec, seeds, vary, name, resume, engine, nproc, backend)
+            _check_args(spec, seeds, vary, name, resume, engine)
             dev = None if device is None and resume is not None else \
                 _auto_device(device, backend or "torch")
             with ranks(nproc, dev or "cpu", lambda: _check_once(spec, set_ or [], seeds,
@@ -99,12 +100,9 @@ def _print_outcome(sw, outcome, why: str | None) -> None:
         raise typer.Exit(1)
 
 
-def _check_args(spec, seeds, vary, name, resume, engine, nproc, backend) -> None:
+def _check_args(spec, seeds, vary, name, resume, engine) -> None:
     if engine not in ("auto", "batched", "loop"):
         raise UsageError(f"--engine {engine!r}: use auto, batched or loop")
-    if nproc > 1 and (backend or "torch") != "torch":
-        raise UsageError(f"--nproc needs the torch backend; {backend!r} trains on one device "
-                         "only")
     if resume is not None:
         if spec is not None or seeds is not None or vary or name is not None:
             raise UsageError("--resume continues a sweep as it was: give no spec, --seeds, "

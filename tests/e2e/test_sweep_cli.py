@@ -211,6 +211,31 @@ def test_a_cupy_sweep_member_is_its_solo_run_bit_for_bit_on_the_host_executor():
     assert len([r for r in _rows("solo") if "d_loss" in r]) == 20
 
 
+def test_a_cupy_sweep_shards_over_processes_as_one_process_trains_it():
+    """`--nproc 2` on the cupy backend: each process its members as one batched program (on
+    a GPU machine each its own device), the members those of the one-process sweep."""
+    import sys as _sys
+
+    from tests.conftest import ROOT
+
+    _sys.path.insert(0, str(ROOT / "backends"))
+    from advgraph_cupy.host import available
+
+    if available() is not None:
+        pytest.skip(str(available()))
+    args = ["--seeds", "0-3", "--backend", "cupy", "--device", "cpu", *TINY,
+            "--set", "training.stop.steps=10", "--set", "training.checkpoint={steps: 10}"]
+    assert cli("sweep", SPECS / "toy1d.yaml", "--name", "one", *args).exit_code == 0
+    env = {**os.environ, "ADVGRAPH_RUNS": str(runs_root())}
+    r = subprocess.run([sys.executable, "-m", "advgraph", "sweep", str(SPECS / "toy1d.yaml"),
+                        "--name", "two", *args, "--nproc", "2"], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "4 members as one batched program on each of 2 processes" in r.stdout
+    for s in range(4):
+        _same_training(f"two.s{s}", f"one.s{s}", 10)
+
+
 @pytest.mark.slow
 def test_a_batched_member_with_dropout_follows_its_solo_run_for_200_steps():
     """The metrics trajectory over 200 steps, and every tensor at the end, within float32
