@@ -6,9 +6,8 @@ losses are means over its own batch, and the members' losses are summed for one 
 parameters are disjoint, so each member's gradient is its solo gradient). `member(i)` gives a
 solo trainer's state_dict, so a member's checkpoint is a plain run's.
 
-Spectral norm's power iteration runs for all members at once (batched matrix-vector
-products, members_optim.StackedSpectral). Not batched: a distributed run (not asked of a
-sweep). The gradient penalty and R1 are batched: examples do not interact in a D with a
+Spectral norm: each member's power iteration and σ as its solo run computes them
+(members_optim.StackedSpectral). Not batched: a distributed run (not asked of a sweep). The gradient penalty and R1 are batched: examples do not interact in a D with a
 penalty (the compiler refuses batch-coupled ops there), and neither do members, so ∇x of the
 sum of all logits holds each member's each example's gradient.
 """
@@ -31,15 +30,10 @@ from .members_optim import StackedEma, StackedOptimizer, StackedSpectral
 from .objective import d_loss, d_output, g_loss
 
 
-def why_not_batched(programs: list[Program], optim: list[dict[str, OptimConfig]]) -> str | None:
-    """None when the members can share one program; else why not."""
-    return why_not_one_program(programs, optim)
-
-
 def build_members(programs, device: torch.device, seeds, batch_size,
                   optim) -> "BatchedMembers | None":
     """(TorchBackend.build_members checks the device.)"""
-    if not programs or why_not_batched(programs, optim) is not None:
+    if not programs or why_not_one_program(programs, optim) is not None:
         return None
     return BatchedMembers(programs[0], device, list(seeds), batch_size, optim[0])
 
