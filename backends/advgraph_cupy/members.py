@@ -1,6 +1,7 @@
 """The cupy backend's batched sweep engine: N members of one program as one launch plan
 (stacking.py) in one runtime, so that one replay (one CUDA graph on a GPU) runs an iteration
-of Algorithm 1 for every member, each GEMM one gemm_batched launch over the members.
+of Algorithm 1 for every member: each GEMM one gemm_batched launch over the members, each
+kernel of independent rows one launch over their rows, the rest one launch per member.
 
 Member i computes what a solo CupyTrainer built with seeds[i] computes: its own parameters,
 optimiser state, RNG state (so its noise, dropout masks and labels), data order and metrics.
@@ -27,9 +28,9 @@ from advgraph.ir import Program
 
 from . import lowering as L
 from . import plan as P
-from .trainer import HOST_WRITTEN, CupyTrainer
 from .codes import METRICS
 from .stacking import Stacking
+from .trainer import HOST_WRITTEN, CupyTrainer
 
 
 class MemberRuntime:
