@@ -247,7 +247,8 @@ class CupyTrainer:
             z = plan.buffer(f"noise{n}", "float32", n * pr.dim, "host_out")
             plan.phases["noise"] = [
                 P.noise_launch(z, n, pr, plan.view("rng"), np.uint32(0xFFFF)),
-                P.Launch("advance_rng", (1, 1, 1), (1, 1, 1), (plan.view("rng"),), "")]
+                P.Launch("advance_rng", (1, 1, 1), (1, 1, 1), (plan.view("rng"), P.i32(1)),
+                         "")]
             self._infer[key] = plan
             self.rt.ensure(plan)
         self.flush()

@@ -388,7 +388,12 @@ def case_optim(hk, rng, exact, small=False):
 
 def case_small_utils(hk, rng, exact, small=False):
     for seed in ((1, 2, 5, 9), (1, 2, 0xFFFFFFFF, 9), (1, 2, 0xFFFFFFFF, 0xFFFFFFFF)):
-        both(hk, "advance_rng", (3, 1, 1), (64, 1, 1), {"rng": _rng_state(seed)}, [], ["rng"], True)
+        both(hk, "advance_rng", (3, 1, 1), (64, 1, 1), {"rng": _rng_state(seed)}, [i32(1)],
+             ["rng", 0], True)
+    # a sweep's members: 70 states, one thread each over two blocks, each carry on its own
+    states = np.concatenate([_rng_state((1, 2, 0xFFFFFFFF if i % 3 else i, i % 2 * 0xFFFFFFFF))
+                             for i in range(70)])
+    both(hk, "advance_rng", (2, 1, 1), (64, 1, 1), {"rng": states}, [i32(70)], ["rng", 0], True)
     n = 777
     both(hk, "fill", grid1(n), BLOCK, {"x": rng.standard_normal(n).astype(f32)}, [i32(n), f32(-2.5)],
          ["x", 0, 1], True)

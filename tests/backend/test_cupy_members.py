@@ -85,8 +85,8 @@ def test_mlp_with_dropout_sgd_momentum_and_per_member_lr():
 
 def test_one_captured_phase_steps_every_member_each_gemm_one_launch():
     """Each GEMM one gemm_batched over the members; the kernels of independent rows (maxout,
-    dropout's backward) one launch over every member's rows; the rest (RNG, hyperparameters,
-    sums over rows) one launch per member."""
+    dropout's backward, the RNG offsets' advance) one launch over every member's rows; the
+    rest (RNG draws, hyperparameters, sums over rows) one launch per member."""
     prog = compile_loaded(load_text(MLP, "x.yaml"))
     x, _ = ring()
     _, members = setup(prog, SGD, x, n=4)
@@ -96,9 +96,9 @@ def test_one_captured_phase_steps_every_member_each_gemm_one_launch():
     assert gemms >= 4
     assert sum(launch.kernel == "gemm_batched" for launch in stacked) == gemms
     assert all(launch.grid[2] == 4 for launch in stacked if launch.kernel == "gemm_batched")
-    rows = {"maxout_fwd", "maxout_bwd", "dropout_bwd"}
+    rows = {"maxout_fwd", "maxout_bwd", "dropout_bwd", "advance_rng"}
     merged = sum(launch.kernel in rows for launch in solo)
-    assert sum(launch.kernel in rows for launch in stacked) == merged == 3
+    assert sum(launch.kernel in rows for launch in stacked) == merged == 4
     assert len(stacked) == gemms + merged + 4 * (len(solo) - gemms - merged)
     assert [l.kernel for l in stacked if l.kernel == "dropout_fwd"] == ["dropout_fwd"] * 8
     iterate([], members, LR + [0.1], MOMENTUM + [0.5], k=1, iters=3, due=())

@@ -149,14 +149,16 @@ extern "C" __global__ void count_nonfinite(const float* __restrict__ x, int n,
     if (i < n && !isfinite(x[i])) atomicAdd(count, 1.f);
 }
 
-// The 64-bit RNG offset in rng[2..3] += 1: once per phase (D-update or G-update), in-graph.
-extern "C" __global__ void advance_rng(unsigned int* __restrict__ rng) {
-    if (threadIdx.x == 0 && blockIdx.x == 0) {
-        unsigned long long off = ((unsigned long long)rng[3] << 32) | rng[2];
-        off += 1;
-        rng[2] = (unsigned int)off;
-        rng[3] = (unsigned int)(off >> 32);
-    }
+// The 64-bit RNG offset in rng[2..3] += 1 of each of `n` consecutive RNG states (1 for a
+// solo run; a sweep's members, one state each): once per phase (D-update or G-update), in-graph.
+extern "C" __global__ void advance_rng(unsigned int* __restrict__ rng, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    unsigned int* r = rng + 4 * (size_t)i;
+    unsigned long long off = ((unsigned long long)r[3] << 32) | r[2];
+    off += 1;
+    r[2] = (unsigned int)off;
+    r[3] = (unsigned int)(off >> 32);
 }
 
 extern "C" __global__ void fill(float* __restrict__ x, int n, float v) {

@@ -134,10 +134,12 @@ def k_count_nonfinite(x, n, count):
     count[0] += np.float32((~np.isfinite(x[:n])).sum())
 
 
-@FAMILY.kernel("advance_rng", footprint=lambda s: {"rng": 4})
-def k_advance_rng(rng):
-    off = (int(rng[3]) << 32 | int(rng[2])) + 1
-    rng[2], rng[3] = off & 0xFFFFFFFF, (off >> 32) & 0xFFFFFFFF
+@FAMILY.kernel("advance_rng", footprint=lambda s: {"rng": 4 * s["n"]}, rows="n")
+def k_advance_rng(rng, n):
+    for i in range(n):
+        r = rng[4 * i: 4 * i + 4]
+        off = (int(r[3]) << 32 | int(r[2])) + 1
+        r[2], r[3] = off & 0xFFFFFFFF, (off >> 32) & 0xFFFFFFFF
 
 
 @FAMILY.kernel("fill", footprint=lambda s: {"x": s["n"]}, writes={"x": None}, rows="n")

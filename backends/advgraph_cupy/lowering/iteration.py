@@ -46,7 +46,7 @@ def _update(lw: Lowering, net: str, out: list[Launch]) -> None:
 
 
 def _advance(lw: Lowering, out: list[Launch]) -> None:
-    out.append(Launch("advance_rng", (1, 1, 1), (1, 1, 1), (lw.plan.view("rng"),),
+    out.append(Launch("advance_rng", (1, 1, 1), (1, 1, 1), (lw.plan.view("rng"), i32(1)),
                       "fresh random numbers"))
 
 
