@@ -12,6 +12,8 @@ import torch
 
 from advgraph.backend_protocol import OptimConfig
 
+from .objective import Spectral, load_vectors, matrix
+
 
 def per_member(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
     """(N, 1, ..., 1) float32 of one value per member, broadcasting against `like`."""
@@ -99,7 +101,7 @@ class StackedEma:
             avg[i].copy_(torch.as_tensor(src))
 
 
-class StackedSpectral:
+class StackedSpectral(Spectral):
     """objective.Spectral over stacked members: each normalised weight's u (N, rows) and
     v (N, cols), and W / σ per member. Each member's power iteration and σ are the solo's
     matrix-vector products, one member after another: a batched product rounds otherwise (an
@@ -107,69 +109,29 @@ class StackedSpectral:
     the solo run's. They are a few small products per normalised weight."""
 
     def __init__(self, objective, tensors: dict[str, torch.Tensor], n: int):
-        self.weights = objective.spectral
-        self.iterations = objective.spectral_iterations
-        self.tensors = tensors
-        dev = next(iter(tensors.values())).device
-        self.u = {s.tensor: torch.zeros((n, s.rows), device=dev) for s in self.weights}
-        self.v = {s.tensor: torch.zeros((n, s.cols), device=dev) for s in self.weights}
+        super().__init__(objective, tensors)
+        self.u = {k: u.expand(n, -1).clone() for k, u in self.u.items()}
+        self.v = {k: v.expand(n, -1).clone() for k, v in self.v.items()}
 
     @torch.no_grad()
     def iterate(self, net: str) -> None:
-        from torch.nn import functional as F
-
-        from advgraph.objective import EPS
-
-        from .objective import matrix
-
         for s in self.weights:
-            if s.net != net:
-                continue
-            for w, u, v in zip(self.tensors[s.tensor], self.u[s.tensor], self.v[s.tensor]):
-                m = matrix(w, s.axis)
-                for _ in range(self.iterations):
-                    v.copy_(F.normalize(m.t() @ u, dim=0, eps=EPS))
-                    u.copy_(F.normalize(m @ v, dim=0, eps=EPS))
+            if s.net == net:
+                for w, u, v in zip(self.tensors[s.tensor], self.u[s.tensor], self.v[s.tensor]):
+                    self.power(matrix(w, s.axis), u, v)
 
-    def params(self, grad: str | None = None) -> dict[str, torch.Tensor]:
-        """The tensor table with each normalised weight as W / σ per member: differentiable
-        for the net `grad`, constants for the other."""
-        from .objective import matrix
+    def sigma(self, s, w: torch.Tensor) -> torch.Tensor:
+        """(N, 1, …): each member's uᵀMv, broadcasting against the stacked weight."""
+        sigma = torch.stack([u @ (matrix(wi, s.axis) @ v) for wi, u, v in
+                             zip(w, self.u[s.tensor], self.v[s.tensor])])
+        return sigma.view(-1, *([1] * (w.dim() - 1)))
 
-        if not self.weights:
-            return self.tensors
-        out = dict(self.tensors)
+    def state(self, i: int) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        return {f"spectral/{s.tensor}/{part}": getattr(self, part)[s.tensor][i]
+                for s in self.weights for part in "uv"}
+
+    def load(self, state: dict, i: int) -> None:  # type: ignore[override]
+        """Member i's u, v (started from member i's weight, loaded before, when absent)."""
         for s in self.weights:
-            w = self.tensors[s.tensor]
-            with torch.set_grad_enabled(s.net == grad and torch.is_grad_enabled()):
-                sigma = torch.stack([u @ (matrix(wi, s.axis) @ v) for wi, u, v in
-                                     zip(w, self.u[s.tensor], self.v[s.tensor])])
-                out[s.tensor] = w / sigma.view(-1, *([1] * (w.dim() - 1)))
-        return out
-
-    def state(self, i: int) -> dict[str, torch.Tensor]:
-        out = {}
-        for s in self.weights:
-            out[f"spectral/{s.tensor}/u"] = self.u[s.tensor][i]
-            out[f"spectral/{s.tensor}/v"] = self.v[s.tensor][i]
-        return out
-
-    @torch.no_grad()
-    def load(self, state: dict, i: int) -> None:
-        """Member i's u, v; without them, started as objective.spectral_vectors says from
-        member i's weight (loaded before)."""
-        import numpy as np
-
-        from advgraph.errors import BackendError
-        from advgraph.objective import spectral_vectors
-
-        for s in self.weights:
-            if s.tensor not in state:
-                state = {**state, s.tensor: self.tensors[s.tensor][i].detach().cpu().numpy()}
-            for part, src in zip("uv", spectral_vectors(state, s)):
-                key, t = f"spectral/{s.tensor}/{part}", getattr(self, part)[s.tensor]
-                src = np.asarray(src, np.float32).reshape(-1)
-                if src.shape != tuple(t.shape[1:]):
-                    raise BackendError(f"{key}: shape {src.shape} in the state, "
-                                       f"{tuple(t.shape[1:])} in the graph")
-                t[i].copy_(torch.as_tensor(src))
+            load_vectors(state, s, self.tensors[s.tensor][i], self.u[s.tensor][i],
+                         self.v[s.tensor][i])

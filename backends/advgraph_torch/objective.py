@@ -87,13 +87,15 @@ class Spectral:
     def iterate(self, net: str) -> None:
         """The power iteration that starts an update of `net` (u, v kept for the next)."""
         for s in self.weights:
-            if s.net != net:
-                continue
-            m = matrix(self.tensors[s.tensor], s.axis)
-            u, v = self.u[s.tensor], self.v[s.tensor]
-            for _ in range(self.iterations):
-                v.copy_(F.normalize(m.t() @ u, dim=0, eps=EPS))
-                u.copy_(F.normalize(m @ v, dim=0, eps=EPS))
+            if s.net == net:
+                self.power(matrix(self.tensors[s.tensor], s.axis), self.u[s.tensor],
+                           self.v[s.tensor])
+
+    def power(self, m: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> None:
+        """`iterations` steps of the power iteration on M, u and v updated in place."""
+        for _ in range(self.iterations):
+            v.copy_(F.normalize(m.t() @ u, dim=0, eps=EPS))
+            u.copy_(F.normalize(m @ v, dim=0, eps=EPS))
 
     def sigma(self, s: SpectralWeight, w: torch.Tensor) -> torch.Tensor:
         """σ = uᵀMv, u and v constants: autograd gives ∂σ/∂W = u vᵀ (reshaped as W)."""
@@ -123,15 +125,22 @@ class Spectral:
         """Stored vectors; a state without them (parameters alone) starts them as
         objective.spectral_vectors says (after the weights are loaded)."""
         for s in self.weights:
-            if s.tensor not in state:  # the trainer's own weight
-                state = {**state, s.tensor: self.tensors[s.tensor].detach().cpu().numpy()}
-            for part, src in zip("uv", spectral_vectors(state, s)):
-                key, t = f"spectral/{s.tensor}/{part}", getattr(self, part)[s.tensor]
-                src = np.asarray(src, np.float32).reshape(-1)
-                if src.shape != tuple(t.shape):
-                    raise BackendError(f"{key}: shape {src.shape} in the state, "
-                                       f"{tuple(t.shape)} in the graph")
-                t.copy_(torch.as_tensor(src))
+            load_vectors(state, s, self.tensors[s.tensor], self.u[s.tensor], self.v[s.tensor])
+
+
+@torch.no_grad()
+def load_vectors(state: dict[str, Any], s: SpectralWeight, weight: torch.Tensor,
+                 u: torch.Tensor, v: torch.Tensor) -> None:
+    """u and v of the normalised weight `s` from `state` (from `weight`, the trainer's own,
+    where the state has neither the vectors nor the weight)."""
+    if s.tensor not in state:
+        state = {**state, s.tensor: weight.detach().cpu().numpy()}
+    for part, src, t in zip("uv", spectral_vectors(state, s), (u, v)):
+        src = np.asarray(src, np.float32).reshape(-1)
+        if src.shape != tuple(t.shape):
+            raise BackendError(f"spectral/{s.tensor}/{part}: shape {src.shape} in the state, "
+                               f"{tuple(t.shape)} in the graph")
+        t.copy_(torch.as_tensor(src))
 
 
 # ---- penalties -------------------------------------------------------------------------------
