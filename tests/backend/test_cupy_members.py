@@ -14,11 +14,11 @@ import pytest
 
 from advgraph.backend_protocol import get_backend
 from advgraph.ir.objective import LOSSES
-from advgraph.params import init_params
 from advgraph.spec import load_file, load_text
 from advgraph.sweep.engine import build_members
 from tests.backend.test_torch_members import (ADAM, ADAM_LR, CONV_LAYERNORM, DECAY, LR, MLP,
                                               MOMENTUM, N, SGD, iterate, ring)
+from tests.backend.test_torch_members import setup as torch_setup
 from tests.backend.test_torch_objective import program
 from tests.conftest import ROOT
 from tests.programs import compile_loaded, write_conv_spec
@@ -31,23 +31,8 @@ pytestmark = pytest.mark.skipif(available() is not None, reason=str(available())
 
 
 def setup(prog, optim, x, y=None, m=8, n=N, seed=10, device="cpu"):
-    """(solo cupy trainers, the batched members) on the host executor (or `device`), alike:
-    same init, seeds and orders."""
-    backend = get_backend("cupy")
-    seeds = [seed + i for i in range(n)]
-    solos = [backend.build(prog, device, s, m, optim) for s in seeds]
-    members = backend.build_members([prog] * n, device, seeds, m, [optim] * n)
-    assert members is not None and members.engine == "batched"
-    members.load_data(x, y)
-    for i, solo in enumerate(solos):
-        state = init_params(prog, np.random.default_rng(100 + i), x)
-        solo.load_state_dict(state)
-        members.member(i).load_state_dict(state)
-        order = np.random.default_rng(i).permutation(len(x))
-        solo.load_data(x, y)
-        solo.set_order(order)
-        members.set_order(i, order)
-    return solos, members
+    """(solo cupy trainers, the batched members) on the host executor (or `device`)."""
+    return torch_setup(prog, optim, x, y, m, n, seed, backend="cupy", device=device)
 
 
 def assert_identical(solos, members, **tol):

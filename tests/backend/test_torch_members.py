@@ -40,12 +40,13 @@ MLP = BASE.replace(
 FLOAT_TOL = dict(rtol=1e-5, atol=1e-7)  # float32 rounding after one iteration
 
 
-def setup(prog, optim, x, y=None, m=8, n=N, seed=10):
-    """(solo trainers, the batched members), alike: same init, seeds and orders."""
-    backend = get_backend("torch")
+def setup(prog, optim, x, y=None, m=8, n=N, seed=10, backend="torch", device="cpu"):
+    """(solo trainers, the batched members) of `backend`, alike: same init, seeds and
+    orders."""
+    backend = get_backend(backend)
     seeds = [seed + i for i in range(n)]
-    solos = [backend.build(prog, "cpu", s, m, optim) for s in seeds]
-    members = backend.build_members([prog] * n, "cpu", seeds, m, [optim] * n)
+    solos = [backend.build(prog, device, s, m, optim) for s in seeds]
+    members = backend.build_members([prog] * n, device, seeds, m, [optim] * n)
     assert members is not None and members.engine == "batched"
     members.load_data(x, y)
     for i, solo in enumerate(solos):
