@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Every check that needs a GPU, as one command for a lent GPU machine (about 8 minutes on an
-# H100). Once per checkout beforehand: ../shared/tools/device-wheels.sh; then one device run
-# carrying [".whl"]:
+# H100). Once per checkout beforehand, the wheels that machine lacks (into ./.whl, 29 MB):
+#   ../shared/tools/device-wheels.sh safetensors pillow pytest iniconfig pluggy packaging \
+#     matplotlib contourpy cycler fonttools kiwisolver pyparsing python-dateutil six
+# then one device run carrying [".whl"]:
 #   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
 #     --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD:$PWD/backends && \
 #     bash bench/gpu_check.sh
@@ -12,6 +14,15 @@ OUT=${OUT:-/tmp/gpu-check}
 mkdir -p "$OUT"
 export PYTHONPATH=${PYTHONPATH:-$PWD:$PWD/backends}
 export PATH=$PATH:/usr/local/cuda/bin  # compute-sanitizer
+# The backends are found by their entry points (pyproject.toml): without installing the
+# project, a dist-info on the path declares them.
+site=${TMPDIR:-/tmp}/advgraph-entry-points
+export PYTHONPATH=$site:$PYTHONPATH
+mkdir -p "$site/advgraph_checkout-0.dist-info"
+printf 'Metadata-Version: 2.1\nName: advgraph-checkout\nVersion: 0\n' \
+    >"$site/advgraph_checkout-0.dist-info/METADATA"
+printf '[advgraph.backends]\ntorch = advgraph_torch.backend:TorchBackend\ncupy = %s\n' \
+    advgraph_cupy.backend:CupyBackend >"$site/advgraph_checkout-0.dist-info/entry_points.txt"
 step() {  # step NAME SECONDS COMMAND...: the command's output into $OUT/NAME.txt
     local name=$1 limit=$2
     shift 2
@@ -24,9 +35,11 @@ step() {  # step NAME SECONDS COMMAND...: the command's output into $OUT/NAME.tx
     python3 -c "import torch, cupy; print('torch', torch.__version__, 'cupy', cupy.__version__, \
 'CUDA runtime', cupy.cuda.runtime.runtimeGetVersion())"
 } >"$OUT/device.txt" 2>&1
+python3 -m advgraph backends >>"$OUT/device.txt" 2>&1
 cat "$OUT/device.txt"
 # the GPU tests: cuda executor vs twins, graph replay vs eager, parity, the sweep engine
-step gpu_tests 240 python3 -m pytest -q -p no:cacheprovider -m gpu tests/backend/test_cupy_gpu.py
+step gpu_tests 240 python3 -m pytest -q -p no:cacheprovider -m gpu tests/backend/test_cupy_gpu.py \
+    tests/backend/test_cupy_objective_training.py
 # compute-sanitizer: every launch of a few cupy iterations (toy1d and the conditional ring),
 # out-of-bounds accesses (memcheck) and shared-memory races (racecheck)
 train=(python3 -m advgraph train --backend cupy --device cuda --set training.stop.steps=5
