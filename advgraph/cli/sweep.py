@@ -86,8 +86,11 @@ def _print_outcome(sw, outcome, why: str | None) -> None:
     n = len(info["members"])
     diverged = [m["name"] for m in info["members"] if m["status"] == "diverged"]
     world = info.get("world_size") or 1
-    how = ("as one batched program" if why is None else f"one after another ({why})") \
-        + (f" on each of {world} processes" if world > 1 else "")
+    if world > 1:  # each process a share of the members
+        how = (f"over {world} processes, each its share as one batched program" if why is None
+               else f"over {world} processes, each its share one after another ({why})")
+    else:
+        how = "as one batched program" if why is None else f"one after another ({why})"
     if outcome.status == "interrupted":
         err.print(f"interrupted at step {outcome.step}; every member checkpointed. Continue "
                   f"with: advgraph sweep --resume {sw.name}")

@@ -146,7 +146,7 @@ def test_nproc_shards_the_members_over_processes_and_a_resume_may_change_it():
                         "--name", "two", *args, "--set", "training.stop.steps=10",
                         "--nproc", "2"], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "3 members one after another (--engine loop) on each of 2 processes" in r.stdout
+    assert "3 members over 2 processes, each its share one after another (--engine loop)" in r.stdout
     info = json.loads((runs_root() / "two" / "sweep.json").read_text())
     assert info["world_size"] == 2 and info["step"] == 10
     assert [m["status"] for m in info["members"]] == ["finished"] * 3
@@ -231,7 +231,7 @@ def test_a_cupy_sweep_shards_over_processes_as_one_process_trains_it():
                         "--name", "two", *args, "--nproc", "2"], env=env, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "4 members as one batched program on each of 2 processes" in r.stdout
+    assert "4 members over 2 processes, each its share as one batched program" in r.stdout
     for s in range(4):
         _same_training(f"two.s{s}", f"one.s{s}", 10)
 
