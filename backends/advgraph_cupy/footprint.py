@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .kernel_sources import signatures
-from .kernels import FOOTPRINTS
+from .kernels import FOOTPRINTS, MEMBERS
 from .plan import N_EXAMPLES, Buf, Launch, Plan
 
 __all__ = ["FOOTPRINTS", "check_plan"]
@@ -68,6 +68,8 @@ def check_plan(plan: Plan, sizes: dict[str, int] | None = None,
                         f"{where}: {prm.name} is {prm.ctype}, got {type(arg).__name__}"
                     scalars[prm.name] = int(arg)
             fp = FOOTPRINTS[launch.kernel](scalars)
+            copies = scalars.get("batch", 1) if launch.kernel in MEMBERS else 1
+            one = FOOTPRINTS[launch.kernel]({**scalars, "batch": 1}) if copies > 1 else fp
             spans = []
             for prm, arg, extent, written in views:
                 touched = fp[prm.name]
@@ -75,11 +77,23 @@ def check_plan(plan: Plan, sizes: dict[str, int] | None = None,
                     if not (arg.name in ("data", "order", "labels") and not sizes):
                         assert touched <= extent, \
                             f"{where}: {prm.name} touches {touched} elements of a view of {extent}"
-                spans.append((prm.name, arg.name, arg.offset, arg.offset + touched, written))
+                stride = scalars.get(f"stride_{prm.name}", 0) if copies > 1 else 0
+                spans.append((prm.name, arg.name, arg.offset, one[prm.name], stride, written))
             for a in range(len(spans)):
                 for b in range(a + 1, len(spans)):
-                    pa, ba, sa, ea, wa = spans[a]
-                    pb, bb, sb, eb, wb = spans[b]
-                    if ba == bb and (wa or wb) and sa < eb and sb < ea:
+                    pa, ba, sa, fa, ta, wa = spans[a]
+                    pb, bb, sb, fb, tb, wb = spans[b]
+                    if ba == bb and (wa or wb) and _overlap(sa, fa, ta, sb, fb, tb, copies):
                         raise AssertionError(f"{where}: __restrict__ arguments {pa} and {pb} "
                                              f"overlap in {ba}")
+
+
+def _overlap(a: int, fa: int, sa: int, b: int, fb: int, sb: int, copies: int) -> bool:
+    """Whether `copies` spans of `fa` elements from a, `sa` apart, meet those of `fb` from b,
+    `sb` apart (a sweep's members: interleaved copies of one buffer need not overlap)."""
+    if copies == 1 or sa == 0 or sb == 0 or sa != sb or fa > sa or fb > sb:
+        ea, eb = a + (copies - 1) * sa + fa, b + (copies - 1) * sb + fb  # the whole ranges
+        return fa > 0 and fb > 0 and a < eb and b < ea
+    # equal strides: copy i of one against copy i + k of the other, for every shift k
+    return fa > 0 and fb > 0 and any(b + k * sb < a + fa and a < b + k * sb + fb
+                                     for k in range(-(copies - 1), copies))

@@ -34,6 +34,7 @@ ALIGN_BYTES = 256  # every slot starts where a cudaMalloc'd buffer would
 # declared with each kernel (`writes=` of @FAMILY.kernel). Every other non-const parameter
 # counts as read and written.
 PURE_WRITES = kernels.PURE_WRITES
+MEMBERS = kernels.MEMBERS
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,12 @@ def _written(kernel: str, prm: str, s: dict[str, int], off: int, touched: int):
         return _rows(off, s["rows"], s["cols"], s["ld_dst"])
     if kernel == "gemm":
         return _rows(off, s["M"], s["N"], s["ldc"])
+    if kernel in MEMBERS and s["batch"] > 1:  # each copy's, `stride_<prm>` apart
+        stride = s[f"stride_{prm}"]
+        one = touched - (s["batch"] - 1) * stride
+        if stride == one:
+            return [(off, off + touched)]
+        return [(off + b * stride, off + b * stride + one) for b in range(s["batch"])]
     if kernel == "gemm_batched":
         one = _rows(0, s["M"], s["N"], s["ldc"])
         if s["strideC"] == s["M"] * s["N"] and len(one) == 1:

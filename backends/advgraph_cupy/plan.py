@@ -191,7 +191,13 @@ def noise_launch(z: Buf, rows: int, prior: Prior, rng: Buf, stream: np.uint32) -
     g, b = ew_grid(size, 4)
     low_or_mean, high_or_std = prior.pair
     return Launch("noise", g, b, (z, i32(size), i32(int(prior.kind == "gaussian")), f32(low_or_mean),
-                                  f32(high_or_std), rng, stream), "z ~ prior")
+                                  f32(high_or_std), rng, stream, *one_copy(2)), "z ~ prior")
+
+
+def one_copy(pointers: int) -> tuple[Any, ...]:
+    """The trailing `batch, stride_…` arguments of a `members` kernel (kernels.MEMBERS) with
+    `pointers` pointer parameters, for one copy: stacking.py sets them for a sweep's members."""
+    return (i32(1), *(np.int64(0) for _ in range(pointers)))
 
 
 def bind_scalars(launches: list[Launch], n_examples: int) -> list[Launch]:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .kernel_sources import signatures
-from .kernels import FOOTPRINTS, ROWS
+from .kernels import FOOTPRINTS, MEMBERS, ROWS
 from .plan import N_EXAMPLES, Buf, Launch, Plan, gemm
 
 SHARED = frozenset({"data", "labels", "pos"})
@@ -102,6 +102,8 @@ class Stacking:
             return None
         if launch.kernel in ROWS:
             return self._rows(launch, ROWS[launch.kernel])
+        if launch.kernel in MEMBERS:
+            return self._copies(launch, MEMBERS[launch.kernel])
         if launch.kernel != "gemm":
             return None
         A, B, C, bias, M, N, K, lda, ldb, ldc, acc, tA, tB, ep, slope = launch.args
@@ -152,4 +154,30 @@ class Stacking:
             first = self.view(a, 0)
             args.append(replace(first, extent=self.n * one[p.name]) if one[p.name] else first)
         return replace(launch, grid=(gx * self.n, 1, 1), args=tuple(args),
+                       note=launch.note + " (every member)")
+
+    def _copies(self, launch: Launch, pointers: tuple[str, ...]) -> Launch | None:
+        """A `members` kernel (kernels.MEMBERS) for every member at once: `batch` the members,
+        each pointer's `stride_<name>` its buffer's member stride, blockIdx.y the member."""
+        params = signatures()[launch.kernel]
+        args = {p.name: a for p, a in zip(params, launch.args)}
+        if int(args["batch"]) != 1 or launch.grid[1] != 1 or launch.grid[2] != 1 \
+                or self.n > 65535:
+            return None  # already batched, or more members than a grid's y
+        scalars = {p.name: int(self._arg(a, 0)) for p, a in zip(params, launch.args)
+                   if not p.is_pointer}
+        one = FOOTPRINTS[launch.kernel](scalars)  # one copy's (batch 1)
+        out = []
+        for p, a in zip(params, launch.args):
+            if p.is_pointer:
+                first, s = self.view(a, 0), self.stride(a.name)
+                out.append(replace(first, extent=(self.n - 1) * s + one[p.name]) if s
+                           and one[p.name] else first)
+            elif p.name == "batch":
+                out.append(np.int32(self.n))
+            elif p.name.startswith("stride_") and p.name[7:] in pointers:
+                out.append(np.int64(self.stride(args[p.name[7:]].name)))
+            else:
+                out.append(self._arg(a, 0))
+        return replace(launch, grid=(launch.grid[0], self.n, 1), args=tuple(out),
                        note=launch.note + " (every member)")

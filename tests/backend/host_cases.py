@@ -19,7 +19,9 @@ if str(ROOT / "backends") not in sys.path:
 from advgraph_cupy import twins  # noqa: E402
 from advgraph_cupy.codes import EPILOGUES, METRICS, SCORE_LOSSES  # noqa: E402
 
-i32, u32, f32 = np.int32, np.uint32, np.float32
+i32, u32, f32, i64 = np.int32, np.uint32, np.float32, np.int64
+ONE_COPY2 = (i32(1), i64(0), i64(0))  # a `members` kernel's batch and strides, one copy
+ONE_COPY4 = ONE_COPY2 + (i64(0), i64(0))
 BLOCK = (256, 1, 1)
 
 
@@ -119,8 +121,14 @@ def case_gemm(hk, rng, exact, small=False, shapes=None, epilogues=None):
 def case_bias_grad(hk, rng, exact, small=False):
     M, N = 37, 300
     dY = rng.standard_normal(M * N).astype(f32)
-    both(hk, "bias_grad", grid1(N), BLOCK, {"dY": dY, "db": np.zeros(N, f32)}, [i32(M), i32(N)],
-         ["dY", "db", 0, 1], False, 1e-5)
+    both(hk, "bias_grad", grid1(N), BLOCK, {"dY": dY, "db": np.zeros(N, f32)},
+         [i32(M), i32(N), *ONE_COPY2], ["dY", "db", 0, 1, 2, 3, 4], False, 1e-5)
+    # a sweep's members: 3 sums at once, each copy of dY and db a stride apart (gaps between)
+    dY3 = rng.standard_normal(3 * (M * N + 11)).astype(f32)
+    db3 = rng.standard_normal(3 * (N + 5)).astype(f32)  # the gaps must survive
+    both(hk, "bias_grad", (grid1(N)[0], 3, 1), BLOCK, {"dY": dY3, "db": db3},
+         [i32(M), i32(N), i32(3), i64(M * N + 11), i64(N + 5)], ["dY", "db", 0, 1, 2, 3, 4],
+         False, 1e-5)
 
 
 def case_layernorm(hk, rng, exact, small=False):
@@ -253,8 +261,18 @@ def case_dropout(hk, rng, exact, small=False):
     s = [i32(n), f32(0.8), f32(1.25), u32(7)]
     out = both(hk, "dropout_fwd", grid1(-(-n // 4)), BLOCK,
                {"x": x, "y": np.zeros(n, f32), "mask": np.zeros(n, np.uint8), "rng": _rng_state()},
-               s, ["x", "y", "mask", 0, 1, 2, "rng", 3], True)
+               s + list(ONE_COPY4), ["x", "y", "mask", 0, 1, 2, "rng", 3, 4, 5, 6, 7, 8], True)
     assert 0.7 < out["mask"].mean() < 0.9
+    # 3 copies at once, each its own RNG state (members' masks differ), strides with gaps
+    pad = n + 9
+    rngs = np.concatenate([_rng_state((12345 + b, 678, 3, b)) for b in range(3)])
+    many = both(hk, "dropout_fwd", (grid1(-(-n // 4))[0], 3, 1), BLOCK,
+                {"x": rng.standard_normal(3 * pad).astype(f32), "y": np.ones(3 * pad, f32),
+                 "mask": np.full(3 * pad, 7, np.uint8), "rng": rngs},
+                s + [i32(3), i64(pad), i64(pad), i64(pad), i64(4)],
+                ["x", "y", "mask", 0, 1, 2, "rng", 3, 4, 5, 6, 7, 8], True)
+    masks = many["mask"].reshape(3, pad)
+    assert (masks[:, n:] == 7).all() and not np.array_equal(masks[0, :n], masks[1, :n])
     dy = rng.standard_normal(n).astype(f32)
     both(hk, "dropout_bwd", grid1(n), BLOCK, {"dy": dy, "mask": out["mask"], "dx": np.zeros(n, f32)},
          [i32(n), f32(1.25)], ["dy", "mask", "dx", 0, 1], True)
@@ -265,8 +283,15 @@ def case_noise(hk, rng, exact, small=False):
     for gaussian, a, b in ((0, -1.0, 1.0), (1, 0.5, 2.0)):
         s = [i32(n), i32(gaussian), f32(a), f32(b), u32(3)]
         z = both(hk, "noise", grid1(-(-n // 4)), BLOCK, {"z": np.zeros(n, f32), "rng": _rng_state()},
-                 s, ["z", 0, 1, 2, 3, "rng", 4], exact and not gaussian, 2e-6)["z"]
+                 s + list(ONE_COPY2), ["z", 0, 1, 2, 3, "rng", 4, 5, 6, 7],
+                 exact and not gaussian, 2e-6)["z"]
         assert np.isfinite(z).all() and abs(z.mean() - (0.5 if gaussian else 0.0)) < 0.3
+        rngs = np.concatenate([_rng_state((12345, 678 + b, 3, 0)) for b in range(3)])
+        z3 = both(hk, "noise", (grid1(-(-n // 4))[0], 3, 1), BLOCK,
+                  {"z": np.full(3 * (n + 2), 9, f32), "rng": rngs},
+                  s + [i32(3), i64(n + 2), i64(4)], ["z", 0, 1, 2, 3, "rng", 4, 5, 6, 7],
+                  exact and not gaussian, 2e-6)["z"].reshape(3, n + 2)
+        assert (z3[:, n:] == 9).all() and not np.array_equal(z3[0, :n], z3[1, :n])
 
 
 def case_gathers(hk, rng, exact, small=False):
@@ -314,13 +339,27 @@ def case_bce(hk, rng, exact, small=False):
     lr = (rng.standard_normal(m) * 4).astype(f32)
     lf = (rng.standard_normal(m) * 4).astype(f32)
     metrics = rng.standard_normal(len(METRICS)).astype(f32)
+    d_args = ["l_real", "l_fake", "g_real", "g_fake", 0, "metrics", 1, 2, 3, 4, 5, 6]
     both(hk, "bce_d", grid1(m), BLOCK,
          {"l_real": lr, "l_fake": lf, "g_real": np.zeros(m, f32), "g_fake": np.zeros(m, f32),
-          "metrics": metrics}, [i32(m)], ["l_real", "l_fake", "g_real", "g_fake", 0, "metrics"],
-         False, 1e-5)
+          "metrics": metrics}, [i32(m), *ONE_COPY4, i64(0)], d_args, False, 1e-5)
     for ns in (0, 1):
         both(hk, "bce_g", grid1(m), BLOCK, {"l_fake": lf, "g_fake": np.zeros(m, f32), "metrics": metrics},
-             [i32(m), i32(ns)], ["l_fake", "g_fake", 0, 1, "metrics"], False, 1e-5)
+             [i32(m), i32(ns), *ONE_COPY2, i64(0)], ["l_fake", "g_fake", 0, 1, "metrics", 2, 3, 4, 5],
+             False, 1e-5)
+    # a sweep's members: 3 minibatches at once, each its own metrics, copies a stride apart
+    w, k = m + 3, len(METRICS) + 2
+    three = {"l_real": (rng.standard_normal(3 * w) * 4).astype(f32),
+             "l_fake": (rng.standard_normal(3 * w) * 4).astype(f32),
+             "g_real": np.full(3 * w, 5, f32), "g_fake": np.full(3 * w, 5, f32),
+             "metrics": rng.standard_normal(3 * k).astype(f32)}
+    out = both(hk, "bce_d", (grid1(m)[0], 3, 1), BLOCK, three,
+               [i32(m), i32(3), *(i64(w),) * 4, i64(k)], d_args, False, 1e-5)
+    assert (out["g_real"].reshape(3, w)[:, m:] == 5).all()
+    both(hk, "bce_g", (grid1(m)[0], 3, 1), BLOCK,
+         {"l_fake": three["l_fake"], "g_fake": three["g_fake"], "metrics": three["metrics"]},
+         [i32(m), i32(1), i32(3), i64(w), i64(w), i64(k)],
+         ["l_fake", "g_fake", 0, 1, "metrics", 2, 3, 4, 5], False, 1e-5)
 
 
 def case_score_losses(hk, rng, exact, small=False):
@@ -374,11 +413,25 @@ def case_optim(hk, rng, exact, small=False):
     n = 1234
     p, v, g = (rng.standard_normal(n).astype(f32) for _ in range(3))
     hp = np.array([0.1, 0.9, 1e-8], f32)
-    both(hk, "sgd_momentum", grid1(n), BLOCK, {"p": p, "v": v, "g": g, "hp": hp}, [i32(n)],
-         ["p", "v", "g", 0, "hp"], exact)
+    both(hk, "sgd_momentum", grid1(n), BLOCK, {"p": p, "v": v, "g": g, "hp": hp},
+         [i32(n), *ONE_COPY4], ["p", "v", "g", 0, "hp", 1, 2, 3, 4, 5], exact)
     m, v2 = rng.standard_normal(n).astype(f32), np.abs(rng.standard_normal(n)).astype(f32)
     both(hk, "adam", grid1(n), BLOCK, {"p": p, "m": m, "v": v2, "g": g, "hp": hp},
-         [i32(n), f32(0.5), f32(0.999)], ["p", "m", "v", "g", 0, 1, 2, "hp"], False, 1e-6)
+         [i32(n), f32(0.5), f32(0.999), *ONE_COPY4, i64(0)],
+         ["p", "m", "v", "g", 0, 1, 2, "hp", 3, 4, 5, 6, 7, 8], False, 1e-6)
+    # a sweep's members: 3 networks at once, each its own hp slot (k = 2 slots apart)
+    w = n + 7
+    p3, v3, g3, m3 = (rng.standard_normal(3 * w).astype(f32) for _ in range(4))
+    hp3 = np.array([0.1, 0.9, 1e-8, 0, 9, 9, 9, 9, 0.05, 0.5, 1e-7, 0, 9, 9, 9, 9,
+                    0.2, 0.0, 1e-6, 0, 9, 9, 9, 9], f32)
+    out = both(hk, "sgd_momentum", (grid1(n)[0], 3, 1), BLOCK,
+               {"p": p3, "v": v3, "g": g3, "hp": hp3}, [i32(n), i32(3), *(i64(w),) * 3, i64(8)],
+               ["p", "v", "g", 0, "hp", 1, 2, 3, 4, 5], exact)
+    assert np.array_equal(out["p"].reshape(3, w)[:, n:], p3.reshape(3, w)[:, n:])
+    both(hk, "adam", (grid1(n)[0], 3, 1), BLOCK,
+         {"p": p3, "m": m3, "v": np.abs(v3), "g": g3, "hp": hp3},
+         [i32(n), f32(0.5), f32(0.999), i32(3), *(i64(w),) * 4, i64(8)],
+         ["p", "m", "v", "g", 0, 1, 2, "hp", 3, 4, 5, 6, 7, 8], False, 1e-6)
     ema = rng.standard_normal(n).astype(f32)
     for decay in (0.0, 0.999):
         both(hk, "ema_update", grid1(n), BLOCK, {"ema": ema, "p": p,

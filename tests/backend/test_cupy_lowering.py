@@ -61,7 +61,9 @@ def test_signatures_are_parsed():
     assert [p.ctype for p in sig["gemm"]][:4] == ["const float*", "const float*", "float*",
                                                   "const float*"]
     assert [p.name for p in sig["gemm"]][-4:] == ["transA", "transB", "epilogue", "slope"]
-    assert sig["dropout_fwd"][-1].ctype == "unsigned int"
+    assert next(p for p in sig["dropout_fwd"] if p.name == "stream").ctype == "unsigned int"
+    assert [p.name for p in sig["dropout_fwd"]][-5:] == ["batch", "stride_x", "stride_y",
+                                                         "stride_mask", "stride_rng"]
 
 
 def test_every_kernel_has_a_twin_and_a_footprint():
@@ -222,18 +224,18 @@ def test_philox_known_answers():
 def test_noise_and_dropout_kernels_statistics():
     rng = np.array([123, 456, 7, 0], np.uint32)
     z = np.zeros(40_001, np.float32)
-    twins.KERNELS["noise"](z, 40_001, 1, 1.0, 2.0, rng, 3)
+    twins.KERNELS["noise"](z, 40_001, 1, 1.0, 2.0, rng, 3, 1, 0, 0)
     assert np.isfinite(z).all()
     assert abs(z.mean() - 1.0) < 0.03 and abs(z.std() - 2.0) < 0.03
-    twins.KERNELS["noise"](z, 40_001, 0, -3 ** 0.5, 3 ** 0.5, rng, 4)
+    twins.KERNELS["noise"](z, 40_001, 0, -3 ** 0.5, 3 ** 0.5, rng, 4, 1, 0, 0)
     assert z.min() >= -3 ** 0.5 and z.max() <= 3 ** 0.5 and abs(z.var() - 1) < 0.03
     x, y = np.ones(10_000, np.float32), np.zeros(10_000, np.float32)
     mask = np.zeros(10_000, np.uint8)
-    twins.KERNELS["dropout_fwd"](x, y, mask, 10_000, 0.8, 1.25, rng, 5)
+    twins.KERNELS["dropout_fwd"](x, y, mask, 10_000, 0.8, 1.25, rng, 5, 1, 0, 0, 0, 0)
     assert abs(mask.mean() - 0.8) < 0.015 and set(np.unique(y)) == {0.0, 1.25}
     other = mask.copy()
     # another stream: new masks
-    twins.KERNELS["dropout_fwd"](x, y, mask, 10_000, 0.8, 1.25, rng, 6)
+    twins.KERNELS["dropout_fwd"](x, y, mask, 10_000, 0.8, 1.25, rng, 6, 1, 0, 0, 0, 0)
     assert (other != mask).mean() > 0.2
 
 

@@ -71,7 +71,8 @@ def test_mlp_with_dropout_sgd_momentum_and_per_member_lr():
 def test_one_captured_phase_steps_every_member_each_gemm_one_launch():
     """Each GEMM one gemm_batched over the members; the kernels of independent rows (maxout,
     dropout's backward, the RNG offsets' advance) one launch over every member's rows; the
-    rest (RNG draws, hyperparameters, sums over rows) one launch per member."""
+    `members` kernels (noise, dropout masks, bias gradients, the loss, the optimiser step)
+    one launch with a member each along the grid's y; the rest (the gather) per member."""
     prog = compile_loaded(load_text(MLP, "x.yaml"))
     x, _ = ring()
     _, members = setup(prog, SGD, x, n=4)
@@ -81,11 +82,15 @@ def test_one_captured_phase_steps_every_member_each_gemm_one_launch():
     assert gemms >= 4
     assert sum(launch.kernel == "gemm_batched" for launch in stacked) == gemms
     assert all(launch.grid[2] == 4 for launch in stacked if launch.kernel == "gemm_batched")
-    rows = {"maxout_fwd", "maxout_bwd", "dropout_bwd", "advance_rng"}
-    merged = sum(launch.kernel in rows for launch in solo)
-    assert sum(launch.kernel in rows for launch in stacked) == merged == 4
-    assert len(stacked) == gemms + merged + 4 * (len(solo) - gemms - merged)
-    assert [l.kernel for l in stacked if l.kernel == "dropout_fwd"] == ["dropout_fwd"] * 8
+    one = {"maxout_fwd", "maxout_bwd", "dropout_bwd", "advance_rng", "noise", "dropout_fwd",
+           "bias_grad", "bce_d", "sgd_momentum"}
+    merged = sum(launch.kernel in one for launch in solo)
+    assert sum(launch.kernel in one for launch in stacked) == merged == 11
+    assert all(launch.grid[1] == 4 for launch in stacked if launch.kernel in
+               ("noise", "dropout_fwd", "bias_grad", "bce_d", "sgd_momentum"))
+    apart = [launch.kernel for launch in solo if launch.kernel not in one | {"gemm"}]
+    assert apart == ["gather_rows"]
+    assert len(stacked) == gemms + merged + 4 * len(apart)
     iterate([], members, LR + [0.1], MOMENTUM + [0.5], k=1, iters=3, due=())
     assert [k for k in members.rt._captured if k[0] == "iteration"] == [("iteration", 1)]
 
@@ -236,3 +241,17 @@ def test_a_member_is_trained_only_with_the_others():
         members.member(1).d_step(0, 0.1, 0.5)
     with pytest.raises(BackendError, match="trains with the others"):
         members.member(1).g_step(0.1, 0.5)
+
+
+def test_interleaved_member_copies_are_not_an_overlap_but_a_shared_element_is():
+    """check_plan's __restrict__ check on a `members` launch: D's logits' real and fake halves
+    of 3 members interleave in one buffer without sharing an element; a copy shifted onto the
+    next member's does share one."""
+    from advgraph_cupy.footprint import _overlap
+
+    m = 8  # real half [0, 8), fake half [8, 16) of each member's 16
+    assert not _overlap(0, m, 2 * m, m, m, 2 * m, 3)
+    assert _overlap(0, m, 2 * m, 2 * m, m, 2 * m, 3)  # member i's real half is i + 1's
+    assert _overlap(0, m + 1, 2 * m, m, m, 2 * m, 3)  # one element too many
+    assert not _overlap(0, m, 2 * m, 6 * m, m, 2 * m, 3)  # past the last copy
+    assert _overlap(0, 4, 0, 2, 4, 0, 1) and not _overlap(0, 4, 0, 4, 4, 0, 1)

@@ -99,8 +99,8 @@ def test_loss_kernels_give_loss_values_and_their_gradients(loss):
         twins.KERNELS["score_d"](lr, lf, g_real, g_fake, m, CODES[loss], metrics)
         twins.KERNELS["score_g"](lf, g_gen, m, CODES[loss], metrics)
     else:
-        twins.KERNELS["bce_d"](lr, lf, g_real, g_fake, m, metrics)
-        twins.KERNELS["bce_g"](lf, g_gen, m, int(loss == "non_saturating"), metrics)
+        twins.KERNELS["bce_d"](lr, lf, g_real, g_fake, m, metrics, 1, 0, 0, 0, 0, 0)
+        twins.KERNELS["bce_g"](lf, g_gen, m, int(loss == "non_saturating"), metrics, 1, 0, 0, 0)
     d, g = R.loss_values(loss, lr, lf)
     i = METRICS.index
     assert metrics[i("d_loss")] == pytest.approx(d, rel=1e-6)

@@ -6,8 +6,8 @@ they share are in `common`.
 
 This registry merges the families' tables: `TWINS` (twins.KERNELS), `FOOTPRINTS`
 (footprint.FOOTPRINTS), `PURE_WRITES` (the outputs each kernel writes without reading, for the
-scratch layout of memory.py), `ROWS` (the kernels whose independent rows let copies be one
-launch, for stacking.py) and `EMITTERS` (what the lowering dispatches on). A kernel or an op
+scratch layout of memory.py), `ROWS` and `MEMBERS` (the kernels that run a sweep's members'
+copies as one launch, for stacking.py) and `EMITTERS` (what the lowering dispatches on). A kernel or an op
 declared in two families raises here, at import; tests/backend/test_cupy_lowering.py checks that
 each family declares exactly the kernels of its .cu file.
 """
@@ -46,6 +46,7 @@ TWINS: dict[str, Twin] = merge(_DECLARED, "twins")
 FOOTPRINTS: dict[str, Footprint] = merge(_DECLARED, "footprints")
 PURE_WRITES: dict[str, dict[str, str | None]] = merge(_DECLARED, "writes")
 ROWS: dict[str, str] = merge(_DECLARED, "rows")
+MEMBERS: dict[str, tuple[str, ...]] = merge(_DECLARED, "members")
 EMITTERS: dict[Op, OpEmitter] = merge(_DECLARED, "emitters")
 
-__all__ = ["EMITTERS", "FAMILIES", "FOOTPRINTS", "PURE_WRITES", "ROWS", "TWINS"]
+__all__ = ["EMITTERS", "FAMILIES", "FOOTPRINTS", "MEMBERS", "PURE_WRITES", "ROWS", "TWINS"]

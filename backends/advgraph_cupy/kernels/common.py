@@ -51,11 +51,13 @@ class Family:
         self.footprints: dict[str, Footprint] = {}
         self.writes: dict[str, dict[str, str | None]] = {}
         self.rows: dict[str, str] = {}
+        self.members: dict[str, tuple[str, ...]] = {}
         self.emitters: dict[Op, OpEmitter] = {}
 
     def kernel(self, name: str, footprint: Footprint,
                writes: dict[str, str | None] | None = None,
-               rows: str | None = None) -> Callable[[Twin], Twin]:
+               rows: str | None = None,
+               members: tuple[str, ...] = ()) -> Callable[[Twin], Twin]:
         """Decorates the NumPy twin of kernel `name` and declares its footprint with it, and
         `writes`: the pointer parameters it writes in full without reading them (over their
         footprint), each with the scalar that, when non-zero, makes it read too (a GEMM's
@@ -64,14 +66,20 @@ class Family:
         `rows`: the scalar counting independent rows (each row's outputs read that row's
         inputs only), over a 1-D grid whose blockIdx.x runs linearly over them, bounds-checked:
         copies laid back to back are then one launch of it with that scalar times the copies
-        (stacking.py: a sweep's members)."""
+        (stacking.py: a sweep's members). `members`: its pointer parameters, in order, when
+        the kernel ends in `int batch` and a `long long stride_<pointer>` for each: `batch`
+        copies at once, blockIdx.y the copy (a sweep's members, anywhere in their buffers);
+        `twin` and `footprint` are then one copy's, and this wraps them over the batch."""
         def declare(twin: Twin) -> Twin:
             if name in self.twins:
                 raise ValueError(f"{self.name}.cu: kernel {name} declared twice")
-            self.twins[name], self.footprints[name] = twin, footprint
+            self.twins[name] = batch_twin(twin, members) if members else twin
+            self.footprints[name] = batch_footprint(footprint, members) if members else footprint
             self.writes[name] = dict(writes or {})
             if rows is not None:
                 self.rows[name] = rows
+            if members:
+                self.members[name] = tuple(members)
             return twin
         return declare
 
@@ -83,6 +91,32 @@ class Family:
                 raise ValueError(f"{self.name}: op {op.value} declared twice")
             self.emitters[op] = emitter
         return emitter
+
+
+def batch_footprint(one: Footprint, pointers: tuple[str, ...]) -> Footprint:
+    """A `members` kernel's footprint: each pointer's copies `stride_<pointer>` apart."""
+    def footprint(s: dict[str, int]) -> dict[str, int]:
+        return {p: batched(s["batch"], s[f"stride_{p}"], v) if p in pointers else v
+                for p, v in one(s).items()}
+    return footprint
+
+
+def batch_twin(one: Twin, pointers: tuple[str, ...]) -> Twin:
+    """A `members` kernel's twin: one copy's twin, its arguments before `batch`, called per
+    copy on each pointer's copy."""
+    import inspect
+
+    names = list(inspect.signature(one).parameters)
+    at = [names.index(p) for p in pointers]
+
+    def twin(*args):
+        head, batch, strides = list(args[:len(names)]), args[len(names)], args[len(names) + 1:]
+        for b in range(batch):
+            call = list(head)
+            for i, st in zip(at, strides):
+                call[i] = head[i][b * st:]
+            one(*call)
+    return twin
 
 
 # ---- the twins' helpers: Philox, the activations -----------------------------------------------

@@ -12,7 +12,7 @@ from advgraph.ir import Node, Op
 
 from ..emitter import BackwardPass, Entry, ForwardPass, Step
 from ..emitter import LoweringContext as Lowering  # what an emitter may ask of it
-from ..plan import Buf, Launch, ew_grid, gemm, i32
+from ..plan import Buf, Launch, ew_grid, gemm, i32, one_copy
 from .common import Family
 
 FAMILY = Family("conv")
@@ -119,7 +119,7 @@ def _weight_grad(lw: "Lowering", bp: BackwardPass, n: Node, a: Buf, bt: Buf, m: 
                        strides=(m * k, nn * k, m * nn)))
     g, b = ew_grid(m * nn)
     bp.out.append(Launch("bias_grad", g, b, (per, lw.param(f"{n.name}.weight", True), i32(rows),
-                                             i32(m * nn)), f"d {n.name}.weight"))
+                                             i32(m * nn), *one_copy(2)), f"d {n.name}.weight"))
 
 
 def _bias_grad(lw: "Lowering", bp: BackwardPass, n: Node, g: Buf, maps: int, p: int) -> None:

@@ -55,13 +55,21 @@ extern "C" __global__ void maxout_bwd(const float* __restrict__ dy, const int* _
 }
 
 // Training-mode dropout: y = x · m · scale with m ~ Bernoulli(keep), m kept for the backward.
+// `batch` copies at once (a sweep's members, each with its own RNG state): blockIdx.y is the
+// copy, its pointers `stride_<name>` elements on (batch 1, strides 0 in a solo plan).
 extern "C" __global__ void dropout_fwd(const float* __restrict__ x, float* __restrict__ y,
                                        unsigned char* __restrict__ mask, int n, float keep,
                                        float scale, const unsigned int* __restrict__ rng,
-                                       unsigned int stream) {
+                                       unsigned int stream, int batch, long long stride_x,
+                                       long long stride_y, long long stride_mask,
+                                       long long stride_rng) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     int base = i * 4;
-    if (base >= n) return;
+    if (base >= n || (int)blockIdx.y >= batch) return;
+    x += (size_t)blockIdx.y * stride_x;
+    y += (size_t)blockIdx.y * stride_y;
+    mask += (size_t)blockIdx.y * stride_mask;
+    rng += (size_t)blockIdx.y * stride_rng;
     u4 r = draw4(rng, stream, (unsigned int)i);
     unsigned int v[4] = {r.x, r.y, r.z, r.w};
     #pragma unroll

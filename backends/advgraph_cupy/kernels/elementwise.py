@@ -16,7 +16,7 @@ from advgraph.ops import OPS
 from ..codes import EPILOGUES
 from ..emitter import BackwardPass, Entry, ForwardPass, Step
 from ..emitter import LoweringContext as Lowering  # what an emitter may ask of it
-from ..plan import Buf, Launch, copy_rows, ew_grid, f32, gemm, i32
+from ..plan import Buf, Launch, copy_rows, ew_grid, f32, gemm, i32, one_copy
 from .common import Family, act, act_grad, draw4, strided, u01, width
 
 FAMILY = Family("elementwise")
@@ -59,7 +59,7 @@ def k_maxout_bwd(dy, arg, da, rows, units, pieces, inner):
 
 @FAMILY.kernel("dropout_fwd",
                footprint=lambda s: {"x": s["n"], "y": s["n"], "mask": s["n"], "rng": 4},
-               writes={"y": None, "mask": None})
+               writes={"y": None, "mask": None}, members=("x", "y", "mask", "rng"))
 def k_dropout_fwd(x, y, mask, n, keep, scale, rng, stream):
     u = u01(draw4(rng, int(stream), -(-n // 4)))[:n]
     m = (u <= keep).astype(np.uint8)
@@ -198,7 +198,7 @@ def _dropout_fwd(lw: "Lowering", fp: ForwardPass, step: "Step") -> Buf:
     g, b = ew_grid(size, 4)
     fp.out.append(Launch("dropout_fwd", g, b, (h, y, mask, i32(size), f32(n.attrs["keep"]),
                                                f32(n.attrs["scale"]), lw.plan.view("rng"),
-                                               lw.next_stream()), n.name))
+                                               lw.next_stream(), *one_copy(4)), n.name))
     fp.entries.append(DropoutEntry(step.emit, n, n.name, [h], y, mask=mask,
                                    scale=n.attrs["scale"]))
     return y

@@ -109,10 +109,15 @@ gemm_batched(const float* __restrict__ A, const float* __restrict__ B, float* __
 // db[n] = Σ_m dY[m, n]: the bias gradient (threads along n, coalesced reads). Compensated
 // (Kahan) summation: D's output bias sums the real half's negative and the fake half's positive
 // terms, whose running sum swings far from the small result; a plain float sum lost ~1e-3 of it.
+// `batch` sums at once (a sweep's members), the b-th at dY + b·stride_dY into db + b·stride_db:
+// blockIdx.y is b (batch 1, strides 0 in a solo plan).
 extern "C" __global__ void bias_grad(const float* __restrict__ dY, float* __restrict__ db,
-                                     int M, int N) {
+                                     int M, int N, int batch, long long stride_dY,
+                                     long long stride_db) {
     int n = blockIdx.x * blockDim.x + threadIdx.x;
-    if (n >= N) return;
+    if (n >= N || (int)blockIdx.y >= batch) return;
+    dY += (size_t)blockIdx.y * stride_dY;
+    db += (size_t)blockIdx.y * stride_db;
     float s = 0.f, c = 0.f;
     for (int m = 0; m < M; ++m) {
         float y = dY[(size_t)m * N + n] - c;

@@ -13,7 +13,7 @@ from advgraph.ir import Op
 from ..codes import EPILOGUES
 from ..emitter import BackwardPass, Entry, ForwardPass, Step
 from ..emitter import LoweringContext as Lowering  # what an emitter may ask of it
-from ..plan import Buf, Launch, ew_grid, f32, gemm, i32
+from ..plan import Buf, Launch, ew_grid, f32, gemm, i32, one_copy
 from .common import Family, act, batched, strided, width
 from .elementwise import ACT
 
@@ -55,7 +55,7 @@ def k_gemm(A, B, C, bias, M, N, K, lda, ldb, ldc, acc, transA, transB, ep, slope
 
 
 @FAMILY.kernel("bias_grad", footprint=lambda s: {"dY": s["M"] * s["N"], "db": s["N"]},
-    writes={"db": None})
+    writes={"db": None}, members=("dY", "db"))
 def k_bias_grad(dY, db, M, N):
     db[:N] = dY[: M * N].reshape(M, N).astype(np.float64).sum(0)
 
@@ -146,7 +146,8 @@ def _gemm_bwd(lw: "Lowering", bp: BackwardPass, e: GemmEntry, dpre: Buf, w: int)
                            0.0, f"d {n.name}.weight"))
         gg, b = ew_grid(w)
         bp.out.append(Launch("bias_grad", gg, b, (dpre, lw.param(f"{n.name}.bias", True),
-                                                  i32(rows), i32(w)), f"d {n.name}.bias"))
+                                                  i32(rows), i32(w), *one_copy(2)),
+                             f"d {n.name}.bias"))
     lw.contribute(bp, n.inputs[0], rows * k_in, n.name, lambda dx, acc: bp.out.append(
         gemm(dpre, lw.param(f"{n.name}.weight"), dx, Buf("metrics", 0, 0), rows, k_in,
              w, False, True, "none", 0.0, f"d {n.name}.input" + (" (Σ)" if acc else ""),

@@ -7,11 +7,20 @@
 // Per element in double: 2m values, so the cost is nil, and the gradients are correctly rounded.
 // That matters for D's output bias, whose gradient sums m terms near −1/(2m) and m near +1/(2m)
 // that cancel to a result ~100× smaller than any of them.
+// bce_d and bce_g take `batch` minibatches at once (a sweep's members, each its own metrics):
+// blockIdx.y is the member, each pointer `stride_<name>` elements on (batch 1 in a solo plan).
 extern "C" __global__ void bce_d(const float* __restrict__ l_real, const float* __restrict__ l_fake,
                                  float* __restrict__ g_real, float* __restrict__ g_fake, int m,
-                                 float* __restrict__ metrics) {
+                                 float* __restrict__ metrics, int batch, long long stride_l_real,
+                                 long long stride_l_fake, long long stride_g_real,
+                                 long long stride_g_fake, long long stride_metrics) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= m) return;
+    if (i >= m || (int)blockIdx.y >= batch) return;
+    l_real += (size_t)blockIdx.y * stride_l_real;
+    l_fake += (size_t)blockIdx.y * stride_l_fake;
+    g_real += (size_t)blockIdx.y * stride_g_real;
+    g_fake += (size_t)blockIdx.y * stride_g_fake;
+    metrics += (size_t)blockIdx.y * stride_metrics;
     double lr = l_real[i], lf = l_fake[i];
     double sr = sigmoid_d(lr), sf = sigmoid_d(lf);
     double inv = 1.0 / (double)m;
@@ -25,9 +34,14 @@ extern "C" __global__ void bce_d(const float* __restrict__ l_real, const float* 
 // G: non_saturating (ns = 1) descends softplus(−l) = −log D(G(z));
 //    minimax (ns = 0) descends −softplus(l) = log(1 − D(G(z))).
 extern "C" __global__ void bce_g(const float* __restrict__ l_fake, float* __restrict__ g_fake,
-                                 int m, int ns, float* __restrict__ metrics) {
+                                 int m, int ns, float* __restrict__ metrics, int batch,
+                                 long long stride_l_fake, long long stride_g_fake,
+                                 long long stride_metrics) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= m) return;
+    if (i >= m || (int)blockIdx.y >= batch) return;
+    l_fake += (size_t)blockIdx.y * stride_l_fake;
+    g_fake += (size_t)blockIdx.y * stride_g_fake;
+    metrics += (size_t)blockIdx.y * stride_metrics;
     double l = l_fake[i], s = sigmoid_d(l), inv = 1.0 / (double)m;
     g_fake[i] = (float)((ns ? (s - 1.0) : -s) * inv);
     atomicAdd(&metrics[METRIC_G_LOSS], (float)((ns ? softplus_d(-l) : -softplus_d(l)) * inv));

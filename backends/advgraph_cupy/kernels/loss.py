@@ -14,7 +14,8 @@ FAMILY = Family("loss")
 
 @FAMILY.kernel("bce_d", footprint=lambda s: {
     "l_real": s["m"], "l_fake": s["m"], "g_real": s["m"], "g_fake": s["m"],
-    "metrics": len(METRICS)}, writes={"g_real": None, "g_fake": None})
+    "metrics": len(METRICS)}, writes={"g_real": None, "g_fake": None},
+    members=("l_real", "l_fake", "g_real", "g_fake", "metrics"))
 def k_bce_d(l_real, l_fake, g_real, g_fake, m, metrics):
     lr, lf = l_real[:m], l_fake[:m]
     g_real[:m] = (sigmoid(lr) - 1) / m
@@ -25,7 +26,8 @@ def k_bce_d(l_real, l_fake, g_real, g_fake, m, metrics):
 
 
 @FAMILY.kernel("bce_g", footprint=lambda s: {
-    "l_fake": s["m"], "g_fake": s["m"], "metrics": len(METRICS)}, writes={"g_fake": None})
+    "l_fake": s["m"], "g_fake": s["m"], "metrics": len(METRICS)}, writes={"g_fake": None},
+    members=("l_fake", "g_fake", "metrics"))
 def k_bce_g(l_fake, g_fake, m, ns, metrics):
     lf = l_fake[:m]
     s = sigmoid(lf)

@@ -11,14 +11,16 @@ FAMILY = Family("optim")
 
 
 @FAMILY.kernel("sgd_momentum",
-               footprint=lambda s: {"p": s["n"], "v": s["n"], "g": s["n"], "hp": 4})
+               footprint=lambda s: {"p": s["n"], "v": s["n"], "g": s["n"], "hp": 4},
+               members=("p", "v", "g", "hp"))
 def k_sgd_momentum(p, v, g, n, hp):
     v[:n] = hp[1] * v[:n] - hp[0] * g[:n]
     p[:n] += v[:n]
 
 
 @FAMILY.kernel("adam",
-               footprint=lambda s: {"p": s["n"], "m": s["n"], "v": s["n"], "g": s["n"], "hp": 4})
+               footprint=lambda s: {"p": s["n"], "m": s["n"], "v": s["n"], "g": s["n"], "hp": 4},
+               members=("p", "m", "v", "g", "hp"))
 def k_adam(p, m, v, g, n, beta1, beta2, hp):
     m[:n] = beta1 * m[:n] + (1 - beta1) * g[:n]
     v[:n] = beta2 * v[:n] + (1 - beta2) * g[:n] * g[:n]

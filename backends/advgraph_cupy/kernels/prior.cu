@@ -2,10 +2,13 @@
 #include "common.cuh"
 
 extern "C" __global__ void noise(float* __restrict__ z, int n, int gaussian, float a, float b,
-                                 const unsigned int* __restrict__ rng, unsigned int stream) {
+                                 const unsigned int* __restrict__ rng, unsigned int stream,
+                                 int batch, long long stride_z, long long stride_rng) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     int base = i * 4;
-    if (base >= n) return;
+    if (base >= n || (int)blockIdx.y >= batch) return;
+    z += (size_t)blockIdx.y * stride_z;  // `batch` draws (a sweep's members): blockIdx.y each
+    rng += (size_t)blockIdx.y * stride_rng;
     u4 r = draw4(rng, stream, (unsigned int)i);
     float v[4];
     if (gaussian) {

@@ -10,7 +10,8 @@ from .common import Family, draw4, u01
 FAMILY = Family("prior")
 
 
-@FAMILY.kernel("noise", footprint=lambda s: {"z": s["n"], "rng": 4}, writes={"z": None})
+@FAMILY.kernel("noise", footprint=lambda s: {"z": s["n"], "rng": 4}, writes={"z": None},
+               members=("z", "rng"))
 def k_noise(z, n, gaussian, a, b, rng, stream):
     r = draw4(rng, int(stream), -(-n // 4)).reshape(-1, 4)
     if gaussian:

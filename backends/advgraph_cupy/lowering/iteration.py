@@ -18,7 +18,7 @@ from advgraph.ir import Program
 from ..codes import METRICS, SCORE_LOSSES
 from ..kernels.common import width
 from ..plan import (BLOCK, N_EXAMPLES, SLOTTED, Buf, Launch, Plan, copy_rows, ew_grid, f32, i32,
-                    noise_launch)
+                    noise_launch, one_copy)
 from .lowerer import Lowering
 from .regularizers import correct_spectral_grads, ema_phase, normalise
 
@@ -37,12 +37,12 @@ def _update(lw: Lowering, net: str, out: list[Launch]) -> None:
     v = lw.plan.view
     if cfg.kind == "sgd":
         out.append(Launch("sgd_momentum", g, b, (v(f"{net}.params"), v(f"{net}.velocity"),
-                                                 v(f"{net}.grads"), i32(n), hp),
+                                                 v(f"{net}.grads"), i32(n), hp, *one_copy(4)),
                           f"{net} SGD-momentum update"))
     else:
         out.append(Launch("adam", g, b, (v(f"{net}.params"), v(f"{net}.m"), v(f"{net}.v"),
                                          v(f"{net}.grads"), i32(n), f32(cfg.beta1), f32(cfg.beta2),
-                                         hp), f"{net} Adam update"))
+                                         hp, *one_copy(5)), f"{net} Adam update"))
 
 
 def _advance(lw: Lowering, out: list[Launch]) -> None:
@@ -143,7 +143,7 @@ def _loss_d(lw: Lowering, logits: Buf, dlogits: Buf) -> Launch:
     if loss in SCORE_LOSSES:
         return Launch("score_d", g, b, (*halves, i32(SCORE_LOSSES[loss]), metrics),
                       f"D loss ({loss})")
-    return Launch("bce_d", g, b, (*halves, metrics), f"D loss ({loss})")
+    return Launch("bce_d", g, b, (*halves, metrics, *one_copy(5)), f"D loss ({loss})")
 
 
 def _loss_g(lw: Lowering, logits: Buf, dlogits: Buf) -> Launch:
@@ -154,7 +154,7 @@ def _loss_g(lw: Lowering, logits: Buf, dlogits: Buf) -> Launch:
         return Launch("score_g", g, b, (logits.at(0, m), dlogits.at(0, m), i32(m),
                                         i32(SCORE_LOSSES[loss]), metrics), f"G loss ({loss})")
     return Launch("bce_g", g, b, (logits.at(0, m), dlogits.at(0, m), i32(m),
-                                  i32(int(loss == "non_saturating")), metrics),
+                                  i32(int(loss == "non_saturating")), metrics, *one_copy(3)),
                   f"G loss ({loss})")
 
 
