@@ -255,3 +255,21 @@ def test_interleaved_member_copies_are_not_an_overlap_but_a_shared_element_is():
     assert _overlap(0, m + 1, 2 * m, m, m, 2 * m, 3)  # one element too many
     assert not _overlap(0, m, 2 * m, 6 * m, m, 2 * m, 3)  # past the last copy
     assert _overlap(0, 4, 0, 2, 4, 0, 1) and not _overlap(0, 4, 0, 4, 4, 0, 1)
+
+
+def test_the_members_scratch_layout_is_checked(tmp_path):
+    """The stacked plan's scratch reuse (its phases, with launches for every member at once)
+    passes memory.check_reuse: no two buffers live at one launch share memory."""
+    from advgraph_cupy import memory as M
+    from advgraph_cupy.trainer import HOST_WRITTEN
+
+    path = write_conv_spec(tmp_path)
+    for prog in (compile_loaded(load_text(MLP, "x.yaml")), compile_loaded(load_file(path))):
+        data = np.load(tmp_path / "images.npz")
+        x, y = (ring()[0], None) if prog.data_shape == (2,) else (data["x"][:40], data["y"][:40])
+        _, members = setup(prog, SGD, x, y, n=3)
+        plan = members.st.plan()  # stacked after the data: the launches as they run
+        live = M.liveness(plan, HOST_WRITTEN)
+        lay = M.assign(plan, live)
+        M.check_reuse(plan, lay, live.carried, HOST_WRITTEN)
+        assert lay.bytes() < M.memory_bytes(plan, HOST_WRITTEN)["scratch"]
