@@ -186,7 +186,7 @@ class TorchTrainer:
     def d_step(self, pos: int, lr: float, momentum: float, z: np.ndarray | None = None,
                penalties: tuple[str, ...] | None = None) -> None:
         torch = self.torch
-        from .objective import d_loss, d_output
+        from .objective import d_loss, d_output, due_penalties, with_penalties
 
         start = pos + self.offset
         idx = self.order[start:start + self.m]
@@ -194,8 +194,7 @@ class TorchTrainer:
         # The fake half is conditioned on the real half's labels: y ~ p_data(y) for both.
         y = self._one_hot(self.labels.index_select(0, idx)) if self.classes is not None else None
         z = self._noise(z, self.m)
-        due = [(i, p) for i, p in enumerate(self.objective.penalties)
-               if penalties is None or p.kind in penalties]
+        due = due_penalties(self.objective, penalties)
         if any(p.kind == "r1" for _, p in due):
             # r1 differentiates the logits of the loss's own pass over the real half in x
             # (as Mescheder et al.'s code does): no second forward.
@@ -207,7 +206,7 @@ class TorchTrainer:
         l_real, l_fake = self._d_logits(x, fake, y, params)
         loss = d_loss(self.objective.loss, l_real, l_fake)
         terms = self._penalties(due, x, fake, y, l_real, params)
-        total = loss + sum(p.every * t for (_, p), t in zip(due, terms)) if terms else loss
+        total = with_penalties(loss, due, terms)
         grads = list(torch.autograd.grad(total, self._params["D"]))
         if self.dist is not None:
             self.dist.average_(grads)

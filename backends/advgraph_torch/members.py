@@ -27,7 +27,7 @@ from advgraph.ops import BATCH_COUPLED
 from .lower import Ctx, Net
 from .members_lower import MEMBER_LOWERINGS
 from .members_optim import StackedEma, StackedOptimizer, StackedSpectral
-from .objective import d_loss, d_output, g_loss
+from .objective import d_loss, d_output, due_penalties, g_loss, with_penalties
 
 
 def build_members(programs, device: torch.device, seeds, batch_size,
@@ -123,9 +123,7 @@ class BatchedMembers:
         together, so the due ones are alike (member 0's are taken)."""
         x, y = self._batch(pos)
         z = self.noise(self.gens, self.m, self._z)
-        kinds = penalties[0] if penalties else None
-        due = [(j, p) for j, p in enumerate(self.program.objective.penalties)
-               if kinds is None or p.kind in kinds]
+        due = due_penalties(self.program.objective, penalties[0] if penalties else None)
         if any(p.kind == "r1" for _, p in due):
             x.requires_grad_(True)
         self.spectral.iterate("D")
@@ -135,7 +133,7 @@ class BatchedMembers:
         l_real, l_fake = self._d_logits(x, fake, y, params)
         loss = d_loss(self.program.objective.loss, l_real, l_fake, members=True)
         terms = [self._penalty(p, x, fake, y, l_real, params) for _, p in due]
-        total = loss + sum(p.every * t for (_, p), t in zip(due, terms)) if terms else loss
+        total = with_penalties(loss, due, terms)
         grads = torch.autograd.grad(self._live_sum(total), self._params["D"])
         self.opt["D"].step(list(grads), lr, momentum)
         with torch.no_grad():

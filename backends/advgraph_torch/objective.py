@@ -157,6 +157,17 @@ def input_grad(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return g.reshape(len(g), -1)
 
 
+def due_penalties(objective: Objective, kinds) -> list[tuple[int, Penalty]]:
+    """The penalties a D-update applies, with their index: those of a kind in `kinds` (None:
+    all, e.g. every `every` steps the lazy schedule says)."""
+    return [(i, p) for i, p in enumerate(objective.penalties) if kinds is None or p.kind in kinds]
+
+
+def with_penalties(loss, due: list[tuple[int, Penalty]], terms: list) -> Any:
+    """The loss plus each due penalty's term times its lazy factor (`every`)."""
+    return loss + sum(p.every * t for (_, p), t in zip(due, terms)) if terms else loss
+
+
 def gradient_penalty(p: Penalty, D: Logits, x: torch.Tensor, fake: torch.Tensor,
                      gen: torch.Generator) -> torch.Tensor:
     """weight·mean_i (‖∇x̂ D(x̂_i)‖ − target)², x̂ = εx + (1 − ε)x_fake, ε ~ U(0, 1) per example."""
