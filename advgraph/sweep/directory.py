@@ -111,9 +111,6 @@ class SweepDir:
     def unlock(self) -> None:
         self._run.unlock()
 
-    def check_removable(self) -> None:
-        self._run.check_removable()
-
     def clean_stale_tmp(self) -> list[Path]:
         """sweep.json's temporary files left by a writer killed mid-write (hold the lock)."""
         return self._run.clean_stale_tmp()

@@ -80,9 +80,7 @@ class CupyBackend:
         from .members import CupyMembers
 
         if not programs or why_not_one_program(programs, optim) is not None:
-            return None
-        for p in programs:
-            check_supported(self, p)
+            return None  # (the sweep has checked every program against this backend)
         return CupyMembers(programs[0], _executor(device), list(seeds), batch_size, optim[0])
 
 

@@ -138,10 +138,9 @@ class TorchTrainer:
             self.labels = self._label_tensor(y)
 
     def _label_tensor(self, y) -> Any:
-        y = self.torch.as_tensor(np.asarray(y, dtype=np.int64), device=self.device)
-        if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.classes):
-            raise BackendError(f"labels must lie in 0..{self.classes - 1}")
-        return y
+        from .lower import label_tensor
+
+        return label_tensor(y, self.classes, self.device)
 
     def _one_hot(self, y) -> Any:
         """One-hot rows for label indices (a tensor), or None for an unconditional GAN."""

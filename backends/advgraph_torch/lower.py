@@ -22,6 +22,18 @@ from .maxout import maxout_gemm
 OpFn = Callable[[torch.Tensor, Node, dict[str, torch.Tensor], "Ctx"], torch.Tensor]
 
 
+def label_tensor(y, classes: int, device) -> torch.Tensor:
+    """Class labels as an int64 tensor on `device`, each checked to lie in 0..classes-1."""
+    import numpy as np
+
+    from advgraph.errors import BackendError
+
+    y = torch.as_tensor(np.asarray(y, dtype=np.int64), device=device)
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= classes):
+        raise BackendError(f"labels must lie in 0..{classes - 1}")
+    return y
+
+
 class Ctx:
     """The training flags and the generator; `linear_layout`: the weights of the GEMM ops
     (`OpDef.gemm`) are given as nn.Linear's (out, in), for modules leaving advgraph."""

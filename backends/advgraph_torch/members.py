@@ -24,7 +24,7 @@ from advgraph.errors import BackendError
 from advgraph.ir import Program
 from advgraph.ops import BATCH_COUPLED
 
-from .lower import Ctx, Net
+from .lower import Ctx, Net, label_tensor
 from .members_lower import MEMBER_LOWERINGS
 from .members_optim import StackedEma, StackedOptimizer, StackedSpectral
 from .objective import d_loss, d_output, due_penalties, g_loss, with_penalties
@@ -74,7 +74,8 @@ class BatchedMembers:
         self.active = [True] * self.n
         self.data: Any = None
         self.labels: Any = None
-        self.orders: list[Any] = [None] * self.n
+        self.orders: Any = None  # (N, examples): each member's data order, a row each
+        self._live = torch.ones(self.n, dtype=torch.bool, device=self.device)
 
     # ---- data, noise, labels ----------------------------------------------------------------
 
@@ -87,7 +88,10 @@ class BatchedMembers:
             self.labels = label_tensor(y, self.classes, self.device)
 
     def set_order(self, i: int, order: np.ndarray) -> None:
-        self.orders[i] = torch.as_tensor(order, dtype=torch.int64, device=self.device)
+        order = torch.as_tensor(order, dtype=torch.int64, device=self.device)
+        if self.orders is None or self.orders.shape[1] != len(order):
+            self.orders = torch.empty((self.n, len(order)), dtype=torch.int64, device=self.device)
+        self.orders[i] = order
 
     def noise(self, gens: Sequence[torch.Generator], n: int, out=None) -> torch.Tensor:
         """(len(gens), n, dim): row i drawn by gens[i] as TorchTrainer._noise draws."""
@@ -110,7 +114,7 @@ class BatchedMembers:
         return self._eye[self.labels[idx]]
 
     def _batch(self, pos: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        idx = torch.stack([o[pos:pos + self.m] for o in self.orders])  # (N, m)
+        idx = self.orders[:, pos:pos + self.m]  # (N, m)
         x = self.data[idx]
         y = self._eye[self.labels[idx]] if self.classes is not None else None
         return x, y
@@ -171,8 +175,7 @@ class BatchedMembers:
     def _live_sum(self, loss: torch.Tensor) -> torch.Tensor:
         """Σ of the live members' losses: a frozen member's NaN gets no gradient into anyone
         (each member's gradient is its own loss's either way: the parameters are disjoint)."""
-        live = torch.tensor(self.active, device=loss.device)
-        return torch.where(live, loss, torch.zeros_like(loss)).sum()
+        return torch.where(self._live, loss, torch.zeros_like(loss)).sum()
 
     def g_step(self, lr: Sequence[float], momentum: Sequence[float]) -> None:
         z = self.noise(self.gens, self.m, self._z)
@@ -194,6 +197,7 @@ class BatchedMembers:
 
     def freeze(self, i: int) -> None:
         self.active[i] = False
+        self._live[i] = False
 
     # ---- metrics ----------------------------------------------------------------------------
 
@@ -232,13 +236,6 @@ def _input_grad(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """(N, B, features): ∇x of each member's each example's logit, kept differentiable."""
     (g,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
     return g.flatten(2)
-
-
-def label_tensor(y, classes: int, device) -> torch.Tensor:
-    y = torch.as_tensor(np.asarray(y, dtype=np.int64), device=device)
-    if len(y) and (int(y.min()) < 0 or int(y.max()) >= classes):
-        raise BackendError(f"labels must lie in 0..{classes - 1}")
-    return y
 
 
 class Member:

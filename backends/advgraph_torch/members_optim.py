@@ -16,8 +16,13 @@ from .objective import Spectral, load_vectors, matrix
 
 
 def per_member(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
-    """(N, 1, ..., 1) float32 of one value per member, broadcasting against `like`."""
-    t = torch.tensor(list(values), dtype=torch.float32, device=like.device)
+    """(N,) float32 of one value per member on `like`'s device: one host copy an update,
+    shaped for each tensor by `against`."""
+    return torch.tensor(list(values), dtype=torch.float32, device=like.device)
+
+
+def against(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The (N,) values `t` as (N, 1, ..., 1), broadcasting against `like`."""
     return t.view(-1, *([1] * (like.dim() - 1)))
 
 
@@ -32,22 +37,27 @@ class StackedOptimizer:
     def step(self, grads: list[torch.Tensor], lr: Sequence[float],
              momentum: Sequence[float]) -> None:
         self.t += 1
+        if not self.params:
+            return
+        first = self.params[0]
         if self.cfg.kind == "sgd":
+            mom, neg_lr = per_member(momentum, first), per_member([-a for a in lr], first)
             for p, v, g in zip(self.params, self.slots["velocity"], grads):
                 # v ← μ·v − lr·g (μ = 0: v·0 + (−lr·g) = −lr·g exactly, for a finite v)
                 # addcmul rounds as optim.py's add_(alpha=−lr) (one fused rounding); g·t + v
                 # would round twice
-                v.mul_(per_member(momentum, v)).addcmul_(g, per_member([-a for a in lr], g))
+                v.mul_(against(mom, v)).addcmul_(g, against(neg_lr, g))
                 p.add_(v)
             return
         b1, b2, eps = self.cfg.beta1, self.cfg.beta2, self.cfg.eps
         corr = math.sqrt(1 - b2 ** self.t)
-        steps = [-a / (1 - b1 ** self.t) for a in lr]  # in double, as optim.py's value=
+        # in double, as optim.py's value=
+        steps = per_member([-a / (1 - b1 ** self.t) for a in lr], first)
         for p, m, v, g in zip(self.params, self.slots["m"], self.slots["v"], grads):
             m.lerp_(g, 1 - b1)
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
             denom = v.sqrt().div_(corr).add_(eps)
-            p.add_(per_member(steps, m) * m / denom)  # addcdiv's (value·m)/denom
+            p.add_(against(steps, m) * m / denom)  # addcdiv's (value·m)/denom
 
     def state(self, prefix: str, i: int) -> dict[str, torch.Tensor]:
         out = {f"{prefix}/{slot}/{n}": t[i] for slot, ts in self.slots.items()
@@ -78,10 +88,12 @@ class StackedEma:
 
     @torch.no_grad()
     def step(self, decay: Sequence[float]) -> None:
+        if not self.avg:
+            return
+        d, rest = per_member(decay, self.avg[0]), per_member([1 - d for d in decay], self.avg[0])
         for avg, theta in zip(self.avg, self.params):
             # decay 0: ema·0 + θ·1 = θ, the solo copy (for a finite ema)
-            avg.mul_(per_member(decay, avg)).addcmul_(theta, per_member([1 - d for d in decay],
-                                                                        avg))
+            avg.mul_(against(d, avg)).addcmul_(theta, against(rest, avg))
 
     def state(self, i: int) -> dict[str, torch.Tensor]:
         return {f"ema/{n}": t[i] for n, t in zip(self.names, self.avg)}
