@@ -131,8 +131,7 @@ def _log(sweep: SweepDir, runs: list[RunDir], sw: SweepSession, rate: float,
 def _diverge(sweep: SweepDir, runs: list[RunDir], sw: SweepSession, i: int,
              hooks: TrainingHooks, why: str, row: dict[str, Any] | None = None) -> None:
     s, run = sw.sessions[i], runs[i]
-    sw.engine.freeze(i)
-    sw.live[i] = False
+    sw.freeze(i)
     good = run.checkpoints()
     run.write_info(status="diverged", step=s.step, epoch=s.stream.epoch,
                    **({"last_metrics": row} if row is not None else {}))

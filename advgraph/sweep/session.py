@@ -53,6 +53,11 @@ class SweepSession:
     def live_indices(self) -> list[int]:
         return [i for i, ok in enumerate(self.live) if ok]
 
+    def freeze(self, i: int) -> None:
+        """Member i trains no more (diverged): the engine stops it, the loop skips it."""
+        self.engine.freeze(i)
+        self.live[i] = False
+
 
 def _at(dump: dict[str, Any], key: str) -> Any:
     for part in key.split("."):

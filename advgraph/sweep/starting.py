@@ -216,8 +216,7 @@ def _resume(sweep: SweepDir, info: dict[str, Any], runs: list[RunDir], mine: lis
             partial[i] = counts is not None and bool(counts.any())
     for i, s in enumerate(sw.sessions):  # a frozen member keeps the others' counters
         if not live[i]:
-            sw.engine.freeze(i)
-            sw.live[i] = False
+            sw.freeze(i)
             s.step, s.updates = step, {"D": step * s.spec.training.k, "G": step}
             s.stream.batches = s.updates["D"]
     _check_not_stopped(sweep.name, sw.sessions[0])
