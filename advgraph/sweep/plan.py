@@ -13,8 +13,8 @@ import yaml
 
 from ..errors import SpecError, UsageError
 from ..names import NAME_RE
-from ..spec import LoadedSpec, load_file
-from ..spec.load import parse_override_path
+from ..spec import LoadedSpec, load_text
+from ..spec.load import parse_override_path, read_spec_text
 
 MAX_MEMBERS = 4096  # far beyond any memory; a typo such as 0-100000 is refused before parsing
 SEED_MAX = 2**63 - 1
@@ -145,15 +145,15 @@ def members(sweep: str, seeds: list[int], vary: list[Vary]) -> list[Member]:
 
 
 def load_members(spec: Path, overrides: list[str], members_: list[Member]) -> list[LoadedSpec]:
-    """Each member's spec: the file, --set, then its values and seed; a value that fails
-    validation is located and names the member."""
+    """Each member's spec: the file (read once: every member the same text), --set, then its
+    values and seed; a value that fails validation is located and names the member."""
     if any(o.split("=", 1)[0].strip() == "training.seed" for o in overrides):
         raise UsageError("--set training.seed: each member's seed is its --seeds one (the "
                          "--set would be ignored); give the seeds with --seeds")
-    out = []
+    out, text = [], read_spec_text(spec)
     for m in members_:
         try:
-            out.append(load_file(spec, overrides + m.overrides()))
+            out.append(load_text(text, str(spec), overrides + m.overrides(), Path(spec)))
         except SpecError as e:
             if not m.raws:
                 raise
