@@ -55,7 +55,8 @@ def run_sweep(sweep: SweepDir, runs: list[RunDir], sw: SweepSession,
             checkpoint = ending or _checkpoint_due(s0, new_epoch)
             if checkpoint:
                 _checkpoint(sweep, runs, sw, hooks)
-            if _snapshot_due(s0, checkpoint, new_epoch):
+            # interrupted: checkpoints only (a sample grid per member can take minutes)
+            if not stop_now and _snapshot_due(s0, checkpoint, new_epoch):
                 for i in sw.live_indices():
                     _snapshot(runs[i], sw.sessions[i], hooks)
             if stop_now:
