@@ -18,6 +18,7 @@ from ..spec import LoadedSpec, dump_resolved, load_file
 from ..train.hooks import TrainingHooks
 from ..train.loop import Outcome
 from ..train.resuming import _check_not_stopped, _check_spec_unchanged, _resumed_spec
+from ..train.provenance import versions
 from ..train.starting import _record, _with_class_names, absolute_paths
 from .directory import SweepDir
 from .loop import run_sweep
@@ -225,7 +226,9 @@ def _resume(sweep: SweepDir, info: dict[str, Any], runs: list[RunDir], mine: lis
         if changed:
             atomic_write(runs[i].spec_path, dump_resolved(loaded.spec).encode())
         runs[i].truncate_metrics(step, partial_at_step=partial[i])
-        runs[i].write_info(status="running", step=step, resumed_from=step)
+        # the backend, device and versions that train from here on, as `train --resume` writes
+        runs[i].write_info(status="running", step=step, resumed_from=step,
+                           backend=ctx.backend, device=dev, versions=versions(ctx.backend))
     if sw.is_main:
         sweep.write_info(status="running", step=step, backend=ctx.backend, device=dev,
                          engine=sw.engine.engine, why_loop=why,

@@ -236,6 +236,29 @@ def test_a_cupy_sweep_shards_over_processes_as_one_process_trains_it():
         _same_training(f"two.s{s}", f"one.s{s}", 10)
 
 
+def test_a_sweep_resumed_on_another_backend_says_so_in_each_member():
+    """`sweep --resume --backend cupy` of a torch sweep: each member's run.json names the
+    backend that trains it from then on, as `train --resume` writes it."""
+    import sys as _sys
+
+    from tests.conftest import ROOT
+
+    _sys.path.insert(0, str(ROOT / "backends"))
+    from advgraph_cupy.host import available
+
+    if available() is not None:
+        pytest.skip(str(available()))
+    args = [*TINY, "--set", "training.stop.steps=10", "--set", "training.checkpoint={steps: 10}"]
+    assert cli("sweep", SPECS / "toy1d.yaml", "--seeds", "0-1", "--name", "sw",
+               *args).exit_code == 0
+    r = cli("sweep", "--resume", "sw", "--backend", "cupy", "--device", "cpu",
+            "--set", "training.stop.steps=20")
+    assert r.exit_code == 0, r.stderr
+    for s in (0, 1):
+        run = json.loads((runs_root() / f"sw.s{s}" / "run.json").read_text())
+        assert run["backend"] == "cupy" and run["step"] == 20 and "cupy" in run["versions"]
+
+
 @pytest.mark.slow
 def test_a_batched_member_with_dropout_follows_its_solo_run_for_200_steps():
     """The metrics trajectory over 200 steps, and every tensor at the end, within float32
