@@ -16,7 +16,8 @@ and each child's peak RSS.
 fashion uses the paper's MNIST nets (specs/fashion-mnist.yaml: maxout + dropout D, SGD with
 momentum) on Fashion-MNIST from /usr/share/datasets/fashion-mnist (`apt-get install
 dataset-fashion-mnist`); it is skipped when that directory is missing. mnist-nets trains the
-same nets on random 28×28 images (written to $TMPDIR once): their speed without the data set.
+same nets on random 28×28 images (written to a temporary directory of its own): their speed
+without the data set.
 """
 
 from __future__ import annotations
@@ -26,13 +27,16 @@ import json
 import os
 import resource
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-RANDOM = Path(os.environ.get("TMPDIR", "/tmp")) / "advgraph-bench-mnist-shape.npz"
+# the random images: written by main into a directory of its own (never a fixed path in a shared
+# /tmp, where a planted link would be written through), named to the children by this variable
+RANDOM = Path(os.environ.get("ADVGRAPH_BENCH_IMAGES", "/nonexistent/images.npz"))
 SPECS = {  # name → (spec, overrides)
     "toy1d": ("toy1d.yaml", []),
     "ring2d": ("ring2d.yaml", []),
@@ -44,12 +48,13 @@ SPECS = {  # name → (spec, overrides)
 }
 
 
-def _random_images() -> None:
-    if not RANDOM.exists():
-        import numpy as np
+def _random_images(where: Path) -> Path:
+    import numpy as np
 
-        x = np.random.default_rng(0).integers(0, 256, (12000, 28, 28)).astype(np.float32) / 255
-        np.savez(RANDOM, x=x)
+    path = where / "images.npz"
+    x = np.random.default_rng(0).integers(0, 256, (12000, 28, 28)).astype(np.float32) / 255
+    np.savez(path, x=x)
+    return path
 
 
 def _members(spec: str, overrides: list[str], n: int):
@@ -122,13 +127,14 @@ def main() -> None:
                                a.engine)))
         return
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'backends'}"}
+    scratch = tempfile.TemporaryDirectory(prefix="advgraph-bench-")  # removed at exit
+    if "mnist-nets" in a.specs.split(","):
+        env["ADVGRAPH_BENCH_IMAGES"] = str(_random_images(Path(scratch.name)))
     print(f"# {a.backend} on {a.device}, {a.steps} timed iterations, {os.cpu_count()} cores; "
           "rate = members × steps / s")
     print(f"{'spec':8} {'N':>3} {'engine':>8} {'sweep rate':>11} {'solo rate':>10} "
           f"{'ratio':>6} {'sweep MB':>9} {'solo MB':>8}")
     for name in a.specs.split(","):
-        if name == "mnist-nets":
-            _random_images()
         if name == "fashion" and not FASHION.is_dir():
             print(f"{name:8} skipped: {FASHION} missing (apt-get install dataset-fashion-mnist)")
             continue
