@@ -16,7 +16,7 @@ export PYTHONPATH=${PYTHONPATH:-$PWD:$PWD/backends}
 export PATH=$PATH:/usr/local/cuda/bin  # compute-sanitizer
 # The backends are found by their entry points (pyproject.toml): without installing the
 # project, a dist-info on the path declares them.
-site=${TMPDIR:-/tmp}/advgraph-entry-points
+site=$(mktemp -d)  # a directory of its own (not a fixed path in a shared /tmp)
 export PYTHONPATH=$site:$PYTHONPATH
 mkdir -p "$site/advgraph_checkout-0.dist-info"
 printf 'Metadata-Version: 2.1\nName: advgraph-checkout\nVersion: 0\n' \
